@@ -1,0 +1,529 @@
+"""The engines: TaskFlow's ``Engine`` API over the Rust scheduler.
+
+One engine runs one flow detail. ``compile()`` lowers the flow and compiles it in Rust,
+``prepare()`` binds atoms to storage (and, with a backend, to their saved details),
+``validate()`` checks every required argument has a source, and ``run()`` / ``run_iter()`` drive
+the poll/complete loop: ask the scheduler what is ready, run it (inline or on an executor), report
+outcomes back, persist and notify every transition the scheduler made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Generator, Iterator
+from concurrent import futures
+from typing import Any
+
+from ferroflow import _core, exceptions, states
+from ferroflow._lower import lower
+from ferroflow.engines import actions
+from ferroflow.engines.arguments import ArgSource, build_plan
+from ferroflow.engines.storage import NO_VALUE, STATE_CODES, STATE_NAMES, Storage
+from ferroflow.types.failure import Failure
+from ferroflow.types.notifier import Notifier
+
+_EXECUTE, _REVERT = 0, 1
+_RESOLVE_REVERT, _RESOLVE_RETRY, _RESOLVE_REVERT_ALL = 0, 1, 2
+_SUCCESS = STATE_CODES[states.SUCCESS]
+_FAILURE = STATE_CODES[states.FAILURE]
+_REVERTED = STATE_CODES[states.REVERTED]
+_REVERT_FAILURE = STATE_CODES[states.REVERT_FAILURE]
+_PENDING = STATE_CODES[states.PENDING]
+_NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
+_PROGRESS_EVENT = "update_progress"
+
+
+class Compilation:
+    """What ``compile()`` produced: the atoms by index and the Rust execution graph."""
+
+    def __init__(self, atoms: list[Any], compiled: Any, spec_atoms: list[tuple], deciders: list[Any]) -> None:
+        self.atoms = atoms
+        self.compiled = compiled
+        self.spec_atoms = spec_atoms
+        self.deciders = deciders
+
+    @property
+    def execution_graph_edges(self) -> list[tuple[str, str]]:
+        """Edges between atom names (joins collapsed)."""
+        names = [a.name for a in self.atoms]
+        return [(names[u], names[v]) for u, v in self.compiled.atom_edges()]
+
+
+class ActionEngine:
+    """Base engine: TaskFlow's ``compile`` / ``prepare`` / ``validate`` / ``run`` / ``run_iter``."""
+
+    #: Upper bound of atoms handed out per scheduling round.
+    _batch_size = 1 << 30
+
+    def __init__(self, flow: Any, flow_detail: Any = None, backend: Any = None, options: dict | None = None):
+        self._flow = flow
+        self._flow_detail = flow_detail
+        self._backend = backend
+        self._options: dict[str, Any] = dict(options or {})
+        flow_uuid = getattr(flow_detail, "uuid", None)
+        self._storage = Storage(getattr(flow_detail, "name", None) or flow.name, flow_uuid)
+        self.notifier = Notifier()
+        self.atom_notifier = Notifier()
+        self._compilation: Compilation | None = None
+        self._scheduler: Any = None
+        self._plans: list[tuple[ArgSource, ...] | None] = []
+        self._revert_plans: list[tuple[ArgSource, ...] | None] = []
+        self._prepared = False
+        self._validated = False
+        self._suspend_requested = False
+        self._lock = threading.RLock()
+        self._statistics: dict[str, Any] = {}
+        self._never_resolve = _truthy(self._options.get("never_resolve", False))
+        self._defer_reverts = _truthy(self._options.get("defer_reverts", False))
+        self._persist: Any = None
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self._options
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        return self._statistics
+
+    @property
+    def compilation(self) -> Compilation:
+        if self._compilation is None:
+            raise exceptions.InvalidState("Can not access compilation before the engine has been compiled")
+        return self._compilation
+
+    # -- phases ----------------------------------------------------------------------------------
+    def compile(self) -> None:
+        """Lowers the flow and compiles it in Rust (idempotent)."""
+        if self._compilation is not None:
+            return
+        lowered = lower(self._flow)
+        compiled = _core.compile(lowered.spec_atoms, lowered.root)
+        self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
+        self._storage.bind_atoms(lowered.atoms)
+        n = len(lowered.atoms)
+        self._plans = [None] * n
+        self._revert_plans = [None] * n
+        self._scheduler = _core.Scheduler(compiled)
+
+    def prepare(self) -> None:
+        """Binds atoms to storage (and saved details when a backend is attached)."""
+        if self._compilation is None:
+            raise exceptions.InvalidState("Can not prepare an engine which has not been compiled")
+        if self._prepared:
+            return
+        self._change_flow_state(states.RESUMING)
+        if self._persist is not None:
+            self._persist.prepare(self)
+        for atom in self._compilation.atoms:
+            if atom.inject:
+                self._storage.inject_atom_args(atom.name, atom.inject)
+        self._change_flow_state(states.SUSPENDED)
+        self._prepared = True
+        if self._storage.get_flow_state() == states.REVERTED:
+            self.reset()
+
+    def validate(self) -> None:
+        """Raises `MissingDependencies` when some required argument has no source."""
+        if not self._prepared:
+            raise exceptions.InvalidState("Can not validate an engine which has not been prepared")
+        available = self._storage.injected_names()
+        missing = self.compilation.compiled.unsatisfied(available)
+        if missing:
+            who = "; ".join(f"atom {name!r} of flow {self._flow.name!r} (needs {names})" for name, names in missing)
+            all_names = sorted({n for _, names in missing for n in names})
+            raise exceptions.MissingDependencies(who, all_names)
+        self._validated = True
+
+    def reset(self) -> None:
+        """Every atom back to PENDING / EXECUTE, the flow back to PENDING."""
+        if self._scheduler is None:
+            raise exceptions.InvalidState("Can not reset an engine which has not been compiled")
+        transitions = self._scheduler.reset()
+        self._apply(transitions)
+        self._storage.failures.clear()
+        self._storage.revert_failures.clear()
+        self._storage.revert_results.clear()
+        self._storage.retry_histories.clear()
+        self._change_flow_state(states.PENDING)
+
+    def suspend(self) -> None:
+        """Running atoms finish; nothing new starts; the flow ends SUSPENDED."""
+        self._suspend_requested = True
+        self._change_flow_state(states.SUSPENDING)
+
+    def run(self, timeout: float | None = None) -> None:
+        """Runs the flow to its end (SUCCESS, REVERTED, FAILURE or SUSPENDED)."""
+        with self._run_lock():
+            for _ in self._run_iter(timeout):
+                pass
+
+    def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
+        """Runs step by step, yielding engine states; ``send(True)`` asks to suspend."""
+        with self._run_lock():
+            closed = False
+            it = self._run_iter(timeout)
+            for state in it:
+                if closed:
+                    continue
+                try:
+                    try_suspend = yield state
+                except GeneratorExit:
+                    closed = True
+                    self.suspend()
+                else:
+                    if try_suspend:
+                        self.suspend()
+
+    @contextlib.contextmanager
+    def _run_lock(self) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            raise exceptions.ExecutionFailure("Engine currently locked, please try again later")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _run_iter(self, timeout: float | None) -> Iterator[str]:
+        self.compile()
+        self.prepare()
+        self.validate()
+        self._suspend_requested = False
+        started = time.monotonic()
+        self._change_flow_state(states.RUNNING)
+        yield states.RESUMING
+        sched = self._scheduler
+        for atom in sched.start():
+            self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
+        self._apply(sched.take_transitions())
+        yield from self._loop(timeout)
+        outcome = sched.outcome()
+        final = outcome if outcome is not None else states.SUSPENDED
+        self._statistics = self._gather_statistics(time.monotonic() - started)
+        yield final
+        self._change_flow_state(final)
+        if final not in _NO_RERAISE:
+            failures = list(self._storage.failures.values()) + list(self._storage.revert_failures.values())
+            Failure.reraise_if_any(failures)
+
+    def _loop(self, timeout: float | None) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _schedule(self, limit: int) -> list[tuple[int, int]]:
+        if self._suspend_requested:
+            return []
+        ready, transitions = self._scheduler.schedule(limit)
+        if transitions:
+            self._apply(transitions)
+        return ready
+
+    # -- one atom --------------------------------------------------------------------------------
+    def _is_retry(self, atom_index: int) -> bool:
+        return self.compilation.spec_atoms[atom_index][1] == 1
+
+    def _plan(self, index: int, revert: bool) -> tuple[ArgSource, ...]:
+        plans = self._revert_plans if revert else self._plans
+        plan = plans[index]
+        if plan is None:
+            atom = self.compilation.atoms[index]
+            spec = self.compilation.spec_atoms[index]
+            compiled = self.compilation.compiled
+            if revert:
+                plan = build_plan(
+                    atom.revert_rebind, atom.revert_optional, spec[6] + spec[7], compiled.revert_providers(index)
+                )
+            else:
+                plan = build_plan(atom.rebind, atom.optional, spec[4] + spec[5], compiled.providers(index))
+            plans[index] = plan
+        return plan
+
+    def _arguments(self, index: int, revert: bool = False) -> dict[str, Any]:
+        storage = self._storage
+        atom = self.compilation.atoms[index]
+        injected = storage.atom_injected(atom.name)
+        kwargs: dict[str, Any] = {}
+        for source in self._plan(index, revert):
+            name = source.name
+            if name in injected:
+                kwargs[source.arg] = injected[name]
+                continue
+            value = storage.lookup_store(name)
+            if value is not NO_VALUE:
+                kwargs[source.arg] = value
+                continue
+            if source.provider is not None:
+                try:
+                    kwargs[source.arg] = storage.value_from(source.provider, name)
+                    continue
+                except exceptions.NotFound:
+                    if not source.optional:
+                        raise
+                    continue
+            if not source.optional:
+                raise exceptions.NotFound(
+                    f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
+                    f"{source.arg!r}) but no provider, store value or injected value has it"
+                )
+        return kwargs
+
+    def _call(self, index: int, kind: int) -> tuple[bool, Any]:
+        """Runs an atom's execute or revert; any error (even fetching arguments) is a Failure."""
+        atom = self.compilation.atoms[index]
+        storage = self._storage
+        try:
+            kwargs = self._arguments(index, revert=kind == _REVERT)
+        except Exception:
+            return False, Failure()
+        if self._is_retry(index):
+            history = storage.get_retry_history(atom.name)
+            if kind == _EXECUTE:
+                return actions.execute_retry(atom, kwargs, history)
+            return actions.revert_retry(atom, kwargs, history, storage.get_execute_failures())
+        if kind == _EXECUTE:
+            return self._with_progress(atom, actions.execute_task, atom, kwargs)
+        result = storage.failures.get(index, storage.results[index])
+        return self._with_progress(atom, actions.revert_task, atom, kwargs, result, storage.get_execute_failures())
+
+    def _with_progress(self, atom: Any, fn: Any, *args: Any) -> tuple[bool, Any]:
+        notifier = getattr(atom, "notifier", None)
+        if notifier is None:
+            return fn(*args)
+        storage = self._storage
+
+        def on_progress(event_type: str, details: dict[str, Any]) -> None:
+            storage.set_task_progress(atom.name, details.get("progress", 0.0), details.get("details"))
+
+        notifier.register(_PROGRESS_EVENT, on_progress)
+        try:
+            return fn(*args)
+        finally:
+            notifier.deregister(_PROGRESS_EVENT, on_progress)
+
+    def _complete(self, index: int, kind: int, ok: bool, value: Any) -> None:
+        """Records an outcome, tells the scheduler, persists and notifies what changed."""
+        storage = self._storage
+        sched = self._scheduler
+        if kind == _EXECUTE:
+            if ok:
+                storage.results[index] = value
+                storage.failures.pop(index, None)
+                if self._is_retry(index):
+                    storage.retry_histories.setdefault(index, []).append((value, {}))
+            else:
+                storage.failures[index] = value
+            unresolved, transitions = sched.complete_execute(index, ok)
+            self._apply(transitions, {index: value})
+            if unresolved:
+                self._resolve(index, value)
+        else:
+            if ok:
+                storage.revert_results[index] = value
+            else:
+                storage.revert_failures[index] = value
+            transitions = sched.complete_revert(index, ok)
+            self._apply(transitions, {index: value})
+
+    # -- failure resolution (TaskFlow's retry chain) ---------------------------------------------
+    def _resolve(self, index: int, failure: Failure) -> None:
+        if self._never_resolve:
+            self._scheduler.halt()
+            return
+        kind, retry = self._determine(index, failure)
+        self._apply(self._scheduler.resolve(kind, retry))
+
+    def _determine(self, index: int, failure: Failure) -> tuple[int, int | None]:
+        compiled = self.compilation.compiled
+        retry = compiled.retry_of(index)
+        if retry is None:
+            return _RESOLVE_REVERT_ALL, None
+        decision = self._ask_retry(retry, index, failure)
+        if decision == "RETRY":
+            return _RESOLVE_RETRY, retry
+        if decision == "REVERT_ALL":
+            return _RESOLVE_REVERT_ALL, None
+        if decision != "REVERT":
+            atom = self.compilation.atoms[retry]
+            raise ValueError(f"Unknown atom failure resolution {decision!r} from retry {atom.name!r}")
+        parent_kind, parent_retry = self._determine(retry, failure)
+        if self._defer_reverts:
+            return parent_kind, parent_retry
+        if parent_retry is not None and parent_kind != _RESOLVE_REVERT:
+            return parent_kind, parent_retry
+        return _RESOLVE_REVERT, retry
+
+    def _ask_retry(self, retry: int, failed: int, failure: Failure) -> str:
+        storage = self._storage
+        atoms = self.compilation.atoms
+        history = storage.retry_histories.setdefault(retry, [])
+        if not history:
+            history.append((None, {}))
+        history[-1][1][atoms[failed].name] = failure
+        kwargs = self._arguments(retry)
+        kwargs[actions.HISTORY] = storage.get_retry_history(atoms[retry].name)
+        return str(atoms[retry].on_failure(**kwargs))
+
+    # -- transitions: persist, then notify -------------------------------------------------------
+    def _apply(self, transitions: list[tuple[int, int, int]], values: dict[int, Any] | None = None) -> None:
+        if not transitions:
+            return
+        storage = self._storage
+        st, it = storage.states, storage.intentions
+        notify = self.atom_notifier.has_listeners()
+        old_states = [st[a] for a, _, _ in transitions] if notify else None
+        for atom, state, intention in transitions:
+            if state == _PENDING and st[atom] != _PENDING:
+                storage.reset_results(atom)
+                if self._is_retry(atom) and st[atom] == _REVERTED:
+                    storage.retry_histories.pop(atom, None)
+            st[atom] = state
+            it[atom] = intention
+        if self._persist is not None:
+            self._persist.save(self, transitions, values)
+        if notify:
+            assert old_states is not None
+            for (atom, state, _), old in zip(transitions, old_states, strict=True):
+                if state == old:
+                    continue
+                self._notify_atom(atom, state, old, values)
+
+    def _notify_atom(self, atom: int, state: int, old: int, values: dict[int, Any] | None) -> None:
+        compiled_atom = self.compilation.atoms[atom]
+        storage = self._storage
+        is_retry = self._is_retry(atom)
+        prefix = "retry" if is_retry else "task"
+        details: dict[str, Any] = {
+            f"{prefix}_name": compiled_atom.name,
+            f"{prefix}_uuid": storage.atom_uuid(atom),
+            "old_state": STATE_NAMES[old],
+        }
+        if values is not None and atom in values and state in (_SUCCESS, _FAILURE, _REVERTED, _REVERT_FAILURE):
+            details["result"] = values[atom]
+        self.atom_notifier.notify(STATE_NAMES[state], details)
+
+    def _change_flow_state(self, state: str) -> None:
+        storage = self._storage
+        old = storage.get_flow_state()
+        if not states.check_flow_transition(old, state):
+            return
+        storage.set_flow_state(state)
+        if self._persist is not None:
+            self._persist.save_flow_state(self, state)
+        details = {"engine": self, "flow_name": storage.flow_name, "flow_uuid": storage.flow_uuid, "old_state": old}
+        self.notifier.notify(state, details)
+
+    def _gather_statistics(self, active_for: float) -> dict[str, Any]:
+        storage = self._storage
+        completed = sum(1 for s in storage.states if s in (_SUCCESS, STATE_CODES[states.IGNORE]))
+        return {
+            "active_for": active_for,
+            "completed": completed,
+            "incomplete": len(storage.states) - completed,
+            "awaiting": 0,
+            "discarded_failures": 0,
+            "seconds_per_state": {},
+        }
+
+
+class SerialActionEngine(ActionEngine):
+    """Runs atoms one after another on the caller's thread."""
+
+    def _loop(self, timeout: float | None) -> Iterator[str]:
+        call, complete = self._call, self._complete
+        while True:
+            ready = self._schedule(self._batch_size)
+            if not ready:
+                return
+            yield states.SCHEDULING
+            outcomes = [call(index, kind) for index, kind in ready]
+            yield states.WAITING
+            for (index, kind), (ok, value) in zip(ready, outcomes, strict=True):
+                complete(index, kind, ok, value)
+            yield states.ANALYZING
+
+
+class ParallelActionEngine(ActionEngine):
+    """Runs independent atoms concurrently on threads.
+
+    ``executor`` may be a `concurrent.futures.Executor` (owned by the caller: never shut down here)
+    or one of the strings ``thread``/``threads``/``threaded``; ``max_workers`` sizes the pool the
+    engine creates itself. Retries run on the engine thread, as in TaskFlow.
+    """
+
+    def _make_executor(self) -> tuple[futures.Executor, bool]:
+        executor = self._options.get("executor")
+        max_workers = self._options.get("max_workers")
+        if max_workers is not None:
+            max_workers = int(max_workers)
+        if isinstance(executor, futures.Executor):
+            return executor, False
+        if executor is None or (isinstance(executor, str) and executor.lower() in _THREAD_KINDS):
+            return futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ferroflow"), True
+        if isinstance(executor, str):
+            raise ValueError(
+                f"Unknown executor kind {executor!r}; use one of {sorted(_THREAD_KINDS)} or pass a "
+                "concurrent.futures.Executor instance"
+            )
+        raise TypeError(f"executor must be a concurrent.futures.Executor or a string, not {type(executor).__name__}")
+
+    def _loop(self, timeout: float | None) -> Iterator[str]:
+        executor, owned = self._make_executor()
+        running: dict[futures.Future, tuple[int, int]] = {}
+        order: dict[futures.Future, int] = {}
+        seq = 0
+        try:
+            while True:
+                ready = self._schedule(self._batch_size)
+                if ready:
+                    yield states.SCHEDULING
+                for index, kind in ready:
+                    if self._is_retry(index):
+                        ok, value = self._call(index, kind)
+                        self._complete(index, kind, ok, value)
+                        continue
+                    future = executor.submit(self._call, index, kind)
+                    running[future] = (index, kind)
+                    order[future] = seq
+                    seq += 1
+                if not running:
+                    if ready:
+                        continue
+                    return
+                yield states.WAITING
+                done, _ = futures.wait(running, timeout=timeout, return_when=futures.FIRST_COMPLETED)
+                # Completions that arrived together are analysed together, in submission order.
+                for future in sorted(done, key=order.__getitem__):
+                    index, kind = running.pop(future)
+                    order.pop(future)
+                    ok, value = future.result()
+                    self._complete(index, kind, ok, value)
+                yield states.ANALYZING
+        finally:
+            if owned:
+                executor.shutdown(wait=True)
+
+
+_THREAD_KINDS = frozenset({"thread", "threads", "threaded"})
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _saved_failure(engine: ActionEngine, atom: int) -> Failure:
+    name = engine.compilation.atoms[atom].name
+    try:
+        raise exceptions.ExecutionFailure(f"Atom {name!r} failed in an earlier run; its failure was not saved")
+    except exceptions.ExecutionFailure:
+        return Failure()
+
+
+__all__ = ["ActionEngine", "ParallelActionEngine", "SerialActionEngine"]

@@ -1,0 +1,70 @@
+"""``load`` / ``run``: TaskFlow's engine helpers (``taskflow.engines.helpers``)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+from urllib import parse
+
+from ferroflow import exceptions
+from ferroflow.engines.engine import ActionEngine, ParallelActionEngine, SerialActionEngine
+
+ENGINES_NAMESPACE = "ferroflow.engines"
+_BUILTIN: dict[str, type[ActionEngine]] = {
+    "default": SerialActionEngine,
+    "serial": SerialActionEngine,
+    "parallel": ParallelActionEngine,
+}
+
+
+def _engine_class(kind: str, namespace: str) -> type[ActionEngine]:
+    if kind in _BUILTIN:
+        return _BUILTIN[kind]
+    for entry in metadata.entry_points(group=namespace):
+        if entry.name == kind:
+            return entry.load()
+    raise exceptions.NotFound(
+        f"Could not find engine {kind!r} (known: {sorted(_BUILTIN)} and entry points in {namespace!r})"
+    )
+
+
+def _parse_engine(engine: str, options: dict[str, Any]) -> str:
+    """``'parallel://?max_workers=3'`` → kind ``parallel`` with options as strings (as TaskFlow)."""
+    if "://" not in engine:
+        return engine
+    parsed = parse.urlparse(engine)
+    for key, values in parse.parse_qs(parsed.query).items():
+        options.setdefault(key, values[-1])
+    return parsed.scheme
+
+
+def load(
+    flow: Any,
+    store: dict[str, Any] | None = None,
+    flow_detail: Any = None,
+    book: Any = None,
+    backend: Any = None,
+    namespace: str = ENGINES_NAMESPACE,
+    engine: str = "default",
+    **kwargs: Any,
+) -> ActionEngine:
+    """Builds an engine for ``flow`` (not yet compiled); ``store`` values are injected."""
+    options = dict(kwargs)
+    kind = _parse_engine(engine, options)
+    engine_cls = _engine_class(kind, namespace)
+    from ferroflow.engines import persist
+
+    backend_obj, flow_detail = persist.attach(flow, flow_detail, book, backend)
+    result = engine_cls(flow, flow_detail=flow_detail, backend=backend_obj, options=options)
+    if backend_obj is not None:
+        result._persist = persist.Persister(backend_obj, flow_detail)
+    if store:
+        result.storage.inject(store)
+    return result
+
+
+def run(flow: Any, store: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Loads and runs ``flow``; returns ``engine.storage.fetch_all()``."""
+    engine = load(flow, store=store, **kwargs)
+    engine.run()
+    return engine.storage.fetch_all()

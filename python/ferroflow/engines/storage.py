@@ -1,0 +1,257 @@
+"""The engine's storage: atom states, results and failures for one flow detail.
+
+Atom data lives in flat lists indexed by atom (the Rust scheduler owns the authoritative states and
+reports every change as a transition, which `apply` mirrors here). ``engine.storage`` exposes the
+TaskFlow ``Storage`` API on top of these lists; atom details for a persistence backend are built
+only when a backend is attached (see `ferroflow.engines.persist`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ferroflow import exceptions, states
+from ferroflow.engines.arguments import extract
+from ferroflow.types.failure import Failure
+
+#: Name of the pseudo atom holding flow-level ``store`` values (TaskFlow's name, kept for logbooks).
+INJECTOR_NAME = "_TaskFlow_INJECTOR"
+
+STATE_NAMES: tuple[str, ...] = (
+    states.PENDING,
+    states.RUNNING,
+    states.SUCCESS,
+    states.FAILURE,
+    states.REVERTING,
+    states.REVERTED,
+    states.REVERT_FAILURE,
+    states.IGNORE,
+    states.RETRYING,
+)
+INTENTION_NAMES: tuple[str, ...] = (states.EXECUTE, states.REVERT, states.RETRY, states.IGNORE)
+STATE_CODES = {name: code for code, name in enumerate(STATE_NAMES)}
+INTENTION_CODES = {name: code for code, name in enumerate(INTENTION_NAMES)}
+
+# Execute results are readable in these states, revert results in the second set (TaskFlow).
+_EXECUTE_READABLE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.FAILURE], STATE_CODES[states.REVERTING]})
+_REVERT_READABLE = frozenset(
+    {STATE_CODES[states.REVERTED], STATE_CODES[states.REVERT_FAILURE], STATE_CODES[states.REVERTING]}
+)
+#: Returned by `Storage.lookup_store` when the store has no such name.
+NO_VALUE = object()
+
+
+class Storage:
+    """TaskFlow-compatible storage facade over the engine's per-atom arrays."""
+
+    def __init__(self, flow_name: str, flow_uuid: str | None = None) -> None:
+        self._flow_name = flow_name
+        self._flow_uuid = flow_uuid or str(uuid.uuid4())
+        self._flow_state: str | None = None
+        self._injected: dict[str, Any] = {}
+        self._transient: dict[str, Any] = {}
+        self._atom_injected: dict[str, dict[str, Any]] = {}
+        self._atoms: list[Any] = []
+        self._index: dict[str, int] = {}
+        self.states: list[int] = []
+        self.intentions: list[int] = []
+        self.results: list[Any] = []
+        self.failures: dict[int, Failure] = {}
+        self.revert_results: dict[int, Any] = {}
+        self.revert_failures: dict[int, Failure] = {}
+        self.retry_histories: dict[int, list[tuple[Any, dict[str, Failure]]]] = {}
+        self.progress: dict[int, tuple[float, Any]] = {}
+        self._uuids: list[str | None] = []
+        self._providers_of: dict[str, list[int]] | None = None
+
+    # -- set up by the engine -------------------------------------------------------------------
+    def bind_atoms(self, atoms: list[Any]) -> None:
+        """Registers the compiled atoms (index order) with fresh PENDING / EXECUTE state."""
+        n = len(atoms)
+        self._atoms = atoms
+        self._index = {atom.name: i for i, atom in enumerate(atoms)}
+        self.states = [0] * n
+        self.intentions = [0] * n
+        self.results = [None] * n
+        self._uuids = [None] * n
+        self._providers_of = None
+
+    def index_of(self, name: str) -> int:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise exceptions.NotFound(f"Unknown atom name {name!r} in flow {self._flow_name!r}") from None
+
+    def atom_uuid(self, index: int) -> str:
+        value = self._uuids[index]
+        if value is None:
+            value = self._uuids[index] = str(uuid.uuid4())
+        return value
+
+    def set_atom_uuid(self, index: int, value: str) -> None:
+        self._uuids[index] = value
+
+    # -- flow ----------------------------------------------------------------------------------
+    @property
+    def flow_name(self) -> str:
+        return self._flow_name
+
+    @property
+    def flow_uuid(self) -> str:
+        return self._flow_uuid
+
+    def get_flow_state(self) -> str:
+        return self._flow_state or states.PENDING
+
+    def set_flow_state(self, state: str) -> None:
+        self._flow_state = state
+
+    # -- atoms ---------------------------------------------------------------------------------
+    def get_atom_uuid(self, atom_name: str) -> str:
+        return self.atom_uuid(self.index_of(atom_name))
+
+    def get_atom_state(self, atom_name: str) -> str:
+        return STATE_NAMES[self.states[self.index_of(atom_name)]]
+
+    def get_atom_intention(self, atom_name: str) -> str:
+        return INTENTION_NAMES[self.intentions[self.index_of(atom_name)]]
+
+    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {name: (self.get_atom_state(name), self.get_atom_intention(name)) for name in atom_names}
+
+    def _readable(self, index: int, readable: frozenset[int], kind: str) -> None:
+        if self.states[index] not in readable:
+            name = self._atoms[index].name
+            state = STATE_NAMES[self.states[index]]
+            raise exceptions.NotFound(
+                f"Result for atom {name!r} {kind} requested but not available: atom is in state {state}"
+            )
+
+    def get_execute_result(self, atom_name: str) -> Any:
+        index = self.index_of(atom_name)
+        self._readable(index, _EXECUTE_READABLE, "execution")
+        failure = self.failures.get(index)
+        return failure if failure is not None else self.results[index]
+
+    get = get_execute_result
+
+    def get_revert_result(self, atom_name: str) -> Any:
+        index = self.index_of(atom_name)
+        self._readable(index, _REVERT_READABLE, "reversion")
+        failure = self.revert_failures.get(index)
+        return failure if failure is not None else self.revert_results.get(index)
+
+    def get_execute_failures(self) -> dict[str, Failure]:
+        return {self._atoms[i].name: f for i, f in self.failures.items()}
+
+    get_failures = get_execute_failures
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        return {self._atoms[i].name: f for i, f in self.revert_failures.items()}
+
+    def has_failures(self) -> bool:
+        return bool(self.failures or self.revert_failures)
+
+    def get_retry_history(self, retry_name: str) -> Any:
+        from ferroflow.retry import History
+
+        index = self.index_of(retry_name)
+        contents = self.retry_histories.get(index, [])
+        failure = self.failures.get(index)
+        return History(list(contents), failure)
+
+    def get_task_progress(self, task_name: str) -> float:
+        return self.progress.get(self.index_of(task_name), (0.0, None))[0]
+
+    def get_task_progress_details(self, task_name: str) -> Any:
+        return self.progress.get(self.index_of(task_name), (0.0, None))[1]
+
+    def set_task_progress(self, task_name: str, progress: float, details: Any = None) -> None:
+        self.progress[self.index_of(task_name)] = (progress, details)
+
+    # -- injection -----------------------------------------------------------------------------
+    def inject(self, pairs: dict[str, Any], transient: bool = False) -> None:
+        """Adds flow-level values; they win over values produced by atoms (TaskFlow precedence)."""
+        target = self._transient if transient else self._injected
+        target.update(pairs)
+        self._providers_of = None
+
+    def inject_atom_args(self, atom_name: str, pairs: dict[str, Any], transient: bool = True) -> None:
+        self._atom_injected.setdefault(atom_name, {}).update(pairs)
+
+    def injected_names(self) -> set[str]:
+        return set(self._injected) | set(self._transient)
+
+    def lookup_store(self, name: str) -> Any:
+        """A flow-level value, or the module's missing marker."""
+        if name in self._transient:
+            return self._transient[name]
+        return self._injected.get(name, NO_VALUE)
+
+    @property
+    def injected(self) -> dict[str, Any]:
+        return self._injected
+
+    # -- fetching ------------------------------------------------------------------------------
+    def _providers(self) -> dict[str, list[int]]:
+        if self._providers_of is None:
+            mapping: dict[str, list[int]] = {}
+            for i, atom in enumerate(self._atoms):
+                for name in atom.save_as:
+                    mapping.setdefault(name, []).append(i)
+            self._providers_of = mapping
+        return self._providers_of
+
+    def value_from(self, provider: int, name: str) -> Any:
+        """The value ``name`` taken from atom ``provider``'s result."""
+        atom = self._atoms[provider]
+        self._readable(provider, _EXECUTE_READABLE, "execution")
+        if provider in self.failures:
+            raise exceptions.NotFound(f"Unable to find result {name!r}: atom {atom.name!r} failed")
+        return extract(self.results[provider], atom.save_as.get(name), atom.name, name)
+
+    def _all_values(self, name: str) -> list[Any]:
+        values = []
+        stored = self.lookup_store(name)
+        if stored is not NO_VALUE:
+            values.append(stored)
+        for provider in self._providers().get(name, ()):
+            if self.states[provider] in _EXECUTE_READABLE and provider not in self.failures:
+                try:
+                    values.append(self.value_from(provider, name))
+                except exceptions.NotFound:
+                    continue
+        return values
+
+    def fetch(self, name: str, many_handler: Callable[[list[Any]], Any] | None = None) -> Any:
+        """The value of ``name``: the flow-level store first, then the first atom providing it."""
+        values = self._all_values(name)
+        if not values:
+            if self.lookup_store(name) is NO_VALUE and name not in self._providers():
+                raise exceptions.NotFound(f"Name {name!r} is not mapped as a produced output by any providers")
+            raise exceptions.NotFound(f"Unable to find result {name!r}")
+        return (many_handler or (lambda vs: vs[0]))(values)
+
+    def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
+        """Every named value; a name with several providers maps to the list of their values."""
+        handler = many_handler or (lambda vs: vs if len(vs) > 1 else vs[0])
+        names = list(self._injected) + [n for n in self._transient if n not in self._injected]
+        names += [n for n in self._providers() if n not in self._injected and n not in self._transient]
+        result: dict[str, Any] = {}
+        for name in names:
+            values = self._all_values(name)
+            if values:
+                result[name] = handler(values)
+        return result
+
+    def atom_injected(self, atom_name: str) -> dict[str, Any]:
+        return self._atom_injected.get(atom_name, {})
+
+    def reset_results(self, index: int) -> None:
+        """Forgets an atom's results (it goes back to PENDING)."""
+        self.results[index] = None
+        self.failures.pop(index, None)
+        self.revert_results.pop(index, None)
+        self.revert_failures.pop(index, None)

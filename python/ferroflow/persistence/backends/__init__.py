@@ -1,0 +1,156 @@
+"""Find and create persistence backends by name or URI (``taskflow.persistence.backends``).
+
+A backend is selected by the scheme of a URI (``memory://``, ``dir:///var/lib/flows``,
+``sqlite:///flows.db``) or by ``conf['connection']``. Backends are looked up among the entry
+points of the group ``ferroflow.persistence`` (so third-party packages can add their own), and,
+for that group, in a built-in table, so that a source checkout without installed metadata works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ferroflow import exceptions as exc
+from ferroflow.persistence import base
+
+__all__ = ['BACKEND_NAMESPACE', 'backend', 'fetch', 'parse_conf']
+
+#: The entry-point group (not a module name) backends register under.
+BACKEND_NAMESPACE = 'ferroflow.persistence'
+
+# Used when no entry point of the default group has the name (e.g. running from a checkout).
+_BUILTIN: dict[str, str] = {
+    'memory': 'ferroflow.persistence.backends.impl_memory:MemoryBackend',
+    'dir': 'ferroflow.persistence.backends.impl_dir:DirBackend',
+    'file': 'ferroflow.persistence.backends.impl_dir:DirBackend',
+    'sqlite': 'ferroflow.persistence.backends.impl_sqlite:SQLiteBackend',
+    'postgresql': 'ferroflow.persistence.backends.impl_postgres:PostgresBackend',
+}
+
+
+def _looks_like_uri(value: str) -> bool:
+    scheme, sep, _ = value.partition(':')
+    return bool(sep) and scheme[:1].isalpha() and all(c.isalnum() or c in '+-.' for c in scheme)
+
+
+def _merge_uri(uri: str, conf: dict[str, Any]) -> None:
+    """Merge user, password, host, port and query parameters of ``uri`` into ``conf``.
+
+    Keys already in ``conf`` win. The path stays in ``conf['connection']`` for the backend to read
+    (see :func:`ferroflow.persistence.base.path_from_conf`).
+    """
+    parts = urlsplit(uri)
+    hostname = parts.hostname
+    if parts.port is not None and hostname:
+        hostname = f'{hostname}:{parts.port}'
+    for key, value in (
+        ('username', parts.username),
+        ('password', parts.password),
+        ('port', parts.port),
+        ('hostname', hostname),
+    ):
+        if value is not None and value != '':
+            conf.setdefault(key, value)
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in params:
+            previous = params[key]
+            params[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            params[key] = value
+    for key, value in params.items():
+        conf.setdefault(key, value)
+
+
+def parse_conf(conf: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``conf`` (a URI, a backend name or a dict with ``'connection'``) -> ``(scheme, conf dict)``.
+
+    ``'postgresql+psycopg://...'`` selects ``postgresql``. The returned dict is a copy.
+    """
+    if isinstance(conf, str):
+        conf = {'connection': conf}
+    elif not isinstance(conf, Mapping):
+        raise TypeError(f'Expected a URI string or a configuration dict, not {type(conf).__name__}')
+    conf = dict(conf)
+    try:
+        connection = conf['connection']
+    except KeyError:
+        raise ValueError("Backend configuration needs a 'connection' key (a URI or a backend name)") from None
+    if not isinstance(connection, str) or not connection:
+        raise ValueError(f"Backend 'connection' must be a non-empty string, not {connection!r}")
+    if _looks_like_uri(connection):
+        scheme = connection.split(':', 1)[0]
+        try:
+            _merge_uri(connection, conf)
+        except ValueError as e:  # e.g. a non-numeric port
+            raise ValueError(f'Invalid backend URI {connection!r}: {e}') from None
+    else:
+        scheme = connection
+    return scheme.split('+', 1)[0].lower(), conf
+
+
+def _entry_points(namespace: str) -> dict[str, metadata.EntryPoint]:
+    found: dict[str, metadata.EntryPoint] = {}
+    for entry_point in metadata.entry_points(group=namespace):
+        found.setdefault(entry_point.name, entry_point)  # first on sys.path wins
+    return found
+
+
+def _load_object(target: str) -> Any:
+    module_name, _, attribute = target.partition(':')
+    obj: Any = importlib.import_module(module_name)
+    for name in filter(None, attribute.split('.')):
+        obj = getattr(obj, name)
+    return obj
+
+
+def _find_backend_class(scheme: str, namespace: str) -> Any:
+    entry_points = _entry_points(namespace)
+    builtin = _BUILTIN if namespace == BACKEND_NAMESPACE else {}
+    if scheme in entry_points:
+        target, load = entry_points[scheme].value, entry_points[scheme].load
+    elif scheme in builtin:
+        target, load = builtin[scheme], lambda: _load_object(builtin[scheme])
+    else:
+        known = sorted(set(entry_points) | set(builtin))
+        raise exc.NotFound(
+            f"Could not find backend '{scheme}' in '{namespace}'; known backends: {', '.join(known) or 'none'}"
+        )
+    try:
+        return load()
+    except (ImportError, AttributeError) as e:
+        raise exc.NotFound(f"Could not load backend '{scheme}' ({target}): {e}") from e
+
+
+def fetch(
+    conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any
+) -> base.Backend:
+    """Create the backend ``conf`` names (a URI, or a dict with ``'connection'`` plus options).
+
+    The URI's user, password, host, port and query parameters are merged into the configuration
+    (explicit keys win); ``kwargs`` are passed to the backend's constructor. Raises
+    :class:`~ferroflow.exceptions.NotFound` for an unknown scheme.
+
+    >>> fetch('memory://')                                          # doctest: +SKIP
+    >>> fetch('dir:///var/lib/flows')                               # doctest: +SKIP
+    >>> fetch({'connection': 'dir', 'path': '/var/lib/flows'})      # doctest: +SKIP
+    """
+    scheme, conf_dict = parse_conf(conf)
+    backend_class = _find_backend_class(scheme, namespace)
+    return backend_class(conf_dict, **kwargs)
+
+
+@contextlib.contextmanager
+def backend(
+    conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any
+) -> Iterator[base.Backend]:
+    """Fetch a backend, :meth:`~base.Connection.upgrade` its storage, yield it, then close it."""
+    with contextlib.closing(fetch(conf, namespace=namespace, **kwargs)) as be:
+        with contextlib.closing(be.get_connection()) as conn:
+            conn.upgrade()
+        yield be

@@ -1,0 +1,1 @@
+"""Helper types shared by the public API (failures, notifiers, ordered sets)."""

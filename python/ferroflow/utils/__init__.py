@@ -1,0 +1,1 @@
+"""Helpers shared by ferroflow's modules (TaskFlow's ``taskflow.utils``)."""

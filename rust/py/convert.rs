@@ -1,0 +1,72 @@
+//! Python's lowered flow (plain tuples, see `ferroflow/_lower.py`) → `spec` structs.
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
+
+type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+fn atom_spec(tuple: AtomTuple) -> PyResult<AtomSpec> {
+    let (name, kind, version, priority, requires, optional, revert_requires, revert_optional, provides) = tuple;
+    let kind = match kind {
+        0 => AtomKind::Task,
+        1 => AtomKind::Retry,
+        other => return Err(PyValueError::new_err(format!("atom '{name}': unknown atom kind code {other}"))),
+    };
+    Ok(AtomSpec { name, kind, version, priority, requires, optional, revert_requires, revert_optional, provides })
+}
+
+fn pattern(code: u8) -> PyResult<Pattern> {
+    match code {
+        0 => Ok(Pattern::Linear),
+        1 => Ok(Pattern::Unordered),
+        2 => Ok(Pattern::Graph),
+        other => Err(PyValueError::new_err(format!("unknown flow pattern code {other}"))),
+    }
+}
+
+fn depth(code: u8) -> PyResult<DeciderDepth> {
+    match code {
+        0 => Ok(DeciderDepth::Atom),
+        1 => Ok(DeciderDepth::Neighbors),
+        2 => Ok(DeciderDepth::Flow),
+        3 => Ok(DeciderDepth::All),
+        other => Err(PyValueError::new_err(format!("unknown decider depth code {other}"))),
+    }
+}
+
+type LinkTuple = (usize, usize, bool, Option<u32>, u8);
+
+fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
+    let tuple = obj.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("flow node must be a tuple"))?;
+    let tag: String = tuple.get_item(0)?.extract()?;
+    match tag.as_str() {
+        "atom" => Ok(Node::Atom(tuple.get_item(1)?.extract()?)),
+        "flow" => {
+            let children_obj = tuple.get_item(4)?;
+            let mut children = Vec::new();
+            for child in children_obj.try_iter()? {
+                children.push(node(&child?)?);
+            }
+            let links: Vec<LinkTuple> = tuple.get_item(5)?.extract()?;
+            let links = links
+                .into_iter()
+                .map(|(from, to, manual, decider, d)| Ok(LinkSpec { from, to, manual, decider, depth: depth(d)? }))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(Node::Flow(FlowNode {
+                name: tuple.get_item(1)?.extract()?,
+                pattern: pattern(tuple.get_item(2)?.extract()?)?,
+                retry: tuple.get_item(3)?.extract()?,
+                children,
+                links,
+            }))
+        }
+        other => Err(PyValueError::new_err(format!("unknown flow node tag {other:?}"))),
+    }
+}
+
+pub fn flow_spec(atoms: Vec<AtomTuple>, root: &Bound<'_, PyAny>) -> PyResult<FlowSpec> {
+    let atoms = atoms.into_iter().map(atom_spec).collect::<PyResult<Vec<_>>>()?;
+    Ok(FlowSpec { atoms, root: node(root)? })
+}

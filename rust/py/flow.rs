@@ -1,0 +1,121 @@
+//! `compile()` and the frozen `CompiledFlow` handle.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::convert;
+use super::errors::PyCoreError;
+use crate::graph::{self, NONE};
+use crate::names;
+
+type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+/// A compiled flow: the execution graph and argument providers, by atom index.
+#[pyclass(frozen, module = "ferroflow._core")]
+pub struct CompiledFlow {
+    pub inner: Arc<graph::CompiledFlow>,
+}
+
+fn optional_index(v: u32) -> Option<u32> {
+    (v != NONE).then_some(v)
+}
+
+#[pymethods]
+impl CompiledFlow {
+    #[getter]
+    fn atom_count(&self) -> usize {
+        self.inner.atoms.len()
+    }
+
+    #[getter]
+    fn node_count(&self) -> usize {
+        self.inner.node_count
+    }
+
+    /// Atom indices in topological order.
+    #[getter]
+    fn topo(&self) -> Vec<u32> {
+        self.inner.topo.clone()
+    }
+
+    /// Atom names by index.
+    fn names(&self) -> Vec<String> {
+        self.inner.atoms.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Provider atom of each name of `requires ++ optional` (None: no atom provides it).
+    fn providers(&self, atom: usize) -> Vec<Option<u32>> {
+        self.inner.providers.get(atom).map(|p| p.iter().copied().map(optional_index).collect()).unwrap_or_default()
+    }
+
+    /// Provider atom of each name of `revert_requires ++ revert_optional`.
+    fn revert_providers(&self, atom: usize) -> Vec<Option<u32>> {
+        self.inner
+            .revert_providers
+            .get(atom)
+            .map(|p| p.iter().copied().map(optional_index).collect())
+            .unwrap_or_default()
+    }
+
+    /// Providers of every atom at once (the engine builds its argument plans from these).
+    fn all_providers(&self) -> (Vec<Vec<Option<u32>>>, Vec<Vec<Option<u32>>>) {
+        let map = |rows: &Vec<Vec<u32>>| -> Vec<Vec<Option<u32>>> {
+            rows.iter().map(|p| p.iter().copied().map(optional_index).collect()).collect()
+        };
+        (map(&self.inner.providers), map(&self.inner.revert_providers))
+    }
+
+    /// The nearest retry controlling `atom`.
+    fn retry_of(&self, atom: usize) -> Option<u32> {
+        self.inner.retry_of.get(atom).copied().and_then(optional_index)
+    }
+
+    /// Atoms controlled by the retry `atom` (empty for tasks).
+    fn retry_scope(&self, atom: usize) -> Vec<u32> {
+        self.inner.retry_scope.get(atom).cloned().unwrap_or_default()
+    }
+
+    /// Edges between atoms of the execution graph, joins collapsed: `(from, to)` atom indices.
+    fn atom_edges(&self) -> Vec<(u32, u32)> {
+        let g = &*self.inner;
+        let atoms = g.atoms.len() as u32;
+        let mut edges = Vec::new();
+        for from in 0..atoms {
+            let mut stack: Vec<u32> = g.succs.neighbours(from).to_vec();
+            let mut seen = HashSet::new();
+            while let Some(node) = stack.pop() {
+                if node < atoms {
+                    edges.push((from, node));
+                } else if seen.insert(node) {
+                    stack.extend_from_slice(g.succs.neighbours(node));
+                }
+            }
+        }
+        edges
+    }
+
+    /// Per atom, required names (execute and revert) that no atom provides and `available`
+    /// (store / injected names) does not hold: `[(atom name, [names])]`.
+    fn unsatisfied(&self, available: HashSet<String>) -> Vec<(String, Vec<String>)> {
+        let available: HashSet<&str> = available.iter().map(String::as_str).collect();
+        names::unsatisfied(&self.inner, &available)
+    }
+
+    /// Deciders on links: `(decider id, history atoms, target atoms, depth code)`.
+    fn deciders(&self) -> Vec<(u32, Vec<u32>, Vec<u32>, u8)> {
+        self.inner
+            .deciders
+            .iter()
+            .map(|d| (d.decider, d.history_atoms.clone(), d.targets.clone(), d.depth as u8))
+            .collect()
+    }
+}
+
+/// Compiles a lowered flow (`ferroflow._lower.lower`) into the execution graph.
+#[pyfunction]
+pub fn compile(py: Python<'_>, atoms: Vec<AtomTuple>, root: &Bound<'_, PyAny>) -> PyResult<CompiledFlow> {
+    let spec = convert::flow_spec(atoms, root)?;
+    let compiled = py.detach(|| graph::compile(&spec)).map_err(PyCoreError::from)?;
+    Ok(CompiledFlow { inner: Arc::new(compiled) })
+}

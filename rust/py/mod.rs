@@ -1,0 +1,19 @@
+//! `ferroflow._core`: the thin PyO3 layer over the pure core. Python lowers flows to tuples
+//! (`ferroflow._lower`), this module turns them into `spec` structs, compiles them, and exposes the
+//! scheduler with its poll/complete protocol. No user code is ever called from here.
+mod convert;
+mod errors;
+mod flow;
+mod scheduler;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<flow::CompiledFlow>()?;
+    m.add_class::<scheduler::Scheduler>()?;
+    m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The plain-data form of a flow, produced once by Python (`Flow._lower()`) and compiled by `graph`.
+//!
+//! Nothing here refers to Python: atoms are identified by their index in `FlowSpec::atoms`, which is
+//! also their index everywhere else in the core (compiled graph, scheduler arrays, store rows).
+
+/// What an atom is; retries control the atoms of the flow they are attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AtomKind {
+    Task,
+    Retry,
+}
+
+/// One atom, with its argument names already mapped to *storage* names (rebind applied, injected
+/// arguments removed), exactly as TaskFlow's `Atom.requires` / `optional` / `provides` expose them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtomSpec {
+    pub name: String,
+    pub kind: AtomKind,
+    pub version: String,
+    /// Higher runs first among atoms ready at the same time.
+    pub priority: i32,
+    /// Storage names `execute` needs.
+    pub requires: Vec<String>,
+    /// Storage names `execute` takes when they can be found (arguments with defaults).
+    pub optional: Vec<String>,
+    /// Storage names `revert` needs / takes when available.
+    pub revert_requires: Vec<String>,
+    pub revert_optional: Vec<String>,
+    /// Storage names the result is saved under.
+    pub provides: Vec<String>,
+}
+
+impl AtomSpec {
+    /// A task with the given requirements and provides; the rest defaulted (handy in tests).
+    pub fn task(name: &str, requires: &[&str], provides: &[&str]) -> Self {
+        AtomSpec {
+            name: name.to_owned(),
+            kind: AtomKind::Task,
+            version: "1.0".to_owned(),
+            priority: 0,
+            requires: requires.iter().map(|s| (*s).to_owned()).collect(),
+            optional: Vec::new(),
+            revert_requires: Vec::new(),
+            revert_optional: Vec::new(),
+            provides: provides.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// How the children of a flow are ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// Each child runs after the previous one.
+    Linear,
+    /// No order between children; siblings cannot see each other's results.
+    Unordered,
+    /// Order given by `links` (inferred from requires/provides at `add()` time, or manual).
+    Graph,
+}
+
+/// How far a decider that says "no" propagates (TaskFlow's `deciders.Depth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeciderDepth {
+    Atom = 0,
+    Neighbors = 1,
+    Flow = 2,
+    All = 3,
+}
+
+/// An edge between two children of a graph flow (indices into `FlowNode::children`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    pub from: usize,
+    pub to: usize,
+    /// Added by `link()` rather than inferred.
+    pub manual: bool,
+    /// Opaque id of a Python decider callable (the engine keeps the callables); `None` = no decider.
+    pub decider: Option<u32>,
+    pub depth: DeciderDepth,
+}
+
+/// A flow in the pattern tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowNode {
+    pub name: String,
+    pub pattern: Pattern,
+    /// Index of the retry atom controlling this flow's atoms, if any.
+    pub retry: Option<usize>,
+    pub children: Vec<Node>,
+    pub links: Vec<LinkSpec>,
+}
+
+/// A node of the pattern tree: an atom (by index) or a nested flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Atom(usize),
+    Flow(FlowNode),
+}
+
+/// A whole flow: every atom once, and the pattern tree that refers to them by index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowSpec {
+    pub atoms: Vec<AtomSpec>,
+    pub root: Node,
+}

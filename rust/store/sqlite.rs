@@ -1,0 +1,716 @@
+//! [`Store`]: one rusqlite connection to a ferroflow store file.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
+//! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
+
+use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
+use super::{AtomDetailRow, Batch, FlowDetailRow, FlowStateChange, LogBookRow, Nullable, Transition};
+use crate::error::{CoreError, CoreResult};
+
+/// How long a writer waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Room for every statement below, so none is ever evicted and re-parsed.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// What a committed transaction survives; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL + `synchronous=NORMAL`: survives the process being killed at any instant.
+    #[default]
+    Process,
+    /// WAL + `synchronous=FULL`: also survives power loss and OS crashes (one fsync per commit).
+    Fsync,
+}
+
+impl Durability {
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Process => "NORMAL",
+            Durability::Fsync => "FULL",
+        }
+    }
+}
+
+/// The current owner of a flow detail and when its lease ends (unix seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: f64,
+}
+
+/// A connection to one store file (or to a private in-memory database).
+///
+/// A `Store` is `Send` but not `Sync`: share it between threads behind a mutex, or open one per
+/// thread (handles on one file see each other's commits).
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    /// The path, for error messages.
+    label: String,
+}
+
+/// An error inside a store operation, before it is given the operation's context.
+enum Fail {
+    Sql(rusqlite::Error),
+    Core(CoreError),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Fail::Sql(e)
+    }
+}
+
+impl From<CoreError> for Fail {
+    fn from(e: CoreError) -> Self {
+        Fail::Core(e)
+    }
+}
+
+type Inner<T> = Result<T, Fail>;
+
+/// An open `BEGIN IMMEDIATE` transaction, rolled back on drop unless committed. Unlike
+/// `rusqlite::Transaction` it reuses prepared `BEGIN`/`COMMIT` statements, which matters when every
+/// atom transition is its own transaction.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    committed: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx { conn, committed: false })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // SQLite may already have rolled back by itself (I/O error, full disk); then there is nothing to do.
+        if !self.committed && !self.conn.is_autocommit() {
+            // A failed rollback leaves nothing more to undo here: the connection reports it on next use.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and upgrades its schema.
+    ///
+    /// Fails with [`CoreError::Storage`] naming the path when the file is not an sqlite database, is
+    /// truncated or corrupt, or was written by a newer ferroflow.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> CoreResult<Store> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        check_header(path, &label)?;
+        let conn = Connection::open(path).map_err(|e| open_failed(&label, &e))?;
+        Store::configure(conn, label, Some(durability))
+    }
+
+    /// A private, empty in-memory store (for tests; nothing is durable).
+    pub fn open_in_memory() -> CoreResult<Store> {
+        let label = ":memory:".to_owned();
+        let conn = Connection::open_in_memory().map_err(|e| open_failed(&label, &e))?;
+        Store::configure(conn, label, None)
+    }
+
+    /// Applies the connection settings; `durability` is `None` for an in-memory database (no WAL).
+    fn configure(mut conn: Connection, label: String, durability: Option<Durability>) -> CoreResult<Store> {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failed(&label, &e))?;
+        // Reading the header first: a foreign or newer file is refused before anything is written to it.
+        let version = schema::read_version(&conn).map_err(|e| open_failed(&label, &e))?;
+        schema::check_not_newer(version, &label)?;
+        if let Some(durability) = durability {
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+                .map_err(|e| open_failed(&label, &e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(CoreError::Storage(format!(
+                    "cannot open store '{label}': the file system refused WAL journal mode (got '{mode}')"
+                )));
+            }
+            conn.pragma_update(None, "synchronous", durability.synchronous()).map_err(|e| open_failed(&label, &e))?;
+        }
+        conn.pragma_update(None, "foreign_keys", true).map_err(|e| open_failed(&label, &e))?;
+        schema::migrate(&mut conn, &label)?;
+        Ok(Store { conn, label })
+    }
+
+    /// The path this store was opened on (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &str {
+        &self.label
+    }
+
+    /// Closes the connection, reporting any error sqlite gives on close.
+    pub fn close(self) -> CoreResult<()> {
+        let label = self.label;
+        self.conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------------
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> CoreResult<i64> {
+        self.finish("reading the schema version", schema::read_version(&self.conn).map_err(Fail::from))
+    }
+
+    /// Brings the schema up to date (already done by [`Store::open`]; cheap when nothing is to do).
+    pub fn upgrade(&mut self) -> CoreResult<i64> {
+        schema::migrate(&mut self.conn, &self.label)
+    }
+
+    /// A cheap check that the file holds the schema this code expects: the version and every table
+    /// and column the store uses. For a full page-level check see [`Store::integrity_check`].
+    pub fn validate(&self) -> CoreResult<()> {
+        let version = self.schema_version()?;
+        if version != LATEST_VERSION {
+            return Err(CoreError::Storage(format!(
+                "store '{}' has schema v{version}, expected v{LATEST_VERSION}; call upgrade()",
+                self.label
+            )));
+        }
+        for (table, columns) in TABLE_COLUMNS {
+            let probe = self.conn.prepare(&format!("SELECT {columns} FROM {table} LIMIT 0"));
+            if let Err(e) = probe {
+                return Err(CoreError::Storage(format!("store '{}': table '{table}' is unusable: {e}", self.label)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `PRAGMA integrity_check` (reads the whole file) and returns its report: `"ok"` when the
+    /// file is sound, otherwise one problem per line.
+    pub fn integrity_check(&self) -> CoreResult<String> {
+        let report = (|| -> Inner<String> {
+            let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+            let lines = stmt.query_map([], |row| row.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines.join("\n"))
+        })();
+        self.finish("checking integrity", report)
+    }
+
+    /// The journal mode in effect (`wal` for a file store, `memory` in memory).
+    pub fn journal_mode(&self) -> CoreResult<String> {
+        let mode = self.conn.pragma_query_value(None, "journal_mode", |row| row.get(0));
+        self.finish("reading the journal mode", mode.map_err(Fail::from))
+    }
+
+    /// Deletes every logbook, flow detail and atom detail.
+    pub fn clear_all(&mut self) -> CoreResult<()> {
+        self.write("clearing the store", |conn| {
+            // Children first: each DELETE is then a plain table truncation, with no cascade to walk.
+            conn.execute_batch("DELETE FROM atomdetails; DELETE FROM flowdetails; DELETE FROM logbooks;")?;
+            Ok(())
+        })
+    }
+
+    // ---- logbooks -----------------------------------------------------------------------------
+
+    /// Inserts the logbook, or replaces every field of the existing one except `created_at`
+    /// (its flow details are kept).
+    pub fn save_logbook(&mut self, book: &LogBookRow) -> CoreResult<()> {
+        self.write("saving a logbook", |conn| {
+            conn.prepare_cached(
+                "INSERT INTO logbooks (uuid, name, meta, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(uuid) DO UPDATE SET
+                     name = excluded.name, meta = excluded.meta, updated_at = excluded.updated_at",
+            )?
+            .execute(params![book.uuid, book.name, book.meta, book.created_at, book.updated_at])?;
+            Ok(())
+        })
+    }
+
+    /// The logbook `uuid` ([`CoreError::NotFound`] if there is none).
+    pub fn get_logbook(&self, uuid: &str) -> CoreResult<LogBookRow> {
+        let found = (|| -> Inner<Option<LogBookRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, name, meta, created_at, updated_at FROM logbooks WHERE uuid = ?1",
+            )?;
+            Ok(stmt.query_row([uuid], logbook_from_row).optional()?)
+        })();
+        self.finish("loading a logbook", found)?.ok_or_else(|| not_found("logbook", uuid))
+    }
+
+    /// Every logbook, oldest first.
+    pub fn list_logbooks(&self) -> CoreResult<Vec<LogBookRow>> {
+        let books = (|| -> Inner<Vec<LogBookRow>> {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT uuid, name, meta, created_at, updated_at FROM logbooks ORDER BY rowid")?;
+            let rows = stmt.query_map([], logbook_from_row)?.collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })();
+        self.finish("listing logbooks", books)
+    }
+
+    /// Deletes the logbook with its flow and atom details ([`CoreError::NotFound`] if there is none).
+    pub fn destroy_logbook(&mut self, uuid: &str) -> CoreResult<()> {
+        self.write("destroying a logbook", |conn| {
+            let deleted = conn.prepare_cached("DELETE FROM logbooks WHERE uuid = ?1")?.execute([uuid])?;
+            if deleted == 0 {
+                return Err(not_found("logbook", uuid).into());
+            }
+            Ok(())
+        })
+    }
+
+    // ---- flow details -------------------------------------------------------------------------
+
+    /// Inserts the flow detail into its logbook, or replaces every field of the existing one except
+    /// `created_at` and the lease. [`CoreError::NotFound`] if the logbook does not exist.
+    pub fn save_flow_detail(&mut self, flow: &FlowDetailRow) -> CoreResult<()> {
+        self.write("saving a flow detail", |conn| {
+            let saved = conn
+                .prepare_cached(
+                    "INSERT INTO flowdetails (uuid, parent_uuid, name, state, meta, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(uuid) DO UPDATE SET
+                         parent_uuid = excluded.parent_uuid, name = excluded.name, state = excluded.state,
+                         meta = excluded.meta, updated_at = excluded.updated_at",
+                )?
+                .execute(params![
+                    flow.uuid,
+                    flow.parent_uuid,
+                    flow.name,
+                    flow.state,
+                    flow.meta,
+                    flow.created_at,
+                    flow.updated_at
+                ]);
+            missing_parent(saved, "logbook", &flow.parent_uuid, "flow detail", &flow.uuid)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces `name`, `state`, `meta` and `updated_at` of an existing flow detail
+    /// ([`CoreError::NotFound`] if there is none).
+    pub fn update_flow_detail(&mut self, flow: &FlowDetailRow) -> CoreResult<()> {
+        self.write("updating a flow detail", |conn| {
+            let updated = conn
+                .prepare_cached("UPDATE flowdetails SET name = ?2, state = ?3, meta = ?4, updated_at = ?5 WHERE uuid = ?1")?
+                .execute(params![flow.uuid, flow.name, flow.state, flow.meta, flow.updated_at])?;
+            if updated == 0 {
+                return Err(not_found("flow detail", &flow.uuid).into());
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets one flow detail's state (and `updated_at` when given) in its own transaction; use a
+    /// [`Batch`] to commit it together with atom transitions.
+    pub fn update_flow_state(&mut self, flow_uuid: &str, state: &str, updated_at: Option<f64>) -> CoreResult<()> {
+        let change = FlowStateChange { flow_uuid: flow_uuid.to_owned(), state: state.to_owned(), updated_at };
+        self.write("updating a flow state", |conn| apply_parts(conn, &[], &[], std::slice::from_ref(&change)))
+    }
+
+    /// The flow detail `uuid` ([`CoreError::NotFound`] if there is none).
+    pub fn get_flow_detail(&self, uuid: &str) -> CoreResult<FlowDetailRow> {
+        let found = (|| -> Inner<Option<FlowDetailRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, parent_uuid, name, state, meta, created_at, updated_at FROM flowdetails WHERE uuid = ?1",
+            )?;
+            Ok(stmt.query_row([uuid], flow_from_row).optional()?)
+        })();
+        self.finish("loading a flow detail", found)?.ok_or_else(|| not_found("flow detail", uuid))
+    }
+
+    /// The flow details of a logbook, oldest first (empty when the logbook does not exist, as in taskflow).
+    pub fn flows_for_book(&self, book_uuid: &str) -> CoreResult<Vec<FlowDetailRow>> {
+        let flows = (|| -> Inner<Vec<FlowDetailRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, parent_uuid, name, state, meta, created_at, updated_at FROM flowdetails
+                 WHERE parent_uuid = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([book_uuid], flow_from_row)?.collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })();
+        self.finish("loading the flow details of a logbook", flows)
+    }
+
+    // ---- atom details -------------------------------------------------------------------------
+
+    /// The atom detail `uuid` ([`CoreError::NotFound`] if there is none).
+    pub fn get_atom_detail(&self, uuid: &str) -> CoreResult<AtomDetailRow> {
+        let found = (|| -> Inner<Option<AtomDetailRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results,
+                        revert_failure, version, meta, created_at, updated_at
+                 FROM atomdetails WHERE uuid = ?1",
+            )?;
+            Ok(stmt.query_row([uuid], atom_from_row).optional()?)
+        })();
+        self.finish("loading an atom detail", found)?.ok_or_else(|| not_found("atom detail", uuid))
+    }
+
+    /// Every atom detail of a flow in the order they were first saved, in one query (empty when the
+    /// flow does not exist, as in taskflow).
+    pub fn atoms_for_flow(&self, flow_uuid: &str) -> CoreResult<Vec<AtomDetailRow>> {
+        let atoms = (|| -> Inner<Vec<AtomDetailRow>> {
+            // The parent index holds (parent_uuid, rowid), so this ORDER BY needs no sort.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results,
+                        revert_failure, version, meta, created_at, updated_at
+                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([flow_uuid], atom_from_row)?.collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })();
+        self.finish("loading the atom details of a flow", atoms)
+    }
+
+    /// Inserts or replaces (every field but `created_at`) these atom details in one transaction.
+    /// [`CoreError::NotFound`] naming the flow if a parent flow detail does not exist; then none is saved.
+    pub fn upsert_atom_details(&mut self, atoms: &[AtomDetailRow]) -> CoreResult<()> {
+        self.write("saving atom details", |conn| apply_parts(conn, atoms, &[], &[]))
+    }
+
+    /// Applies atom transitions in one transaction. [`CoreError::NotFound`] if an atom detail does
+    /// not exist; then none is applied.
+    pub fn apply_transitions(&mut self, transitions: &[Transition]) -> CoreResult<()> {
+        self.write("applying atom transitions", |conn| apply_parts(conn, &[], transitions, &[]))
+    }
+
+    /// Commits a [`Batch`] in one transaction: all of it, or (on any error) none of it.
+    pub fn apply(&mut self, batch: &Batch) -> CoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write("applying a batch", |conn| {
+            apply_parts(conn, &batch.atom_details, &batch.transitions, &batch.flow_states)
+        })
+    }
+
+    // ---- ownership ----------------------------------------------------------------------------
+
+    /// Takes the lease of a flow detail for `owner` until `now + lease_seconds`, atomically: if the
+    /// flow is unowned, its lease expired (`lease_until <= now`) or `owner` already holds it.
+    /// Otherwise returns `Ok(Err(current_owner))`. [`CoreError::NotFound`] if the flow does not exist.
+    pub fn acquire_lease(
+        &mut self,
+        flow_uuid: &str,
+        owner: &str,
+        lease_seconds: f64,
+        now: f64,
+    ) -> CoreResult<Result<(), String>> {
+        let until = lease_end(lease_seconds, now)?;
+        self.write("acquiring a flow lease", |conn| {
+            let taken = conn
+                .prepare_cached(
+                    "UPDATE flowdetails SET owner = ?2, lease_until = ?3
+                     WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)",
+                )?
+                .execute(params![flow_uuid, owner, until, now])?;
+            if taken == 1 {
+                return Ok(Ok(()));
+            }
+            match current_lease(conn, flow_uuid)? {
+                Some(lease) => Ok(Err(lease.owner)),
+                // The UPDATE only skips an unowned flow when the row does not exist.
+                None => Err(not_found("flow detail", flow_uuid).into()),
+            }
+        })
+    }
+
+    /// Extends `owner`'s lease to `now + lease_seconds`. [`CoreError::InvalidState`] if `owner` no
+    /// longer holds it (another owner took it after it expired, or it was released).
+    pub fn renew_lease(&mut self, flow_uuid: &str, owner: &str, lease_seconds: f64, now: f64) -> CoreResult<()> {
+        let until = lease_end(lease_seconds, now)?;
+        self.write("renewing a flow lease", |conn| {
+            let renewed = conn
+                .prepare_cached("UPDATE flowdetails SET lease_until = ?3 WHERE uuid = ?1 AND owner = ?2")?
+                .execute(params![flow_uuid, owner, until])?;
+            if renewed == 1 {
+                return Ok(());
+            }
+            let holder = current_lease(conn, flow_uuid)?.map_or_else(|| "nobody".to_owned(), |l| format!("'{}'", l.owner));
+            Err(CoreError::InvalidState(format!(
+                "cannot renew the lease of flow detail '{flow_uuid}' for '{owner}': it is held by {holder}"
+            ))
+            .into())
+        })
+    }
+
+    /// Gives up `owner`'s lease. Returns whether `owner` held it; another owner's lease is never
+    /// touched. [`CoreError::NotFound`] if the flow does not exist.
+    pub fn release_lease(&mut self, flow_uuid: &str, owner: &str) -> CoreResult<bool> {
+        self.write("releasing a flow lease", |conn| {
+            let released = conn
+                .prepare_cached("UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2")?
+                .execute([flow_uuid, owner])?;
+            if released == 0 && !flow_exists(conn, flow_uuid)? {
+                return Err(not_found("flow detail", flow_uuid).into());
+            }
+            Ok(released == 1)
+        })
+    }
+
+    /// The current lease of a flow detail, expired or not (`None` when unowned).
+    pub fn lease(&self, flow_uuid: &str) -> CoreResult<Option<Lease>> {
+        let lease = (|| -> Inner<Option<Lease>> {
+            if !flow_exists(&self.conn, flow_uuid)? {
+                return Err(not_found("flow detail", flow_uuid).into());
+            }
+            current_lease(&self.conn, flow_uuid)
+        })();
+        self.finish("reading a flow lease", lease)
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    /// Runs `body` in one immediate transaction, committing only if it succeeds.
+    fn write<T>(&mut self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
+        let result = (|| -> Inner<T> {
+            let tx = WriteTx::begin(&self.conn)?;
+            let value = body(&self.conn)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        self.finish(doing, result)
+    }
+
+    /// Gives an sqlite error the operation and the path.
+    fn finish<T>(&self, doing: &str, result: Inner<T>) -> CoreResult<T> {
+        result.map_err(|fail| match fail {
+            Fail::Core(e) => e,
+            Fail::Sql(e) => CoreError::Storage(format!("store '{}': {doing} failed: {e}", self.label)),
+        })
+    }
+}
+
+/// Writes the parts of a batch with cached statements: each row costs one indexed statement.
+fn apply_parts(
+    conn: &Connection,
+    atoms: &[AtomDetailRow],
+    transitions: &[Transition],
+    flow_states: &[FlowStateChange],
+) -> Inner<()> {
+    if !atoms.is_empty() {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+                                      revert_results, revert_failure, version, meta, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT(uuid) DO UPDATE SET
+                 parent_uuid = excluded.parent_uuid, name = excluded.name, atom_type = excluded.atom_type,
+                 state = excluded.state, intention = excluded.intention, results = excluded.results,
+                 failure = excluded.failure, revert_results = excluded.revert_results,
+                 revert_failure = excluded.revert_failure, version = excluded.version, meta = excluded.meta,
+                 updated_at = excluded.updated_at",
+        )?;
+        for atom in atoms {
+            let saved = upsert.execute(params![
+                atom.uuid,
+                atom.parent_uuid,
+                atom.name,
+                atom.atom_type,
+                atom.state,
+                atom.intention,
+                atom.results,
+                atom.failure,
+                atom.revert_results,
+                atom.revert_failure,
+                atom.version,
+                atom.meta,
+                atom.created_at,
+                atom.updated_at
+            ]);
+            missing_parent(saved, "flow detail", &atom.parent_uuid, "atom detail", &atom.uuid)?;
+        }
+    }
+    if !transitions.is_empty() {
+        // One statement for every shape of transition: NULL / a false flag keeps the column.
+        let mut update = conn.prepare_cached(
+            "UPDATE atomdetails SET
+                 state = coalesce(?2, state),
+                 intention = coalesce(?3, intention),
+                 results = coalesce(?4, results),
+                 revert_results = coalesce(?5, revert_results),
+                 meta = coalesce(?6, meta),
+                 updated_at = coalesce(?7, updated_at),
+                 failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
+                 revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END
+             WHERE uuid = ?1",
+        )?;
+        for t in transitions {
+            let (failure_changes, failure) = nullable_params(&t.failure);
+            let (revert_failure_changes, revert_failure) = nullable_params(&t.revert_failure);
+            let updated = update.execute(params![
+                t.atom_uuid,
+                t.state,
+                t.intention,
+                t.results,
+                t.revert_results,
+                t.meta,
+                t.updated_at,
+                failure_changes,
+                failure,
+                revert_failure_changes,
+                revert_failure
+            ])?;
+            if updated == 0 {
+                return Err(not_found("atom detail", &t.atom_uuid).into());
+            }
+        }
+    }
+    if !flow_states.is_empty() {
+        let mut update = conn.prepare_cached(
+            "UPDATE flowdetails SET state = ?2, updated_at = coalesce(?3, updated_at) WHERE uuid = ?1",
+        )?;
+        for change in flow_states {
+            if update.execute(params![change.flow_uuid, change.state, change.updated_at])? == 0 {
+                return Err(not_found("flow detail", &change.flow_uuid).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `(whether the column changes, its new value)` for the UPDATE's `CASE WHEN` of a nullable column.
+fn nullable_params(change: &Nullable) -> (bool, Option<&str>) {
+    match change {
+        Nullable::Keep => (false, None),
+        Nullable::Clear => (true, None),
+        Nullable::Set(json) => (true, Some(json)),
+    }
+}
+
+/// Turns a foreign-key violation of an insert into `NotFound` naming the missing parent.
+fn missing_parent(
+    saved: rusqlite::Result<usize>,
+    parent_kind: &str,
+    parent_uuid: &str,
+    child_kind: &str,
+    child_uuid: &str,
+) -> Inner<()> {
+    match saved {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error().is_some_and(|s| s.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+            Err(CoreError::NotFound(format!("{parent_kind} '{parent_uuid}' not found (saving {child_kind} '{child_uuid}')"))
+                .into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn flow_exists(conn: &Connection, flow_uuid: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM flowdetails WHERE uuid = ?1")?.exists([flow_uuid])
+}
+
+/// The lease columns of a flow detail; `None` when the flow is unowned or does not exist.
+fn current_lease(conn: &Connection, flow_uuid: &str) -> Inner<Option<Lease>> {
+    let row: Option<(Option<String>, Option<f64>)> = conn
+        .prepare_cached("SELECT owner, lease_until FROM flowdetails WHERE uuid = ?1")?
+        .query_row([flow_uuid], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((Some(owner), until)) => Some(Lease { owner, until: until.unwrap_or(f64::NEG_INFINITY) }),
+        _ => None,
+    })
+}
+
+fn lease_end(lease_seconds: f64, now: f64) -> CoreResult<f64> {
+    if !(lease_seconds.is_finite() && lease_seconds > 0.0 && now.is_finite()) {
+        return Err(CoreError::InvalidState(format!(
+            "a lease needs a positive, finite duration and a finite time (got lease_seconds={lease_seconds}, now={now})"
+        )));
+    }
+    Ok(now + lease_seconds)
+}
+
+fn not_found(kind: &str, uuid: &str) -> CoreError {
+    CoreError::NotFound(format!("{kind} '{uuid}' not found"))
+}
+
+fn open_failed(label: &str, e: &rusqlite::Error) -> CoreError {
+    CoreError::Storage(format!("cannot open store '{label}': {e}"))
+}
+
+/// Refuses an existing, non-empty file whose header is not a whole sqlite header. sqlite itself
+/// would treat a file shorter than one page as an *empty* database and write over it.
+fn check_header(path: &Path, label: &str) -> CoreResult<()> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let not_a_store = |why: String| CoreError::Storage(format!("cannot open store '{label}': {why}"));
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        // A new store: SQLite creates it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(not_a_store(e.to_string())),
+    };
+    let len = file.metadata().map_err(|e| not_a_store(e.to_string()))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    if len < header.len() as u64 || file.read_exact(&mut header).is_err() {
+        return Err(not_a_store(format!("the file is {len} bytes, too short for a SQLite header (truncated?)")));
+    }
+    if &header[..16] != MAGIC {
+        return Err(not_a_store("the file is not a SQLite database".to_owned()));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(not_a_store(format!("the SQLite header is corrupt (page size {page_size})")));
+    }
+    if len < page_size {
+        return Err(not_a_store(format!(
+            "the file is {len} bytes, shorter than its first {page_size}-byte page (truncated?)"
+        )));
+    }
+    Ok(())
+}
+
+fn logbook_from_row(row: &Row<'_>) -> rusqlite::Result<LogBookRow> {
+    Ok(LogBookRow {
+        uuid: row.get(0)?,
+        name: row.get(1)?,
+        meta: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+    })
+}
+
+fn flow_from_row(row: &Row<'_>) -> rusqlite::Result<FlowDetailRow> {
+    Ok(FlowDetailRow {
+        uuid: row.get(0)?,
+        parent_uuid: row.get(1)?,
+        name: row.get(2)?,
+        state: row.get(3)?,
+        meta: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+fn atom_from_row(row: &Row<'_>) -> rusqlite::Result<AtomDetailRow> {
+    Ok(AtomDetailRow {
+        uuid: row.get(0)?,
+        parent_uuid: row.get(1)?,
+        name: row.get(2)?,
+        atom_type: row.get(3)?,
+        state: row.get(4)?,
+        intention: row.get(5)?,
+        results: row.get(6)?,
+        failure: row.get(7)?,
+        revert_results: row.get(8)?,
+        revert_failure: row.get(9)?,
+        version: row.get(10)?,
+        meta: row.get(11)?,
+        created_at: row.get(12)?,
+        updated_at: row.get(13)?,
+    })
+}

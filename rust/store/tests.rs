@@ -1,0 +1,533 @@
+//! Store behaviour: round trips, NULLs, cascades, upserts, errors, atomic batches, leases, files.
+//! The `#[ignore]`d benchmarks at the end print timings: `cargo test --release -- --ignored --nocapture bench`.
+use std::time::Instant;
+
+use super::*;
+use crate::error::{CoreError, CoreResult};
+
+fn book(uuid: &str) -> LogBookRow {
+    LogBookRow { uuid: uuid.into(), name: format!("book {uuid}"), meta: r#"{"k": 1}"#.into(), created_at: 10.5, updated_at: None }
+}
+
+fn flow(uuid: &str, book: &str) -> FlowDetailRow {
+    FlowDetailRow {
+        uuid: uuid.into(),
+        parent_uuid: book.into(),
+        name: format!("flow {uuid}"),
+        state: None,
+        meta: r#"{"factory": {"name": "m.f"}}"#.into(),
+        created_at: 11.0,
+        updated_at: None,
+    }
+}
+
+fn atom(uuid: &str, flow: &str) -> AtomDetailRow {
+    AtomDetailRow {
+        uuid: uuid.into(),
+        parent_uuid: flow.into(),
+        name: format!("atom-{uuid}"),
+        atom_type: AtomType::Task,
+        state: Some("PENDING".into()),
+        intention: "EXECUTE".into(),
+        results: "null".into(),
+        failure: None,
+        revert_results: "null".into(),
+        revert_failure: None,
+        version: Some("1.0".into()),
+        meta: "{}".into(),
+        created_at: 12.0,
+        updated_at: None,
+    }
+}
+
+/// A store holding book `b`, flow `f` and atoms `a0..a{n}`.
+fn populated(n: usize) -> Store {
+    let mut store = Store::open_in_memory().unwrap();
+    store.save_logbook(&book("b")).unwrap();
+    store.save_flow_detail(&flow("f", "b")).unwrap();
+    let atoms: Vec<_> = (0..n).map(|i| atom(&format!("a{i}"), "f")).collect();
+    store.upsert_atom_details(&atoms).unwrap();
+    store
+}
+
+fn is_not_found<T>(result: &CoreResult<T>, needle: &str) -> bool {
+    matches!(result, Err(CoreError::NotFound(m)) if m.contains(needle))
+}
+
+fn storage_message(result: CoreResult<Store>) -> String {
+    match result {
+        Err(CoreError::Storage(m)) => m,
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+}
+
+// ---- round trips and NULLs ----------------------------------------------------------------------
+
+#[test]
+fn every_row_type_round_trips() {
+    let mut store = Store::open_in_memory().unwrap();
+    let b = LogBookRow { updated_at: Some(20.25), ..book("b") };
+    store.save_logbook(&b).unwrap();
+    let f = FlowDetailRow { state: Some("RUNNING".into()), updated_at: Some(21.0), ..flow("f", "b") };
+    store.save_flow_detail(&f).unwrap();
+    let task = AtomDetailRow {
+        state: Some("FAILURE".into()),
+        results: r#"{"x": [1, 2.5, "é"]}"#.into(),
+        failure: Some(r#"{"exc_type_names": ["ValueError"], "exception_str": "boom"}"#.into()),
+        revert_results: r#""undone""#.into(),
+        revert_failure: Some(r#"{"exception_str": "revert boom"}"#.into()),
+        meta: r#"{"progress": 0.5}"#.into(),
+        updated_at: Some(22.0),
+        ..atom("t", "f")
+    };
+    let retry = AtomDetailRow { atom_type: AtomType::Retry, intention: "RETRY".into(), ..atom("r", "f") };
+    store.upsert_atom_details(&[task.clone(), retry.clone()]).unwrap();
+
+    assert_eq!(store.get_logbook("b").unwrap(), b);
+    assert_eq!(store.list_logbooks().unwrap(), vec![b]);
+    assert_eq!(store.get_flow_detail("f").unwrap(), f);
+    assert_eq!(store.flows_for_book("b").unwrap(), vec![f]);
+    assert_eq!(store.get_atom_detail("t").unwrap(), task);
+    assert_eq!(store.get_atom_detail("r").unwrap(), retry);
+    assert_eq!(store.atoms_for_flow("f").unwrap(), vec![task, retry]);
+}
+
+#[test]
+fn nullable_columns_read_back_as_none() {
+    let mut store = populated(0);
+    let bare = AtomDetailRow { state: None, version: None, failure: None, revert_failure: None, ..atom("n", "f") };
+    store.upsert_atom_details(std::slice::from_ref(&bare)).unwrap();
+    let got = store.get_atom_detail("n").unwrap();
+    assert_eq!((got.state, got.version, got.failure, got.revert_failure, got.updated_at), (None, None, None, None, None));
+    assert_eq!(store.get_flow_detail("f").unwrap().state, None);
+    assert_eq!(store.get_logbook("b").unwrap().updated_at, None);
+}
+
+#[test]
+fn a_transition_changes_only_the_columns_it_names() {
+    let mut store = populated(2);
+    let failed = Transition {
+        state: Some("FAILURE".into()),
+        failure: Nullable::Set(r#"{"exception_str": "x"}"#.into()),
+        updated_at: Some(30.0),
+        ..Transition::new("a0")
+    };
+    store.apply_transitions(&[failed]).unwrap();
+    let a0 = store.get_atom_detail("a0").unwrap();
+    assert_eq!(a0.state.as_deref(), Some("FAILURE"));
+    assert_eq!(a0.failure.as_deref(), Some(r#"{"exception_str": "x"}"#));
+    assert_eq!(a0.updated_at, Some(30.0));
+    assert_eq!((a0.intention.as_str(), a0.results.as_str(), a0.meta.as_str()), ("EXECUTE", "null", "{}"));
+    assert_eq!(store.get_atom_detail("a1").unwrap(), atom("a1", "f"), "another atom was touched");
+
+    // Keep leaves the failure in place; Clear sets it to NULL.
+    let revert = Transition { intention: Some("REVERT".into()), ..Transition::new("a0") };
+    store.apply_transitions(&[revert]).unwrap();
+    assert!(store.get_atom_detail("a0").unwrap().failure.is_some());
+    let reset = Transition { state: Some("PENDING".into()), failure: Nullable::Clear, ..Transition::new("a0") };
+    store.apply_transitions(&[reset]).unwrap();
+    let a0 = store.get_atom_detail("a0").unwrap();
+    assert_eq!((a0.state.as_deref(), a0.failure, a0.intention.as_str()), (Some("PENDING"), None, "REVERT"));
+}
+
+// ---- upserts, cascades, NotFound ------------------------------------------------------------------
+
+#[test]
+fn saving_again_updates_in_place_keeping_created_at_and_children() {
+    let mut store = populated(3);
+    let renamed = LogBookRow { name: "renamed".into(), meta: "{}".into(), created_at: 99.0, updated_at: Some(40.0), ..book("b") };
+    store.save_logbook(&renamed).unwrap();
+    let got = store.get_logbook("b").unwrap();
+    assert_eq!((got.name.as_str(), got.created_at, got.updated_at), ("renamed", 10.5, Some(40.0)));
+    assert_eq!(store.list_logbooks().unwrap().len(), 1);
+    // An upsert must never delete-and-reinsert: that would cascade away the children.
+    assert_eq!(store.flows_for_book("b").unwrap().len(), 1);
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 3);
+
+    store.save_flow_detail(&FlowDetailRow { state: Some("SUCCESS".into()), ..flow("f", "b") }).unwrap();
+    assert_eq!(store.get_flow_detail("f").unwrap().state.as_deref(), Some("SUCCESS"));
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 3);
+
+    let replaced = AtomDetailRow { state: Some("SUCCESS".into()), results: "42".into(), created_at: 0.0, ..atom("a1", "f") };
+    store.upsert_atom_details(std::slice::from_ref(&replaced)).unwrap();
+    assert_eq!(store.get_atom_detail("a1").unwrap(), AtomDetailRow { created_at: 12.0, ..replaced });
+    let names: Vec<_> = store.atoms_for_flow("f").unwrap().into_iter().map(|a| a.uuid).collect();
+    assert_eq!(names, ["a0", "a1", "a2"], "an upsert keeps the original order");
+}
+
+#[test]
+fn update_flow_detail_needs_an_existing_flow() {
+    let mut store = populated(0);
+    let changed = FlowDetailRow { name: "new".into(), state: Some("RUNNING".into()), updated_at: Some(5.0), ..flow("f", "b") };
+    store.update_flow_detail(&changed).unwrap();
+    assert_eq!(store.get_flow_detail("f").unwrap(), changed);
+    assert!(is_not_found(&store.update_flow_detail(&flow("nope", "b")), "flow detail 'nope'"));
+}
+
+#[test]
+fn destroying_a_logbook_cascades_to_its_flows_and_atoms() {
+    let mut store = populated(5);
+    store.save_logbook(&book("other")).unwrap();
+    store.save_flow_detail(&flow("g", "other")).unwrap();
+    store.upsert_atom_details(&[atom("keep", "g")]).unwrap();
+
+    store.destroy_logbook("b").unwrap();
+    assert!(is_not_found(&store.get_logbook("b"), "logbook 'b'"));
+    assert!(is_not_found(&store.get_flow_detail("f"), "flow detail 'f'"));
+    assert!(is_not_found(&store.get_atom_detail("a3"), "atom detail 'a3'"));
+    assert!(store.atoms_for_flow("f").unwrap().is_empty());
+    assert_eq!(store.get_atom_detail("keep").unwrap().parent_uuid, "g");
+    assert!(is_not_found(&store.destroy_logbook("b"), "logbook 'b'"));
+}
+
+#[test]
+fn clear_all_empties_every_table() {
+    let mut store = populated(4);
+    store.clear_all().unwrap();
+    assert!(store.list_logbooks().unwrap().is_empty());
+    assert!(store.atoms_for_flow("f").unwrap().is_empty());
+    assert!(is_not_found(&store.get_flow_detail("f"), "'f'"));
+}
+
+#[test]
+fn missing_rows_and_parents_are_not_found() {
+    let mut store = populated(1);
+    assert!(is_not_found(&store.get_logbook("x"), "logbook 'x' not found"));
+    assert!(is_not_found(&store.get_flow_detail("x"), "flow detail 'x' not found"));
+    assert!(is_not_found(&store.get_atom_detail("x"), "atom detail 'x' not found"));
+    assert!(is_not_found(&store.save_flow_detail(&flow("g", "nobook")), "logbook 'nobook' not found (saving flow detail 'g')"));
+    assert!(is_not_found(&store.upsert_atom_details(&[atom("y", "noflow")]), "flow detail 'noflow' not found"));
+    assert!(is_not_found(&store.apply_transitions(&[Transition::new("x")]), "atom detail 'x'"));
+    assert!(is_not_found(&store.update_flow_state("x", "RUNNING", None), "flow detail 'x'"));
+    assert!(is_not_found(&store.acquire_lease("x", "me", 1.0, 0.0), "flow detail 'x'"));
+    assert!(is_not_found(&store.release_lease("x", "me"), "flow detail 'x'"));
+    assert!(is_not_found(&store.lease("x"), "flow detail 'x'"));
+    // Listing under a missing parent is empty, as in TaskFlow.
+    assert!(store.flows_for_book("x").unwrap().is_empty());
+    assert!(store.atoms_for_flow("x").unwrap().is_empty());
+}
+
+// ---- batches --------------------------------------------------------------------------------------
+
+#[test]
+fn a_batch_commits_atoms_transitions_and_flow_state_together() {
+    let mut store = populated(2);
+    let mut batch = Batch::new();
+    batch
+        .upsert_atom(atom("new", "f"))
+        .transition(Transition { state: Some("SUCCESS".into()), results: Some("1".into()), ..Transition::new("a0") })
+        .transition(Transition { state: Some("RUNNING".into()), ..Transition::new("new") })
+        .flow_state("f", "RUNNING", Some(50.0));
+    store.apply(&batch).unwrap();
+    assert_eq!(store.get_atom_detail("a0").unwrap().results, "1");
+    assert_eq!(store.get_atom_detail("new").unwrap().state.as_deref(), Some("RUNNING"));
+    let f = store.get_flow_detail("f").unwrap();
+    assert_eq!((f.state.as_deref(), f.updated_at), (Some("RUNNING"), Some(50.0)));
+}
+
+#[test]
+fn a_failing_batch_applies_nothing() {
+    let mut store = populated(2);
+    let mut batch = Batch::new();
+    batch
+        .upsert_atom(atom("new", "f"))
+        .transition(Transition { state: Some("SUCCESS".into()), ..Transition::new("a0") })
+        .transition(Transition { state: Some("SUCCESS".into()), ..Transition::new("ghost") })
+        .flow_state("f", "SUCCESS", None);
+    assert!(is_not_found(&store.apply(&batch), "atom detail 'ghost'"));
+    assert!(is_not_found(&store.get_atom_detail("new"), "'new'"));
+    assert_eq!(store.get_atom_detail("a0").unwrap().state.as_deref(), Some("PENDING"));
+    assert_eq!(store.get_flow_detail("f").unwrap().state, None);
+
+    // A missing parent half way through an upsert keeps the earlier rows out too.
+    let rows = [atom("n1", "f"), atom("n2", "noflow"), atom("n3", "f")];
+    assert!(is_not_found(&store.upsert_atom_details(&rows), "flow detail 'noflow' not found (saving atom detail 'n2')"));
+    assert!(is_not_found(&store.get_atom_detail("n1"), "'n1'"));
+
+    // The connection is still usable after the rollback.
+    store.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a1") }]).unwrap();
+    assert_eq!(store.get_atom_detail("a1").unwrap().state.as_deref(), Some("RUNNING"));
+}
+
+// ---- leases ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_lease_is_exclusive_until_it_expires() {
+    let mut store = populated(0);
+    assert_eq!(store.lease("f").unwrap(), None);
+    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 100.0).unwrap(), Ok(()));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 130.0 }));
+
+    // Refused while live, naming the owner; the lease is unchanged.
+    assert_eq!(store.acquire_lease("f", "engine-2", 30.0, 129.9).unwrap(), Err("engine-1".to_owned()));
+    assert_eq!(store.lease("f").unwrap().unwrap().owner, "engine-1");
+    // The owner may take it again (extending it).
+    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 120.0).unwrap(), Ok(()));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 150.0 }));
+    // Anyone may take it once it expired.
+    assert_eq!(store.acquire_lease("f", "engine-2", 10.0, 150.0).unwrap(), Ok(()));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-2".into(), until: 160.0 }));
+}
+
+#[test]
+fn only_the_owner_renews_or_releases_a_lease() {
+    let mut store = populated(0);
+    store.acquire_lease("f", "a", 10.0, 0.0).unwrap().unwrap();
+    store.renew_lease("f", "a", 10.0, 5.0).unwrap();
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "a".into(), until: 15.0 }));
+
+    let err = store.renew_lease("f", "b", 10.0, 5.0).unwrap_err();
+    assert!(matches!(&err, CoreError::InvalidState(m) if m.contains("held by 'a'")), "{err}");
+    assert!(!store.release_lease("f", "b").unwrap());
+    assert_eq!(store.lease("f").unwrap().unwrap().owner, "a");
+
+    assert!(store.release_lease("f", "a").unwrap());
+    assert_eq!(store.lease("f").unwrap(), None);
+    assert!(matches!(store.renew_lease("f", "a", 10.0, 6.0), Err(CoreError::InvalidState(m)) if m.contains("held by nobody")));
+    assert_eq!(store.acquire_lease("f", "b", 10.0, 6.0).unwrap(), Ok(()));
+}
+
+#[test]
+fn a_lease_needs_a_sane_duration() {
+    let mut store = populated(0);
+    for (seconds, now) in [(0.0, 1.0), (-1.0, 1.0), (f64::NAN, 1.0), (f64::INFINITY, 1.0), (1.0, f64::NAN)] {
+        assert!(matches!(store.acquire_lease("f", "a", seconds, now), Err(CoreError::InvalidState(_))));
+    }
+    assert_eq!(store.lease("f").unwrap(), None);
+}
+
+// ---- files ----------------------------------------------------------------------------------------
+
+#[test]
+fn a_file_store_is_in_wal_mode_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    {
+        let mut store = Store::open(&path, Durability::Process).unwrap();
+        assert_eq!(store.journal_mode().unwrap(), "wal");
+        assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+        store.save_logbook(&book("b")).unwrap();
+        store.close().unwrap();
+    }
+    let store = Store::open(&path, Durability::Fsync).unwrap();
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+    assert_eq!(store.get_logbook("b").unwrap(), book("b"));
+    store.validate().unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    assert_eq!(store.path(), path.display().to_string());
+}
+
+#[test]
+fn two_handles_on_one_file_see_each_others_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let mut one = Store::open(&path, Durability::Process).unwrap();
+    let mut two = Store::open(&path, Durability::Process).unwrap();
+    one.save_logbook(&book("b")).unwrap();
+    one.save_flow_detail(&flow("f", "b")).unwrap();
+    assert_eq!(two.get_logbook("b").unwrap(), book("b"));
+    two.upsert_atom_details(&[atom("a", "f")]).unwrap();
+    assert_eq!(one.atoms_for_flow("f").unwrap().len(), 1);
+
+    assert_eq!(one.acquire_lease("f", "one", 60.0, 0.0).unwrap(), Ok(()));
+    assert_eq!(two.acquire_lease("f", "two", 60.0, 1.0).unwrap(), Err("one".to_owned()));
+    one.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a") }]).unwrap();
+    assert_eq!(two.get_atom_detail("a").unwrap().state.as_deref(), Some("RUNNING"));
+}
+
+#[test]
+fn a_newer_schema_file_is_refused_with_upgrade_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    Store::open(&path, Durability::Process).unwrap().close().unwrap();
+    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 7").unwrap();
+    let message = storage_message(Store::open(&path, Durability::Process));
+    assert_eq!(
+        message,
+        format!(
+            "store '{}' was written by a newer ferroflow (schema v7, this version knows up to v{LATEST_VERSION}); \
+             upgrade ferroflow",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn garbage_and_truncated_files_are_storage_errors_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real store big enough to span many pages, to cut down below.
+    let good = dir.path().join("good.db");
+    {
+        let mut store = Store::open(&good, Durability::Process).unwrap();
+        store.save_logbook(&book("b")).unwrap();
+        store.save_flow_detail(&flow("f", "b")).unwrap();
+        let atoms: Vec<_> = (0..2_000).map(|i| atom(&format!("a{i}"), "f")).collect();
+        store.upsert_atom_details(&atoms).unwrap();
+        store.close().unwrap();
+    }
+    let image = std::fs::read(&good).unwrap();
+    assert!(image.len() > 3 * 4096);
+
+    let pseudo_random: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut bad_page_size = image[..4096].to_vec();
+    bad_page_size[16..18].copy_from_slice(&[0x03, 0x00]);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("garbage.db", pseudo_random, "not a SQLite database"),
+        ("text.db", b"hello, I am a text file\n".repeat(10), "not a SQLite database"),
+        ("header-cut.db", image[..50].to_vec(), "too short for a SQLite header"),
+        ("bad-page-size.db", bad_page_size, "page size"),
+        ("pages-cut.db", image[..2 * 4096].to_vec(), "malformed"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let message = storage_message(Store::open(&path, Durability::Process));
+        assert!(message.contains(&path.display().to_string()), "{name}: {message}");
+        assert!(message.contains(expected), "{name}: {message}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} was modified");
+    }
+}
+
+#[test]
+fn an_empty_file_becomes_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = Store::open(&path, Durability::Process).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+}
+
+#[test]
+fn an_unopenable_path_is_a_storage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/x.db");
+    let message = storage_message(Store::open(&path, Durability::Process));
+    assert!(message.contains("no/such/dir/x.db"), "{message}");
+}
+
+/// Environment variable telling the re-executed test binary to act as the crashing writer.
+const CRASH_DB_ENV: &str = "FERROFLOW_STORE_CRASH_DB";
+const CRASH_COMMITS: usize = 500;
+
+/// The child half of `committed_transitions_survive_the_process_being_killed`: commits transitions
+/// one by one, then dies at once without closing the store (as `kill -9` would).
+#[test]
+#[ignore = "run by committed_transitions_survive_the_process_being_killed in a child process"]
+fn crash_child_commits_then_aborts() {
+    let Ok(path) = std::env::var(CRASH_DB_ENV) else { return };
+    let mut store = Store::open(&path, Durability::Process).unwrap();
+    for i in 0..CRASH_COMMITS {
+        let t = Transition { state: Some("SUCCESS".into()), results: Some(i.to_string()), ..Transition::new(format!("a{i}")) };
+        store.apply_transitions(&[t]).unwrap();
+    }
+    std::process::abort();
+}
+
+#[test]
+fn committed_transitions_survive_the_process_being_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    {
+        let mut store = Store::open(&path, Durability::Process).unwrap();
+        store.save_logbook(&book("b")).unwrap();
+        store.save_flow_detail(&flow("f", "b")).unwrap();
+        let atoms: Vec<_> = (0..CRASH_COMMITS).map(|i| atom(&format!("a{i}"), "f")).collect();
+        store.upsert_atom_details(&atoms).unwrap();
+        store.close().unwrap();
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store::tests::crash_child_commits_then_aborts", "--ignored", "--test-threads=1"])
+        .env(CRASH_DB_ENV, &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+    assert!(dir.path().join("crash.db-wal").exists(), "the child should have died before any checkpoint on close");
+
+    let store = Store::open(&path, Durability::Process).unwrap();
+    let atoms = store.atoms_for_flow("f").unwrap();
+    assert_eq!(atoms.len(), CRASH_COMMITS);
+    for (i, a) in atoms.iter().enumerate() {
+        assert_eq!((a.state.as_deref(), a.results.as_str()), (Some("SUCCESS"), i.to_string().as_str()), "atom {i}");
+    }
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+// ---- benchmarks (print, never assert time) --------------------------------------------------------
+
+const BENCH_ATOMS: usize = 100_000;
+
+fn bench_store(dir: &tempfile::TempDir, durability: Durability) -> Store {
+    let mut store = Store::open(dir.path().join("bench.db"), durability).unwrap();
+    store.save_logbook(&book("b")).unwrap();
+    store.save_flow_detail(&flow("f", "b")).unwrap();
+    store
+}
+
+fn bench_atoms() -> Vec<AtomDetailRow> {
+    (0..BENCH_ATOMS)
+        .map(|i| AtomDetailRow { uuid: format!("{i:08x}-0000-4000-8000-000000000000"), name: format!("task-{i}"), ..atom("", "f") })
+        .collect()
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn bench_insert_and_load_100k_atoms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = bench_store(&dir, Durability::Process);
+    let atoms = bench_atoms();
+    let started = Instant::now();
+    store.upsert_atom_details(&atoms).unwrap();
+    let inserted = started.elapsed();
+    let started = Instant::now();
+    let loaded = store.atoms_for_flow("f").unwrap();
+    let load = started.elapsed();
+    assert_eq!(loaded.len(), BENCH_ATOMS);
+    assert_eq!(loaded[BENCH_ATOMS - 1], atoms[BENCH_ATOMS - 1]);
+    eprintln!("insert {BENCH_ATOMS} atoms in one transaction: {inserted:?}");
+    eprintln!("load {BENCH_ATOMS} atoms (atoms_for_flow): {load:?}");
+}
+
+fn bench_commits(durability: Durability, commits: u32, per_commit: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = bench_store(&dir, durability);
+    let atoms = bench_atoms();
+    store.upsert_atom_details(&atoms).unwrap();
+    let transitions: Vec<Transition> = atoms
+        .iter()
+        .cycle()
+        .take((commits * per_commit) as usize)
+        .map(|a| Transition {
+            state: Some("SUCCESS".into()),
+            results: Some(r#"{"value": 42}"#.into()),
+            updated_at: Some(99.0),
+            ..Transition::new(a.uuid.clone())
+        })
+        .collect();
+    let started = Instant::now();
+    for group in transitions.chunks(per_commit as usize) {
+        store.apply_transitions(group).unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(store.get_atom_detail(&atoms[0].uuid).unwrap().state.as_deref(), Some("SUCCESS"));
+    eprintln!(
+        "{durability:?}: {commits} commits of {per_commit} transition(s): {elapsed:?} = {:.2} us/commit, {:.2} us/transition",
+        elapsed.as_secs_f64() * 1e6 / f64::from(commits),
+        elapsed.as_secs_f64() * 1e6 / f64::from(commits * per_commit)
+    );
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn bench_100k_single_transition_commits() {
+    bench_commits(Durability::Process, 100_000, 1);
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn bench_group_commits() {
+    bench_commits(Durability::Process, 12_500, 8);
+    bench_commits(Durability::Fsync, 2_000, 1);
+    bench_commits(Durability::Fsync, 2_000, 8);
+}
