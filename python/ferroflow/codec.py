@@ -17,21 +17,21 @@ import json
 import pickle
 from typing import Any
 
-__all__ = ['JSON', 'PICKLE', 'Codec', 'JsonCodec', 'PickleCodec', 'get_codec']
+__all__ = ["JSON", "PICKLE", "Codec", "JsonCodec", "PickleCodec", "get_codec"]
 
 
 def _type_name(value: object) -> str:
     cls = type(value)
-    if cls.__module__ == 'builtins':
+    if cls.__module__ == "builtins":
         return cls.__qualname__
-    return f'{cls.__module__}.{cls.__qualname__}'
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Codec(abc.ABC):
     """Turns a result value into bytes and back."""
 
     #: Short name used in configuration (``codec='json'``) and stored next to encoded data.
-    name: str = ''
+    name: str = ""
 
     @abc.abstractmethod
     def dumps(self, value: Any) -> bytes:
@@ -42,7 +42,7 @@ class Codec(abc.ABC):
         """Decode bytes produced by :meth:`dumps`."""
 
     def __repr__(self) -> str:
-        return f'<{type(self).__name__} {self.name!r}>'
+        return f"<{type(self).__name__} {self.name!r}>"
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -50,7 +50,7 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 def _find_unencodable(value: Any) -> tuple[str, Any] | None:
     """Locate the first part of ``value`` JSON cannot encode (only walked after a failure)."""
-    stack: list[tuple[str, Any]] = [('', value)]
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, _JSON_SCALARS):
@@ -58,10 +58,10 @@ def _find_unencodable(value: Any) -> tuple[str, Any] | None:
         if isinstance(item, dict):
             for key in item:
                 if not isinstance(key, _JSON_SCALARS):
-                    return f'{path} (a dictionary key)', key
-            children = [(f'{path}[{key!r}]', child) for key, child in item.items()]
+                    return f"{path} (a dictionary key)", key
+            children = [(f"{path}[{key!r}]", child) for key, child in item.items()]
         elif isinstance(item, (list, tuple)):
-            children = [(f'{path}[{index}]', child) for index, child in enumerate(item)]
+            children = [(f"{path}[{index}]", child) for index, child in enumerate(item)]
         else:
             return path, item
         # Reversed so that the first offending element (in iteration order) is reported.
@@ -72,20 +72,21 @@ def _find_unencodable(value: Any) -> tuple[str, Any] | None:
 class JsonCodec(Codec):
     """Compact UTF-8 JSON; only dicts, lists, tuples, str, int, float, bool and None."""
 
-    name = 'json'
+    name = "json"
 
     def dumps(self, value: Any) -> bytes:
         try:
-            text = json.dumps(value, ensure_ascii=False, separators=(',', ':'), default=_reject)
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_reject)
         except _Unencodable as exc:
             raise self._describe(value, exc.value) from None
         except TypeError:
             # Raised by json itself for unsupported dictionary keys (tuples, objects...).
             raise self._describe(value, None) from None
         except ValueError as exc:  # circular reference
-            raise TypeError(f'cannot serialize a value of type {_type_name(value)} '
-                            f'with the json codec: {exc}') from None
-        return text.encode('utf-8')
+            raise TypeError(
+                f"cannot serialize a value of type {_type_name(value)} with the json codec: {exc}"
+            ) from None
+        return text.encode("utf-8")
 
     def loads(self, data: bytes | bytearray | memoryview | str) -> Any:
         if isinstance(data, memoryview):
@@ -95,13 +96,13 @@ class JsonCodec(Codec):
     @staticmethod
     def _describe(value: Any, culprit: Any) -> TypeError:
         found = _find_unencodable(value)
-        where = ''
+        where = ""
         if found is not None:
             path, culprit = found
-            where = f' at value{path}' if path else ''
+            where = f" at value{path}" if path else ""
         return TypeError(
-            f'cannot serialize a value of type {_type_name(culprit)}{where} with the json codec: '
-            'only dict, list, tuple, str, int, float, bool and None are supported '
+            f"cannot serialize a value of type {_type_name(culprit)}{where} with the json codec: "
+            "only dict, list, tuple, str, int, float, bool and None are supported "
             "(return JSON-compatible data or choose codec='pickle')"
         )
 
@@ -120,19 +121,19 @@ def _reject(value: Any) -> Any:
 class PickleCodec(Codec):
     """Python pickle (highest protocol); exact round trips of any picklable object."""
 
-    name = 'pickle'
+    name = "pickle"
 
     def dumps(self, value: Any) -> bytes:
         try:
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TypeError(
-                f'cannot serialize a value of type {_type_name(value)} with the pickle codec: {exc}'
+                f"cannot serialize a value of type {_type_name(value)} with the pickle codec: {exc}"
             ) from None
 
     def loads(self, data: bytes | bytearray | memoryview | str) -> Any:
         if isinstance(data, str):
-            raise TypeError('the pickle codec decodes bytes, not str')
+            raise TypeError("the pickle codec decodes bytes, not str")
         return pickle.loads(data)
 
 
@@ -153,4 +154,4 @@ def get_codec(codec: str | Codec | None = None) -> Codec:
     try:
         return _BY_NAME[codec]
     except (KeyError, TypeError):
-        raise ValueError(f'unknown codec {codec!r}; known codecs: {sorted(_BY_NAME)}') from None
+        raise ValueError(f"unknown codec {codec!r}; known codecs: {sorted(_BY_NAME)}") from None

@@ -88,7 +88,9 @@ class TaskFlowException(Exception):
             if isinstance(next_up, TaskFlowException):
                 parts.append(f"{prefix}{type(next_up).__name__}: {next_up._get_message()}")
             else:
-                lines = [line.rstrip("\n") for line in traceback.format_exception_only(type(next_up), next_up)]
+                lines = [
+                    line.rstrip("\n") for line in traceback.format_exception_only(type(next_up), next_up)
+                ]
                 parts.append(os.linesep.join(prefix + line for line in lines))
                 break
             active_indent += indent

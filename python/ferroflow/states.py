@@ -75,7 +75,7 @@ def check_job_transition(old_state: str, new_state: str) -> bool:
     pair = (old_state, new_state)
     if pair in _ALLOWED_JOB_TRANSITIONS:
         return True
-    raise exc.InvalidState("Job transition from '%s' to '%s' is not allowed" % pair)
+    raise exc.InvalidState(f"Job transition from '{old_state}' to '{new_state}' is not allowed")
 
 
 _ALLOWED_FLOW_TRANSITIONS = frozenset(
@@ -122,7 +122,7 @@ def check_flow_transition(old_state: str, new_state: str) -> bool:
         return True
     if pair in _IGNORED_FLOW_TRANSITIONS:
         return False
-    raise exc.InvalidState("Flow transition from '%s' to '%s' is not allowed" % pair)
+    raise exc.InvalidState(f"Flow transition from '{old_state}' to '{new_state}' is not allowed")
 
 
 _ALLOWED_TASK_TRANSITIONS = frozenset(

@@ -1,7 +1,14 @@
 //! Compilation: the pattern tree (`spec::FlowSpec`) is lowered into the execution graph the scheduler
 //! runs, once per flow. See `compile.rs` for the algorithm and `names.rs` (crate root) for argument
 //! providers.
+mod build;
 mod compile;
+mod deciders;
+pub(crate) mod hash;
+#[cfg(test)]
+pub(crate) mod testutil;
+mod topo;
+pub(crate) mod tree;
 
 pub use compile::compile;
 
@@ -43,16 +50,23 @@ impl Csr {
     }
 }
 
-/// A decider on a graph-flow link: when the link's source side finished, the engine calls the
-/// Python callable `decider` with the results of `history_atoms`; a "no" ignores `targets`.
+/// A decider on a graph-flow link, as TaskFlow's runtime applies it (see `deciders.rs`): when one
+/// of `entry_atoms` is about to run (all its predecessors done), the engine calls the Python
+/// callable `decider` with `history` = the results of the non-ignored `history_atoms` of every
+/// decider sharing that entry atom; a decider whose history atom was ignored is skipped. A "no"
+/// ignores `targets`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgeDecider {
     pub decider: u32,
-    /// Atoms whose results make up the decider's `history` argument (the link's source side).
+    /// Atoms whose results make up the decider's `history` argument: the link's source atom, or
+    /// nothing when the source is a flow (TaskFlow passes `{}` then).
     pub history_atoms: Vec<u32>,
-    /// The atoms set to IGNORE when the decider says no, already widened by the link's depth.
+    /// The atoms the decider is attached to: the link's target atom, or the target flow's retry,
+    /// or (recursively) its first atoms. Empty for an empty target flow (never consulted).
+    pub entry_atoms: Vec<u32>,
+    /// The atoms set to IGNORE when the decider says no (ascending), already widened by `depth`.
     pub targets: Vec<u32>,
-    /// Atom whose completion triggers the decision: every atom of `history_atoms` is done by then.
+    /// The link's depth (kept for picking the widest when several deciders say no).
     pub depth: crate::spec::DeciderDepth,
 }
 

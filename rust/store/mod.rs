@@ -209,7 +209,12 @@ impl Batch {
     }
 
     /// Adds a flow state change.
-    pub fn flow_state(&mut self, flow_uuid: impl Into<String>, state: impl Into<String>, updated_at: Option<f64>) -> &mut Batch {
+    pub fn flow_state(
+        &mut self,
+        flow_uuid: impl Into<String>,
+        state: impl Into<String>,
+        updated_at: Option<f64>,
+    ) -> &mut Batch {
         self.flow_states.push(FlowStateChange { flow_uuid: flow_uuid.into(), state: state.into(), updated_at });
         self
     }

@@ -167,7 +167,10 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE logbooks (uuid TEXT PRIMARY KEY)").unwrap();
         let err = migrate(&mut conn, "tf.db").unwrap_err();
-        assert!(matches!(&err, CoreError::Storage(m) if m.contains("'logbooks' table") && m.contains("tf.db")), "{err}");
+        assert!(
+            matches!(&err, CoreError::Storage(m) if m.contains("'logbooks' table") && m.contains("tf.db")),
+            "{err}"
+        );
         assert_eq!(read_version(&conn).unwrap(), 0);
     }
 

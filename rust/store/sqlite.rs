@@ -236,9 +236,9 @@ impl Store {
     /// The logbook `uuid` ([`CoreError::NotFound`] if there is none).
     pub fn get_logbook(&self, uuid: &str) -> CoreResult<LogBookRow> {
         let found = (|| -> Inner<Option<LogBookRow>> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT uuid, name, meta, created_at, updated_at FROM logbooks WHERE uuid = ?1",
-            )?;
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT uuid, name, meta, created_at, updated_at FROM logbooks WHERE uuid = ?1")?;
             Ok(stmt.query_row([uuid], logbook_from_row).optional()?)
         })();
         self.finish("loading a logbook", found)?.ok_or_else(|| not_found("logbook", uuid))
@@ -300,7 +300,9 @@ impl Store {
     pub fn update_flow_detail(&mut self, flow: &FlowDetailRow) -> CoreResult<()> {
         self.write("updating a flow detail", |conn| {
             let updated = conn
-                .prepare_cached("UPDATE flowdetails SET name = ?2, state = ?3, meta = ?4, updated_at = ?5 WHERE uuid = ?1")?
+                .prepare_cached(
+                    "UPDATE flowdetails SET name = ?2, state = ?3, meta = ?4, updated_at = ?5 WHERE uuid = ?1",
+                )?
                 .execute(params![flow.uuid, flow.name, flow.state, flow.meta, flow.updated_at])?;
             if updated == 0 {
                 return Err(not_found("flow detail", &flow.uuid).into());
@@ -374,12 +376,18 @@ impl Store {
     /// Inserts or replaces (every field but `created_at`) these atom details in one transaction.
     /// [`CoreError::NotFound`] naming the flow if a parent flow detail does not exist; then none is saved.
     pub fn upsert_atom_details(&mut self, atoms: &[AtomDetailRow]) -> CoreResult<()> {
+        if atoms.is_empty() {
+            return Ok(());
+        }
         self.write("saving atom details", |conn| apply_parts(conn, atoms, &[], &[]))
     }
 
     /// Applies atom transitions in one transaction. [`CoreError::NotFound`] if an atom detail does
     /// not exist; then none is applied.
     pub fn apply_transitions(&mut self, transitions: &[Transition]) -> CoreResult<()> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
         self.write("applying atom transitions", |conn| apply_parts(conn, &[], transitions, &[]))
     }
 
@@ -435,7 +443,8 @@ impl Store {
             if renewed == 1 {
                 return Ok(());
             }
-            let holder = current_lease(conn, flow_uuid)?.map_or_else(|| "nobody".to_owned(), |l| format!("'{}'", l.owner));
+            let holder =
+                current_lease(conn, flow_uuid)?.map_or_else(|| "nobody".to_owned(), |l| format!("'{}'", l.owner));
             Err(CoreError::InvalidState(format!(
                 "cannot renew the lease of flow detail '{flow_uuid}' for '{owner}': it is held by {holder}"
             ))
@@ -448,7 +457,9 @@ impl Store {
     pub fn release_lease(&mut self, flow_uuid: &str, owner: &str) -> CoreResult<bool> {
         self.write("releasing a flow lease", |conn| {
             let released = conn
-                .prepare_cached("UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2")?
+                .prepare_cached(
+                    "UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2",
+                )?
                 .execute([flow_uuid, owner])?;
             if released == 0 && !flow_exists(conn, flow_uuid)? {
                 return Err(not_found("flow detail", flow_uuid).into());
@@ -597,8 +608,10 @@ fn missing_parent(
     match saved {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error().is_some_and(|s| s.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
-            Err(CoreError::NotFound(format!("{parent_kind} '{parent_uuid}' not found (saving {child_kind} '{child_uuid}')"))
-                .into())
+            Err(CoreError::NotFound(format!(
+                "{parent_kind} '{parent_uuid}' not found (saving {child_kind} '{child_uuid}')"
+            ))
+            .into())
         }
         Err(e) => Err(e.into()),
     }
@@ -648,14 +661,19 @@ fn check_header(path: &Path, label: &str) -> CoreResult<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(not_a_store(e.to_string())),
     };
-    let len = file.metadata().map_err(|e| not_a_store(e.to_string()))?.len();
+    let metadata = file.metadata().map_err(|e| not_a_store(e.to_string()))?;
+    if metadata.is_dir() {
+        return Err(not_a_store("it is a directory".to_owned()));
+    }
+    let len = metadata.len();
     if len == 0 {
         return Ok(());
     }
     let mut header = [0u8; 100];
-    if len < header.len() as u64 || file.read_exact(&mut header).is_err() {
+    if len < 100 {
         return Err(not_a_store(format!("the file is {len} bytes, too short for a SQLite header (truncated?)")));
     }
+    file.read_exact(&mut header).map_err(|e| not_a_store(format!("reading its header failed: {e}")))?;
     if &header[..16] != MAGIC {
         return Err(not_a_store("the file is not a SQLite database".to_owned()));
     }
@@ -713,4 +731,63 @@ fn atom_from_row(row: &Row<'_>) -> rusqlite::Result<AtomDetailRow> {
         created_at: row.get(12)?,
         updated_at: row.get(13)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AtomType;
+
+    fn pragma(store: &Store, name: &str) -> i64 {
+        store.conn.pragma_query_value(None, name, |row| row.get(0)).unwrap()
+    }
+
+    #[test]
+    fn durability_modes_set_the_synchronous_level_and_keys_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let process = Store::open(dir.path().join("p.db"), Durability::Process).unwrap();
+        let fsync = Store::open(dir.path().join("f.db"), Durability::Fsync).unwrap();
+        // 1 = NORMAL, 2 = FULL.
+        assert_eq!((pragma(&process, "synchronous"), pragma(&fsync, "synchronous")), (1, 2));
+        assert_eq!(pragma(&process, "foreign_keys"), 1);
+        assert_eq!(pragma(&process, "busy_timeout"), 5_000);
+    }
+
+    #[test]
+    fn a_transition_writes_one_row_whatever_the_flow_size() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL);",
+            )
+            .unwrap();
+        let atoms: Vec<_> = (0..1_000)
+            .map(|i| AtomDetailRow {
+                uuid: format!("a{i}"),
+                parent_uuid: "f".into(),
+                name: format!("a{i}"),
+                atom_type: AtomType::Task,
+                state: None,
+                intention: "EXECUTE".into(),
+                results: "null".into(),
+                failure: None,
+                revert_results: "null".into(),
+                revert_failure: None,
+                version: None,
+                meta: "{}".into(),
+                created_at: 0.0,
+                updated_at: None,
+            })
+            .collect();
+        store.upsert_atom_details(&atoms).unwrap();
+        let before = store.conn.total_changes();
+        let mut batch = Batch::new();
+        batch
+            .transition(Transition { state: Some("RUNNING".into()), ..Transition::new("a500") })
+            .flow_state("f", "RUNNING", None);
+        store.apply(&batch).unwrap();
+        assert_eq!(store.conn.total_changes() - before, 2);
+    }
 }

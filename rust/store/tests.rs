@@ -6,7 +6,13 @@ use super::*;
 use crate::error::{CoreError, CoreResult};
 
 fn book(uuid: &str) -> LogBookRow {
-    LogBookRow { uuid: uuid.into(), name: format!("book {uuid}"), meta: r#"{"k": 1}"#.into(), created_at: 10.5, updated_at: None }
+    LogBookRow {
+        uuid: uuid.into(),
+        name: format!("book {uuid}"),
+        meta: r#"{"k": 1}"#.into(),
+        created_at: 10.5,
+        updated_at: None,
+    }
 }
 
 fn flow(uuid: &str, book: &str) -> FlowDetailRow {
@@ -98,7 +104,10 @@ fn nullable_columns_read_back_as_none() {
     let bare = AtomDetailRow { state: None, version: None, failure: None, revert_failure: None, ..atom("n", "f") };
     store.upsert_atom_details(std::slice::from_ref(&bare)).unwrap();
     let got = store.get_atom_detail("n").unwrap();
-    assert_eq!((got.state, got.version, got.failure, got.revert_failure, got.updated_at), (None, None, None, None, None));
+    assert_eq!(
+        (got.state, got.version, got.failure, got.revert_failure, got.updated_at),
+        (None, None, None, None, None)
+    );
     assert_eq!(store.get_flow_detail("f").unwrap().state, None);
     assert_eq!(store.get_logbook("b").unwrap().updated_at, None);
 }
@@ -135,7 +144,8 @@ fn a_transition_changes_only_the_columns_it_names() {
 #[test]
 fn saving_again_updates_in_place_keeping_created_at_and_children() {
     let mut store = populated(3);
-    let renamed = LogBookRow { name: "renamed".into(), meta: "{}".into(), created_at: 99.0, updated_at: Some(40.0), ..book("b") };
+    let renamed =
+        LogBookRow { name: "renamed".into(), meta: "{}".into(), created_at: 99.0, updated_at: Some(40.0), ..book("b") };
     store.save_logbook(&renamed).unwrap();
     let got = store.get_logbook("b").unwrap();
     assert_eq!((got.name.as_str(), got.created_at, got.updated_at), ("renamed", 10.5, Some(40.0)));
@@ -148,7 +158,8 @@ fn saving_again_updates_in_place_keeping_created_at_and_children() {
     assert_eq!(store.get_flow_detail("f").unwrap().state.as_deref(), Some("SUCCESS"));
     assert_eq!(store.atoms_for_flow("f").unwrap().len(), 3);
 
-    let replaced = AtomDetailRow { state: Some("SUCCESS".into()), results: "42".into(), created_at: 0.0, ..atom("a1", "f") };
+    let replaced =
+        AtomDetailRow { state: Some("SUCCESS".into()), results: "42".into(), created_at: 0.0, ..atom("a1", "f") };
     store.upsert_atom_details(std::slice::from_ref(&replaced)).unwrap();
     assert_eq!(store.get_atom_detail("a1").unwrap(), AtomDetailRow { created_at: 12.0, ..replaced });
     let names: Vec<_> = store.atoms_for_flow("f").unwrap().into_iter().map(|a| a.uuid).collect();
@@ -158,7 +169,8 @@ fn saving_again_updates_in_place_keeping_created_at_and_children() {
 #[test]
 fn update_flow_detail_needs_an_existing_flow() {
     let mut store = populated(0);
-    let changed = FlowDetailRow { name: "new".into(), state: Some("RUNNING".into()), updated_at: Some(5.0), ..flow("f", "b") };
+    let changed =
+        FlowDetailRow { name: "new".into(), state: Some("RUNNING".into()), updated_at: Some(5.0), ..flow("f", "b") };
     store.update_flow_detail(&changed).unwrap();
     assert_eq!(store.get_flow_detail("f").unwrap(), changed);
     assert!(is_not_found(&store.update_flow_detail(&flow("nope", "b")), "flow detail 'nope'"));
@@ -195,7 +207,10 @@ fn missing_rows_and_parents_are_not_found() {
     assert!(is_not_found(&store.get_logbook("x"), "logbook 'x' not found"));
     assert!(is_not_found(&store.get_flow_detail("x"), "flow detail 'x' not found"));
     assert!(is_not_found(&store.get_atom_detail("x"), "atom detail 'x' not found"));
-    assert!(is_not_found(&store.save_flow_detail(&flow("g", "nobook")), "logbook 'nobook' not found (saving flow detail 'g')"));
+    assert!(is_not_found(
+        &store.save_flow_detail(&flow("g", "nobook")),
+        "logbook 'nobook' not found (saving flow detail 'g')"
+    ));
     assert!(is_not_found(&store.upsert_atom_details(&[atom("y", "noflow")]), "flow detail 'noflow' not found"));
     assert!(is_not_found(&store.apply_transitions(&[Transition::new("x")]), "atom detail 'x'"));
     assert!(is_not_found(&store.update_flow_state("x", "RUNNING", None), "flow detail 'x'"));
@@ -241,7 +256,10 @@ fn a_failing_batch_applies_nothing() {
 
     // A missing parent half way through an upsert keeps the earlier rows out too.
     let rows = [atom("n1", "f"), atom("n2", "noflow"), atom("n3", "f")];
-    assert!(is_not_found(&store.upsert_atom_details(&rows), "flow detail 'noflow' not found (saving atom detail 'n2')"));
+    assert!(is_not_found(
+        &store.upsert_atom_details(&rows),
+        "flow detail 'noflow' not found (saving atom detail 'n2')"
+    ));
     assert!(is_not_found(&store.get_atom_detail("n1"), "'n1'"));
 
     // The connection is still usable after the rollback.
@@ -283,7 +301,9 @@ fn only_the_owner_renews_or_releases_a_lease() {
 
     assert!(store.release_lease("f", "a").unwrap());
     assert_eq!(store.lease("f").unwrap(), None);
-    assert!(matches!(store.renew_lease("f", "a", 10.0, 6.0), Err(CoreError::InvalidState(m)) if m.contains("held by nobody")));
+    assert!(
+        matches!(store.renew_lease("f", "a", 10.0, 6.0), Err(CoreError::InvalidState(m)) if m.contains("held by nobody"))
+    );
     assert_eq!(store.acquire_lease("f", "b", 10.0, 6.0).unwrap(), Ok(()));
 }
 
@@ -403,6 +423,8 @@ fn an_unopenable_path_is_a_storage_error_naming_it() {
     let path = dir.path().join("no/such/dir/x.db");
     let message = storage_message(Store::open(&path, Durability::Process));
     assert!(message.contains("no/such/dir/x.db"), "{message}");
+    let message = storage_message(Store::open(dir.path(), Durability::Process));
+    assert!(message.contains("it is a directory"), "{message}");
 }
 
 /// Environment variable telling the re-executed test binary to act as the crashing writer.
@@ -417,7 +439,11 @@ fn crash_child_commits_then_aborts() {
     let Ok(path) = std::env::var(CRASH_DB_ENV) else { return };
     let mut store = Store::open(&path, Durability::Process).unwrap();
     for i in 0..CRASH_COMMITS {
-        let t = Transition { state: Some("SUCCESS".into()), results: Some(i.to_string()), ..Transition::new(format!("a{i}")) };
+        let t = Transition {
+            state: Some("SUCCESS".into()),
+            results: Some(i.to_string()),
+            ..Transition::new(format!("a{i}"))
+        };
         store.apply_transitions(&[t]).unwrap();
     }
     std::process::abort();
@@ -467,7 +493,11 @@ fn bench_store(dir: &tempfile::TempDir, durability: Durability) -> Store {
 
 fn bench_atoms() -> Vec<AtomDetailRow> {
     (0..BENCH_ATOMS)
-        .map(|i| AtomDetailRow { uuid: format!("{i:08x}-0000-4000-8000-000000000000"), name: format!("task-{i}"), ..atom("", "f") })
+        .map(|i| AtomDetailRow {
+            uuid: format!("{i:08x}-0000-4000-8000-000000000000"),
+            name: format!("task-{i}"),
+            ..atom("", "f")
+        })
         .collect()
 }
 

@@ -39,9 +39,7 @@ def program_names() -> list[str]:
 def migrate_source(source: str) -> str:
     """Rewrite the import lines of a TaskFlow program to ferroflow, exactly as a migrating user would."""
     lines = source.splitlines(keepends=True)
-    migrated = [
-        line.replace(ORIGINAL, MIGRATED) if _IMPORT_LINE.match(line) else line for line in lines
-    ]
+    migrated = [line.replace(ORIGINAL, MIGRATED) if _IMPORT_LINE.match(line) else line for line in lines]
     return "".join(migrated)
 
 
@@ -50,8 +48,8 @@ def _check_only_imports_name_taskflow(source: str, name: str) -> None:
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type in (tokenize.NAME, tokenize.STRING) and ORIGINAL in token.string:
             raise ValueError(
-                f"program {name} mentions {ORIGINAL!r} outside its import lines "
-                f"(line {token.start[0]}: {token.line.strip()!r}); migration would not be a pure import rewrite"
+                f"program {name} mentions {ORIGINAL!r} outside its import lines (line {token.start[0]}: "
+                f"{token.line.strip()!r}); migration would not be a pure import rewrite"
             )
 
 
@@ -116,7 +114,7 @@ class Outcome:
 
 @pytest.fixture(scope="session")
 def run_program() -> Callable[[str, str], Outcome]:
-    """Run a program once per flavour per session (TaskFlow's parallel engine alone costs ~1 s a run)."""
+    """Run each program once per flavour per session; the comparison test reuses the single-flavour runs."""
     cache: dict[tuple[str, str], Outcome] = {}
 
     def run(name: str, flavour: str) -> Outcome:

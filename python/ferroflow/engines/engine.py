@@ -18,7 +18,7 @@ from typing import Any
 
 from ferroflow import _core, exceptions, states
 from ferroflow._lower import lower
-from ferroflow.engines import actions
+from ferroflow.engines import actions, persist
 from ferroflow.engines.arguments import ArgSource, build_plan
 from ferroflow.engines.storage import NO_VALUE, STATE_CODES, STATE_NAMES, Storage
 from ferroflow.types.failure import Failure
@@ -311,6 +311,8 @@ class ActionEngine:
         storage = self._storage
         sched = self._scheduler
         if kind == _EXECUTE:
+            if ok and self._persist is not None:
+                ok, value = self._check_serializable(index, value)
             if ok:
                 storage.results[index] = value
                 storage.failures.pop(index, None)
@@ -329,6 +331,14 @@ class ActionEngine:
                 storage.revert_failures[index] = value
             transitions = sched.complete_revert(index, ok)
             self._apply(transitions, {index: value})
+
+    def _check_serializable(self, index: int, value: Any) -> tuple[bool, Any]:
+        """A result a durable backend cannot save becomes the atom's failure (never half a row)."""
+        try:
+            persist.check_serializable(self.compilation.atoms[index].name, value)
+        except TypeError:
+            return False, Failure()
+        return True, value
 
     # -- failure resolution (TaskFlow's retry chain) ---------------------------------------------
     def _resolve(self, index: int, failure: Failure) -> None:
@@ -365,6 +375,8 @@ class ActionEngine:
         if not history:
             history.append((None, {}))
         history[-1][1][atoms[failed].name] = failure
+        if self._persist is not None:
+            self._persist.save_atom(self, retry)
         kwargs = self._arguments(retry)
         kwargs[actions.HISTORY] = storage.get_retry_history(atoms[retry].name)
         return str(atoms[retry].on_failure(**kwargs))

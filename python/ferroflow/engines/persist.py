@@ -1,18 +1,193 @@
-"""Engine ↔ persistence backend glue (filled in by the persistence work)."""
+"""Engine ↔ persistence backend: saved details in, every transition out.
+
+`attach` resolves the backend and the flow detail when an engine is loaded. `Persister.prepare`
+matches saved atom details to compiled atoms by name (new atoms get new details; details whose
+atom disappeared are kept untouched as orphans) and restores states, results and failures into the
+engine. `Persister.save` writes the atoms a batch of transitions touched — only those rows — before
+the engine notifies anyone or starts anything that depends on them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ferroflow import codec, exceptions, states
+from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
+from ferroflow.persistence import models
+
+_TASK, _RETRY = 0, 1
+
 
 def attach(flow: Any, flow_detail: Any, book: Any, backend: Any) -> tuple[Any, Any]:
-    """Resolves the backend and the flow detail to run against (none: memory only)."""
+    """Resolves ``backend`` (object, URI or conf dict) and the flow detail to run against."""
     if backend is None:
         return None, flow_detail
-    raise NotImplementedError("persistence backends are not wired into the engine yet")
+    from ferroflow.persistence import backends
+    from ferroflow.utils import persistence_utils
+
+    if isinstance(backend, str | dict):
+        backend = backends.fetch(backend)
+        with backend.get_connection() as conn:
+            conn.upgrade()
+    if flow_detail is None:
+        flow_detail = persistence_utils.create_flow_detail(flow, book=book, backend=backend)
+    return backend, flow_detail
+
+
+def check_serializable(name: str, value: Any) -> None:
+    """Raises a clear TypeError when ``value`` cannot be saved by a JSON backend."""
+    try:
+        codec.JSON.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"result of atom {name!r} cannot be saved: {exc}; return plain data "
+            "(dict/list/str/int/float/bool/None)"
+        ) from None
 
 
 class Persister:
+    """Keeps one flow detail and its atom details in step with the engine."""
+
     def __init__(self, backend: Any, flow_detail: Any) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
+        self.details: list[models.AtomDetail] = []
+        self._conn = backend.get_connection()
+        self._injector: models.TaskDetail | None = None
+
+    # -- prepare ---------------------------------------------------------------------------------
+    def prepare(self, engine: Any) -> None:
+        fd = self.flow_detail
+        try:
+            fresh = self._conn.get_flow_details(fd.uuid)
+            fd.state = fresh.state
+            fd.meta = fresh.meta
+            saved_atoms = list(fresh)
+        except exceptions.NotFound:
+            saved_atoms = list(fd)
+        saved = {ad.name: ad for ad in saved_atoms}
+        storage = engine.storage
+        compilation = engine.compilation
+        if fd.state is not None:
+            storage.set_flow_state(fd.state)
+        created: list[models.AtomDetail] = []
+        restore: list[tuple[int, int, int]] = []
+        self.details = []
+        for index, atom in enumerate(compilation.atoms):
+            is_retry = compilation.spec_atoms[index][1] == _RETRY
+            ad = saved.get(atom.name)
+            want = models.RetryDetail if is_retry else models.TaskDetail
+            if ad is not None and not isinstance(ad, want):
+                raise exceptions.Duplicate(
+                    f"Atom {atom.name!r} of flow {fd.name!r} is a {want.__name__[:-6].lower()} but its saved "
+                    f"detail {ad.uuid} is a {type(ad).__name__}; rename the atom or remove the old detail"
+                )
+            if ad is None:
+                ad = want(atom.name)
+                ad.state = states.PENDING
+                ad.intention = states.EXECUTE
+                ad.version = _version(atom)
+                created.append(ad)
+                fd.add(ad)
+            else:
+                self._restore(storage, index, ad, is_retry)
+                state = STATE_CODES.get(ad.state or states.PENDING, 0)
+                intention = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
+                if state or intention:
+                    restore.append((index, state, intention))
+            storage.set_atom_uuid(index, ad.uuid)
+            self.details.append(ad)
+        self._prepare_injector(storage, saved, created)
+        if created:
+            self._conn.update_flow_details(fd)
+        if restore:
+            engine._scheduler.restore(restore)
+
+    @staticmethod
+    def _restore(storage: Any, index: int, ad: models.AtomDetail, is_retry: bool) -> None:
+        storage.states[index] = STATE_CODES.get(ad.state or states.PENDING, 0)
+        storage.intentions[index] = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
+        if is_retry:
+            history = [(value, dict(failures)) for value, failures in (ad.results or [])]
+            storage.retry_histories[index] = history
+            storage.results[index] = history[-1][0] if history else None
+        else:
+            storage.results[index] = ad.results
+        if ad.failure is not None:
+            storage.failures[index] = ad.failure
+        if ad.revert_results is not None:
+            storage.revert_results[index] = ad.revert_results
+        if ad.revert_failure is not None:
+            storage.revert_failures[index] = ad.revert_failure
+        progress = ad.meta.get("progress")
+        if progress is not None:
+            storage.progress[index] = (progress, ad.meta.get("progress_details"))
+
+    def _prepare_injector(self, storage: Any, saved: dict[str, Any], created: list[Any]) -> None:
+        """Flow-level ``store`` values persist in TaskFlow's injector detail."""
+        injector = saved.get(INJECTOR_NAME)
+        current = dict(storage.injected)
+        if injector is not None:
+            merged = dict(injector.results or {})
+            merged.update(current)
+            storage.inject(merged)
+        elif not current:
+            return
+        if injector is None:
+            injector = models.TaskDetail(INJECTOR_NAME)
+            injector.state = states.SUCCESS
+            self.flow_detail.add(injector)
+            created.append(injector)
+        injector.results = dict(storage.injected)
+        self._injector = injector
+        if injector not in created:
+            self._conn.update_atom_details(injector)
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, engine: Any, transitions: list[tuple[int, int, int]], values: Any = None) -> None:
+        """Writes the atoms these transitions touched (each once)."""
+        touched = dict.fromkeys(atom for atom, _, _ in transitions)
+        storage = engine.storage
+        for atom in touched:
+            self._update_detail(engine, storage, atom)
+            self._conn.update_atom_details(self.details[atom])
+
+    def save_atom(self, engine: Any, atom: int) -> None:
+        self._update_detail(engine, engine.storage, atom)
+        self._conn.update_atom_details(self.details[atom])
+
+    def _update_detail(self, engine: Any, storage: Any, atom: int) -> None:
+        ad = self.details[atom]
+        state = storage.states[atom]
+        ad.state = STATE_NAMES[state]
+        ad.intention = INTENTION_NAMES[storage.intentions[atom]]
+        if engine._is_retry(atom):
+            ad.results = [list(entry) for entry in storage.retry_histories.get(atom, [])]
+        else:
+            ad.results = storage.results[atom]
+        ad.failure = storage.failures.get(atom)
+        ad.revert_results = storage.revert_results.get(atom)
+        ad.revert_failure = storage.revert_failures.get(atom)
+        progress = storage.progress.get(atom)
+        if progress is not None:
+            ad.meta["progress"], details = progress
+            if details is not None:
+                ad.meta["progress_details"] = details
+
+    def save_flow_state(self, engine: Any, state: str) -> None:
+        fd = self.flow_detail
+        fd.state = state
+        self._conn.update_flow_details(fd)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _version(atom: Any) -> str:
+    version = atom.version
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return str(version)
+
+
+__all__ = ["Persister", "attach", "check_serializable"]

@@ -11,7 +11,7 @@ parent -> child links), so that every record-based backend shares one set of sem
   comes back with all its atom details.
 - ``get_*`` raise NotFound for an unknown uuid (``get_flows_for_book`` / ``get_atoms_for_flow``
   too); ``lazy=True`` skips loading the children.
-- a record whose serialized form did not change is not rewritten.
+- a record whose content did not change is not rewritten.
 - children are written before the parent that lists them and parents are deleted before their
   children, so an interrupted write never leaves a reachable reference to a missing record.
 """
@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from ferroflow import exceptions as exc
 from ferroflow.persistence import models
 
-__all__ = ['ATOM', 'BOOK', 'FLOW', 'Backend', 'Connection', 'RecordConnection', 'path_from_conf']
+__all__ = ["ATOM", "BOOK", "FLOW", "Backend", "Connection", "RecordConnection", "path_from_conf"]
 
 
 class Backend(abc.ABC):
@@ -136,11 +136,11 @@ def path_from_conf(conf: Mapping[str, Any]) -> str | None:
 
     ``dir:///abs/path`` gives ``/abs/path``; ``dir://rel/path`` gives the relative ``rel/path``.
     """
-    path = conf.get('path')
+    path = conf.get("path")
     if path:
         return str(path)
-    connection = conf.get('connection')
-    if not isinstance(connection, str) or '://' not in connection:
+    connection = conf.get("connection")
+    if not isinstance(connection, str) or "://" not in connection:
         return None
     parts = urlsplit(connection)
     path = unquote(parts.netloc + parts.path)
@@ -148,9 +148,9 @@ def path_from_conf(conf: Mapping[str, Any]) -> str | None:
 
 
 #: Record kinds.
-BOOK, FLOW, ATOM = 'book', 'flow', 'atom'
+BOOK, FLOW, ATOM = "book", "flow", "atom"
 
-_WHAT = {BOOK: 'logbook', FLOW: 'flow details', ATOM: 'atom details'}
+_WHAT = {BOOK: "logbook", FLOW: "flow details", ATOM: "atom details"}
 
 
 def _not_found(kind: str, uuid: str) -> exc.NotFound:
@@ -167,11 +167,11 @@ def _flow_record(fd: models.FlowDetail) -> dict[str, Any]:
 
 def _atom_record(ad: models.AtomDetail) -> dict[str, Any]:
     # TaskFlow's path-based layout: the atom's dict plus its type tag.
-    return {'atom': ad.to_dict(), 'type': models.atom_detail_type(ad)}
+    return {"atom": ad.to_dict(), "type": models.atom_detail_type(ad)}
 
 
 def _atom_from(record: dict[str, Any]) -> models.AtomDetail:
-    return models.atom_detail_class(record['type']).from_dict(record['atom'])
+    return models.atom_detail_class(record["type"]).from_dict(record["atom"])
 
 
 def _attach_flows(book: models.LogBook, flows: list[models.FlowDetail]) -> None:
@@ -207,8 +207,12 @@ class RecordConnection(Connection):
         """The record, or ``None`` if absent. The caller may keep and mutate it."""
 
     @abc.abstractmethod
-    def _write(self, kind: str, uuid: str, record: dict[str, Any]) -> None:
-        """Create or replace a record (the store keeps its own copy)."""
+    def _write(self, kind: str, uuid: str, record: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """Create or replace a record (the store keeps its own copy).
+
+        ``old`` is what :meth:`_read` returned for it; when ``record`` has the same content,
+        implementations should skip the write.
+        """
 
     @abc.abstractmethod
     def _children(self, kind: str, uuid: str) -> list[str] | None:
@@ -271,10 +275,6 @@ class RecordConnection(Connection):
 
     # -- saving -------------------------------------------------------------------------------
 
-    def _store(self, kind: str, uuid: str, record: dict[str, Any], old: dict[str, Any] | None) -> None:
-        if record != old:
-            self._write(kind, uuid, record)
-
     def _save_atom(self, ad: models.AtomDetail, must_exist: bool) -> models.AtomDetail:
         old = self._read(ATOM, ad.uuid)
         if old is None:
@@ -283,12 +283,13 @@ class RecordConnection(Connection):
             stored = ad
         else:
             stored = _atom_from(old).merge(ad)
-        self._store(ATOM, ad.uuid, _atom_record(stored), old)
+        self._write(ATOM, ad.uuid, _atom_record(stored), old)
         return stored
 
     def _save_flow(
         self, fd: models.FlowDetail, must_exist: bool, book_uuid: str | None = None
     ) -> models.FlowDetail:
+        """Upsert ``fd`` and its atoms (linking it under ``book_uuid`` if given); returns it as stored."""
         old = self._read(FLOW, fd.uuid)
         if old is None:
             if must_exist:
@@ -300,7 +301,7 @@ class RecordConnection(Connection):
         # Atoms before the flow record and links that make them reachable.
         for ad in fd:
             stored.add(self._save_atom(ad, must_exist=False))
-        self._store(FLOW, fd.uuid, _flow_record(stored), old)
+        self._write(FLOW, fd.uuid, _flow_record(stored), old)
         for ad in fd:
             if ad.uuid not in linked:
                 self._link(FLOW, fd.uuid, ad.uuid)
@@ -322,8 +323,14 @@ class RecordConnection(Connection):
                 stored = models.LogBook.from_dict(old, unmarshal_time=True).merge(book)
                 linked = self._children(BOOK, book.uuid) or []
             # The book record first: flow links need it to exist.
-            self._store(BOOK, book.uuid, _book_record(stored), old)
-            flows = [self._save_flow(fd, must_exist=False, book_uuid=book.uuid) for fd in book]
+            self._write(BOOK, book.uuid, _book_record(stored), old)
+            already_linked = set(linked)
+            flows = [
+                self._save_flow(
+                    fd, must_exist=False, book_uuid=None if fd.uuid in already_linked else book.uuid
+                )
+                for fd in book
+            ]
             saved = {fd.uuid for fd in flows}
             flows.extend(self._load_flow(uuid, lazy=False) for uuid in linked if uuid not in saved)
             _attach_flows(stored, flows)
@@ -355,13 +362,20 @@ class RecordConnection(Connection):
                 for ad_uuid in ad_uuids:
                     self._delete(ATOM, ad_uuid)
 
-    def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
+    def update_flow_details(
+        self, flow_detail: models.FlowDetail, ignore_missing: bool = False
+    ) -> models.FlowDetail:
+        """As :meth:`Connection.update_flow_details`; ``ignore_missing`` creates an unknown flow detail
+        (outside any book), as TaskFlow's memory and dir backends allow."""
         with self._locked(write=True):
-            return self._save_flow(flow_detail, must_exist=True)
+            return self._save_flow(flow_detail, must_exist=not ignore_missing)
 
-    def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+    def update_atom_details(
+        self, atom_detail: models.AtomDetail, ignore_missing: bool = False
+    ) -> models.AtomDetail:
+        """As :meth:`Connection.update_atom_details`; ``ignore_missing`` creates an unknown atom detail."""
         with self._locked(write=True):
-            return self._save_atom(atom_detail, must_exist=True)
+            return self._save_atom(atom_detail, must_exist=not ignore_missing)
 
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
         with self._locked(write=False):

@@ -22,26 +22,19 @@ from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 from ferroflow import exceptions as exc
+from ferroflow import states
 from ferroflow.types.failure import Failure
 
 __all__ = [
-    'ATOM_TYPES',
-    'AtomDetail',
-    'FlowDetail',
-    'LogBook',
-    'RetryDetail',
-    'TaskDetail',
-    'atom_detail_class',
-    'atom_detail_type',
+    "ATOM_TYPES",
+    "AtomDetail",
+    "FlowDetail",
+    "LogBook",
+    "RetryDetail",
+    "TaskDetail",
+    "atom_detail_class",
+    "atom_detail_type",
 ]
-
-# State and intention names (same strings as ferroflow.states; literal here so that the models
-# have no dependency beyond exceptions and failures).
-_EXECUTE = 'EXECUTE'
-_SUCCESS = 'SUCCESS'
-_FAILURE = 'FAILURE'
-_REVERTED = 'REVERTED'
-_REVERT_FAILURE = 'REVERT_FAILURE'
 
 
 def _new_uuid() -> str:
@@ -50,7 +43,7 @@ def _new_uuid() -> str:
 
 def _utcnow() -> datetime.datetime:
     # Naive UTC, as TaskFlow (oslo timeutils.utcnow) stores it.
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def _marshal_time(when: datetime.datetime | None) -> dict[str, Any] | None:
@@ -58,17 +51,17 @@ def _marshal_time(when: datetime.datetime | None) -> dict[str, Any] | None:
     if not when:
         return None
     marshalled: dict[str, Any] = {
-        'day': when.day,
-        'month': when.month,
-        'year': when.year,
-        'hour': when.hour,
-        'minute': when.minute,
-        'second': when.second,
-        'microsecond': when.microsecond,
+        "day": when.day,
+        "month": when.month,
+        "year": when.year,
+        "hour": when.hour,
+        "minute": when.minute,
+        "second": when.second,
+        "microsecond": when.microsecond,
     }
     if when.tzinfo is not None:
         tzname = when.tzinfo.tzname(when)
-        marshalled['tzname'] = 'UTC' if tzname in ('UTC+00:00', None) else tzname
+        marshalled["tzname"] = "UTC" if tzname in ("UTC+00:00", None) else tzname
     return marshalled
 
 
@@ -76,19 +69,19 @@ def _unmarshal_time(data: dict[str, Any] | None) -> datetime.datetime | None:
     if not data:
         return None
     when = datetime.datetime(
-        year=data['year'],
-        month=data['month'],
-        day=data['day'],
-        hour=data['hour'],
-        minute=data['minute'],
-        second=min(data['second'], 59),  # datetime has no leap seconds
-        microsecond=data['microsecond'],
+        year=data["year"],
+        month=data["month"],
+        day=data["day"],
+        hour=data["hour"],
+        minute=data["minute"],
+        second=min(data["second"], 59),  # datetime has no leap seconds
+        microsecond=data["microsecond"],
     )
-    tzname = data.get('tzname')
+    tzname = data.get("tzname")
     if tzname:
         tzinfo: datetime.tzinfo
-        if tzname in ('UTC', 'UTC+00:00'):
-            tzinfo = datetime.timezone.utc
+        if tzname in ("UTC", "UTC+00:00"):
+            tzinfo = datetime.UTC
         else:
             tzinfo = zoneinfo.ZoneInfo(tzname)
         when = when.replace(tzinfo=tzinfo)
@@ -105,7 +98,7 @@ def _copier(deep_copy: bool) -> Callable[[Any], Any]:
 
 def _meta_from(data: dict[str, Any]) -> dict[str, Any]:
     # Old schemas allowed a non-dict meta; replace it rather than fail.
-    meta = data.get('meta')
+    meta = data.get("meta")
     return meta if isinstance(meta, dict) else {}
 
 
@@ -116,16 +109,16 @@ def _version_string(version: Any) -> str | None:
     if isinstance(version, str):
         return version
     if isinstance(version, (tuple, list)):
-        return '.'.join(str(part) for part in version)
+        return ".".join(str(part) for part in version)
     return str(version)
 
 
+def _as_failure(data: Any) -> Failure:
+    return data if isinstance(data, Failure) else Failure.from_dict(data)
+
+
 def _failure_from(data: Any) -> Failure | None:
-    if not data:
-        return None
-    if isinstance(data, Failure):
-        return data
-    return Failure.from_dict(data)
+    return _as_failure(data) if data else None
 
 
 def _failure_to_dict(failure: Any) -> dict[str, Any] | None:
@@ -150,20 +143,20 @@ def _all_none(*values: Any) -> bool:
 def _format_meta(meta: dict[str, Any], indent: int) -> list[str]:
     if not meta:
         return []
-    pad = ' ' * indent
-    lines = [f'{pad}- metadata:']
+    pad = " " * indent
+    lines = [f"{pad}- metadata:"]
     for key, value in meta.items():
-        if key == 'progress' and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = f'{value * 100.0:0.2f}%'
-        lines.append(f'{pad}  + {key} = {value}')
+        if key == "progress" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"{value * 100.0:0.2f}%"
+        lines.append(f"{pad}  + {key} = {value}")
     return lines
 
 
 def _format_header(obj: Any, indent: int) -> list[str]:
-    pad = ' ' * indent
-    lines = [f"{pad}{type(obj).__name__}: '{obj.name}'", f'{pad} - uuid = {obj.uuid}']
-    if hasattr(obj, 'state'):
-        lines.append(f'{pad} - state = {obj.state}')
+    pad = " " * indent
+    lines = [f"{pad}{type(obj).__name__}: '{obj.name}'", f"{pad} - uuid = {obj.uuid}"]
+    if hasattr(obj, "state"):
+        lines.append(f"{pad} - state = {obj.state}")
     return lines
 
 
@@ -230,32 +223,32 @@ class LogBook:
         """This logbook as a dict (without its flow details); ``marshal_time`` makes times JSON-able."""
         marshal: Callable[[Any], Any] = _marshal_time if marshal_time else _identity
         return {
-            'name': self.name,
-            'meta': self.meta,
-            'uuid': self.uuid,
-            'updated_at': marshal(self.updated_at),
-            'created_at': marshal(self.created_at),
+            "name": self.name,
+            "meta": self.meta,
+            "uuid": self.uuid,
+            "updated_at": marshal(self.updated_at),
+            "created_at": marshal(self.created_at),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], unmarshal_time: bool = False) -> Self:
         """Build a logbook from a :meth:`to_dict` form."""
         unmarshal: Callable[[Any], Any] = _unmarshal_time if unmarshal_time else _identity
-        book = cls(data['name'], uuid=data['uuid'])
-        book.updated_at = unmarshal(data.get('updated_at'))
-        book.created_at = unmarshal(data.get('created_at'))
+        book = cls(data["name"], uuid=data["uuid"])
+        book.updated_at = unmarshal(data.get("updated_at"))
+        book.created_at = unmarshal(data.get("created_at"))
         book.meta = _meta_from(data)
         return book
 
     def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
         """A human-readable multi-line description of this logbook and its contents."""
-        pad = ' ' * (indent + 1)
-        lines = [f"{' ' * indent}{type(self).__name__}: '{self.name}'", f'{pad}- uuid = {self.uuid}']
+        pad = " " * (indent + 1)
+        lines = [f"{' ' * indent}{type(self).__name__}: '{self.name}'", f"{pad}- uuid = {self.uuid}"]
         lines.extend(_format_meta(self.meta, indent + 1))
         if self.created_at is not None:
-            lines.append(f'{pad}- created_at = {self.created_at.isoformat()}')
+            lines.append(f"{pad}- created_at = {self.created_at.isoformat()}")
         if self.updated_at is not None:
-            lines.append(f'{pad}- updated_at = {self.updated_at.isoformat()}')
+            lines.append(f"{pad}- updated_at = {self.updated_at.isoformat()}")
         lines.extend(fd.pformat(indent=indent + 1, linesep=linesep) for fd in self)
         return linesep.join(lines)
 
@@ -266,7 +259,7 @@ class LogBook:
         return len(self._flowdetails_by_id)
 
     def __repr__(self) -> str:
-        return f'<LogBook {self.name!r} uuid={self.uuid} flows={len(self)}>'
+        return f"<LogBook {self.name!r} uuid={self.uuid} flows={len(self)}>"
 
 
 class FlowDetail:
@@ -328,13 +321,13 @@ class FlowDetail:
 
     def to_dict(self) -> dict[str, Any]:
         """This flow detail as a dict (without its atom details)."""
-        return {'name': self.name, 'meta': self.meta, 'state': self.state, 'uuid': self.uuid}
+        return {"name": self.name, "meta": self.meta, "state": self.state, "uuid": self.uuid}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build a flow detail from a :meth:`to_dict` form."""
-        fd = cls(data['name'], data['uuid'])
-        fd.state = data.get('state')
+        fd = cls(data["name"], data["uuid"])
+        fd.state = data.get("state")
         fd.meta = _meta_from(data)
         return fd
 
@@ -352,7 +345,7 @@ class FlowDetail:
         return len(self._atomdetails_by_id)
 
     def __repr__(self) -> str:
-        return f'<FlowDetail {self.name!r} uuid={self.uuid} state={self.state} atoms={len(self)}>'
+        return f"<FlowDetail {self.name!r} uuid={self.uuid} state={self.state} atoms={len(self)}>"
 
 
 class AtomDetail(abc.ABC):
@@ -369,23 +362,23 @@ class AtomDetail(abc.ABC):
     """
 
     __slots__ = (
-        '_name',
-        '_uuid',
-        'failure',
-        'intention',
-        'meta',
-        'results',
-        'revert_failure',
-        'revert_results',
-        'state',
-        'version',
+        "_name",
+        "_uuid",
+        "failure",
+        "intention",
+        "meta",
+        "results",
+        "revert_failure",
+        "revert_results",
+        "state",
+        "version",
     )
 
     def __init__(self, name: str, uuid: str | None = None) -> None:
         self._uuid = uuid or _new_uuid()
         self._name = name
         self.state: str | None = None
-        self.intention: str = _EXECUTE
+        self.intention: str = states.EXECUTE
         self.results: Any = None
         self.failure: Failure | None = None
         self.revert_results: Any = None
@@ -462,44 +455,44 @@ class AtomDetail(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """This atom detail as a dict; failures become their dict form, the version a string."""
         return {
-            'failure': _failure_to_dict(self.failure),
-            'revert_failure': _failure_to_dict(self.revert_failure),
-            'meta': self.meta,
-            'name': self.name,
-            'results': self.results,
-            'revert_results': self.revert_results,
-            'state': self.state,
-            'version': _version_string(self.version),
-            'intention': self.intention,
-            'uuid': self.uuid,
+            "failure": _failure_to_dict(self.failure),
+            "revert_failure": _failure_to_dict(self.revert_failure),
+            "meta": self.meta,
+            "name": self.name,
+            "results": self.results,
+            "revert_results": self.revert_results,
+            "state": self.state,
+            "version": _version_string(self.version),
+            "intention": self.intention,
+            "uuid": self.uuid,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Build an atom detail from a :meth:`to_dict` form; failures come back as Failure objects."""
-        ad = cls(data['name'], data['uuid'])
-        ad.state = data.get('state')
-        ad.intention = data.get('intention') or _EXECUTE
-        ad.results = data.get('results')
-        ad.revert_results = data.get('revert_results')
-        ad.version = _version_string(data.get('version'))
+        ad = cls(data["name"], data["uuid"])
+        ad.state = data.get("state")
+        ad.intention = data.get("intention") or states.EXECUTE
+        ad.results = data.get("results")
+        ad.revert_results = data.get("revert_results")
+        ad.version = _version_string(data.get("version"))
         ad.meta = _meta_from(data)
-        ad.failure = _failure_from(data.get('failure'))
-        ad.revert_failure = _failure_from(data.get('revert_failure'))
+        ad.failure = _failure_from(data.get("failure"))
+        ad.revert_failure = _failure_from(data.get("revert_failure"))
         return ad
 
     def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
         """A human-readable multi-line description of this atom detail."""
-        pad = ' ' * (indent + 1)
+        pad = " " * (indent + 1)
         lines = _format_header(self, indent)
-        lines.append(f'{pad}- version = {_version_string(self.version)}')
-        lines.append(f'{pad}- results = {self.results}')
-        lines.append(f'{pad}- failure = {bool(self.failure)}')
+        lines.append(f"{pad}- version = {_version_string(self.version)}")
+        lines.append(f"{pad}- results = {self.results}")
+        lines.append(f"{pad}- failure = {bool(self.failure)}")
         lines.extend(_format_meta(self.meta, indent + 1))
         return linesep.join(lines)
 
     def __repr__(self) -> str:
-        return f'<{type(self).__name__} {self.name!r} uuid={self.uuid} state={self.state}>'
+        return f"<{type(self).__name__} {self.name!r} uuid={self.uuid} state={self.state}>"
 
 
 class TaskDetail(AtomDetail):
@@ -514,7 +507,7 @@ class TaskDetail(AtomDetail):
         self.revert_results = None
         self.revert_failure = None
         self.state = state
-        self.intention = _EXECUTE
+        self.intention = states.EXECUTE
 
     def put(self, state: str, result: Any) -> bool:
         """Record ``result`` (a value or a Failure) obtained in ``state``; returns whether it changed.
@@ -524,21 +517,21 @@ class TaskDetail(AtomDetail):
         """
         altered = state != self.state
         self.state = state
-        if state == _REVERT_FAILURE:
+        if state == states.REVERT_FAILURE:
             if self.revert_failure != result:
                 self.revert_failure = result
                 altered = True
             if not _all_none(self.results, self.revert_results):
                 self.results = self.revert_results = None
                 altered = True
-        elif state == _FAILURE:
+        elif state == states.FAILURE:
             if self.failure != result:
                 self.failure = result
                 altered = True
             if not _all_none(self.results, self.revert_results, self.revert_failure):
                 self.results = self.revert_results = self.revert_failure = None
                 altered = True
-        elif state == _SUCCESS:
+        elif state == states.SUCCESS:
             if not _all_none(self.revert_results, self.revert_failure, self.failure):
                 self.revert_results = self.revert_failure = self.failure = None
                 altered = True
@@ -546,7 +539,7 @@ class TaskDetail(AtomDetail):
             if result is not self.results:
                 self.results = result
                 altered = True
-        elif state == _REVERTED:
+        elif state == states.REVERTED:
             if self.revert_failure is not None:
                 self.revert_failure = None
                 altered = True
@@ -558,7 +551,7 @@ class TaskDetail(AtomDetail):
     def merge(self, other: AtomDetail, deep_copy: bool = False) -> TaskDetail:
         """Take ``other``'s state (see :meth:`AtomDetail.merge`) and its results by reference."""
         if not isinstance(other, TaskDetail):
-            raise exc.NotImplementedError('Can only merge with other task details')
+            raise exc.NotImplementedError("Can only merge with other task details")
         if other is self:
             return self
         super().merge(other, deep_copy=deep_copy)
@@ -591,7 +584,7 @@ class RetryDetail(AtomDetail):
         try:
             return self.results[-1][0]
         except IndexError:
-            raise exc.NotFound('Last results not found') from None
+            raise exc.NotFound("Last results not found") from None
 
     @property
     def last_failures(self) -> dict[str, Failure]:
@@ -599,7 +592,7 @@ class RetryDetail(AtomDetail):
         try:
             return self.results[-1][1]
         except IndexError:
-            raise exc.NotFound('Last failures not found') from None
+            raise exc.NotFound("Last failures not found") from None
 
     def reset(self, state: str) -> None:
         """Clear the history and failures, set ``state`` and the ``EXECUTE`` intention."""
@@ -608,31 +601,31 @@ class RetryDetail(AtomDetail):
         self.failure = None
         self.revert_failure = None
         self.state = state
-        self.intention = _EXECUTE
+        self.intention = states.EXECUTE
 
     def put(self, state: str, result: Any) -> bool:
         """Record ``result`` obtained in ``state``; ``SUCCESS`` appends to the history (never cleared)."""
         altered = state != self.state
         self.state = state
-        if state == _REVERT_FAILURE:
+        if state == states.REVERT_FAILURE:
             if result != self.revert_failure:
                 self.revert_failure = result
                 altered = True
             if self.revert_results is not None:
                 self.revert_results = None
                 altered = True
-        elif state == _FAILURE:
+        elif state == states.FAILURE:
             if result != self.failure:
                 self.failure = result
                 altered = True
             if not _all_none(self.revert_results, self.revert_failure):
                 self.revert_results = self.revert_failure = None
                 altered = True
-        elif state == _SUCCESS:
+        elif state == states.SUCCESS:
             self.failure = self.revert_failure = self.revert_results = None
             self.results.append((result, {}))
             altered = True
-        elif state == _REVERTED:
+        elif state == states.REVERTED:
             if result is not self.revert_results:
                 self.revert_results = result
                 altered = True
@@ -647,14 +640,14 @@ class RetryDetail(AtomDetail):
     ) -> list[tuple[Any, dict[str, Failure]]]:
         # Values are shared; each attempt's failure dict is new (failures copied on deep_copy).
         return [
-            (value, {name: _copy_failure(f, deep_copy) for name, f in failures.items()})
+            (value, {name: f.copy() if deep_copy else f for name, f in failures.items()})
             for value, failures in history
         ]
 
     def merge(self, other: AtomDetail, deep_copy: bool = False) -> RetryDetail:
         """Take ``other``'s state (see :meth:`AtomDetail.merge`) and a copy of its history."""
         if not isinstance(other, RetryDetail):
-            raise exc.NotImplementedError('Can only merge with other retry details')
+            raise exc.NotImplementedError("Can only merge with other retry details")
         if other is self:
             return self
         super().merge(other, deep_copy=deep_copy)
@@ -670,7 +663,7 @@ class RetryDetail(AtomDetail):
     def to_dict(self) -> dict[str, Any]:
         """As :meth:`AtomDetail.to_dict`, with every failure in the history in dict form."""
         data = super().to_dict()
-        data['results'] = [
+        data["results"] = [
             (value, {name: _failure_to_dict(f) for name, f in failures.items()})
             for value, failures in self.results or ()
         ]
@@ -681,13 +674,13 @@ class RetryDetail(AtomDetail):
         """As :meth:`AtomDetail.from_dict`; history entries become ``(value, {name: Failure})``."""
         ad = super().from_dict(data)
         ad.results = [
-            (value, {name: _failure_from(f) for name, f in (failures or {}).items()})
+            (value, {name: _as_failure(f) for name, f in (failures or {}).items()})
             for value, failures in ad.results or ()
         ]
         return ad
 
 
-_TYPE_NAMES: dict[type[AtomDetail], str] = {RetryDetail: 'RETRY_DETAIL', TaskDetail: 'TASK_DETAIL'}
+_TYPE_NAMES: dict[type[AtomDetail], str] = {RetryDetail: "RETRY_DETAIL", TaskDetail: "TASK_DETAIL"}
 _CLASSES: dict[str, type[AtomDetail]] = {name: cls for cls, name in _TYPE_NAMES.items()}
 #: The type tags stored next to atom details.
 ATOM_TYPES: list[str] = list(_CLASSES)
@@ -707,4 +700,3 @@ def atom_detail_type(atom_detail: AtomDetail) -> str:
         return _TYPE_NAMES[type(atom_detail)]
     except KeyError:
         raise TypeError(f"Unknown atom '{atom_detail}' ({type(atom_detail)})") from None
-

@@ -258,7 +258,11 @@ class Failure:
             current = stack.pop()
             if current is None:
                 continue
-            attrs = ("__cause__",) if getattr(current, "__suppress_context__", False) else ("__cause__", "__context__")
+            attrs = (
+                ("__cause__",)
+                if getattr(current, "__suppress_context__", False)
+                else ("__cause__", "__context__")
+            )
             nested = None
             for attr in attrs:
                 value = getattr(current, attr, None)

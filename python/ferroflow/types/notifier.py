@@ -120,7 +120,9 @@ class Notifier:
         """True if any callback is registered (cheap; lets callers skip building event details)."""
         return bool(self._topics)
 
-    def is_registered(self, event_type: str, callback: Callable, details_filter: Callable | None = None) -> bool:
+    def is_registered(
+        self, event_type: str, callback: Callable, details_filter: Callable | None = None
+    ) -> bool:
         """True if ``callback`` (with an equivalent ``details_filter``) is registered for ``event_type``."""
         return any(
             listener.is_equivalent(callback, details_filter=details_filter)

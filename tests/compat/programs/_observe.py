@@ -43,7 +43,16 @@ def atom_names(flow: Any, flow_cls: type) -> list[str]:
     return names
 
 
-def final_state(engine: Any, names: Iterable[str]) -> dict[str, Any]:
+def _plain(value: Any, failure_cls: type) -> Any:
+    """``value`` with any failure (alone or among several providers' values) replaced by its description."""
+    if isinstance(value, failure_cls):
+        return describe(value, failure_cls)
+    if isinstance(value, list):
+        return [_plain(item, failure_cls) for item in value]
+    return value
+
+
+def final_state(engine: Any, names: Iterable[str], failure_cls: type) -> dict[str, Any]:
     """Flow state, each atom's state and intention, and every stored result, after a run."""
     storage = engine.storage
     names = list(names)
@@ -51,7 +60,7 @@ def final_state(engine: Any, names: Iterable[str]) -> dict[str, Any]:
         "flow_state": storage.get_flow_state(),
         "atom_states": {name: storage.get_atom_state(name) for name in names},
         "intentions": {name: storage.get_atom_intention(name) for name in names},
-        "fetch_all": storage.fetch_all(),
+        "fetch_all": {key: _plain(value, failure_cls) for key, value in storage.fetch_all().items()},
     }
 
 
@@ -67,6 +76,6 @@ def links(flow: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """``flow.iter_links()`` as sorted ``(from, to, meta)`` with sets in the metadata sorted into lists."""
     rendered = []
     for source, target, meta in flow.iter_links():
-        plain = {key: sorted(value) if isinstance(value, set | frozenset) else value for key, value in meta.items()}
+        plain = {key: sorted(val) if isinstance(val, set | frozenset) else val for key, val in meta.items()}
         rendered.append((source.name, target.name, plain))
     return sorted(rendered, key=repr)

@@ -38,7 +38,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(pipeline, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(pipeline, flow.Flow), failure.Failure),
         "atom_names": _observe.atom_names(pipeline, flow.Flow),
         "fetch_clean": engine.storage.fetch("clean"),
         "flow_requires": sorted(pipeline.requires),

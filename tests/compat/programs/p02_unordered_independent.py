@@ -24,7 +24,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(squares, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(squares, flow.Flow), failure.Failure),
         "flow_requires": sorted(squares.requires),
         "links": list(squares.iter_links()),
         "executed": list(EXECUTED),
@@ -41,7 +41,14 @@ COMPARE_AS = {"executed": "multiset", "events": "per_atom"}
 EXPECTED = {
     "flow_state": "SUCCESS",
     "fetch_all": {
-        "n1": 11, "n2": 12, "n3": 13, "n4": 14, "sq_1": 121, "sq_2": 144, "sq_3": 169, "sq_4": 196,
+        "n1": 11,
+        "n2": 12,
+        "n3": 13,
+        "n4": 14,
+        "sq_1": 121,
+        "sq_2": 144,
+        "sq_3": 169,
+        "sq_4": 196,
     },
     "flow_requires": ["n1", "n2", "n3", "n4"],
     "links": [],

@@ -58,7 +58,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(checkout, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(checkout, flow.Flow), failure.Failure),
         "iteration_order": _observe.atom_names(checkout, flow.Flow),
         "links": _observe.links(checkout),
         "flow_requires": sorted(checkout.requires),
@@ -70,7 +70,11 @@ def main() -> dict:
 EXPECTED = {
     "flow_state": "SUCCESS",
     "fetch_all": {
-        "cart_id": 42, "items": ["apple", "fig", "apple"], "subtotal": 13, "tax": 1, "total": 14,
+        "cart_id": 42,
+        "items": ["apple", "fig", "apple"],
+        "subtotal": 13,
+        "tax": 1,
+        "total": 14,
         "receipt": "3 items, 14 total",
     },
     # graph_flow iterates its nodes in topological order, whatever the order they were added in

@@ -51,7 +51,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(onboarding, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(onboarding, flow.Flow), failure.Failure),
         "links": _observe.links(onboarding),
         "link_to_unknown": link_to_unknown,
         "executed": list(EXECUTED),

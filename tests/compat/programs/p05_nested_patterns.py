@@ -73,7 +73,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(deploy, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(deploy, flow.Flow), failure.Failure),
         "flow_requires": sorted(deploy.requires),
         "flow_provides": sorted(deploy.provides),
         "orderings": {f"{a}<{b}": EXECUTED.index(a) < EXECUTED.index(b) for a, b in MUST_PRECEDE},

@@ -1,4 +1,4 @@
-"""Every form of ``provides``: str, tuple, list, set (of dict keys), and a class-level ``default_provides``."""
+"""Every form of ``provides``: str, tuple, list, set (of dict keys), and a class's ``default_provides``."""
 
 from taskflow import engines, exceptions, flow, task
 from taskflow.listeners import capturing
@@ -54,7 +54,7 @@ def main() -> dict:
     except exceptions.NotFound:
         missing = "NotFound"
     return {
-        **_observe.final_state(engine, _observe.atom_names(pipeline, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(pipeline, flow.Flow), failure.Failure),
         "provides": {atom.name: sorted(atom.provides) for atom in atoms},
         "save_as": {atom.name: sorted(atom.save_as.items()) for atom in atoms},
         "fetch_missing_index": missing,

@@ -53,7 +53,7 @@ def main() -> dict:
     with capturing.CaptureListener(engine) as capture:
         engine.run()
     return {
-        **_observe.final_state(engine, _observe.atom_names(payments, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(payments, flow.Flow), failure.Failure),
         "received": dict(RECEIVED),
         "requires": {atom.name: sorted(atom.requires) for atom in atoms},
         "optional": {atom.name: sorted(atom.optional) for atom in atoms},

@@ -54,7 +54,7 @@ def main() -> dict:
         else:
             raised = None
     return {
-        **_observe.final_state(engine, _observe.atom_names(order, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(order, flow.Flow), failure.Failure),
         "raised": raised,
         "journal": list(JOURNAL),
         "events": _observe.events(capture.values, failure.Failure),
@@ -88,7 +88,8 @@ EXPECTED = {
         "execute charge_card",
         "execute ship",
         f"revert ship order=7 result={SHIP_FAILURE} flow_failures={{'ship': {SHIP_FAILURE!r}}} extra=[]",
-        f"revert charge_card order=7 result='charge_card:7' flow_failures={{'ship': {SHIP_FAILURE!r}}} extra=[]",
+        f"revert charge_card order=7 result='charge_card:7' flow_failures={{'ship': {SHIP_FAILURE!r}}} "
+        "extra=[]",
         f"revert reserve_stock order=7 result='reserve_stock:7' flow_failures={{'ship': {SHIP_FAILURE!r}}} "
         "extra=[]",
     ],

@@ -29,8 +29,8 @@ class Probe(task.Task):
         # Storage.save() under the REVERT key of its failure cache (as if its revert had failed), and
         # get_execute_failures(), which feeds flow_failures, no longer sees it. Which probe fails "first"
         # is not deterministic, so only the count and the names' membership are recorded.
-        failed_probes = set(flow_failures) <= {"probe_a", "probe_b"}
-        JOURNAL.append(f"revert {self.name}: {len(flow_failures)} flow failure(s), all probes={failed_probes}")
+        only_probes = set(flow_failures) <= {"probe_a", "probe_b"}
+        JOURNAL.append(f"revert {self.name}: {len(flow_failures)} flow failure(s), all probes={only_probes}")
 
 
 def main() -> dict:
@@ -55,7 +55,7 @@ def main() -> dict:
         else:
             raised = None
     return {
-        **_observe.final_state(engine, _observe.atom_names(probes, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(probes, flow.Flow), failure.Failure),
         "raised_type": None if raised is None else raised["type"],
         "raised_causes": None if raised is None else raised.get("causes"),
         "wrapped": wrapped,

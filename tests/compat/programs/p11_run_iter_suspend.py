@@ -45,7 +45,7 @@ def main() -> dict:
             except StopIteration:
                 break
     after_suspend = {
-        **_observe.final_state(engine, names),
+        **_observe.final_state(engine, names, failure.Failure),
         "executed": list(EXECUTED),
         "events": _observe.events(capture.values, failure.Failure),
     }
@@ -58,7 +58,7 @@ def main() -> dict:
         "yielded_engine_states_only": set(yielded[:-1]) <= ENGINE_LOOP_STATES,
         "last_yielded_is_suspended": yielded[-1] == states.SUSPENDED,
         "after_suspend": after_suspend,
-        **_observe.final_state(engine, names),
+        **_observe.final_state(engine, names, failure.Failure),
         "executed": list(EXECUTED),
         "resumed_events": _observe.events(capture.values, failure.Failure),
     }

@@ -45,7 +45,7 @@ def main() -> dict:
     events = _observe.events(capture.values, failure.Failure)
     downloads_done = [i for i, event in enumerate(events) if event.endswith(".tar'")]
     return {
-        **_observe.final_state(engine, _observe.atom_names(image, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(image, flow.Flow), failure.Failure),
         "ran_on_given_pool": dict(THREADS),
         "pool_still_usable": pool_still_usable,
         "bundle_starts_after_downloads": events.index("task bundle PENDING->RUNNING") > max(downloads_done),

@@ -72,7 +72,7 @@ def main() -> dict:
     return {
         "atom_names": good_names,
         "run_result": run_result,
-        **_observe.final_state(engine, _observe.atom_names(bad, flow.Flow)),
+        **_observe.final_state(engine, _observe.atom_names(bad, flow.Flow), failure.Failure),
         "raised": raised,
         "journal": list(JOURNAL),
         "events": _observe.events(capture.values, failure.Failure),

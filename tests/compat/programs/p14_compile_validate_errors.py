@@ -51,6 +51,7 @@ def missing_dependencies() -> dict:
             "names_atom": "connect" in message,
             "names_missing_argument": "api_key" in message,
             "mentions_provided_endpoint": "endpoint" in message,
+            "missing_requirements": list(exc.missing_requirements),
         }
     else:
         seen = {"type": "no error"}
@@ -63,7 +64,7 @@ def missing_dependencies() -> dict:
         "early_validate": early_validate,
         "state_after_prepare": state_after_prepare,
         "validate_error": seen,
-        "after_inject": _observe.final_state(engine, ["connect", "list_buckets"]),
+        "after_inject": _observe.final_state(engine, ["connect", "list_buckets"], failure.Failure),
         "after_inject_events": _observe.events(capture.values, failure.Failure),
         "statistics_is_mapping": isinstance(engine.statistics, Mapping),
         "final_is_success": engine.storage.get_flow_state() == states.SUCCESS,
@@ -95,12 +96,14 @@ def main() -> dict:
 
 EXPECTED = {
     "early_validate": "InvalidState",
+    "state_after_prepare": "PENDING",
     "validate_error": {
         "type": "MissingDependencies",
         "is_dependency_failure": True,
         "names_atom": True,
         "names_missing_argument": True,
         "mentions_provided_endpoint": False,
+        "missing_requirements": ["api_key"],
     },
     "after_inject": {
         "flow_state": "SUCCESS",

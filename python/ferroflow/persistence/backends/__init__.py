@@ -18,24 +18,24 @@ from urllib.parse import parse_qsl, urlsplit
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base
 
-__all__ = ['BACKEND_NAMESPACE', 'backend', 'fetch', 'parse_conf']
+__all__ = ["BACKEND_NAMESPACE", "backend", "fetch", "parse_conf"]
 
 #: The entry-point group (not a module name) backends register under.
-BACKEND_NAMESPACE = 'ferroflow.persistence'
+BACKEND_NAMESPACE = "ferroflow.persistence"
 
 # Used when no entry point of the default group has the name (e.g. running from a checkout).
 _BUILTIN: dict[str, str] = {
-    'memory': 'ferroflow.persistence.backends.impl_memory:MemoryBackend',
-    'dir': 'ferroflow.persistence.backends.impl_dir:DirBackend',
-    'file': 'ferroflow.persistence.backends.impl_dir:DirBackend',
-    'sqlite': 'ferroflow.persistence.backends.impl_sqlite:SQLiteBackend',
-    'postgresql': 'ferroflow.persistence.backends.impl_postgres:PostgresBackend',
+    "memory": "ferroflow.persistence.backends.impl_memory:MemoryBackend",
+    "dir": "ferroflow.persistence.backends.impl_dir:DirBackend",
+    "file": "ferroflow.persistence.backends.impl_dir:DirBackend",
+    "sqlite": "ferroflow.persistence.backends.impl_sqlite:SQLiteBackend",
+    "postgresql": "ferroflow.persistence.backends.impl_postgres:PostgresBackend",
 }
 
 
 def _looks_like_uri(value: str) -> bool:
-    scheme, sep, _ = value.partition(':')
-    return bool(sep) and scheme[:1].isalpha() and all(c.isalnum() or c in '+-.' for c in scheme)
+    scheme, sep, _ = value.partition(":")
+    return bool(sep) and scheme[:1].isalpha() and all(c.isalnum() or c in "+-." for c in scheme)
 
 
 def _merge_uri(uri: str, conf: dict[str, Any]) -> None:
@@ -47,14 +47,14 @@ def _merge_uri(uri: str, conf: dict[str, Any]) -> None:
     parts = urlsplit(uri)
     hostname = parts.hostname
     if parts.port is not None and hostname:
-        hostname = f'{hostname}:{parts.port}'
+        hostname = f"{hostname}:{parts.port}"
     for key, value in (
-        ('username', parts.username),
-        ('password', parts.password),
-        ('port', parts.port),
-        ('hostname', hostname),
+        ("username", parts.username),
+        ("password", parts.password),
+        ("port", parts.port),
+        ("hostname", hostname),
     ):
-        if value is not None and value != '':
+        if value is not None and value != "":
             conf.setdefault(key, value)
     params: dict[str, Any] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -73,25 +73,25 @@ def parse_conf(conf: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     ``'postgresql+psycopg://...'`` selects ``postgresql``. The returned dict is a copy.
     """
     if isinstance(conf, str):
-        conf = {'connection': conf}
+        conf = {"connection": conf}
     elif not isinstance(conf, Mapping):
-        raise TypeError(f'Expected a URI string or a configuration dict, not {type(conf).__name__}')
+        raise TypeError(f"Expected a URI string or a configuration dict, not {type(conf).__name__}")
     conf = dict(conf)
     try:
-        connection = conf['connection']
+        connection = conf["connection"]
     except KeyError:
         raise ValueError("Backend configuration needs a 'connection' key (a URI or a backend name)") from None
     if not isinstance(connection, str) or not connection:
         raise ValueError(f"Backend 'connection' must be a non-empty string, not {connection!r}")
     if _looks_like_uri(connection):
-        scheme = connection.split(':', 1)[0]
+        scheme = connection.split(":", 1)[0]
         try:
             _merge_uri(connection, conf)
         except ValueError as e:  # e.g. a non-numeric port
-            raise ValueError(f'Invalid backend URI {connection!r}: {e}') from None
+            raise ValueError(f"Invalid backend URI {connection!r}: {e}") from None
     else:
         scheme = connection
-    return scheme.split('+', 1)[0].lower(), conf
+    return scheme.split("+", 1)[0].lower(), conf
 
 
 def _entry_points(namespace: str) -> dict[str, metadata.EntryPoint]:
@@ -102,9 +102,9 @@ def _entry_points(namespace: str) -> dict[str, metadata.EntryPoint]:
 
 
 def _load_object(target: str) -> Any:
-    module_name, _, attribute = target.partition(':')
+    module_name, _, attribute = target.partition(":")
     obj: Any = importlib.import_module(module_name)
-    for name in filter(None, attribute.split('.')):
+    for name in filter(None, attribute.split(".")):
         obj = getattr(obj, name)
     return obj
 
@@ -117,19 +117,15 @@ def _find_backend_class(scheme: str, namespace: str) -> Any:
     elif scheme in builtin:
         target, load = builtin[scheme], lambda: _load_object(builtin[scheme])
     else:
-        known = sorted(set(entry_points) | set(builtin))
-        raise exc.NotFound(
-            f"Could not find backend '{scheme}' in '{namespace}'; known backends: {', '.join(known) or 'none'}"
-        )
+        known = ", ".join(sorted(set(entry_points) | set(builtin))) or "none"
+        raise exc.NotFound(f"Could not find backend '{scheme}' in '{namespace}'; known backends: {known}")
     try:
         return load()
     except (ImportError, AttributeError) as e:
         raise exc.NotFound(f"Could not load backend '{scheme}' ({target}): {e}") from e
 
 
-def fetch(
-    conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any
-) -> base.Backend:
+def fetch(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any) -> base.Backend:
     """Create the backend ``conf`` names (a URI, or a dict with ``'connection'`` plus options).
 
     The URI's user, password, host, port and query parameters are merged into the configuration

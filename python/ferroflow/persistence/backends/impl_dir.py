@@ -36,13 +36,13 @@ from ferroflow import exceptions as exc
 from ferroflow.codec import JSON
 from ferroflow.persistence import base
 
-__all__ = ['DirBackend', 'DirConnection']
+__all__ = ["DirBackend", "DirConnection"]
 
-_SUBDIRS = {base.BOOK: 'books', base.FLOW: 'flow_details', base.ATOM: 'atom_details'}
-_WHAT = {base.BOOK: 'logbook', base.FLOW: 'flow detail', base.ATOM: 'atom detail'}
-_METADATA = 'metadata'
-_LOCK = '.lock'
-_TRASH = '.trash'
+_SUBDIRS = {base.BOOK: "books", base.FLOW: "flow_details", base.ATOM: "atom_details"}
+_WHAT = {base.BOOK: "logbook", base.FLOW: "flow detail", base.ATOM: "atom detail"}
+_METADATA = "metadata"
+_LOCK = ".lock"
+_TRASH = ".trash"
 
 
 @contextlib.contextmanager
@@ -51,7 +51,7 @@ def _storage_errors(action: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise exc.StorageFailure(f'Dir backend failed to {action}: {e}') from e
+        raise exc.StorageFailure(f"Dir backend failed to {action}: {e}") from e
 
 
 def _is_safe_name(uuid: Any) -> bool:
@@ -59,16 +59,16 @@ def _is_safe_name(uuid: Any) -> bool:
     return (
         isinstance(uuid, str)
         and 0 < len(uuid) <= 255
-        and not uuid.startswith('.')
-        and '/' not in uuid
-        and '\0' not in uuid
+        and not uuid.startswith(".")
+        and "/" not in uuid
+        and "\0" not in uuid
     )
 
 
 class DirBackend(base.Backend):
     """A backend storing JSON files under a directory (see the module docstring)."""
 
-    DEFAULT_FILE_ENCODING = 'utf-8'
+    DEFAULT_FILE_ENCODING = "utf-8"
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
@@ -76,11 +76,11 @@ class DirBackend(base.Backend):
         if not path:
             raise ValueError("Empty path is disallowed: give conf 'path' or a URI like dir:///abs/path")
         self._path = os.path.abspath(path)
-        self.encoding: str = self._conf.get('encoding') or self.DEFAULT_FILE_ENCODING
-        durability = str(self._conf.get('durability', 'default')).lower()
-        if durability not in ('default', 'fsync'):
+        self.encoding: str = self._conf.get("encoding") or self.DEFAULT_FILE_ENCODING
+        durability = str(self._conf.get("durability", "default")).lower()
+        if durability not in ("default", "fsync"):
             raise ValueError(f"Unknown durability {durability!r}; expected 'default' or 'fsync'")
-        self.fsync = durability == 'fsync'
+        self.fsync = durability == "fsync"
 
     @property
     def path(self) -> str:
@@ -108,7 +108,7 @@ class DirConnection(base.RecordConnection):
     def upgrade(self) -> None:
         """Create the directory layout and remove what interrupted deletions left behind."""
         with self._locked(write=True):
-            with _storage_errors('clean up interrupted deletions'):
+            with _storage_errors("clean up interrupted deletions"):
                 shutil.rmtree(os.path.join(self._root, _TRASH), ignore_errors=True)
 
     def validate(self) -> None:
@@ -116,13 +116,13 @@ class DirConnection(base.RecordConnection):
         for subdir in _SUBDIRS.values():
             path = os.path.join(self._root, subdir)
             if not os.path.isdir(path):
-                raise exc.StorageFailure(f'Missing required directory {path!r} (call upgrade())')
+                raise exc.StorageFailure(f"Missing required directory {path!r} (call upgrade())")
 
     def close(self) -> None:
         """Nothing to release."""
 
     def _ensure_layout(self) -> None:
-        with _storage_errors(f'create the directory layout under {self._root!r}'):
+        with _storage_errors(f"create the directory layout under {self._root!r}"):
             for subdir in _SUBDIRS.values():
                 os.makedirs(os.path.join(self._root, subdir), exist_ok=True)
 
@@ -135,12 +135,12 @@ class DirConnection(base.RecordConnection):
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
             if write:
-                raise exc.StorageFailure(f'Dir backend cannot open lock file {lock_path!r}: {e}') from e
+                raise exc.StorageFailure(f"Dir backend cannot open lock file {lock_path!r}: {e}") from e
             # Nothing written yet (no root) or a read-only directory: nothing to exclude.
             yield
             return
         try:
-            with _storage_errors(f'lock {lock_path!r}'):
+            with _storage_errors(f"lock {lock_path!r}"):
                 fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             yield
         finally:
@@ -163,21 +163,22 @@ class DirConnection(base.RecordConnection):
         try:
             data = JSON.dumps(record)
         except TypeError as e:
-            name = (record.get('atom') or record).get('name')
-            raise TypeError(f"{_WHAT[kind]} '{name}' ({uuid}) cannot be saved by the dir backend: {e}") from None
-        if self._encoding.replace('-', '').lower() != 'utf8':
-            data = data.decode('utf-8').encode(self._encoding)
+            name = (record.get("atom") or record).get("name")
+            what = f"{_WHAT[kind]} '{name}' ({uuid})"
+            raise TypeError(f"{what} cannot be saved by the dir backend: {e}") from None
+        if self._encoding.replace("-", "").lower() != "utf8":
+            data = data.decode("utf-8").encode(self._encoding)
         return data
 
     def _replace_file(self, directory: str, data: bytes) -> None:
         """Write ``directory/metadata`` through a temporary file and an atomic rename."""
-        tmp = os.path.join(directory, f'.{_METADATA}.{uuidlib.uuid4().hex}.tmp')
+        tmp = os.path.join(directory, f".{_METADATA}.{uuidlib.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 if self._fsync:
                     os.fsync(fd)
             finally:
@@ -196,26 +197,29 @@ class DirConnection(base.RecordConnection):
             return None
         path = os.path.join(self._item_dir(kind, uuid), _METADATA)
         try:
-            with open(path, 'rb') as f:
+            with open(path, "rb") as f:
                 data = f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise exc.StorageFailure(f'Dir backend failed to read {path!r}: {e}') from e
+            raise exc.StorageFailure(f"Dir backend failed to read {path!r}: {e}") from e
         try:
             record = json.loads(data.decode(self._encoding))
         except (UnicodeDecodeError, ValueError) as e:
-            raise exc.StorageFailure(f'Corrupt {_WHAT[kind]} file {path!r}: {e}') from e
+            raise exc.StorageFailure(f"Corrupt {_WHAT[kind]} file {path!r}: {e}") from e
         if not isinstance(record, dict):
-            raise exc.StorageFailure(f'Corrupt {_WHAT[kind]} file {path!r}: not a JSON object')
+            raise exc.StorageFailure(f"Corrupt {_WHAT[kind]} file {path!r}: not a JSON object")
         return record
 
-    def _write(self, kind: str, uuid: str, record: dict[str, Any]) -> None:
+    def _write(self, kind: str, uuid: str, record: dict[str, Any], old: dict[str, Any] | None) -> None:
         if not _is_safe_name(uuid):
-            raise ValueError(f'{_WHAT[kind]} uuid {uuid!r} cannot be used as a file name')
+            raise ValueError(f"{_WHAT[kind]} uuid {uuid!r} cannot be used as a file name")
         data = self._encode(kind, uuid, record)  # before touching any file
+        # Compared encoded: the stored form has lists where the record may hold tuples.
+        if old is not None and self._encode(kind, uuid, old) == data:
+            return
         directory = self._item_dir(kind, uuid)
-        with _storage_errors(f'write {_WHAT[kind]} {uuid!r}'):
+        with _storage_errors(f"write {_WHAT[kind]} {uuid!r}"):
             try:
                 os.mkdir(directory)
             except FileExistsError:
@@ -228,7 +232,7 @@ class DirConnection(base.RecordConnection):
         if not _is_safe_name(uuid):
             return None
         directory = self._item_dir(kind, uuid)
-        with _storage_errors(f'list {_WHAT[kind]} {uuid!r}'):
+        with _storage_errors(f"list {_WHAT[kind]} {uuid!r}"):
             if not os.path.exists(os.path.join(directory, _METADATA)):
                 return None
             with os.scandir(directory) as entries:
@@ -236,12 +240,12 @@ class DirConnection(base.RecordConnection):
 
     def _link(self, kind: str, uuid: str, child_uuid: str) -> None:
         if not _is_safe_name(child_uuid):
-            raise ValueError(f'uuid {child_uuid!r} cannot be used as a file name')
+            raise ValueError(f"uuid {child_uuid!r} cannot be used as a file name")
         child_kind = base.FLOW if kind == base.BOOK else base.ATOM
         # Relative, so that the whole directory can be moved.
         target = os.path.join(os.pardir, os.pardir, _SUBDIRS[child_kind], child_uuid)
         directory = self._item_dir(kind, uuid)
-        with _storage_errors(f'link {child_uuid!r} into {_WHAT[kind]} {uuid!r}'):
+        with _storage_errors(f"link {child_uuid!r} into {_WHAT[kind]} {uuid!r}"):
             try:
                 os.symlink(target, os.path.join(directory, child_uuid))
             except FileExistsError:
@@ -256,7 +260,7 @@ class DirConnection(base.RecordConnection):
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise exc.StorageFailure(f'Dir backend failed to list {directory!r}: {e}') from e
+            raise exc.StorageFailure(f"Dir backend failed to list {directory!r}: {e}") from e
 
     def _discard(self, path: str) -> None:
         """Rename ``path`` into the trash (atomic), then remove it."""
@@ -273,12 +277,11 @@ class DirConnection(base.RecordConnection):
     def _delete(self, kind: str, uuid: str) -> None:
         if not _is_safe_name(uuid):
             return
-        with _storage_errors(f'delete {_WHAT[kind]} {uuid!r}'):
+        with _storage_errors(f"delete {_WHAT[kind]} {uuid!r}"):
             self._discard(self._item_dir(kind, uuid))
 
     def _delete_all(self) -> None:
-        with _storage_errors(f'clear {self._root!r}'):
+        with _storage_errors(f"clear {self._root!r}"):
             for subdir in _SUBDIRS.values():
                 self._discard(os.path.join(self._root, subdir))
         self._ensure_layout()
-

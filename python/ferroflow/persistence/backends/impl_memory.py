@@ -15,13 +15,13 @@ from typing import Any
 
 from ferroflow.persistence import base
 
-__all__ = ['MemoryBackend', 'MemoryConnection']
+__all__ = ["MemoryBackend", "MemoryConnection"]
 
 
 def _as_bool(value: Any) -> bool:
     # URI query parameters arrive as strings.
     if isinstance(value, str):
-        return value.strip().lower() not in ('0', 'false', 'no', 'off', '')
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
     return bool(value)
 
 
@@ -40,9 +40,9 @@ class MemoryBackend(base.Backend):
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
-        deep = _as_bool(self._conf.get('deep_copy', True))
+        deep = _as_bool(self._conf.get("deep_copy", True))
         self._copy: Callable[[Any], Any] = copy.deepcopy if deep else copy.copy
-        self._store = _Store()
+        self._data = _Store()
 
     def get_connection(self) -> MemoryConnection:
         return MemoryConnection(self)
@@ -56,7 +56,7 @@ class MemoryConnection(base.RecordConnection):
 
     def __init__(self, backend: MemoryBackend) -> None:
         super().__init__(backend)
-        self._store = backend._store
+        self._data = backend._data
         self._copy = backend._copy
 
     def upgrade(self) -> None:
@@ -71,36 +71,38 @@ class MemoryConnection(base.RecordConnection):
     @contextlib.contextmanager
     def _locked(self, write: bool) -> Iterator[None]:
         # One lock for readers and writers: every call is short and in-process.
-        with self._store.lock:
+        with self._data.lock:
             yield
 
     def _read(self, kind: str, uuid: str) -> dict[str, Any] | None:
-        record = self._store.records[kind].get(uuid)
+        record = self._data.records[kind].get(uuid)
         return None if record is None else self._copy(record)
 
-    def _write(self, kind: str, uuid: str, record: dict[str, Any]) -> None:
-        self._store.records[kind][uuid] = self._copy(record)
-        if kind in self._store.links:
-            self._store.links[kind].setdefault(uuid, {})
+    def _write(self, kind: str, uuid: str, record: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if record == old:
+            return
+        self._data.records[kind][uuid] = self._copy(record)
+        if kind in self._data.links:
+            self._data.links[kind].setdefault(uuid, {})
 
     def _children(self, kind: str, uuid: str) -> list[str] | None:
-        if uuid not in self._store.records[kind]:
+        if uuid not in self._data.records[kind]:
             return None
-        return list(self._store.links[kind].get(uuid, ()))
+        return list(self._data.links[kind].get(uuid, ()))
 
     def _link(self, kind: str, uuid: str, child_uuid: str) -> None:
-        self._store.links[kind].setdefault(uuid, {})[child_uuid] = None
+        self._data.links[kind].setdefault(uuid, {})[child_uuid] = None
 
     def _book_uuids(self) -> list[str]:
-        return list(self._store.records[base.BOOK])
+        return list(self._data.records[base.BOOK])
 
     def _delete(self, kind: str, uuid: str) -> None:
-        self._store.records[kind].pop(uuid, None)
-        if kind in self._store.links:
-            self._store.links[kind].pop(uuid, None)
+        self._data.records[kind].pop(uuid, None)
+        if kind in self._data.links:
+            self._data.links[kind].pop(uuid, None)
 
     def _delete_all(self) -> None:
-        for records in self._store.records.values():
+        for records in self._data.records.values():
             records.clear()
-        for links in self._store.links.values():
+        for links in self._data.links.values():
             links.clear()

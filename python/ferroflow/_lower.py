@@ -1,0 +1,222 @@
+"""Lowering: a flow (the pattern tree of user objects) -> plain data for the Rust compiler.
+
+One pass over the tree, with an explicit stack (nesting depth is not limited by Python's recursion
+limit). The output refers to atoms by their index in ``LoweredFlow.atoms``, numbered in pre-order: a
+flow's retry, then its children in iteration order (depth first).
+
+``spec_atoms[i]`` is the tuple ``(name, kind, version, priority, requires, optional, revert_requires,
+revert_optional, provides)``:
+
+- ``kind``: :data:`KIND_TASK` (0) or :data:`KIND_RETRY` (1);
+- ``version``: the atom's version string (``"1.0"``; ``""`` when the version is ``None``);
+- ``requires`` / ``optional``: storage names (rebind applied, injected names removed) of the required /
+  optional arguments of ``execute``; ``revert_requires`` / ``revert_optional`` the same for ``revert``;
+- ``provides``: ``list(atom.provides)``.
+
+``root`` is ``("atom", index)`` (a single task as the whole flow) or
+``("flow", name, pattern, retry_index | None, children, links)`` with ``pattern`` one of
+:data:`PATTERN_LINEAR` (0), :data:`PATTERN_UNORDERED` (1), :data:`PATTERN_GRAPH` (2) (also used for flow
+classes other than ferroflow's patterns, through their ``iter_links()``), ``children`` a list of nodes,
+and ``links`` (graph flows only, empty otherwise) a list of ``(from_child, to_child, manual, decider_id,
+depth)``: positions in ``children``, whether the link was made by hand, an index into
+``LoweredFlow.deciders`` or ``None``, and the decider depth code (:data:`DEPTH_CODES`; ``ALL`` when the
+link has no depth).
+
+Errors are TaskFlow's compile errors: the same object twice (or a flow inside itself) is a
+``ValueError``; an object that is not a Task or Flow where one is expected (including a Retry as the
+root or as a child) is a ``TypeError``. Duplicate atom *names* are left to the Rust compiler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from ferroflow import deciders as de
+from ferroflow import flow as flow_mod
+from ferroflow.atom import Atom, get_version_string
+from ferroflow.patterns import linear_flow, unordered_flow
+from ferroflow.retry import Retry
+from ferroflow.task import Task
+
+KIND_TASK = 0
+KIND_RETRY = 1
+
+PATTERN_LINEAR = 0
+PATTERN_UNORDERED = 1
+PATTERN_GRAPH = 2
+
+#: Decider depth -> code shared with the Rust compiler (its ``DeciderDepth``).
+DEPTH_CODES: dict[de.Depth, int] = {
+    de.Depth.ATOM: 0,
+    de.Depth.NEIGHBORS: 1,
+    de.Depth.FLOW: 2,
+    de.Depth.ALL: 3,
+}
+
+
+class LoweredFlow(NamedTuple):
+    """A flow as plain data (see the module docstring for the exact shapes)."""
+
+    atoms: list[Atom]
+    spec_atoms: list[tuple]
+    root: tuple
+    deciders: list[Callable[..., Any]]
+
+
+def lower(root: Any) -> LoweredFlow:
+    """Lowers ``root`` (a Flow, or a single Task) in one pass.
+
+    :raises TypeError: ``root`` (or something inside it) is neither a Task nor a Flow.
+    :raises ValueError: an atom or flow object appears twice.
+    """
+    lowering = _Lowering()
+    if isinstance(root, flow_mod.Flow):
+        node = lowering.lower_flow(root)
+    elif isinstance(root, Task):
+        node = ("atom", lowering.add_atom(root, KIND_TASK))
+    else:
+        raise _unknown(root)
+    return LoweredFlow(lowering.atoms, lowering.spec_atoms, node, lowering.deciders)
+
+
+def _unknown(item: Any) -> TypeError:
+    return TypeError(f"Unknown object '{item}' ({type(item)}) requested to compile")
+
+
+def _split_args(
+    rebind: Mapping[str, str], optional: Any, inject: Mapping[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    """Storage names of required and optional arguments, injected ones left out, without repeats."""
+    required: list[str] = []
+    maybe: list[str] = []
+    for arg, name in rebind.items():
+        if inject and name in inject:
+            continue
+        # Optional arguments are never rebound, so the argument name is also the name in ``optional``.
+        bucket = maybe if arg in optional else required
+        if name not in bucket:
+            bucket.append(name)
+    return required, maybe
+
+
+def _atom_spec(atom: Atom, kind: int) -> tuple:
+    name = atom.name
+    if not isinstance(name, str):
+        raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
+    inject = atom.inject
+    requires, optional = _split_args(atom.rebind, atom.optional, inject)
+    revert_requires, revert_optional = _split_args(atom.revert_rebind, atom.revert_optional, inject)
+    return (
+        name,
+        kind,
+        get_version_string(atom) or "",
+        int(atom.priority),
+        requires,
+        optional,
+        revert_requires,
+        revert_optional,
+        list(atom.provides),
+    )
+
+
+class _Frame:
+    """A flow being lowered: its children, the next one to visit, and the output built so far."""
+
+    __slots__ = ("children", "flow", "links", "next", "nodes", "pattern", "retry_index")
+
+    def __init__(
+        self, flow: flow_mod.Flow, pattern: int, retry_index: int | None, children: list[Any]
+    ) -> None:
+        self.flow = flow
+        self.pattern = pattern
+        self.retry_index = retry_index
+        self.children = children
+        self.next = 0
+        self.nodes: list[tuple] = []
+        self.links: list[tuple] = []
+
+
+class _Lowering:
+    def __init__(self) -> None:
+        self.atoms: list[Atom] = []
+        self.spec_atoms: list[tuple] = []
+        self.deciders: list[Callable[..., Any]] = []
+        self._seen: set[int] = set()  # id() of every atom and flow visited (the tree keeps them alive)
+
+    def _visit(self, item: Any) -> None:
+        key = id(item)
+        if key in self._seen:
+            raise ValueError(
+                f"Already compiled item '{item}' ({type(item)}), duplicate and/or recursive compiling"
+                " is not supported"
+            )
+        self._seen.add(key)
+
+    def add_atom(self, atom: Atom, kind: int) -> int:
+        self._visit(atom)
+        self.spec_atoms.append(_atom_spec(atom, kind))
+        self.atoms.append(atom)
+        return len(self.atoms) - 1
+
+    def _open(self, flow: flow_mod.Flow) -> _Frame:
+        self._visit(flow)
+        retry = flow.retry
+        retry_index = None
+        if retry is not None:
+            if not isinstance(retry, Retry):
+                raise TypeError(
+                    f"Flow '{flow.name}' has a retry that is not a Retry: {retry!r} ({type(retry)})"
+                )
+            retry_index = self.add_atom(retry, KIND_RETRY)
+        children = list(flow)
+        if isinstance(flow, linear_flow.Flow):
+            return _Frame(flow, PATTERN_LINEAR, retry_index, children)
+        if isinstance(flow, unordered_flow.Flow):
+            return _Frame(flow, PATTERN_UNORDERED, retry_index, children)
+        # Graph flows, and flow classes other than ferroflow's patterns, are ordered by their links.
+        frame = _Frame(flow, PATTERN_GRAPH, retry_index, children)
+        frame.links = self._links(flow, children)
+        return frame
+
+    def _links(self, flow: flow_mod.Flow, children: list[Any]) -> list[tuple]:
+        position = {id(child): i for i, child in enumerate(children)}
+        links = []
+        for u, v, meta in flow.iter_links():
+            try:
+                from_child, to_child = position[id(u)], position[id(v)]
+            except KeyError:
+                raise ValueError(
+                    f"Flow '{flow.name}' links {u} -> {v}, which are not both its children"
+                ) from None
+            decider = meta.get(flow_mod.LINK_DECIDER)
+            decider_id = None
+            if decider is not None:
+                decider_id = len(self.deciders)
+                self.deciders.append(decider)
+            depth = meta.get(flow_mod.LINK_DECIDER_DEPTH)
+            depth_code = DEPTH_CODES[de.Depth.ALL if depth is None else de.Depth.translate(depth)]
+            links.append(
+                (from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code)
+            )
+        return links
+
+    def lower_flow(self, root: flow_mod.Flow) -> tuple:
+        stack = [self._open(root)]
+        while True:
+            frame = stack[-1]
+            if frame.next < len(frame.children):
+                child = frame.children[frame.next]
+                frame.next += 1
+                if isinstance(child, flow_mod.Flow):
+                    stack.append(self._open(child))
+                elif isinstance(child, Task):
+                    frame.nodes.append(("atom", self.add_atom(child, KIND_TASK)))
+                else:
+                    raise _unknown(child)
+                continue
+            stack.pop()
+            node = ("flow", frame.flow.name, frame.pattern, frame.retry_index, frame.nodes, frame.links)
+            if not stack:
+                return node
+            stack[-1].nodes.append(node)

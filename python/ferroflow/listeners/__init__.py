@@ -1,0 +1,1 @@
+"""Listeners: objects that attach to an engine's notifiers and react to state transitions."""
