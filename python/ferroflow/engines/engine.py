@@ -31,6 +31,12 @@ _FAILURE = STATE_CODES[states.FAILURE]
 _REVERTED = STATE_CODES[states.REVERTED]
 _REVERT_FAILURE = STATE_CODES[states.REVERT_FAILURE]
 _PENDING = STATE_CODES[states.PENDING]
+_ENGINE_PROGRESS = {
+    STATE_CODES[states.RUNNING]: 0.0,
+    STATE_CODES[states.REVERTING]: 0.0,
+    STATE_CODES[states.SUCCESS]: 1.0,
+    STATE_CODES[states.REVERTED]: 1.0,
+}
 _NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
 _PROGRESS_EVENT = "update_progress"
 
@@ -404,6 +410,21 @@ class ActionEngine:
                 if state == old:
                     continue
                 self._notify_atom(atom, state, old, values)
+                self._engine_progress(atom, state)
+        else:
+            for atom, state, _ in transitions:
+                self._engine_progress(atom, state)
+
+    def _engine_progress(self, atom: int, state: int) -> None:
+        """TaskFlow reports 0.0 when a task starts (or starts reverting) and 1.0 when it is done."""
+        progress = _ENGINE_PROGRESS.get(state)
+        if progress is None or self._is_retry(atom):
+            return
+        task = self.compilation.atoms[atom]
+        self._storage.progress[atom] = (progress, None)
+        notifier = task.notifier
+        if notifier.has_listeners():
+            task.update_progress(progress)
 
     def _notify_atom(self, atom: int, state: int, old: int, values: dict[int, Any] | None) -> None:
         compiled_atom = self.compilation.atoms[atom]

@@ -1,0 +1,422 @@
+//! `SqliteStore`: the SQLite store ([`crate::store::Store`]) as a Python class.
+//!
+//! Thin on purpose: no logic beyond conversion. Rows cross as tuples of `str` / `float` / `None` in
+//! the field order of the `store` row structs, JSON payloads stay opaque strings (Python's `json`
+//! writes and reads them), every SQLite call runs with the GIL released, and the one connection is
+//! shared between Python threads behind a mutex (a `Store` is `Send` but not `Sync`).
+//!
+//! Row tuples:
+//! - logbook: `(uuid, name, meta, created_at, updated_at)`
+//! - flow detail: `(uuid, parent_uuid, name, state, meta, created_at, updated_at)`
+//! - atom detail: `(uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+//!   revert_results, revert_failure, version, meta, created_at, updated_at)`
+//! - flow state change: `(flow_uuid, state, updated_at)`
+//!
+//! A transition is a dict with the atom's `uuid` and only the columns it changes: `state`,
+//! `intention`, `results`, `revert_results`, `meta`, `updated_at` (`None` keeps the column) and
+//! `failure`, `revert_failure` (`None` clears the column, a missing key keeps it).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
+
+use super::errors::PyCoreError;
+use crate::error::{CoreError, CoreResult};
+use crate::store::{
+    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowStateChange, LogBookRow, Nullable, Store, Transition,
+};
+
+type LogBookTuple = (String, String, String, f64, Option<f64>);
+type FlowTuple = (String, String, String, Option<String>, String, f64, Option<f64>);
+type FlowStateTuple = (String, String, Option<f64>);
+
+/// Number of fields of an atom detail tuple.
+const ATOM_FIELDS: usize = 14;
+
+/// A handle on one ferroflow SQLite store file (or a private in-memory store).
+#[pyclass(module = "ferroflow._core")]
+pub struct SqliteStore {
+    /// `None` once closed.
+    inner: Mutex<Option<Store>>,
+    /// The path, for the "closed" error and the `path` property.
+    path: String,
+}
+
+impl SqliteStore {
+    fn wrap(store: Store) -> SqliteStore {
+        let path = store.path().to_owned();
+        SqliteStore { inner: Mutex::new(Some(store)), path }
+    }
+
+    /// Runs `op` on the open store with the GIL released.
+    fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
+    where
+        T: Send,
+        F: FnOnce(&mut Store) -> CoreResult<T> + Send,
+    {
+        py.detach(|| {
+            // A panic cannot leave a transaction open (`WriteTx` rolls back on unwind), so the
+            // store behind a poisoned lock is still consistent.
+            let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            match guard.as_mut() {
+                Some(store) => op(store),
+                None => Err(CoreError::Storage(format!("store '{}' is closed", self.path))),
+            }
+        })
+        .map_err(|e| PyCoreError(e).into())
+    }
+}
+
+#[pymethods]
+impl SqliteStore {
+    /// Opens (creating if needed) the store file at `path` and upgrades its schema.
+    #[new]
+    #[pyo3(signature = (path, durability = "process"))]
+    fn new(py: Python<'_>, path: PathBuf, durability: &str) -> PyResult<SqliteStore> {
+        let durability = match durability {
+            "process" => Durability::Process,
+            "fsync" => Durability::Fsync,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown durability {other:?}; expected 'process' or 'fsync'"
+                )))
+            }
+        };
+        let store = py.detach(|| Store::open(&path, durability)).map_err(PyCoreError)?;
+        Ok(SqliteStore::wrap(store))
+    }
+
+    /// A private, empty in-memory store (nothing is durable; no WAL).
+    #[staticmethod]
+    fn in_memory(py: Python<'_>) -> PyResult<SqliteStore> {
+        let store = py.detach(Store::open_in_memory).map_err(PyCoreError)?;
+        Ok(SqliteStore::wrap(store))
+    }
+
+    /// The path the store was opened on (`:memory:` in memory).
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none())
+    }
+
+    /// Closes the connection; later calls raise StorageFailure. Closing twice is harmless.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let store = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
+            store.map_or(Ok(()), Store::close)
+        })
+        .map_err(|e| PyCoreError(e).into())
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------------
+
+    fn schema_version(&self, py: Python<'_>) -> PyResult<i64> {
+        self.with(py, |s| s.schema_version())
+    }
+
+    fn upgrade(&self, py: Python<'_>) -> PyResult<i64> {
+        self.with(py, Store::upgrade)
+    }
+
+    fn validate(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |s| s.validate())
+    }
+
+    /// `"ok"`, or one problem per line.
+    fn integrity_check(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| s.integrity_check())
+    }
+
+    fn journal_mode(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| s.journal_mode())
+    }
+
+    fn clear_all(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Store::clear_all)
+    }
+
+    // ---- logbooks -----------------------------------------------------------------------------
+
+    fn save_logbook(&self, py: Python<'_>, book: LogBookTuple) -> PyResult<()> {
+        let (uuid, name, meta, created_at, updated_at) = book;
+        let row = LogBookRow { uuid, name, meta, created_at, updated_at };
+        self.with(py, move |s| s.save_logbook(&row))
+    }
+
+    fn get_logbook(&self, py: Python<'_>, uuid: &str) -> PyResult<LogBookTuple> {
+        self.with(py, |s| s.get_logbook(uuid)).map(logbook_tuple)
+    }
+
+    fn list_logbooks(&self, py: Python<'_>) -> PyResult<Vec<LogBookTuple>> {
+        Ok(self.with(py, |s| s.list_logbooks())?.into_iter().map(logbook_tuple).collect())
+    }
+
+    fn destroy_logbook(&self, py: Python<'_>, uuid: &str) -> PyResult<()> {
+        self.with(py, |s| s.destroy_logbook(uuid))
+    }
+
+    // ---- flow details -------------------------------------------------------------------------
+
+    fn save_flow_detail(&self, py: Python<'_>, flow: FlowTuple) -> PyResult<()> {
+        let row = flow_row(flow);
+        self.with(py, move |s| s.save_flow_detail(&row))
+    }
+
+    fn update_flow_detail(&self, py: Python<'_>, flow: FlowTuple) -> PyResult<()> {
+        let row = flow_row(flow);
+        self.with(py, move |s| s.update_flow_detail(&row))
+    }
+
+    #[pyo3(signature = (flow_uuid, state, updated_at = None))]
+    fn update_flow_state(&self, py: Python<'_>, flow_uuid: &str, state: &str, updated_at: Option<f64>) -> PyResult<()> {
+        self.with(py, |s| s.update_flow_state(flow_uuid, state, updated_at))
+    }
+
+    fn get_flow_detail(&self, py: Python<'_>, uuid: &str) -> PyResult<FlowTuple> {
+        self.with(py, |s| s.get_flow_detail(uuid)).map(flow_tuple)
+    }
+
+    fn flows_for_book(&self, py: Python<'_>, book_uuid: &str) -> PyResult<Vec<FlowTuple>> {
+        Ok(self.with(py, |s| s.flows_for_book(book_uuid))?.into_iter().map(flow_tuple).collect())
+    }
+
+    // ---- atom details -------------------------------------------------------------------------
+
+    fn get_atom_detail<'py>(&self, py: Python<'py>, uuid: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let row = self.with(py, |s| s.get_atom_detail(uuid))?;
+        atom_tuple(&row, &mut SharedStrings::new(py))
+    }
+
+    /// Every atom detail of a flow, in the order they were first saved.
+    fn atoms_for_flow<'py>(&self, py: Python<'py>, flow_uuid: &str) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let rows = self.with(py, |s| s.atoms_for_flow(flow_uuid))?;
+        let mut shared = SharedStrings::new(py);
+        rows.iter().map(|row| atom_tuple(row, &mut shared)).collect()
+    }
+
+    fn upsert_atom_details(&self, py: Python<'_>, atoms: Vec<AtomRowArg>) -> PyResult<()> {
+        let rows: Vec<AtomDetailRow> = atoms.into_iter().map(|a| a.0).collect();
+        self.with(py, move |s| s.upsert_atom_details(&rows))
+    }
+
+    fn apply_transitions(&self, py: Python<'_>, transitions: Vec<TransitionArg>) -> PyResult<()> {
+        let transitions: Vec<Transition> = transitions.into_iter().map(|t| t.0).collect();
+        self.with(py, move |s| s.apply_transitions(&transitions))
+    }
+
+    /// Group commit: inserts or replaces `new_atoms`, then applies `transitions`, then
+    /// `flow_states`, in one transaction (all or nothing).
+    fn apply(
+        &self,
+        py: Python<'_>,
+        new_atoms: Vec<AtomRowArg>,
+        transitions: Vec<TransitionArg>,
+        flow_states: Vec<FlowStateTuple>,
+    ) -> PyResult<()> {
+        let batch = Batch {
+            atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
+            transitions: transitions.into_iter().map(|t| t.0).collect(),
+            flow_states: flow_states
+                .into_iter()
+                .map(|(flow_uuid, state, updated_at)| FlowStateChange { flow_uuid, state, updated_at })
+                .collect(),
+        };
+        self.with(py, move |s| s.apply(&batch))
+    }
+
+    // ---- ownership ----------------------------------------------------------------------------
+
+    /// Takes the flow's lease for `owner` until `now + lease_seconds`: `None` when taken, else the
+    /// current owner.
+    fn acquire_lease(
+        &self,
+        py: Python<'_>,
+        flow_uuid: &str,
+        owner: &str,
+        lease_seconds: f64,
+        now: f64,
+    ) -> PyResult<Option<String>> {
+        self.with(py, |s| s.acquire_lease(flow_uuid, owner, lease_seconds, now)).map(Result::err)
+    }
+
+    fn renew_lease(&self, py: Python<'_>, flow_uuid: &str, owner: &str, lease_seconds: f64, now: f64) -> PyResult<()> {
+        self.with(py, |s| s.renew_lease(flow_uuid, owner, lease_seconds, now))
+    }
+
+    fn release_lease(&self, py: Python<'_>, flow_uuid: &str, owner: &str) -> PyResult<bool> {
+        self.with(py, |s| s.release_lease(flow_uuid, owner))
+    }
+
+    /// `(owner, until)` of the flow's lease, expired or not; `None` when unowned.
+    fn lease(&self, py: Python<'_>, flow_uuid: &str) -> PyResult<Option<(String, f64)>> {
+        Ok(self.with(py, |s| s.lease(flow_uuid))?.map(|l| (l.owner, l.until)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<SqliteStore {:?}>", self.path)
+    }
+}
+
+// ---- rows in ----------------------------------------------------------------------------------
+
+fn flow_row(flow: FlowTuple) -> FlowDetailRow {
+    let (uuid, parent_uuid, name, state, meta, created_at, updated_at) = flow;
+    FlowDetailRow { uuid, parent_uuid, name, state, meta, created_at, updated_at }
+}
+
+/// An atom detail tuple (too long for pyo3's tuple conversions, which stop at 12).
+struct AtomRowArg(AtomDetailRow);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for AtomRowArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let t = obj.cast::<PyTuple>()?;
+        if t.len() != ATOM_FIELDS {
+            return Err(PyValueError::new_err(format!("an atom detail row has {ATOM_FIELDS} fields, got {}", t.len())));
+        }
+        let tag: String = t.get_item(3)?.extract()?;
+        let atom_type = AtomType::from_tag(&tag).ok_or_else(|| {
+            PyValueError::new_err(format!("unknown atom type {tag:?}; expected 'TASK_DETAIL' or 'RETRY_DETAIL'"))
+        })?;
+        Ok(AtomRowArg(AtomDetailRow {
+            uuid: t.get_item(0)?.extract()?,
+            parent_uuid: t.get_item(1)?.extract()?,
+            name: t.get_item(2)?.extract()?,
+            atom_type,
+            state: t.get_item(4)?.extract()?,
+            intention: t.get_item(5)?.extract()?,
+            results: t.get_item(6)?.extract()?,
+            failure: t.get_item(7)?.extract()?,
+            revert_results: t.get_item(8)?.extract()?,
+            revert_failure: t.get_item(9)?.extract()?,
+            version: t.get_item(10)?.extract()?,
+            meta: t.get_item(11)?.extract()?,
+            created_at: t.get_item(12)?.extract()?,
+            updated_at: t.get_item(13)?.extract()?,
+        }))
+    }
+}
+
+/// A transition dict: `uuid` plus the columns it changes (see the module documentation).
+struct TransitionArg(Transition);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TransitionArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let dict = obj.cast::<PyDict>()?;
+        let mut transition = Transition::default();
+        let mut uuid = None;
+        for (key, value) in dict.iter() {
+            let key = key.cast::<PyString>()?;
+            match key.to_str()? {
+                "uuid" => uuid = Some(value.extract::<String>()?),
+                "state" => transition.state = value.extract()?,
+                "intention" => transition.intention = value.extract()?,
+                "results" => transition.results = value.extract()?,
+                "revert_results" => transition.revert_results = value.extract()?,
+                "meta" => transition.meta = value.extract()?,
+                "updated_at" => transition.updated_at = value.extract()?,
+                "failure" => transition.failure = nullable(&value)?,
+                "revert_failure" => transition.revert_failure = nullable(&value)?,
+                other => return Err(PyValueError::new_err(format!("unknown transition field {other:?}"))),
+            }
+        }
+        transition.atom_uuid = uuid.ok_or_else(|| PyValueError::new_err("a transition needs the atom's 'uuid'"))?;
+        Ok(TransitionArg(transition))
+    }
+}
+
+/// A present failure key: `None` clears the column, a string sets it.
+fn nullable(value: &Bound<'_, PyAny>) -> PyResult<Nullable> {
+    Ok(match value.extract::<Option<String>>()? {
+        None => Nullable::Clear,
+        Some(json) => Nullable::Set(json),
+    })
+}
+
+// ---- rows out ---------------------------------------------------------------------------------
+
+fn logbook_tuple(row: LogBookRow) -> LogBookTuple {
+    (row.uuid, row.name, row.meta, row.created_at, row.updated_at)
+}
+
+fn flow_tuple(row: FlowDetailRow) -> FlowTuple {
+    (row.uuid, row.parent_uuid, row.name, row.state, row.meta, row.created_at, row.updated_at)
+}
+
+/// One Python string per distinct value of the low-cardinality columns: the rows of a flow share
+/// one parent uuid and a handful of type, state, intention and version names, so a 100,000-row
+/// load makes a few strings there instead of 500,000.
+struct SharedStrings<'py> {
+    py: Python<'py>,
+    seen: HashMap<String, Bound<'py, PyString>>,
+}
+
+impl<'py> SharedStrings<'py> {
+    fn new(py: Python<'py>) -> Self {
+        SharedStrings { py, seen: HashMap::new() }
+    }
+
+    fn get(&mut self, value: &str) -> Bound<'py, PyAny> {
+        if let Some(shared) = self.seen.get(value) {
+            return shared.clone().into_any();
+        }
+        let created = PyString::new(self.py, value);
+        self.seen.insert(value.to_owned(), created.clone());
+        created.into_any()
+    }
+
+    fn get_optional(&mut self, value: Option<&str>) -> Bound<'py, PyAny> {
+        value.map_or_else(|| self.py.None().into_bound(self.py), |v| self.get(v))
+    }
+}
+
+/// A JSON column: the usual empty payloads are interned, anything else is a new string.
+fn json_text<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyAny> {
+    match text {
+        "null" => pyo3::intern!(py, "null").clone().into_any(),
+        "{}" => pyo3::intern!(py, "{}").clone().into_any(),
+        "[]" => pyo3::intern!(py, "[]").clone().into_any(),
+        _ => PyString::new(py, text).into_any(),
+    }
+}
+
+fn optional_text<'py>(py: Python<'py>, text: Option<&str>) -> Bound<'py, PyAny> {
+    text.map_or_else(|| py.None().into_bound(py), |t| PyString::new(py, t).into_any())
+}
+
+fn optional_float(py: Python<'_>, value: Option<f64>) -> Bound<'_, PyAny> {
+    value.map_or_else(|| py.None().into_bound(py), |v| PyFloat::new(py, v).into_any())
+}
+
+fn atom_tuple<'py>(row: &AtomDetailRow, shared: &mut SharedStrings<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    let py = shared.py;
+    let fields: [Bound<'py, PyAny>; ATOM_FIELDS] = [
+        PyString::new(py, &row.uuid).into_any(),
+        shared.get(&row.parent_uuid),
+        PyString::new(py, &row.name).into_any(),
+        shared.get(row.atom_type.as_str()),
+        shared.get_optional(row.state.as_deref()),
+        shared.get(&row.intention),
+        json_text(py, &row.results),
+        optional_text(py, row.failure.as_deref()),
+        json_text(py, &row.revert_results),
+        optional_text(py, row.revert_failure.as_deref()),
+        shared.get_optional(row.version.as_deref()),
+        json_text(py, &row.meta),
+        PyFloat::new(py, row.created_at).into_any(),
+        optional_float(py, row.updated_at),
+    ];
+    PyTuple::new(py, fields)
+}
