@@ -55,7 +55,7 @@ def main() -> None:
     print(f"flow {flow.name!r}: {atoms} atoms in {stages} stages of {width} parallel adders + a join")
     print(f"built in {built - started:.3f}s, ran on the {args.engine} engine in {finished - built:.3f}s "
           f"({(finished - built) / atoms * 1e6:.1f} µs per atom)")
-    print(f"flow states: {' -> '.join(v.split()[-1] for v in listener.values)}")
+    print(f"flow states: {' -> '.join(state for _kind, state, _details in listener.values)}")
     print(f"final sum: {engine.storage.fetch(f's{stages - 1}-sum')} (expected {2 * stages})")
 
 

@@ -1,6 +1,6 @@
 //! Argument providers: which atom's result each argument of each atom comes from.
 //!
-//! TaskFlow's scope walker (`engines/action_engine/scopes.py`) goes up the pattern tree from an
+//! `TaskFlow`'s scope walker (`engines/action_engine/scopes.py`) goes up the pattern tree from an
 //! atom; at each level it searches, nearest first, the atoms of the earlier siblings that are
 //! predecessors of the atom (linear: all earlier children; unordered: none; graph: the children that
 //! are ancestors in the flow's link DAG), then the flow's retry, and the first level with a provider
@@ -14,7 +14,7 @@
 //! levels without a candidate are skipped, and only graph flows need an ancestry check (direct link
 //! first, then a search bounded by the topological rank). No transitive-predecessor sets.
 //!
-//! The same walk detects TaskFlow's `AmbiguousDependency` (raised by `graph_flow.Flow.add`): a child
+//! The same walk detects `TaskFlow`'s `AmbiguousDependency` (raised by `graph_flow.Flow.add`): a child
 //! of a graph flow requires a name that it does not satisfy itself, that the flow's retry does not
 //! provide, and that two or more children added before it provide.
 use std::collections::HashSet;
@@ -23,7 +23,7 @@ use std::hash::BuildHasher;
 use crate::error::{CoreError, CoreResult};
 use crate::graph::hash::FastMap;
 use crate::graph::tree::{py_list, Child, FlatTree, Flow, LocalLinks, TreeOrder};
-use crate::graph::{CompiledFlow, NONE};
+use crate::graph::{CompiledFlow, Csr, NONE};
 use crate::spec::{AtomSpec, Pattern};
 
 /// Providers of every atom's arguments: `(execute, revert)`, each indexed by atom and laid out as
@@ -31,7 +31,7 @@ use crate::spec::{AtomSpec, Pattern};
 pub(crate) type ResolvedProviders = (Vec<Vec<u32>>, Vec<Vec<u32>>);
 
 /// Resolves the providers of every argument of every atom (see the module docs), failing with
-/// `CoreError::Ambiguous` where TaskFlow's graph flow would.
+/// `CoreError::Ambiguous` where `TaskFlow`'s graph flow would.
 pub(crate) fn resolve(
     atoms: &[AtomSpec],
     tree: &FlatTree,
@@ -39,7 +39,13 @@ pub(crate) fn resolve(
     order: &TreeOrder,
 ) -> CoreResult<ResolvedProviders> {
     let mut resolver = Resolver {
-        scope: Scope { atoms, tree, links, order, candidates: Candidates::new(atoms, order) },
+        scope: Scope {
+            atoms,
+            tree,
+            links,
+            order,
+            candidates: Candidates::new(atoms, order),
+        },
         scratch: Scratch::default(),
     };
     let mut execute = Vec::with_capacity(atoms.len());
@@ -69,7 +75,10 @@ pub fn unsatisfied<S: BuildHasher>(
         ];
         for (names, providers) in sides {
             for (k, name) in names.iter().enumerate() {
-                let provider = providers.and_then(|providers| providers.get(k)).copied().unwrap_or(NONE);
+                let provider = providers
+                    .and_then(|providers| providers.get(k))
+                    .copied()
+                    .unwrap_or(NONE);
                 if provider == NONE && !available.contains(name.as_str()) {
                     missing.push(name.clone());
                 }
@@ -85,11 +94,10 @@ pub fn unsatisfied<S: BuildHasher>(
 }
 
 /// For each provided name, the preorder indices (ascending) of the atoms providing it, in one flat
-/// array (no allocation per name).
+/// adjacency (no allocation per name).
 struct Candidates<'a> {
     ids: FastMap<&'a str, u32>,
-    offsets: Vec<u32>,
-    indices: Vec<u32>,
+    by_name: Csr,
 }
 
 impl<'a> Candidates<'a> {
@@ -111,28 +119,15 @@ impl<'a> Candidates<'a> {
                 }
             }
         }
-        // Counting sort by name; stable, so each name's indices stay ascending.
-        let mut offsets = vec![0u32; ids.len() + 1];
-        for &(id, _) in &pairs {
-            offsets[id as usize + 1] += 1;
-        }
-        for id in 0..ids.len() {
-            offsets[id + 1] += offsets[id];
-        }
-        let mut fill = offsets.clone();
-        let mut indices = vec![0u32; pairs.len()];
-        for &(id, index) in &pairs {
-            indices[fill[id as usize] as usize] = index;
-            fill[id as usize] += 1;
-        }
-        Candidates { ids, offsets, indices }
+        // `from_edges` keeps the input order per name: preorder, so ascending.
+        let by_name = Csr::from_edges(ids.len(), &pairs);
+        Candidates { ids, by_name }
     }
 
     /// The name's id and its providers' preorder indices.
     fn get(&self, name: &str) -> Option<(u32, &[u32])> {
         let id = *self.ids.get(name)?;
-        let range = self.offsets[id as usize] as usize..self.offsets[id as usize + 1] as usize;
-        Some((id, &self.indices[range]))
+        Some((id, self.by_name.neighbours(id)))
     }
 }
 
@@ -189,23 +184,28 @@ impl<'a> Scope<'a, '_> {
         // The atom's child position and the flow holding it; a retry is searched from above its flow.
         let (mut position, mut level) = match self.tree.retry_flow(atom) {
             Some(flow) => (self.flow(flow).position, self.flow(flow).parent),
-            None => (self.tree.atom_position[atom as usize], self.tree.atom_parent[atom as usize]),
+            None => (
+                self.tree.atom_position[atom as usize],
+                self.tree.atom_parent[atom as usize],
+            ),
         };
         let mut below = self.order.pre[atom as usize];
-        while level != NONE {
-            if check_ambiguity {
-                if self.flow(level).pattern == Pattern::Graph {
-                    self.check_ambiguity(scratch, atom, (name_id, name), level, position, candidates)?;
-                }
-            } else {
-                // Skip the levels whose span holds no candidate below `below`.
-                let Some(nearest) = last_below(candidates, below) else {
-                    return Ok(NONE);
-                };
-                while self.order.span[level as usize].0 > nearest {
-                    position = self.flow(level).position;
-                    level = self.flow(level).parent;
-                }
+        loop {
+            // Skip the levels whose span holds no candidate below `below`, except graph flows when
+            // their ambiguity check is due.
+            let nearest = last_below(candidates, below);
+            while level != NONE
+                && nearest.is_none_or(|nearest| self.order.span[level as usize].0 > nearest)
+                && !(check_ambiguity && self.flow(level).pattern == Pattern::Graph)
+            {
+                position = self.flow(level).position;
+                level = self.flow(level).parent;
+            }
+            if level == NONE {
+                return Ok(NONE);
+            }
+            if check_ambiguity && self.flow(level).pattern == Pattern::Graph {
+                self.check_ambiguity(scratch, atom, (name_id, name), level, position, candidates)?;
             }
             if let Some(index) = self.search_level(scratch, level, position, below, candidates) {
                 return Ok(self.order.atom_at[index as usize]);
@@ -214,7 +214,6 @@ impl<'a> Scope<'a, '_> {
             position = self.flow(level).position;
             level = self.flow(level).parent;
         }
-        Ok(NONE)
     }
 
     /// The visible provider with the largest preorder index below `below` among the atoms of
@@ -284,7 +283,7 @@ impl<'a> Scope<'a, '_> {
         false
     }
 
-    /// TaskFlow's `graph_flow.Flow.add` check for a requirement of the child at `position` that
+    /// `TaskFlow`'s `graph_flow.Flow.add` check for a requirement of the child at `position` that
     /// reached this graph flow unsatisfied.
     fn check_ambiguity(
         &self,
@@ -317,7 +316,11 @@ impl<'a> Scope<'a, '_> {
                 let adding = match self.tree.child_at(level, position) {
                     Child::Atom(_) => format!("'{}'", self.atom_name(atom)),
                     Child::Flow(sub) => {
-                        format!("'{}' (atom '{}' requires it)", self.flow(sub).name, self.atom_name(atom))
+                        format!(
+                            "'{}' (atom '{}' requires it)",
+                            self.flow(sub).name,
+                            self.atom_name(atom)
+                        )
                     }
                 };
                 Err(CoreError::Ambiguous(format!(
@@ -384,14 +387,25 @@ mod tests {
         let index = compiled.atoms.iter().position(|atom| atom.name == name).unwrap();
         compiled.providers[index]
             .iter()
-            .map(|&p| if p == NONE { NO.to_owned() } else { compiled.atoms[p as usize].name.clone() })
+            .map(|&p| {
+                if p == NONE {
+                    NO.to_owned()
+                } else {
+                    compiled.atoms[p as usize].name.clone()
+                }
+            })
             .collect()
     }
 
     #[test]
     fn nearest_predecessor_in_linear_wins() {
         let spec = spec_with(
-            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[]), t("p3", &[], &["x"])],
+            vec![
+                t("p1", &[], &["x"]),
+                t("p2", &[], &["x"]),
+                t("c", &["x"], &[]),
+                t("p3", &[], &["x"]),
+            ],
             linear(vec![atom(0), atom(1), atom(2), atom(3)]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p2"]);
@@ -406,13 +420,19 @@ mod tests {
 
     #[test]
     fn unordered_siblings_are_invisible() {
-        let spec = spec_with(vec![t("p", &[], &["x"]), t("c", &["x"], &[])], unordered(vec![atom(0), atom(1)]));
+        let spec = spec_with(
+            vec![t("p", &[], &["x"]), t("c", &["x"], &[])],
+            unordered(vec![atom(0), atom(1)]),
+        );
         assert_eq!(providers_of(&spec, "c"), vec![NO]);
     }
 
     #[test]
     fn later_sibling_in_linear_is_invisible() {
-        let spec = spec_with(vec![t("c", &["x"], &[]), t("p", &[], &["x"])], linear(vec![atom(0), atom(1)]));
+        let spec = spec_with(
+            vec![t("c", &["x"], &[]), t("p", &[], &["x"])],
+            linear(vec![atom(0), atom(1)]),
+        );
         assert_eq!(providers_of(&spec, "c"), vec![NO]);
     }
 
@@ -420,8 +440,17 @@ mod tests {
     fn nested_subflow_is_searched_last_child_first() {
         // TaskFlow probe: linear[linear[p1, unordered[p2, p3], q], c] gives c the value of p3.
         let spec = spec_with(
-            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("p3", &[], &["x"]), t("q", &[], &[]), t("c", &["x"], &[])],
-            linear(vec![linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)]), atom(4)]),
+            vec![
+                t("p1", &[], &["x"]),
+                t("p2", &[], &["x"]),
+                t("p3", &[], &["x"]),
+                t("q", &[], &[]),
+                t("c", &["x"], &[]),
+            ],
+            linear(vec![
+                linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)]),
+                atom(4),
+            ]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p3"]);
     }
@@ -439,7 +468,12 @@ mod tests {
     #[test]
     fn retry_provides_to_its_flow_but_siblings_come_first() {
         let spec = spec_with(
-            vec![t("r", &[], &["x"]), t("p", &[], &["x"]), t("c", &["x"], &[]), t("d", &["x"], &[])],
+            vec![
+                t("r", &[], &["x"]),
+                t("p", &[], &["x"]),
+                t("c", &["x"], &[]),
+                t("d", &["x"], &[]),
+            ],
             unordered(vec![linear(vec![atom(1), atom(2)]), atom(3)]).with_retry(0),
         );
         // c sees p (its own level) before r; d, unordered, only sees the retry.
@@ -452,7 +486,11 @@ mod tests {
     #[test]
     fn retry_looks_above_its_own_flow() {
         let spec = spec_with(
-            vec![t("p", &[], &["y"]), t("r", &["y", "x"], &["x"]), t("inner", &[], &["x", "y"])],
+            vec![
+                t("p", &[], &["y"]),
+                t("r", &["y", "x"], &["x"]),
+                t("inner", &[], &["x", "y"]),
+            ],
             linear(vec![atom(0), linear(vec![atom(2)]).with_retry(1)]),
         );
         assert_eq!(providers_of(&spec, "r"), vec!["p", NO]);
@@ -462,7 +500,12 @@ mod tests {
     fn retry_of_a_sibling_subflow_is_visible() {
         // TaskFlow probe: linear[p, linear(retry r)[q], c] gives c the value of r.
         let spec = spec_with(
-            vec![t("p", &[], &["x"]), t("r", &[], &["x"]), t("q", &[], &[]), t("c", &["x"], &[])],
+            vec![
+                t("p", &[], &["x"]),
+                t("r", &[], &["x"]),
+                t("q", &[], &[]),
+                t("c", &["x"], &[]),
+            ],
             linear(vec![atom(0), linear(vec![atom(2)]).with_retry(1), atom(3)]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["r"]);
@@ -472,7 +515,12 @@ mod tests {
     fn graph_flow_sees_only_link_ancestors() {
         // d added first (so TaskFlow sees no ambiguity), then a -> b -> d by links; c unlinked.
         let spec = spec_with(
-            vec![t("a", &[], &["x", "y"]), t("b", &[], &["x"]), t("c", &[], &["z"]), t("d", &["x", "y", "z"], &[])],
+            vec![
+                t("a", &[], &["x", "y"]),
+                t("b", &[], &["x"]),
+                t("c", &[], &["z"]),
+                t("d", &["x", "y", "z"], &[]),
+            ],
             graph(vec![atom(3), atom(0), atom(1), atom(2)], &[(1, 2), (2, 0)]),
         );
         assert_eq!(providers_of(&spec, "d"), vec!["b", "a", NO]);
@@ -493,8 +541,16 @@ mod tests {
     fn graph_flow_transitive_ancestor_through_subflow() {
         // d added first, then a -> sub[b] -> d by links; e provides x too but is not linked.
         let spec = spec_with(
-            vec![t("a", &[], &["x"]), t("b", &[], &[]), t("e", &[], &["x"]), t("d", &["x"], &[])],
-            graph(vec![atom(3), atom(0), linear(vec![atom(1)]), atom(2)], &[(1, 2), (2, 0)]),
+            vec![
+                t("a", &[], &["x"]),
+                t("b", &[], &[]),
+                t("e", &[], &["x"]),
+                t("d", &["x"], &[]),
+            ],
+            graph(
+                vec![atom(3), atom(0), linear(vec![atom(1)]), atom(2)],
+                &[(1, 2), (2, 0)],
+            ),
         );
         assert_eq!(providers_of(&spec, "d"), vec!["a"]);
     }
@@ -507,7 +563,10 @@ mod tests {
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p", NO, "p"]);
         let compiled = compile(&spec).unwrap();
-        assert!(unsatisfied(&compiled, &HashSet::new()).is_empty(), "optional y is not missing");
+        assert!(
+            unsatisfied(&compiled, &HashSet::new()).is_empty(),
+            "optional y is not missing"
+        );
     }
 
     #[test]
@@ -533,7 +592,10 @@ mod tests {
         let available: HashSet<&str> = ["s"].into_iter().collect();
         assert_eq!(
             unsatisfied(&compiled, &available),
-            vec![("c".to_owned(), vec!["m".to_owned(), "rv".to_owned()]), ("d".to_owned(), vec!["m".to_owned()])]
+            vec![
+                ("c".to_owned(), vec!["m".to_owned(), "rv".to_owned()]),
+                ("d".to_owned(), vec!["m".to_owned()])
+            ]
         );
         let everything: HashSet<&str> = ["s", "m", "rv"].into_iter().collect();
         assert!(unsatisfied(&compiled, &everything).is_empty());
@@ -559,8 +621,15 @@ mod tests {
     fn ambiguity_names_atoms_inside_subflows() {
         let spec = spec_with(
             vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
-            graph(vec![linear(vec![atom(0)]), linear(vec![atom(1)]), linear(vec![atom(2)]).named("sub")], &[])
-                .named("g"),
+            graph(
+                vec![
+                    linear(vec![atom(0)]),
+                    linear(vec![atom(1)]),
+                    linear(vec![atom(2)]).named("sub"),
+                ],
+                &[],
+            )
+            .named("g"),
         );
         let err = compile(&spec).unwrap_err();
         assert_eq!(
@@ -583,19 +652,33 @@ mod tests {
         assert_eq!(providers_of(&first, "c"), vec!["p1"]);
         // The flow's retry provides the name.
         let retried = spec_with(
-            vec![t("r", &[], &["x"]), t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
+            vec![
+                t("r", &[], &["x"]),
+                t("p1", &[], &["x"]),
+                t("p2", &[], &["x"]),
+                t("c", &["x"], &[]),
+            ],
             graph(vec![atom(1), atom(2), atom(3)], &[]).with_retry(0),
         );
         assert_eq!(providers_of(&retried, "c"), vec!["r"]);
         // Optional arguments are not checked.
         let optional = spec_with(
-            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), task_opt("c", &[], &["x"], &[])],
+            vec![
+                t("p1", &[], &["x"]),
+                t("p2", &[], &["x"]),
+                task_opt("c", &[], &["x"], &[]),
+            ],
             graph(vec![atom(0), atom(1), atom(2)], &[]),
         );
         assert_eq!(providers_of(&optional, "c"), vec![NO]);
         // Satisfied inside the requiring subflow.
         let inside = spec_with(
-            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("p3", &[], &["x"]), t("c", &["x"], &[])],
+            vec![
+                t("p1", &[], &["x"]),
+                t("p2", &[], &["x"]),
+                t("p3", &[], &["x"]),
+                t("c", &["x"], &[]),
+            ],
             graph(vec![atom(0), atom(1), linear(vec![atom(2), atom(3)])], &[]),
         );
         assert_eq!(providers_of(&inside, "c"), vec!["p3"]);

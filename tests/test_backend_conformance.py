@@ -40,6 +40,8 @@ class BackendCase(NamedTuple):
 BACKENDS = [
     BackendCase("memory", lambda tmp: fetch("memory://"), durable=False),
     BackendCase("dir", lambda tmp: fetch(f"dir://{tmp}/store")),
+    BackendCase("sqlite", lambda tmp: fetch(f"sqlite://{tmp}/store.db")),
+    BackendCase("sqlite-memory", lambda tmp: fetch("sqlite://"), durable=False),
 ]
 
 

@@ -27,7 +27,10 @@ enum Bound {
     Empty,
     /// A single node that is both the source and the sink (an atom or a join).
     Single(u32),
-    Group { sources: Vec<u32>, sinks: Vec<u32> },
+    Group {
+        sources: Vec<u32>,
+        sinks: Vec<u32>,
+    },
 }
 
 impl Bound {
@@ -100,7 +103,11 @@ impl Builder {
 /// Builds the execution graph of `tree` (children before parents: flow ids grow with depth).
 pub(crate) fn build(tree: &FlatTree, links: &LocalLinks) -> ExecGraph {
     let atom_count = tree.atom_parent.len();
-    let mut builder = Builder { atom_count, edges: Vec::with_capacity(atom_count * 2), join_flow: Vec::new() };
+    let mut builder = Builder {
+        atom_count,
+        edges: Vec::with_capacity(atom_count * 2),
+        join_flow: Vec::new(),
+    };
     let mut bounds: Vec<Bound> = vec![Bound::Empty; tree.flows.len()];
     for flow_id in (0..tree.flows.len()).rev() {
         let flow = &tree.flows[flow_id];
@@ -114,9 +121,7 @@ pub(crate) fn build(tree: &FlatTree, links: &LocalLinks) -> ExecGraph {
         let content = match flow.pattern {
             Pattern::Linear => join_linear(&mut builder, children),
             Pattern::Unordered => join_unordered(children),
-            Pattern::Graph => {
-                join_graph(&mut builder, tree, links, flow_id as u32, &mut children)
-            }
+            Pattern::Graph => join_graph(&mut builder, tree, links, flow_id as u32, &mut children),
         };
         bounds[flow_id] = if flow.retry == NONE {
             content
@@ -125,13 +130,20 @@ pub(crate) fn build(tree: &FlatTree, links: &LocalLinks) -> ExecGraph {
         } else {
             builder.connect(&[flow.retry], content.sources());
             let (_, sinks) = content.into_parts();
-            Bound::Group { sources: vec![flow.retry], sinks }
+            Bound::Group {
+                sources: vec![flow.retry],
+                sinks,
+            }
         };
     }
     let mut edges = builder.edges;
     edges.sort_unstable();
     edges.dedup();
-    ExecGraph { node_count: atom_count + builder.join_flow.len(), edges, join_flow: builder.join_flow }
+    ExecGraph {
+        node_count: atom_count + builder.join_flow.len(),
+        edges,
+        join_flow: builder.join_flow,
+    }
 }
 
 /// Each non-empty child after the previous non-empty one.
@@ -164,7 +176,7 @@ fn join_unordered(mut children: Vec<Bound>) -> Bound {
 }
 
 /// Children ordered by the flow's links. An empty child that is linked becomes a join node, so
-/// ordering passes through it (TaskFlow keeps a node for every flow).
+/// ordering passes through it (`TaskFlow` keeps a node for every flow).
 fn join_graph(
     builder: &mut Builder,
     tree: &FlatTree,
@@ -228,7 +240,10 @@ mod tests {
     fn linear_of_unordered_groups_uses_one_join() {
         let graph = edges_of(&spec(
             &["a", "b", "c", "d"],
-            linear(vec![unordered(vec![atom(0), atom(1)]), unordered(vec![atom(2), atom(3)])]),
+            linear(vec![
+                unordered(vec![atom(0), atom(1)]),
+                unordered(vec![atom(2), atom(3)]),
+            ]),
         ));
         assert_eq!(graph.node_count, 5);
         assert_eq!(graph.edges, vec![(0, 4), (1, 4), (4, 2), (4, 3)]);
@@ -247,7 +262,10 @@ mod tests {
 
     #[test]
     fn empty_subflows_pass_through_in_linear() {
-        let graph = edges_of(&spec(&["a", "b"], linear(vec![empty(), atom(0), empty(), linear(vec![empty()]), atom(1)])));
+        let graph = edges_of(&spec(
+            &["a", "b"],
+            linear(vec![empty(), atom(0), empty(), linear(vec![empty()]), atom(1)]),
+        ));
         assert_eq!(graph.edges, vec![(0, 1)]);
     }
 
@@ -262,7 +280,10 @@ mod tests {
 
     #[test]
     fn retry_of_empty_flow_is_the_whole_flow() {
-        let graph = edges_of(&spec(&["a", "r", "b"], linear(vec![atom(0), empty().with_retry(1), atom(2)])));
+        let graph = edges_of(&spec(
+            &["a", "r", "b"],
+            linear(vec![atom(0), empty().with_retry(1), atom(2)]),
+        ));
         assert_eq!(graph.edges, vec![(0, 1), (1, 2)]);
     }
 
@@ -271,14 +292,20 @@ mod tests {
         // a -> sub(b, c unordered) -> d, and e unlinked.
         let graph = edges_of(&spec(
             &["a", "b", "c", "d", "e"],
-            graph(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3), atom(4)], &[(0, 1), (1, 2)]),
+            graph(
+                vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3), atom(4)],
+                &[(0, 1), (1, 2)],
+            ),
         ));
         assert_eq!(graph.edges, vec![(0, 1), (0, 2), (1, 3), (2, 3)]);
     }
 
     #[test]
     fn linked_empty_child_of_graph_becomes_a_join() {
-        let graph = edges_of(&spec(&["a", "b"], graph(vec![atom(0), empty(), atom(1), empty()], &[(0, 1), (1, 2)])));
+        let graph = edges_of(&spec(
+            &["a", "b"],
+            graph(vec![atom(0), empty(), atom(1), empty()], &[(0, 1), (1, 2)]),
+        ));
         assert_eq!(graph.node_count, 3);
         assert_eq!(graph.edges, vec![(0, 2), (2, 1)]);
         assert_eq!(graph.join_flow.len(), 1);
@@ -289,7 +316,10 @@ mod tests {
     fn several_preds_into_a_group_share_a_join() {
         let graph = edges_of(&spec(
             &["a", "b", "c", "d"],
-            graph(vec![atom(0), atom(1), unordered(vec![atom(2), atom(3)])], &[(0, 2), (1, 2)]),
+            graph(
+                vec![atom(0), atom(1), unordered(vec![atom(2), atom(3)])],
+                &[(0, 2), (1, 2)],
+            ),
         ));
         assert_eq!(graph.node_count, 5);
         assert_eq!(graph.edges, vec![(0, 4), (1, 4), (4, 2), (4, 3)]);

@@ -1,19 +1,19 @@
-//! Deciders on graph-flow links, compiled the way TaskFlow's runtime applies them
+//! Deciders on graph-flow links, compiled the way `TaskFlow`'s runtime applies them
 //! (`engines/action_engine/runtime.py` `_walk_edge_deciders`, `deciders.py`), checked by running
-//! TaskFlow 6.5:
+//! `TaskFlow` 6.5:
 //!
 //! * A link's decider is attached to the link target's *entry atoms*: the target atom itself; for a
 //!   target flow, its retry, or else (recursively) the entry atoms of its first children (linear:
 //!   the first child; unordered: all; graph: those without incoming links). An empty flow has none,
-//!   and a decider into it is never consulted (TaskFlow only walks through flow *entry* nodes).
+//!   and a decider into it is never consulted (`TaskFlow` only walks through flow *entry* nodes).
 //! * The decider is called when an entry atom is about to run, with `history` = the results of the
 //!   link sources that are atoms, over all decider links into that atom. A flow source contributes
-//!   nothing to `history` (TaskFlow passes `{}` for it). A decider whose atom source was ignored is
+//!   nothing to `history` (`TaskFlow` passes `{}` for it). A decider whose atom source was ignored is
 //!   not called.
 //! * On "no", each entry atom is ignored together with, per depth: `Atom` nothing more;
 //!   `Neighbors` its direct task successors in the same flow; `Flow` all task successors reachable
 //!   without leaving that flow; `All` every successor in the whole execution graph (also outside the
-//!   graph flow, as TaskFlow does).
+//!   graph flow, as `TaskFlow` does).
 use super::tree::{Child, FlatTree, Flow, LocalLinks};
 use super::{Csr, EdgeDecider, NONE};
 use crate::spec::{DeciderDepth, Pattern};
@@ -31,7 +31,13 @@ pub(crate) fn compile_deciders(tree: &FlatTree, links: &LocalLinks, succs: &Csr)
             };
             let entry_atoms = entry_atoms(tree, links, tree.child_at(flow_id as u32, link.to as u32));
             let targets = widen(tree, links, succs, &mut marks, &entry_atoms, link.depth);
-            deciders.push(EdgeDecider { decider, history_atoms, entry_atoms, targets, depth: link.depth });
+            deciders.push(EdgeDecider {
+                decider,
+                history_atoms,
+                entry_atoms,
+                targets,
+                depth: link.depth,
+            });
         }
     }
     deciders
@@ -62,18 +68,18 @@ fn entry_atoms(tree: &FlatTree, links: &LocalLinks, child: Child) -> Vec<u32> {
     entries
 }
 
-/// Positions of the children TaskFlow connects directly from a flow's entry (or its retry).
+/// Positions of the children `TaskFlow` connects directly from a flow's entry (or its retry).
 fn first_children(flow: &Flow, links: &LocalLinks) -> Vec<u32> {
     match flow.pattern {
         Pattern::Linear => (flow.child_count() > 0).then_some(0).into_iter().collect(),
         Pattern::Unordered => (0..flow.child_count()).collect(),
-        Pattern::Graph => {
-            (0..flow.child_count()).filter(|&position| links.preds_of(flow.slot(position)).is_empty()).collect()
-        }
+        Pattern::Graph => (0..flow.child_count())
+            .filter(|&position| links.preds_of(flow.slot(position)).is_empty())
+            .collect(),
     }
 }
 
-/// Atoms TaskFlow links to `atom` by a direct edge (no flow node in between): its next sibling
+/// Atoms `TaskFlow` links to `atom` by a direct edge (no flow node in between): its next sibling
 /// atom (linear), the atoms it is linked to (graph); for a retry, its flow's first atom children.
 fn direct_successor_atoms(tree: &FlatTree, links: &LocalLinks, atom: u32, out: &mut Vec<u32>) {
     let parent = tree.atom_parent[atom as usize];
@@ -112,7 +118,10 @@ struct Marks {
 
 impl Marks {
     fn new(node_count: usize) -> Self {
-        Marks { stamp: vec![0; node_count], epoch: 0 }
+        Marks {
+            stamp: vec![0; node_count],
+            epoch: 0,
+        }
     }
 
     fn reset(&mut self) {

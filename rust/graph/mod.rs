@@ -50,7 +50,7 @@ impl Csr {
     }
 }
 
-/// A decider on a graph-flow link, as TaskFlow's runtime applies it (see `deciders.rs`): when one
+/// A decider on a graph-flow link, as `TaskFlow`'s runtime applies it (see `deciders.rs`): when one
 /// of `entry_atoms` is about to run (all its predecessors done), the engine calls the Python
 /// callable `decider` with `history` = the results of the non-ignored `history_atoms` of every
 /// decider sharing that entry atom; a decider whose history atom was ignored is skipped. A "no"
@@ -59,7 +59,7 @@ impl Csr {
 pub struct EdgeDecider {
     pub decider: u32,
     /// Atoms whose results make up the decider's `history` argument: the link's source atom, or
-    /// nothing when the source is a flow (TaskFlow passes `{}` then).
+    /// nothing when the source is a flow (`TaskFlow` passes `{}` then).
     pub history_atoms: Vec<u32>,
     /// The atoms the decider is attached to: the link's target atom, or the target flow's retry,
     /// or (recursively) its first atoms. Empty for an empty target flow (never consulted).

@@ -4,9 +4,9 @@
 //! * [`flatten`] validates the spec (`CoreError::Compilation`, `CoreError::Duplicate`) while
 //!   flattening it.
 //! * [`LocalLinks`] is the link DAG of every graph flow, indexed by *child slot*.
-//! * [`TreeOrder`] is TaskFlow's hierarchy order: a flow's retry first, then its children (graph
-//!   flows list theirs in topological order, as TaskFlow iterates them), and the preorder numbering
-//!   of atoms over it. TaskFlow's scope walker searches that order backwards, so argument lookup
+//! * [`TreeOrder`] is `TaskFlow`'s hierarchy order: a flow's retry first, then its children (graph
+//!   flows list theirs in topological order, as `TaskFlow` iterates them), and the preorder numbering
+//!   of atoms over it. `TaskFlow`'s scope walker searches that order backwards, so argument lookup
 //!   (`names.rs`) becomes a search for the largest preorder index.
 
 use super::hash::FastSet;
@@ -83,7 +83,9 @@ const MAX_ATOMS: usize = (u32::MAX / 4) as usize;
 pub(crate) fn flatten(spec: &FlowSpec) -> CoreResult<FlatTree<'_>> {
     let atom_count = spec.atoms.len();
     if atom_count > MAX_ATOMS {
-        return Err(compilation(format!("too many atoms: {atom_count} (at most {MAX_ATOMS})")));
+        return Err(compilation(format!(
+            "too many atoms: {atom_count} (at most {MAX_ATOMS})"
+        )));
     }
     let mut tree = FlatTree {
         flows: Vec::new(),
@@ -178,7 +180,11 @@ fn new_flow(flow: &FlowNode, parent: u32, position: u32) -> Flow<'_> {
         position,
         children: (0, 0),
         // Linear and unordered flows are ordered by their pattern; links on them carry nothing more.
-        links: if flow.pattern == Pattern::Graph { &flow.links } else { &[] },
+        links: if flow.pattern == Pattern::Graph {
+            &flow.links
+        } else {
+            &[]
+        },
     }
 }
 
@@ -214,21 +220,28 @@ fn check_duplicate_names(spec: &FlowSpec) -> CoreResult<()> {
     }
     duplicated.sort_unstable();
     duplicated.dedup();
-    Err(CoreError::Duplicate(format!("Atoms with duplicate names found: {}", py_list(&duplicated))))
+    Err(CoreError::Duplicate(format!(
+        "Atoms with duplicate names found: {}",
+        py_list(&duplicated)
+    )))
 }
 
 pub(crate) fn compilation(message: String) -> CoreError {
     CoreError::Compilation(message)
 }
 
-/// Formats names the way Python prints a list of strings (`['a', 'b']`), as TaskFlow's messages do.
+/// Formats names the way Python prints a list of strings (`['a', 'b']`), as `TaskFlow`'s messages do.
 pub(crate) fn py_list(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|name| py_repr(name)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
 fn py_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(text.len() + 2);
     out.push(quote);
     for ch in text.chars() {
@@ -242,7 +255,7 @@ fn py_repr(text: &str) -> String {
 }
 
 /// The link DAG of each graph flow, by child slot; both directions, duplicates removed.
-/// `succs` keeps link order (TaskFlow's topological order depends on it); `preds` is sorted.
+/// `succs` keeps link order (`TaskFlow`'s topological order depends on it); `preds` is sorted.
 #[derive(Clone, Debug)]
 pub(crate) struct LocalLinks {
     /// For each child slot: the positions (within the same flow) of its linked predecessors.
@@ -271,7 +284,10 @@ impl LocalLinks {
             let (start, end) = (preds.offsets[slot] as usize, preds.offsets[slot + 1] as usize);
             preds.targets[start..end].sort_unstable();
         }
-        LocalLinks { preds, succs: Csr::from_edges(slots, &succ_edges) }
+        LocalLinks {
+            preds,
+            succs: Csr::from_edges(slots, &succ_edges),
+        }
     }
 
     pub fn preds_of(&self, slot: usize) -> &[u32] {
@@ -283,7 +299,7 @@ impl LocalLinks {
     }
 }
 
-/// TaskFlow's hierarchy order and the preorder numbering of atoms over it. Only valid once the
+/// `TaskFlow`'s hierarchy order and the preorder numbering of atoms over it. Only valid once the
 /// execution graph is known to be acyclic (a graph flow's children are put in topological order).
 #[derive(Clone, Debug)]
 pub(crate) struct TreeOrder {
@@ -385,14 +401,15 @@ impl TreeOrder {
     }
 }
 
-/// Orders a graph flow's children as TaskFlow iterates them (networkx `topological_sort`, i.e.
+/// Orders a graph flow's children as `TaskFlow` iterates them (networkx `topological_sort`, i.e.
 /// generation by generation: first the children without predecessors in spec order, then those
 /// freed by each of them in link order). Leaves unreachable (cyclic) children out; callers only
 /// use this on acyclic graphs.
 fn generations_order(flow: &Flow, links: &LocalLinks, ranked: &mut [u32]) {
     let count = flow.child_count() as usize;
-    let mut in_degree: Vec<u32> =
-        (0..count as u32).map(|position| links.preds_of(flow.slot(position)).len() as u32).collect();
+    let mut in_degree: Vec<u32> = (0..count as u32)
+        .map(|position| links.preds_of(flow.slot(position)).len() as u32)
+        .collect();
     let mut filled = 0;
     for (position, &degree) in in_degree.iter().enumerate() {
         if degree == 0 {
@@ -446,7 +463,10 @@ mod tests {
     #[test]
     fn generations_follow_networkx() {
         // Children c, p1, p2 (spec order) with p2 -> c and p1 -> c: generation 0 is [p1, p2].
-        let spec = spec(&["c", "p1", "p2"], graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 0)]));
+        let spec = spec(
+            &["c", "p1", "p2"],
+            graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 0)]),
+        );
         let tree = flatten(&spec).unwrap();
         let links = LocalLinks::new(&tree);
         let order = TreeOrder::new(&tree, &links);

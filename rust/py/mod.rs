@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod flow;
 mod scheduler;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<flow::CompiledFlow>()?;
     m.add_class::<scheduler::Scheduler>()?;
+    m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
     Ok(())
 }

@@ -1,8 +1,8 @@
-//! `SqliteStore`: the SQLite store ([`crate::store::Store`]) as a Python class.
+//! `SqliteStore`: the sqlite store ([`crate::store::Store`]) as a Python class.
 //!
 //! Thin on purpose: no logic beyond conversion. Rows cross as tuples of `str` / `float` / `None` in
 //! the field order of the `store` row structs, JSON payloads stay opaque strings (Python's `json`
-//! writes and reads them), every SQLite call runs with the GIL released, and the one connection is
+//! writes and reads them), every sqlite call runs with the GIL released, and the one connection is
 //! shared between Python threads behind a mutex (a `Store` is `Send` but not `Sync`).
 //!
 //! Row tuples:
@@ -36,7 +36,7 @@ type FlowStateTuple = (String, String, Option<f64>);
 /// Number of fields of an atom detail tuple.
 const ATOM_FIELDS: usize = 14;
 
-/// A handle on one ferroflow SQLite store file (or a private in-memory store).
+/// A handle on one ferroflow sqlite store file (or a private in-memory store).
 #[pyclass(module = "ferroflow._core")]
 pub struct SqliteStore {
     /// `None` once closed.
@@ -85,7 +85,7 @@ impl SqliteStore {
                 )))
             }
         };
-        let store = py.detach(|| Store::open(&path, durability)).map_err(PyCoreError)?;
+        let store = py.detach(move || Store::open(path, durability)).map_err(PyCoreError)?;
         Ok(SqliteStore::wrap(store))
     }
 
@@ -108,7 +108,7 @@ impl SqliteStore {
         py.detach(|| self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none())
     }
 
-    /// Closes the connection; later calls raise StorageFailure. Closing twice is harmless.
+    /// Closes the connection; later calls raise `StorageFailure`. Closing twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
             let store = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -378,7 +378,10 @@ impl<'py> SharedStrings<'py> {
     }
 
     fn get_optional(&mut self, value: Option<&str>) -> Bound<'py, PyAny> {
-        value.map_or_else(|| self.py.None().into_bound(self.py), |v| self.get(v))
+        match value {
+            Some(v) => self.get(v),
+            None => self.py.None().into_bound(self.py),
+        }
     }
 }
 

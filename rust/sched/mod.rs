@@ -201,6 +201,11 @@ impl Scheduler {
             }
         }
         self.recount();
+        // A revert that failed is retried only when asked (engine.reset()); resuming must not
+        // quietly carry on around it.
+        if self.revert_failures > 0 {
+            self.halted = true;
+        }
         (0..self.atom_count as u32)
             .filter(|&a| self.state[a as usize] == State::Failure && self.intention[a as usize] == Intention::Execute)
             .collect()

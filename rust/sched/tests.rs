@@ -314,3 +314,14 @@ fn large_chain_is_linear() {
     assert_eq!(s.outcome(), Some(Outcome::Success));
     eprintln!("200k-atom chain scheduled in {:?}", started.elapsed());
 }
+
+#[test]
+fn resume_with_a_revert_failure_runs_nothing() {
+    let mut s = Scheduler::new(chain(3));
+    s.restore(0, State::Success, Intention::Revert).unwrap();
+    s.restore(1, State::RevertFailure, Intention::Revert).unwrap();
+    s.restore(2, State::Reverted, Intention::Revert).unwrap();
+    s.start();
+    assert_eq!(next(&mut s), vec![]);
+    assert_eq!(s.outcome(), Some(Outcome::Failure));
+}

@@ -1,6 +1,17 @@
 """Engines: load a flow, run it, resume it (TaskFlow's ``taskflow.engines``)."""
 
 from ferroflow.engines.engine import ActionEngine, ParallelActionEngine, SerialActionEngine
+from ferroflow.engines.factories import flow_from_detail, load_from_detail, load_from_factory, save_factory_details
 from ferroflow.engines.helpers import load, run
 
-__all__ = ["ActionEngine", "ParallelActionEngine", "SerialActionEngine", "load", "run"]
+__all__ = [
+    "ActionEngine",
+    "ParallelActionEngine",
+    "SerialActionEngine",
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+]

@@ -18,17 +18,24 @@ from ferroflow.persistence import models
 _TASK, _RETRY = 0, 1
 
 
-def attach(flow: Any, flow_detail: Any, book: Any, backend: Any) -> tuple[Any, Any]:
-    """Resolves ``backend`` (object, URI or conf dict) and the flow detail to run against."""
-    if backend is None:
-        return None, flow_detail
-    from ferroflow.persistence import backends
-    from ferroflow.utils import persistence_utils
-
+def resolve_backend(backend: Any) -> Any:
+    """A backend object from an object, a URI or a conf dict (upgraded to the current schema)."""
     if isinstance(backend, str | dict):
+        from ferroflow.persistence import backends
+
         backend = backends.fetch(backend)
         with backend.get_connection() as conn:
             conn.upgrade()
+    return backend
+
+
+def attach(flow: Any, flow_detail: Any, book: Any, backend: Any) -> tuple[Any, Any]:
+    """Resolves ``backend`` and the flow detail to run against (created and saved when missing)."""
+    if backend is None:
+        return None, flow_detail
+    from ferroflow.utils import persistence_utils
+
+    backend = resolve_backend(backend)
     if flow_detail is None:
         flow_detail = persistence_utils.create_flow_detail(flow, book=book, backend=backend)
     return backend, flow_detail

@@ -1,0 +1,578 @@
+"""SQLite backend (``sqlite:///abs/path.db``): the native Rust store, one file, WAL, transactional.
+
+URIs: ``sqlite:///abs/path.db`` (absolute; SQLAlchemy's ``sqlite:////abs/path.db`` also works),
+``sqlite://rel/path.db`` (relative to the working directory), ``sqlite://`` or
+``sqlite:///:memory:`` (a private in-memory store shared by this backend's connections, gone when
+the backend is closed). Unlike SQLAlchemy, three slashes mean an absolute path, as for ``dir://``.
+Configuration: ``path`` (instead of the URI path) and ``durability``:
+
+- ``process`` (default): a committed write survives the process being killed at any instant
+  (``kill -9``); a power loss may lose the last commits, never corrupting the file.
+- ``fsync``: every commit is also fsync'ed, so it survives power loss and OS crashes.
+
+A file written by a newer ferroflow, or that is not a ferroflow store, is refused with
+:class:`~ferroflow.exceptions.StorageFailure` naming the path. Several backends, threads and
+processes may share one file; each flow detail carries an owner lease
+(:meth:`SQLiteConnection.acquire_lease`) so that two engines never run the same flow at once.
+
+The Connection API keeps TaskFlow's semantics: ``update_*`` read the stored detail, ``merge()``
+the given one into it and write what changed (each write method commits its rows in at most two
+transactions). Engines write through the fast path :meth:`SQLiteConnection.apply` instead: one
+transaction per batch of transitions, touching only the changed columns of the changed rows.
+
+Payloads are JSON (results, meta, failures as :meth:`Failure.to_dict` forms, a retry's history as
+``[[value, {atom: failure dict}], ...]``); versions are strings. Differences from the other
+backends: timestamps are stored as UTC seconds, so a logbook's time-zone-aware ``created_at`` /
+``updated_at`` comes back as naive UTC (and a missing ``created_at`` as the time of the first save);
+``update_*`` have no ``ignore_missing`` (a flow detail belongs to a logbook, an atom detail to a
+flow detail).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ferroflow import _core, codec, states
+from ferroflow import exceptions as exc
+from ferroflow.persistence import base, models
+
+__all__ = ["DURABILITIES", "SQLiteBackend", "SQLiteConnection"]
+
+#: Accepted values of the ``durability`` option.
+DURABILITIES = ("process", "fsync")
+
+#: Columns :meth:`SQLiteConnection.apply` can update in place.
+UPDATABLE_FIELDS = frozenset(
+    {"state", "intention", "results", "failure", "revert_results", "revert_failure", "meta"}
+)
+
+_MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
+_EPOCH = datetime.datetime(1970, 1, 1)
+_SECOND = datetime.timedelta(seconds=1)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode
+# Store handles inherited through fork(): never used nor closed in the child (SQLite forbids both).
+_FORKED_AWAY: list[Any] = []
+
+BookRow = tuple[str, str, str, float, float | None]
+FlowRow = tuple[str, str, str, str | None, str, float, float | None]
+AtomRow = tuple[Any, ...]
+
+
+# -- models <-> rows ----------------------------------------------------------------------------
+
+
+def _dumps(value: Any, field: str) -> str:
+    """JSON text of ``value``; a TypeError naming ``field`` and the offending type if it has none."""
+    if value is None:
+        return "null"
+    if not value and type(value) is dict:
+        return "{}"
+    try:
+        return _encode(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        codec.JSON.dumps(value)  # raises the descriptive error
+    except TypeError as e:
+        raise TypeError(f"its {field} cannot be saved by the sqlite backend: {e}") from None
+    raise AssertionError("unreachable: the json codec accepted what json refused")
+
+
+@contextlib.contextmanager
+def _saving(kind: str, name: str, uuid: str) -> Iterator[None]:
+    """Names the detail in a serialization error."""
+    try:
+        yield
+    except TypeError as e:
+        raise TypeError(f"{kind} '{name}' ({uuid}): {e}") from None
+
+
+def _dumps_failure(failure: Any) -> str | None:
+    if not failure:
+        return None
+    return _encode(failure if isinstance(failure, dict) else failure.to_dict())
+
+
+def _loads(text: str | None) -> Any:
+    if text is None or text == "null":
+        return None
+    if text == "{}":
+        return {}
+    return _decode(text)
+
+
+def _timestamp(when: datetime.datetime | None) -> float | None:
+    if when is None:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.UTC).replace(tzinfo=None)
+    return (when - _EPOCH) / _SECOND
+
+
+def _datetime(seconds: float | None) -> datetime.datetime | None:
+    return None if seconds is None else _EPOCH + datetime.timedelta(seconds=seconds)
+
+
+def _book_row(book: models.LogBook) -> BookRow:
+    created_at = _timestamp(book.created_at)
+    with _saving("logbook", book.name, book.uuid):
+        meta = _dumps(book.meta, "meta")
+    return (
+        book.uuid,
+        book.name,
+        meta,
+        time.time() if created_at is None else created_at,
+        _timestamp(book.updated_at),
+    )
+
+
+def _book_from(row: BookRow) -> models.LogBook:
+    uuid, name, meta, created_at, updated_at = row
+    book = models.LogBook(name, uuid=uuid)
+    book.meta = _loads(meta) or {}
+    book.created_at = _datetime(created_at)
+    book.updated_at = _datetime(updated_at)
+    return book
+
+
+def _flow_row(fd: models.FlowDetail, book_uuid: str, now: float) -> FlowRow:
+    with _saving("flow detail", fd.name, fd.uuid):
+        meta = _dumps(fd.meta, "meta")
+    return (fd.uuid, book_uuid, fd.name, fd.state, meta, now, now)
+
+
+def _flow_from(row: FlowRow) -> models.FlowDetail:
+    fd = models.FlowDetail(row[2], uuid=row[0])
+    fd.state = row[3]
+    fd.meta = _loads(row[4]) or {}
+    return fd
+
+
+def _results(ad: models.AtomDetail) -> Any:
+    if isinstance(ad, models.RetryDetail):
+        return ad.to_dict()["results"]  # the history, its failures in dict form
+    return ad.results
+
+
+def _atom_row(ad: models.AtomDetail, flow_uuid: str, now: float) -> AtomRow:
+    with _saving("atom detail", ad.name, ad.uuid):
+        return (
+            ad.uuid,
+            flow_uuid,
+            ad.name,
+            models.atom_detail_type(ad),
+            ad.state,
+            ad.intention or states.EXECUTE,
+            _dumps(_results(ad), "results"),
+            _dumps_failure(ad.failure),
+            _dumps(ad.revert_results, "revert results"),
+            _dumps_failure(ad.revert_failure),
+            _version(ad.version),
+            _dumps(ad.meta, "meta"),
+            now,
+            now,
+        )
+
+
+def _version(version: Any) -> str | None:
+    if version is None or isinstance(version, str):
+        return version
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return str(version)
+
+
+def _atom_from(row: AtomRow) -> models.AtomDetail:
+    return models.atom_detail_class(row[3]).from_dict(
+        {
+            "uuid": row[0],
+            "name": row[2],
+            "state": row[4],
+            "intention": row[5],
+            "results": _loads(row[6]),
+            "failure": _loads(row[7]),
+            "revert_results": _loads(row[8]),
+            "revert_failure": _loads(row[9]),
+            "version": row[10],
+            "meta": _loads(row[11]),
+        }
+    )
+
+
+#: Slices of the row tuples holding their content (not the timestamps): equal content, no write.
+_BOOK_CONTENT = slice(1, 5)
+_FLOW_CONTENT = slice(1, 5)
+_ATOM_CONTENT = slice(1, 12)
+
+
+def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dict[str, Any]:
+    change: dict[str, Any] = {"uuid": ad.uuid, "updated_at": now}
+    with _saving("atom detail", ad.name, ad.uuid):
+        for field in fields:
+            if field == "state" or field == "intention":
+                value = getattr(ad, field)
+                if value is None:
+                    raise ValueError(f"atom detail '{ad.name}' ({ad.uuid}): apply() cannot clear the {field}")
+                change[field] = value
+            elif field == "results":
+                change[field] = _dumps(_results(ad), "results")
+            elif field == "revert_results":
+                change[field] = _dumps(ad.revert_results, "revert results")
+            elif field == "meta":
+                change[field] = _dumps(ad.meta, "meta")
+            elif field == "failure" or field == "revert_failure":
+                change[field] = _dumps_failure(getattr(ad, field))
+            else:
+                known = ", ".join(sorted(UPDATABLE_FIELDS))
+                raise ValueError(f"apply() cannot update {field!r}; updatable fields: {known}")
+    return change
+
+
+def _missing(what: str, uuid: str) -> exc.NotFound:
+    # The wording of the other backends (and TaskFlow's).
+    return exc.NotFound(f"No {what} found with uuid '{uuid}'")
+
+
+# -- backend ------------------------------------------------------------------------------------
+
+
+class SQLiteBackend(base.Backend):
+    """A backend storing everything in one SQLite file (see the module docstring).
+
+    The store is opened on the first :meth:`get_connection` and shared by every connection of
+    this backend (calls are serialized by the store and run without the GIL).
+    """
+
+    def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
+        super().__init__(conf)
+        path = base.path_from_conf(self._conf)
+        if path is None or path in _MEMORY_PATHS:
+            self._path: str | None = None
+        else:
+            if path.startswith("//"):  # SQLAlchemy's sqlite:////abs/path form
+                path = "/" + path.lstrip("/")
+            self._path = os.path.abspath(path)
+        durability = str(self._conf.get("durability", "process")).lower()
+        if durability not in DURABILITIES:
+            raise ValueError(f"Unknown durability {durability!r}; expected one of {', '.join(DURABILITIES)}")
+        self.durability = durability
+        self._store: _core.SqliteStore | None = None
+        self._pid = os.getpid()
+        self._open_lock = threading.Lock()
+        #: Held by each read-merge-write call, so threads of this process never interleave them.
+        self.write_lock = threading.Lock()
+
+    @property
+    def path(self) -> str | None:
+        """The absolute path of the store file (``None`` for an in-memory store)."""
+        return self._path
+
+    def store(self) -> _core.SqliteStore:
+        """The shared store handle, opened (and its schema upgraded) on first use.
+
+        :raises StorageFailure: the file is not a ferroflow store, is corrupt or is newer.
+        """
+        store = self._store
+        if store is not None and self._pid == os.getpid():
+            return store
+        with self._open_lock:
+            if self._store is not None and self._pid != os.getpid() and self._path is not None:
+                _FORKED_AWAY.append(self._store)
+                self._store = None
+            if self._store is None:
+                if self._path is None:
+                    self._store = _core.SqliteStore.in_memory()
+                else:
+                    self._store = _core.SqliteStore(self._path, self.durability)
+                self._pid = os.getpid()
+            return self._store
+
+    def get_connection(self) -> SQLiteConnection:
+        return SQLiteConnection(self)
+
+    def close(self) -> None:
+        """Close the store file (an in-memory store is discarded); a later connection reopens it."""
+        with self._open_lock:
+            store, self._store = self._store, None
+        if store is not None and self._pid == os.getpid():
+            store.close()
+
+
+class SQLiteConnection(base.Connection):
+    """A connection to a :class:`SQLiteBackend`."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        backend.store()  # fail here, not on first use, if the file is unusable
+
+    @property
+    def backend(self) -> SQLiteBackend:
+        return self._backend
+
+    @property
+    def _store(self) -> _core.SqliteStore:
+        return self._backend.store()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Nothing to release: the store belongs to the backend."""
+
+    def upgrade(self) -> None:
+        """Migrate the schema to the current version (opening the store already did)."""
+        self._store.upgrade()
+
+    def validate(self) -> None:
+        """StorageFailure unless the file holds the current schema with every table and column."""
+        self._store.validate()
+
+    def integrity_check(self) -> str:
+        """Read the whole file and return SQLite's report: ``'ok'``, or one problem per line."""
+        return self._store.integrity_check()
+
+    def clear_all(self) -> None:
+        self._store.clear_all()
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _book_row(self, store: _core.SqliteStore, uuid: str) -> BookRow | None:
+        try:
+            return store.get_logbook(uuid)
+        except exc.NotFound:
+            return None
+
+    def _flow_row(self, store: _core.SqliteStore, uuid: str) -> FlowRow | None:
+        try:
+            return store.get_flow_detail(uuid)
+        except exc.NotFound:
+            return None
+
+    def _with_atoms(self, store: _core.SqliteStore, fd: models.FlowDetail) -> models.FlowDetail:
+        for row in store.atoms_for_flow(fd.uuid):
+            fd.add(_atom_from(row))
+        return fd
+
+    def _flows(self, store: _core.SqliteStore, book_uuid: str, lazy: bool) -> list[models.FlowDetail]:
+        flows = [_flow_from(row) for row in store.flows_for_book(book_uuid)]
+        if not lazy:
+            for fd in flows:
+                self._with_atoms(store, fd)
+        return flows
+
+    def _book(self, store: _core.SqliteStore, row: BookRow, lazy: bool) -> models.LogBook:
+        book = _book_from(row)
+        if not lazy:
+            base._attach_flows(book, self._flows(store, book.uuid, lazy=False))
+        return book
+
+    def get_logbook(self, book_uuid: str, lazy: bool = False) -> models.LogBook:
+        store = self._store
+        row = self._book_row(store, book_uuid)
+        if row is None:
+            raise _missing("logbook", book_uuid)
+        return self._book(store, row, lazy)
+
+    def get_logbooks(self, lazy: bool = False) -> Iterator[models.LogBook]:
+        store = self._store
+        return iter([self._book(store, row, lazy) for row in store.list_logbooks()])
+
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
+        store = self._store
+        if self._book_row(store, book_uuid) is None:
+            raise _missing("logbook", book_uuid)
+        return iter(self._flows(store, book_uuid, lazy))
+
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
+        store = self._store
+        row = self._flow_row(store, fd_uuid)
+        if row is None:
+            raise _missing("flow details", fd_uuid)
+        fd = _flow_from(row)
+        return fd if lazy else self._with_atoms(store, fd)
+
+    def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
+        store = self._store
+        if self._flow_row(store, fd_uuid) is None:
+            raise _missing("flow details", fd_uuid)
+        return iter([_atom_from(row) for row in store.atoms_for_flow(fd_uuid)])
+
+    def get_atom_details(self, ad_uuid: str) -> models.AtomDetail:
+        try:
+            row = self._store.get_atom_detail(ad_uuid)
+        except exc.NotFound:
+            raise _missing("atom details", ad_uuid) from None
+        return _atom_from(row)
+
+    # -- saving (read, merge, write what changed) ---------------------------------------------
+
+    def destroy_logbook(self, book_uuid: str) -> None:
+        try:
+            self._store.destroy_logbook(book_uuid)
+        except exc.NotFound:
+            raise _missing("logbook", book_uuid) from None
+
+    def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        with self._backend.write_lock:
+            store = self._store
+            old = self._book_row(store, book.uuid)
+            if old is None:
+                stored = book.copy(retain_contents=False)
+                linked: dict[str, FlowRow] = {}
+            else:
+                stored = _book_from(old).merge(book)
+                linked = {row[0]: row for row in store.flows_for_book(book.uuid)}
+            row = _book_row(stored)
+            flow_uuids = {fd.uuid for fd in book}
+            if old is None or row[_BOOK_CONTENT] != old[_BOOK_CONTENT]:
+                # The book first: its flow details reference it.
+                store.save_logbook(row)
+            flows = [
+                self._save_flow(store, fd, book.uuid, linked.get(fd.uuid) or self._flow_row(store, fd.uuid))
+                for fd in book
+            ]
+            for uuid, flow_row in linked.items():
+                if uuid not in flow_uuids:
+                    flows.append(self._with_atoms(store, _flow_from(flow_row)))
+            base._attach_flows(stored, flows)
+            return stored
+
+    def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
+        with self._backend.write_lock:
+            store = self._store
+            old = self._flow_row(store, flow_detail.uuid)
+            if old is None:
+                raise _missing("flow details", flow_detail.uuid)
+            return self._save_flow(store, flow_detail, old[1], old)
+
+    def _save_flow(
+        self, store: _core.SqliteStore, fd: models.FlowDetail, book_uuid: str, old: FlowRow | None
+    ) -> models.FlowDetail:
+        """Upsert ``fd`` (stored as ``old``, if at all) under ``book_uuid`` with its atoms.
+
+        Returns the flow detail as stored, with every atom detail (stored ones not in ``fd`` too).
+        """
+        now = time.time()
+        if old is None:
+            stored, stored_atoms = fd.copy(retain_contents=False), {}
+        else:
+            stored = _flow_from(old).merge(fd)
+            # One query for the whole flow (as TaskFlow's SQL backend, an atom is matched within its flow).
+            stored_atoms = {row[0]: row for row in store.atoms_for_flow(fd.uuid)}
+        # Every row is built (and serialized) before anything is written.
+        changed: list[AtomRow] = []
+        for ad in fd:
+            old_atom = stored_atoms.get(ad.uuid)
+            merged = ad if old_atom is None else _atom_from(old_atom).merge(ad)
+            atom_row = _atom_row(merged, fd.uuid, now)
+            if old_atom is None or atom_row[_ATOM_CONTENT] != old_atom[_ATOM_CONTENT]:
+                changed.append(atom_row)
+            stored.add(merged)
+        flow_row = _flow_row(stored, book_uuid, now)
+        if old is None:
+            store.save_flow_detail(flow_row)  # the flow first: its atoms reference it
+            store.upsert_atom_details(changed)
+        elif flow_row[_FLOW_CONTENT] == old[_FLOW_CONTENT]:
+            store.upsert_atom_details(changed)
+        elif flow_row[3] is not None and (flow_row[1], flow_row[2], flow_row[4]) == (old[1], old[2], old[4]):
+            # Only the state changed: one transaction for the atoms and the flow (the common case).
+            store.apply(changed, [], [(fd.uuid, flow_row[3], now)])
+        else:
+            store.upsert_atom_details(changed)
+            store.save_flow_detail(flow_row)
+        for uuid, atom_row in stored_atoms.items():
+            if stored.find(uuid) is None:
+                stored.add(_atom_from(atom_row))
+        return stored
+
+    def update_atom_details(self, atom_detail: models.AtomDetail) -> models.AtomDetail:
+        with self._backend.write_lock:
+            store = self._store
+            try:
+                old = store.get_atom_detail(atom_detail.uuid)
+            except exc.NotFound:
+                raise _missing("atom details", atom_detail.uuid) from None
+            stored = _atom_from(old).merge(atom_detail)
+            row = _atom_row(stored, old[1], time.time())
+            if row[_ATOM_CONTENT] != old[_ATOM_CONTENT]:
+                store.upsert_atom_details([row])
+            return stored
+
+    # -- the engine's fast path ---------------------------------------------------------------
+
+    def apply(
+        self,
+        new_atom_details: Iterable[tuple[str, models.AtomDetail]] = (),
+        atom_updates: Iterable[tuple[models.AtomDetail, Iterable[str]]] = (),
+        flow_state: tuple[str, str] | None = None,
+    ) -> None:
+        """Write a batch of engine transitions in one transaction (group commit): all or nothing.
+
+        No read and no merge: what is given is written as is, so each transition costs O(1) rows
+        whatever the flow's size.
+
+        :param new_atom_details: ``(flow uuid, atom detail)`` pairs, inserted whole (an existing
+            detail with the same uuid is replaced, keeping its ``created_at``).
+        :param atom_updates: ``(atom detail, field names)`` pairs: only those columns of the stored
+            row are overwritten, from the detail's current values. Fields: ``state``,
+            ``intention``, ``results``, ``failure``, ``revert_results``, ``revert_failure``,
+            ``meta``.
+        :param flow_state: ``(flow uuid, state)`` to set in the same transaction.
+        :raises NotFound: an updated atom detail or the flow detail does not exist (nothing is
+            written).
+        :raises TypeError: a value cannot be serialized (nothing is written).
+        """
+        now = time.time()
+        rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
+        changes = [_transition(ad, fields, now) for ad, fields in atom_updates]
+        flows = [] if flow_state is None else [(flow_state[0], flow_state[1], now)]
+        self._store.apply(rows, changes, flows)
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    def acquire_lease(self, flow_uuid: str, owner: str, seconds: float) -> None:
+        """Make ``owner`` the owner of the flow detail for ``seconds`` (atomically, across processes).
+
+        Succeeds when the flow is unowned, its lease expired or ``owner`` already holds it (then
+        the lease is extended).
+
+        :raises InvalidState: another owner holds an unexpired lease; the message names it and
+            when the lease expires.
+        :raises NotFound: the flow detail does not exist.
+        """
+        store = self._store
+        holder = store.acquire_lease(flow_uuid, owner, seconds, time.time())
+        if holder is None:
+            return
+        lease = store.lease(flow_uuid)
+        until = ""
+        if lease is not None and lease[0] == holder:
+            expiry = datetime.datetime.fromtimestamp(lease[1], datetime.UTC)
+            until = f" until {expiry:%Y-%m-%d %H:%M:%S.%f} UTC ({lease[1] - time.time():.1f} s from now)"
+        raise exc.InvalidState(
+            f"Flow detail '{flow_uuid}' is owned by '{holder}'{until}; '{owner}' cannot run it before "
+            "that lease is released or expires"
+        )
+
+    def renew_lease(self, flow_uuid: str, owner: str, seconds: float) -> None:
+        """Extend ``owner``'s lease to ``seconds`` from now.
+
+        :raises InvalidState: ``owner`` no longer holds the lease (it expired and was taken, or was
+            released).
+        """
+        self._store.renew_lease(flow_uuid, owner, seconds, time.time())
+
+    def release_lease(self, flow_uuid: str, owner: str) -> bool:
+        """Give up ``owner``'s lease; returns whether it held it (another owner's is never touched)."""
+        return self._store.release_lease(flow_uuid, owner)
+
+    def get_lease(self, flow_uuid: str) -> tuple[str, float] | None:
+        """``(owner, expiry as unix seconds)`` of the flow's lease, expired or not; ``None`` if unowned."""
+        return self._store.lease(flow_uuid)
