@@ -84,6 +84,7 @@ class ActionEngine:
         self._never_resolve = _truthy(self._options.get("never_resolve", False))
         self._defer_reverts = _truthy(self._options.get("defer_reverts", False))
         self._persist: Any = None
+        self._grouped: list[Any] | None = None
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -203,18 +204,26 @@ class ActionEngine:
         self.validate()
         self._suspend_requested = False
         started = time.monotonic()
-        self._change_flow_state(states.RUNNING)
-        yield states.RESUMING
-        sched = self._scheduler
-        for atom in sched.start():
-            self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
-        self._apply(sched.take_transitions())
-        yield from self._loop(timeout)
-        outcome = sched.outcome()
-        final = outcome if outcome is not None else states.SUSPENDED
-        self._statistics = self._gather_statistics(time.monotonic() - started)
-        yield final
-        self._change_flow_state(final)
+        persister = self._persist
+        if persister is not None:
+            persister.acquire()
+        try:
+            self._change_flow_state(states.RUNNING)
+            yield states.RESUMING
+            sched = self._scheduler
+            with self._group():
+                for atom in sched.start():
+                    self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
+                self._apply(sched.take_transitions())
+            yield from self._loop(timeout)
+            outcome = sched.outcome()
+            final = outcome if outcome is not None else states.SUSPENDED
+            self._statistics = self._gather_statistics(time.monotonic() - started)
+            yield final
+            self._change_flow_state(final)
+        finally:
+            if persister is not None:
+                persister.release()
         if final not in _NO_RERAISE:
             failures = list(self._storage.failures.values()) + list(self._storage.revert_failures.values())
             Failure.reraise_if_any(failures)
@@ -225,6 +234,8 @@ class ActionEngine:
     def _schedule(self, limit: int) -> list[tuple[int, int]]:
         if self._suspend_requested:
             return []
+        if self._persist is not None:
+            self._persist.keep_lease()
         ready, transitions = self._scheduler.schedule(limit)
         if transitions:
             self._apply(transitions)
@@ -389,12 +400,13 @@ class ActionEngine:
 
     # -- transitions: persist, then notify -------------------------------------------------------
     def _apply(self, transitions: list[tuple[int, int, int]], values: dict[int, Any] | None = None) -> None:
+        """Mirrors the scheduler's transitions into storage, then persists and notifies them —
+        at once, or when the current `_group` ends."""
         if not transitions:
             return
         storage = self._storage
         st, it = storage.states, storage.intentions
-        notify = self.atom_notifier.has_listeners()
-        old_states = [st[a] for a, _, _ in transitions] if notify else None
+        old_states = [st[a] for a, _, _ in transitions]
         for atom, state, intention in transitions:
             if state == _PENDING and st[atom] != _PENDING:
                 storage.reset_results(atom)
@@ -402,17 +414,35 @@ class ActionEngine:
                     storage.retry_histories.pop(atom, None)
             st[atom] = state
             it[atom] = intention
+        if self._grouped is not None:
+            self._grouped.append((transitions, old_states, values))
+        else:
+            self._publish([(transitions, old_states, values)])
+
+    @contextlib.contextmanager
+    def _group(self) -> Iterator[None]:
+        """Transitions made inside are committed together (one transaction), then notified."""
+        if self._grouped is not None:
+            yield
+            return
+        self._grouped = []
+        try:
+            yield
+        finally:
+            grouped, self._grouped = self._grouped, None
+            if grouped:
+                self._publish(grouped)
+
+    def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], dict[int, Any] | None]]) -> None:
         if self._persist is not None:
-            self._persist.save(self, transitions, values)
-        if notify:
-            assert old_states is not None
+            self._persist.save(self, [t for transitions, _, _ in batches for t in transitions])
+        notify = self.atom_notifier.has_listeners()
+        for transitions, old_states, values in batches:
             for (atom, state, _), old in zip(transitions, old_states, strict=True):
                 if state == old:
                     continue
-                self._notify_atom(atom, state, old, values)
-                self._engine_progress(atom, state)
-        else:
-            for atom, state, _ in transitions:
+                if notify:
+                    self._notify_atom(atom, state, old, values)
                 self._engine_progress(atom, state)
 
     def _engine_progress(self, atom: int, state: int) -> None:
@@ -476,8 +506,9 @@ class SerialActionEngine(ActionEngine):
             yield states.SCHEDULING
             outcomes = [call(index, kind) for index, kind in ready]
             yield states.WAITING
-            for (index, kind), (ok, value) in zip(ready, outcomes, strict=True):
-                complete(index, kind, ok, value)
+            with self._group():
+                for (index, kind), (ok, value) in zip(ready, outcomes, strict=True):
+                    complete(index, kind, ok, value)
             yield states.ANALYZING
 
 
@@ -530,12 +561,14 @@ class ParallelActionEngine(ActionEngine):
                     return
                 yield states.WAITING
                 done, _ = futures.wait(running, timeout=timeout, return_when=futures.FIRST_COMPLETED)
-                # Completions that arrived together are analysed together, in submission order.
-                for future in sorted(done, key=order.__getitem__):
-                    index, kind = running.pop(future)
-                    order.pop(future)
-                    ok, value = future.result()
-                    self._complete(index, kind, ok, value)
+                # Completions that arrived together are analysed together, in submission order,
+                # and committed in one transaction.
+                with self._group():
+                    for future in sorted(done, key=order.__getitem__):
+                        index, kind = running.pop(future)
+                        order.pop(future)
+                        ok, value = future.result()
+                        self._complete(index, kind, ok, value)
                 yield states.ANALYZING
         finally:
             if owned:

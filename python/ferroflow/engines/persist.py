@@ -9,6 +9,10 @@ the engine notifies anyone or starts anything that depends on them.
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
 from typing import Any
 
 from ferroflow import codec, exceptions, states
@@ -16,6 +20,24 @@ from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_
 from ferroflow.persistence import models
 
 _TASK, _RETRY = 0, 1
+_FIELDS = ("state", "intention", "results", "failure", "revert_results", "revert_failure", "meta")
+#: How long a running engine owns its flow detail without renewing (renewed every third of it).
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True for an owner id ``host:pid:token`` of this host whose process no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def resolve_backend(backend: Any) -> Any:
@@ -60,7 +82,12 @@ class Persister:
         self.flow_detail = flow_detail
         self.details: list[models.AtomDetail] = []
         self._conn = backend.get_connection()
+        self._fast = hasattr(self._conn, "apply")
         self._injector: models.TaskDetail | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = DEFAULT_LEASE_SECONDS
+        self._leased = False
+        self._renew_at = 0.0
 
     # -- prepare ---------------------------------------------------------------------------------
     def prepare(self, engine: Any) -> None:
@@ -106,7 +133,10 @@ class Persister:
             self.details.append(ad)
         self._prepare_injector(storage, saved, created)
         if created:
-            self._conn.update_flow_details(fd)
+            if self._fast:
+                self._conn.apply(new_atom_details=[(fd.uuid, ad) for ad in created])
+            else:
+                self._conn.update_flow_details(fd)
         if restore:
             engine._scheduler.restore(restore)
 
@@ -148,20 +178,27 @@ class Persister:
         injector.results = dict(storage.injected)
         self._injector = injector
         if injector not in created:
-            self._conn.update_atom_details(injector)
+            if self._fast:
+                self._conn.apply(atom_updates=[(injector, ("results",))])
+            else:
+                self._conn.update_atom_details(injector)
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, engine: Any, transitions: list[tuple[int, int, int]], values: Any = None) -> None:
-        """Writes the atoms these transitions touched (each once)."""
+        """Writes the atoms these transitions touched (each once), in one transaction when the
+        backend can (the SQLite fast path writes only the changed columns of those rows)."""
         touched = dict.fromkeys(atom for atom, _, _ in transitions)
         storage = engine.storage
         for atom in touched:
             self._update_detail(engine, storage, atom)
-            self._conn.update_atom_details(self.details[atom])
+        if self._fast:
+            self._conn.apply(atom_updates=[(self.details[atom], _FIELDS) for atom in touched])
+        else:
+            for atom in touched:
+                self._conn.update_atom_details(self.details[atom])
 
     def save_atom(self, engine: Any, atom: int) -> None:
-        self._update_detail(engine, engine.storage, atom)
-        self._conn.update_atom_details(self.details[atom])
+        self.save(engine, [(atom, 0, 0)])
 
     def _update_detail(self, engine: Any, storage: Any, atom: int) -> None:
         ad = self.details[atom]
@@ -184,7 +221,43 @@ class Persister:
     def save_flow_state(self, engine: Any, state: str) -> None:
         fd = self.flow_detail
         fd.state = state
-        self._conn.update_flow_details(fd)
+        if self._fast:
+            self._conn.apply(flow_state=(fd.uuid, state))
+        else:
+            self._conn.update_flow_details(fd)
+
+    # -- ownership -------------------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Takes the flow detail's lease, or raises naming its owner (backends with leases only).
+
+        A lease left by a process of this host that no longer exists is taken over at once: the
+        process is gone, so nothing can still be running the flow.
+        """
+        if not hasattr(self._conn, "acquire_lease"):
+            return
+        fd = self.flow_detail
+        try:
+            self._conn.acquire_lease(fd.uuid, self.owner, self.lease_seconds)
+        except exceptions.ExecutionFailure:
+            lease = self._conn.get_lease(fd.uuid)
+            holder = lease[0] if lease else None
+            if holder is None or not _dead_local_owner(holder):
+                raise
+            self._conn.release_lease(fd.uuid, holder)
+            self._conn.acquire_lease(fd.uuid, self.owner, self.lease_seconds)
+        self._leased = True
+        self._renew_at = time.monotonic() + self.lease_seconds / 3
+
+    def keep_lease(self) -> None:
+        """Renews the lease when a third of it has passed (cheap to call on every step)."""
+        if self._leased and time.monotonic() >= self._renew_at:
+            self._conn.renew_lease(self.flow_detail.uuid, self.owner, self.lease_seconds)
+            self._renew_at = time.monotonic() + self.lease_seconds / 3
+
+    def release(self) -> None:
+        if self._leased:
+            self._leased = False
+            self._conn.release_lease(self.flow_detail.uuid, self.owner)
 
     def close(self) -> None:
         self._conn.close()
