@@ -29,6 +29,7 @@ root or as a child) is a ``TypeError``. Duplicate atom *names* are left to the R
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -72,7 +73,8 @@ def lower(root: Any) -> LoweredFlow:
     """
     lowering = _Lowering()
     if isinstance(root, flow_mod.Flow):
-        node = lowering.lower_flow(root)
+        with flow_mod.paused_gc():
+            node = lowering.lower_flow(root)
     elif isinstance(root, Task):
         node = ("atom", lowering.add_atom(root, KIND_TASK))
     else:
@@ -110,7 +112,7 @@ def _atom_spec(atom: Atom, kind: int) -> tuple:
     return (
         name,
         kind,
-        get_version_string(atom) or "",
+        _version_string(atom),
         int(atom.priority),
         requires,
         optional,
@@ -118,6 +120,22 @@ def _atom_spec(atom: Atom, kind: int) -> tuple:
         revert_optional,
         list(atom.provides),
     )
+
+
+_VERSION_STRINGS: dict[Any, str] = {}
+
+
+def _version_string(atom: Atom) -> str:
+    """``get_version_string(atom)`` (``""`` for ``None``), memoized: most atoms share a few versions."""
+    version = atom.version
+    try:
+        return _VERSION_STRINGS[version]
+    except (KeyError, TypeError):  # TypeError: an unhashable version (a list)
+        text = get_version_string(atom) or ""
+        if len(_VERSION_STRINGS) < 1024:
+            with contextlib.suppress(TypeError):
+                _VERSION_STRINGS[version] = text
+        return text
 
 
 class _Frame:

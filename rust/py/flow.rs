@@ -102,12 +102,12 @@ impl CompiledFlow {
         names::unsatisfied(&self.inner, &available)
     }
 
-    /// Deciders on links: `(decider id, history atoms, target atoms, depth code)`.
-    fn deciders(&self) -> Vec<(u32, Vec<u32>, Vec<u32>, u8)> {
+    /// Deciders on links: `(decider id, history atoms, entry atoms, target atoms, depth code)`.
+    fn deciders(&self) -> Vec<(u32, Vec<u32>, Vec<u32>, Vec<u32>, u8)> {
         self.inner
             .deciders
             .iter()
-            .map(|d| (d.decider, d.history_atoms.clone(), d.targets.clone(), d.depth as u8))
+            .map(|d| (d.decider, d.history_atoms.clone(), d.entry_atoms.clone(), d.targets.clone(), d.depth as u8))
             .collect()
     }
 }

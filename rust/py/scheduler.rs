@@ -43,8 +43,8 @@ impl Scheduler {
         self.inner.start()
     }
 
-    /// Up to `max` ready `(atom, kind)` pairs (kind 0 = execute, 1 = revert), already marked
-    /// RUNNING / REVERTING, plus the transitions made so far.
+    /// Up to `max` ready `(atom, kind)` pairs (kind 0 = execute, 1 = revert, both already marked
+    /// RUNNING / REVERTING; 2 = consult the atom's deciders first), plus the transitions so far.
     fn schedule(&mut self, max: usize) -> (Vec<(u32, u8)>, Transitions) {
         self.actions.clear();
         self.inner.schedule(max, &mut self.actions);
@@ -75,6 +75,12 @@ impl Scheduler {
         };
         self.inner.resolve(resolution).map_err(PyCoreError::from)?;
         Ok(self.take_transitions())
+    }
+
+    /// The deciders of a gated atom (action kind 2) let it run.
+    fn decided(&mut self, atom: u32) -> PyResult<()> {
+        self.inner.decided(atom).map_err(PyCoreError::from)?;
+        Ok(())
     }
 
     fn ignore(&mut self, atoms: Vec<u32>) -> PyResult<Transitions> {

@@ -37,7 +37,10 @@ type FlowStateTuple = (String, String, Option<f64>);
 const ATOM_FIELDS: usize = 14;
 
 /// A handle on one ferroflow sqlite store file (or a private in-memory store).
-#[pyclass(module = "ferroflow._core")]
+///
+/// `frozen`: every method takes `&self` (the mutex is the only mutable state), so threads never
+/// contend on a Python-side borrow flag.
+#[pyclass(frozen, module = "ferroflow._core")]
 pub struct SqliteStore {
     /// `None` once closed.
     inner: Mutex<Option<Store>>,

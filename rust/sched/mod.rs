@@ -27,6 +27,9 @@ use crate::spec::AtomKind;
 pub enum ActionKind {
     Execute = 0,
     Revert = 1,
+    /// Deciders guard this atom: the engine calls them, then `ignore()`s what they rule out or
+    /// calls `decided()` to let the atom run. The atom stays PENDING meanwhile.
+    Decide = 2,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +91,9 @@ pub struct Scheduler {
     halted: bool,
     started: bool,
     transitions: Vec<Transition>,
+    /// Atoms some decider is attached to, and whether their deciders were consulted this run.
+    gated: Vec<bool>,
+    decided: Vec<bool>,
 }
 
 fn satisfied(state: State, intention: Intention) -> bool {
@@ -103,6 +109,12 @@ impl Scheduler {
     pub fn new(flow: Arc<CompiledFlow>) -> Self {
         let atom_count = flow.atoms.len();
         let node_count = flow.node_count;
+        let mut gated = vec![false; atom_count];
+        for decider in &flow.deciders {
+            for &atom in &decider.entry_atoms {
+                gated[atom as usize] = true;
+            }
+        }
         let mut topo_pos = vec![0u32; atom_count];
         for (pos, &atom) in flow.topo.iter().enumerate() {
             topo_pos[atom as usize] = pos as u32;
@@ -128,6 +140,8 @@ impl Scheduler {
             halted: false,
             started: false,
             transitions: Vec::new(),
+            gated,
+            decided: vec![false; atom_count],
             flow,
         }
     }
@@ -270,6 +284,9 @@ impl Scheduler {
         let was_satisfied = satisfied(self.state[i], self.intention[i]);
         let was_blocking = blocks(self.state[i]);
         self.count(i, -1);
+        if state == State::Pending {
+            self.decided[i] = false;
+        }
         self.state[i] = state;
         self.intention[i] = intention;
         self.count(i, 1);
@@ -388,6 +405,11 @@ impl Scheduler {
             if !self.exec_eligible(i) {
                 continue;
             }
+            if self.gated[i] && !self.decided[i] {
+                self.decided[i] = true;
+                out.push(Action { atom, kind: ActionKind::Decide });
+                continue;
+            }
             self.run_seq[i] = self.next_seq;
             self.next_seq += 1;
             self.set(atom, State::Running, Intention::Execute);
@@ -499,6 +521,15 @@ impl Scheduler {
                 self.set(atom, State::Ignore, Intention::Ignore);
             }
         }
+        self.drain_considered();
+        Ok(())
+    }
+
+    /// The deciders of a gated atom let it run: it is ready again (and will not be gated again
+    /// until it is reset to PENDING).
+    pub fn decided(&mut self, atom: u32) -> CoreResult<()> {
+        self.check_atom(atom)?;
+        self.to_consider.push(atom);
         self.drain_considered();
         Ok(())
     }

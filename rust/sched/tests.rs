@@ -71,7 +71,8 @@ fn run(s: &mut Scheduler, fails: &[u32]) -> Vec<Action> {
                     s.resolve(Resolution::RevertAll).unwrap();
                 }
             }
-            ActionKind::Revert => s.complete_revert(action.atom, true).unwrap(),
+                ActionKind::Revert => s.complete_revert(action.atom, true).unwrap(),
+            ActionKind::Decide => s.decided(action.atom).unwrap(),
         }
     }
     log
@@ -248,6 +249,7 @@ fn retry_reverts_its_scope_then_runs_it_again() {
                 }
             }
             ActionKind::Revert => s.complete_revert(action.atom, true).unwrap(),
+            ActionKind::Decide => s.decided(action.atom).unwrap(),
         }
     }
     let mut expected = exec(&[0, 1, 2]);
@@ -324,4 +326,39 @@ fn resume_with_a_revert_failure_runs_nothing() {
     s.start();
     assert_eq!(next(&mut s), vec![]);
     assert_eq!(s.outcome(), Some(Outcome::Failure));
+}
+
+fn gated_chain() -> Arc<CompiledFlow> {
+    let mut f = (*chain(3)).clone();
+    f.deciders.push(crate::graph::EdgeDecider {
+        decider: 0,
+        history_atoms: vec![0],
+        entry_atoms: vec![1],
+        targets: vec![1, 2],
+        depth: crate::spec::DeciderDepth::All,
+    });
+    Arc::new(f)
+}
+
+#[test]
+fn a_gated_atom_is_decided_before_it_runs() {
+    let mut s = Scheduler::new(gated_chain());
+    assert_eq!(next(&mut s), exec(&[0]));
+    s.complete_execute(0, true).unwrap();
+    assert_eq!(next(&mut s), vec![Action { atom: 1, kind: ActionKind::Decide }]);
+    assert_eq!(s.state(1), State::Pending);
+    s.decided(1).unwrap();
+    assert_eq!(next(&mut s), exec(&[1]));
+}
+
+#[test]
+fn a_decider_saying_no_ignores_its_targets() {
+    let mut s = Scheduler::new(gated_chain());
+    next(&mut s);
+    s.complete_execute(0, true).unwrap();
+    next(&mut s);
+    s.ignore(&[1, 2]).unwrap();
+    assert_eq!(next(&mut s), vec![]);
+    assert_eq!(s.state(2), State::Ignore);
+    assert_eq!(s.outcome(), Some(Outcome::Success));
 }

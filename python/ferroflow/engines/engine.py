@@ -24,13 +24,14 @@ from ferroflow.engines.storage import NO_VALUE, STATE_CODES, STATE_NAMES, Storag
 from ferroflow.types.failure import Failure
 from ferroflow.types.notifier import Notifier
 
-_EXECUTE, _REVERT = 0, 1
+_EXECUTE, _REVERT, _DECIDE = 0, 1, 2
 _RESOLVE_REVERT, _RESOLVE_RETRY, _RESOLVE_REVERT_ALL = 0, 1, 2
 _SUCCESS = STATE_CODES[states.SUCCESS]
 _FAILURE = STATE_CODES[states.FAILURE]
 _REVERTED = STATE_CODES[states.REVERTED]
 _REVERT_FAILURE = STATE_CODES[states.REVERT_FAILURE]
 _PENDING = STATE_CODES[states.PENDING]
+_STATE_IGNORE = STATE_CODES[states.IGNORE]
 _ENGINE_PROGRESS = {
     STATE_CODES[states.RUNNING]: 0.0,
     STATE_CODES[states.REVERTING]: 0.0,
@@ -85,6 +86,7 @@ class ActionEngine:
         self._defer_reverts = _truthy(self._options.get("defer_reverts", False))
         self._persist: Any = None
         self._grouped: list[Any] | None = None
+        self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -118,6 +120,10 @@ class ActionEngine:
         self._plans = [None] * n
         self._revert_plans = [None] * n
         self._scheduler = _core.Scheduler(compiled)
+        self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
+        for decider_id, history, entries, targets, _depth in compiled.deciders():
+            for entry in entries:
+                self._gates.setdefault(entry, []).append((lowered.deciders[decider_id], history, targets))
 
     def prepare(self) -> None:
         """Binds atoms to storage (and saved details when a backend is attached)."""
@@ -125,9 +131,10 @@ class ActionEngine:
             raise exceptions.InvalidState("Can not prepare an engine which has not been compiled")
         if self._prepared:
             return
-        self._change_flow_state(states.RESUMING)
         if self._persist is not None:
-            self._persist.prepare(self)
+            self._persist.acquire()  # before anything is written: the flow may be someone else's
+            self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
+        self._change_flow_state(states.RESUMING)
         for atom in self._compilation.atoms:
             if atom.inject:
                 self._storage.inject_atom_args(atom.name, atom.inject)
@@ -236,10 +243,34 @@ class ActionEngine:
             return []
         if self._persist is not None:
             self._persist.keep_lease()
-        ready, transitions = self._scheduler.schedule(limit)
-        if transitions:
-            self._apply(transitions)
-        return ready
+        while True:
+            ready, transitions = self._scheduler.schedule(limit)
+            if transitions:
+                self._apply(transitions)
+            gated = [index for index, kind in ready if kind == _DECIDE]
+            if not gated:
+                return ready
+            for index in gated:
+                self._decide(index)
+            ready = [(index, kind) for index, kind in ready if kind != _DECIDE]
+            if ready:
+                return ready
+
+    def _decide(self, index: int) -> None:
+        """Consults the deciders on the links into ``index``; a "no" ignores their targets."""
+        storage = self._storage
+        atoms = self.compilation.atoms
+        ignored = _STATE_IGNORE
+        gates = [gate for gate in self._gates.get(index, ()) if all(storage.states[h] != ignored for h in gate[1])]
+        history = {atoms[h].name: storage.results[h] for gate in gates for h in gate[1]}
+        targets: set[int] = set()
+        for decider, _history_atoms, gate_targets in gates:
+            if not decider(history=dict(history)):
+                targets.update(gate_targets)
+        if targets:
+            self._apply(self._scheduler.ignore(sorted(targets)))
+        if index not in targets:
+            self._scheduler.decided(index)
 
     # -- one atom --------------------------------------------------------------------------------
     def _is_retry(self, atom_index: int) -> bool:

@@ -31,6 +31,10 @@ _CYCLE_MESSAGE = (
 )
 
 
+# add() calls with at least this many nodes run with the garbage collector paused (see flow.paused_gc).
+_BIG_ADD = 1000
+
+
 class _Journal:
     """What one ``add()`` changed, so that a failing call leaves the flow untouched."""
 
@@ -90,6 +94,14 @@ class Flow(flow.Flow):
             for symbol in {s for _node, _requires, provides in plans for s in provides}:
                 self._forget_satisfied(symbol)
 
+        if len(plans) >= _BIG_ADD:
+            with flow.paused_gc():
+                return self._add_planned(plans, resolve_requires, resolve_existing)
+        return self._add_planned(plans, resolve_requires, resolve_existing)
+
+    def _add_planned(
+        self, plans: list[tuple[Any, list[str], list[str]]], resolve_requires: bool, resolve_existing: bool
+    ) -> Flow:
         journal = _Journal(len(self._nodes))
         deferred: list[tuple[int, list[str]]] = []
         cyclic = False
@@ -231,16 +243,18 @@ class Flow(flow.Flow):
     def _reaches(self, source: int, target: int) -> bool:
         """True if a path leads from ``source`` to ``target``.
 
-        Searches forward from ``source`` and backward from ``target`` at once, always widening the smaller
-        frontier, so the cost follows the smaller side (new children usually have few links).
+        Searches forward from ``source`` and backward from ``target`` at once, always widening the frontier
+        with fewer links to follow, so the cost follows the smaller side (new children usually have few
+        links); a side with nothing left to follow proves there is no path.
         """
         if source == target:
             return True
         succ, pred = self._succ, self._pred
         forward_seen, backward_seen = {source}, {target}
         forward, backward = [source], [target]
-        while forward and backward:
-            if len(forward) <= len(backward):
+        forward_cost, backward_cost = len(succ[source]), len(pred[target])
+        while forward_cost and backward_cost:
+            if forward_cost <= backward_cost:
                 frontier: list[int] = []
                 for n in forward:
                     for m in succ[n]:
@@ -250,6 +264,7 @@ class Flow(flow.Flow):
                             forward_seen.add(m)
                             frontier.append(m)
                 forward = frontier
+                forward_cost = sum(len(succ[n]) for n in forward)
             else:
                 frontier = []
                 for n in backward:
@@ -260,6 +275,7 @@ class Flow(flow.Flow):
                             backward_seen.add(m)
                             frontier.append(m)
                 backward = frontier
+                backward_cost = sum(len(pred[n]) for n in backward)
         return False
 
     def _forget_satisfied(self, symbol: str) -> None:

@@ -30,18 +30,21 @@ flow detail).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferroflow import _core, codec, states
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base, models
+
+if TYPE_CHECKING:
+    from ferroflow._core import AtomRow, FlowRow
+    from ferroflow._core import LogBookRow as BookRow
 
 __all__ = ["DURABILITIES", "SQLiteBackend", "SQLiteConnection"]
 
@@ -57,13 +60,11 @@ _MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
 _EPOCH = datetime.datetime(1970, 1, 1)
 _SECOND = datetime.timedelta(seconds=1)
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# For failures: an exception's args may be any object; those JSON cannot hold are kept as repr().
+_encode_failure = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
 _decode = json.JSONDecoder().decode
 # Store handles inherited through fork(): never used nor closed in the child (SQLite forbids both).
 _FORKED_AWAY: list[Any] = []
-
-BookRow = tuple[str, str, str, float, float | None]
-FlowRow = tuple[str, str, str, str | None, str, float, float | None]
-AtomRow = tuple[Any, ...]
 
 
 # -- models <-> rows ----------------------------------------------------------------------------
@@ -86,19 +87,24 @@ def _dumps(value: Any, field: str) -> str:
     raise AssertionError("unreachable: the json codec accepted what json refused")
 
 
-@contextlib.contextmanager
-def _saving(kind: str, name: str, uuid: str) -> Iterator[None]:
-    """Names the detail in a serialization error."""
-    try:
-        yield
-    except TypeError as e:
-        raise TypeError(f"{kind} '{name}' ({uuid}): {e}") from None
+def _unsaveable(kind: str, name: str, uuid: str, error: TypeError) -> TypeError:
+    return TypeError(f"{kind} '{name}' ({uuid}): {error}")
+
+
+def _corrupt(kind: str, uuid: str, error: Exception) -> exc.StorageFailure:
+    return exc.StorageFailure(f"Corrupt {kind} '{uuid}' in the sqlite store: {type(error).__name__}: {error}")
 
 
 def _dumps_failure(failure: Any) -> str | None:
+    """JSON text of a failure's dict form; never fails because of the exception's args."""
     if not failure:
         return None
-    return _encode(failure if isinstance(failure, dict) else failure.to_dict())
+    if isinstance(failure, dict):
+        return _encode_failure(failure)
+    try:
+        return _encode_failure(failure.to_dict())
+    except (TypeError, ValueError):  # args JSON cannot hold even as repr (non-string dict keys...)
+        return _encode_failure(failure.to_dict(include_args=False))
 
 
 def _loads(text: str | None) -> Any:
@@ -123,8 +129,10 @@ def _datetime(seconds: float | None) -> datetime.datetime | None:
 
 def _book_row(book: models.LogBook) -> BookRow:
     created_at = _timestamp(book.created_at)
-    with _saving("logbook", book.name, book.uuid):
+    try:
         meta = _dumps(book.meta, "meta")
+    except TypeError as e:
+        raise _unsaveable("logbook", book.name, book.uuid, e) from None
     return (
         book.uuid,
         book.name,
@@ -137,33 +145,45 @@ def _book_row(book: models.LogBook) -> BookRow:
 def _book_from(row: BookRow) -> models.LogBook:
     uuid, name, meta, created_at, updated_at = row
     book = models.LogBook(name, uuid=uuid)
-    book.meta = _loads(meta) or {}
+    try:
+        book.meta = _loads(meta) or {}
+    except ValueError as e:
+        raise _corrupt("logbook", uuid, e) from None
     book.created_at = _datetime(created_at)
     book.updated_at = _datetime(updated_at)
     return book
 
 
 def _flow_row(fd: models.FlowDetail, book_uuid: str, now: float) -> FlowRow:
-    with _saving("flow detail", fd.name, fd.uuid):
+    try:
         meta = _dumps(fd.meta, "meta")
+    except TypeError as e:
+        raise _unsaveable("flow detail", fd.name, fd.uuid, e) from None
     return (fd.uuid, book_uuid, fd.name, fd.state, meta, now, now)
 
 
 def _flow_from(row: FlowRow) -> models.FlowDetail:
     fd = models.FlowDetail(row[2], uuid=row[0])
     fd.state = row[3]
-    fd.meta = _loads(row[4]) or {}
+    try:
+        fd.meta = _loads(row[4]) or {}
+    except ValueError as e:
+        raise _corrupt("flow detail", row[0], e) from None
     return fd
 
 
 def _results(ad: models.AtomDetail) -> Any:
     if isinstance(ad, models.RetryDetail):
-        return ad.to_dict()["results"]  # the history, its failures in dict form
+        # The history, its failures in (JSON-safe) dict form.
+        return [
+            (value, {name: _loads(_dumps_failure(failure)) for name, failure in failures.items()})
+            for value, failures in ad.results or ()
+        ]
     return ad.results
 
 
 def _atom_row(ad: models.AtomDetail, flow_uuid: str, now: float) -> AtomRow:
-    with _saving("atom detail", ad.name, ad.uuid):
+    try:
         return (
             ad.uuid,
             flow_uuid,
@@ -180,6 +200,8 @@ def _atom_row(ad: models.AtomDetail, flow_uuid: str, now: float) -> AtomRow:
             now,
             now,
         )
+    except TypeError as e:
+        raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
 
 
 def _version(version: Any) -> str | None:
@@ -191,31 +213,43 @@ def _version(version: Any) -> str | None:
 
 
 def _atom_from(row: AtomRow) -> models.AtomDetail:
-    return models.atom_detail_class(row[3]).from_dict(
-        {
-            "uuid": row[0],
-            "name": row[2],
-            "state": row[4],
-            "intention": row[5],
-            "results": _loads(row[6]),
-            "failure": _loads(row[7]),
-            "revert_results": _loads(row[8]),
-            "revert_failure": _loads(row[9]),
-            "version": row[10],
-            "meta": _loads(row[11]),
-        }
-    )
+    try:
+        return models.atom_detail_class(row[3]).from_dict(
+            {
+                "uuid": row[0],
+                "name": row[2],
+                "state": row[4],
+                "intention": row[5],
+                "results": _loads(row[6]),
+                "failure": _loads(row[7]),
+                "revert_results": _loads(row[8]),
+                "revert_failure": _loads(row[9]),
+                "version": row[10],
+                "meta": _loads(row[11]),
+            }
+        )
+    except (ValueError, TypeError, KeyError) as e:  # bad JSON, or not the shape of a failure / history
+        raise _corrupt("atom detail", row[0], e) from None
 
 
-#: Slices of the row tuples holding their content (not the timestamps): equal content, no write.
-_BOOK_CONTENT = slice(1, 5)
-_FLOW_CONTENT = slice(1, 5)
-_ATOM_CONTENT = slice(1, 12)
+# A row is rewritten only when its content (every field but the uuid and the timestamps) changed.
+
+
+def _same_book(row: BookRow, old: BookRow) -> bool:
+    return row[1:] == old[1:]  # a book's timestamps are content
+
+
+def _same_flow(row: FlowRow, old: FlowRow) -> bool:
+    return row[1:5] == old[1:5]
+
+
+def _same_atom(row: AtomRow, old: AtomRow) -> bool:
+    return row[1:12] == old[1:12]
 
 
 def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dict[str, Any]:
     change: dict[str, Any] = {"uuid": ad.uuid, "updated_at": now}
-    with _saving("atom detail", ad.name, ad.uuid):
+    try:
         for field in fields:
             if field == "state" or field == "intention":
                 value = getattr(ad, field)
@@ -233,6 +267,8 @@ def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dic
             else:
                 known = ", ".join(sorted(UPDATABLE_FIELDS))
                 raise ValueError(f"apply() cannot update {field!r}; updatable fields: {known}")
+    except TypeError as e:
+        raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
     return change
 
 
@@ -284,9 +320,13 @@ class SQLiteBackend(base.Backend):
         if store is not None and self._pid == os.getpid():
             return store
         with self._open_lock:
-            if self._store is not None and self._pid != os.getpid() and self._path is not None:
-                _FORKED_AWAY.append(self._store)
-                self._store = None
+            if self._store is not None and self._pid != os.getpid():
+                # Inherited through fork(). A file handle is set aside (SQLite forbids using or
+                # closing it here) and the file reopened; an in-memory store is this process's copy.
+                if self._path is not None:
+                    _FORKED_AWAY.append(self._store)
+                    self._store = None
+                self._pid = os.getpid()
             if self._store is None:
                 if self._path is None:
                     self._store = _core.SqliteStore.in_memory()
@@ -302,7 +342,10 @@ class SQLiteBackend(base.Backend):
         """Close the store file (an in-memory store is discarded); a later connection reopens it."""
         with self._open_lock:
             store, self._store = self._store, None
-        if store is not None and self._pid == os.getpid():
+            if store is not None and self._pid != os.getpid():
+                _FORKED_AWAY.append(store)  # inherited through fork(): not ours to close
+                store = None
+        if store is not None:
             store.close()
 
 
@@ -335,7 +378,10 @@ class SQLiteConnection(base.Connection):
         self._store.validate()
 
     def integrity_check(self) -> str:
-        """Read the whole file and return SQLite's report: ``'ok'``, or one problem per line."""
+        """Read the whole file and return SQLite's report: ``'ok'``, or one problem per line.
+
+        :raises StorageFailure: the file is too damaged for the check to run to the end.
+        """
         return self._store.integrity_check()
 
     def clear_all(self) -> None:
@@ -431,7 +477,7 @@ class SQLiteConnection(base.Connection):
                 linked = {row[0]: row for row in store.flows_for_book(book.uuid)}
             row = _book_row(stored)
             flow_uuids = {fd.uuid for fd in book}
-            if old is None or row[_BOOK_CONTENT] != old[_BOOK_CONTENT]:
+            if old is None or not _same_book(row, old):
                 # The book first: its flow details reference it.
                 store.save_logbook(row)
             flows = [
@@ -472,14 +518,14 @@ class SQLiteConnection(base.Connection):
             old_atom = stored_atoms.get(ad.uuid)
             merged = ad if old_atom is None else _atom_from(old_atom).merge(ad)
             atom_row = _atom_row(merged, fd.uuid, now)
-            if old_atom is None or atom_row[_ATOM_CONTENT] != old_atom[_ATOM_CONTENT]:
+            if old_atom is None or not _same_atom(atom_row, old_atom):
                 changed.append(atom_row)
             stored.add(merged)
         flow_row = _flow_row(stored, book_uuid, now)
         if old is None:
             store.save_flow_detail(flow_row)  # the flow first: its atoms reference it
             store.upsert_atom_details(changed)
-        elif flow_row[_FLOW_CONTENT] == old[_FLOW_CONTENT]:
+        elif _same_flow(flow_row, old):
             store.upsert_atom_details(changed)
         elif flow_row[3] is not None and (flow_row[1], flow_row[2], flow_row[4]) == (old[1], old[2], old[4]):
             # Only the state changed: one transaction for the atoms and the flow (the common case).
@@ -501,7 +547,7 @@ class SQLiteConnection(base.Connection):
                 raise _missing("atom details", atom_detail.uuid) from None
             stored = _atom_from(old).merge(atom_detail)
             row = _atom_row(stored, old[1], time.time())
-            if row[_ATOM_CONTENT] != old[_ATOM_CONTENT]:
+            if not _same_atom(row, old):
                 store.upsert_atom_details([row])
             return stored
 

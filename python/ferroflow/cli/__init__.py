@@ -1,0 +1,96 @@
+"""The ``ferroflow`` command: run flows, resume them after a crash, look at what is saved.
+
+``main(argv)`` parses the command line and returns the exit status: 0 success, 1 a flow failed,
+was reverted or could not be run, 2 usage error. Expected errors are one line on stderr;
+``--traceback`` shows the Python traceback behind them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from ferroflow.cli import common, demo, resume, run, show
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+ferroflow runs workflows and saves every state transition to a SQLite database, so that a run
+whose process dies can be resumed where it stopped. The database is --db PATH, else
+$FERROFLOW_DB, else ./ferroflow.db.
+"""
+
+EPILOG = """\
+examples:
+  ferroflow demo                                   kill a run of 3000 atoms mid-way, resume it
+  ferroflow run mypkg.flows:make_flow --arg 10     run the flow make_flow(10) builds
+  ferroflow resume                                 finish the flow whose process died
+  ferroflow show                                   list saved flows; show FLOW_UUID for its atoms
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (not argparse's usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(common.EXIT_USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ferroflow", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for command in (run, resume, show, demo):
+        command.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``ferroflow`` command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else common.EXIT_USAGE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        print("ferroflow: error: a command is required: run, resume, show or demo (see: ferroflow --help)",
+              file=sys.stderr)
+        return common.EXIT_USAGE
+    try:
+        return handler(args)
+    except common.UsageError as exc:
+        _report(exc, args.traceback)
+        return common.EXIT_USAGE
+    except common.CommandError as exc:
+        _report(exc, args.traceback)
+        return common.EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into a command that stopped reading (| head)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        return common.EXIT_OK
+
+
+def _report(exc: Exception, with_traceback: bool) -> None:
+    if with_traceback:
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+    common.error(str(exc))
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ferroflow")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,278 @@
+"""What the commands share: errors and exit codes, the database, flows in it, tables, factories."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ferroflow import states
+from ferroflow.engines.storage import INJECTOR_NAME
+
+#: Exit status: the command did what was asked (the flow ended SUCCESS).
+EXIT_OK = 0
+#: Exit status: a flow failed, was reverted, or could not be run.
+EXIT_FAILED = 1
+#: Exit status: the command line was wrong (bad arguments, no such database or flow).
+EXIT_USAGE = 2
+
+#: Environment variable naming the database when ``--db`` is not given.
+DB_ENV = "FERROFLOW_DB"
+#: The database when neither ``--db`` nor ``$FERROFLOW_DB`` is given (in the working directory).
+DEFAULT_DB = "ferroflow.db"
+#: Flow states in which a flow has ended; any other state means its engine stopped part way.
+FINISHED_STATES = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE})
+
+
+class UsageError(Exception):
+    """The command line is wrong: printed as one line, exit status 2."""
+
+
+class CommandError(Exception):
+    """The command could not do its work: printed as one line, exit status 1."""
+
+
+# -- arguments ---------------------------------------------------------------------------------
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH",
+        help=f"the SQLite database file (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+    )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("serial", "parallel"),
+                        help="run atoms one at a time (serial, the default) or on threads (parallel)")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="threads of the parallel engine (implies --engine parallel)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress line")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``engine=`` and options for `ferroflow.engines.load*` from ``--engine`` / ``--workers``."""
+    kind = args.engine
+    if args.workers is not None:
+        if kind == "serial":
+            raise UsageError("--workers needs the parallel engine; drop --engine serial")
+        return {"engine": "parallel", "max_workers": args.workers}
+    return {"engine": kind or "serial"}
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+def db_path(given: str | None, must_exist: bool) -> Path:
+    """The absolute database path from ``--db``, ``$FERROFLOW_DB`` or the default."""
+    text = given or os.environ.get(DB_ENV) or DEFAULT_DB
+    path = Path(text).expanduser().absolute()
+    if must_exist and not path.is_file():
+        origin = "--db" if given else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
+        raise UsageError(f"no database at {path} ({origin}); give its path with --db PATH or ${DB_ENV}")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot create the database {path}: directory {path.parent} does not exist")
+    return path
+
+
+def db_uri(path: Path) -> str:
+    """The ``sqlite:///`` URI of an absolute path."""
+    return f"sqlite:///{path}"
+
+
+@contextlib.contextmanager
+def open_backend(path: Path) -> Iterator[Any]:
+    """The SQLite backend of ``path`` (schema upgraded), closed afterwards."""
+    from ferroflow import exceptions
+    from ferroflow.persistence import backends
+
+    try:
+        with backends.backend(db_uri(path)) as backend:
+            yield backend
+    except exceptions.StorageFailure as exc:
+        raise CommandError(f"cannot use the database {path}: {exc}") from exc
+
+
+# -- flows in the database ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """A saved flow detail, as listed (its atoms are not loaded)."""
+
+    uuid: str
+    name: str
+    state: str
+    meta: dict[str, Any]
+    book_uuid: str
+    book_name: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def factory(self) -> str | None:
+        """The importable name of the factory that builds the flow (``None``: not resumable)."""
+        factory = self.meta.get("factory")
+        return factory.get("name") if isinstance(factory, dict) else None
+
+
+def list_flows(backend: Any) -> list[FlowRecord]:
+    """Every flow detail of the database, oldest first."""
+    store = backend.store()
+    flows = []
+    for book_uuid, book_name, *_ in store.list_logbooks():
+        for uuid, _book, name, state, meta, created_at, updated_at in store.flows_for_book(book_uuid):
+            flows.append(FlowRecord(uuid, name, state or states.PENDING, json.loads(meta) or {},
+                                    book_uuid, book_name, created_at, updated_at or created_at))
+    flows.sort(key=lambda flow: flow.created_at)
+    return flows
+
+
+def find_flow(flows: Sequence[FlowRecord], key: str) -> FlowRecord:
+    """The flow whose uuid is ``key`` or starts with it (UsageError if none or several)."""
+    matches = [flow for flow in flows if flow.uuid == key]
+    if not matches:
+        matches = [flow for flow in flows if flow.uuid.startswith(key)]
+    if not matches:
+        raise UsageError(f"no flow {key!r} in the database (list them with: ferroflow show)")
+    if len(matches) > 1:
+        raise UsageError(f"{key!r} matches {len(matches)} flows ({', '.join(f.uuid for f in matches)}); "
+                         "give more of the uuid")
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class AtomStates:
+    """Atom states of one flow, read from the database."""
+
+    by_name: dict[str, str]
+    last_update: float | None
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(self.by_name.values())
+
+
+def atom_states(backend: Any, flow_uuid: str) -> AtomStates:
+    """Each atom's saved state (without reading results), and when an atom last changed."""
+    by_name: dict[str, str] = {}
+    last_update = None
+    for row in backend.store().atoms_for_flow(flow_uuid):
+        name, state, updated_at = row[2], row[4], row[13]
+        if is_injector(name):
+            continue
+        by_name[name] = state or states.PENDING
+        if updated_at is not None and (last_update is None or updated_at > last_update):
+            last_update = updated_at
+    return AtomStates(by_name, last_update)
+
+
+def is_injector(name: str) -> bool:
+    """True for the pseudo atom holding a flow's ``store`` values (not an atom of the flow)."""
+    return name == INJECTOR_NAME
+
+
+# -- factories ---------------------------------------------------------------------------------
+
+
+def import_factory(spec: str) -> Callable[..., Any]:
+    """The callable named by ``MODULE:FACTORY`` (the module importable from the working directory)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"expected MODULE:FACTORY (like mypkg.flows:make_flow), not {spec!r}")
+    if module_name.endswith(".py") or os.sep in module_name:
+        raise UsageError(f"{module_name!r} is a file path; give a dotted module name importable from the "
+                         "working directory (like mypkg.flows)")
+    add_cwd_to_path()
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no {attribute!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a callable flow factory")
+    return obj
+
+
+def add_cwd_to_path() -> None:
+    """Flow factories are imported from the working directory, as ``python -m`` would."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table, columns left-aligned and separated by two spaces."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def format_time(seconds: float | None) -> str:
+    """Local time of a UNIX timestamp, to the second."""
+    if seconds is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """ISO 8601 UTC form of a UNIX timestamp (for JSON)."""
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
+
+
+def format_counts(counts: Counter[str]) -> str:
+    """``'1207 SUCCESS, 24 RUNNING, 1769 PENDING'``: done first, not started last."""
+    ordered = sorted(counts.items(), key=lambda item: _STATE_ORDER.get(item[0], len(_STATE_ORDER)))
+    return ", ".join(f"{n} {state}" for state, n in ordered) or "no atoms"
+
+
+_STATE_ORDER = {state: rank for rank, state in enumerate((
+    states.SUCCESS, states.RUNNING, states.FAILURE, states.RETRYING, states.REVERTING, states.REVERTED,
+    states.REVERT_FAILURE, states.IGNORE, states.PENDING,
+))}
+
+
+def describe_failure(failure: Any) -> str:
+    """``'ValueError: boom'`` from a Failure or its saved dict form."""
+    if isinstance(failure, dict):
+        names = failure.get("exc_type_names") or []
+        message = failure.get("exception_str", "")
+        return f"{names[0]}: {message}" if names else str(message)
+    text = failure.pformat() if hasattr(failure, "pformat") else str(failure)
+    return text.removeprefix("Failure: ")
+
+
+def error(message: str, stream: TextIO | None = None) -> None:
+    """Prints ``ferroflow: error: <message>`` on stderr."""
+    print(f"ferroflow: error: {message}", file=stream or sys.stderr)

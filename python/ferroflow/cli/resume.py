@@ -1,0 +1,133 @@
+"""``ferroflow resume``: finish flows whose engine stopped part way (killed, interrupted, crashed)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferroflow import states
+from ferroflow.cli import common
+from ferroflow.cli.progress import ProgressLine
+from ferroflow.cli.run import report_outcome, run_engine
+
+DESCRIPTION = """\
+Resume a flow saved in the database: its flow is rebuilt by the factory recorded when it was
+started (imported from the working directory), atoms that had finished keep their saved results
+and are not run again, atoms that were running when the engine stopped run again, and the rest
+run. Without FLOW_UUID, resumes the one flow that has not finished (not SUCCESS, REVERTED or
+FAILURE); with --all, every such flow. A REVERTED flow is restarted from the beginning only when
+named. Exit status: 0 every resumed flow ended SUCCESS (or there was nothing to resume), 1 a flow
+failed or could not be resumed, 2 usage error.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("resume", help="finish flows whose engine stopped part way",
+                                   description=DESCRIPTION)
+    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID",
+                        help="the flow's uuid (or a unique prefix of it)")
+    parser.add_argument("--all", action="store_true", help="resume every flow that has not finished")
+    common.add_db_argument(parser)
+    common.add_engine_arguments(parser)
+    parser.set_defaults(handler=resume_command)
+
+
+@dataclass
+class ResumeOutcome:
+    """What resuming one flow did."""
+
+    flow_uuid: str
+    flow_name: str
+    state: str
+    atoms: int
+    #: Atoms already SUCCESS when the flow was resumed: their saved results were used.
+    reused: int
+    #: Atoms that executed during this run.
+    ran: set[str] = field(default_factory=set)
+    #: Atoms that were RUNNING when the previous engine stopped.
+    interrupted: set[str] = field(default_factory=set)
+    failure: tuple[str, Any] | None = None
+    elapsed: float = 0.0
+    engine: Any = None
+
+    @property
+    def rerun(self) -> set[str]:
+        """Atoms that were running when the previous engine stopped and ran again."""
+        return self.ran & self.interrupted
+
+    def summary(self) -> str:
+        return (f"flow {self.flow_uuid} ({self.flow_name}): {self.state} in {self.elapsed:.2f}s; "
+                f"{self.reused} of {self.atoms} atoms reused (SUCCESS before resuming), "
+                f"{len(self.ran)} run now ({len(self.rerun)} of them were RUNNING when the engine stopped)")
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    if args.flow and args.all:
+        raise common.UsageError("give a FLOW_UUID or --all, not both")
+    options = common.engine_options(args)
+    path = common.db_path(args.db, must_exist=True)
+    common.add_cwd_to_path()
+    with common.open_backend(path) as backend:
+        targets = _targets(common.list_flows(backend), args.flow, args.all)
+        if not targets:
+            print(f"nothing to resume: every flow in {path} has finished")
+            return common.EXIT_OK
+        status = common.EXIT_OK
+        for record in targets:
+            try:
+                outcome = resume_flow(backend, record.uuid, options, show_progress=not args.no_progress)
+            except common.CommandError as exc:
+                if len(targets) == 1:
+                    raise
+                common.error(str(exc))
+                status = common.EXIT_FAILED
+                continue
+            print(outcome.summary(), flush=True)
+            status = max(status, report_outcome(outcome.flow_uuid, outcome.state, outcome.failure))
+    return status
+
+
+def _targets(flows: list[common.FlowRecord], key: str | None, every: bool) -> list[common.FlowRecord]:
+    if key:
+        return [common.find_flow(flows, key)]
+    unfinished = [flow for flow in flows if flow.state not in common.FINISHED_STATES]
+    if len(unfinished) > 1 and not every:
+        listed = ", ".join(f"{flow.uuid} ({flow.name}, {flow.state})" for flow in unfinished)
+        raise common.UsageError(f"{len(unfinished)} flows have not finished: {listed}; "
+                                "give a FLOW_UUID or --all")
+    return unfinished
+
+
+def resume_flow(backend: Any, flow_uuid: str, options: dict[str, Any], show_progress: bool = True,
+                label: str = "resume") -> ResumeOutcome:
+    """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end."""
+    from ferroflow import engines
+
+    with contextlib.closing(backend.get_connection()) as conn:
+        flow_detail = conn.get_flow_details(flow_uuid)
+    interrupted = {ad.name for ad in flow_detail if ad.state == states.RUNNING}
+    try:
+        engine = engines.load_from_detail(flow_detail, backend=backend, **options)
+        engine.compile()
+        # Work around an engine bug: prepare() must start from the saved flow state (as TaskFlow's
+        # storage does), or a flow saved RUNNING (its engine was killed) fails RUNNING -> SUSPENDED.
+        engine.storage.set_flow_state(flow_detail.state or states.PENDING)
+        engine.prepare()
+    except Exception as exc:
+        raise common.CommandError(
+            f"cannot resume flow {flow_uuid} ({flow_detail.name}): {type(exc).__name__}: {exc}"
+        ) from exc
+    names = [atom.name for atom in engine.compilation.atoms]
+    reused = sum(1 for name in names if engine.storage.get_atom_state(name) == states.SUCCESS)
+    progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
+    outcome = ResumeOutcome(flow_uuid, flow_detail.name, states.PENDING, len(names), reused,
+                            interrupted=interrupted & set(names), engine=engine)
+    watcher = run_engine(engine, progress, flow_uuid, backend.path)
+    outcome.state = engine.storage.get_flow_state()
+    outcome.failure = watcher.first_failure
+    outcome.ran = watcher.ran
+    outcome.elapsed = progress.elapsed
+    return outcome

@@ -1,0 +1,276 @@
+"""Harness of the crash tests: run a saved flow in child processes, SIGKILL them, resume, record.
+
+`CrashRunner` creates a flow detail in a SQLite file (child ``crash.worker create``), then starts
+``crash.worker resume`` in a fresh interpreter again and again. Each child is SIGKILLed at a seeded
+random moment: mostly once it has journaled a random number of lines (so the kill lands mid-run
+whatever the machine's speed), sometimes after a random wall-clock delay from its start (so kills
+also land in interpreter start-up, loading and ``prepare``). After each kill the child is reaped
+(a zombie would still look alive to the lease takeover), the store is read directly with the
+stdlib ``sqlite3`` module (read-only) and checked with ``PRAGMA integrity_check``, and a `Snapshot`
+records what the store knew with the journal's length at that instant. When a child finishes on
+its own, one more child is started and must find nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+WORKER_MODULE = "crash.worker"
+#: States a flow detail ends in; a kill seeing one of these landed after the flow finished.
+FINAL_FLOW_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
+#: Share of kills timed by the clock from the child's start rather than by its progress.
+CLOCK_KILL_SHARE = 0.15
+#: Range of those clock delays (seconds): interpreter start-up, loading, ``prepare`` and the first
+#: atoms (a child needs about 0.2 s to start running atoms; longer delays would let whole phases
+#: of a fast flow pass unkilled).
+CLOCK_KILL_DELAY = (0.0, 0.3)
+#: Extra pause after the target journal line, so a kill may land inside the next task or commit.
+PROGRESS_KILL_JITTER = 0.003
+#: A child that neither finishes nor reaches its kill target in this time is hung.
+LIFE_TIMEOUT = 60.0
+POLL_INTERVAL = 0.001
+
+
+@dataclass(frozen=True)
+class AtomRow:
+    state: str | None
+    intention: str
+    results: Any
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """What the SQLite file holds for one flow detail, read with the stdlib driver."""
+
+    flow_state: str | None
+    atoms: dict[str, AtomRow]
+    integrity: str
+
+    def names_in(self, state: str) -> set[str]:
+        return {name for name, row in self.atoms.items() if row.state == state}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The store right after a kill, and how many journal lines existed then."""
+
+    offset: int
+    journaled_this_life: int
+    by_clock: bool
+    store: StoreView
+
+    @property
+    def finished(self) -> bool:
+        return self.store.flow_state in FINAL_FLOW_STATES
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal line: ``kind`` is ``execute`` or ``revert``; ``value`` is an execute's result."""
+
+    kind: str
+    name: str
+    value: int | None
+
+
+@dataclass
+class Round:
+    """One flow run to its end through killed and resumed processes."""
+
+    seed: int
+    lives: int = 0
+    snapshots: list[Snapshot] = field(default_factory=list)
+    journal: list[Entry] = field(default_factory=list)
+    final: StoreView | None = None
+    final_reported: str | None = None
+
+    @property
+    def kills(self) -> int:
+        return len(self.snapshots)
+
+
+def read_store(db: Path, flow_uuid: str) -> StoreView:
+    """Reads (read-only) the flow's state and atom rows, and runs ``PRAGMA integrity_check``."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        integrity = "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
+        row = conn.execute("SELECT state FROM flowdetails WHERE uuid = ?", (flow_uuid,)).fetchone()
+        assert row is not None, f"flow detail {flow_uuid} vanished from {db}"
+        atoms = {
+            name: AtomRow(state, intention, json.loads(results))
+            for name, state, intention, results in conn.execute(
+                "SELECT name, state, intention, results FROM atomdetails WHERE parent_uuid = ?", (flow_uuid,)
+            )
+        }
+    finally:
+        conn.close()
+    return StoreView(row[0], atoms, integrity)
+
+
+def parse_journal(path: Path) -> list[Entry]:
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split(" ")
+        if parts[0] == "execute" and len(parts) == 3:
+            entries.append(Entry("execute", parts[1], int(parts[2])))
+        elif parts[0] == "revert" and len(parts) == 2:
+            entries.append(Entry("revert", parts[1], None))
+        else:
+            raise AssertionError(f"journal {path} line {number} is malformed: {line!r}")
+    return entries
+
+
+class _LineCounter:
+    """Counts the journal's lines incrementally (the file only ever grows)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: Any = None
+        self.lines = 0
+
+    def poll(self) -> int:
+        if self._file is None:
+            if not self._path.exists():
+                return self.lines
+            self._file = self._path.open("rb")
+        self.lines += self._file.read().count(b"\n")
+        return self.lines
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class CrashRunner:
+    """Runs flows in child processes of a fresh interpreter each, killing them at random."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+        self._env = env
+
+    def _command(self, *args: object) -> list[str]:
+        return [sys.executable, "-m", WORKER_MODULE, *map(str, args)]
+
+    def _spawn(self, *args: object) -> subprocess.Popen:
+        return subprocess.Popen(
+            self._command(*args),
+            cwd=TESTS_DIR,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run_round(
+        self,
+        seed: int,
+        kind: str,
+        n: int,
+        engine: str,
+        fail_at: int = -1,
+        max_pause_us: int = 2000,
+        max_lines_per_life: int = 20,
+    ) -> Round:
+        """Creates a flow, then resumes it in killed children until one finishes it."""
+        rng = random.Random(seed)
+        folder = self.workdir / f"round-{seed}"
+        folder.mkdir()
+        db, journal = folder / "flows.db", folder / "journal"
+        created = subprocess.run(
+            self._command("create", db, kind, n, seed, journal, fail_at, max_pause_us),
+            cwd=TESTS_DIR, env=self._env, capture_output=True, text=True, timeout=LIFE_TIMEOUT, check=False,
+        )
+        assert created.returncode == 0, f"creating the flow failed:\n{created.stderr}"
+        flow_uuid = created.stdout.strip()
+        result = Round(seed)
+        counter = _LineCounter(journal)
+        try:
+            while True:
+                result.lives += 1
+                finished = self._one_life(rng, db, flow_uuid, engine, counter, max_lines_per_life, result)
+                if finished:
+                    break
+            self._clean_run(db, flow_uuid, engine, counter, result)
+        finally:
+            counter.close()
+        result.journal = parse_journal(journal)
+        result.final = read_store(db, flow_uuid)
+        return result
+
+    def _one_life(
+        self, rng: random.Random, db: Path, flow_uuid: str, engine: str, counter: _LineCounter,
+        max_lines: int, result: Round,
+    ) -> bool:
+        """One child: killed (a snapshot is recorded, returns False) or finished (returns True)."""
+        at_start = counter.poll()
+        by_clock = rng.random() < CLOCK_KILL_SHARE
+        delay = rng.uniform(*CLOCK_KILL_DELAY)
+        target = at_start + rng.randint(1, max_lines)
+        jitter = rng.uniform(0, PROGRESS_KILL_JITTER)
+        proc = self._spawn("resume", db, flow_uuid, engine)
+        started = time.monotonic()
+        try:
+            while proc.poll() is None:
+                elapsed = time.monotonic() - started
+                if elapsed > LIFE_TIMEOUT:
+                    raise AssertionError(f"resume child hung for {LIFE_TIMEOUT} s (life {result.lives})")
+                if (by_clock and elapsed >= delay) or (not by_clock and counter.poll() >= target):
+                    if not by_clock:
+                        time.sleep(jitter)
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(POLL_INTERVAL)
+            out, err = proc.communicate(timeout=LIFE_TIMEOUT)  # reaps it: its lease is seen as dead
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode == -signal.SIGKILL:
+            offset = counter.poll()
+            store = read_store(db, flow_uuid)
+            assert store.integrity == "ok", f"integrity_check after kill {result.kills + 1}: {store.integrity}"
+            result.snapshots.append(Snapshot(offset, offset - at_start, by_clock, store))
+            return False
+        assert proc.returncode == 0, f"resume child failed (exit {proc.returncode}):\n{err}"
+        result.final_reported = _final_state(out, err)
+        return True
+
+    def _clean_run(self, db: Path, flow_uuid: str, engine: str, counter: _LineCounter, result: Round) -> None:
+        """One more resume of the finished flow: it must end the same and run nothing at all."""
+        before = counter.poll()
+        done = subprocess.run(
+            self._command("resume", db, flow_uuid, engine),
+            cwd=TESTS_DIR, env=self._env, capture_output=True, text=True, timeout=LIFE_TIMEOUT, check=False,
+        )
+        assert done.returncode == 0, f"resuming the finished flow failed:\n{done.stderr}"
+        assert _final_state(done.stdout, done.stderr) == result.final_reported
+        assert counter.poll() == before, "resuming a finished flow ran atoms again"
+
+
+def _final_state(out: str, err: str) -> str:
+    for line in out.splitlines():
+        if line.startswith("FINAL "):
+            return line.split(" ", 1)[1]
+    raise AssertionError(f"the child printed no final state:\nstdout: {out}\nstderr: {err}")
+
+
+@pytest.fixture
+def crash_runner(tmp_path: Path) -> CrashRunner:
+    return CrashRunner(tmp_path)

@@ -1,0 +1,235 @@
+"""Crash recovery with real processes: SIGKILL the engine at random moments, resume, check everything.
+
+For each scenario, rounds (fresh SQLite file and journal, seeded) are run through `CrashRunner`
+until at least `MIN_MID_RUN_KILLS` kills landed mid-run — in a child that had already run atoms
+and before the flow finished (kills during start-up or after the end come on top). Every round
+then checks, from the journal (what really ran) and the store snapshots taken after each kill:
+
+- the flow ends in the expected state, every result is correct (in the store, at every snapshot,
+  and as computed by every execution, re-executions included);
+- every atom executed at least once (success) — or exactly the atoms that executed were reverted
+  (revert), none that never started;
+- the store is never ahead of reality (a SUCCESS or REVERTED atom was journaled before the kill),
+  and nothing the store recorded as SUCCESS (REVERTED) before a kill was executed (reverted) again;
+- reverts run in reverse order. The rule checked is the one at-least-once semantics guarantees:
+  for every dependency ``u -> v``, *all* reverts of ``v`` precede *all* reverts of ``u`` (``u`` is
+  reverted only once ``v`` is recorded REVERTED, and a REVERTED atom is never reverted again). The
+  journal may repeat an atom's revert (killed after its revert, before the commit) but never goes
+  back to a later atom; in a linear flow the revert lines are therefore non-increasing in index;
+- ``PRAGMA integrity_check`` is ok after every kill and at the end.
+
+Run with ``-s`` to see kills, resumes and re-executions per scenario. ``FERROFLOW_CRASH_SEED``
+shifts every seed (to explore other kill schedules); failures name the round's seed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from .conftest import CrashRunner, Entry, Round, Snapshot
+from .flows import GRAPH, LINEAR, atom_inputs, atom_name, expected_values
+
+pytestmark = pytest.mark.timeout(600)
+
+N_ATOMS = 200
+MIN_MID_RUN_KILLS = 20
+#: Kills a revert scenario needs in each phase (forward run, revert), mid-run.
+MIN_PHASE_KILLS = 3
+MAX_ROUNDS = 6
+SEED_SHIFT = int(os.environ.get("FERROFLOW_CRASH_SEED", "0"))
+
+_NOT_STARTED_STATES = frozenset({"PENDING", "REVERTED"})
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    kind: str
+    engine: str
+    seed: int
+    fail_at: int = -1
+
+    @property
+    def reverts(self) -> bool:
+        return self.fail_at >= 0
+
+    @property
+    def expected_state(self) -> str:
+        return "REVERTED" if self.reverts else "SUCCESS"
+
+
+SCENARIOS = [
+    Scenario("linear-serial", LINEAR, "serial", 1000),
+    Scenario("graph-serial", GRAPH, "serial", 2000),
+    Scenario("graph-parallel", GRAPH, "parallel", 3000),
+    Scenario("linear-serial-revert", LINEAR, "serial", 4000, fail_at=N_ATOMS // 2),
+    Scenario("graph-parallel-revert", GRAPH, "parallel", 5000, fail_at=N_ATOMS // 2),
+]
+
+
+# -- journal helpers -------------------------------------------------------------------------------
+
+
+def positions(journal: list[Entry], kind: str) -> dict[str, list[int]]:
+    """Journal positions of each atom's lines of ``kind``."""
+    found: dict[str, list[int]] = {}
+    for pos, entry in enumerate(journal):
+        if entry.kind == kind:
+            found.setdefault(entry.name, []).append(pos)
+    return found
+
+
+def mid_run(snapshot: Snapshot) -> bool:
+    return snapshot.journaled_this_life > 0 and not snapshot.finished
+
+
+def in_revert_phase(snapshot: Snapshot, first_revert: int | None) -> bool:
+    return first_revert is not None and snapshot.offset > first_revert
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def check_snapshots(rnd: Round, expected: dict[str, int]) -> None:
+    """The store is never ahead of the journal, and never lets a recorded outcome happen again."""
+    executes = positions(rnd.journal, "execute")
+    reverts = positions(rnd.journal, "revert")
+    where = f"(seed {rnd.seed})"
+    for number, snap in enumerate(rnd.snapshots, 1):
+        store = snap.store
+        for name in store.names_in("SUCCESS"):
+            assert store.atoms[name].results == expected[name], f"kill {number}: wrong saved result of {name} {where}"
+            runs = executes.get(name, [])
+            assert runs and runs[0] < snap.offset, f"kill {number}: {name} SUCCESS but never executed {where}"
+            again = [p for p in runs if p >= snap.offset]
+            assert not again, f"kill {number}: {name} was SUCCESS, executed again at lines {again} {where}"
+        for name in store.names_in("REVERTED"):
+            ran = [p for p in executes.get(name, []) if p < snap.offset]
+            undone = reverts.get(name, [])
+            if ran:
+                assert undone and undone[0] < snap.offset, f"kill {number}: {name} REVERTED, never reverted {where}"
+            again = [p for p in undone if p >= snap.offset]
+            assert not again, f"kill {number}: {name} was REVERTED, reverted again at lines {again} {where}"
+
+
+def check_common(rnd: Round, scenario: Scenario, expected: dict[str, int]) -> None:
+    where = f"(seed {rnd.seed})"
+    final = rnd.final
+    assert final is not None
+    assert final.integrity == "ok", f"final integrity_check: {final.integrity} {where}"
+    assert rnd.final_reported == scenario.expected_state, where
+    assert final.flow_state == scenario.expected_state, where
+    wrong = [(e.name, e.value) for e in rnd.journal if e.kind == "execute" and e.value != expected[e.name]]
+    assert not wrong, f"executions computed wrong values (name, value): {wrong[:5]} {where}"
+    check_snapshots(rnd, expected)
+
+
+def check_success(rnd: Round, expected: dict[str, int]) -> None:
+    where = f"(seed {rnd.seed})"
+    final = rnd.final
+    assert final is not None
+    assert set(final.atoms) == set(expected), where
+    not_done = sorted(name for name, row in final.atoms.items() if row.state != "SUCCESS")
+    assert not not_done, f"atoms not SUCCESS at the end: {not_done[:10]} {where}"
+    wrong = sorted(name for name, value in expected.items() if final.atoms[name].results != value)
+    assert not wrong, f"wrong final results: {wrong[:10]} {where}"
+    executed = {e.name for e in rnd.journal if e.kind == "execute"}
+    assert executed == set(expected), f"never executed: {sorted(set(expected) - executed)[:10]} {where}"
+    assert not [e for e in rnd.journal if e.kind == "revert"], f"a successful flow reverted atoms {where}"
+
+
+def check_revert(rnd: Round, scenario: Scenario, inputs: list[list[int]]) -> None:
+    where = f"(seed {rnd.seed})"
+    final = rnd.final
+    assert final is not None
+    executes = positions(rnd.journal, "execute")
+    reverts = positions(rnd.journal, "revert")
+    failing = atom_name(scenario.fail_at)
+    assert failing in executes, f"the failing atom never ran {where}"
+    assert set(reverts) == set(executes), (
+        f"executed, never reverted: {sorted(set(executes) - set(reverts))[:10]}; "
+        f"reverted, never executed: {sorted(set(reverts) - set(executes))[:10]} {where}"
+    )
+    for name, row in final.atoms.items():
+        if name in executes:
+            assert row.state == "REVERTED", f"{name} executed but ends {row.state} {where}"
+        else:
+            assert row.state in _NOT_STARTED_STATES, f"{name} never started but ends {row.state} {where}"
+    for name, runs in executes.items():
+        assert runs[-1] < reverts[name][0], f"{name} reverted before (one of) its executions {where}"
+    for v, needs in enumerate(inputs):
+        later = atom_name(v)
+        for u in needs:
+            earlier = atom_name(u)
+            if later in reverts:
+                assert reverts[later][-1] < reverts[earlier][0], (
+                    f"{earlier} reverted at line {reverts[earlier][0]} before its dependent {later} "
+                    f"finished reverting (line {reverts[later][-1]}) {where}"
+                )
+    if scenario.kind == LINEAR:
+        assert set(executes) == {atom_name(i) for i in range(scenario.fail_at + 1)}, where
+        kinds = [e.kind for e in rnd.journal]
+        assert kinds == sorted(kinds), f"an execute came after a revert in a serial linear flow {where}"
+
+
+# -- the test --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
+def test_killed_engine_resumes_to_the_right_end(crash_runner: CrashRunner, scenario: Scenario) -> None:
+    totals: Counter[str] = Counter()
+    for round_index in range(MAX_ROUNDS):
+        seed = scenario.seed + SEED_SHIFT + round_index
+        inputs = atom_inputs(scenario.kind, N_ATOMS, seed)
+        expected = {atom_name(i): value for i, value in enumerate(expected_values(inputs))}
+        rnd = crash_runner.run_round(seed, scenario.kind, N_ATOMS, scenario.engine, fail_at=scenario.fail_at)
+        check_common(rnd, scenario, expected)
+        if scenario.reverts:
+            check_revert(rnd, scenario, inputs)
+        else:
+            check_success(rnd, expected)
+        tally(totals, rnd)
+        if enough_kills(totals, scenario):
+            break
+    print(
+        f"\n[{scenario.id}] rounds {round_index + 1}, resumes {totals['lives']}, kills {totals['kills']} "
+        f"({totals['by_clock']} timed by the clock; mid-run {totals['mid_run']}: forward {totals['forward']}, revert {totals['revert']}; "
+        f"before start {totals['idle']}, after end {totals['after_end']}), executions {totals['executions']} "
+        f"(re-executions {totals['re_executions']}), reverts {totals['reverts']} "
+        f"(re-reverts {totals['re_reverts']})"
+    )
+    assert enough_kills(totals, scenario), (
+        f"after {MAX_ROUNDS} rounds only {totals['mid_run']} kills landed mid-run "
+        f"(forward {totals['forward']}, revert {totals['revert']}); the kill timing needs tuning"
+    )
+
+
+def tally(totals: Counter[str], rnd: Round) -> None:
+    first_revert = next((pos for pos, e in enumerate(rnd.journal) if e.kind == "revert"), None)
+    executions = [e.name for e in rnd.journal if e.kind == "execute"]
+    reverts = [e.name for e in rnd.journal if e.kind == "revert"]
+    totals["lives"] += rnd.lives
+    totals["kills"] += rnd.kills
+    totals["executions"] += len(executions)
+    totals["re_executions"] += len(executions) - len(set(executions))
+    totals["reverts"] += len(reverts)
+    totals["re_reverts"] += len(reverts) - len(set(reverts))
+    for snap in rnd.snapshots:
+        totals["by_clock"] += snap.by_clock
+        if mid_run(snap):
+            totals["mid_run"] += 1
+            totals["revert" if in_revert_phase(snap, first_revert) else "forward"] += 1
+        elif snap.finished:
+            totals["after_end"] += 1
+        else:
+            totals["idle"] += 1
+
+
+def enough_kills(totals: Counter[str], scenario: Scenario) -> bool:
+    if totals["mid_run"] < MIN_MID_RUN_KILLS:
+        return False
+    return not scenario.reverts or min(totals["forward"], totals["revert"]) >= MIN_PHASE_KILLS
