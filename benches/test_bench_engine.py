@@ -7,8 +7,8 @@ with ``--benchmark-disable``.
 from __future__ import annotations
 
 import pytest
-from bench_flows import linear, random_dag, unordered
 
+from bench_flows import linear, random_dag, unordered
 from ferroflow import engines
 
 SIZES = [1_000, 10_000]

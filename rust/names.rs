@@ -39,13 +39,7 @@ pub(crate) fn resolve(
     order: &TreeOrder,
 ) -> CoreResult<ResolvedProviders> {
     let mut resolver = Resolver {
-        scope: Scope {
-            atoms,
-            tree,
-            links,
-            order,
-            candidates: Candidates::new(atoms, order),
-        },
+        scope: Scope { atoms, tree, links, order, candidates: Candidates::new(atoms, order) },
         scratch: Scratch::default(),
     };
     let mut execute = Vec::with_capacity(atoms.len());
@@ -75,10 +69,7 @@ pub fn unsatisfied<S: BuildHasher>(
         ];
         for (names, providers) in sides {
             for (k, name) in names.iter().enumerate() {
-                let provider = providers
-                    .and_then(|providers| providers.get(k))
-                    .copied()
-                    .unwrap_or(NONE);
+                let provider = providers.and_then(|providers| providers.get(k)).copied().unwrap_or(NONE);
                 if provider == NONE && !available.contains(name.as_str()) {
                     missing.push(name.clone());
                 }
@@ -184,10 +175,7 @@ impl<'a> Scope<'a, '_> {
         // The atom's child position and the flow holding it; a retry is searched from above its flow.
         let (mut position, mut level) = match self.tree.retry_flow(atom) {
             Some(flow) => (self.flow(flow).position, self.flow(flow).parent),
-            None => (
-                self.tree.atom_position[atom as usize],
-                self.tree.atom_parent[atom as usize],
-            ),
+            None => (self.tree.atom_position[atom as usize], self.tree.atom_parent[atom as usize]),
         };
         let mut below = self.order.pre[atom as usize];
         loop {
@@ -316,11 +304,7 @@ impl<'a> Scope<'a, '_> {
                 let adding = match self.tree.child_at(level, position) {
                     Child::Atom(_) => format!("'{}'", self.atom_name(atom)),
                     Child::Flow(sub) => {
-                        format!(
-                            "'{}' (atom '{}' requires it)",
-                            self.flow(sub).name,
-                            self.atom_name(atom)
-                        )
+                        format!("'{}' (atom '{}' requires it)", self.flow(sub).name, self.atom_name(atom))
                     }
                 };
                 Err(CoreError::Ambiguous(format!(
@@ -387,25 +371,14 @@ mod tests {
         let index = compiled.atoms.iter().position(|atom| atom.name == name).unwrap();
         compiled.providers[index]
             .iter()
-            .map(|&p| {
-                if p == NONE {
-                    NO.to_owned()
-                } else {
-                    compiled.atoms[p as usize].name.clone()
-                }
-            })
+            .map(|&p| if p == NONE { NO.to_owned() } else { compiled.atoms[p as usize].name.clone() })
             .collect()
     }
 
     #[test]
     fn nearest_predecessor_in_linear_wins() {
         let spec = spec_with(
-            vec![
-                t("p1", &[], &["x"]),
-                t("p2", &[], &["x"]),
-                t("c", &["x"], &[]),
-                t("p3", &[], &["x"]),
-            ],
+            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[]), t("p3", &[], &["x"])],
             linear(vec![atom(0), atom(1), atom(2), atom(3)]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p2"]);
@@ -420,19 +393,13 @@ mod tests {
 
     #[test]
     fn unordered_siblings_are_invisible() {
-        let spec = spec_with(
-            vec![t("p", &[], &["x"]), t("c", &["x"], &[])],
-            unordered(vec![atom(0), atom(1)]),
-        );
+        let spec = spec_with(vec![t("p", &[], &["x"]), t("c", &["x"], &[])], unordered(vec![atom(0), atom(1)]));
         assert_eq!(providers_of(&spec, "c"), vec![NO]);
     }
 
     #[test]
     fn later_sibling_in_linear_is_invisible() {
-        let spec = spec_with(
-            vec![t("c", &["x"], &[]), t("p", &[], &["x"])],
-            linear(vec![atom(0), atom(1)]),
-        );
+        let spec = spec_with(vec![t("c", &["x"], &[]), t("p", &[], &["x"])], linear(vec![atom(0), atom(1)]));
         assert_eq!(providers_of(&spec, "c"), vec![NO]);
     }
 
@@ -447,10 +414,7 @@ mod tests {
                 t("q", &[], &[]),
                 t("c", &["x"], &[]),
             ],
-            linear(vec![
-                linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)]),
-                atom(4),
-            ]),
+            linear(vec![linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)]), atom(4)]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p3"]);
     }
@@ -468,12 +432,7 @@ mod tests {
     #[test]
     fn retry_provides_to_its_flow_but_siblings_come_first() {
         let spec = spec_with(
-            vec![
-                t("r", &[], &["x"]),
-                t("p", &[], &["x"]),
-                t("c", &["x"], &[]),
-                t("d", &["x"], &[]),
-            ],
+            vec![t("r", &[], &["x"]), t("p", &[], &["x"]), t("c", &["x"], &[]), t("d", &["x"], &[])],
             unordered(vec![linear(vec![atom(1), atom(2)]), atom(3)]).with_retry(0),
         );
         // c sees p (its own level) before r; d, unordered, only sees the retry.
@@ -486,11 +445,7 @@ mod tests {
     #[test]
     fn retry_looks_above_its_own_flow() {
         let spec = spec_with(
-            vec![
-                t("p", &[], &["y"]),
-                t("r", &["y", "x"], &["x"]),
-                t("inner", &[], &["x", "y"]),
-            ],
+            vec![t("p", &[], &["y"]), t("r", &["y", "x"], &["x"]), t("inner", &[], &["x", "y"])],
             linear(vec![atom(0), linear(vec![atom(2)]).with_retry(1)]),
         );
         assert_eq!(providers_of(&spec, "r"), vec!["p", NO]);
@@ -500,12 +455,7 @@ mod tests {
     fn retry_of_a_sibling_subflow_is_visible() {
         // TaskFlow probe: linear[p, linear(retry r)[q], c] gives c the value of r.
         let spec = spec_with(
-            vec![
-                t("p", &[], &["x"]),
-                t("r", &[], &["x"]),
-                t("q", &[], &[]),
-                t("c", &["x"], &[]),
-            ],
+            vec![t("p", &[], &["x"]), t("r", &[], &["x"]), t("q", &[], &[]), t("c", &["x"], &[])],
             linear(vec![atom(0), linear(vec![atom(2)]).with_retry(1), atom(3)]),
         );
         assert_eq!(providers_of(&spec, "c"), vec!["r"]);
@@ -515,12 +465,7 @@ mod tests {
     fn graph_flow_sees_only_link_ancestors() {
         // d added first (so TaskFlow sees no ambiguity), then a -> b -> d by links; c unlinked.
         let spec = spec_with(
-            vec![
-                t("a", &[], &["x", "y"]),
-                t("b", &[], &["x"]),
-                t("c", &[], &["z"]),
-                t("d", &["x", "y", "z"], &[]),
-            ],
+            vec![t("a", &[], &["x", "y"]), t("b", &[], &["x"]), t("c", &[], &["z"]), t("d", &["x", "y", "z"], &[])],
             graph(vec![atom(3), atom(0), atom(1), atom(2)], &[(1, 2), (2, 0)]),
         );
         assert_eq!(providers_of(&spec, "d"), vec!["b", "a", NO]);
@@ -541,16 +486,8 @@ mod tests {
     fn graph_flow_transitive_ancestor_through_subflow() {
         // d added first, then a -> sub[b] -> d by links; e provides x too but is not linked.
         let spec = spec_with(
-            vec![
-                t("a", &[], &["x"]),
-                t("b", &[], &[]),
-                t("e", &[], &["x"]),
-                t("d", &["x"], &[]),
-            ],
-            graph(
-                vec![atom(3), atom(0), linear(vec![atom(1)]), atom(2)],
-                &[(1, 2), (2, 0)],
-            ),
+            vec![t("a", &[], &["x"]), t("b", &[], &[]), t("e", &[], &["x"]), t("d", &["x"], &[])],
+            graph(vec![atom(3), atom(0), linear(vec![atom(1)]), atom(2)], &[(1, 2), (2, 0)]),
         );
         assert_eq!(providers_of(&spec, "d"), vec!["a"]);
     }
@@ -563,10 +500,7 @@ mod tests {
         );
         assert_eq!(providers_of(&spec, "c"), vec!["p", NO, "p"]);
         let compiled = compile(&spec).unwrap();
-        assert!(
-            unsatisfied(&compiled, &HashSet::new()).is_empty(),
-            "optional y is not missing"
-        );
+        assert!(unsatisfied(&compiled, &HashSet::new()).is_empty(), "optional y is not missing");
     }
 
     #[test]
@@ -592,10 +526,7 @@ mod tests {
         let available: HashSet<&str> = ["s"].into_iter().collect();
         assert_eq!(
             unsatisfied(&compiled, &available),
-            vec![
-                ("c".to_owned(), vec!["m".to_owned(), "rv".to_owned()]),
-                ("d".to_owned(), vec!["m".to_owned()])
-            ]
+            vec![("c".to_owned(), vec!["m".to_owned(), "rv".to_owned()]), ("d".to_owned(), vec!["m".to_owned()])]
         );
         let everything: HashSet<&str> = ["s", "m", "rv"].into_iter().collect();
         assert!(unsatisfied(&compiled, &everything).is_empty());
@@ -621,15 +552,8 @@ mod tests {
     fn ambiguity_names_atoms_inside_subflows() {
         let spec = spec_with(
             vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
-            graph(
-                vec![
-                    linear(vec![atom(0)]),
-                    linear(vec![atom(1)]),
-                    linear(vec![atom(2)]).named("sub"),
-                ],
-                &[],
-            )
-            .named("g"),
+            graph(vec![linear(vec![atom(0)]), linear(vec![atom(1)]), linear(vec![atom(2)]).named("sub")], &[])
+                .named("g"),
         );
         let err = compile(&spec).unwrap_err();
         assert_eq!(
@@ -652,33 +576,19 @@ mod tests {
         assert_eq!(providers_of(&first, "c"), vec!["p1"]);
         // The flow's retry provides the name.
         let retried = spec_with(
-            vec![
-                t("r", &[], &["x"]),
-                t("p1", &[], &["x"]),
-                t("p2", &[], &["x"]),
-                t("c", &["x"], &[]),
-            ],
+            vec![t("r", &[], &["x"]), t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
             graph(vec![atom(1), atom(2), atom(3)], &[]).with_retry(0),
         );
         assert_eq!(providers_of(&retried, "c"), vec!["r"]);
         // Optional arguments are not checked.
         let optional = spec_with(
-            vec![
-                t("p1", &[], &["x"]),
-                t("p2", &[], &["x"]),
-                task_opt("c", &[], &["x"], &[]),
-            ],
+            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), task_opt("c", &[], &["x"], &[])],
             graph(vec![atom(0), atom(1), atom(2)], &[]),
         );
         assert_eq!(providers_of(&optional, "c"), vec![NO]);
         // Satisfied inside the requiring subflow.
         let inside = spec_with(
-            vec![
-                t("p1", &[], &["x"]),
-                t("p2", &[], &["x"]),
-                t("p3", &[], &["x"]),
-                t("c", &["x"], &[]),
-            ],
+            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("p3", &[], &["x"]), t("c", &["x"], &[])],
             graph(vec![atom(0), atom(1), linear(vec![atom(2), atom(3)])], &[]),
         );
         assert_eq!(providers_of(&inside, "c"), vec!["p3"]);

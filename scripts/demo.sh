@@ -6,4 +6,4 @@ venv=${FERROFLOW_VENV:-$root/.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
 "$venv/bin/pip" install --quiet "$root"
-"$venv/bin/python" "$root/examples/big_flow.py" "$@"
+"$venv/bin/ferroflow" demo "$@"

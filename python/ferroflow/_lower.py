@@ -90,6 +90,8 @@ def _split_args(
     rebind: Mapping[str, str], optional: Any, inject: Mapping[str, Any] | None
 ) -> tuple[list[str], list[str]]:
     """Storage names of required and optional arguments, injected ones left out, without repeats."""
+    if not optional and not inject:  # the common case, done in C
+        return list(dict.fromkeys(rebind.values())), []
     required: list[str] = []
     maybe: list[str] = []
     for arg, name in rebind.items():

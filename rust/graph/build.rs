@@ -103,11 +103,7 @@ impl Builder {
 /// Builds the execution graph of `tree` (children before parents: flow ids grow with depth).
 pub(crate) fn build(tree: &FlatTree, links: &LocalLinks) -> ExecGraph {
     let atom_count = tree.atom_parent.len();
-    let mut builder = Builder {
-        atom_count,
-        edges: Vec::with_capacity(atom_count * 2),
-        join_flow: Vec::new(),
-    };
+    let mut builder = Builder { atom_count, edges: Vec::with_capacity(atom_count * 2), join_flow: Vec::new() };
     let mut bounds: Vec<Bound> = vec![Bound::Empty; tree.flows.len()];
     for flow_id in (0..tree.flows.len()).rev() {
         let flow = &tree.flows[flow_id];
@@ -130,20 +126,13 @@ pub(crate) fn build(tree: &FlatTree, links: &LocalLinks) -> ExecGraph {
         } else {
             builder.connect(&[flow.retry], content.sources());
             let (_, sinks) = content.into_parts();
-            Bound::Group {
-                sources: vec![flow.retry],
-                sinks,
-            }
+            Bound::Group { sources: vec![flow.retry], sinks }
         };
     }
     let mut edges = builder.edges;
     edges.sort_unstable();
     edges.dedup();
-    ExecGraph {
-        node_count: atom_count + builder.join_flow.len(),
-        edges,
-        join_flow: builder.join_flow,
-    }
+    ExecGraph { node_count: atom_count + builder.join_flow.len(), edges, join_flow: builder.join_flow }
 }
 
 /// Each non-empty child after the previous non-empty one.
@@ -240,10 +229,7 @@ mod tests {
     fn linear_of_unordered_groups_uses_one_join() {
         let graph = edges_of(&spec(
             &["a", "b", "c", "d"],
-            linear(vec![
-                unordered(vec![atom(0), atom(1)]),
-                unordered(vec![atom(2), atom(3)]),
-            ]),
+            linear(vec![unordered(vec![atom(0), atom(1)]), unordered(vec![atom(2), atom(3)])]),
         ));
         assert_eq!(graph.node_count, 5);
         assert_eq!(graph.edges, vec![(0, 4), (1, 4), (4, 2), (4, 3)]);
@@ -252,20 +238,16 @@ mod tests {
 
     #[test]
     fn fan_out_without_join_when_one_side_is_single() {
-        let graph = edges_of(&spec(
-            &["a", "b", "c", "d"],
-            linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)]),
-        ));
+        let graph =
+            edges_of(&spec(&["a", "b", "c", "d"], linear(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3)])));
         assert_eq!(graph.node_count, 4);
         assert_eq!(graph.edges, vec![(0, 1), (0, 2), (1, 3), (2, 3)]);
     }
 
     #[test]
     fn empty_subflows_pass_through_in_linear() {
-        let graph = edges_of(&spec(
-            &["a", "b"],
-            linear(vec![empty(), atom(0), empty(), linear(vec![empty()]), atom(1)]),
-        ));
+        let graph =
+            edges_of(&spec(&["a", "b"], linear(vec![empty(), atom(0), empty(), linear(vec![empty()]), atom(1)])));
         assert_eq!(graph.edges, vec![(0, 1)]);
     }
 
@@ -280,10 +262,7 @@ mod tests {
 
     #[test]
     fn retry_of_empty_flow_is_the_whole_flow() {
-        let graph = edges_of(&spec(
-            &["a", "r", "b"],
-            linear(vec![atom(0), empty().with_retry(1), atom(2)]),
-        ));
+        let graph = edges_of(&spec(&["a", "r", "b"], linear(vec![atom(0), empty().with_retry(1), atom(2)])));
         assert_eq!(graph.edges, vec![(0, 1), (1, 2)]);
     }
 
@@ -292,20 +271,14 @@ mod tests {
         // a -> sub(b, c unordered) -> d, and e unlinked.
         let graph = edges_of(&spec(
             &["a", "b", "c", "d", "e"],
-            graph(
-                vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3), atom(4)],
-                &[(0, 1), (1, 2)],
-            ),
+            graph(vec![atom(0), unordered(vec![atom(1), atom(2)]), atom(3), atom(4)], &[(0, 1), (1, 2)]),
         ));
         assert_eq!(graph.edges, vec![(0, 1), (0, 2), (1, 3), (2, 3)]);
     }
 
     #[test]
     fn linked_empty_child_of_graph_becomes_a_join() {
-        let graph = edges_of(&spec(
-            &["a", "b"],
-            graph(vec![atom(0), empty(), atom(1), empty()], &[(0, 1), (1, 2)]),
-        ));
+        let graph = edges_of(&spec(&["a", "b"], graph(vec![atom(0), empty(), atom(1), empty()], &[(0, 1), (1, 2)])));
         assert_eq!(graph.node_count, 3);
         assert_eq!(graph.edges, vec![(0, 2), (2, 1)]);
         assert_eq!(graph.join_flow.len(), 1);
@@ -316,10 +289,7 @@ mod tests {
     fn several_preds_into_a_group_share_a_join() {
         let graph = edges_of(&spec(
             &["a", "b", "c", "d"],
-            graph(
-                vec![atom(0), atom(1), unordered(vec![atom(2), atom(3)])],
-                &[(0, 2), (1, 2)],
-            ),
+            graph(vec![atom(0), atom(1), unordered(vec![atom(2), atom(3)])], &[(0, 2), (1, 2)]),
         ));
         assert_eq!(graph.node_count, 5);
         assert_eq!(graph.edges, vec![(0, 4), (1, 4), (4, 2), (4, 3)]);

@@ -55,11 +55,7 @@ fn retry_owners(tree: &FlatTree) -> Vec<u32> {
     // Flow ids grow with depth, so a parent's answer is ready before its children's.
     let mut flow_retry = vec![NONE; tree.flows.len()];
     for (id, flow) in tree.flows.iter().enumerate() {
-        let inherited = if flow.parent == NONE {
-            NONE
-        } else {
-            flow_retry[flow.parent as usize]
-        };
+        let inherited = if flow.parent == NONE { NONE } else { flow_retry[flow.parent as usize] };
         flow_retry[id] = if flow.retry == NONE { inherited } else { flow.retry };
     }
     (0..tree.atom_parent.len() as u32)
@@ -109,10 +105,7 @@ mod tests {
     }
 
     fn names(compiled: &CompiledFlow, atoms: &[u32]) -> Vec<String> {
-        atoms
-            .iter()
-            .map(|&atom| compiled.atoms[atom as usize].name.clone())
-            .collect()
+        atoms.iter().map(|&atom| compiled.atoms[atom as usize].name.clone()).collect()
     }
 
     #[test]
@@ -147,11 +140,7 @@ mod tests {
         // linear[a, graph[b -> unordered[c, d]], e]
         let compiled = compile(&spec(
             &["a", "b", "c", "d", "e"],
-            linear(vec![
-                atom(0),
-                graph(vec![atom(1), unordered(vec![atom(2), atom(3)])], &[(0, 1)]),
-                atom(4),
-            ]),
+            linear(vec![atom(0), graph(vec![atom(1), unordered(vec![atom(2), atom(3)])], &[(0, 1)]), atom(4)]),
         ))
         .unwrap();
         assert_eq!(edges(&compiled), vec![(0, 1), (1, 2), (1, 3), (2, 4), (3, 4)]);
@@ -170,10 +159,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(compiled.node_count, 8);
-        assert_eq!(
-            edges(&compiled),
-            vec![(0, 6), (1, 6), (2, 7), (3, 7), (6, 2), (6, 3), (7, 4), (7, 5)]
-        );
+        assert_eq!(edges(&compiled), vec![(0, 6), (1, 6), (2, 7), (3, 7), (6, 2), (6, 3), (7, 4), (7, 5)]);
         assert_eq!(compiled.topo, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(compiled.preds.neighbours(2), &[6]);
     }
@@ -182,14 +168,7 @@ mod tests {
     fn empty_subflows_are_skipped() {
         let compiled = compile(&spec(
             &["a", "b"],
-            linear(vec![
-                empty(),
-                atom(0),
-                unordered(vec![empty(), empty()]),
-                empty(),
-                atom(1),
-                empty(),
-            ]),
+            linear(vec![empty(), atom(0), unordered(vec![empty(), empty()]), empty(), atom(1), empty()]),
         ))
         .unwrap();
         assert_eq!(edges(&compiled), vec![(0, 1)]);
@@ -228,15 +207,9 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_reported_sorted() {
-        let err = compile(&spec(
-            &["b", "a", "b", "a", "c"],
-            linear(vec![atom(0), atom(1), atom(2), atom(3), atom(4)]),
-        ))
-        .unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Duplicate("Atoms with duplicate names found: ['a', 'b']".into())
-        );
+        let err = compile(&spec(&["b", "a", "b", "a", "c"], linear(vec![atom(0), atom(1), atom(2), atom(3), atom(4)])))
+            .unwrap_err();
+        assert_eq!(err, CoreError::Duplicate("Atoms with duplicate names found: ['a', 'b']".into()));
     }
 
     #[test]
@@ -245,26 +218,14 @@ mod tests {
             (spec(&["a"], linear(vec![atom(0), atom(3)])), "atom index 3"),
             (spec(&["a"], linear(vec![atom(0), atom(0)])), "used more than once"),
             (spec(&["a", "b"], linear(vec![atom(0)])), "'b' (index 1) is not part"),
-            (
-                spec(&["a", "b"], graph(vec![atom(0), atom(1)], &[(0, 2)])),
-                "missing child",
-            ),
-            (
-                spec(&["a", "r"], linear(vec![atom(0)]).with_retry(0)),
-                "used more than once",
-            ),
+            (spec(&["a", "b"], graph(vec![atom(0), atom(1)], &[(0, 2)])), "missing child"),
+            (spec(&["a", "r"], linear(vec![atom(0)]).with_retry(0)), "used more than once"),
             (spec(&["a"], linear(vec![]).with_retry(5)), "atom index 5"),
-            (
-                spec(&["r"], linear(vec![empty().with_retry(0), empty().with_retry(0)])),
-                "used more than once",
-            ),
+            (spec(&["r"], linear(vec![empty().with_retry(0), empty().with_retry(0)])), "used more than once"),
         ];
         for (spec, expected) in cases {
             let err = compile(&spec).unwrap_err();
-            assert!(
-                matches!(&err, CoreError::Compilation(m) if m.contains(expected)),
-                "{expected}: {err:?}"
-            );
+            assert!(matches!(&err, CoreError::Compilation(m) if m.contains(expected)), "{expected}: {err:?}");
         }
         // A task attached as a flow's retry.
         let mut task_retry = spec(&["t"], linear(vec![]).with_retry(0));
@@ -283,16 +244,10 @@ mod tests {
     fn cycles_are_errors_naming_atoms() {
         let err = compile(&spec(
             &["a", "b", "c"],
-            linear(vec![graph(
-                vec![atom(0), linear(vec![atom(1), atom(2)])],
-                &[(0, 1), (1, 0)],
-            )]),
+            linear(vec![graph(vec![atom(0), linear(vec![atom(1), atom(2)])], &[(0, 1), (1, 0)])]),
         ))
         .unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into())
-        );
+        assert_eq!(err, CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into()));
     }
 
     fn decider(compiled: &CompiledFlow, id: u32) -> &EdgeDecider {
@@ -305,17 +260,9 @@ mod tests {
         spec(
             &["a", "s1", "s2", "b", "t1", "t2", "after"],
             linear(vec![
-                graph(
-                    vec![
-                        atom(0),
-                        linear(vec![atom(1), atom(2)]),
-                        atom(3),
-                        linear(vec![atom(4), atom(5)]),
-                    ],
-                    &[],
-                )
-                .with_decider(1, 2, 1, DeciderDepth::All)
-                .with_decider(0, 3, 2, depth_into_sub2),
+                graph(vec![atom(0), linear(vec![atom(1), atom(2)]), atom(3), linear(vec![atom(4), atom(5)])], &[])
+                    .with_decider(1, 2, 1, DeciderDepth::All)
+                    .with_decider(0, 3, 2, depth_into_sub2),
                 atom(6),
             ]),
         )
@@ -326,10 +273,7 @@ mod tests {
         let compiled = compile(&probe_spec(DeciderDepth::Atom)).unwrap();
         assert_eq!(compiled.deciders.len(), 2);
         let into_b = decider(&compiled, 1);
-        assert!(
-            into_b.history_atoms.is_empty(),
-            "TaskFlow passes {{}} for a flow source"
-        );
+        assert!(into_b.history_atoms.is_empty(), "TaskFlow passes {{}} for a flow source");
         assert_eq!(names(&compiled, &into_b.entry_atoms), ["b"]);
         assert_eq!(names(&compiled, &into_b.targets), ["b", "after"]);
         assert_eq!(into_b.depth, DeciderDepth::All);
@@ -357,11 +301,8 @@ mod tests {
         let build = |depth| {
             spec(
                 &["a", "b", "c", "d", "e"],
-                graph(
-                    vec![atom(0), linear(vec![atom(1), atom(2), atom(3), linear(vec![atom(4)])])],
-                    &[],
-                )
-                .with_decider(0, 1, 7, depth),
+                graph(vec![atom(0), linear(vec![atom(1), atom(2), atom(3), linear(vec![atom(4)])])], &[])
+                    .with_decider(0, 1, 7, depth),
             )
         };
         let targets = |depth| {
@@ -408,11 +349,12 @@ mod tests {
         // TaskFlow probe: graph[a, inner=graph[x -> y -> z]], a -> inner with FLOW: x, y, z ignored.
         let chained = spec(
             &["a", "x", "y", "z"],
-            graph(
-                vec![atom(0), graph(vec![atom(1), atom(2), atom(3)], &[(0, 1), (1, 2)])],
-                &[],
-            )
-            .with_decider(0, 1, 9, DeciderDepth::Flow),
+            graph(vec![atom(0), graph(vec![atom(1), atom(2), atom(3)], &[(0, 1), (1, 2)])], &[]).with_decider(
+                0,
+                1,
+                9,
+                DeciderDepth::Flow,
+            ),
         );
         let compiled = compile(&chained).unwrap();
         assert_eq!(names(&compiled, &compiled.deciders[0].entry_atoms), ["x"]);
@@ -428,10 +370,7 @@ mod tests {
 
     #[test]
     fn decider_into_an_empty_flow_has_no_entry() {
-        let spec = spec(
-            &["a"],
-            graph(vec![atom(0), empty()], &[]).with_decider(0, 1, 9, DeciderDepth::All),
-        );
+        let spec = spec(&["a"], graph(vec![atom(0), empty()], &[]).with_decider(0, 1, 9, DeciderDepth::All));
         let compiled = compile(&spec).unwrap();
         assert!(compiled.deciders[0].entry_atoms.is_empty());
         assert!(compiled.deciders[0].targets.is_empty());
@@ -442,11 +381,7 @@ mod tests {
     fn deep_spec(depth: usize) -> crate::spec::FlowSpec {
         let mut atoms = Vec::with_capacity(depth + depth / 100 + 1);
         for level in 0..depth {
-            let requires = if level == 0 {
-                Vec::new()
-            } else {
-                vec![format!("v{}", level - 1)]
-            };
+            let requires = if level == 0 { Vec::new() } else { vec![format!("v{}", level - 1)] };
             let requires: Vec<&str> = requires.iter().map(String::as_str).collect();
             atoms.push(AtomSpec::task(&format!("t{level}"), &requires, &[&format!("v{level}")]));
         }
@@ -483,10 +418,7 @@ mod tests {
         assert_eq!(compiled.retry_of[0], outermost as u32);
         assert_eq!(compiled.retry_of[outermost], NONE);
         assert_eq!(compiled.retry_scope[outermost].len(), spec.atoms.len() - 1);
-        assert_eq!(
-            compiled.retry_of[4_999], 5_000,
-            "t4999 is under the retry of level 4,900"
-        );
+        assert_eq!(compiled.retry_of[4_999], 5_000, "t4999 is under the retry of level 4,900");
     }
 
     #[test]
@@ -523,10 +455,7 @@ mod tests {
         let spec = spec_with(atoms, graph((0..count).map(atom).collect(), &links));
         let started = Instant::now();
         let compiled = compile(&spec).unwrap();
-        eprintln!(
-            "graph flow of 100,000 atoms (binary tree links): compiled in {:?}",
-            started.elapsed()
-        );
+        eprintln!("graph flow of 100,000 atoms (binary tree links): compiled in {:?}", started.elapsed());
         assert_eq!(compiled.topo.len(), count);
         assert_eq!(compiled.providers[count - 1], vec![((count - 1) / 2) as u32]);
     }
@@ -542,11 +471,7 @@ mod tests {
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
-            linear(
-                (0..groups)
-                    .map(|g| unordered((0..per_group).map(|i| atom(g * per_group + i)).collect()))
-                    .collect(),
-            ),
+            linear((0..groups).map(|g| unordered((0..per_group).map(|i| atom(g * per_group + i)).collect())).collect()),
         );
         let started = Instant::now();
         let compiled = compile(&spec).unwrap();

@@ -31,13 +31,7 @@ pub(crate) fn compile_deciders(tree: &FlatTree, links: &LocalLinks, succs: &Csr)
             };
             let entry_atoms = entry_atoms(tree, links, tree.child_at(flow_id as u32, link.to as u32));
             let targets = widen(tree, links, succs, &mut marks, &entry_atoms, link.depth);
-            deciders.push(EdgeDecider {
-                decider,
-                history_atoms,
-                entry_atoms,
-                targets,
-                depth: link.depth,
-            });
+            deciders.push(EdgeDecider { decider, history_atoms, entry_atoms, targets, depth: link.depth });
         }
     }
     deciders
@@ -73,9 +67,9 @@ fn first_children(flow: &Flow, links: &LocalLinks) -> Vec<u32> {
     match flow.pattern {
         Pattern::Linear => (flow.child_count() > 0).then_some(0).into_iter().collect(),
         Pattern::Unordered => (0..flow.child_count()).collect(),
-        Pattern::Graph => (0..flow.child_count())
-            .filter(|&position| links.preds_of(flow.slot(position)).is_empty())
-            .collect(),
+        Pattern::Graph => {
+            (0..flow.child_count()).filter(|&position| links.preds_of(flow.slot(position)).is_empty()).collect()
+        }
     }
 }
 
@@ -118,10 +112,7 @@ struct Marks {
 
 impl Marks {
     fn new(node_count: usize) -> Self {
-        Marks {
-            stamp: vec![0; node_count],
-            epoch: 0,
-        }
+        Marks { stamp: vec![0; node_count], epoch: 0 }
     }
 
     fn reset(&mut self) {

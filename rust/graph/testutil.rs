@@ -18,13 +18,7 @@ fn flow(pattern: Pattern, children: Vec<Node>, links: &[(usize, usize)]) -> Node
         children,
         links: links
             .iter()
-            .map(|&(from, to)| LinkSpec {
-                from,
-                to,
-                manual: false,
-                decider: None,
-                depth: DeciderDepth::All,
-            })
+            .map(|&(from, to)| LinkSpec { from, to, manual: false, decider: None, depth: DeciderDepth::All })
             .collect(),
     })
 }
@@ -75,13 +69,7 @@ impl NodeExt for Node {
     fn with_decider(self, from: usize, to: usize, decider: u32, depth: DeciderDepth) -> Node {
         match self {
             Node::Flow(mut flow) => {
-                flow.links.push(LinkSpec {
-                    from,
-                    to,
-                    manual: true,
-                    decider: Some(decider),
-                    depth,
-                });
+                flow.links.push(LinkSpec { from, to, manual: true, decider: Some(decider), depth });
                 Node::Flow(flow)
             }
             Node::Atom(_) => panic!("only flows have links"),

@@ -18,9 +18,8 @@ pub(crate) fn topo_order(
     succs: &Csr,
 ) -> CoreResult<Vec<u32>> {
     let atom_count = atoms.len();
-    let mut in_degree: Vec<u32> = (0..graph.node_count as u32)
-        .map(|node| preds.neighbours(node).len() as u32)
-        .collect();
+    let mut in_degree: Vec<u32> =
+        (0..graph.node_count as u32).map(|node| preds.neighbours(node).len() as u32).collect();
     let mut ready_atoms: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
     let mut ready_joins: Vec<u32> = Vec::new();
     for (node, &degree) in in_degree.iter().enumerate() {
@@ -73,12 +72,7 @@ fn cycle_error(atoms: &[AtomSpec], tree: &FlatTree, graph: &ExecGraph, preds: &C
     while step_of[node as usize] == NONE {
         step_of[node as usize] = walk.len() as u32;
         walk.push(node);
-        node = preds
-            .neighbours(node)
-            .iter()
-            .copied()
-            .find(|&pred| unfinished(pred))
-            .unwrap_or(node);
+        node = preds.neighbours(node).iter().copied().find(|&pred| unfinished(pred)).unwrap_or(node);
     }
     // `walk` went backwards; the cycle is its tail from the repeated node, reversed.
     let mut cycle: Vec<u32> = walk[step_of[node as usize] as usize..].iter().rev().copied().collect();
@@ -94,10 +88,7 @@ fn cycle_error(atoms: &[AtomSpec], tree: &FlatTree, graph: &ExecGraph, preds: &C
             .filter(|&flow| flow != NONE)
             .map(|flow| tree.flows[flow as usize].name)
             .collect();
-        return CoreError::Cycle(format!(
-            "Dependency cycle between empty subflows: {}",
-            closed_path(&names)
-        ));
+        return CoreError::Cycle(format!("Dependency cycle between empty subflows: {}", closed_path(&names)));
     }
     cycle.retain(|&node| node < atom_count);
     let names: Vec<&str> = cycle.iter().map(|&atom| atoms[atom as usize].name.as_str()).collect();
@@ -139,11 +130,7 @@ mod tests {
 
     #[test]
     fn edges_win_over_index() {
-        let order = topo(&spec(
-            &["a", "b", "c"],
-            graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 2)]),
-        ))
-        .unwrap();
+        let order = topo(&spec(&["a", "b", "c"], graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 2)]))).unwrap();
         assert_eq!(order, vec![1, 2, 0]);
     }
 
@@ -151,16 +138,10 @@ mod tests {
     fn cycle_is_named_from_its_lowest_atom() {
         let err = topo(&spec(
             &["x", "a", "b", "c"],
-            linear(vec![
-                atom(0),
-                graph(vec![atom(2), atom(3), atom(1)], &[(0, 1), (1, 2), (2, 0)]),
-            ]),
+            linear(vec![atom(0), graph(vec![atom(2), atom(3), atom(1)], &[(0, 1), (1, 2), (2, 0)])]),
         ))
         .unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into())
-        );
+        assert_eq!(err, CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into()));
     }
 
     #[test]
@@ -168,16 +149,10 @@ mod tests {
         // sub1 = [a, b] linear, sub2 = [c] ; sub1 -> sub2 -> sub1.
         let err = topo(&spec(
             &["a", "b", "c"],
-            graph(
-                vec![linear(vec![atom(0), atom(1)]), linear(vec![atom(2)])],
-                &[(0, 1), (1, 0)],
-            ),
+            graph(vec![linear(vec![atom(0), atom(1)]), linear(vec![atom(2)])], &[(0, 1), (1, 0)]),
         ))
         .unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into())
-        );
+        assert_eq!(err, CoreError::Cycle("Dependency cycle between atoms: a -> b -> c -> a".into()));
     }
 
     #[test]
@@ -188,17 +163,9 @@ mod tests {
 
     #[test]
     fn cycle_of_empty_subflows_names_them() {
-        let err = topo(&spec(
-            &["a"],
-            graph(
-                vec![atom(0), empty().named("e1"), empty().named("e2")],
-                &[(1, 2), (2, 1)],
-            ),
-        ))
-        .unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Cycle("Dependency cycle between empty subflows: e1 -> e2 -> e1".into())
-        );
+        let err =
+            topo(&spec(&["a"], graph(vec![atom(0), empty().named("e1"), empty().named("e2")], &[(1, 2), (2, 1)])))
+                .unwrap_err();
+        assert_eq!(err, CoreError::Cycle("Dependency cycle between empty subflows: e1 -> e2 -> e1".into()));
     }
 }

@@ -83,9 +83,7 @@ const MAX_ATOMS: usize = (u32::MAX / 4) as usize;
 pub(crate) fn flatten(spec: &FlowSpec) -> CoreResult<FlatTree<'_>> {
     let atom_count = spec.atoms.len();
     if atom_count > MAX_ATOMS {
-        return Err(compilation(format!(
-            "too many atoms: {atom_count} (at most {MAX_ATOMS})"
-        )));
+        return Err(compilation(format!("too many atoms: {atom_count} (at most {MAX_ATOMS})")));
     }
     let mut tree = FlatTree {
         flows: Vec::new(),
@@ -180,11 +178,7 @@ fn new_flow(flow: &FlowNode, parent: u32, position: u32) -> Flow<'_> {
         position,
         children: (0, 0),
         // Linear and unordered flows are ordered by their pattern; links on them carry nothing more.
-        links: if flow.pattern == Pattern::Graph {
-            &flow.links
-        } else {
-            &[]
-        },
+        links: if flow.pattern == Pattern::Graph { &flow.links } else { &[] },
     }
 }
 
@@ -209,21 +203,14 @@ fn claim_atom(spec: &FlowSpec, used: &mut [bool], index: usize, place: &str) -> 
 fn check_duplicate_names(spec: &FlowSpec) -> CoreResult<()> {
     let mut seen: FastSet<&str> = FastSet::default();
     seen.reserve(spec.atoms.len());
-    let mut duplicated: Vec<&str> = spec
-        .atoms
-        .iter()
-        .filter(|atom| !seen.insert(atom.name.as_str()))
-        .map(|atom| atom.name.as_str())
-        .collect();
+    let mut duplicated: Vec<&str> =
+        spec.atoms.iter().filter(|atom| !seen.insert(atom.name.as_str())).map(|atom| atom.name.as_str()).collect();
     if duplicated.is_empty() {
         return Ok(());
     }
     duplicated.sort_unstable();
     duplicated.dedup();
-    Err(CoreError::Duplicate(format!(
-        "Atoms with duplicate names found: {}",
-        py_list(&duplicated)
-    )))
+    Err(CoreError::Duplicate(format!("Atoms with duplicate names found: {}", py_list(&duplicated))))
 }
 
 pub(crate) fn compilation(message: String) -> CoreError {
@@ -237,11 +224,7 @@ pub(crate) fn py_list(names: &[&str]) -> String {
 }
 
 fn py_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(text.len() + 2);
     out.push(quote);
     for ch in text.chars() {
@@ -284,10 +267,7 @@ impl LocalLinks {
             let (start, end) = (preds.offsets[slot] as usize, preds.offsets[slot + 1] as usize);
             preds.targets[start..end].sort_unstable();
         }
-        LocalLinks {
-            preds,
-            succs: Csr::from_edges(slots, &succ_edges),
-        }
+        LocalLinks { preds, succs: Csr::from_edges(slots, &succ_edges) }
     }
 
     pub fn preds_of(&self, slot: usize) -> &[u32] {
@@ -407,9 +387,8 @@ impl TreeOrder {
 /// use this on acyclic graphs.
 fn generations_order(flow: &Flow, links: &LocalLinks, ranked: &mut [u32]) {
     let count = flow.child_count() as usize;
-    let mut in_degree: Vec<u32> = (0..count as u32)
-        .map(|position| links.preds_of(flow.slot(position)).len() as u32)
-        .collect();
+    let mut in_degree: Vec<u32> =
+        (0..count as u32).map(|position| links.preds_of(flow.slot(position)).len() as u32).collect();
     let mut filled = 0;
     for (position, &degree) in in_degree.iter().enumerate() {
         if degree == 0 {
@@ -446,10 +425,7 @@ mod tests {
 
     #[test]
     fn flatten_records_parents_and_positions() {
-        let spec = spec(
-            &["r", "a", "b", "c"],
-            linear(vec![atom(1), unordered(vec![atom(2), atom(3)])]).with_retry(0),
-        );
+        let spec = spec(&["r", "a", "b", "c"], linear(vec![atom(1), unordered(vec![atom(2), atom(3)])]).with_retry(0));
         let tree = flatten(&spec).unwrap();
         assert_eq!(tree.flows.len(), 2);
         assert_eq!(tree.atom_parent, vec![0, 0, 1, 1]);
@@ -463,10 +439,7 @@ mod tests {
     #[test]
     fn generations_follow_networkx() {
         // Children c, p1, p2 (spec order) with p2 -> c and p1 -> c: generation 0 is [p1, p2].
-        let spec = spec(
-            &["c", "p1", "p2"],
-            graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 0)]),
-        );
+        let spec = spec(&["c", "p1", "p2"], graph(vec![atom(0), atom(1), atom(2)], &[(2, 0), (1, 0)]));
         let tree = flatten(&spec).unwrap();
         let links = LocalLinks::new(&tree);
         let order = TreeOrder::new(&tree, &links);
@@ -477,10 +450,8 @@ mod tests {
 
     #[test]
     fn preorder_puts_retry_first_and_spans_nest() {
-        let spec = spec(
-            &["a", "r", "b", "c"],
-            linear(vec![atom(0), linear(vec![atom(2), atom(3)]).with_retry(1), empty()]),
-        );
+        let spec =
+            spec(&["a", "r", "b", "c"], linear(vec![atom(0), linear(vec![atom(2), atom(3)]).with_retry(1), empty()]));
         let tree = flatten(&spec).unwrap();
         let order = TreeOrder::new(&tree, &LocalLinks::new(&tree));
         assert_eq!(order.pre, vec![0, 1, 2, 3]);

@@ -5,7 +5,8 @@ use pyo3::types::PyTuple;
 
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
 
-type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+/// One atom as Python lowers it (see `ferroflow/_lower.py`).
+pub type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
 
 fn atom_spec(tuple: AtomTuple) -> PyResult<AtomSpec> {
     let (name, kind, version, priority, requires, optional, revert_requires, revert_optional, provides) = tuple;

@@ -43,5 +43,3 @@ impl From<PyCoreError> for PyErr {
         }
     }
 }
-
-pub type CoreResult<T> = Result<T, PyCoreError>;

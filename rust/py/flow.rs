@@ -9,7 +9,12 @@ use super::errors::PyCoreError;
 use crate::graph::{self, NONE};
 use crate::names;
 
-type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+use super::convert::AtomTuple;
+
+/// Providers of one atom's names (`None`: no atom provides it).
+type Providers = Vec<Option<u32>>;
+/// `(decider id, history atoms, entry atoms, target atoms, depth code)`.
+type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
 
 /// A compiled flow: the execution graph and argument providers, by atom index.
 #[pyclass(frozen, module = "ferroflow._core")]
@@ -59,8 +64,8 @@ impl CompiledFlow {
     }
 
     /// Providers of every atom at once (the engine builds its argument plans from these).
-    fn all_providers(&self) -> (Vec<Vec<Option<u32>>>, Vec<Vec<Option<u32>>>) {
-        let map = |rows: &Vec<Vec<u32>>| -> Vec<Vec<Option<u32>>> {
+    fn all_providers(&self) -> (Vec<Providers>, Vec<Providers>) {
+        let map = |rows: &Vec<Vec<u32>>| -> Vec<Providers> {
             rows.iter().map(|p| p.iter().copied().map(optional_index).collect()).collect()
         };
         (map(&self.inner.providers), map(&self.inner.revert_providers))
@@ -97,13 +102,14 @@ impl CompiledFlow {
 
     /// Per atom, required names (execute and revert) that no atom provides and `available`
     /// (store / injected names) does not hold: `[(atom name, [names])]`.
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
     fn unsatisfied(&self, available: HashSet<String>) -> Vec<(String, Vec<String>)> {
         let available: HashSet<&str> = available.iter().map(String::as_str).collect();
         names::unsatisfied(&self.inner, &available)
     }
 
     /// Deciders on links: `(decider id, history atoms, entry atoms, target atoms, depth code)`.
-    fn deciders(&self) -> Vec<(u32, Vec<u32>, Vec<u32>, Vec<u32>, u8)> {
+    fn deciders(&self) -> Vec<DeciderRow> {
         self.inner
             .deciders
             .iter()

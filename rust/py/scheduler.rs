@@ -83,6 +83,7 @@ impl Scheduler {
         Ok(())
     }
 
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
     fn ignore(&mut self, atoms: Vec<u32>) -> PyResult<Transitions> {
         self.inner.ignore(&atoms).map_err(PyCoreError::from)?;
         Ok(self.take_transitions())
@@ -133,4 +134,3 @@ impl Scheduler {
         })
     }
 }
-

@@ -179,10 +179,9 @@ impl Scheduler {
         }
         let (state, intention) = match state {
             State::Running => (State::Pending, Intention::Execute),
-            State::Reverting => (
-                State::Success,
-                if intention == Intention::Retry { Intention::Retry } else { Intention::Revert },
-            ),
+            State::Reverting => {
+                (State::Success, if intention == Intention::Retry { Intention::Retry } else { Intention::Revert })
+            }
             State::Retrying => (State::Retrying, Intention::Execute),
             _ => (state, intention),
         };
@@ -209,7 +208,11 @@ impl Scheduler {
                     if !matches!(self.state[m], State::Pending) || self.intention[m] != Intention::Execute {
                         self.state[m] = State::Pending;
                         self.intention[m] = Intention::Execute;
-                        self.transitions.push(Transition { atom: member, state: State::Pending, intention: Intention::Execute });
+                        self.transitions.push(Transition {
+                            atom: member,
+                            state: State::Pending,
+                            intention: Intention::Execute,
+                        });
                     }
                 }
             }

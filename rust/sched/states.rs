@@ -83,7 +83,7 @@ impl Intention {
 
 /// TaskFlow's task state machine; retries additionally allow SUCCESS→RETRYING→RUNNING.
 pub fn atom_transition_allowed(is_retry: bool, from: State, to: State) -> bool {
-    use State::{Failure, Ignore, Pending, Retrying, Reverted, RevertFailure, Reverting, Running, Success};
+    use State::{Failure, Ignore, Pending, Retrying, RevertFailure, Reverted, Reverting, Running, Success};
     matches!(
         (from, to),
         (Pending, Running | Ignore)

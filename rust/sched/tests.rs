@@ -71,7 +71,7 @@ fn run(s: &mut Scheduler, fails: &[u32]) -> Vec<Action> {
                     s.resolve(Resolution::RevertAll).unwrap();
                 }
             }
-                ActionKind::Revert => s.complete_revert(action.atom, true).unwrap(),
+            ActionKind::Revert => s.complete_revert(action.atom, true).unwrap(),
             ActionKind::Decide => s.decided(action.atom).unwrap(),
         }
     }

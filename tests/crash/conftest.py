@@ -37,11 +37,18 @@ CLOCK_KILL_SHARE = 0.15
 #: atoms (a child needs about 0.2 s to start running atoms; longer delays would let whole phases
 #: of a fast flow pass unkilled).
 CLOCK_KILL_DELAY = (0.0, 0.3)
-#: Extra pause after the target journal line, so a kill may land inside the next task or commit.
+#: Share of kills, while nothing has been reverted yet, timed by the failing atom's journal line.
+TRIGGER_KILL_SHARE = 0.35
+#: Pause after the trigger line: the failure is being resolved, the revert starting, and atoms
+#: scheduled alongside the failing one are still running or queued.
+TRIGGER_KILL_JITTER = 0.005
+#: Pause after the target journal line, so a kill may land inside the next task or commit.
 PROGRESS_KILL_JITTER = 0.003
-#: A child that neither finishes nor reaches its kill target in this time is hung.
+#: A child that neither finishes nor reaches its kill moment in this time is hung.
 LIFE_TIMEOUT = 60.0
 POLL_INTERVAL = 0.001
+
+CLOCK, PROGRESS, TRIGGER = "clock", "progress", "trigger"
 
 
 @dataclass(frozen=True)

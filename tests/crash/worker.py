@@ -40,10 +40,6 @@ def resume(db: str, flow_uuid: str, engine_kind: str) -> None:
         print(f"FINAL {flow_detail.state}", flush=True)
         return
     engine = engines.load_from_detail(flow_detail, backend=backend, engine=engine_kind, max_workers=MAX_WORKERS)
-    import os  # TEMP-WORKAROUND
-    if os.environ.get("CRASH_WORKAROUND"):  # TEMP-WORKAROUND
-        engine.compile()  # TEMP-WORKAROUND
-        engine.storage.set_flow_state(flow_detail.state or states.PENDING)  # TEMP-WORKAROUND
     try:
         engine.run()
     except flows.Boom:

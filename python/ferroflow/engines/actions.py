@@ -50,7 +50,9 @@ def execute_retry(retry: Any, kwargs: dict[str, Any], history: Any) -> tuple[boo
         return False, Failure()
 
 
-def revert_retry(retry: Any, kwargs: dict[str, Any], history: Any, flow_failures: dict[str, Failure]) -> tuple[bool, Any]:
+def revert_retry(
+    retry: Any, kwargs: dict[str, Any], history: Any, flow_failures: dict[str, Failure]
+) -> tuple[bool, Any]:
     kwargs = dict(kwargs)
     kwargs[HISTORY] = history
     kwargs[REVERT_FLOW_FAILURES] = flow_failures
