@@ -207,6 +207,62 @@ def test_resume_after_sigkill_finishes_the_flow_and_reuses_finished_atoms(workdi
     assert again.returncode == 0 and "nothing to resume" in again.stdout
 
 
+def _suspended_flow(db: Path, factory: str | None = "cliflows.chain") -> str:
+    """A flow of 4 steps saved SUSPENDED after its first step (built in this process)."""
+    from cliflows import chain  # type: ignore[import-not-found]
+
+    from ferroflow.persistence import models
+
+    backend, book = f"sqlite:///{db}", models.LogBook("test")
+    if factory:
+        engine = engines.load_from_factory(factory, factory_args=[4], backend=backend, book=book)
+    else:
+        engine = engines.load(chain(4), backend=backend, book=book)
+    steps = engine.run_iter()
+    for state in steps:
+        if state == "ANALYZING":
+            break
+    steps.close()  # suspends the flow
+    assert engine.storage.get_flow_state() == "SUSPENDED"
+    return engine.storage.flow_uuid
+
+
+def test_resume_picks_unfinished_flows_and_needs_all_for_several(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    db = workdir / "r.db"
+    reverted = _flow_uuid(ferroflow("run", "cliflows:failing", "--db", str(db), cwd=workdir).stdout)
+    suspended = [_suspended_flow(db), _suspended_flow(db)]
+
+    several = ferroflow("resume", "--db", str(db), cwd=workdir)
+    assert several.returncode == 2
+    _assert_one_line_error(several.stderr, "2 flows have not finished", *suspended, "--all")
+
+    every = ferroflow("resume", "--all", "--db", str(db), cwd=workdir)
+    assert every.returncode == 0, every.stderr
+    for flow_uuid in suspended:
+        assert re.search(rf"flow {flow_uuid} \(chain\): SUCCESS .* 1 of 4 atoms reused .* 3 run now", every.stdout)
+    assert reverted not in every.stdout  # a REVERTED flow is restarted only when named
+
+    restarted = ferroflow("resume", reverted, "--db", str(db), cwd=workdir)
+    assert restarted.returncode == 1
+    assert f"flow {reverted} (failing): REVERTED" in restarted.stdout and "explode" in restarted.stderr
+
+
+def test_resume_of_a_flow_saved_without_factory_fails_clearly(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    flow_uuid = _suspended_flow(workdir / "n.db", factory=None)
+    result = ferroflow("resume", "--db", "n.db", cwd=workdir)
+    assert result.returncode == 1
+    _assert_one_line_error(result.stderr, f"cannot resume flow {flow_uuid}", "factory")
+    assert "not resumable" in ferroflow("show", "--db", "n.db", cwd=workdir).stdout
+
+
 # -- the demo ---------------------------------------------------------------------------------------
 
 
@@ -262,6 +318,7 @@ def test_other_usage_errors(workdir: Path) -> None:
         (["show", "0000dead", "--db", "f.db"], "no flow '0000dead'"),
         (["resume", "some-uuid", "--all", "--db", "f.db"], "not both"),
         ([], "a command is required"),
+        (["demo", "--atoms", "50"], "at least 100"),
     ]
     for args, words in cases:
         result = ferroflow(*args, cwd=workdir)

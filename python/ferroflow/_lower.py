@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from ferroflow import deciders as de
 from ferroflow import flow as flow_mod
 from ferroflow.atom import Atom, get_version_string
-from ferroflow.patterns import linear_flow, unordered_flow
+from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
 from ferroflow.retry import Retry
 from ferroflow.task import Task
 
@@ -145,9 +145,7 @@ class _Frame:
 
     __slots__ = ("children", "flow", "links", "next", "nodes", "pattern", "retry_index")
 
-    def __init__(
-        self, flow: flow_mod.Flow, pattern: int, retry_index: int | None, children: list[Any]
-    ) -> None:
+    def __init__(self, flow: flow_mod.Flow, pattern: int, retry_index: int | None, children: list[Any]) -> None:
         self.flow = flow
         self.pattern = pattern
         self.retry_index = retry_index
@@ -168,8 +166,7 @@ class _Lowering:
         key = id(item)
         if key in self._seen:
             raise ValueError(
-                f"Already compiled item '{item}' ({type(item)}), duplicate and/or recursive compiling"
-                " is not supported"
+                f"Already compiled item '{item}' ({type(item)}), duplicate and/or recursive compiling is not supported"
             )
         self._seen.add(key)
 
@@ -185,11 +182,9 @@ class _Lowering:
         retry_index = None
         if retry is not None:
             if not isinstance(retry, Retry):
-                raise TypeError(
-                    f"Flow '{flow.name}' has a retry that is not a Retry: {retry!r} ({type(retry)})"
-                )
+                raise TypeError(f"Flow '{flow.name}' has a retry that is not a Retry: {retry!r} ({type(retry)})")
             retry_index = self.add_atom(retry, KIND_RETRY)
-        children = list(flow)
+        children = _children_in_add_order(flow)
         if isinstance(flow, linear_flow.Flow):
             return _Frame(flow, PATTERN_LINEAR, retry_index, children)
         if isinstance(flow, unordered_flow.Flow):
@@ -200,15 +195,14 @@ class _Lowering:
         return frame
 
     def _links(self, flow: flow_mod.Flow, children: list[Any]) -> list[tuple]:
+        # (links refer to children by position in the order `_children_in_add_order` gives)
         position = {id(child): i for i, child in enumerate(children)}
         links = []
         for u, v, meta in flow.iter_links():
             try:
                 from_child, to_child = position[id(u)], position[id(v)]
             except KeyError:
-                raise ValueError(
-                    f"Flow '{flow.name}' links {u} -> {v}, which are not both its children"
-                ) from None
+                raise ValueError(f"Flow '{flow.name}' links {u} -> {v}, which are not both its children") from None
             decider = meta.get(flow_mod.LINK_DECIDER)
             decider_id = None
             if decider is not None:
@@ -216,9 +210,7 @@ class _Lowering:
                 self.deciders.append(decider)
             depth = meta.get(flow_mod.LINK_DECIDER_DEPTH)
             depth_code = DEPTH_CODES[de.Depth.ALL if depth is None else de.Depth.translate(depth)]
-            links.append(
-                (from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code)
-            )
+            links.append((from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code))
         return links
 
     def lower_flow(self, root: flow_mod.Flow) -> tuple:
@@ -240,3 +232,16 @@ class _Lowering:
             if not stack:
                 return node
             stack[-1].nodes.append(node)
+
+
+def _children_in_add_order(flow: flow_mod.Flow) -> list[Any]:
+    """A flow's children as they were added.
+
+    The compiler needs a graph flow's add order (not its topological iteration order): TaskFlow
+    resolves each requirement among the providers added *before* the requirer, so the same set of
+    children can be ambiguous or not depending on that order. It rebuilds the iteration order itself.
+    """
+    if isinstance(flow, graph_flow.Flow):
+        members = flow._members()
+        return [node for i, node in enumerate(flow._nodes) if members is None or i in members]
+    return list(flow)

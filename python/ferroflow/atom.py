@@ -250,8 +250,8 @@ class Atom(abc.ABC):
         maybe = OrderedSet(optional.values())
         if self.inject:
             injected = frozenset(self.inject)
-            needed = needed - injected
-            maybe = maybe - injected
+            needed = needed.difference(injected)
+            maybe = maybe.difference(injected)
         return arg_to_storage, needed, maybe
 
     def pre_execute(self) -> None:  # noqa: B027 - optional hook

@@ -19,7 +19,7 @@ class Depth(enum.StrEnum):
     ATOM = "ATOM"
 
     @classmethod
-    def translate(cls, desired_depth: Depth | str) -> Depth:
+    def translate(cls, desired_depth: Depth | str) -> Depth:  # type: ignore[override]
         """A :class:`Depth` from itself or its (case-insensitive) name.
 
         :raises TypeError: not a string. :raises ValueError: not a depth's name.

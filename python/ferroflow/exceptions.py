@@ -88,9 +88,7 @@ class TaskFlowException(Exception):
             if isinstance(next_up, TaskFlowException):
                 parts.append(f"{prefix}{type(next_up).__name__}: {next_up._get_message()}")
             else:
-                lines = [
-                    line.rstrip("\n") for line in traceback.format_exception_only(type(next_up), next_up)
-                ]
+                lines = [line.rstrip("\n") for line in traceback.format_exception_only(type(next_up), next_up)]
                 parts.append(os.linesep.join(prefix + line for line in lines))
                 break
             active_indent += indent
@@ -240,7 +238,7 @@ class WrappedFailure(Exception):
         return None
 
     def __bytes__(self) -> bytes:
-        return b"WrappedFailure: [" + b", ".join(bytes(cause) for cause in self._causes) + b"]"
+        return str(self).encode("utf-8")
 
     def __str__(self) -> str:
         return "WrappedFailure: [" + ", ".join(str(cause) for cause in self._causes) + "]"

@@ -51,9 +51,7 @@ class History:
     :param failure: the retry's own failure, if it failed itself.
     """
 
-    def __init__(
-        self, contents: Sequence[tuple[Any, dict[str, Failure]]], failure: Failure | None = None
-    ) -> None:
+    def __init__(self, contents: Sequence[tuple[Any, dict[str, Failure]]], failure: Failure | None = None) -> None:
         self._contents = contents
         self._failure = failure
 
@@ -80,9 +78,7 @@ class History:
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Failure]]:
         return self._contents[index]
 
-    def caused_by(
-        self, exception_cls: type | str, index: int | None = None, include_retry: bool = False
-    ) -> bool:
+    def caused_by(self, exception_cls: type | str, index: int | None = None, include_retry: bool = False) -> bool:
         """True if an attempt's failure (or, with ``include_retry``, the retry's own) was caused by
         ``exception_cls``."""
         for _name, failure in self.outcomes_iter(index=index):
@@ -154,10 +150,10 @@ class AlwaysRevert(Retry):
 class AlwaysRevertAll(Retry):
     """Reverts the whole flow on any failure."""
 
-    def on_failure(self, **kwargs: Any) -> Decision:
+    def on_failure(self, **kwargs: Any) -> Decision:  # type: ignore[override]  # TaskFlow signature
         return REVERT_ALL
 
-    def execute(self, **kwargs: Any) -> None:
+    def execute(self, **kwargs: Any) -> None:  # type: ignore[override]
         pass
 
 
@@ -271,8 +267,12 @@ class ParameterizedForEach(ForEachBase):
     ) -> None:
         super().__init__(name, provides, requires, auto_extract, rebind, revert_all)
 
-    def on_failure(self, values: Sequence[Any], history: History, *args: Any, **kwargs: Any) -> Decision:
+    def on_failure(  # type: ignore[override]  # TaskFlow: values first
+        self, values: Sequence[Any], history: History, *args: Any, **kwargs: Any
+    ) -> Decision:
         return self._on_failure(values, history)
 
-    def execute(self, values: Sequence[Any], history: History, *args: Any, **kwargs: Any) -> Any:
+    def execute(  # type: ignore[override]
+        self, values: Sequence[Any], history: History, *args: Any, **kwargs: Any
+    ) -> Any:
         return self._get_next_value(values, history)

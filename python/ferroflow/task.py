@@ -97,8 +97,7 @@ class Task(atom.Atom):
         clamped = min(max(progress, 0.0), 1.0)
         if clamped != progress:
             LOG.warning(
-                "Progress value must be greater or equal to 0.0 or less than or equal to 1.0"
-                " instead of being '%s'",
+                "Progress value must be greater or equal to 0.0 or less than or equal to 1.0 instead of being '%s'",
                 progress,
             )
         self._notifier.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})
@@ -137,9 +136,7 @@ class FunctorTask(Task):
         self._revert = revert
         if version is not None:
             self.version = version
-        self.rebind, exec_requires, self.optional = self._build_arg_mapping(
-            execute, requires, rebind, auto_extract
-        )
+        self.rebind, exec_requires, self.optional = self._build_arg_mapping(execute, requires, rebind, auto_extract)
         if revert:
             self.revert_rebind, revert_requires, self.revert_optional = self._build_arg_mapping(
                 revert, requires, rebind, auto_extract, ignore_list=list(atom._DEFAULT_REVERT_ARGS)
@@ -197,15 +194,11 @@ class ReduceFunctorTask(Task):
             raise ValueError("Function to use for reduce must be callable")
         arity = _functor_arity(functor)
         if arity != 2:
-            raise ValueError(
-                f"{arity} arguments were provided. Reduce functor must take exactly 2 arguments."
-            )
+            raise ValueError(f"{arity} arguments were provided. Reduce functor must take exactly 2 arguments.")
         if not _is_iterable(requires):
             raise TypeError(f"{type(requires)} type was provided for requires. Requires must be an iterable.")
         if len(requires) < 2:
-            raise ValueError(
-                f"{len(requires)} elements were provided. Requires must have at least 2 elements."
-            )
+            raise ValueError(f"{len(requires)} elements were provided. Requires must have at least 2 elements.")
         if name is None:
             name = _callable_name(functor)
         super().__init__(

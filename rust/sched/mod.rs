@@ -203,7 +203,7 @@ impl Scheduler {
         // A retry found RETRYING crashed between reverting its atoms and running them again.
         for atom in 0..self.atom_count as u32 {
             if self.state[atom as usize] == State::Retrying {
-                for &member in &self.flow.clone().retry_scope[atom as usize] {
+                for member in self.descendants(atom) {
                     let m = member as usize;
                     if !matches!(self.state[m], State::Pending) || self.intention[m] != Intention::Execute {
                         self.state[m] = State::Pending;
@@ -424,8 +424,7 @@ impl Scheduler {
 
     fn restart_retry(&mut self, retry: u32) {
         self.set(retry, State::Retrying, Intention::Execute);
-        let flow = self.flow.clone();
-        for &member in &flow.retry_scope[retry as usize] {
+        for member in self.descendants(retry) {
             self.set(member, State::Pending, Intention::Execute);
         }
     }
@@ -490,7 +489,9 @@ impl Scheduler {
                 let retry_intention =
                     if matches!(resolution, Resolution::Retry(_)) { Intention::Retry } else { Intention::Revert };
                 self.set(retry, self.state[retry as usize], retry_intention);
-                for &member in &flow.retry_scope[retry as usize] {
+                // TaskFlow marks everything after the retry in the execution graph, atoms outside
+                // its flow included (they cannot have run: they wait for the retry's atoms).
+                for member in self.descendants(retry) {
                     if self.intention[member as usize] != Intention::Ignore {
                         self.set(member, self.state[member as usize], Intention::Revert);
                     }
@@ -591,6 +592,33 @@ impl Scheduler {
     pub fn retry_of(&self, atom: u32) -> Option<u32> {
         let r = self.flow.retry_of[atom as usize];
         (r != NONE).then_some(r)
+    }
+}
+
+impl Scheduler {
+    /// Atoms reachable from `atom` in the execution graph (joins crossed, `atom` excluded), in
+    /// breadth-first order. Used once per retry decision, never per step.
+    fn descendants(&self, atom: u32) -> Vec<u32> {
+        let flow = &self.flow;
+        let mut seen = vec![false; flow.node_count];
+        let mut queue = vec![atom];
+        let mut found = Vec::new();
+        seen[atom as usize] = true;
+        let mut head = 0;
+        while head < queue.len() {
+            let node = queue[head];
+            head += 1;
+            for &succ in flow.succs.neighbours(node) {
+                if !seen[succ as usize] {
+                    seen[succ as usize] = true;
+                    queue.push(succ);
+                    if (succ as usize) < self.atom_count {
+                        found.push(succ);
+                    }
+                }
+            }
+        }
+        found
     }
 }
 

@@ -2,13 +2,21 @@
 
 `CrashRunner` creates a flow detail in a SQLite file (child ``crash.worker create``), then starts
 ``crash.worker resume`` in a fresh interpreter again and again. Each child is SIGKILLed at a seeded
-random moment: mostly once it has journaled a random number of lines (so the kill lands mid-run
-whatever the machine's speed), sometimes after a random wall-clock delay from its start (so kills
-also land in interpreter start-up, loading and ``prepare``). After each kill the child is reaped
-(a zombie would still look alive to the lease takeover), the store is read directly with the
-stdlib ``sqlite3`` module (read-only) and checked with ``PRAGMA integrity_check``, and a `Snapshot`
-records what the store knew with the journal's length at that instant. When a child finishes on
-its own, one more child is started and must find nothing to do.
+random moment, planned one of three ways:
+
+- `PROGRESS`: once it has journaled a random number of lines, plus a random pause (so the kill
+  lands mid-run whatever the machine's speed);
+- `CLOCK`: a random wall-clock delay after its start (kills in interpreter start-up, loading and
+  ``prepare`` too);
+- `TRIGGER` (revert scenarios, before any revert): a random pause after the failing atom journals
+  its execute — the moment the failure is resolved and the revert starts while other atoms may
+  still be running, a window too short for the other two plans to hit often.
+
+After each kill the child is reaped (a zombie would still look alive to the lease takeover), the
+store is read directly with the stdlib ``sqlite3`` module (read-only) and checked with
+``PRAGMA integrity_check``, and a `Snapshot` records what the store knew with the journal's length
+at that instant. When a child finishes on its own, one more child is started and must find nothing
+to do.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from .flows import atom_name
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 WORKER_MODULE = "crash.worker"
 #: States a flow detail ends in; a kill seeing one of these landed after the flow finished.
@@ -38,7 +48,7 @@ CLOCK_KILL_SHARE = 0.15
 #: of a fast flow pass unkilled).
 CLOCK_KILL_DELAY = (0.0, 0.3)
 #: Share of kills, while nothing has been reverted yet, timed by the failing atom's journal line.
-TRIGGER_KILL_SHARE = 0.35
+TRIGGER_KILL_SHARE = 0.15
 #: Pause after the trigger line: the failure is being resolved, the revert starting, and atoms
 #: scheduled alongside the failing one are still running or queued.
 TRIGGER_KILL_JITTER = 0.005
@@ -76,7 +86,8 @@ class Snapshot:
 
     offset: int
     journaled_this_life: int
-    by_clock: bool
+    #: How the kill was timed: `CLOCK`, `PROGRESS` or `TRIGGER`.
+    how: str
     store: StoreView
 
     @property
@@ -142,25 +153,58 @@ def parse_journal(path: Path) -> list[Entry]:
     return entries
 
 
-class _LineCounter:
-    """Counts the journal's lines incrementally (the file only ever grows)."""
+class _JournalTail:
+    """Follows the journal as it grows: counts its lines and revert lines, spots a trigger line."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._file: Any = None
+        self._partial = b""
         self.lines = 0
+        self.reverts = 0
+        self.trigger: bytes | None = None
+        self.triggered = False
 
     def poll(self) -> int:
         if self._file is None:
             if not self._path.exists():
                 return self.lines
             self._file = self._path.open("rb")
-        self.lines += self._file.read().count(b"\n")
+        chunk = self._partial + self._file.read()
+        *complete, self._partial = chunk.split(b"\n")
+        self.lines += len(complete)
+        self.reverts += sum(line.startswith(b"revert ") for line in complete)
+        if self.trigger is not None and any(line.startswith(self.trigger) for line in complete):
+            self.triggered = True
         return self.lines
+
+    def arm(self, trigger: str | None) -> None:
+        """From now on, watch for a line starting with ``trigger`` (None: watch nothing)."""
+        self.trigger = None if trigger is None else trigger.encode()
+        self.triggered = False
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+@dataclass(frozen=True)
+class _KillPlan:
+    """When to kill one child: `CLOCK` (``pause`` after its start), `PROGRESS` (``pause`` after
+    ``lines`` more journal lines) or `TRIGGER` (``pause`` after the trigger line)."""
+
+    how: str
+    pause: float
+    lines: int = 0
+
+
+@dataclass(frozen=True)
+class _Flow:
+    db: Path
+    uuid: str
+    engine: str
+    #: Journal line of the failing atom's execute (revert scenarios), else None.
+    trigger: str | None
 
 
 class CrashRunner:
@@ -175,14 +219,16 @@ class CrashRunner:
     def _command(self, *args: object) -> list[str]:
         return [sys.executable, "-m", WORKER_MODULE, *map(str, args)]
 
-    def _spawn(self, *args: object) -> subprocess.Popen:
-        return subprocess.Popen(
+    def _run(self, *args: object) -> subprocess.CompletedProcess:
+        """Runs a child to its end (never killed)."""
+        return subprocess.run(
             self._command(*args),
             cwd=TESTS_DIR,
             env=self._env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
+            timeout=LIFE_TIMEOUT,
+            check=False,
         )
 
     def run_round(
@@ -200,47 +246,54 @@ class CrashRunner:
         folder = self.workdir / f"round-{seed}"
         folder.mkdir()
         db, journal = folder / "flows.db", folder / "journal"
-        created = subprocess.run(
-            self._command("create", db, kind, n, seed, journal, fail_at, max_pause_us),
-            cwd=TESTS_DIR, env=self._env, capture_output=True, text=True, timeout=LIFE_TIMEOUT, check=False,
-        )
+        created = self._run("create", db, kind, n, seed, journal, fail_at, max_pause_us)
         assert created.returncode == 0, f"creating the flow failed:\n{created.stderr}"
-        flow_uuid = created.stdout.strip()
+        trigger = None if fail_at < 0 else f"execute {atom_name(fail_at)} "
+        flow = _Flow(db, created.stdout.strip(), engine, trigger)
         result = Round(seed)
-        counter = _LineCounter(journal)
+        tail = _JournalTail(journal)
         try:
-            while True:
+            finished = False
+            while not finished:
                 result.lives += 1
-                finished = self._one_life(rng, db, flow_uuid, engine, counter, max_lines_per_life, result)
-                if finished:
-                    break
-            self._clean_run(db, flow_uuid, engine, counter, result)
+                finished = self._one_life(flow, self._plan(rng, tail, flow, max_lines_per_life), tail, result)
+            self._clean_run(flow, tail, result)
         finally:
-            counter.close()
+            tail.close()
         result.journal = parse_journal(journal)
-        result.final = read_store(db, flow_uuid)
+        result.final = read_store(db, flow.uuid)
         return result
 
-    def _one_life(
-        self, rng: random.Random, db: Path, flow_uuid: str, engine: str, counter: _LineCounter,
-        max_lines: int, result: Round,
-    ) -> bool:
+    @staticmethod
+    def _plan(rng: random.Random, tail: _JournalTail, flow: _Flow, max_lines: int) -> _KillPlan:
+        draw = rng.random()
+        if draw < CLOCK_KILL_SHARE:
+            return _KillPlan(CLOCK, rng.uniform(*CLOCK_KILL_DELAY))
+        if flow.trigger is not None and tail.reverts == 0 and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
+            return _KillPlan(TRIGGER, rng.uniform(0, TRIGGER_KILL_JITTER))
+        return _KillPlan(PROGRESS, rng.uniform(0, PROGRESS_KILL_JITTER), rng.randint(1, max_lines))
+
+    def _one_life(self, flow: _Flow, plan: _KillPlan, tail: _JournalTail, result: Round) -> bool:
         """One child: killed (a snapshot is recorded, returns False) or finished (returns True)."""
-        at_start = counter.poll()
-        by_clock = rng.random() < CLOCK_KILL_SHARE
-        delay = rng.uniform(*CLOCK_KILL_DELAY)
-        target = at_start + rng.randint(1, max_lines)
-        jitter = rng.uniform(0, PROGRESS_KILL_JITTER)
-        proc = self._spawn("resume", db, flow_uuid, engine)
+        at_start = tail.poll()
+        tail.arm(flow.trigger if plan.how == TRIGGER else None)
+        proc = subprocess.Popen(
+            self._command("resume", flow.db, flow.uuid, flow.engine),
+            cwd=TESTS_DIR,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         started = time.monotonic()
         try:
             while proc.poll() is None:
                 elapsed = time.monotonic() - started
                 if elapsed > LIFE_TIMEOUT:
                     raise AssertionError(f"resume child hung for {LIFE_TIMEOUT} s (life {result.lives})")
-                if (by_clock and elapsed >= delay) or (not by_clock and counter.poll() >= target):
-                    if not by_clock:
-                        time.sleep(jitter)
+                if _due(plan, elapsed, tail, at_start):
+                    if plan.how != CLOCK:
+                        time.sleep(plan.pause)
                     proc.send_signal(signal.SIGKILL)
                     break
                 time.sleep(POLL_INTERVAL)
@@ -250,25 +303,31 @@ class CrashRunner:
                 proc.kill()
                 proc.wait()
         if proc.returncode == -signal.SIGKILL:
-            offset = counter.poll()
-            store = read_store(db, flow_uuid)
+            offset = tail.poll()
+            store = read_store(flow.db, flow.uuid)
             assert store.integrity == "ok", f"integrity_check after kill {result.kills + 1}: {store.integrity}"
-            result.snapshots.append(Snapshot(offset, offset - at_start, by_clock, store))
+            result.snapshots.append(Snapshot(offset, offset - at_start, plan.how, store))
             return False
         assert proc.returncode == 0, f"resume child failed (exit {proc.returncode}):\n{err}"
         result.final_reported = _final_state(out, err)
         return True
 
-    def _clean_run(self, db: Path, flow_uuid: str, engine: str, counter: _LineCounter, result: Round) -> None:
+    def _clean_run(self, flow: _Flow, tail: _JournalTail, result: Round) -> None:
         """One more resume of the finished flow: it must end the same and run nothing at all."""
-        before = counter.poll()
-        done = subprocess.run(
-            self._command("resume", db, flow_uuid, engine),
-            cwd=TESTS_DIR, env=self._env, capture_output=True, text=True, timeout=LIFE_TIMEOUT, check=False,
-        )
+        before = tail.poll()
+        done = self._run("resume", flow.db, flow.uuid, flow.engine)
         assert done.returncode == 0, f"resuming the finished flow failed:\n{done.stderr}"
         assert _final_state(done.stdout, done.stderr) == result.final_reported
-        assert counter.poll() == before, "resuming a finished flow ran atoms again"
+        assert tail.poll() == before, "resuming a finished flow ran atoms again"
+
+
+def _due(plan: _KillPlan, elapsed: float, tail: _JournalTail, at_start: int) -> bool:
+    if plan.how == CLOCK:
+        return elapsed >= plan.pause
+    lines = tail.poll()
+    if plan.how == TRIGGER:
+        return tail.triggered
+    return lines >= at_start + plan.lines
 
 
 def _final_state(out: str, err: str) -> str:

@@ -6,7 +6,7 @@
   its end, then prints ``FINAL <flow state>``. A flow already REVERTED is left alone: running it
   again would restart it from scratch (TaskFlow's semantics for a rolled-back flow), which is not
   a resumption. `crash.flows.Boom`, the failure a revert scenario expects, is not an error here
-(re-raised as itself, or as a `WrappedFailure` when it was loaded from the store).
+  (re-raised as itself, or as a `WrappedFailure` when it was loaded from the store).
 
 Any other exception escapes, so the process exits non-zero with a traceback the test shows.
 """
@@ -16,14 +16,14 @@ from __future__ import annotations
 import sys
 
 from ferroflow import engines, exceptions, states
-from ferroflow.persistence import backends
+from ferroflow.persistence import backends, base
 
 from . import flows
 
 MAX_WORKERS = 4
 
 
-def _backend(db: str) -> object:
+def _backend(db: str) -> base.Backend:
     return backends.fetch(f"sqlite:///{db}")
 
 

@@ -1,8 +1,9 @@
 """``ferroflow demo``: run a flow of a few thousand atoms, kill its process, resume it, check it.
 
 The flow (`ferroflow.demo_flow`) runs in a child process (``ferroflow run``); this process watches
-the database, SIGKILLs the child once the database shows about 40% of the atoms done, then resumes
-the flow here from the database alone and checks what was reused, what ran again, and the result.
+the database, SIGKILLs the child once the database shows about 40% of the atoms done and some
+running, then resumes the flow here from the database alone and checks what was reused, what ran
+again, and the result.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from ferroflow.cli.run import flow_uuid_of
 DESCRIPTION = """\
 The kill-and-resume demo. Builds a checksum pipeline of --atoms atoms (a seed, then stages of
 parallel shard tasks feeding a merge), runs it with `ferroflow run` in a child process, SIGKILLs
-that process when the database shows about 40% of the atoms done, resumes the flow in this
-process from the database, and reports which atoms were reused (done before the kill, not run
-again), which ran again (running at the kill) and which ran only after the resume, then checks
-the final checksum against one computed without an engine. The database is a temporary file,
+that process when the database shows about 40% of the atoms done (and some running), resumes
+the flow in this process from the database, and reports which atoms were reused (done before the
+kill, not run again), which ran again (running at the kill) and which ran only after the resume,
+then checks the final checksum against one computed without an engine. The database is a temporary file,
 removed at the end, unless --db is given. Exit status: 0 every check passed, 1 otherwise.
 """
 
 KILL_FRACTION = 0.4
+#: Fewer atoms make too few stages for a kill mid-stage to be likely.
+MIN_ATOMS = 100
 # Small flows do more work per task, so that a run lasts long enough to be killed part way.
 _MIN_WORK_ATOMS = 1500
 
@@ -48,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--db", metavar="PATH", help="keep the flow in this SQLite file "
                         "(default: a temporary file, removed at the end)")
     parser.add_argument("--atoms", type=common.positive_int, default=3000, metavar="N",
-                        help="atoms in the flow (default: 3000)")
+                        help=f"atoms in the flow (default: 3000, at least {MIN_ATOMS})")
     parser.add_argument("--kill-after", type=_positive_float, metavar="SECONDS",
                         help="kill the child this long after starting it "
                              "(instead of when 40%% of the atoms are done)")
@@ -70,7 +73,6 @@ class KillSnapshot:
     """Atom states in the database once the child was killed."""
 
     flow_uuid: str
-    pid: int
     done: set[str]
     running: set[str]
     pending: set[str]
@@ -78,8 +80,8 @@ class KillSnapshot:
 
 def demo_command(args: argparse.Namespace) -> int:
     atoms = args.atoms
-    if atoms < demo_flow.MIN_ATOMS:
-        raise common.UsageError(f"--atoms must be at least {demo_flow.MIN_ATOMS}")
+    if atoms < MIN_ATOMS:
+        raise common.UsageError(f"--atoms must be at least {MIN_ATOMS}, for the run to have stages to kill it in")
     rounds = max(demo_flow.DEFAULT_ROUNDS, demo_flow.DEFAULT_ROUNDS * _MIN_WORK_ATOMS // atoms)
     widths = demo_flow.stage_widths(atoms)
     with _database(args.db) as (path, temporary):
@@ -126,7 +128,7 @@ def _run_and_kill(
     if kill_after:
         when = f"{kill_after:g}s after starting it"
     else:
-        when = f"once {KILL_FRACTION:.0%} of the atoms are done"
+        when = f"once {KILL_FRACTION:.0%} of the atoms are done and some are running"
     print(f"\nstep 1/3: run it in a child process, and SIGKILL that process {when} (read from the database)")
     print(f"  $ ferroflow {' '.join(command[3:])}", flush=True)
     started = time.monotonic()
@@ -143,15 +145,16 @@ def _run_and_kill(
             f"the child process ended by itself (exit status {child.returncode}) at {done}/{atoms} atoms "
             "done, before it could be killed; try more --atoms or a smaller --kill-after"
         )
-    by_name = common.atom_states(backend, flow_uuid).by_name
+    saved = common.atom_states(backend, flow_uuid)
+    by_name = saved.by_name
     snapshot = KillSnapshot(
-        flow_uuid, child.pid,
+        flow_uuid,
         done={name for name, state in by_name.items() if state == states.SUCCESS},
         running={name for name, state in by_name.items() if state == states.RUNNING},
         pending={name for name, state in by_name.items() if state not in (states.SUCCESS, states.RUNNING)},
     )
     print(f"  killed child pid {child.pid} (SIGKILL) with {len(snapshot.done)}/{atoms} atoms done; "
-          f"the database holds {common.format_counts(common.atom_states(backend, flow_uuid).counts)}",
+          f"the database holds {common.format_counts(saved.counts)}",
           flush=True)
     return snapshot
 
@@ -175,10 +178,14 @@ def _watch(backend: Any, child: subprocess.Popen[str], flow_uuid: str, atoms: in
     try:
         while child.poll() is None:
             polled = time.monotonic()
-            done = common.atom_states(backend, flow_uuid).counts[states.SUCCESS]
+            counts = common.atom_states(backend, flow_uuid).counts
+            done = counts[states.SUCCESS]
             cost = time.monotonic() - polled
             progress.update(done)
-            due = time.monotonic() - started >= kill_after if kill_after else done >= target
+            if kill_after:
+                due = time.monotonic() - started >= kill_after
+            else:  # mid-task, as a crash usually is: some atoms running
+                due = done >= target and counts[states.RUNNING] > 0
             if due:
                 child.kill()
                 break
@@ -200,8 +207,9 @@ def _report(backend: Any, snapshot: KillSnapshot, outcome: ResumeOutcome, atoms:
     print(f"  {len(snapshot.pending):6d} run only after the resume: not started before the kill")
     checks = []
     ran_again = ran & snapshot.done
-    checks.append((not ran_again, "no atom done before the kill ran again",
-                   f"{len(ran_again)} did, e.g. {sorted(ran_again)[:3]}"))
+    checks.append((not ran_again and outcome.reused == len(snapshot.done),
+                   "no atom done before the kill ran again; the resumed engine reused them all",
+                   f"{len(ran_again)} ran again, e.g. {sorted(ran_again)[:3]}; {outcome.reused} reused"))
     not_run = (snapshot.running | snapshot.pending) - ran
     checks.append((not not_run, "every atom not done at the kill ran after the resume",
                    f"{len(not_run)} did not, e.g. {sorted(not_run)[:3]}"))

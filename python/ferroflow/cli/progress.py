@@ -63,9 +63,10 @@ class ProgressLine:
 
     def text(self, now: float | None = None) -> str:
         elapsed = (now or time.monotonic()) - self._started
-        percent = 100.0 * self.done / self.total if self.total else 100.0
+        done = min(self.done, self.total)  # an atom retried succeeds more than once
+        percent = 100.0 * done / self.total if self.total else 100.0
         rate = (self.done - self._done_at_start) / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {self.done}/{self.total} atoms ({percent:.0f}%), {rate:,.0f} atoms/s"
+        text = f"{self.label}: {done}/{self.total} atoms ({percent:.0f}%), {rate:,.0f} atoms/s"
         return f"{text}, {self.note}" if self.note else text
 
     def finish(self) -> None:

@@ -112,10 +112,7 @@ def resume_flow(backend: Any, flow_uuid: str, options: dict[str, Any], show_prog
     try:
         engine = engines.load_from_detail(flow_detail, backend=backend, **options)
         engine.compile()
-        # Work around an engine bug: prepare() must start from the saved flow state (as TaskFlow's
-        # storage does), or a flow saved RUNNING (its engine was killed) fails RUNNING -> SUSPENDED.
-        engine.storage.set_flow_state(flow_detail.state or states.PENDING)
-        engine.prepare()
+        engine.prepare()  # takes the flow's lease: refused while another live engine runs it
     except Exception as exc:
         raise common.CommandError(
             f"cannot resume flow {flow_uuid} ({flow_detail.name}): {type(exc).__name__}: {exc}"

@@ -91,19 +91,20 @@ def run_engine(engine: Any, progress: ProgressLine, flow_uuid: str, path: Any) -
     A flow that fails (REVERTED, FAILURE) is an outcome, not an error; anything else that stops
     the engine is a CommandError.
     """
-    with EngineWatcher(engine, progress) as watcher:
-        try:
-            engine.run()
-        except KeyboardInterrupt:
-            print(f"\nferroflow: interrupted; continue the flow with: ferroflow resume {flow_uuid} "
-                  f"--db {path}", file=sys.stderr)
-            raise
-        except Exception as exc:
-            state = engine.storage.get_flow_state()
-            if state not in (states.REVERTED, states.FAILURE):
-                raise common.CommandError(f"flow {flow_uuid} stopped ({state}): {_describe(exc)}") from exc
-            if watcher.first_failure is None:
-                watcher.first_failure = ("?", exc)
+    try:
+        with EngineWatcher(engine, progress) as watcher:
+            try:
+                engine.run()
+            except Exception as exc:
+                state = engine.storage.get_flow_state()
+                if state not in (states.REVERTED, states.FAILURE):
+                    raise common.CommandError(f"flow {flow_uuid} stopped ({state}): {_describe(exc)}") from exc
+                if watcher.first_failure is None:
+                    watcher.first_failure = ("?", exc)
+    except KeyboardInterrupt:
+        print(f"ferroflow: interrupted; continue the flow with: ferroflow resume {flow_uuid} --db {path}",
+              file=sys.stderr)
+        raise
     return watcher
 
 

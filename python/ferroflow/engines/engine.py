@@ -86,6 +86,8 @@ class ActionEngine:
         self._defer_reverts = _truthy(self._options.get("defer_reverts", False))
         self._persist: Any = None
         self._grouped: list[Any] | None = None
+        self._completed = 0
+        self._discarded_failures = 0
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
 
     # -- properties ------------------------------------------------------------------------------
@@ -210,6 +212,7 @@ class ActionEngine:
         self.prepare()
         self.validate()
         self._suspend_requested = False
+        self._completed = self._discarded_failures = 0
         started = time.monotonic()
         persister = self._persist
         if persister is not None:
@@ -357,6 +360,7 @@ class ActionEngine:
     def _complete(self, index: int, kind: int, ok: bool, value: Any) -> None:
         """Records an outcome, tells the scheduler, persists and notifies what changed."""
         storage = self._storage
+        self._completed += 1
         sched = self._scheduler
         if kind == _EXECUTE:
             if ok and self._persist is not None:
@@ -393,6 +397,7 @@ class ActionEngine:
         if self._never_resolve:
             self._scheduler.halt()
             return
+        self._discarded_failures += 1
         kind, retry = self._determine(index, failure)
         self._apply(self._scheduler.resolve(kind, retry))
 
@@ -437,12 +442,14 @@ class ActionEngine:
             return
         storage = self._storage
         st, it = storage.states, storage.intentions
-        old_states = [st[a] for a, _, _ in transitions]
+        old_states = []
         for atom, state, intention in transitions:
-            if state == _PENDING and st[atom] != _PENDING:
+            old = st[atom]
+            old_states.append(old)  # chained: an atom may change twice in one batch
+            if state == _PENDING and old != _PENDING:
                 storage.reset_results(atom)
-                if self._is_retry(atom) and st[atom] == _REVERTED:
-                    storage.retry_histories.pop(atom, None)
+            elif state == _REVERTED and self._is_retry(atom):
+                storage.retry_histories[atom] = []  # a reverted retry starts its history over
             st[atom] = state
             it[atom] = intention
         if self._grouped is not None:
@@ -465,27 +472,31 @@ class ActionEngine:
                 self._publish(grouped)
 
     def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], dict[int, Any] | None]]) -> None:
+        """Persists a group of transitions (one transaction), then notifies them in order."""
+        progress_changed = []
+        for transitions, old_states, _ in batches:
+            for (atom, state, _), old in zip(transitions, old_states, strict=True):
+                if state != old and self._engine_progress(atom, state):
+                    progress_changed.append((atom, state))
         if self._persist is not None:
             self._persist.save(self, [t for transitions, _, _ in batches for t in transitions])
-        notify = self.atom_notifier.has_listeners()
-        for transitions, old_states, values in batches:
-            for (atom, state, _), old in zip(transitions, old_states, strict=True):
-                if state == old:
-                    continue
-                if notify:
-                    self._notify_atom(atom, state, old, values)
-                self._engine_progress(atom, state)
+        if self.atom_notifier.has_listeners():
+            for transitions, old_states, values in batches:
+                for (atom, state, _), old in zip(transitions, old_states, strict=True):
+                    if state != old:
+                        self._notify_atom(atom, state, old, values)
+        for atom, state in progress_changed:
+            task = self.compilation.atoms[atom]
+            if task.notifier.has_listeners():
+                task.update_progress(_ENGINE_PROGRESS[state])
 
-    def _engine_progress(self, atom: int, state: int) -> None:
-        """TaskFlow reports 0.0 when a task starts (or starts reverting) and 1.0 when it is done."""
+    def _engine_progress(self, atom: int, state: int) -> bool:
+        """TaskFlow records 0.0 when a task starts (or starts reverting) and 1.0 when it is done."""
         progress = _ENGINE_PROGRESS.get(state)
         if progress is None or self._is_retry(atom):
-            return
-        task = self.compilation.atoms[atom]
+            return False
         self._storage.progress[atom] = (progress, None)
-        notifier = task.notifier
-        if notifier.has_listeners():
-            task.update_progress(progress)
+        return True
 
     def _notify_atom(self, atom: int, state: int, old: int, values: dict[int, Any] | None) -> None:
         compiled_atom = self.compilation.atoms[atom]
@@ -513,14 +524,13 @@ class ActionEngine:
         self.notifier.notify(state, details)
 
     def _gather_statistics(self, active_for: float) -> dict[str, Any]:
-        storage = self._storage
-        completed = sum(1 for s in storage.states if s in (_SUCCESS, STATE_CODES[states.IGNORE]))
+        """TaskFlow's keys: atom completions (executions and reverts) and resolved failures."""
         return {
             "active_for": active_for,
-            "completed": completed,
-            "incomplete": len(storage.states) - completed,
+            "completed": self._completed,
+            "incomplete": self._scheduler.in_flight,
             "awaiting": 0,
-            "discarded_failures": 0,
+            "discarded_failures": self._discarded_failures,
             "seconds_per_state": {},
         }
 

@@ -27,12 +27,12 @@ DEFAULT_LISTEN_FOR = (nt.Notifier.ANY,)
 
 def _task_matcher(details: dict | None) -> bool:
     """True for the details of a task event."""
-    return bool(details) and "task_name" in details and "task_uuid" in details
+    return details is not None and "task_name" in details and "task_uuid" in details
 
 
 def _retry_matcher(details: dict | None) -> bool:
     """True for the details of a retry event."""
-    return bool(details) and "retry_name" in details and "retry_uuid" in details
+    return details is not None and "retry_name" in details and "retry_uuid" in details
 
 
 def _bulk_deregister(notifier: nt.Notifier, registered: list, details_filter: Callable | None = None) -> None:
@@ -160,7 +160,7 @@ class DumpingListener(Listener, metaclass=abc.ABCMeta):
         result = details.get("result")
         exc_info = None
         was_failure = isinstance(result, failure.Failure)
-        if was_failure and result.exc_info:
+        if isinstance(result, failure.Failure) and result.exc_info:
             exc_info = tuple(result.exc_info)
         self._dump(
             "%s has moved task '%s' (%s) into state '%s' from state '%s' with result '%s' (failure=%s)",

@@ -12,6 +12,8 @@ Differences from TaskFlow (all in cases where TaskFlow misbehaves):
 - The same object given twice to one ``add()`` is added once (TaskFlow counted it as two providers).
 - The ``requires``/``provides`` of a nested flow are read when it is added; later changes inside it do
   not re-link this graph.
+- ``add()`` rejects unknown keyword arguments (TaskFlow ignored them), and cycle errors name the link
+  that closes the cycle.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from ferroflow import flow
 if TYPE_CHECKING:
     from ferroflow.retry import Retry
 
-_CYCLE_MESSAGE = (
-    "No path through the node(s) in the graph produces an ordering that will allow for logical edge traversal"
-)
+
+def _cycle_error(u: Any, v: Any) -> exc.DependencyFailure:
+    """TaskFlow's message for a cyclic graph, plus the link that closes the cycle."""
+    return exc.DependencyFailure(
+        "No path through the node(s) in the graph produces an ordering that will allow for logical edge"
+        f" traversal (linking '{getattr(u, 'name', u)}' -> '{getattr(v, 'name', v)}' closes a cycle)"
+    )
 
 
 # add() calls with at least this many nodes run with the garbage collector paused (see flow.paused_gc).
@@ -104,7 +110,8 @@ class Flow(flow.Flow):
     ) -> Flow:
         journal = _Journal(len(self._nodes))
         deferred: list[tuple[int, list[str]]] = []
-        cyclic = False
+        # The first link found to close a cycle; as in TaskFlow, reported after ambiguity errors.
+        cycle: tuple[int, int] | None = None
         try:
             for node, requires, provides in plans:
                 position = self._add_node(node)
@@ -137,13 +144,16 @@ class Flow(flow.Flow):
                         for requiree in sorted(waiting):
                             if requiree == position:
                                 continue
-                            if not cyclic and requiree not in self._succ[position]:
-                                cyclic = self._reaches(requiree, position)
+                            if cycle is None and requiree not in self._succ[position]:
+                                if self._reaches(requiree, position):
+                                    cycle = (position, requiree)
                             self._link_inferred(position, requiree, symbol, journal)
                             waiting.discard(requiree)
                             journal.resolved.append((symbol, requiree))
-            if cyclic:
-                raise exc.DependencyFailure(_CYCLE_MESSAGE)
+                        if not waiting:
+                            del self._unresolved[symbol]
+            if cycle is not None:
+                raise _cycle_error(self._nodes[cycle[0]], self._nodes[cycle[1]])
         except BaseException:
             self._rollback(journal)
             raise
@@ -183,7 +193,7 @@ class Flow(flow.Flow):
         meta = self._succ[pu].get(pv)
         if meta is None:
             if self._reaches(pv, pu):
-                raise exc.DependencyFailure(_CYCLE_MESSAGE)
+                raise _cycle_error(u, v)
             meta = self._succ[pu][pv] = {}
             self._pred[pv].append(pu)
         if decider is not None:
@@ -222,10 +232,11 @@ class Flow(flow.Flow):
         for symbol, position in reversed(journal.resolved):
             self._unresolved.setdefault(symbol, set()).add(position)
         for symbol, position in reversed(journal.unresolved):
-            waiting = self._unresolved[symbol]
-            waiting.discard(position)
-            if not waiting:
-                del self._unresolved[symbol]
+            waiting = self._unresolved.get(symbol)
+            if waiting is not None:
+                waiting.discard(position)
+                if not waiting:
+                    del self._unresolved[symbol]
         for symbol in reversed(journal.provided):
             providers = self._provided[symbol]
             providers.pop()

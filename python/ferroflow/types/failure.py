@@ -258,11 +258,7 @@ class Failure:
             current = stack.pop()
             if current is None:
                 continue
-            attrs = (
-                ("__cause__",)
-                if getattr(current, "__suppress_context__", False)
-                else ("__cause__", "__context__")
-            )
+            attrs = ("__cause__",) if getattr(current, "__suppress_context__", False) else ("__cause__", "__context__")
             nested = None
             for attr in attrs:
                 value = getattr(current, attr, None)
@@ -353,14 +349,15 @@ class Failure:
         }
 
     def copy(self) -> Failure:
-        """A copy (with a shallow copy of the exception object)."""
+        """A copy (with a shallow copy of the exception object). Unlike TaskFlow, the copy keeps the
+        chained causes even when they had not been looked at yet (a copied exception loses its chain)."""
         return Failure(
             exc_info=_copy_exc_info(self.exc_info),
             exception_str=self.exception_str,
             traceback_str=self.traceback_str,
             exc_args=self.exception_args,
             exc_type_names=self._exc_type_names[:],
-            causes=self._causes,
+            causes=self.causes,
         )
 
 

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 LOG = logging.getLogger(__name__)
 
@@ -120,9 +120,7 @@ class Notifier:
         """True if any callback is registered (cheap; lets callers skip building event details)."""
         return bool(self._topics)
 
-    def is_registered(
-        self, event_type: str, callback: Callable, details_filter: Callable | None = None
-    ) -> bool:
+    def is_registered(self, event_type: str, callback: Callable, details_filter: Callable | None = None) -> bool:
         """True if ``callback`` (with an equivalent ``details_filter``) is registered for ``event_type``."""
         return any(
             listener.is_equivalent(callback, details_filter=details_filter)
@@ -220,7 +218,7 @@ class Notifier:
         self._topics = topics
         return len(removed)
 
-    def copy(self) -> Notifier:
+    def copy(self) -> Self:
         """A copy with the same registrations (later changes to either do not affect the other)."""
         clone = copy.copy(self)
         clone._topics = {event: list(listeners) for event, listeners in self._topics.items()}

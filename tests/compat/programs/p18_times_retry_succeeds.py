@@ -68,7 +68,9 @@ def main() -> dict:
     install = lf.Flow("install", retry=retry.Times(3, name="install_retry", provides="attempt")).add(
         Step("fetch", provides="fetched"), Flaky("flaky", provides="unpacked")
     )
-    deploy = lf.Flow("deploy").add(Outside("prepare", provides="prepare"), install, Outside("finish", provides="finish"))
+    deploy = lf.Flow("deploy").add(
+        Outside("prepare", provides="prepare"), install, Outside("finish", provides="finish")
+    )
     engine = engines.load(deploy)
     with capturing.CaptureListener(engine, capture_retry=True) as capture:
         engine.run()
