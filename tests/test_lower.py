@@ -66,7 +66,7 @@ def test_nested_flows_pre_order_with_retries_first():
     )
 
 
-def test_graph_links_use_child_positions_in_iteration_order():
+def test_graph_links_use_child_positions_in_add_order():
     def yes(history):
         return True
 
@@ -79,17 +79,17 @@ def test_graph_links_use_child_positions_in_iteration_order():
     g.link(producer, sub, decider=yes)
     g.link(side, sub)
     lowered = lower(g)
-    # Iteration (topological) order: producer, side, consumer, sub.
+    # Children in add order (the compiler resolves requirements among earlier-added providers).
     kind, name, pattern, retry_index, children, links = lowered.root
     assert (kind, name, pattern, retry_index) == ("flow", "g", PATTERN_GRAPH, None)
     assert [c[0] for c in children] == ["atom", "atom", "atom", "flow"]
-    assert [lowered.atoms[c[1]].name for c in children[:3]] == ["producer", "side", "consumer"]
+    assert [lowered.atoms[c[1]].name for c in children[:3]] == ["consumer", "producer", "side"]
     # In iter_links() order: by source insertion (consumer, producer, side, sub), then target.
     assert links == [
-        (0, 2, False, None, 3),  # inferred producer -> consumer
-        (0, 3, True, 0, 3),  # decider without a depth: ALL
-        (1, 2, True, 1, 1),  # NEIGHBORS
-        (1, 3, True, None, 3),
+        (1, 0, False, None, 3),  # inferred producer -> consumer
+        (1, 3, True, 0, 3),  # decider without a depth: ALL
+        (2, 0, True, 1, 1),  # NEIGHBORS
+        (2, 3, True, None, 3),
     ]
     assert lowered.deciders == [yes, yes]
 

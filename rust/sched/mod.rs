@@ -178,7 +178,10 @@ impl Scheduler {
             return Err(CoreError::InvalidState("atom states can only be restored before the run starts".into()));
         }
         let (state, intention) = match state {
-            State::Running => (State::Pending, Intention::Execute),
+            State::Running if intention == Intention::Execute => (State::Pending, Intention::Execute),
+            // Interrupted while the flow was already reverting: its execute may have had effects,
+            // so it is reverted (the engine hands its revert an "interrupted" failure as result).
+            State::Running => (State::Failure, intention),
             State::Reverting => {
                 (State::Success, if intention == Intention::Retry { Intention::Retry } else { Intention::Revert })
             }

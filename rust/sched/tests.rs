@@ -362,3 +362,14 @@ fn a_decider_saying_no_ignores_its_targets() {
     assert_eq!(s.state(2), State::Ignore);
     assert_eq!(s.outcome(), Some(Outcome::Success));
 }
+
+#[test]
+fn resume_reverts_an_atom_interrupted_while_the_flow_was_reverting() {
+    let mut s = Scheduler::new(chain(3));
+    s.restore(0, State::Success, Intention::Revert).unwrap();
+    s.restore(1, State::Running, Intention::Revert).unwrap();
+    s.restore(2, State::Pending, Intention::Revert).unwrap();
+    assert!(s.start().is_empty());
+    assert_eq!(run(&mut s, &[]), revert(&[1, 0]));
+    assert_eq!(s.outcome(), Some(Outcome::Reverted));
+}

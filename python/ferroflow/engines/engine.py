@@ -339,7 +339,9 @@ class ActionEngine:
             return actions.revert_retry(atom, kwargs, history, storage.get_execute_failures())
         if kind == _EXECUTE:
             return self._with_progress(atom, actions.execute_task, atom, kwargs)
-        result = storage.failures.get(index, storage.results[index])
+        result = storage.failures.get(index)
+        if result is None:
+            result = storage.interrupted.get(index, storage.results[index])
         return self._with_progress(atom, actions.revert_task, atom, kwargs, result, storage.get_execute_failures())
 
     def _with_progress(self, atom: Any, fn: Any, *args: Any) -> tuple[bool, Any]:

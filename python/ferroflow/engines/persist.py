@@ -138,7 +138,11 @@ class Persister:
             else:
                 self._conn.update_flow_details(fd)
         if restore:
-            engine._scheduler.restore(restore)
+            scheduler = engine._scheduler
+            scheduler.restore(restore)
+            for index, _, _ in restore:  # the scheduler normalises interrupted states
+                storage.states[index] = scheduler.state(index)
+                storage.intentions[index] = scheduler.intention(index)
 
     @staticmethod
     def _restore(storage: Any, index: int, ad: models.AtomDetail, is_retry: bool) -> None:
@@ -152,6 +156,8 @@ class Persister:
             storage.results[index] = ad.results
         if ad.failure is not None:
             storage.failures[index] = ad.failure
+        elif ad.state == states.RUNNING and ad.intention != states.EXECUTE:
+            storage.interrupted[index] = _interrupted(ad.name)
         if ad.revert_results is not None:
             storage.revert_results[index] = ad.revert_results
         if ad.revert_failure is not None:
@@ -261,6 +267,19 @@ class Persister:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _interrupted(name: str) -> Any:
+    """The ``result`` a revert receives for an atom whose execute a crash interrupted."""
+    from ferroflow.types.failure import Failure
+
+    try:
+        raise exceptions.ExecutionFailure(
+            f"the execute of atom {name!r} was interrupted (its engine stopped while it ran); "
+            "it may have had effects, so it is being reverted"
+        )
+    except exceptions.ExecutionFailure:
+        return Failure()
 
 
 def _version(atom: Any) -> str:

@@ -61,6 +61,8 @@ class Storage:
         self.failures: dict[int, Failure] = {}
         self.revert_results: dict[int, Any] = {}
         self.revert_failures: dict[int, Failure] = {}
+        #: Atoms a crash interrupted mid-execute while the flow was reverting: what their revert gets.
+        self.interrupted: dict[int, Failure] = {}
         self.retry_histories: dict[int, list[tuple[Any, dict[str, Failure]]]] = {}
         self.progress: dict[int, tuple[float, Any]] = {}
         self._uuids: list[str | None] = []
@@ -253,5 +255,6 @@ class Storage:
         """Forgets an atom's results (it goes back to PENDING)."""
         self.results[index] = None
         self.failures.pop(index, None)
+        self.interrupted.pop(index, None)
         self.revert_results.pop(index, None)
         self.revert_failures.pop(index, None)
