@@ -20,6 +20,7 @@ from ferroflow import _core, exceptions, states
 from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.arguments import ArgSource, build_plan
+from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import NO_VALUE, STATE_CODES, STATE_NAMES, Storage
 from ferroflow.types.failure import Failure
 from ferroflow.types.notifier import Notifier
@@ -58,7 +59,7 @@ class Compilation:
         return [(names[u], names[v]) for u, v in self.compiled.atom_edges()]
 
 
-class ActionEngine:
+class ActionEngine(ResumptionMixin):
     """Base engine: TaskFlow's ``compile`` / ``prepare`` / ``validate`` / ``run`` / ``run_iter``."""
 
     #: Upper bound of atoms handed out per scheduling round.
@@ -218,6 +219,7 @@ class ActionEngine:
         if persister is not None:
             persister.acquire()
         try:
+            self._before_run()
             self._change_flow_state(states.RUNNING)
             yield states.RESUMING
             sched = self._scheduler
@@ -226,7 +228,7 @@ class ActionEngine:
                     self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
                 self._apply(sched.take_transitions())
             yield from self._loop(timeout)
-            outcome = sched.outcome()
+            outcome = self._after_loop(sched.outcome())
             final = outcome if outcome is not None else states.SUSPENDED
             self._statistics = self._gather_statistics(time.monotonic() - started)
             yield final
