@@ -79,6 +79,10 @@ class Task(atom.Atom):
         )
         self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
 
+    #: Set by the engine while it runs this task, so reported progress is stored without
+    #: registering (and deregistering) a listener around every call.
+    _progress_sink: Callable[[float], None] | None = None
+
     @property
     def notifier(self) -> notifier.RestrictedNotifier:
         """Dispatches the task's own events (``update_progress``) to registered callbacks."""
@@ -100,6 +104,9 @@ class Task(atom.Atom):
                 "Progress value must be greater or equal to 0.0 or less than or equal to 1.0 instead of being '%s'",
                 progress,
             )
+        sink = self._progress_sink
+        if sink is not None:
+            sink(clamped)
         self._notifier.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})
 
 

@@ -39,14 +39,6 @@ def resume(db: str, flow_uuid: str, engine_kind: str) -> None:
     if flow_detail.state == states.REVERTED:
         print(f"FINAL {flow_detail.state}", flush=True)
         return
-    import os  # TEMP
-    if os.environ.get("CRASH_EXPLORE_FIX"):  # TEMP
-        conn = backend.get_connection()  # TEMP
-        for ad in flow_detail:  # TEMP
-            if ad.state == states.RUNNING and ad.intention == states.REVERT:  # TEMP
-                ad.state = states.REVERTING  # TEMP
-                conn.update_atom_details(ad)  # TEMP
-        flow_detail = conn.get_flow_details(flow_uuid)  # TEMP
     engine = engines.load_from_detail(flow_detail, backend=backend, engine=engine_kind, max_workers=MAX_WORKERS)
     try:
         engine.run()

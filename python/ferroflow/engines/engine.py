@@ -10,6 +10,7 @@ outcomes back, persist and notify every transition the scheduler made.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -76,8 +77,11 @@ class ActionEngine(ResumptionMixin):
         self.atom_notifier = Notifier()
         self._compilation: Compilation | None = None
         self._scheduler: Any = None
+        self._atoms: list[Any] = []
+        self._retry_flags: list[bool] = []
         self._plans: list[tuple[ArgSource, ...] | None] = []
         self._revert_plans: list[tuple[ArgSource, ...] | None] = []
+        self._sinks: list[Any] = []
         self._prepared = False
         self._validated = False
         self._suspend_requested = False
@@ -120,8 +124,11 @@ class ActionEngine(ResumptionMixin):
         self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
         self._storage.bind_atoms(lowered.atoms)
         n = len(lowered.atoms)
+        self._atoms = lowered.atoms
+        self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
         self._plans = [None] * n
         self._revert_plans = [None] * n
+        self._sinks = [None] * n
         self._scheduler = _core.Scheduler(compiled)
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
@@ -252,9 +259,12 @@ class ActionEngine(ResumptionMixin):
             ready, transitions = self._scheduler.schedule(limit)
             if transitions:
                 self._apply(transitions)
-            gated = [index for index, kind in ready if kind == _DECIDE]
-            if not gated:
+            for _, kind in ready:
+                if kind == _DECIDE:
+                    break
+            else:
                 return ready
+            gated = [index for index, kind in ready if kind == _DECIDE]
             for index in gated:
                 self._decide(index)
             ready = [(index, kind) for index, kind in ready if kind != _DECIDE]
@@ -279,12 +289,12 @@ class ActionEngine(ResumptionMixin):
 
     # -- one atom --------------------------------------------------------------------------------
     def _is_retry(self, atom_index: int) -> bool:
-        return self.compilation.spec_atoms[atom_index][1] == 1
+        return self._retry_flags[atom_index]
 
     def _plan(self, index: int, revert: bool) -> tuple[ArgSource, ...]:
         plans = self._revert_plans if revert else self._plans
         plan = plans[index]
-        if plan is None:
+        if plan is None:  # built on first use: most atoms of a big flow are never reverted
             atom = self.compilation.atoms[index]
             spec = self.compilation.spec_atoms[index]
             compiled = self.compilation.compiled
@@ -298,11 +308,14 @@ class ActionEngine(ResumptionMixin):
         return plan
 
     def _arguments(self, index: int, revert: bool = False) -> dict[str, Any]:
+        plan = self._plan(index, revert)
+        if not plan:
+            return {}
         storage = self._storage
-        atom = self.compilation.atoms[index]
+        atom = self._atoms[index]
         injected = storage.atom_injected(atom.name)
         kwargs: dict[str, Any] = {}
-        for source in self._plan(index, revert):
+        for source in plan:
             name = source.name
             if name in injected:
                 kwargs[source.arg] = injected[name]
@@ -328,38 +341,30 @@ class ActionEngine(ResumptionMixin):
 
     def _call(self, index: int, kind: int) -> tuple[bool, Any]:
         """Runs an atom's execute or revert; any error (even fetching arguments) is a Failure."""
-        atom = self.compilation.atoms[index]
+        atom = self._atoms[index]
         storage = self._storage
         try:
             kwargs = self._arguments(index, revert=kind == _REVERT)
         except Exception:
             return False, Failure()
-        if self._is_retry(index):
+        if self._retry_flags[index]:
             history = storage.get_retry_history(atom.name)
             if kind == _EXECUTE:
                 return actions.execute_retry(atom, kwargs, history)
             return actions.revert_retry(atom, kwargs, history, storage.get_execute_failures())
-        if kind == _EXECUTE:
-            return self._with_progress(atom, actions.execute_task, atom, kwargs)
-        result = storage.failures.get(index)
-        if result is None:
-            result = storage.interrupted.get(index, storage.results[index])
-        return self._with_progress(atom, actions.revert_task, atom, kwargs, result, storage.get_execute_failures())
-
-    def _with_progress(self, atom: Any, fn: Any, *args: Any) -> tuple[bool, Any]:
-        notifier = getattr(atom, "notifier", None)
-        if notifier is None:
-            return fn(*args)
-        storage = self._storage
-
-        def on_progress(event_type: str, details: dict[str, Any]) -> None:
-            storage.set_task_progress(atom.name, details.get("progress", 0.0), details.get("details"))
-
-        notifier.register(_PROGRESS_EVENT, on_progress)
+        sink = self._sinks[index]
+        if sink is None:
+            sink = self._sinks[index] = functools.partial(storage.report_progress, index)
+        atom._progress_sink = sink
         try:
-            return fn(*args)
+            if kind == _EXECUTE:
+                return actions.execute_task(atom, kwargs)
+            result = storage.failures.get(index)
+            if result is None:
+                result = storage.interrupted.get(index, storage.results[index])
+            return actions.revert_task(atom, kwargs, result, storage.get_execute_failures())
         finally:
-            notifier.deregister(_PROGRESS_EVENT, on_progress)
+            atom._progress_sink = None
 
     def _complete(self, index: int, kind: int, ok: bool, value: Any) -> None:
         """Records an outcome, tells the scheduler, persists and notifies what changed."""
@@ -477,30 +482,26 @@ class ActionEngine(ResumptionMixin):
 
     def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], dict[int, Any] | None]]) -> None:
         """Persists a group of transitions (one transaction), then notifies them in order."""
-        progress_changed = []
-        for transitions, old_states, _ in batches:
-            for (atom, state, _), old in zip(transitions, old_states, strict=True):
-                if state != old and self._engine_progress(atom, state):
-                    progress_changed.append((atom, state))
+        reported = self._storage.progress
+        if reported:  # a task's own progress gives way to the engine's 0.0 / 1.0 at each step
+            for transitions, _, _ in batches:
+                for atom, state, _ in transitions:
+                    if state in _ENGINE_PROGRESS:
+                        reported.pop(atom, None)
         if self._persist is not None:
             self._persist.save(self, [t for transitions, _, _ in batches for t in transitions])
-        if self.atom_notifier.has_listeners():
-            for transitions, old_states, values in batches:
-                for (atom, state, _), old in zip(transitions, old_states, strict=True):
-                    if state != old:
-                        self._notify_atom(atom, state, old, values)
-        for atom, state in progress_changed:
-            task = self.compilation.atoms[atom]
-            if task.notifier.has_listeners():
-                task.update_progress(_ENGINE_PROGRESS[state])
-
-    def _engine_progress(self, atom: int, state: int) -> bool:
-        """TaskFlow records 0.0 when a task starts (or starts reverting) and 1.0 when it is done."""
-        progress = _ENGINE_PROGRESS.get(state)
-        if progress is None or self._is_retry(atom):
-            return False
-        self._storage.progress[atom] = (progress, None)
-        return True
+        listeners = self.atom_notifier.has_listeners()
+        atoms, retry_flags = self._atoms, self._retry_flags
+        for transitions, old_states, values in batches:
+            for (atom, state, _), old in zip(transitions, old_states, strict=True):
+                if state == old:
+                    continue
+                if listeners:
+                    self._notify_atom(atom, state, old, values)
+                if state in _ENGINE_PROGRESS and not retry_flags[atom]:
+                    task = atoms[atom]
+                    if task.notifier.has_listeners():
+                        task.update_progress(_ENGINE_PROGRESS[state])
 
     def _notify_atom(self, atom: int, state: int, old: int, values: dict[int, Any] | None) -> None:
         compiled_atom = self.compilation.atoms[atom]
@@ -549,11 +550,12 @@ class SerialActionEngine(ActionEngine):
             if not ready:
                 return
             yield states.SCHEDULING
-            outcomes = [call(index, kind) for index, kind in ready]
+            # Each outcome is completed (and committed) as soon as its atom returns, so a crash
+            # never loses work already done; the order of events is still TaskFlow's.
+            for index, kind in ready:
+                ok, value = call(index, kind)
+                complete(index, kind, ok, value)
             yield states.WAITING
-            with self._group():
-                for (index, kind), (ok, value) in zip(ready, outcomes, strict=True):
-                    complete(index, kind, ok, value)
             yield states.ANALYZING
 
 

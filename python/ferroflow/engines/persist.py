@@ -218,9 +218,8 @@ class Persister:
         ad.failure = storage.failures.get(atom)
         ad.revert_results = storage.revert_results.get(atom)
         ad.revert_failure = storage.revert_failures.get(atom)
-        progress = storage.progress.get(atom)
-        if progress is not None:
-            ad.meta["progress"], details = progress
+        if not engine._is_retry(atom):
+            ad.meta["progress"], details = storage.progress_of(atom)
             if details is not None:
                 ad.meta["progress_details"] = details
 

@@ -39,6 +39,7 @@ _EXECUTE_READABLE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.F
 _REVERT_READABLE = frozenset(
     {STATE_CODES[states.REVERTED], STATE_CODES[states.REVERT_FAILURE], STATE_CODES[states.REVERTING]}
 )
+_DONE_STATES = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]})
 #: Returned by `Storage.lookup_store` when the store has no such name.
 NO_VALUE = object()
 
@@ -64,6 +65,8 @@ class Storage:
         #: Atoms a crash interrupted mid-execute while the flow was reverting: what their revert gets.
         self.interrupted: dict[int, Failure] = {}
         self.retry_histories: dict[int, list[tuple[Any, dict[str, Failure]]]] = {}
+        #: Progress a task reported itself while running; when absent, progress follows the state
+        #: (1.0 once SUCCESS/REVERTED, else 0.0), exactly what TaskFlow's engine writes at each step.
         self.progress: dict[int, tuple[float, Any]] = {}
         self._uuids: list[str | None] = []
         self._providers_of: dict[str, list[int]] | None = None
@@ -164,11 +167,22 @@ class Storage:
         failure = self.failures.get(index)
         return History(list(contents), failure)
 
+    def progress_of(self, index: int) -> tuple[float, Any]:
+        """``(progress, details)`` of an atom: what it reported, else what its state implies."""
+        reported = self.progress.get(index)
+        if reported is not None:
+            return reported
+        return (1.0 if self.states[index] in _DONE_STATES else 0.0), None
+
     def get_task_progress(self, task_name: str) -> float:
-        return self.progress.get(self.index_of(task_name), (0.0, None))[0]
+        return self.progress_of(self.index_of(task_name))[0]
 
     def get_task_progress_details(self, task_name: str) -> Any:
-        return self.progress.get(self.index_of(task_name), (0.0, None))[1]
+        return self.progress_of(self.index_of(task_name))[1]
+
+    def report_progress(self, index: int, progress: float) -> None:
+        """What a running task reports through ``update_progress``."""
+        self.progress[index] = (progress, None)
 
     def set_task_progress(self, task_name: str, progress: float, details: Any = None) -> None:
         self.progress[self.index_of(task_name)] = (progress, details)

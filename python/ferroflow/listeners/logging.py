@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ferroflow import states, task
+from ferroflow import formatters, states, task
 from ferroflow.listeners import base
 from ferroflow.types import failure
 
@@ -53,30 +53,40 @@ def _pick_logger(*candidates: logging.Logger | None) -> logging.Logger:
 
 
 def _make_matcher(task_name: str) -> Callable[[Any], bool]:
-    """A matcher of compilation-tree nodes holding the task named ``task_name`` (for formatters)."""
+    """A matcher of nodes holding the task named ``task_name`` (for `FailureFormatter.format`); it
+    carries the name as ``atom_name`` so the formatter can check that one atom instead of scanning."""
 
     def _task_matcher(node: Any) -> bool:
         item = getattr(node, "item", None)
         return isinstance(item, task.Task) and item.name == task_name
 
+    _task_matcher.atom_name = task_name  # type: ignore[attr-defined]
     return _task_matcher
 
 
 class DynamicLoggingListener(base.Listener):
-    """Logs transitions, choosing the level from the outcome.
+    """Logs flow and task transitions, choosing the level from the outcome.
 
     Flow FAILURE/REVERTED and task FAILURE/REVERTED/RETRYING/REVERT_FAILURE are logged at
-    ``failure_level`` (``WARNING``); a task whose result is a Failure is always logged at
-    ``failure_level`` with its traceback; everything else at ``level`` (``DEBUG``).
+    ``failure_level`` (``WARNING``), everything else at ``level`` (``DEBUG``). A task whose result is a
+    `Failure` is always logged at ``failure_level``, with the failure's traceback (``exc_info``) and
+    the ``fail_formatter``'s details (by default a `~ferroflow.formatters.FailureFormatter`: the failed
+    task's predecessors with their states, intentions, requires and provides).
 
-    :param fail_formatter: an object with ``format(failure, matcher) -> (exc_info, text)`` describing a
-        failure in context; without one, the failure's traceback is logged.
-    :param hide_inputs_outputs_of: task names whose results are never logged.
-    :param mask_inputs_keys: passed on to formatters (accepted for compatibility).
-    :param mask_outputs_keys: passed on to formatters (accepted for compatibility).
+    :param log: the logger (defaults to the class attribute ``_LOGGER``, then this module's logger).
+    :param hide_inputs_outputs_of: task names whose results are never logged (nor their requires and
+        provides shown by the default formatter).
+    :param fail_formatter: an object with ``format(failure, atom_matcher) -> (exc_info, details)``.
+    :param mask_inputs_keys: keys whose values the default formatter shows as ``'***'`` in requires.
+    :param mask_outputs_keys: keys whose values the default formatter shows as ``'***'`` in provides;
+        they are masked in logged task results too (a ferroflow addition: TaskFlow logs results as
+        they are).
     """
 
     _LOGGER: logging.Logger | None = None
+
+    #: States which are triggered under some type of failure.
+    _FAILURE_STATES = (states.FAILURE, states.REVERT_FAILURE)
 
     def __init__(
         self,
@@ -111,6 +121,13 @@ class DynamicLoggingListener(base.Listener):
         self._mask_inputs_keys = frozenset(mask_inputs_keys)
         self._mask_outputs_keys = frozenset(mask_outputs_keys)
         self._logger = _pick_logger(log, self._LOGGER)
+        if fail_formatter is None:
+            fail_formatter = formatters.FailureFormatter(
+                engine,
+                hide_inputs_outputs_of=self._hide_inputs_outputs_of,
+                mask_inputs_keys=self._mask_inputs_keys,
+                mask_outputs_keys=self._mask_outputs_keys,
+            )
         self._fail_formatter = fail_formatter
 
     def _flow_receiver(self, state: str, details: dict) -> None:
@@ -123,54 +140,26 @@ class DynamicLoggingListener(base.Listener):
             details.get("old_state"),
         )
 
-    def _format_failure(self, result: failure.Failure, task_name: str) -> tuple[Any, str | None]:
-        if self._fail_formatter is not None:
-            return self._fail_formatter.format(result, _make_matcher(task_name))
-        if result.exc_info:
-            return tuple(result.exc_info), None
-        return None, result.pformat(traceback=True)
-
     def _task_receiver(self, state: str, details: dict) -> None:
         task_name = details["task_name"]
-        task_uuid = details["task_uuid"]
-        level = self._task_log_levels.get(state, self._level)
+        args: tuple[Any, ...] = (task_name, details["task_uuid"], state, details["old_state"])
+        message = "Task '%s' (%s) transitioned into state '%s' from state '%s'"
         if "result" not in details or state not in base.FINISH_STATES:
-            self._logger.log(
-                level,
-                "Task '%s' (%s) transitioned into state '%s' from state '%s'",
-                task_name,
-                task_uuid,
-                state,
-                details["old_state"],
-            )
+            self._logger.log(self._task_log_levels.get(state, self._level), message, *args)
             return
         result = details["result"]
         if isinstance(result, failure.Failure):
-            exc_info, fail_details = self._format_failure(result, task_name)
-            message = "Task '%s' (%s) transitioned into state '%s' from state '%s'"
-            args: tuple = (task_name, task_uuid, state, details["old_state"])
+            exc_info, fail_details = self._fail_formatter.format(result, _make_matcher(task_name))
             if fail_details:
                 message += "%s%s"
                 args += (os.linesep, fail_details)
             self._logger.log(self._failure_level, message, *args, exc_info=exc_info)
             return
+        level = self._task_log_levels.get(state, self._level)
         show_result = self._logger.isEnabledFor(self._level) or state == states.FAILURE
         if show_result and task_name not in self._hide_inputs_outputs_of:
-            self._logger.log(
-                level,
-                "Task '%s' (%s) transitioned into state '%s' from state '%s' with result '%s'",
-                task_name,
-                task_uuid,
-                state,
-                details["old_state"],
-                result,
-            )
+            if self._mask_outputs_keys:
+                result = formatters.mask_keys(result, self._mask_outputs_keys)
+            self._logger.log(level, message + " with result '%s'", *args, result)
         else:
-            self._logger.log(
-                level,
-                "Task '%s' (%s) transitioned into state '%s' from state '%s'",
-                task_name,
-                task_uuid,
-                state,
-                details["old_state"],
-            )
+            self._logger.log(level, message, *args)

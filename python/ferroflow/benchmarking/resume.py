@@ -1,0 +1,191 @@
+"""Resuming suspended flows in a fresh process: one big flow suspended halfway, many small ones.
+
+The setup (in the benchmarking process) starts flows with ``load_from_factory`` on a SQLite file
+and suspends each once half its atoms are done; the measurement runs in a fresh process
+(`child`), which resumes them from the file alone, as a restarted service would: ``load`` (open
+the file, read the flow detail, rebuild the flow with its saved factory), ``match`` (load an engine
+on the saved detail, compile, prepare: saved atom details matched to the atoms) and ``run``.
+
+ferroflow and TaskFlow share the API, so one implementation serves both (`Api`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ferroflow.benchmarking import dbfiles, flows
+
+#: Systems that can resume a saved flow through TaskFlow's API.
+SYSTEMS = ("ferroflow", "taskflow")
+_SUSPENDED = "SUSPENDED"
+_SUCCESS = "SUCCESS"
+
+
+@dataclass(frozen=True)
+class Api:
+    """What resuming needs from a TaskFlow-compatible library."""
+
+    system: str
+    engines: Any
+    models: Any
+    #: ``factory(shape, n)`` builds a flow; importable by name for ``load_from_factory``.
+    factory: Any
+    #: ``small_factory(atoms)`` builds one small linear flow.
+    small_factory: Any
+
+    def open_backend(self, path: Path) -> Any:
+        """The library's SQLite backend on ``path`` (default durability), schema upgraded."""
+        if self.system == "taskflow":
+            from ferroflow.benchmarking import taskflow_peer
+
+            return taskflow_peer.open_backend(path)
+        from ferroflow.persistence import backends
+
+        backend = backends.fetch(dbfiles.ferroflow_uri(path, dbfiles.SQLITE))
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.upgrade()
+        return backend
+
+
+def api(system: str) -> Api:
+    """The `Api` of ``system`` (``ferroflow`` or ``taskflow``)."""
+    if system == "ferroflow":
+        from ferroflow import engines
+        from ferroflow.persistence import models
+
+        return Api(system, engines, models, flows.build, flows.small_linear)
+    if system == "taskflow":
+        from ferroflow.benchmarking import taskflow_peer
+
+        return Api(system, importlib.import_module("taskflow.engines"),
+                   importlib.import_module("taskflow.persistence.models"),
+                   taskflow_peer.build, taskflow_peer.small_linear)
+    raise ValueError(f"no resume benchmark for {system!r}; known: {', '.join(SYSTEMS)}")
+
+
+@contextlib.contextmanager
+def _backend(lib: Api, path: Path) -> Iterator[Any]:
+    backend = lib.open_backend(path)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _run_suspending_after(engine: Any, done: int) -> None:
+    """Runs ``engine``, asking it to suspend once ``done`` atoms have succeeded."""
+    count = 0
+
+    def on_success(event_type: str, details: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        if count == done:
+            engine.suspend()
+
+    engine.atom_notifier.register(_SUCCESS, on_success)
+    engine.run()
+    state = engine.storage.get_flow_state()
+    if state != _SUSPENDED:
+        raise RuntimeError(f"the flow was to be suspended after {done} atoms but ended {state}")
+
+
+def suspend_halfway(system: str, path: Path, shape: str, n: int) -> str:
+    """Saves a flow of ``n`` atoms of ``shape`` to ``path``, suspended halfway; its uuid."""
+    if n < 2:
+        raise ValueError("a flow suspended halfway needs at least 2 atoms")
+    lib = api(system)
+    with _backend(lib, path) as backend:
+        book = lib.models.LogBook("bench-resume")
+        engine = lib.engines.load_from_factory(lib.factory, factory_args=(shape, n), book=book, backend=backend)
+        _run_suspending_after(engine, flows.halfway(n))
+        return str(engine.storage.flow_uuid)
+
+
+def suspend_many(system: str, path: Path, count: int, atoms: int = 10) -> list[str]:
+    """Saves ``count`` flows of ``atoms`` atoms to ``path``, each suspended halfway; their uuids."""
+    lib = api(system)
+    uuids = []
+    with _backend(lib, path) as backend:
+        for i in range(count):
+            # One book per flow, as a conductor makes per job (and no book grows with the count).
+            book = lib.models.LogBook(f"bench-small-{i}")
+            engine = lib.engines.load_from_factory(lib.small_factory, factory_args=(atoms,), book=book,
+                                                   backend=backend)
+            _run_suspending_after(engine, flows.halfway(atoms))
+            uuids.append(str(engine.storage.flow_uuid))
+    return uuids
+
+
+def write_uuids(path: Path, uuids: list[str]) -> Path:
+    """Writes the flow uuids a fresh process is to resume beside the database; the file's path."""
+    listing = path.with_suffix(".uuids.json")
+    listing.write_text(json.dumps(uuids))
+    return listing
+
+
+def resume_one(system: str, path: Path, flow_uuid: str) -> dict[str, float]:
+    """Resumes one saved flow from ``path`` to its end; seconds of ``load``, ``match`` and ``run``."""
+    lib = api(system)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    backend = lib.open_backend(path)
+    try:
+        with contextlib.closing(backend.get_connection()) as conn:
+            flow_detail = conn.get_flow_details(flow_uuid)
+        flow = lib.engines.flow_from_detail(flow_detail)
+        timings["load"] = time.perf_counter() - started
+        started = time.perf_counter()
+        engine = lib.engines.load(flow, flow_detail=flow_detail, backend=backend)
+        engine.compile()
+        engine.prepare()
+        engine.validate()
+        timings["match"] = time.perf_counter() - started
+        started = time.perf_counter()
+        engine.run()
+        timings["run"] = time.perf_counter() - started
+        state = engine.storage.get_flow_state()
+        if state != _SUCCESS:
+            raise RuntimeError(f"the resumed flow {flow_uuid} ended {state}, not SUCCESS")
+    finally:
+        backend.close()
+    return timings
+
+
+def resume_many(system: str, path: Path, uuids: list[str]) -> dict[str, float]:
+    """Resumes every flow of ``uuids`` from ``path``, one after the other; seconds per phase, summed."""
+    lib = api(system)
+    timings = {"load": 0.0, "match": 0.0, "run": 0.0}
+    clock = time.perf_counter
+    started = clock()
+    backend = lib.open_backend(path)
+    timings["load"] += clock() - started
+    try:
+        conn = backend.get_connection()
+        for flow_uuid in uuids:
+            started = clock()
+            flow_detail = conn.get_flow_details(flow_uuid)
+            flow = lib.engines.flow_from_detail(flow_detail)
+            loaded = clock()
+            engine = lib.engines.load(flow, flow_detail=flow_detail, backend=backend)
+            engine.compile()
+            engine.prepare()
+            matched = clock()
+            engine.run()
+            finished = clock()
+            timings["load"] += loaded - started
+            timings["match"] += matched - loaded
+            timings["run"] += finished - matched
+            state = engine.storage.get_flow_state()
+            if state != _SUCCESS:
+                raise RuntimeError(f"the resumed flow {flow_uuid} ended {state}, not SUCCESS")
+        conn.close()
+    finally:
+        backend.close()
+    return timings

@@ -1,0 +1,381 @@
+"""The standard scenarios of ``ferroflow bench``, measured side by side in one process run.
+
+A *case* is one scenario on one system at one size (`Case`); it is measured over several rounds
+(`Result`). Cases of one *series* (same scenario, system, shape, store and engine) run in order of
+size, so that a case predicted (from the series' previous size, scaled linearly) to take longer
+than the time budget is skipped rather than run; peers also have fixed size caps (TaskFlow's
+scheduler is quadratic). Ratios compare medians of the headline cost per atom (or per flow)
+measured in the same run: ferroflow against the floor (how many times the floor's cost ferroflow
+spends) and each peer against ferroflow (how many times faster ferroflow is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.util
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferroflow.benchmarking import dbfiles, phases
+from ferroflow.benchmarking.phases import Summary
+
+#: Scenarios, in the order they are reported.
+RUN, RESUME, RESUME_MANY, PEAK_MEMORY = "run", "resume", "resume-many", "peak-memory"
+SCENARIOS = (RUN, RESUME, RESUME_MANY, PEAK_MEMORY)
+#: Systems, in the order they are reported.
+FERROFLOW, FLOOR, TASKFLOW, DBOS = "ferroflow", "floor", "taskflow", "dbos"
+SYSTEMS = (FERROFLOW, FLOOR, TASKFLOW, DBOS)
+PEERS = (TASKFLOW, DBOS)
+#: Atoms of each of the small flows of the resume-many scenario.
+SMALL_FLOW_ATOMS = 10
+DEFAULT_SIZES = (1_000, 10_000)
+DEFAULT_ROUNDS = 5
+DEFAULT_FLOWS = 1_000
+DEFAULT_MAX_SECONDS = 60.0
+
+#: Largest size (atoms; flows for resume-many) a peer is run at: beyond, one run takes more than
+#: about a minute on a 2-core machine (TaskFlow: ~36 ms/atom in memory at N=1,000 and growing,
+#: ~90 ms/atom on SQLite; DBOS: ~20 ms/step on SQLite, one fsync'ed commit per step).
+PEER_CAPS: dict[tuple[str, str], int] = {
+    (TASKFLOW, RUN + ":" + dbfiles.MEMORY): 1_000,
+    (TASKFLOW, RUN + ":" + dbfiles.SQLITE): 500,
+    (TASKFLOW, RESUME): 500,
+    (TASKFLOW, RESUME_MANY): 20,
+    (DBOS, RUN + ":" + dbfiles.SQLITE): 2_000,
+    (DBOS, RESUME): 2_000,
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scenario on one system at one size."""
+
+    scenario: str
+    system: str
+    shape: str
+    store: str
+    engine: str
+    #: Atoms of the flow; for resume-many, the number of small flows.
+    n: int
+
+    @property
+    def series(self) -> tuple[str, str, str, str, str]:
+        return self.scenario, self.system, self.shape, self.store, self.engine
+
+    @property
+    def unit(self) -> str:
+        return "flows" if self.scenario == RESUME_MANY else "atoms"
+
+    def label(self) -> str:
+        return f"{self.scenario} {self.store} {self.engine} {self.shape} N={self.n} {self.system}"
+
+
+@dataclass
+class Result:
+    """The rounds measured for one case (or why it has none)."""
+
+    case: Case
+    #: Seconds per phase, one dict per round.
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    #: Peak resident memory (MiB) of the fresh process, per round (scenarios run in a child).
+    peak_rss_mb: list[float] = field(default_factory=list)
+    #: Why the case was skipped, or the error it raised.
+    note: str | None = None
+    failed: bool = False
+    #: Ratio to each other system (see `compute_ratios`).
+    ratios: dict[str, float] = field(default_factory=dict)
+    #: Wall time of each round, setup included (for the time budget).
+    wall: list[float] = field(default_factory=list)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.rounds)
+
+    def headline_seconds(self) -> list[float]:
+        """Per round: the run phase (run scenarios) or everything a resume does."""
+        if self.case.scenario in (RUN, PEAK_MEMORY):
+            return [r["run"] for r in self.rounds]
+        return [sum(r.values()) for r in self.rounds]
+
+    def per_unit_us(self) -> Summary:
+        """Microseconds of the headline cost per atom (per flow for resume-many)."""
+        return Summary.of(self.headline_seconds()).scaled(1e6 / self.case.n)
+
+    def total_per_unit_us(self) -> Summary:
+        """Microseconds of all phases per atom (per flow)."""
+        return Summary.of(sum(r.values()) for r in self.rounds).scaled(1e6 / self.case.n)
+
+    def phase(self, name: str) -> Summary | None:
+        values = [r[name] for r in self.rounds if name in r]
+        return Summary.of(values) if values else None
+
+    def flows_per_second(self) -> Summary | None:
+        if self.case.scenario != RESUME_MANY or not self.rounds:
+            return None
+        return Summary.of(self.case.n / seconds for seconds in self.headline_seconds())
+
+    def peak_rss(self) -> Summary | None:
+        return Summary.of(self.peak_rss_mb) if self.peak_rss_mb else None
+
+
+@dataclass
+class Options:
+    """What ``ferroflow bench`` asked for."""
+
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    rounds: int = DEFAULT_ROUNDS
+    flows: int = DEFAULT_FLOWS
+    peers: bool = False
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    workdir: str | None = None
+
+
+def peer_available(system: str) -> bool:
+    """True when the peer's package is installed."""
+    module = {TASKFLOW: "taskflow", DBOS: "dbos"}[system]
+    return importlib.util.find_spec(module) is not None
+
+
+def standard_cases(options: Options) -> list[Case]:
+    """The standard scenarios at the requested sizes, on ferroflow, the floor and (``peers``) the
+    installed peers."""
+    peers = [p for p in PEERS if options.peers and peer_available(p)]
+    sizes = sorted(set(options.sizes))
+    largest = sizes[-1]
+    cases: list[Case] = []
+
+    def add(scenario: str, systems: Iterable[str], shapes: Iterable[str], store: str, engine: str,
+            ns: Iterable[int]) -> None:
+        for system in systems:
+            for shape in shapes:
+                cases.extend(Case(scenario, system, shape, store, engine, n) for n in ns)
+
+    mem_peers = [p for p in peers if p == TASKFLOW]
+    add(RUN, [FERROFLOW, FLOOR, *mem_peers], ["linear", "unordered", "graph"], dbfiles.MEMORY, "serial", sizes)
+    add(RUN, [FERROFLOW], ["unordered", "graph"], dbfiles.MEMORY, "parallel", sizes)
+    add(RUN, [FERROFLOW, FLOOR, *peers], ["linear", "graph"], dbfiles.SQLITE, "serial", sizes)
+    add(RUN, [FERROFLOW, FLOOR], ["linear", "graph"], dbfiles.SQLITE_FSYNC, "serial", sizes)
+    add(RUN, [FERROFLOW], ["unordered"], dbfiles.SQLITE, "parallel", sizes)
+    add(RESUME, [FERROFLOW, *peers], ["linear"], dbfiles.SQLITE, "serial", sizes)
+    many_systems = [FERROFLOW, *(p for p in peers if p == TASKFLOW)]
+    for system in many_systems:
+        count = min(options.flows, PEER_CAPS.get((system, RESUME_MANY), options.flows))
+        cases.append(Case(RESUME_MANY, system, "linear", dbfiles.SQLITE, "serial", count))
+    add(PEAK_MEMORY, [FERROFLOW], ["linear"], dbfiles.MEMORY, "serial", [largest])
+    add(PEAK_MEMORY, [FERROFLOW], ["linear"], dbfiles.SQLITE, "serial", [largest])
+    return cases
+
+
+def _cap(case: Case) -> int | None:
+    key = RUN + ":" + case.store if case.scenario == RUN else case.scenario
+    return PEER_CAPS.get((case.system, key))
+
+
+# -- measuring one round ---------------------------------------------------------------------------
+
+
+def _round_in_process(case: Case, workdir: str) -> dict[str, float]:
+    if case.system == FERROFLOW:
+        from ferroflow.benchmarking.ferro import FerroflowRun
+
+        return phases.time_phases(FerroflowRun(case.shape, case.n, case.store, case.engine, workdir))
+    if case.system == FLOOR:
+        from ferroflow.benchmarking.floor import FloorRun
+
+        return phases.time_phases(FloorRun(case.shape, case.n, case.store, workdir))
+    if case.system == TASKFLOW:
+        from ferroflow.benchmarking.taskflow_peer import TaskflowRun
+
+        return phases.time_phases(TaskflowRun(case.shape, case.n, case.store, case.engine, workdir))
+    from ferroflow.benchmarking.dbos_peer import DbosRun
+
+    return phases.time_phases(DbosRun(case.shape, case.n, case.store, workdir))
+
+
+def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], float | None]:
+    """One round of ``case``: seconds per phase, and the peak memory of its fresh process."""
+    from ferroflow.benchmarking import child, resume
+
+    if case.scenario == RUN:
+        return _round_in_process(case, workdir), None
+    if case.scenario == PEAK_MEMORY:
+        outcome = child.run_child(["run", "--system", case.system, "--shape", case.shape, "--n", str(case.n),
+                                   "--store", case.store, "--engine", case.engine, "--workdir", workdir], timeout)
+        return outcome["phases"], outcome["peak_rss_mb"]
+    path = dbfiles.new_db_path(workdir, f"{case.scenario}-{case.system}")
+    try:
+        if case.system == DBOS:
+            crashed = child.run_child(["dbos-crash", "--db", str(path), "--n", str(case.n),
+                                       "--crash-at", str(case.n // 2)], timeout)
+            workflow_id = crashed["stdout"].split()[0]
+            outcome = child.run_child(["dbos-recover", "--db", str(path), "--workflow", workflow_id,
+                                       "--n", str(case.n)], timeout)
+        elif case.scenario == RESUME:
+            flow_uuid = resume.suspend_halfway(case.system, path, case.shape, case.n)
+            outcome = child.run_child(["resume", "--system", case.system, "--db", str(path),
+                                       "--flow", flow_uuid], timeout)
+        else:
+            uuids = resume.suspend_many(case.system, path, case.n, SMALL_FLOW_ATOMS)
+            listing = resume.write_uuids(path, uuids)
+            outcome = child.run_child(["resume-many", "--system", case.system, "--db", str(path),
+                                       "--uuids", str(listing)], timeout)
+            listing.unlink()
+    finally:
+        dbfiles.remove_db(path)
+    return outcome["phases"], outcome["peak_rss_mb"]
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+def measure(case: Case, rounds: int, max_seconds: float, workdir: str) -> Result:
+    """Up to ``rounds`` rounds of ``case``; fewer once they have taken ``max_seconds`` together."""
+    result = Result(case)
+    spent = 0.0
+    for _ in range(rounds):
+        gc.collect()
+        started = time.perf_counter()
+        timings, peak = _round(case, workdir, timeout=max(10 * max_seconds, 60.0))
+        wall = time.perf_counter() - started
+        result.rounds.append(timings)
+        result.wall.append(wall)
+        if peak is not None:
+            result.peak_rss_mb.append(peak)
+        spent += wall
+        if spent >= max_seconds:
+            break
+    return result
+
+
+def _skip_reason(case: Case, previous: Result | None, max_seconds: float) -> str | None:
+    cap = _cap(case)
+    if cap is not None and case.n > cap:
+        return f"skipped: above the {case.system} size cap of {cap}"
+    if previous is not None and previous.measured:
+        predicted = Summary.of(previous.wall).median * case.n / previous.case.n
+        if predicted > max_seconds:
+            return f"skipped: one run predicted at {predicted:.0f}s > {max_seconds:g}s budget"
+    if previous is not None and previous.note and previous.note.startswith("skipped"):
+        return previous.note
+    return None
+
+
+@dataclass
+class _DbosScope:
+    """Keeps one DBOS session open across the DBOS run cases, and only while they run."""
+
+    workdir: str
+    _scope: Any = None
+
+    def enter(self) -> None:
+        if self._scope is None:
+            from ferroflow.benchmarking import dbos_peer
+
+            self._scope = dbos_peer.temporary_session(self.workdir)
+            self._scope.__enter__()
+
+    def exit(self) -> None:
+        if self._scope is not None:
+            scope, self._scope = self._scope, None
+            scope.__exit__(None, None, None)
+
+
+def run_suite(cases: list[Case], options: Options,
+              on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Measures every case, series by series; results in the order of ``cases``."""
+    with _workdir(options.workdir) as workdir:
+        dbos = _DbosScope(workdir)
+        results: dict[Case, Result] = {}
+        previous: dict[tuple[str, ...], Result] = {}
+        try:
+            for case in _series_order(cases):
+                in_dbos_session = case.system == DBOS and case.scenario == RUN
+                if in_dbos_session:
+                    dbos.enter()
+                else:
+                    dbos.exit()
+                reason = _skip_reason(case, previous.get(case.series), options.max_seconds)
+                if reason is not None:
+                    result = Result(case, note=reason)
+                else:
+                    try:
+                        result = measure(case, options.rounds, options.max_seconds, workdir)
+                    except Exception as exc:  # one broken case does not lose the others
+                        result = Result(case, note=f"error: {type(exc).__name__}: {exc}", failed=True)
+                results[case] = previous[case.series] = result
+                if on_result is not None:
+                    on_result(result)
+        finally:
+            dbos.exit()
+    ordered = [results[case] for case in cases]
+    compute_ratios(ordered)
+    return ordered
+
+
+def _series_order(cases: list[Case]) -> list[Case]:
+    """Cases grouped by series (first appearance order), each series by increasing size."""
+    first: dict[tuple[str, ...], int] = {}
+    for index, case in enumerate(cases):
+        first.setdefault(case.series, index)
+    return sorted(cases, key=lambda case: (first[case.series], case.n))
+
+
+@contextlib.contextmanager
+def _workdir(given: str | None) -> Iterator[str]:
+    """``given`` (created if needed), else a temporary directory removed afterwards."""
+    if given:
+        os.makedirs(given, exist_ok=True)
+        yield str(Path(given).absolute())
+        return
+    with tempfile.TemporaryDirectory(prefix="ferroflow-bench-") as directory:
+        yield directory
+
+
+# -- ratios ------------------------------------------------------------------------------------
+
+
+def _peer_store(store: str) -> str:
+    """Peers have one SQLite durability (their defaults): compared with both of ferroflow's."""
+    return dbfiles.SQLITE if store == dbfiles.SQLITE_FSYNC else store
+
+
+def compute_ratios(results: list[Result]) -> None:
+    """Fills ``ratios`` of each measured ferroflow result.
+
+    ``floor``: ferroflow's cost / the floor's (same shape, store and size; ≥ 1, lower is better).
+    ``taskflow`` / ``dbos``: the peer's cost / ferroflow's (how many times faster ferroflow is), per
+    atom at the same size, or per flow for resume-many.
+    """
+    index: dict[tuple[Any, ...], Result] = {}
+    for result in results:
+        if result.measured:
+            case = result.case
+            index[(case.scenario, case.system, case.shape, case.store, case.engine, case.n)] = result
+            if case.scenario == RESUME_MANY:
+                index[(case.scenario, case.system, case.shape, case.store, case.engine, None)] = result
+    for result in results:
+        case = result.case
+        if case.system != FERROFLOW or not result.measured or case.scenario == PEAK_MEMORY:
+            continue
+        mine = result.per_unit_us().median
+        if case.scenario == RUN:
+            floor = index.get((RUN, FLOOR, case.shape, case.store, "serial", case.n))
+            if floor is not None:
+                result.ratios[FLOOR] = mine / floor.per_unit_us().median
+        size = None if case.scenario == RESUME_MANY else case.n
+        for peer in PEERS:
+            other = index.get((case.scenario, peer, case.shape, _peer_store(case.store), case.engine, size))
+            if other is not None and mine > 0:
+                result.ratios[peer] = other.per_unit_us().median / mine
+
+
+def iter_measured(results: Iterable[Result], system: str | None = None) -> Iterator[Result]:
+    for result in results:
+        if result.measured and (system is None or result.case.system == system):
+            yield result
