@@ -7,6 +7,7 @@ from typing import Any
 
 from ferroflow import engines, states
 from ferroflow.benchmarking import dbfiles, flows
+from ferroflow.persistence import models
 
 #: Engines a run can use.
 ENGINES = ("serial", "parallel")
@@ -43,7 +44,8 @@ class FerroflowRun:
         self.flow = flows.build(self.shape, self.n)
 
     def load(self) -> None:
-        self.engine = engines.load(self.flow, backend=self.backend, engine=self.engine_kind)
+        book = models.LogBook("bench") if self.backend is not None else None
+        self.engine = engines.load(self.flow, book=book, backend=self.backend, engine=self.engine_kind)
 
     def compile(self) -> None:
         self.engine.compile()

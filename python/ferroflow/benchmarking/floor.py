@@ -61,6 +61,8 @@ class FloorRun:
         self.shape, self.n, self.store = shape, n, dbfiles.check_store(store)
         self.atoms: list[Any] = []
         self.requires: list[list[int]] = []
+        #: Per atom, the ``(argument, atom)`` pairs whose values it receives (graph only).
+        self.inputs: list[list[tuple[str, int]]] = []
         self.successors: list[list[int]] = []
         self.indegree: list[int] = []
         self.results: list[Any] = []
@@ -79,8 +81,10 @@ class FloorRun:
         if self.shape == "graph":
             self.atoms = [flows.Joiner(f"t{i}", provides=f"v{i}", requires=[f"v{j}" for j in required])
                           for i, required in enumerate(self.requires)]
+            self.inputs = [[(f"v{j}", j) for j in required] for required in self.requires]
         else:
             self.atoms = [flows.Noop(f"t{i}") for i in range(self.n)]
+            self.inputs = [[] for _ in range(self.n)]
 
     def compile(self) -> None:
         self.successors = [[] for _ in range(self.n)]
@@ -109,21 +113,22 @@ class FloorRun:
             raise RuntimeError(f"the floor loop did not run all {self.n} atoms")
 
     def _run_in_memory(self) -> None:
-        atoms, requires, successors, indegree, results = (
-            self.atoms, self.requires, self.successors, self.indegree, self.results)
+        atoms, inputs, successors, indegree, results = (
+            self.atoms, self.inputs, self.successors, self.indegree, self.results)
         ready = deque(i for i in range(self.n) if not indegree[i])
         while ready:
             atom = ready.popleft()
-            kwargs = {f"v{j}": results[j] for j in requires[atom]} if requires[atom] else {}
-            results[atom] = atoms[atom].execute(**kwargs) if kwargs else atoms[atom].execute()
+            needs = inputs[atom]
+            results[atom] = atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs \
+                else atoms[atom].execute()
             for after in successors[atom]:
                 indegree[after] -= 1
                 if not indegree[after]:
                     ready.append(after)
 
     def _run_on_sqlite(self, conn: sqlite3.Connection) -> None:
-        atoms, requires, successors, indegree, results, uuids = (
-            self.atoms, self.requires, self.successors, self.indegree, self.results, self.uuids)
+        atoms, inputs, successors, indegree, results, uuids = (
+            self.atoms, self.inputs, self.successors, self.indegree, self.results, self.uuids)
         execute, dumps, now = conn.execute, json.dumps, time.time
         ready = deque(i for i in range(self.n) if not indegree[i])
         while ready:
@@ -131,8 +136,9 @@ class FloorRun:
             execute("BEGIN")
             execute(_RUNNING, (now(), uuids[atom]))
             execute("COMMIT")
-            kwargs = {f"v{j}": results[j] for j in requires[atom]} if requires[atom] else {}
-            results[atom] = atoms[atom].execute(**kwargs) if kwargs else atoms[atom].execute()
+            needs = inputs[atom]
+            results[atom] = atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs \
+                else atoms[atom].execute()
             execute("BEGIN")
             execute(_SUCCESS, (dumps(results[atom]), now(), uuids[atom]))
             execute("COMMIT")

@@ -15,7 +15,7 @@ from typing import Any
 
 from taskflow import engines, states, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
-from taskflow.persistence import backends
+from taskflow.persistence import backends, models
 
 from ferroflow.benchmarking import dbfiles, flows
 
@@ -90,7 +90,8 @@ class TaskflowRun:
         self.flow = build(self.shape, self.n)
 
     def load(self) -> None:
-        self.engine = engines.load(self.flow, backend=self.backend, engine=self.engine_kind)
+        book = models.LogBook("bench") if self.backend is not None else None
+        self.engine = engines.load(self.flow, book=book, backend=self.backend, engine=self.engine_kind)
 
     def compile(self) -> None:
         self.engine.compile()

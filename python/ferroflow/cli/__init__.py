@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ferroflow.cli import common, demo, resume, run, show
+from ferroflow.cli import bench, common, demo, resume, run, show
 
 __all__ = ["main"]
 
@@ -30,6 +30,7 @@ examples:
   ferroflow run mypkg.flows:make_flow --arg 10     run the flow make_flow(10) builds
   ferroflow resume                                 finish the flow whose process died
   ferroflow show                                   list saved flows; show FLOW_UUID for its atoms
+  ferroflow bench --peers --plot bench.png         measure it against the floor, TaskFlow and DBOS
 """
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for command in (run, resume, show, demo):
+    for command in (run, resume, show, demo, bench):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else common.EXIT_USAGE
     handler = getattr(args, "handler", None)
     if handler is None:
-        print("ferroflow: error: a command is required: run, resume, show or demo (see: ferroflow --help)",
+        print("ferroflow: error: a command is required: run, resume, show, demo or bench (see: ferroflow --help)",
               file=sys.stderr)
         return common.EXIT_USAGE
     try:

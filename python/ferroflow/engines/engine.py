@@ -244,7 +244,10 @@ class ActionEngine(ResumptionMixin):
             if persister is not None:
                 persister.release()
         if final not in _NO_RERAISE:
-            failures = list(self._storage.failures.values()) + list(self._storage.revert_failures.values())
+            # As TaskFlow: a failed revert is what stopped the flow, so it is what is raised;
+            # otherwise the execute failures that made the flow revert (or stop, never_resolve).
+            storage = self._storage
+            failures = list(storage.revert_failures.values()) or list(storage.failures.values())
             Failure.reraise_if_any(failures)
 
     def _loop(self, timeout: float | None) -> Iterator[str]:

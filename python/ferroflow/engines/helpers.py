@@ -58,6 +58,9 @@ def load(
     result = engine_cls(flow, flow_detail=flow_detail, backend=backend_obj, options=options)
     if backend_obj is not None:
         result._persist = persist.Persister(backend_obj, flow_detail)
+        result.storage.attach_meta_writer(result._persist, flow_detail.meta)
+    elif flow_detail is not None:
+        result.storage.attach_meta_writer(None, flow_detail.meta)
     if store:
         result.storage.inject(store)
     return result

@@ -264,6 +264,26 @@ class Persister:
             self._leased = False
             self._conn.release_lease(self.flow_detail.uuid, self.owner)
 
+    # -- metadata (listeners) --------------------------------------------------------------------
+    def atom_meta(self, atom: int) -> dict[str, Any]:
+        return self.details[atom].meta
+
+    def save_atom_meta(self, atom: int) -> None:
+        """Writes one atom detail's meta column only."""
+        ad = self.details[atom]
+        if self._fast:
+            self._conn.apply(atom_updates=[(ad, ("meta",))])
+        else:
+            self._conn.update_atom_details(ad)
+
+    def save_flow_meta(self) -> None:
+        """Writes the flow detail's own row (not its atoms) where the backend can."""
+        fd = self.flow_detail
+        if hasattr(self._conn, "update_flow_row"):
+            self._conn.update_flow_row(fd)
+        else:
+            self._conn.update_flow_details(fd)
+
     def close(self) -> None:
         self._conn.close()
 

@@ -69,6 +69,9 @@ class Storage:
         #: (1.0 once SUCCESS/REVERTED, else 0.0), exactly what TaskFlow's engine writes at each step.
         self.progress: dict[int, tuple[float, Any]] = {}
         self._uuids: list[str | None] = []
+        self._meta_writer: Any = None
+        self._flow_meta: dict[str, Any] = {}
+        self._atom_meta: dict[int, dict[str, Any]] = {}
         self._providers_of: dict[str, list[int]] | None = None
 
     # -- set up by the engine -------------------------------------------------------------------
@@ -138,7 +141,12 @@ class Storage:
         index = self.index_of(atom_name)
         self._readable(index, _EXECUTE_READABLE, "execution")
         failure = self.failures.get(index)
-        return failure if failure is not None else self.results[index]
+        if failure is not None:
+            return failure
+        history = self.retry_histories.get(index)
+        if history is not None:  # a retry's "result" is its history, as TaskFlow stores it
+            return [(value, dict(failures)) for value, failures in history]
+        return self.results[index]
 
     get = get_execute_result
 
@@ -186,6 +194,43 @@ class Storage:
 
     def set_task_progress(self, task_name: str, progress: float, details: Any = None) -> None:
         self.progress[self.index_of(task_name)] = (progress, details)
+
+    # -- metadata ----------------------------------------------------------------------------
+    def attach_meta_writer(self, writer: Any, flow_meta: dict[str, Any]) -> None:
+        """Routes metadata to persisted details (`ferroflow.engines.persist.Persister`)."""
+        self._meta_writer = writer
+        self._flow_meta = flow_meta
+
+    @property
+    def flow_meta(self) -> dict[str, Any]:
+        """The flow detail's metadata."""
+        if self._meta_writer is not None:
+            return self._meta_writer.flow_detail.meta  # the persisted detail's (reloaded on prepare)
+        return self._flow_meta
+
+    def update_flow_metadata(self, update_with: Any) -> None:
+        """Merges ``update_with`` into the flow detail's meta (written at once with a backend)."""
+        update = dict(update_with)
+        if not update:
+            return
+        self.flow_meta.update(update)
+        if self._meta_writer is not None:
+            self._meta_writer.save_flow_meta()
+
+    def get_atom_metadata(self, atom_name: str) -> dict[str, Any]:
+        index = self.index_of(atom_name)
+        if self._meta_writer is not None:
+            return self._meta_writer.atom_meta(index)
+        return self._atom_meta.setdefault(index, {})
+
+    def update_atom_metadata(self, atom_name: str, update_with: Any) -> None:
+        """Merges ``update_with`` into the atom detail's meta (written at once with a backend)."""
+        update = dict(update_with)
+        if not update:
+            return
+        self.get_atom_metadata(atom_name).update(update)
+        if self._meta_writer is not None:
+            self._meta_writer.save_atom_meta(self.index_of(atom_name))
 
     # -- injection -----------------------------------------------------------------------------
     def inject(self, pairs: dict[str, Any], transient: bool = False) -> None:

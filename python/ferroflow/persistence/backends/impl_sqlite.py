@@ -490,6 +490,17 @@ class SQLiteConnection(base.Connection):
             base._attach_flows(stored, flows)
             return stored
 
+    def update_flow_row(self, flow_detail: models.FlowDetail) -> None:
+        """Writes the flow detail's own row (name, state, meta) and nothing of its atoms: O(1),
+        where `update_flow_details` merges every atom."""
+        with self._backend.write_lock:
+            store = self._store
+            old = self._flow_row(store, flow_detail.uuid)
+            if old is None:
+                raise _missing("flow details", flow_detail.uuid)
+            row = _flow_row(flow_detail, old[1], time.time())
+            store.update_flow_detail((*row[:5], old[5], row[6]))
+
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
         with self._backend.write_lock:
             store = self._store

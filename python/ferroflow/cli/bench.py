@@ -1,0 +1,118 @@
+"""``ferroflow bench``: the standard benchmarks, side by side with the floor, TaskFlow and DBOS."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ferroflow.cli import common
+
+DESCRIPTION = """\
+Measure ferroflow on flows of no-op atoms: linear, unordered and random-DAG flows run in memory
+and on SQLite (default durability and fsync), serial and parallel engines, phase by phase
+(build, load, compile, prepare, run); a flow suspended halfway resumed in a fresh process; many
+small suspended flows resumed from one file; peak memory. The same work runs on the floor (a
+hand-written topological loop over the same callables, and raw sqlite3 writes of the same rows)
+and, with --peers, on TaskFlow and DBOS when they are installed (pip install 'ferroflow[compare]'),
+at the sizes they finish within the time budget. Prints a table of the cost per atom, flows
+resumed per second, peak memory and the ratios between systems measured in this run.
+Exit status: 0 every ferroflow case ran, 1 one failed, 2 usage error.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    from ferroflow.benchmarking import suite
+
+    parser = subparsers.add_parser("bench", help="benchmark ferroflow against the floor, TaskFlow and DBOS",
+                                   description=DESCRIPTION)
+    parser.add_argument("--sizes", type=_sizes, default=suite.DEFAULT_SIZES, metavar="N,N,...",
+                        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))})")
+    parser.add_argument("--rounds", type=common.positive_int, default=suite.DEFAULT_ROUNDS, metavar="R",
+                        help="runs of each case; the median is reported (default: %(default)s)")
+    parser.add_argument("--flows", type=common.positive_int, default=suite.DEFAULT_FLOWS, metavar="F",
+                        help="small (10-atom) suspended flows to resume (default: %(default)s)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run TaskFlow and DBOS, those installed (ferroflow[compare])")
+    parser.add_argument("--max-seconds", type=_positive_float, default=suite.DEFAULT_MAX_SECONDS,
+                        metavar="S", help="skip a case predicted to run longer; stop repeating one after "
+                        "it took this long (default: %(default)s)")
+    parser.add_argument("--json", metavar="PATH", help="write every measurement as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="draw cost per atom against N as a PNG (matplotlib)")
+    parser.add_argument("--workdir", metavar="DIR", help="where the databases go (default: a temporary "
+                        "directory, removed at the end)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(handler=bench_command)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    sizes = []
+    for part in text.split(","):
+        value = common.positive_int(part.strip().replace("_", ""))
+        if value < 2:
+            raise argparse.ArgumentTypeError(f"sizes must be at least 2 (a flow suspended halfway), not {value}")
+        sizes.append(value)
+    return tuple(sorted(set(sizes)))
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from ferroflow.benchmarking import report, suite
+
+    if args.plot:
+        _check_matplotlib()
+    options = suite.Options(sizes=args.sizes, rounds=args.rounds, flows=args.flows, peers=args.peers,
+                            max_seconds=args.max_seconds, workdir=args.workdir)
+    if args.peers:
+        missing = [peer for peer in suite.PEERS if not suite.peer_available(peer)]
+        if missing:
+            print(f"ferroflow bench: not installed, not compared: {', '.join(missing)} "
+                  "(pip install 'ferroflow[compare]')", file=sys.stderr)
+    cases = suite.standard_cases(options)
+
+    def progress(result: suite.Result) -> None:
+        if args.quiet:
+            return
+        if result.measured:
+            cost = result.per_unit_us()
+            what = f"{report.number(cost.median)} us/{result.case.unit[:-1]} ({len(result.rounds)} runs)"
+        else:
+            what = result.note or ""
+        print(f"  {result.case.label()}: {what}", file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"ferroflow bench: {len(cases)} cases, sizes {', '.join(f'{n:,}' for n in options.sizes)}, "
+              f"{options.rounds} runs each", file=sys.stderr, flush=True)
+    results = suite.run_suite(cases, options, on_result=progress)
+    print(report.text_report(results))
+    if args.json:
+        report.write_json(args.json, results, options)
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        try:
+            report.plot(args.plot, results)
+        except (report.PlotUnavailable, ValueError) as exc:
+            raise common.CommandError(str(exc)) from exc
+        print(f"wrote {args.plot}")
+    failed = [r for r in results if r.failed and r.case.system == suite.FERROFLOW]
+    if failed:
+        raise common.CommandError(f"{len(failed)} ferroflow case(s) failed: "
+                                  + "; ".join(f"{r.case.label()}: {r.note}" for r in failed))
+    return common.EXIT_OK
+
+
+def _check_matplotlib() -> None:
+    """Fails before measuring anything, not after, when the plot cannot be drawn."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise common.UsageError("--plot needs matplotlib: pip install 'ferroflow[plot]'")
