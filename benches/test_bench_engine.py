@@ -1,69 +1,43 @@
-"""Engine overhead per atom: build, compile, run — in memory and on SQLite.
+"""ferroflow's engine on no-op atoms: each phase timed apart, in memory and on SQLite.
 
-Run with ``pytest benches`` (release build: ``maturin develop --release``); CI runs every case once
-with ``--benchmark-disable``.
+Groups: ``run-<store>-<engine>-<shape>`` (the run phase: the engine's overhead per atom), and
+``phase-<phase>-<store>-<shape>`` (build, load, compile, prepare of the same flows).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bench_flows import linear, random_dag, unordered
-from ferroflow import engines
-
-SIZES = [1_000, 10_000]
-SHAPES = {"linear": linear, "unordered": unordered, "graph": random_dag}
+from bench_support import FSYNC_CAP, FSYNC_CI_CAP, SIZES, bench_phase, cap
+from ferroflow.benchmarking.dbfiles import MEMORY, SQLITE, SQLITE_FSYNC
+from ferroflow.benchmarking.ferro import FerroflowRun
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_run_in_memory(benchmark, shape: str, n: int) -> None:
-    benchmark.group = f"run-memory-{shape}"
+@pytest.mark.parametrize("engine", ["serial", "parallel"])
+@pytest.mark.parametrize("shape", ["linear", "unordered", "graph"])
+def test_run_in_memory(benchmark, shape: str, engine: str, n: int) -> None:
+    benchmark.group = f"run-memory-{engine}-{shape}"
     benchmark.extra_info["atoms"] = n
-
-    def setup():
-        engine = engines.load(SHAPES[shape](n))
-        engine.compile()
-        engine.prepare()
-        engine.validate()
-        return (engine,), {}
-
-    def run(engine):
-        engine.run()
-        assert engine.storage.get_flow_state() == "SUCCESS"
-
-    benchmark.pedantic(run, setup=setup, rounds=3)
+    bench_phase(benchmark, lambda: FerroflowRun(shape, n, MEMORY, engine), "run")
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_compile(benchmark, n: int) -> None:
-    benchmark.group = "compile-graph"
+@pytest.mark.parametrize(("shape", "engine"), [("linear", "serial"), ("graph", "serial"), ("unordered", "parallel")])
+@pytest.mark.parametrize("store", [SQLITE, SQLITE_FSYNC])
+def test_run_on_sqlite(benchmark, tmp_path, ci_mode: bool, store: str, shape: str, engine: str, n: int) -> None:
+    if store == SQLITE_FSYNC:
+        cap(n, ci_mode, full=FSYNC_CAP, ci=FSYNC_CI_CAP)
+    benchmark.group = f"run-{store}-{engine}-{shape}"
     benchmark.extra_info["atoms"] = n
-    flow = random_dag(n)
-
-    def compile_once():
-        engines.load(flow).compile()
-
-    benchmark.pedantic(compile_once, rounds=3)
+    bench_phase(benchmark, lambda: FerroflowRun(shape, n, store, engine, tmp_path), "run")
 
 
-@pytest.mark.parametrize("durability", ["process", "fsync"])
-def test_run_on_sqlite(benchmark, tmp_path, durability: str) -> None:
-    n = 1_000
-    benchmark.group = f"run-sqlite-{durability}"
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("shape", ["linear", "graph"])
+@pytest.mark.parametrize("store", [MEMORY, SQLITE])
+@pytest.mark.parametrize("phase", ["build", "load", "compile", "prepare"])
+def test_phase(benchmark, tmp_path, phase: str, store: str, shape: str, n: int) -> None:
+    benchmark.group = f"phase-{phase}-{store}-{shape}"
     benchmark.extra_info["atoms"] = n
-    counter = iter(range(1_000_000))
-
-    def setup():
-        uri = f"sqlite:///{tmp_path}/bench-{next(counter)}.db?durability={durability}"
-        engine = engines.load(linear(n), backend=uri)
-        engine.compile()
-        engine.prepare()
-        engine.validate()
-        return (engine,), {}
-
-    def run(engine):
-        engine.run()
-        assert engine.storage.get_flow_state() == "SUCCESS"
-
-    benchmark.pedantic(run, setup=setup, rounds=3)
+    bench_phase(benchmark, lambda: FerroflowRun(shape, n, store, "serial", tmp_path), phase)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ferroflow.benchmarking import suite
+from ferroflow.benchmarking import dbfiles, flows, suite
 from ferroflow.benchmarking.phases import Summary
 
 #: Run phases shown in the phases table (resume scenarios have load / match / run).
@@ -149,6 +149,14 @@ def write_json(path: str | os.PathLike[str], results: Sequence[suite.Result], op
     Path(path).write_text(json.dumps(to_json(results, options), indent=1) + "\n")
 
 
+#: Lines of the plot, each always in the same colour.
+_LINES = ("ferroflow", "ferroflow (parallel)", "floor", "taskflow", "dbos")
+
+
+def _order(known: Sequence[str], name: str) -> int:
+    return known.index(name) if name in known else len(known)
+
+
 class PlotUnavailable(RuntimeError):
     """matplotlib is not installed."""
 
@@ -173,14 +181,15 @@ def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
         panel.setdefault(line, []).append((case.n, result.per_unit_us().median))
     if not series:
         raise ValueError("nothing to plot: no run scenario was measured")
-    panels = sorted(series)
+    panels = sorted(series, key=lambda key: (_order(dbfiles.STORES, key[0]), _order(flows.SHAPES, key[1])))
     columns = min(3, len(panels))
     rows = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
     for ax, key in zip(axes.flat, panels, strict=False):
-        for line, points in sorted(series[key].items()):
+        for line, points in sorted(series[key].items(), key=lambda item: _order(_LINES, item[0])):
             points.sort()
-            ax.plot([n for n, _ in points], [cost for _, cost in points], marker="o", label=line)
+            ax.plot([n for n, _ in points], [cost for _, cost in points], marker="o", label=line,
+                    color=f"C{_order(_LINES, line)}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{key[1]} flow, {key[0]}")

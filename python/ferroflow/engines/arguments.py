@@ -1,40 +1,39 @@
 """Argument plans: how each atom's ``execute``/``revert`` keyword arguments are found.
 
 Built once per atom from the compiled providers (Rust resolved *who* provides each name with
-TaskFlow's visibility rules); at run time a plan is a short list walked without any lookup of
-scopes. Precedence, as in TaskFlow: atom ``inject`` → flow-level ``store`` → the visible provider.
+TaskFlow's visibility rules); at run time a plan is a short tuple walked without any scope lookup.
+Precedence, as in TaskFlow: atom ``inject`` → flow-level ``store`` → the visible provider.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from ferroflow import exceptions
 
-_MISSING = object()
-
-
-class ArgSource(NamedTuple):
-    """Where one argument comes from."""
-
-    arg: str
-    name: str  #: storage name (after rebind)
-    provider: int | None  #: atom index of the provider, or None
-    optional: bool
+#: One argument: ``(arg, storage name, provider atom index or None, optional, key in the
+#: provider's result or None for the whole result)``. Plain tuples: plans are built per atom.
+ArgSource = tuple[str, str, "int | None", bool, Any]
 
 
 def build_plan(
     rebind: dict[str, str],
-    optional: set[str] | frozenset[str],
+    optional: Any,
     names: list[str],
     providers: list[int | None],
+    save_as_of: Any,
 ) -> tuple[ArgSource, ...]:
-    """Pairs each ``(arg, storage name)`` of an atom with the provider Rust found for the name."""
+    """Pairs each ``(arg, storage name)`` of an atom with the provider Rust found for the name.
+
+    ``save_as_of(provider)`` gives the provider atom's ``save_as`` mapping (name → key).
+    """
     by_name = dict(zip(names, providers, strict=False))
-    return tuple(
-        ArgSource(arg, name, by_name.get(name), name in optional or arg in optional)
-        for arg, name in rebind.items()
-    )
+    plan = []
+    for arg, name in rebind.items():
+        provider = by_name.get(name)
+        key = None if provider is None else save_as_of(provider).get(name)
+        plan.append((arg, name, provider, name in optional or arg in optional, key))
+    return tuple(plan)
 
 
 def extract(result: Any, index: Any, provider_name: str, name: str) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -22,7 +23,7 @@ from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.arguments import ArgSource, build_plan
 from ferroflow.engines.resumption import ResumptionMixin
-from ferroflow.engines.storage import NO_VALUE, STATE_CODES, STATE_NAMES, Storage
+from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
 from ferroflow.types.failure import Failure
 from ferroflow.types.notifier import Notifier
 
@@ -34,6 +35,7 @@ _REVERTED = STATE_CODES[states.REVERTED]
 _REVERT_FAILURE = STATE_CODES[states.REVERT_FAILURE]
 _PENDING = STATE_CODES[states.PENDING]
 _STATE_IGNORE = STATE_CODES[states.IGNORE]
+_RESULT_READABLE = frozenset({_SUCCESS, _FAILURE, STATE_CODES[states.REVERTING]})
 _ENGINE_PROGRESS = {
     STATE_CODES[states.RUNNING]: 0.0,
     STATE_CODES[states.REVERTING]: 0.0,
@@ -225,6 +227,9 @@ class ActionEngine(ResumptionMixin):
         persister = self._persist
         if persister is not None:
             persister.acquire()
+        # The flow's own objects (atoms, plans, results of a resumed run) live as long as the run:
+        # keeping them out of the collector's full passes removes a cost that grows with the flow.
+        gc.freeze()
         try:
             self._before_run()
             self._change_flow_state(states.RUNNING)
@@ -241,6 +246,7 @@ class ActionEngine(ResumptionMixin):
             yield final
             self._change_flow_state(final)
         finally:
+            gc.unfreeze()
             if persister is not None:
                 persister.release()
         if final not in _NO_RERAISE:
@@ -298,15 +304,23 @@ class ActionEngine(ResumptionMixin):
         plans = self._revert_plans if revert else self._plans
         plan = plans[index]
         if plan is None:  # built on first use: most atoms of a big flow are never reverted
-            atom = self.compilation.atoms[index]
+            atom = self._atoms[index]
+            if not (atom.revert_rebind if revert else atom.rebind):
+                plans[index] = ()
+                return ()
             spec = self.compilation.spec_atoms[index]
             compiled = self.compilation.compiled
+            atoms = self._atoms
+
+            def save_as_of(provider: int) -> Any:
+                return atoms[provider].save_as
+
             if revert:
-                plan = build_plan(
-                    atom.revert_rebind, atom.revert_optional, spec[6] + spec[7], compiled.revert_providers(index)
-                )
+                names, providers = spec[6] + spec[7], compiled.revert_providers(index)
+                plan = build_plan(atom.revert_rebind, atom.revert_optional, names, providers, save_as_of)
             else:
-                plan = build_plan(atom.rebind, atom.optional, spec[4] + spec[5], compiled.providers(index))
+                names, providers = spec[4] + spec[5], compiled.providers(index)
+                plan = build_plan(atom.rebind, atom.optional, names, providers, save_as_of)
             plans[index] = plan
         return plan
 
@@ -315,30 +329,31 @@ class ActionEngine(ResumptionMixin):
         if not plan:
             return {}
         storage = self._storage
-        atom = self._atoms[index]
-        injected = storage.atom_injected(atom.name)
+        injected = storage.atom_injected(self._atoms[index].name)
+        store, transient = storage.injected, storage.transient
+        states_, results, failures = storage.states, storage.results, storage.failures
         kwargs: dict[str, Any] = {}
-        for source in plan:
-            name = source.name
-            if name in injected:
-                kwargs[source.arg] = injected[name]
-                continue
-            value = storage.lookup_store(name)
-            if value is not NO_VALUE:
-                kwargs[source.arg] = value
-                continue
-            if source.provider is not None:
-                try:
-                    kwargs[source.arg] = storage.value_from(source.provider, name)
-                    continue
-                except exceptions.NotFound:
-                    if not source.optional:
-                        raise
-                    continue
-            if not source.optional:
+        for arg, name, provider, optional, key in plan:
+            if injected and name in injected:
+                kwargs[arg] = injected[name]
+            elif name in transient:
+                kwargs[arg] = transient[name]
+            elif name in store:
+                kwargs[arg] = store[name]
+            elif provider is not None and states_[provider] in _RESULT_READABLE and provider not in failures:
+                value = results[provider]
+                if key is not None:
+                    try:
+                        value = value[key]
+                    except (LookupError, TypeError):
+                        if optional:
+                            continue
+                        storage.value_from(provider, name)  # raises NotFound with the details
+                kwargs[arg] = value
+            elif not optional:
                 raise exceptions.NotFound(
-                    f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
-                    f"{source.arg!r}) but no provider, store value or injected value has it"
+                    f"Atom {self._atoms[index].name!r} of flow {self._flow.name!r} requires {name!r} (argument "
+                    f"{arg!r}) but no provider, store value or injected value has it"
                 )
         return kwargs
 

@@ -253,7 +253,13 @@ class Storage:
 
     @property
     def injected(self) -> dict[str, Any]:
+        """Flow-level values that persist (``store=`` / ``inject()``)."""
         return self._injected
+
+    @property
+    def transient(self) -> dict[str, Any]:
+        """Flow-level values injected with ``transient=True`` (never saved)."""
+        return self._transient
 
     # -- fetching ------------------------------------------------------------------------------
     def _providers(self) -> dict[str, list[int]]:
