@@ -3,6 +3,7 @@
 pub mod error;
 pub mod graph;
 pub mod names;
+pub mod resume;
 pub mod sched;
 pub mod spec;
 pub mod store;

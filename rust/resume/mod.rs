@@ -154,6 +154,9 @@ pub struct Migration {
     pub kind: MigrationKind,
     pub sources: Vec<String>,
     pub targets: Vec<String>,
+    /// Whether a function maps the old results to the new ones (always true for a rename); without
+    /// one, split and merge targets simply run.
+    pub mapped: bool,
 }
 
 impl Migration {

@@ -97,7 +97,11 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Entry:
-    """One journal line: ``kind`` is ``execute`` or ``revert``; ``value`` is an execute's result."""
+    """One journal line: ``kind`` is ``execute`` or ``revert``; ``value`` is an execute's result.
+
+    Retried flows also journal ``start`` lines: an execute beginning, ``value`` being the attempt
+    the retry gave it (see `crash.flows.Flaky`).
+    """
 
     kind: str
     name: str
@@ -114,6 +118,8 @@ class Round:
     journal: list[Entry] = field(default_factory=list)
     final: StoreView | None = None
     final_reported: str | None = None
+    #: Standard output of the child that finished the flow.
+    final_output: str = ""
 
     @property
     def kills(self) -> int:
@@ -144,8 +150,8 @@ def parse_journal(path: Path) -> list[Entry]:
     entries = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split(" ")
-        if parts[0] == "execute" and len(parts) == 3:
-            entries.append(Entry("execute", parts[1], int(parts[2])))
+        if parts[0] in ("execute", "start") and len(parts) == 3:
+            entries.append(Entry(parts[0], parts[1], int(parts[2])))
         elif parts[0] == "revert" and len(parts) == 2:
             entries.append(Entry("revert", parts[1], None))
         else:
@@ -164,6 +170,9 @@ class _JournalTail:
         self.reverts = 0
         self.trigger: bytes | None = None
         self.triggered = False
+        #: Lines starting with `watched` seen so far, whether a kill is armed on them or not.
+        self.watched: bytes | None = None
+        self.watched_lines = 0
 
     def poll(self) -> int:
         if self._file is None:
@@ -176,6 +185,8 @@ class _JournalTail:
         self.reverts += sum(line.startswith(b"revert ") for line in complete)
         if self.trigger is not None and any(line.startswith(self.trigger) for line in complete):
             self.triggered = True
+        if self.watched is not None:
+            self.watched_lines += sum(line.startswith(self.watched) for line in complete)
         return self.lines
 
     def arm(self, trigger: str | None) -> None:
@@ -205,19 +216,23 @@ class _Flow:
     engine: str
     #: Journal line of the failing atom's execute (revert scenarios), else None.
     trigger: str | None
+    #: When set, `TRIGGER` kills are planned until the trigger line was journaled this many times
+    #: (instead of until the first revert).
+    trigger_lines: int | None = None
 
 
 class CrashRunner:
     """Runs flows in child processes of a fresh interpreter each, killing them at random."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, worker: str = WORKER_MODULE) -> None:
         self.workdir = workdir
+        self._worker = worker
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
         self._env = env
 
     def _command(self, *args: object) -> list[str]:
-        return [sys.executable, "-m", WORKER_MODULE, *map(str, args)]
+        return [sys.executable, "-m", self._worker, *map(str, args)]
 
     def _run(self, *args: object) -> subprocess.CompletedProcess:
         """Runs a child to its end (never killed)."""
@@ -240,18 +255,28 @@ class CrashRunner:
         fail_at: int = -1,
         max_pause_us: int = 2000,
         max_lines_per_life: int = 20,
+        trigger_at: int | None = None,
+        trigger_lines: int | None = None,
     ) -> Round:
-        """Creates a flow, then resumes it in killed children until one finishes it."""
+        """Creates a flow, then resumes it in killed children until one finishes it.
+
+        `TRIGGER` kills follow the execute line of atom ``trigger_at`` (default: ``fail_at``), while
+        nothing has been reverted — or, with ``trigger_lines``, until that line was journaled that
+        many times.
+        """
         rng = random.Random(seed)
         folder = self.workdir / f"round-{seed}"
         folder.mkdir()
         db, journal = folder / "flows.db", folder / "journal"
         created = self._run("create", db, kind, n, seed, journal, fail_at, max_pause_us)
         assert created.returncode == 0, f"creating the flow failed:\n{created.stderr}"
-        trigger = None if fail_at < 0 else f"execute {atom_name(fail_at)} "
-        flow = _Flow(db, created.stdout.strip(), engine, trigger)
+        trigger_at = fail_at if trigger_at is None else trigger_at
+        trigger = None if trigger_at < 0 else f"execute {atom_name(trigger_at)} "
+        flow = _Flow(db, created.stdout.strip(), engine, trigger, trigger_lines)
         result = Round(seed)
         tail = _JournalTail(journal)
+        if trigger is not None and trigger_lines is not None:
+            tail.watched = trigger.encode()
         try:
             finished = False
             while not finished:
@@ -269,7 +294,7 @@ class CrashRunner:
         draw = rng.random()
         if draw < CLOCK_KILL_SHARE:
             return _KillPlan(CLOCK, rng.uniform(*CLOCK_KILL_DELAY))
-        if flow.trigger is not None and tail.reverts == 0 and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
+        if flow.trigger is not None and _trigger_ahead(flow, tail) and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
             return _KillPlan(TRIGGER, rng.uniform(0, TRIGGER_KILL_JITTER))
         return _KillPlan(PROGRESS, rng.uniform(0, PROGRESS_KILL_JITTER), rng.randint(1, max_lines))
 
@@ -310,6 +335,7 @@ class CrashRunner:
             return False
         assert proc.returncode == 0, f"resume child failed (exit {proc.returncode}):\n{err}"
         result.final_reported = _final_state(out, err)
+        result.final_output = out
         return True
 
     def _clean_run(self, flow: _Flow, tail: _JournalTail, result: Round) -> None:
@@ -319,6 +345,13 @@ class CrashRunner:
         assert done.returncode == 0, f"resuming the finished flow failed:\n{done.stderr}"
         assert _final_state(done.stdout, done.stderr) == result.final_reported
         assert tail.poll() == before, "resuming a finished flow ran atoms again"
+
+
+def _trigger_ahead(flow: _Flow, tail: _JournalTail) -> bool:
+    """Whether the trigger line may still come (so a `TRIGGER` kill is worth planning)."""
+    if flow.trigger_lines is None:
+        return tail.reverts == 0
+    return tail.watched_lines < flow.trigger_lines
 
 
 def _due(plan: _KillPlan, elapsed: float, tail: _JournalTail, at_start: int) -> bool:

@@ -19,9 +19,11 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ferroflow import task
+from ferroflow import retry, task
 from ferroflow.patterns import graph_flow, linear_flow
 
 LINEAR = "linear"
@@ -140,7 +142,11 @@ def build(kind: str, n: int, seed: int, journal: str, fail_at: int = -1, max_pau
     parallel run, those scheduled alongside the failing atom are then still running for a while
     after the failure is resolved, so kills right after it find atoms saved RUNNING with the REVERT
     intention (a state a resume must handle by reverting them).
+
+    The kinds in `SEMANTIC_KINDS` (retries, deciders) are built by `build_semantics` instead.
     """
+    if kind in SEMANTIC_KINDS:
+        return build_semantics(kind, n, journal, fail_at, max_pause_us)
     inputs = atom_inputs(kind, n, seed)
     steps = [
         Step(i, needs, journal, _pause_of(i, fail_at, max_pause_us), i == fail_at) for i, needs in enumerate(inputs)
@@ -153,3 +159,119 @@ def _pause_of(index: int, fail_at: int, max_pause_us: int) -> int:
     if fail_at >= 0 and index != fail_at and abs(index - fail_at) <= SLOW_BAND:
         return max(max_pause_us, SLOW_PAUSE_US)
     return max_pause_us
+
+
+# -- retries and deciders (tests/crash/test_crash_retries.py) ----------------------------------------
+
+#: A ``Times(TIMES_ATTEMPTS)`` retry around a linear subflow whose `Flaky` atom fails every attempt
+#: but the last.
+TIMES = "retry-times"
+#: A `ForEach` retry over `FOR_EACH_VALUES` around a linear subflow whose `Flaky` atom always fails.
+FOR_EACH = "retry-foreach"
+#: A graph flow whose decider ignores one branch and lets another run (see `decider_layout`).
+DECIDER = "decider"
+SEMANTIC_KINDS = (TIMES, FOR_EACH, DECIDER)
+TIMES_ATTEMPTS = 3
+#: Deliberately neither sorted nor consecutive: the attempt a task sees is the value, not a count.
+FOR_EACH_VALUES = (7, 3, 9)
+RETRY_NAME = "retry"
+#: What the retry provides to the subflow: `Flaky` takes it as its ``attempt`` argument.
+ATTEMPT = "attempt"
+#: Journal line kind `Flaky` appends first thing in each execute: ``start <name> <attempt>``.
+START = "start"
+
+
+def retried_range(kind: str, n: int) -> range:
+    """Indexes of the atoms inside the retried subflow: all but ``a000`` before it and, for
+    `TIMES`, the last atom after it (`FOR_EACH` never gets past its subflow)."""
+    return range(1, n - 1) if kind == TIMES else range(1, n)
+
+
+@dataclass(frozen=True)
+class DeciderLayout:
+    """Index ranges of the decider flow: ``head`` runs first; the link ``head -> skipped`` has a
+    decider saying no, the link ``head -> taken`` one saying yes (both check the head's result)."""
+
+    head: range
+    skipped: range
+    taken: range
+
+
+def decider_layout(n: int) -> DeciderLayout:
+    skipped = max(1, n // 8)
+    head = (n - skipped) // 2
+    return DeciderLayout(range(head), range(head, head + skipped), range(head + skipped, n))
+
+
+def semantic_inputs(kind: str, n: int) -> list[list[int]]:
+    """Like `atom_inputs`: each atom requires its predecessor's value, except the first atom of
+    each decider branch (ordered after the head by the decided link alone)."""
+    inputs = atom_inputs(LINEAR, n, 0)
+    if kind == DECIDER:
+        layout = decider_layout(n)
+        inputs[layout.skipped.start] = []
+        inputs[layout.taken.start] = []
+    return inputs
+
+
+class Flaky(Step):
+    """A `Step` that also takes the retry's value as ``attempt``: journals ``start <name> <attempt>``
+    before anything else (so an execute a kill interrupts is counted too), then runs as a `Step`
+    and raises `Boom` naming the attempt unless ``attempt`` is ``succeeds_on`` (None: never)."""
+
+    def __init__(self, index: int, needs: list[int], journal: str, max_pause_us: int, succeeds_on: int | None) -> None:
+        super().__init__(index, needs, journal, max_pause_us, fails=False)
+        self._succeeds_on = succeeds_on
+
+    def execute(self, attempt: int, **kwargs: Any) -> int:  # type: ignore[override]
+        _Journal.append(self._journal, f"{START} {self.name} {attempt}")
+        value = super().execute(**kwargs)
+        if attempt != self._succeeds_on:
+            raise Boom(f"{self.name} fails on attempt {attempt}")
+        return value
+
+
+def build_semantics(kind: str, n: int, journal: str, fail_at: int, max_pause_us: int) -> Any:
+    """The flows of the retry and decider scenarios: ``n`` atoms in one index space whose values
+    follow `semantic_inputs`; ``fail_at`` is the `Flaky` atom (retry kinds, inside `retried_range`)."""
+    inputs = semantic_inputs(kind, n)
+
+    def step(i: int) -> Step:
+        if kind != DECIDER and i == fail_at:
+            return Flaky(i, inputs[i], journal, max_pause_us, TIMES_ATTEMPTS if kind == TIMES else None)
+        return Step(i, inputs[i], journal, max_pause_us, fails=False)
+
+    if kind == DECIDER:
+        return _decider_flow(n, step)
+    inner = retried_range(kind, n)
+    if fail_at not in inner:
+        raise ValueError(f"the flaky atom {fail_at} must be inside the retried subflow {inner}")
+    retry_ = (
+        retry.Times(TIMES_ATTEMPTS, name=RETRY_NAME, provides=ATTEMPT)
+        if kind == TIMES
+        else retry.ForEach(list(FOR_EACH_VALUES), name=RETRY_NAME, provides=ATTEMPT)
+    )
+    subflow = linear_flow.Flow(f"{kind}-attempts", retry=retry_).add(*[step(i) for i in inner])
+    outer = [step(i) for i in range(n) if i not in inner]
+    return linear_flow.Flow(f"crash-{kind}").add(outer[0], subflow, *outer[1:])
+
+
+def _decider_flow(n: int, step: Callable[[int], Step]) -> Any:
+    layout = decider_layout(n)
+    # The deciders see the results of the link's source atom only (a flow as the source would give
+    # them an empty history, as in TaskFlow): the head's last atom is a node of the graph itself.
+    gate = step(layout.head[-1])
+    gate_value = expected_values(semantic_inputs(DECIDER, n))[layout.head[-1]]
+
+    def head_done_right(history: dict[str, Any]) -> bool:
+        return history.get(gate.name) == gate_value
+
+    def part(indexes: range, name: str) -> Any:
+        return linear_flow.Flow(name).add(*[step(i) for i in indexes])
+
+    head = part(layout.head[:-1], "head")  # linked to the gate by the value the gate requires
+    skipped, taken = part(layout.skipped, "skipped"), part(layout.taken, "taken")
+    flow = graph_flow.Flow(f"crash-{DECIDER}").add(head, gate, skipped, taken)
+    flow.link(gate, skipped, decider=lambda history: not head_done_right(history))
+    flow.link(gate, taken, decider=head_done_right)
+    return flow

@@ -84,6 +84,7 @@ class ActionEngine(ResumptionMixin):
         self._plans: list[tuple[ArgSource, ...] | None] = []
         self._revert_plans: list[tuple[ArgSource, ...] | None] = []
         self._sinks: list[Any] = []
+        self._progress_watched: frozenset[int] = frozenset()
         self._prepared = False
         self._validated = False
         self._suspend_requested = False
@@ -223,6 +224,11 @@ class ActionEngine(ResumptionMixin):
         self.validate()
         self._suspend_requested = False
         self._completed = self._discarded_failures = 0
+        # Tasks whose own notifier has listeners get the engine's 0.0 / 1.0 progress events
+        # (listeners are expected to be registered before the run, as with TaskFlow's engine).
+        self._progress_watched = frozenset(
+            i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.notifier.has_listeners()
+        )
         started = time.monotonic()
         persister = self._persist
         if persister is not None:
@@ -400,7 +406,7 @@ class ActionEngine(ResumptionMixin):
             else:
                 storage.failures[index] = value
             unresolved, transitions = sched.complete_execute(index, ok)
-            self._apply(transitions, {index: value})
+            self._apply(transitions, (index, value))
             if unresolved:
                 self._resolve(index, value)
         else:
@@ -409,7 +415,7 @@ class ActionEngine(ResumptionMixin):
             else:
                 storage.revert_failures[index] = value
             transitions = sched.complete_revert(index, ok)
-            self._apply(transitions, {index: value})
+            self._apply(transitions, (index, value))
 
     def _check_serializable(self, index: int, value: Any) -> tuple[bool, Any]:
         """A result a durable backend cannot save becomes the atom's failure (never half a row)."""
@@ -462,9 +468,10 @@ class ActionEngine(ResumptionMixin):
         return str(atoms[retry].on_failure(**kwargs))
 
     # -- transitions: persist, then notify -------------------------------------------------------
-    def _apply(self, transitions: list[tuple[int, int, int]], values: dict[int, Any] | None = None) -> None:
+    def _apply(self, transitions: list[tuple[int, int, int]], outcome: tuple[int, Any] | None = None) -> None:
         """Mirrors the scheduler's transitions into storage, then persists and notifies them —
-        at once, or when the current `_group` ends."""
+        at once, or when the current `_group` ends. ``outcome`` is ``(atom, result)`` of the atom
+        whose completion made these transitions (its result goes into the notification)."""
         if not transitions:
             return
         storage = self._storage
@@ -480,9 +487,13 @@ class ActionEngine(ResumptionMixin):
             st[atom] = state
             it[atom] = intention
         if self._grouped is not None:
-            self._grouped.append((transitions, old_states, values))
-        else:
-            self._publish([(transitions, old_states, values)])
+            self._grouped.append((transitions, old_states, outcome))
+        elif self._persist is not None or self._observed():
+            self._publish([(transitions, old_states, outcome)])
+
+    def _observed(self) -> bool:
+        """Whether anything outside the engine sees transitions (listeners, reported progress)."""
+        return bool(self._storage.progress or self._progress_watched or self.atom_notifier.has_listeners())
 
     @contextlib.contextmanager
     def _group(self) -> Iterator[None]:
@@ -498,7 +509,7 @@ class ActionEngine(ResumptionMixin):
             if grouped:
                 self._publish(grouped)
 
-    def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], dict[int, Any] | None]]) -> None:
+    def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], tuple[int, Any] | None]]) -> None:
         """Persists a group of transitions (one transaction), then notifies them in order."""
         reported = self._storage.progress
         if reported:  # a task's own progress gives way to the engine's 0.0 / 1.0 at each step
@@ -509,19 +520,20 @@ class ActionEngine(ResumptionMixin):
         if self._persist is not None:
             self._persist.save(self, [t for transitions, _, _ in batches for t in transitions])
         listeners = self.atom_notifier.has_listeners()
-        atoms, retry_flags = self._atoms, self._retry_flags
-        for transitions, old_states, values in batches:
+        watched = self._progress_watched
+        if not listeners and not watched:
+            return
+        atoms = self._atoms
+        for transitions, old_states, outcome in batches:
             for (atom, state, _), old in zip(transitions, old_states, strict=True):
                 if state == old:
                     continue
                 if listeners:
-                    self._notify_atom(atom, state, old, values)
-                if state in _ENGINE_PROGRESS and not retry_flags[atom]:
-                    task = atoms[atom]
-                    if task.notifier.has_listeners():
-                        task.update_progress(_ENGINE_PROGRESS[state])
+                    self._notify_atom(atom, state, old, outcome)
+                if atom in watched and state in _ENGINE_PROGRESS:
+                    atoms[atom].update_progress(_ENGINE_PROGRESS[state])
 
-    def _notify_atom(self, atom: int, state: int, old: int, values: dict[int, Any] | None) -> None:
+    def _notify_atom(self, atom: int, state: int, old: int, outcome: tuple[int, Any] | None) -> None:
         compiled_atom = self.compilation.atoms[atom]
         storage = self._storage
         is_retry = self._is_retry(atom)
@@ -531,8 +543,8 @@ class ActionEngine(ResumptionMixin):
             f"{prefix}_uuid": storage.atom_uuid(atom),
             "old_state": STATE_NAMES[old],
         }
-        if values is not None and atom in values and state in (_SUCCESS, _FAILURE, _REVERTED, _REVERT_FAILURE):
-            details["result"] = values[atom]
+        if outcome is not None and outcome[0] == atom and state in (_SUCCESS, _FAILURE, _REVERTED, _REVERT_FAILURE):
+            details["result"] = outcome[1]
         self.atom_notifier.notify(STATE_NAMES[state], details)
 
     def _change_flow_state(self, state: str) -> None:

@@ -1,0 +1,405 @@
+//! The resumption plan: one entry per compiled atom and per saved detail, saying what resuming
+//! will do with it and why — computed before anything runs, and without writing anything.
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    input_fingerprint, provider_changes, same_kind, Migration, MigrationKind, ProviderAliases, ProviderPolicy,
+    SavedAtom, VersionPolicy, INJECTOR_NAME,
+};
+use crate::graph::{CompiledFlow, NONE};
+use crate::sched::{Intention, State};
+
+/// What resuming does with one atom or saved detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlanAction {
+    /// Completed earlier: its saved result (or state) is kept and it does not run.
+    Reuse = 0,
+    /// Runs (never started, or new).
+    Run = 1,
+    /// Had run (or started) before and runs again.
+    Rerun = 2,
+    /// Reverted (a rollback in progress, a rewind, `revert_then_rerun`).
+    Revert = 3,
+    /// A saved detail whose atom is no longer in the flow.
+    Orphan = 4,
+    /// Its saved detail or result comes from a migration (declarative, or a version `migrate`).
+    Migrate = 5,
+    /// Skipped (a decider said no).
+    Ignore = 6,
+    /// Resuming stops because of it (version policy `fail`, a failed revert, a task/retry clash).
+    Fail = 7,
+}
+
+impl PlanAction {
+    pub const ALL: [PlanAction; 8] = [
+        PlanAction::Reuse,
+        PlanAction::Run,
+        PlanAction::Rerun,
+        PlanAction::Revert,
+        PlanAction::Orphan,
+        PlanAction::Migrate,
+        PlanAction::Ignore,
+        PlanAction::Fail,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanAction::Reuse => "reuse",
+            PlanAction::Run => "run",
+            PlanAction::Rerun => "rerun",
+            PlanAction::Revert => "revert",
+            PlanAction::Orphan => "orphan",
+            PlanAction::Migrate => "migrate",
+            PlanAction::Ignore => "ignore",
+            PlanAction::Fail => "fail",
+        }
+    }
+}
+
+/// Reverts the engine still has to do before running (a rewind, or `revert_then_rerun`
+/// atoms), as recorded in the flow detail: atoms to revert in this order, then atoms to run again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingReverts {
+    /// Why, for the plan's reasons (`"rewind to b"`).
+    pub reason: String,
+    pub revert: Vec<String>,
+    pub rerun: Vec<String>,
+}
+
+/// Everything the plan depends on.
+pub struct PlanRequest<'a> {
+    pub flow: &'a CompiledFlow,
+    pub saved: &'a [SavedAtom],
+    /// Version policies set on atoms (by compiled atom index); others use `default_policy`.
+    pub policies: &'a HashMap<u32, VersionPolicy>,
+    pub default_policy: VersionPolicy,
+    pub provider_policy: ProviderPolicy,
+    /// The saved flow state is REVERTED: resuming restarts it from the beginning (`TaskFlow`).
+    pub flow_reverted: bool,
+    /// Migrations given but not applied yet: the plan shows their effect.
+    pub pending: &'a [Migration],
+    /// Migrations applied earlier (only their renames matter, for provider changes).
+    pub applied: &'a [Migration],
+    pub reverts: Option<&'a PendingReverts>,
+}
+
+/// One line of the plan: a compiled atom (`atom`), a saved detail (`saved`), or both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub atom: Option<u32>,
+    pub saved: Option<u32>,
+    pub action: PlanAction,
+    pub reason: Cow<'static, str>,
+}
+
+/// The plan, plus the matching the engine binds its atoms with.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Pending reverts first (in revert order), then atoms in topological order, then saved
+    /// details without an atom in saved order.
+    pub entries: Vec<PlanEntry>,
+    /// Per compiled atom, the index of its saved detail (`NONE`: it needs a new detail).
+    pub matched: Vec<u32>,
+    /// Per compiled atom, its action.
+    pub actions: Vec<PlanAction>,
+    /// Saved details without an atom that a rollback must consider (not retired by a migration,
+    /// not shadowed by a later detail of the same name, not the store's injector).
+    pub orphans: Vec<u32>,
+}
+
+/// Computes the plan (a hash join of saved details and compiled atoms by name, then one decision
+/// per atom): O(saved + atoms + inputs).
+pub fn plan(request: &PlanRequest<'_>) -> Plan {
+    let flow = request.flow;
+    let saved = request.saved;
+    let atom_count = flow.atoms.len();
+    let by_name = saved_by_name(saved);
+    let atom_index: HashMap<&str, u32> =
+        flow.atoms.iter().enumerate().map(|(i, atom)| (atom.name.as_str(), i as u32)).collect();
+    let pending = PendingMigrations::new(request.pending, &by_name);
+    let aliases = ProviderAliases::new(request.applied.iter().chain(request.pending));
+    let (revert_order, rerun_set) = pending_reverts(request.reverts, &atom_index);
+
+    let mut plan = Plan { matched: vec![NONE; atom_count], actions: vec![PlanAction::Run; atom_count], ..Plan::default() };
+    let decide = |atom: u32| -> PlanEntry {
+        let name = flow.atoms[atom as usize].name.as_str();
+        let (saved_index, migrated_from) = match pending.renamed_from.get(name) {
+            Some(&(source, migration)) => (Some(source), Some(migration)),
+            None => (by_name.get(name).copied(), None),
+        };
+        let Some(saved_index) = saved_index else {
+            return new_atom(atom, name, &pending, saved, &by_name);
+        };
+        let detail = &saved[saved_index as usize];
+        let (action, reason) = if !same_kind(detail, flow.atoms[atom as usize].kind) {
+            (PlanAction::Fail, Cow::Owned(kind_clash(detail)))
+        } else if let Some(migration) = migrated_from {
+            let state = detail.state().name();
+            (PlanAction::Migrate, Cow::Owned(format!("{} (not applied yet): its saved detail ({state}) carries over", migration.describe())))
+        } else {
+            matched_action(request, atom, detail, &rerun_set, &aliases)
+        };
+        PlanEntry { atom: Some(atom), saved: Some(saved_index), action, reason }
+    };
+
+    let mut listed = vec![false; atom_count];
+    for &atom in revert_order.iter().chain(flow.topo.iter()) {
+        if std::mem::replace(&mut listed[atom as usize], true) {
+            continue;
+        }
+        let entry = decide(atom);
+        plan.matched[atom as usize] = entry.saved.unwrap_or(NONE);
+        plan.actions[atom as usize] = entry.action;
+        plan.entries.push(entry);
+    }
+    let used: HashSet<u32> = plan.matched.iter().copied().filter(|&s| s != NONE).collect();
+    for (index, detail) in saved.iter().enumerate() {
+        let index = index as u32;
+        if used.contains(&index) || detail.name == INJECTOR_NAME {
+            continue;
+        }
+        let (reason, real_orphan) = orphan_reason(detail, index, &by_name, &pending);
+        if real_orphan {
+            plan.orphans.push(index);
+        }
+        plan.entries.push(PlanEntry { atom: None, saved: Some(index), action: PlanAction::Orphan, reason });
+    }
+    plan
+}
+
+/// Saved details by name: the last one of a name wins (as `TaskFlow`'s storage), retired ones
+/// and the injector never match.
+fn saved_by_name(saved: &[SavedAtom]) -> HashMap<&str, u32> {
+    let mut by_name = HashMap::with_capacity(saved.len());
+    for (index, detail) in saved.iter().enumerate() {
+        if detail.retired_by.is_none() && detail.name != INJECTOR_NAME {
+            by_name.insert(detail.name.as_str(), index as u32);
+        }
+    }
+    by_name
+}
+
+/// The pending migrations, indexed for the plan.
+struct PendingMigrations<'a> {
+    /// Rename target → (the source's saved detail, the migration).
+    renamed_from: HashMap<&'a str, (u32, &'a Migration)>,
+    /// Split/merge target → the migration.
+    made_by: HashMap<&'a str, &'a Migration>,
+    /// Split/merge source → the migration.
+    replaced_by: HashMap<&'a str, &'a Migration>,
+}
+
+impl<'a> PendingMigrations<'a> {
+    fn new(migrations: &'a [Migration], by_name: &HashMap<&str, u32>) -> Self {
+        let mut pending =
+            PendingMigrations { renamed_from: HashMap::new(), made_by: HashMap::new(), replaced_by: HashMap::new() };
+        for migration in migrations {
+            if migration.kind == MigrationKind::Rename {
+                if let (Some(source), Some(target)) = (migration.sources.first(), migration.targets.first()) {
+                    if let Some(&index) = by_name.get(source.as_str()) {
+                        pending.renamed_from.insert(target, (index, migration));
+                    }
+                }
+                continue;
+            }
+            for target in &migration.targets {
+                pending.made_by.insert(target, migration);
+            }
+            for source in &migration.sources {
+                pending.replaced_by.insert(source, migration);
+            }
+        }
+        pending
+    }
+}
+
+/// The atoms to revert (in order) and the atoms to run again, as compiled indices.
+fn pending_reverts(reverts: Option<&PendingReverts>, atom_index: &HashMap<&str, u32>) -> (Vec<u32>, HashMap<u32, bool>) {
+    let Some(reverts) = reverts else { return (Vec::new(), HashMap::new()) };
+    let order: Vec<u32> = reverts.revert.iter().filter_map(|name| atom_index.get(name.as_str()).copied()).collect();
+    let mut set: HashMap<u32, bool> = reverts.rerun.iter().filter_map(|n| atom_index.get(n.as_str())).map(|&a| (a, false)).collect();
+    for &atom in &order {
+        set.insert(atom, true);
+    }
+    (order, set)
+}
+
+fn new_atom(
+    atom: u32,
+    name: &str,
+    pending: &PendingMigrations<'_>,
+    saved: &[SavedAtom],
+    by_name: &HashMap<&str, u32>,
+) -> PlanEntry {
+    let (action, reason) = match pending.made_by.get(name) {
+        None => (PlanAction::Run, Cow::Borrowed("new atom: no saved detail")),
+        Some(migration) => {
+            let finished = migration.mapped
+                && migration.sources.iter().all(|source| {
+                    by_name.get(source.as_str()).is_some_and(|&index| completed(&saved[index as usize]))
+                });
+            let what = migration.describe();
+            if finished {
+                (PlanAction::Migrate, Cow::Owned(format!("{what} (not applied yet): its result is computed from the saved one")))
+            } else {
+                (PlanAction::Run, Cow::Owned(format!("{what} (not applied yet): the old atom had not finished, so it runs")))
+            }
+        }
+    };
+    PlanEntry { atom: Some(atom), saved: None, action, reason }
+}
+
+fn completed(detail: &SavedAtom) -> bool {
+    detail.state() == State::Success && detail.intention() == Intention::Execute
+}
+
+fn kind_clash(detail: &SavedAtom) -> String {
+    let (is, saved) = if detail.is_retry { ("task", "retry") } else { ("retry", "task") };
+    format!("is a {is} but its saved detail is a {saved} detail: rename the atom or remove the old detail")
+}
+
+fn matched_action(
+    request: &PlanRequest<'_>,
+    atom: u32,
+    detail: &SavedAtom,
+    rerun_set: &HashMap<u32, bool>,
+    aliases: &ProviderAliases,
+) -> (PlanAction, Cow<'static, str>) {
+    let state = detail.state();
+    let intention = detail.intention();
+    if let Some(&revert) = rerun_set.get(&atom) {
+        let why = request.reverts.map_or("", |r| r.reason.as_str());
+        let executed = matches!(state, State::Success | State::Failure | State::Reverting)
+            || (state == State::Running && intention != Intention::Execute);
+        return if revert && executed {
+            (PlanAction::Revert, Cow::Owned(format!("{why}: reverted with its saved result, then run again")))
+        } else if state == State::Pending {
+            (PlanAction::Run, Cow::Owned(format!("{why}: runs")))
+        } else {
+            (PlanAction::Rerun, Cow::Owned(format!("{why}: runs again")))
+        };
+    }
+    if request.flow_reverted {
+        return if state == State::Pending {
+            (PlanAction::Run, Cow::Borrowed("the flow was REVERTED: it restarts from the beginning"))
+        } else {
+            (PlanAction::Rerun, Cow::Borrowed("the flow was REVERTED: it restarts from the beginning"))
+        };
+    }
+    let fixed = |action, reason: &'static str| (action, Cow::Borrowed(reason));
+    match (state, intention) {
+        (State::Pending, _) => fixed(PlanAction::Run, "not started yet"),
+        (State::Running, Intention::Execute) => {
+            fixed(PlanAction::Rerun, "was RUNNING when its engine stopped: runs again (at least once)")
+        }
+        (State::Running, _) => fixed(PlanAction::Revert, "was running while the flow reverted: reverted"),
+        (State::Reverting, _) => fixed(PlanAction::Revert, "was REVERTING when its engine stopped: its revert runs again"),
+        (State::Failure, Intention::Execute) => {
+            fixed(PlanAction::Revert, "failed earlier: its failure is resolved again (retried or reverted)")
+        }
+        (State::Failure | State::Success, Intention::Revert | Intention::Retry) => {
+            fixed(PlanAction::Revert, "the rollback in progress reverts it")
+        }
+        (State::Success, _) => completed_action(request, atom, detail, aliases),
+        (State::Reverted, Intention::Retry) => fixed(PlanAction::Rerun, "reverted by its retry: runs again"),
+        (State::Reverted, _) => fixed(PlanAction::Reuse, "already REVERTED: stays so"),
+        (State::RevertFailure, _) => {
+            fixed(PlanAction::Fail, "its revert failed: the flow stays FAILURE until engine.reset()")
+        }
+        (State::Ignore, _) => fixed(PlanAction::Ignore, "ignored (a decider said no)"),
+        (State::Retrying, _) => fixed(PlanAction::Rerun, "its retry was running its atoms again: runs again"),
+        (State::Failure, _) => fixed(PlanAction::Revert, "failed: reverted"),
+    }
+}
+
+/// A completed atom: its version, then its inputs' providers, decide.
+fn completed_action(
+    request: &PlanRequest<'_>,
+    atom: u32,
+    detail: &SavedAtom,
+    aliases: &ProviderAliases,
+) -> (PlanAction, Cow<'static, str>) {
+    let version = request.flow.atoms[atom as usize].version.as_str();
+    let saved_version = detail.version.as_deref().unwrap_or("");
+    let mut notes = Vec::new();
+    if !version.is_empty() && !saved_version.is_empty() && version != saved_version {
+        let policy = request.policies.get(&atom).copied().unwrap_or(request.default_policy);
+        let changed = format!("version changed {saved_version} → {version}");
+        let action = match policy {
+            VersionPolicy::Reuse => None,
+            VersionPolicy::Rerun => Some((PlanAction::Rerun, "runs again")),
+            VersionPolicy::RevertThenRerun => {
+                Some((PlanAction::Revert, "reverted with its saved result, then run again"))
+            }
+            VersionPolicy::Fail => Some((PlanAction::Fail, "the run is refused")),
+            VersionPolicy::Migrate => Some((PlanAction::Migrate, "its saved result is migrated")),
+        };
+        let policy_name = policy.name();
+        if let Some((action, what)) = action {
+            return (action, Cow::Owned(format!("{changed}: {what} (on_version_change={policy_name})")));
+        }
+        notes.push(format!("{changed}: saved result reused (on_version_change={policy_name})"));
+    }
+    if let Some(saved_inputs) = detail.inputs.as_deref() {
+        let current = input_fingerprint(request.flow, atom as usize);
+        let changes = provider_changes(saved_inputs, &current, aliases);
+        if !changes.is_empty() {
+            let listed: Vec<String> = changes
+                .iter()
+                .map(|(name, then, now)| format!("{name}: {} → {}", or_store(then), or_store(now)))
+                .collect();
+            let changed = format!("inputs now come from other providers ({})", listed.join(", "));
+            if request.provider_policy == ProviderPolicy::Rerun {
+                notes.push(format!("{changed}: runs again (provider_change=rerun)"));
+                return (PlanAction::Rerun, Cow::Owned(notes.join("; ")));
+            }
+            notes.push(format!("{changed}: result kept (provider_change=keep)"));
+        }
+    }
+    if notes.is_empty() {
+        (PlanAction::Reuse, Cow::Borrowed("completed: saved result reused"))
+    } else {
+        (PlanAction::Reuse, Cow::Owned(notes.join("; ")))
+    }
+}
+
+fn or_store(provider: &str) -> &str {
+    if provider.is_empty() {
+        "(store)"
+    } else {
+        provider
+    }
+}
+
+/// Why a saved detail has no atom, and whether it is a real orphan (one a rollback considers).
+fn orphan_reason(
+    detail: &SavedAtom,
+    index: u32,
+    by_name: &HashMap<&str, u32>,
+    pending: &PendingMigrations<'_>,
+) -> (Cow<'static, str>, bool) {
+    if let Some(migration) = &detail.retired_by {
+        return (Cow::Owned(format!("replaced by {migration}: kept, never reverted itself")), false);
+    }
+    if by_name.get(detail.name.as_str()).is_some_and(|&i| i != index) {
+        return (Cow::Borrowed("a later saved detail has the same name and is used instead: ignored"), false);
+    }
+    if let Some(migration) = pending.replaced_by.get(detail.name.as_str()) {
+        return (Cow::Owned(format!("replaced by {} (not applied yet): kept, never reverted itself", migration.describe())), false);
+    }
+    let reason = match detail.state() {
+        State::Success | State::Reverting => match (detail.revert_kind.as_deref(), detail.revert_name.as_deref()) {
+            (Some("noop"), _) => Cow::Borrowed("atom removed from the flow; completed, and its revert does nothing"),
+            (Some("class" | "function"), Some(name)) => Cow::Owned(format!(
+                "atom removed from the flow; completed: reverted through {name} if the flow rolls back"
+            )),
+            _ => Cow::Borrowed(
+                "atom removed from the flow; completed, with no usable revert reference: a rollback stops with an error naming it",
+            ),
+        },
+        State::Reverted => Cow::Borrowed("atom removed from the flow; already reverted"),
+        _ => Cow::Borrowed("atom removed from the flow; it had not completed: ignored"),
+    };
+    (reason, true)
+}
