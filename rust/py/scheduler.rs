@@ -58,6 +58,42 @@ impl Scheduler {
         Ok((unresolved, self.take_transitions()))
     }
 
+    /// Reports an execute's (kind 0) or revert's (kind 1) end and, unless the failure needs
+    /// resolving first, hands out up to `max` next actions in the same call (the hot path of a
+    /// serial run). Returns (needs resolution, next actions, transitions of the completion,
+    /// transitions of the scheduling) — kept apart so the engine can publish the first and still
+    /// take the next actions back (`unschedule`) if a listener asked to suspend.
+    fn complete(
+        &mut self,
+        atom: u32,
+        kind: u8,
+        ok: bool,
+        max: usize,
+    ) -> PyResult<(bool, Vec<(u32, u8)>, Transitions, Transitions)> {
+        let unresolved = match kind {
+            0 => self.inner.complete_execute(atom, ok).map_err(PyCoreError::from)?,
+            1 => {
+                self.inner.complete_revert(atom, ok).map_err(PyCoreError::from)?;
+                false
+            }
+            other => return Err(PyValueError::new_err(format!("cannot complete an action of kind {other}"))),
+        };
+        let completed = self.take_transitions();
+        self.actions.clear();
+        if !unresolved && max > 0 {
+            self.inner.schedule(max, &mut self.actions);
+        }
+        let actions = self.actions.iter().map(|a| (a.atom, a.kind as u8)).collect();
+        Ok((unresolved, actions, completed, self.take_transitions()))
+    }
+
+    /// Takes back handed-out actions whose code never started (see `complete`).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
+    fn unschedule(&mut self, atoms: Vec<u32>) -> PyResult<()> {
+        self.inner.unschedule(&atoms).map_err(PyCoreError::from)?;
+        Ok(())
+    }
+
     /// Reports a revert's end; returns the transitions.
     fn complete_revert(&mut self, atom: u32, ok: bool) -> PyResult<Transitions> {
         self.inner.complete_revert(atom, ok).map_err(PyCoreError::from)?;
@@ -81,6 +117,19 @@ impl Scheduler {
     fn decided(&mut self, atom: u32) -> PyResult<()> {
         self.inner.decided(atom).map_err(PyCoreError::from)?;
         Ok(())
+    }
+
+    /// Sets atoms back to PENDING / EXECUTE (they run again); returns the transitions.
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
+    fn rerun(&mut self, atoms: Vec<u32>) -> PyResult<Transitions> {
+        self.inner.rerun(&atoms).map_err(PyCoreError::from)?;
+        Ok(self.take_transitions())
+    }
+
+    /// Records a revert the engine ran itself (REVERTED, or REVERT_FAILURE when not `ok`).
+    fn reverted(&mut self, atom: u32, ok: bool) -> PyResult<Transitions> {
+        self.inner.reverted(atom, ok).map_err(PyCoreError::from)?;
+        Ok(self.take_transitions())
     }
 
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value

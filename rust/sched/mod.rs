@@ -520,6 +520,46 @@ impl Scheduler {
         self.drain_considered();
     }
 
+    /// Sets atoms back to PENDING / EXECUTE so that they run again (a rewind, a version or
+    /// provider policy). Allowed before or after `start()`; an atom still running or reverting
+    /// is refused. Forgetting their results is the engine's job.
+    pub fn rerun(&mut self, atoms: &[u32]) -> CoreResult<()> {
+        for &atom in atoms {
+            self.check_not_in_flight(atom)?;
+        }
+        for &atom in atoms {
+            self.set(atom, State::Pending, Intention::Execute);
+        }
+        self.drain_considered();
+        Ok(())
+    }
+
+    /// Records a revert the engine ran itself, outside `schedule()` (before a rewind or a
+    /// `revert_then_rerun` runs atoms again): REVERTED, or REVERT_FAILURE, which halts the flow
+    /// as a failed revert always does.
+    pub fn reverted(&mut self, atom: u32, ok: bool) -> CoreResult<()> {
+        self.check_not_in_flight(atom)?;
+        self.set(atom, if ok { State::Reverted } else { State::RevertFailure }, Intention::Revert);
+        if !ok {
+            self.halted = true;
+        }
+        self.drain_considered();
+        Ok(())
+    }
+
+    fn check_not_in_flight(&self, atom: u32) -> CoreResult<()> {
+        self.check_atom(atom)?;
+        let state = self.state[atom as usize];
+        if self.started && matches!(state, State::Running | State::Reverting) {
+            return Err(CoreError::InvalidState(format!(
+                "atom '{}' is {} (handed out by schedule()): it cannot be changed before it is reported back",
+                self.flow.atoms[atom as usize].name,
+                state.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// Marks atoms IGNORE (a decider said no). Only atoms that have not started are ignored.
     pub fn ignore(&mut self, atoms: &[u32]) -> CoreResult<()> {
         for &atom in atoms {
@@ -537,6 +577,31 @@ impl Scheduler {
     pub fn decided(&mut self, atom: u32) -> CoreResult<()> {
         self.check_atom(atom)?;
         self.to_consider.push(atom);
+        self.drain_considered();
+        Ok(())
+    }
+
+    /// Takes back actions handed out by `schedule()` whose code never started (the engine was
+    /// asked to suspend in between): they return to PENDING as if never scheduled, and their
+    /// RUNNING transitions are dropped from the log (the engine never published them).
+    pub fn unschedule(&mut self, atoms: &[u32]) -> CoreResult<()> {
+        for &atom in atoms {
+            self.check_atom(atom)?;
+            let i = atom as usize;
+            if self.state[i] != State::Running {
+                return Err(CoreError::InvalidState(format!(
+                    "atom '{}' cannot be unscheduled from {}",
+                    self.flow.atoms[i].name,
+                    self.state[i].name()
+                )));
+            }
+            let logged = self.transitions.len();
+            let decided = self.decided[i];
+            self.set(atom, State::Pending, self.intention[i]);
+            self.transitions.truncate(logged);
+            self.decided[i] = decided;
+            self.in_flight -= 1;
+        }
         self.drain_considered();
         Ok(())
     }

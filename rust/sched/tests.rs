@@ -373,3 +373,73 @@ fn resume_reverts_an_atom_interrupted_while_the_flow_was_reverting() {
     assert_eq!(run(&mut s, &[]), revert(&[1, 0]));
     assert_eq!(s.outcome(), Some(Outcome::Reverted));
 }
+
+#[test]
+fn rerun_before_start_runs_the_atoms_again_after_their_predecessors() {
+    let mut s = Scheduler::new(chain(4));
+    for atom in 0..4 {
+        s.restore(atom, State::Success, Intention::Execute).unwrap();
+    }
+    s.rerun(&[3, 2]).unwrap();
+    let logged: Vec<(u32, State)> = s.take_transitions().iter().map(|t| (t.atom, t.state)).collect();
+    assert_eq!(logged, vec![(3, State::Pending), (2, State::Pending)]);
+    assert_eq!(run(&mut s, &[]), exec(&[2, 3]));
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn rerun_after_a_finished_run_makes_work_ready_again() {
+    let mut s = Scheduler::new(chain(3));
+    assert_eq!(run(&mut s, &[]), exec(&[0, 1, 2]));
+    s.rerun(&[1, 2]).unwrap();
+    assert_eq!(s.outcome(), None);
+    assert_eq!(run(&mut s, &[]), exec(&[1, 2]));
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn reverted_outside_the_schedule_then_rerun() {
+    let mut s = Scheduler::new(chain(3));
+    assert_eq!(run(&mut s, &[]), exec(&[0, 1, 2]));
+    s.reverted(2, true).unwrap();
+    s.reverted(1, true).unwrap();
+    assert_eq!((s.state(1), s.intention(1)), (State::Reverted, Intention::Revert));
+    s.rerun(&[1, 2]).unwrap();
+    assert_eq!(run(&mut s, &[]), exec(&[1, 2]));
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn a_failed_revert_outside_the_schedule_halts_the_flow() {
+    let mut s = Scheduler::new(chain(3));
+    for atom in 0..3 {
+        s.restore(atom, State::Success, Intention::Execute).unwrap();
+    }
+    s.reverted(2, false).unwrap();
+    s.rerun(&[1]).unwrap();
+    assert_eq!(run(&mut s, &[]), vec![], "nothing runs after a failed revert");
+    assert_eq!(s.outcome(), Some(Outcome::Failure));
+}
+
+#[test]
+fn atoms_in_flight_cannot_be_rerun_or_marked_reverted() {
+    let mut s = Scheduler::new(chain(2));
+    assert_eq!(next(&mut s), exec(&[0]));
+    assert!(matches!(s.rerun(&[0]), Err(CoreError::InvalidState(_))));
+    assert!(matches!(s.reverted(0, true), Err(CoreError::InvalidState(_))));
+    assert!(matches!(s.rerun(&[7]), Err(CoreError::NotFound(_))));
+    assert_eq!(s.state(1), State::Pending, "a refused call changes nothing");
+}
+
+#[test]
+fn unscheduled_actions_return_to_pending_silently() {
+    let mut s = Scheduler::new(chain(2));
+    assert_eq!(next(&mut s), exec(&[0]));
+    s.take_transitions();
+    s.unschedule(&[0]).unwrap();
+    assert!(s.take_transitions().is_empty());
+    assert_eq!(s.state(0), State::Pending);
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(next(&mut s), exec(&[0]));
+    assert!(matches!(s.unschedule(&[1]), Err(CoreError::InvalidState(_))));
+}

@@ -21,18 +21,17 @@ def build_plan(
     optional: Any,
     names: list[str],
     providers: list[int | None],
-    save_as_of: Any,
+    atoms: list[Any],
 ) -> tuple[ArgSource, ...]:
-    """Pairs each ``(arg, storage name)`` of an atom with the provider Rust found for the name.
-
-    ``save_as_of(provider)`` gives the provider atom's ``save_as`` mapping (name → key).
-    """
+    """Pairs each ``(arg, storage name)`` of an atom with the provider Rust found for the name
+    (``providers`` is aligned with ``names``) and the key of that name in the provider's result."""
     by_name = dict(zip(names, providers, strict=False))
+    optional_names = frozenset(optional)
     plan = []
     for arg, name in rebind.items():
         provider = by_name.get(name)
-        key = None if provider is None else save_as_of(provider).get(name)
-        plan.append((arg, name, provider, name in optional or arg in optional, key))
+        key = None if provider is None else atoms[provider].save_as.get(name)
+        plan.append((arg, name, provider, name in optional_names or arg in optional_names, key))
     return tuple(plan)
 
 

@@ -266,25 +266,49 @@ class ActionEngine(ResumptionMixin):
         raise NotImplementedError
 
     def _schedule(self, limit: int) -> list[tuple[int, int]]:
+        """Hands out the next round, published (persisted, notified) and gated by deciders."""
+        return self._start_round(*self._next_round(limit), limit)
+
+    def _next_round(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+        """The next round and its RUNNING / REVERTING transitions, not yet published."""
         if self._suspend_requested:
+            return [], []
+        return self._scheduler.schedule(limit)
+
+    def _start_round(
+        self, ready: list[tuple[int, int]], marked: list[tuple[int, int, int]], limit: int
+    ) -> list[tuple[int, int]]:
+        """Publishes a round fetched earlier — or gives it back if a suspend came in between."""
+        if not ready:
+            if marked:
+                self._apply(marked)
+            return ready
+        if self._suspend_requested:
+            self._scheduler.unschedule([atom for atom, kind in ready if kind != _DECIDE])
             return []
         if self._persist is not None:
             self._persist.keep_lease()
+        if marked:
+            self._apply(marked)
+        return self._gate(ready, limit)
+
+    def _gate(self, ready: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+        """Consults deciders for gated atoms among ``ready``; returns the actions to run."""
         while True:
-            ready, transitions = self._scheduler.schedule(limit)
-            if transitions:
-                self._apply(transitions)
             for _, kind in ready:
                 if kind == _DECIDE:
                     break
             else:
                 return ready
-            gated = [index for index, kind in ready if kind == _DECIDE]
-            for index in gated:
-                self._decide(index)
+            for index, kind in ready:
+                if kind == _DECIDE:
+                    self._decide(index)
             ready = [(index, kind) for index, kind in ready if kind != _DECIDE]
             if ready:
                 return ready
+            ready, transitions = self._scheduler.schedule(limit)
+            if transitions:
+                self._apply(transitions)
 
     def _decide(self, index: int) -> None:
         """Consults the deciders on the links into ``index``; a "no" ignores their targets."""
@@ -316,17 +340,12 @@ class ActionEngine(ResumptionMixin):
                 return ()
             spec = self.compilation.spec_atoms[index]
             compiled = self.compilation.compiled
-            atoms = self._atoms
-
-            def save_as_of(provider: int) -> Any:
-                return atoms[provider].save_as
-
             if revert:
                 names, providers = spec[6] + spec[7], compiled.revert_providers(index)
-                plan = build_plan(atom.revert_rebind, atom.revert_optional, names, providers, save_as_of)
+                plan = build_plan(atom.revert_rebind, atom.revert_optional, names, providers, self._atoms)
             else:
                 names, providers = spec[4] + spec[5], compiled.providers(index)
-                plan = build_plan(atom.rebind, atom.optional, names, providers, save_as_of)
+                plan = build_plan(atom.rebind, atom.optional, names, providers, self._atoms)
             plans[index] = plan
         return plan
 
@@ -390,32 +409,36 @@ class ActionEngine(ResumptionMixin):
         finally:
             atom._progress_sink = None
 
-    def _complete(self, index: int, kind: int, ok: bool, value: Any) -> None:
-        """Records an outcome, tells the scheduler, persists and notifies what changed."""
+    def _complete(
+        self, index: int, kind: int, ok: bool, value: Any, then_schedule: int = 0
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+        """Records an outcome, tells the scheduler, persists and notifies what changed; with
+        ``then_schedule`` > 0, also fetches that many next actions in the same call and returns
+        them with their transitions, unpublished (see `_start_round`)."""
         storage = self._storage
         self._completed += 1
-        sched = self._scheduler
         if kind == _EXECUTE:
             if ok and self._persist is not None:
                 ok, value = self._check_serializable(index, value)
             if ok:
                 storage.results[index] = value
-                storage.failures.pop(index, None)
-                if self._is_retry(index):
+                if storage.failures:
+                    storage.failures.pop(index, None)
+                if self._retry_flags[index]:
                     storage.retry_histories.setdefault(index, []).append((value, {}))
             else:
                 storage.failures[index] = value
-            unresolved, transitions = sched.complete_execute(index, ok)
-            self._apply(transitions, (index, value))
-            if unresolved:
-                self._resolve(index, value)
+        elif ok:
+            storage.revert_results[index] = value
         else:
-            if ok:
-                storage.revert_results[index] = value
-            else:
-                storage.revert_failures[index] = value
-            transitions = sched.complete_revert(index, ok)
-            self._apply(transitions, (index, value))
+            storage.revert_failures[index] = value
+        if then_schedule and self._suspend_requested:
+            then_schedule = 0
+        unresolved, ready, completed, marked = self._scheduler.complete(index, kind, ok, then_schedule)
+        self._apply(completed, (index, value))
+        if unresolved:
+            self._resolve(index, value)
+        return ready, marked
 
     def _check_serializable(self, index: int, value: Any) -> tuple[bool, Any]:
         """A result a durable backend cannot save becomes the atom's failure (never half a row)."""
@@ -574,19 +597,31 @@ class SerialActionEngine(ActionEngine):
     """Runs atoms one after another on the caller's thread."""
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
-        call, complete = self._call, self._complete
-        while True:
-            ready = self._schedule(self._batch_size)
-            if not ready:
-                return
+        call, complete, limit = self._call, self._complete, self._batch_size
+        ready, marked = self._next_round(limit)
+        while ready or marked:
+            # TaskFlow yields SCHEDULING before it schedules: a run_iter() consumer that asks to
+            # suspend here gets the fetched round back, unpublished.
             yield states.SCHEDULING
+            ready = self._start_round(ready, marked, limit)
+            if not ready:
+                ready, marked = self._next_round(limit)
+                if ready or marked:
+                    continue
+                return
             # Each outcome is completed (and committed) as soon as its atom returns, so a crash
-            # never loses work already done; the order of events is still TaskFlow's.
-            for index, kind in ready:
+            # never loses work already done; the last completion of a round fetches the next.
+            last = len(ready) - 1
+            for index, kind in ready[:last]:
                 ok, value = call(index, kind)
                 complete(index, kind, ok, value)
+            index, kind = ready[last]
+            ok, value = call(index, kind)
             yield states.WAITING
             yield states.ANALYZING
+            ready, marked = complete(index, kind, ok, value, limit)
+            if not ready and not marked:
+                ready, marked = self._next_round(limit)
 
 
 class ParallelActionEngine(ActionEngine):
