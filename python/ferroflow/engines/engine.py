@@ -85,6 +85,7 @@ class ActionEngine(ResumptionMixin):
         self._revert_plans: list[tuple[ArgSource, ...] | None] = []
         self._sinks: list[Any] = []
         self._progress_watched: frozenset[int] = frozenset()
+        self._stepping = False
         self._prepared = False
         self._validated = False
         self._suspend_requested = False
@@ -188,12 +189,15 @@ class ActionEngine(ResumptionMixin):
     def run(self, timeout: float | None = None) -> None:
         """Runs the flow to its end (SUCCESS, REVERTED, FAILURE or SUSPENDED)."""
         with self._run_lock():
+            self._stepping = False
             for _ in self._run_iter(timeout):
                 pass
 
     def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
         """Runs step by step, yielding engine states; ``send(True)`` asks to suspend."""
         with self._run_lock():
+            # Control leaves the engine at every yield: nothing completed may wait uncommitted.
+            self._stepping = True
             closed = False
             it = self._run_iter(timeout)
             for state in it:
@@ -252,6 +256,7 @@ class ActionEngine(ResumptionMixin):
             yield final
             self._change_flow_state(final)
         finally:
+            self._flush_group()
             gc.unfreeze()
             if persister is not None:
                 persister.release()
@@ -279,18 +284,27 @@ class ActionEngine(ResumptionMixin):
         self, ready: list[tuple[int, int]], marked: list[tuple[int, int, int]], limit: int
     ) -> list[tuple[int, int]]:
         """Publishes a round fetched earlier — or gives it back if a suspend came in between."""
-        if not ready:
+        try:
+            if not ready:
+                if marked:
+                    self._apply(marked)
+                return ready
+            if self._suspend_requested:
+                self._scheduler.unschedule([atom for atom, kind in ready if kind != _DECIDE])
+                return []
+            if self._persist is not None:
+                self._persist.keep_lease()
             if marked:
                 self._apply(marked)
-            return ready
-        if self._suspend_requested:
-            self._scheduler.unschedule([atom for atom, kind in ready if kind != _DECIDE])
-            return []
-        if self._persist is not None:
-            self._persist.keep_lease()
-        if marked:
-            self._apply(marked)
+        finally:
+            self._flush_group()
         return self._gate(ready, limit)
+
+    def _flush_group(self) -> None:
+        """Publishes a group left open by `_complete` (see there)."""
+        grouped, self._grouped = self._grouped, None
+        if grouped:
+            self._publish(grouped)
 
     def _gate(self, ready: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
         """Consults deciders for gated atoms among ``ready``; returns the actions to run."""
@@ -435,6 +449,10 @@ class ActionEngine(ResumptionMixin):
         if then_schedule and self._suspend_requested:
             then_schedule = 0
         unresolved, ready, completed, marked = self._scheduler.complete(index, kind, ok, then_schedule)
+        if ready and self._grouped is None and not self._stepping and not self._observed():
+            # Nobody watches the events: the completion is committed together with the next
+            # round's RUNNING marks (one transaction per atom on a chain), in `_start_round`.
+            self._grouped = []
         self._apply(completed, (index, value))
         if unresolved:
             self._resolve(index, value)
@@ -528,9 +546,7 @@ class ActionEngine(ResumptionMixin):
         try:
             yield
         finally:
-            grouped, self._grouped = self._grouped, None
-            if grouped:
-                self._publish(grouped)
+            self._flush_group()
 
     def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], tuple[int, Any] | None]]) -> None:
         """Persists a group of transitions (one transaction), then notifies them in order."""
