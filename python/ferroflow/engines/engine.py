@@ -495,6 +495,17 @@ class ActionEngine(ResumptionMixin):
             return parent_kind, parent_retry
         return _RESOLVE_REVERT, retry
 
+    def _persist_atom(self, atom: int) -> None:
+        """Saves an atom whose data (not state) changed, in the open group's transaction if any —
+        so a retry's history never reaches the store before the failure it records."""
+        if self._persist is None:
+            return
+        state = self._storage.states[atom]
+        if self._grouped is not None:
+            self._grouped.append(([(atom, state, self._storage.intentions[atom])], [state], None))
+        else:
+            self._persist.save_atom(self, atom)
+
     def _ask_retry(self, retry: int, failed: int, failure: Failure) -> str:
         storage = self._storage
         atoms = self.compilation.atoms
@@ -502,8 +513,7 @@ class ActionEngine(ResumptionMixin):
         if not history:
             history.append((None, {}))
         history[-1][1][atoms[failed].name] = failure
-        if self._persist is not None:
-            self._persist.save_atom(self, retry)
+        self._persist_atom(retry)
         kwargs = self._arguments(retry)
         kwargs[actions.HISTORY] = storage.get_retry_history(atoms[retry].name)
         return str(atoms[retry].on_failure(**kwargs))
