@@ -10,7 +10,8 @@ random moment, planned one of three ways:
   ``prepare`` too);
 - `TRIGGER` (revert scenarios, before any revert): a random pause after the failing atom journals
   its execute — the moment the failure is resolved and the revert starts while other atoms may
-  still be running, a window too short for the other two plans to hit often.
+  still be running, a window too short for the other two plans to hit often. A scenario may
+  also give `PROGRESS` kills lines to stop at early (``progress_triggers`` of `CrashRunner.run_round`).
 
 After each kill the child is reaped (a zombie would still look alive to the lease takeover), the
 store is read directly with the stdlib ``sqlite3`` module (read-only) and checked with
@@ -170,9 +171,6 @@ class _JournalTail:
         self.reverts = 0
         self.trigger: bytes | None = None
         self.triggered = False
-        #: Lines starting with `watched` seen so far, whether a kill is armed on them or not.
-        self.watched: bytes | None = None
-        self.watched_lines = 0
 
     def poll(self) -> int:
         if self._file is None:
@@ -185,8 +183,6 @@ class _JournalTail:
         self.reverts += sum(line.startswith(b"revert ") for line in complete)
         if self.trigger is not None and any(line.startswith(self.trigger) for line in complete):
             self.triggered = True
-        if self.watched is not None:
-            self.watched_lines += sum(line.startswith(self.watched) for line in complete)
         return self.lines
 
     def arm(self, trigger: str | None) -> None:
@@ -202,11 +198,13 @@ class _JournalTail:
 @dataclass(frozen=True)
 class _KillPlan:
     """When to kill one child: `CLOCK` (``pause`` after its start), `PROGRESS` (``pause`` after
-    ``lines`` more journal lines) or `TRIGGER` (``pause`` after the trigger line)."""
+    ``lines`` more journal lines — or after a line starting with ``trigger``, if one comes first)
+    or `TRIGGER` (``pause`` after the trigger line)."""
 
     how: str
     pause: float
     lines: int = 0
+    trigger: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,9 +214,8 @@ class _Flow:
     engine: str
     #: Journal line of the failing atom's execute (revert scenarios), else None.
     trigger: str | None
-    #: When set, `TRIGGER` kills are planned until the trigger line was journaled this many times
-    #: (instead of until the first revert).
-    trigger_lines: int | None = None
+    #: Starts of journal lines a `PROGRESS` kill may follow instead (one, drawn per life).
+    progress_triggers: tuple[str, ...] = ()
 
 
 class CrashRunner:
@@ -256,13 +253,15 @@ class CrashRunner:
         max_pause_us: int = 2000,
         max_lines_per_life: int = 20,
         trigger_at: int | None = None,
-        trigger_lines: int | None = None,
+        progress_triggers: tuple[str, ...] = (),
     ) -> Round:
         """Creates a flow, then resumes it in killed children until one finishes it.
 
-        `TRIGGER` kills follow the execute line of atom ``trigger_at`` (default: ``fail_at``), while
-        nothing has been reverted — or, with ``trigger_lines``, until that line was journaled that
-        many times.
+        `TRIGGER` kills follow the execute line of atom ``trigger_at`` (default: ``fail_at``; -1:
+        none), while nothing has been reverted. With ``progress_triggers`` (starts of journal lines),
+        each `PROGRESS` life is also armed on one of them, drawn at random, and killed right after
+        it if it comes within the life's budget of lines: kills then hit the moments those lines
+        mark however rare they are, and no life waits long for them.
         """
         rng = random.Random(seed)
         folder = self.workdir / f"round-{seed}"
@@ -272,11 +271,9 @@ class CrashRunner:
         assert created.returncode == 0, f"creating the flow failed:\n{created.stderr}"
         trigger_at = fail_at if trigger_at is None else trigger_at
         trigger = None if trigger_at < 0 else f"execute {atom_name(trigger_at)} "
-        flow = _Flow(db, created.stdout.strip(), engine, trigger, trigger_lines)
+        flow = _Flow(db, created.stdout.strip(), engine, trigger, tuple(progress_triggers))
         result = Round(seed)
         tail = _JournalTail(journal)
-        if trigger is not None and trigger_lines is not None:
-            tail.watched = trigger.encode()
         try:
             finished = False
             while not finished:
@@ -294,14 +291,17 @@ class CrashRunner:
         draw = rng.random()
         if draw < CLOCK_KILL_SHARE:
             return _KillPlan(CLOCK, rng.uniform(*CLOCK_KILL_DELAY))
-        if flow.trigger is not None and _trigger_ahead(flow, tail) and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
+        if flow.trigger is not None and tail.reverts == 0 and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
             return _KillPlan(TRIGGER, rng.uniform(0, TRIGGER_KILL_JITTER))
-        return _KillPlan(PROGRESS, rng.uniform(0, PROGRESS_KILL_JITTER), rng.randint(1, max_lines))
+        pause, lines = rng.uniform(0, PROGRESS_KILL_JITTER), rng.randint(1, max_lines)
+        if flow.progress_triggers:
+            return _KillPlan(PROGRESS, pause, lines, rng.choice(flow.progress_triggers))
+        return _KillPlan(PROGRESS, pause, lines)
 
     def _one_life(self, flow: _Flow, plan: _KillPlan, tail: _JournalTail, result: Round) -> bool:
         """One child: killed (a snapshot is recorded, returns False) or finished (returns True)."""
         at_start = tail.poll()
-        tail.arm(flow.trigger if plan.how == TRIGGER else None)
+        tail.arm(flow.trigger if plan.how == TRIGGER else plan.trigger)
         proc = subprocess.Popen(
             self._command("resume", flow.db, flow.uuid, flow.engine),
             cwd=TESTS_DIR,
@@ -331,7 +331,8 @@ class CrashRunner:
             offset = tail.poll()
             store = read_store(flow.db, flow.uuid)
             assert store.integrity == "ok", f"integrity_check after kill {result.kills + 1}: {store.integrity}"
-            result.snapshots.append(Snapshot(offset, offset - at_start, plan.how, store))
+            how = TRIGGER if tail.triggered else plan.how  # a PROGRESS life may end at its trigger
+            result.snapshots.append(Snapshot(offset, offset - at_start, how, store))
             return False
         assert proc.returncode == 0, f"resume child failed (exit {proc.returncode}):\n{err}"
         result.final_reported = _final_state(out, err)
@@ -347,20 +348,13 @@ class CrashRunner:
         assert tail.poll() == before, "resuming a finished flow ran atoms again"
 
 
-def _trigger_ahead(flow: _Flow, tail: _JournalTail) -> bool:
-    """Whether the trigger line may still come (so a `TRIGGER` kill is worth planning)."""
-    if flow.trigger_lines is None:
-        return tail.reverts == 0
-    return tail.watched_lines < flow.trigger_lines
-
-
 def _due(plan: _KillPlan, elapsed: float, tail: _JournalTail, at_start: int) -> bool:
     if plan.how == CLOCK:
         return elapsed >= plan.pause
     lines = tail.poll()
     if plan.how == TRIGGER:
         return tail.triggered
-    return lines >= at_start + plan.lines
+    return lines >= at_start + plan.lines or tail.triggered
 
 
 def _final_state(out: str, err: str) -> str:

@@ -179,6 +179,12 @@ RETRY_NAME = "retry"
 ATTEMPT = "attempt"
 #: Journal line kind `Flaky` appends first thing in each execute: ``start <name> <attempt>``.
 START = "start"
+#: Most `Flaky` pauses after its ``start`` line: kills land inside its execute (the attempt must
+#: then run again, as the same attempt).
+FLAKY_PAUSE_US = 20_000
+#: The retries pause this long before deciding: kills land after the failure was saved (in the
+#: retry's history too) and before the revert it decides.
+DECIDE_PAUSE = 0.01
 
 
 def retried_range(kind: str, n: int) -> range:
@@ -189,8 +195,9 @@ def retried_range(kind: str, n: int) -> range:
 
 @dataclass(frozen=True)
 class DeciderLayout:
-    """Index ranges of the decider flow: ``head`` runs first; the link ``head -> skipped`` has a
-    decider saying no, the link ``head -> taken`` one saying yes (both check the head's result)."""
+    """Index ranges of the decider flow: ``head`` runs first; the links from its last atom (the
+    *gate*) to ``skipped`` and to ``taken`` have deciders checking the gate's result, the first
+    saying no, the second yes."""
 
     head: range
     skipped: range
@@ -216,8 +223,10 @@ def semantic_inputs(kind: str, n: int) -> list[list[int]]:
 
 class Flaky(Step):
     """A `Step` that also takes the retry's value as ``attempt``: journals ``start <name> <attempt>``
-    before anything else (so an execute a kill interrupts is counted too), then runs as a `Step`
-    and raises `Boom` naming the attempt unless ``attempt`` is ``succeeds_on`` (None: never)."""
+    before anything else (so an execute a kill interrupts is counted too), pauses up to
+    `FLAKY_PAUSE_US`, journals its execute line like a `Step`, then at once returns its value —
+    or raises `Boom` naming the attempt unless ``attempt`` is ``succeeds_on`` (None: never): a
+    kill soon after that line finds the failure saved rather than the execute still running."""
 
     def __init__(self, index: int, needs: list[int], journal: str, max_pause_us: int, succeeds_on: int | None) -> None:
         super().__init__(index, needs, journal, max_pause_us, fails=False)
@@ -225,10 +234,28 @@ class Flaky(Step):
 
     def execute(self, attempt: int, **kwargs: Any) -> int:  # type: ignore[override]
         _Journal.append(self._journal, f"{START} {self.name} {attempt}")
-        value = super().execute(**kwargs)
+        _pause(FLAKY_PAUSE_US)
+        value = value_of(self._index, [kwargs[value_name(j)] for j in self._needs])
+        _Journal.append(self._journal, f"execute {self.name} {value}")
         if attempt != self._succeeds_on:
             raise Boom(f"{self.name} fails on attempt {attempt}")
         return value
+
+
+class _SlowToDecide(retry.Retry):
+    """Pauses `DECIDE_PAUSE` before the retry's own decision."""
+
+    def on_failure(self, *args: Any, **kwargs: Any) -> retry.Decision:
+        time.sleep(DECIDE_PAUSE)
+        return super().on_failure(*args, **kwargs)
+
+
+class SlowTimes(_SlowToDecide, retry.Times):
+    """`retry.Times`, slow to decide."""
+
+
+class SlowForEach(_SlowToDecide, retry.ForEach):
+    """`retry.ForEach`, slow to decide."""
 
 
 def build_semantics(kind: str, n: int, journal: str, fail_at: int, max_pause_us: int) -> Any:
@@ -247,9 +274,9 @@ def build_semantics(kind: str, n: int, journal: str, fail_at: int, max_pause_us:
     if fail_at not in inner:
         raise ValueError(f"the flaky atom {fail_at} must be inside the retried subflow {inner}")
     retry_ = (
-        retry.Times(TIMES_ATTEMPTS, name=RETRY_NAME, provides=ATTEMPT)
+        SlowTimes(TIMES_ATTEMPTS, name=RETRY_NAME, provides=ATTEMPT)
         if kind == TIMES
-        else retry.ForEach(list(FOR_EACH_VALUES), name=RETRY_NAME, provides=ATTEMPT)
+        else SlowForEach(list(FOR_EACH_VALUES), name=RETRY_NAME, provides=ATTEMPT)
     )
     subflow = linear_flow.Flow(f"{kind}-attempts", retry=retry_).add(*[step(i) for i in inner])
     outer = [step(i) for i in range(n) if i not in inner]
