@@ -184,12 +184,24 @@ def test_peers_on_sqlite_are_compared_with_both_durabilities() -> None:
 
 
 def test_cases_over_a_cap_or_the_time_budget_are_skipped() -> None:
-    big = suite.Case(suite.RUN, suite.TASKFLOW, "linear", dbfiles.SQLITE, "serial", 1000)
-    assert "size cap" in suite._skip_reason(big, None, 60)
-    previous = _result(suite.FERROFLOW, 1000, [1.0])  # wall 2 s at N=1,000 -> 200 s predicted at 100,000
+    big = suite.Case(suite.RUN, suite.TASKFLOW, "linear", dbfiles.SQLITE, "serial", 10_000)
+    assert "size cap" in suite._skip_reason(big, [], 60)
+    one = [_result(suite.FERROFLOW, 1000, [1.0])]  # wall 2 s at N=1,000 -> 200 s at 100,000 (linear)
     nxt = suite.Case(suite.RUN, suite.FERROFLOW, "linear", dbfiles.MEMORY, "serial", 100_000)
-    assert "predicted at 200s" in suite._skip_reason(nxt, previous, 60)
-    assert suite._skip_reason(nxt, previous, 300) is None
+    assert "predicted at 200s" in suite._skip_reason(nxt, one, 60)
+    assert suite._skip_reason(nxt, one, 300) is None
+    skipped = suite.Result(nxt, note="skipped: whatever")
+    assert suite._skip_reason(suite.Case(*nxt.series, 1_000_000), [*one, skipped], 1e9) == "skipped: whatever"
+
+
+def test_prediction_follows_the_measured_growth() -> None:
+    quadratic = [_result(suite.TASKFLOW, 100, [0.0]), _result(suite.TASKFLOW, 1000, [99.0])]  # wall 1 s, 100 s
+    case = suite.Case(suite.RUN, suite.TASKFLOW, "linear", dbfiles.MEMORY, "serial", 10_000)
+    assert suite.predict_seconds(case, quadratic) == pytest.approx(10_000)
+    # A peer measured at one size only is assumed quadratic; ferroflow linear; never below linear.
+    assert suite.predict_seconds(case, quadratic[1:]) == pytest.approx(10_000)
+    flat = [_result(suite.FERROFLOW, 100, [1.0]), _result(suite.FERROFLOW, 1000, [1.0])]
+    assert suite.predict_seconds(suite.Case(*flat[0].case.series, 10_000), flat) == pytest.approx(20.0)
 
 
 def test_standard_cases_follow_the_options() -> None:
@@ -198,6 +210,16 @@ def test_standard_cases_follow_the_options() -> None:
     assert {c.n for c in cases if c.scenario == suite.RUN} == {10, 20}
     assert [c.n for c in cases if c.scenario == suite.RESUME_MANY] == [7]
     assert {(c.store, c.n) for c in cases if c.scenario == suite.PEAK_MEMORY} == {("memory", 20), ("sqlite", 20)}
+
+
+def test_table_rows_of_skipped_and_failed_cases_fit_the_headers() -> None:
+    measured = _result(suite.FERROFLOW, 100, [0.001])
+    skipped = suite.Result(suite.Case(suite.RUN, suite.TASKFLOW, "linear", "memory", "serial", 10**6),
+                           note="skipped: above the cap")
+    headers, rows = report.result_rows([measured, skipped])
+    assert [len(row) for row in rows] == [len(headers)] * 2
+    assert rows[1][-1] == "skipped: above the cap" and rows[0][headers.index("cost")] == "10.0 us/atom"
+    assert "skipped: above the cap" in report.text_report([measured, skipped])
 
 
 def test_numbers_are_shown_with_sensible_digits() -> None:

@@ -174,6 +174,7 @@ class Atom(abc.ABC):
     :param ignore_list: parameters never looked up (the engine supplies them).
     :param revert_rebind: like ``rebind`` for ``revert`` (defaults to ``rebind``).
     :param revert_requires: like ``requires`` for ``revert`` (defaults to ``requires``).
+    :param on_version_change: keyword only; see :attr:`on_version_change`.
 
     Attributes (all in TaskFlow's form; the engine reads them):
 
@@ -195,6 +196,22 @@ class Atom(abc.ABC):
     priority = 0
     #: ``provides`` used when none is given to the constructor.
     default_provides: Any = None
+    #: What resuming does when this atom completed under another :attr:`version` (ferroflow):
+    #: ``"reuse"``, ``"rerun"``, ``"revert_then_rerun"``, ``"fail"``, or a callable
+    #: ``migrate(old_version, old_result) -> new_result``; ``None`` defers to the engine's
+    #: ``on_version_change`` option (see :mod:`ferroflow.migrations`). Settable per class too.
+    on_version_change: Any = None
+    #: ``(args, kwargs)`` this atom was constructed with (only atoms that override ``revert``).
+    _constructor_arguments: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Atom:
+        # The constructor arguments of an atom that can undo something are kept so that, once
+        # its code is removed from its flow, a saved detail can still rebuild it to revert it
+        # (see ferroflow.engines.revert_refs).
+        self = super().__new__(cls)
+        if cls.revert is not Atom.revert:
+            self._constructor_arguments = (args, kwargs)
+        return self
 
     def __init__(
         self,
@@ -207,11 +224,15 @@ class Atom(abc.ABC):
         ignore_list: list[str] | None = None,
         revert_rebind: Any = None,
         revert_requires: Any = None,
+        *,
+        on_version_change: Any = None,
     ) -> None:
         if provides is None:
             provides = self.default_provides
         self.name = name
         self.version: Any = (1, 0)
+        if on_version_change is not None:
+            self.on_version_change = on_version_change
         self.inject = inject
         self.save_as = _save_as_to_mapping(provides)
         self.provides = OrderedSet(self.save_as)

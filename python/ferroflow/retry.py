@@ -104,6 +104,8 @@ class Retry(atom.Atom):
         requires: Any = None,
         auto_extract: bool = True,
         rebind: Any = None,
+        *,
+        on_version_change: Any = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -112,6 +114,7 @@ class Retry(atom.Atom):
             rebind=rebind,
             auto_extract=auto_extract,
             ignore_list=[EXECUTE_REVERT_HISTORY],
+            on_version_change=on_version_change,
         )
 
     @property

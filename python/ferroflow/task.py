@@ -63,6 +63,8 @@ class Task(atom.Atom):
         ignore_list: list[str] | None = None,
         revert_rebind: Any = None,
         revert_requires: Any = None,
+        *,
+        on_version_change: Any = None,
     ) -> None:
         if name is None:
             name = atom._class_name(self)
@@ -76,6 +78,7 @@ class Task(atom.Atom):
             inject=inject,
             revert_rebind=revert_rebind,
             revert_requires=revert_requires,
+            on_version_change=on_version_change,
         )
         self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
 

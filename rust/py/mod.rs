@@ -4,6 +4,7 @@
 mod convert;
 mod errors;
 mod flow;
+mod resume;
 mod scheduler;
 mod store;
 
@@ -17,5 +18,12 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scheduler::Scheduler>()?;
     m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
+    m.add_class::<resume::ResumePlan>()?;
+    m.add("RESUME_ACTIONS", resume::action_names())?;
+    m.add_function(wrap_pyfunction!(resume::resume_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(resume::resume_plan_stored, m)?)?;
+    m.add_function(wrap_pyfunction!(resume::check_migrations, m)?)?;
+    m.add_function(wrap_pyfunction!(resume::input_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(resume::rewind_order, m)?)?;
     Ok(())
 }

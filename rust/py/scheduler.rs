@@ -126,7 +126,7 @@ impl Scheduler {
         Ok(self.take_transitions())
     }
 
-    /// Records a revert the engine ran itself (REVERTED, or REVERT_FAILURE when not `ok`).
+    /// Records a revert the engine ran itself (REVERTED, or `REVERT_FAILURE` when not `ok`).
     fn reverted(&mut self, atom: u32, ok: bool) -> PyResult<Transitions> {
         self.inner.reverted(atom, ok).map_err(PyCoreError::from)?;
         Ok(self.take_transitions())

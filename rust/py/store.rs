@@ -13,8 +13,9 @@
 //! - flow state change: `(flow_uuid, state, updated_at)`
 //!
 //! A transition is a dict with the atom's `uuid` and only the columns it changes: `state`,
-//! `intention`, `results`, `revert_results`, `meta`, `updated_at` (`None` keeps the column) and
-//! `failure`, `revert_failure` (`None` clears the column, a missing key keeps it).
+//! `intention`, `results`, `revert_results`, `meta`, `updated_at` (`None` keeps the column),
+//! `failure`, `revert_failure` (`None` clears the column, a missing key keeps it) and `resume` (the
+//! atom's new resume record, JSON text).
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -26,7 +27,8 @@ use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
-    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowStateChange, LogBookRow, Nullable, Store, Transition,
+    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowMetaChange, FlowStateChange, LogBookRow, Nullable,
+    ResumeRecord, ResumeSummary, Store, Transition,
 };
 
 type LogBookTuple = (String, String, String, f64, Option<f64>);
@@ -55,7 +57,7 @@ impl SqliteStore {
     }
 
     /// Runs `op` on the open store with the GIL released.
-    fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
+    pub(super) fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
     where
         T: Send,
         F: FnOnce(&mut Store) -> CoreResult<T> + Send,
@@ -216,24 +218,47 @@ impl SqliteStore {
         self.with(py, move |s| s.apply_transitions(&transitions))
     }
 
-    /// Group commit: inserts or replaces `new_atoms`, then applies `transitions`, then
-    /// `flow_states`, in one transaction (all or nothing).
+    /// Group commit: inserts or replaces `new_atoms`, then applies `transitions`, then merges
+    /// sets `resume_records` (`(atom uuid, JSON text)`), then
+    /// `flow_states`, then `flow_metas` (`(flow_uuid, meta JSON, updated_at)`), in one transaction
+    /// (all or nothing).
+    #[pyo3(signature = (new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new()))]
     fn apply(
         &self,
         py: Python<'_>,
         new_atoms: Vec<AtomRowArg>,
         transitions: Vec<TransitionArg>,
         flow_states: Vec<FlowStateTuple>,
+        flow_metas: Vec<FlowStateTuple>,
+        resume_records: Vec<(String, String)>,
     ) -> PyResult<()> {
         let batch = Batch {
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             transitions: transitions.into_iter().map(|t| t.0).collect(),
+            resume_records: resume_records
+                .into_iter()
+                .map(|(atom_uuid, record)| ResumeRecord { atom_uuid, record })
+                .collect(),
             flow_states: flow_states
                 .into_iter()
                 .map(|(flow_uuid, state, updated_at)| FlowStateChange { flow_uuid, state, updated_at })
                 .collect(),
+            flow_metas: flow_metas
+                .into_iter()
+                .map(|(flow_uuid, meta, updated_at)| FlowMetaChange { flow_uuid, meta, updated_at })
+                .collect(),
         };
         self.with(py, move |s| s.apply(&batch))
+    }
+
+    /// `(atom uuid, inputs, revert kind, revert name)` of the flow's details with a resume record.
+    fn resume_summaries(&self, py: Python<'_>, flow_uuid: &str) -> PyResult<Vec<ResumeSummary>> {
+        self.with(py, |s| s.resume_summaries(flow_uuid))
+    }
+
+    /// The resume record (JSON text) of an atom detail, `None` when it has none.
+    fn resume_record(&self, py: Python<'_>, atom_uuid: &str) -> PyResult<Option<String>> {
+        self.with(py, |s| s.resume_record(atom_uuid))
     }
 
     // ---- ownership ----------------------------------------------------------------------------
@@ -330,6 +355,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TransitionArg {
                 "revert_results" => transition.revert_results = value.extract()?,
                 "meta" => transition.meta = value.extract()?,
                 "updated_at" => transition.updated_at = value.extract()?,
+                "resume" => transition.resume = value.extract()?,
                 "failure" => transition.failure = nullable(&value)?,
                 "revert_failure" => transition.revert_failure = nullable(&value)?,
                 other => return Err(PyValueError::new_err(format!("unknown transition field {other:?}"))),

@@ -17,7 +17,7 @@ mod plan;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-pub use plan::{plan, Plan, PlanAction, PlanEntry, PlanRequest, PendingReverts};
+pub use plan::{plan, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest};
 
 use crate::graph::{CompiledFlow, NONE};
 use crate::sched::{Intention, State};
@@ -176,11 +176,8 @@ impl Migration {
 /// one target for a rename or merge), names unknown to the saved details or to the flow, targets
 /// that already have a detail, names used twice, and cycles or chains of renames.
 pub fn check_migrations(saved: &[SavedAtom], flow: &CompiledFlow, migrations: &[Migration]) -> Vec<String> {
-    let live: HashSet<&str> = saved
-        .iter()
-        .filter(|s| s.retired_by.is_none() && s.name != INJECTOR_NAME)
-        .map(|s| s.name.as_str())
-        .collect();
+    let live: HashSet<&str> =
+        saved.iter().filter(|s| s.retired_by.is_none() && s.name != INJECTOR_NAME).map(|s| s.name.as_str()).collect();
     let atoms: HashSet<&str> = flow.atoms.iter().map(|a| a.name.as_str()).collect();
     let mut problems = Vec::new();
     let mut sources: HashSet<&str> = HashSet::new();

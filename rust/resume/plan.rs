@@ -96,8 +96,8 @@ pub struct PlanEntry {
 /// The plan, plus the matching the engine binds its atoms with.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// Pending reverts first (in revert order), then atoms in topological order, then saved
-    /// details without an atom in saved order.
+    /// Recorded pending reverts first (in their order), then other reverts (latest first), then
+    /// the other atoms in topological order, then saved details without an atom in saved order.
     pub entries: Vec<PlanEntry>,
     /// Per compiled atom, the index of its saved detail (`NONE`: it needs a new detail).
     pub matched: Vec<u32>,
@@ -117,11 +117,14 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     let by_name = saved_by_name(saved);
     let atom_index: HashMap<&str, u32> =
         flow.atoms.iter().enumerate().map(|(i, atom)| (atom.name.as_str(), i as u32)).collect();
-    let pending = PendingMigrations::new(request.pending, &by_name);
-    let aliases = ProviderAliases::new(request.applied.iter().chain(request.pending));
+    // Migrations given with a flow that has no saved atoms have nothing to do (recorded as such).
+    let pending_list = if by_name.is_empty() { &[][..] } else { request.pending };
+    let pending = PendingMigrations::new(pending_list, &by_name);
+    let aliases = ProviderAliases::new(request.applied.iter().chain(pending_list));
     let (revert_order, rerun_set) = pending_reverts(request.reverts, &atom_index);
 
-    let mut plan = Plan { matched: vec![NONE; atom_count], actions: vec![PlanAction::Run; atom_count], ..Plan::default() };
+    let mut plan =
+        Plan { matched: vec![NONE; atom_count], actions: vec![PlanAction::Run; atom_count], ..Plan::default() };
     let decide = |atom: u32| -> PlanEntry {
         let name = flow.atoms[atom as usize].name.as_str();
         let (saved_index, migrated_from) = match pending.renamed_from.get(name) {
@@ -136,14 +139,23 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
             (PlanAction::Fail, Cow::Owned(kind_clash(detail)))
         } else if let Some(migration) = migrated_from {
             let state = detail.state().name();
-            (PlanAction::Migrate, Cow::Owned(format!("{} (not applied yet): its saved detail ({state}) carries over", migration.describe())))
+            (
+                PlanAction::Migrate,
+                Cow::Owned(format!(
+                    "{} (not applied yet): its saved detail ({state}) carries over",
+                    migration.describe()
+                )),
+            )
         } else {
             matched_action(request, atom, detail, &rerun_set, &aliases)
         };
         PlanEntry { atom: Some(atom), saved: Some(saved_index), action, reason }
     };
 
+    // Listed in the order resuming handles them: recorded reverts, then other reverts (latest
+    // first, as the scheduler does them), then the rest in flow order.
     let mut listed = vec![false; atom_count];
+    let mut later = Vec::with_capacity(atom_count);
     for &atom in revert_order.iter().chain(flow.topo.iter()) {
         if std::mem::replace(&mut listed[atom as usize], true) {
             continue;
@@ -151,8 +163,14 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
         let entry = decide(atom);
         plan.matched[atom as usize] = entry.saved.unwrap_or(NONE);
         plan.actions[atom as usize] = entry.action;
-        plan.entries.push(entry);
+        if plan.entries.len() < revert_order.len() {
+            plan.entries.push(entry);
+        } else {
+            later.push(entry);
+        }
     }
+    plan.entries.extend(later.iter().rev().filter(|e| e.action == PlanAction::Revert).cloned());
+    plan.entries.extend(later.into_iter().filter(|e| e.action != PlanAction::Revert));
     let used: HashSet<u32> = plan.matched.iter().copied().filter(|&s| s != NONE).collect();
     for (index, detail) in saved.iter().enumerate() {
         let index = index as u32;
@@ -215,10 +233,14 @@ impl<'a> PendingMigrations<'a> {
 }
 
 /// The atoms to revert (in order) and the atoms to run again, as compiled indices.
-fn pending_reverts(reverts: Option<&PendingReverts>, atom_index: &HashMap<&str, u32>) -> (Vec<u32>, HashMap<u32, bool>) {
+fn pending_reverts(
+    reverts: Option<&PendingReverts>,
+    atom_index: &HashMap<&str, u32>,
+) -> (Vec<u32>, HashMap<u32, bool>) {
     let Some(reverts) = reverts else { return (Vec::new(), HashMap::new()) };
     let order: Vec<u32> = reverts.revert.iter().filter_map(|name| atom_index.get(name.as_str()).copied()).collect();
-    let mut set: HashMap<u32, bool> = reverts.rerun.iter().filter_map(|n| atom_index.get(n.as_str())).map(|&a| (a, false)).collect();
+    let mut set: HashMap<u32, bool> =
+        reverts.rerun.iter().filter_map(|n| atom_index.get(n.as_str())).map(|&a| (a, false)).collect();
     for &atom in &order {
         set.insert(atom, true);
     }
@@ -236,14 +258,21 @@ fn new_atom(
         None => (PlanAction::Run, Cow::Borrowed("new atom: no saved detail")),
         Some(migration) => {
             let finished = migration.mapped
-                && migration.sources.iter().all(|source| {
-                    by_name.get(source.as_str()).is_some_and(|&index| completed(&saved[index as usize]))
-                });
+                && migration
+                    .sources
+                    .iter()
+                    .all(|source| by_name.get(source.as_str()).is_some_and(|&index| completed(&saved[index as usize])));
             let what = migration.describe();
             if finished {
-                (PlanAction::Migrate, Cow::Owned(format!("{what} (not applied yet): its result is computed from the saved one")))
+                (
+                    PlanAction::Migrate,
+                    Cow::Owned(format!("{what} (not applied yet): its result is computed from the saved one")),
+                )
             } else {
-                (PlanAction::Run, Cow::Owned(format!("{what} (not applied yet): the old atom had not finished, so it runs")))
+                (
+                    PlanAction::Run,
+                    Cow::Owned(format!("{what} (not applied yet): the old atom had not finished, so it runs")),
+                )
             }
         }
     };
@@ -294,7 +323,9 @@ fn matched_action(
             fixed(PlanAction::Rerun, "was RUNNING when its engine stopped: runs again (at least once)")
         }
         (State::Running, _) => fixed(PlanAction::Revert, "was running while the flow reverted: reverted"),
-        (State::Reverting, _) => fixed(PlanAction::Revert, "was REVERTING when its engine stopped: its revert runs again"),
+        (State::Reverting, _) => {
+            fixed(PlanAction::Revert, "was REVERTING when its engine stopped: its revert runs again")
+        }
         (State::Failure, Intention::Execute) => {
             fixed(PlanAction::Revert, "failed earlier: its failure is resolved again (retried or reverted)")
         }
@@ -349,12 +380,12 @@ fn completed_action(
                 .iter()
                 .map(|(name, then, now)| format!("{name}: {} → {}", or_store(then), or_store(now)))
                 .collect();
-            let changed = format!("inputs now come from other providers ({})", listed.join(", "));
+            let moved = format!("inputs now come from other providers ({})", listed.join(", "));
             if request.provider_policy == ProviderPolicy::Rerun {
-                notes.push(format!("{changed}: runs again (provider_change=rerun)"));
+                notes.push(format!("{moved}: runs again (provider_change=rerun)"));
                 return (PlanAction::Rerun, Cow::Owned(notes.join("; ")));
             }
-            notes.push(format!("{changed}: result kept (provider_change=keep)"));
+            notes.push(format!("{moved}: result kept (provider_change=keep)"));
         }
     }
     if notes.is_empty() {
@@ -386,7 +417,10 @@ fn orphan_reason(
         return (Cow::Borrowed("a later saved detail has the same name and is used instead: ignored"), false);
     }
     if let Some(migration) = pending.replaced_by.get(detail.name.as_str()) {
-        return (Cow::Owned(format!("replaced by {} (not applied yet): kept, never reverted itself", migration.describe())), false);
+        return (
+            Cow::Owned(format!("replaced by {} (not applied yet): kept, never reverted itself", migration.describe())),
+            false,
+        );
     }
     let reason = match detail.state() {
         State::Success | State::Reverting => match (detail.revert_kind.as_deref(), detail.revert_name.as_deref()) {

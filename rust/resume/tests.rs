@@ -302,6 +302,17 @@ fn pending_reverts_come_first_in_revert_order() {
 }
 
 #[test]
+fn reverts_are_listed_before_the_rest_latest_first() {
+    let flow = chain(&["a", "b", "c"]);
+    let mut details = vec![saved("a", "SUCCESS"), saved("b", "SUCCESS"), saved("c", "FAILURE")];
+    details[0].intention = Some("REVERT".into());
+    details[1].intention = Some("REVERT".into());
+    details[2].intention = Some("REVERT".into());
+    let plan = run_plan(&flow, &details);
+    assert_eq!(actions(&flow, &details, &plan), pairs(&[("c", "revert"), ("b", "revert"), ("a", "revert")]));
+}
+
+#[test]
 fn rewind_order_is_every_descendant_latest_first() {
     let flow = chain(&["a", "b", "c", "d"]);
     assert_eq!(rewind_order(&flow, 1), vec![3, 2]);

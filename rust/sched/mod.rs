@@ -535,7 +535,7 @@ impl Scheduler {
     }
 
     /// Records a revert the engine ran itself, outside `schedule()` (before a rewind or a
-    /// `revert_then_rerun` runs atoms again): REVERTED, or REVERT_FAILURE, which halts the flow
+    /// `revert_then_rerun` runs atoms again): REVERTED, or `REVERT_FAILURE`, which halts the flow
     /// as a failed revert always does.
     pub fn reverted(&mut self, atom: u32, ok: bool) -> CoreResult<()> {
         self.check_not_in_flight(atom)?;

@@ -34,7 +34,7 @@ mod sqlite;
 mod tests;
 
 pub use schema::LATEST_VERSION;
-pub use sqlite::{Durability, Lease, Store};
+pub use sqlite::{Durability, Lease, ResumeSummary, Store};
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -163,6 +163,8 @@ pub struct Transition {
     pub revert_failure: Nullable,
     pub meta: Option<String>,
     pub updated_at: Option<f64>,
+    /// The atom's new resume record (see [`ResumeRecord`]); `None` keeps it.
+    pub resume: Option<String>,
 }
 
 impl Transition {
@@ -181,13 +183,58 @@ pub struct FlowStateChange {
     pub updated_at: Option<f64>,
 }
 
+/// A change of one flow detail's meta (JSON text), e.g. the record of migrations applied with
+/// the atom details they changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowMetaChange {
+    pub flow_uuid: String,
+    pub meta: String,
+    /// `Some` also sets `updated_at`.
+    pub updated_at: Option<f64>,
+}
+
+/// Separates the fields of a resume record.
+pub const RESUME_FIELD_END: char = '\u{1d}';
+
+/// A new resume record (the `resume` column, see `schema.rs`) for an atom detail. The record is
+/// text written once when the atom completes, so it is kept short: four fields separated by
+/// [`RESUME_FIELD_END`] — the atom's input fingerprint (`crate::resume::input_fingerprint`),
+/// its revert reference's kind (`noop`, `class`, `unavailable`) and importable name, and the
+/// rest of the reference as JSON (empty when there is none). Only the first three are read here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeRecord {
+    pub atom_uuid: String,
+    pub record: String,
+}
+
 /// Writes committed together in one transaction (group commit): new or replaced atom details, then
-/// atom transitions, then flow state changes, in that order. If any part fails nothing is applied.
+/// atom transitions, then resume records, then flow state changes, then flow meta changes,
+/// in that order. If any part fails nothing is applied.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
     pub atom_details: Vec<AtomDetailRow>,
     pub transitions: Vec<Transition>,
+    pub resume_records: Vec<ResumeRecord>,
     pub flow_states: Vec<FlowStateChange>,
+    pub flow_metas: Vec<FlowMetaChange>,
+}
+
+/// What resuming needs from one saved atom detail (see `crate::resume`), read without loading
+/// its payloads: the first fields of its resume record, and the migration marker of its meta.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResumeRow {
+    pub name: String,
+    pub atom_type: Option<AtomType>,
+    pub state: Option<String>,
+    pub intention: String,
+    pub version: Option<String>,
+    /// Who provided its inputs when it last completed.
+    pub inputs: Option<String>,
+    /// How it is reverted once its atom is gone (see [`ResumeRecord`]).
+    pub revert_kind: Option<String>,
+    pub revert_name: Option<String>,
+    /// `meta.ferroflow.migrated.migration`: the migration that retired this detail.
+    pub retired_by: Option<String>,
 }
 
 impl Batch {
@@ -219,8 +266,29 @@ impl Batch {
         self
     }
 
+    /// Adds a resume record (replacing the atom's).
+    pub fn resume_record(&mut self, atom_uuid: impl Into<String>, record: impl Into<String>) -> &mut Batch {
+        self.resume_records.push(ResumeRecord { atom_uuid: atom_uuid.into(), record: record.into() });
+        self
+    }
+
+    /// Adds a flow meta change.
+    pub fn flow_meta(
+        &mut self,
+        flow_uuid: impl Into<String>,
+        meta: impl Into<String>,
+        updated_at: Option<f64>,
+    ) -> &mut Batch {
+        self.flow_metas.push(FlowMetaChange { flow_uuid: flow_uuid.into(), meta: meta.into(), updated_at });
+        self
+    }
+
     /// Whether the batch holds no write at all.
     pub fn is_empty(&self) -> bool {
-        self.atom_details.is_empty() && self.transitions.is_empty() && self.flow_states.is_empty()
+        self.atom_details.is_empty()
+            && self.transitions.is_empty()
+            && self.resume_records.is_empty()
+            && self.flow_states.is_empty()
+            && self.flow_metas.is_empty()
     }
 }

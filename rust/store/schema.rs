@@ -46,8 +46,14 @@ CREATE TABLE atomdetails (
 CREATE INDEX atomdetails_parent ON atomdetails(parent_uuid);
 ";
 
+/// v2: what resuming across code changes needs per atom detail (`crate::resume`), kept beside
+/// the detail rather than in its `meta` so that `meta` stays exactly what `TaskFlow` writes: who
+/// provided the atom's inputs and how to revert it once its code is gone (see
+/// `store::ResumeRecord`). NULL until the atom first completes.
+const V2: &str = "ALTER TABLE atomdetails ADD COLUMN resume TEXT;";
+
 /// `MIGRATIONS[i]` takes a file from schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this code writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -59,7 +65,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     (
         "atomdetails",
         "uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results, \
-         revert_failure, version, meta, created_at, updated_at",
+         revert_failure, version, meta, created_at, updated_at, resume",
     ),
 ];
 
@@ -147,6 +153,27 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_file_gets_the_resume_column_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(V1).unwrap();
+        tx.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL);
+             INSERT INTO atomdetails VALUES ('a', 'f', 'a', 'TASK_DETAIL', 'SUCCESS', 'EXECUTE', '1', NULL, 'null',
+                                             NULL, '1.0', '{}', 0, NULL);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(migrate(&mut conn, "old.db").unwrap(), 2);
+        let (state, resume): (String, Option<String>) = conn
+            .query_row("SELECT state, resume FROM atomdetails WHERE uuid = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((state.as_str(), resume), ("SUCCESS", None));
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_and_left_unchanged() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
@@ -154,7 +181,7 @@ mod tests {
         assert_eq!(
             err,
             CoreError::Storage(
-                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v1); upgrade \
+                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v2); upgrade \
                  ferroflow"
                     .into()
             )
@@ -183,11 +210,14 @@ mod tests {
              INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL);",
         )
         .unwrap();
-        let bad = conn.execute(
-            "INSERT INTO atomdetails VALUES ('a', 'f', 'a', 'BOGUS', NULL, 'EXECUTE', 'null', NULL, 'null', NULL, \
-             NULL, '{}', 0, NULL)",
-            [],
-        );
-        assert!(bad.is_err());
+        let insert = |atom_type: &str| {
+            conn.execute(
+                "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, intention, results, revert_results, \
+                 meta, created_at) VALUES ('a', 'f', 'a', ?1, 'EXECUTE', 'null', 'null', '{}', 0)",
+                [atom_type],
+            )
+        };
+        assert!(insert("BOGUS").is_err());
+        assert!(insert("TASK_DETAIL").is_ok(), "only the type is wrong above");
     }
 }

@@ -10,8 +10,14 @@ use std::time::Duration;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
-use super::{AtomDetailRow, Batch, FlowDetailRow, FlowStateChange, LogBookRow, Nullable, Transition};
+use super::{
+    AtomDetailRow, Batch, FlowDetailRow, FlowMetaChange, FlowStateChange, LogBookRow, Nullable, ResumeRecord,
+    ResumeRow, Transition, RESUME_FIELD_END,
+};
 use crate::error::{CoreError, CoreResult};
+
+/// `(atom uuid, inputs, revert kind, revert name)`: see [`Store::resume_summaries`].
+pub type ResumeSummary = (String, Option<String>, Option<String>, Option<String>);
 
 /// How long a writer waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -315,7 +321,9 @@ impl Store {
     /// [`Batch`] to commit it together with atom transitions.
     pub fn update_flow_state(&mut self, flow_uuid: &str, state: &str, updated_at: Option<f64>) -> CoreResult<()> {
         let change = FlowStateChange { flow_uuid: flow_uuid.to_owned(), state: state.to_owned(), updated_at };
-        self.write("updating a flow state", |conn| apply_parts(conn, &[], &[], std::slice::from_ref(&change)))
+        self.write("updating a flow state", |conn| {
+            apply_parts(conn, &Parts { flow_states: std::slice::from_ref(&change), ..Parts::default() })
+        })
     }
 
     /// The flow detail `uuid` ([`CoreError::NotFound`] if there is none).
@@ -373,13 +381,73 @@ impl Store {
         self.finish("loading the atom details of a flow", atoms)
     }
 
+    /// What resuming needs from every atom detail of a flow (`crate::resume`), in the order they
+    /// were first saved, in one query that never loads results or failures.
+    pub fn resume_rows(&self, flow_uuid: &str) -> CoreResult<Vec<ResumeRow>> {
+        let rows = (|| -> Inner<Vec<ResumeRow>> {
+            // The migration marker is rare: meta is parsed only when it may hold one.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT name, atom_type, state, intention, version, resume,
+                        CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
+                             THEN json_extract(meta, '$.ferroflow.migrated.migration') END
+                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt
+                .query_map([flow_uuid], |row| {
+                    let record = row.get_ref(5)?.as_str_or_null()?.map(ResumeRecordFields::parse).unwrap_or_default();
+                    Ok(ResumeRow {
+                        name: row.get(0)?,
+                        atom_type: row.get(1)?,
+                        state: row.get(2)?,
+                        intention: row.get(3)?,
+                        version: row.get(4)?,
+                        inputs: record.inputs,
+                        revert_kind: record.revert_kind,
+                        revert_name: record.revert_name,
+                        retired_by: text_or_none(row, 6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })();
+        self.finish("reading the atom details of a flow for resuming", rows)
+    }
+
+    /// The resume records of a flow's atom details that have one, as `(atom uuid, inputs,
+    /// revert kind, revert name)` (see [`ResumeRow`]), in the order the details were first saved.
+    pub fn resume_summaries(&self, flow_uuid: &str) -> CoreResult<Vec<ResumeSummary>> {
+        let rows = (|| -> Inner<Vec<ResumeSummary>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT uuid, resume FROM atomdetails WHERE parent_uuid = ?1 AND resume IS NOT NULL ORDER BY rowid",
+            )?;
+            let rows = stmt
+                .query_map([flow_uuid], |row| {
+                    let record = ResumeRecordFields::parse(row.get_ref(1)?.as_str()?);
+                    Ok((row.get(0)?, record.inputs, record.revert_kind, record.revert_name))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })();
+        self.finish("reading the resume records of a flow", rows)
+    }
+
+    /// The whole resume record of an atom detail (see [`ResumeRecord`]); `None` when it has none.
+    /// [`CoreError::NotFound`] if the detail does not exist.
+    pub fn resume_record(&self, atom_uuid: &str) -> CoreResult<Option<String>> {
+        let found = (|| -> Inner<Option<Option<String>>> {
+            let mut stmt = self.conn.prepare_cached("SELECT resume FROM atomdetails WHERE uuid = ?1")?;
+            Ok(stmt.query_row([atom_uuid], |row| row.get(0)).optional()?)
+        })();
+        self.finish("reading a resume record", found)?.ok_or_else(|| not_found("atom detail", atom_uuid))
+    }
+
     /// Inserts or replaces (every field but `created_at`) these atom details in one transaction.
     /// [`CoreError::NotFound`] naming the flow if a parent flow detail does not exist; then none is saved.
     pub fn upsert_atom_details(&mut self, atoms: &[AtomDetailRow]) -> CoreResult<()> {
         if atoms.is_empty() {
             return Ok(());
         }
-        self.write("saving atom details", |conn| apply_parts(conn, atoms, &[], &[]))
+        self.write("saving atom details", |conn| apply_parts(conn, &Parts { atoms, ..Parts::default() }))
     }
 
     /// Applies atom transitions in one transaction. [`CoreError::NotFound`] if an atom detail does
@@ -388,7 +456,7 @@ impl Store {
         if transitions.is_empty() {
             return Ok(());
         }
-        self.write("applying atom transitions", |conn| apply_parts(conn, &[], transitions, &[]))
+        self.write("applying atom transitions", |conn| apply_parts(conn, &Parts { transitions, ..Parts::default() }))
     }
 
     /// Commits a [`Batch`] in one transaction: all of it, or (on any error) none of it.
@@ -397,7 +465,16 @@ impl Store {
             return Ok(());
         }
         self.write("applying a batch", |conn| {
-            apply_parts(conn, &batch.atom_details, &batch.transitions, &batch.flow_states)
+            apply_parts(
+                conn,
+                &Parts {
+                    atoms: &batch.atom_details,
+                    transitions: &batch.transitions,
+                    resume_records: &batch.resume_records,
+                    flow_states: &batch.flow_states,
+                    flow_metas: &batch.flow_metas,
+                },
+            )
         })
     }
 
@@ -501,13 +578,47 @@ impl Store {
     }
 }
 
+/// The fields of a resume record the plan reads (see [`ResumeRecord`]); a malformed record reads
+/// as nothing recorded.
+#[derive(Default)]
+struct ResumeRecordFields {
+    inputs: Option<String>,
+    revert_kind: Option<String>,
+    revert_name: Option<String>,
+}
+
+impl ResumeRecordFields {
+    fn parse(record: &str) -> ResumeRecordFields {
+        let mut fields = record.splitn(4, RESUME_FIELD_END);
+        let (Some(inputs), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next()) else {
+            return ResumeRecordFields::default();
+        };
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        ResumeRecordFields { inputs: Some(inputs.to_owned()), revert_kind: text(kind), revert_name: text(name) }
+    }
+}
+
+/// A JSON value extracted by SQLite as text; any other type (a number, an object) reads as `None`.
+fn text_or_none(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Text(text) => Some(String::from_utf8_lossy(text).into_owned()),
+        _ => None,
+    })
+}
+
+/// The parts of one write transaction (see [`Batch`]).
+#[derive(Default)]
+struct Parts<'a> {
+    atoms: &'a [AtomDetailRow],
+    transitions: &'a [Transition],
+    resume_records: &'a [ResumeRecord],
+    flow_states: &'a [FlowStateChange],
+    flow_metas: &'a [FlowMetaChange],
+}
+
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
-fn apply_parts(
-    conn: &Connection,
-    atoms: &[AtomDetailRow],
-    transitions: &[Transition],
-    flow_states: &[FlowStateChange],
-) -> Inner<()> {
+fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
+    let Parts { atoms, transitions, resume_records, flow_states, flow_metas } = *parts;
     if !atoms.is_empty() {
         let mut upsert = conn.prepare_cached(
             "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
@@ -551,7 +662,8 @@ fn apply_parts(
                  meta = coalesce(?6, meta),
                  updated_at = coalesce(?7, updated_at),
                  failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
-                 revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END
+                 revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END,
+                 resume = coalesce(?12, resume)
              WHERE uuid = ?1",
         )?;
         for t in transitions {
@@ -568,10 +680,19 @@ fn apply_parts(
                 failure_changes,
                 failure,
                 revert_failure_changes,
-                revert_failure
+                revert_failure,
+                t.resume
             ])?;
             if updated == 0 {
                 return Err(not_found("atom detail", &t.atom_uuid).into());
+            }
+        }
+    }
+    if !resume_records.is_empty() {
+        let mut set = conn.prepare_cached("UPDATE atomdetails SET resume = ?2 WHERE uuid = ?1")?;
+        for change in resume_records {
+            if set.execute(params![change.atom_uuid, change.record])? == 0 {
+                return Err(not_found("atom detail", &change.atom_uuid).into());
             }
         }
     }
@@ -581,6 +702,16 @@ fn apply_parts(
         )?;
         for change in flow_states {
             if update.execute(params![change.flow_uuid, change.state, change.updated_at])? == 0 {
+                return Err(not_found("flow detail", &change.flow_uuid).into());
+            }
+        }
+    }
+    if !flow_metas.is_empty() {
+        let mut update = conn.prepare_cached(
+            "UPDATE flowdetails SET meta = ?2, updated_at = coalesce(?3, updated_at) WHERE uuid = ?1",
+        )?;
+        for change in flow_metas {
+            if update.execute(params![change.flow_uuid, change.meta, change.updated_at])? == 0 {
                 return Err(not_found("flow detail", &change.flow_uuid).into());
             }
         }

@@ -267,6 +267,93 @@ fn a_failing_batch_applies_nothing() {
     assert_eq!(store.get_atom_detail("a1").unwrap().state.as_deref(), Some("RUNNING"));
 }
 
+#[test]
+fn a_batch_renames_a_detail_and_records_the_migration_in_flow_meta_together() {
+    let mut store = populated(1);
+    let renamed = AtomDetailRow { name: "renamed".into(), ..store.get_atom_detail("a0").unwrap() };
+    let mut batch = Batch::new();
+    batch.upsert_atom(renamed).flow_meta("f", r#"{"migrations": [{"id": "rename:a0>renamed"}]}"#, Some(60.0));
+    store.apply(&batch).unwrap();
+    assert_eq!(store.get_atom_detail("a0").unwrap().name, "renamed");
+    let f = store.get_flow_detail("f").unwrap();
+    assert_eq!((f.meta.as_str(), f.updated_at), (r#"{"migrations": [{"id": "rename:a0>renamed"}]}"#, Some(60.0)));
+
+    // A meta change of a missing flow rolls the whole batch back.
+    let mut batch = Batch::new();
+    batch.upsert_atom(AtomDetailRow { name: "again".into(), ..store.get_atom_detail("a0").unwrap() });
+    batch.flow_meta("ghost", "{}", None);
+    assert!(is_not_found(&store.apply(&batch), "flow detail 'ghost'"));
+    assert_eq!(store.get_atom_detail("a0").unwrap().name, "renamed");
+}
+
+#[test]
+fn resume_rows_read_the_resume_record_without_payloads() {
+    let mut store = populated(0);
+    let recorded = AtomDetailRow {
+        name: "b".into(),
+        state: Some("SUCCESS".into()),
+        results: r#""a big result""#.into(),
+        meta: r#"{"progress": 1.0, "ferroflow": {"migrated": {"migration": "Split(b → b1, b2)"}}}"#.into(),
+        ..atom("u1", "f")
+    };
+    let bare = AtomDetailRow { name: "c".into(), atom_type: AtomType::Retry, version: None, ..atom("u2", "f") };
+    let odd = AtomDetailRow { name: "d".into(), ..atom("u3", "f") };
+    store.upsert_atom_details(&[recorded, bare, odd]).unwrap();
+    let mut batch = Batch::new();
+    batch.resume_record("u1", "a\u{1f}a\u{1d}class\u{1d}m.B\u{1d}{\"args\": [1]}").resume_record("u3", "not a record");
+    store.apply(&batch).unwrap();
+    let rows = store.resume_rows("f").unwrap();
+    assert_eq!(
+        rows[0],
+        ResumeRow {
+            name: "b".into(),
+            atom_type: Some(AtomType::Task),
+            state: Some("SUCCESS".into()),
+            intention: "EXECUTE".into(),
+            version: Some("1.0".into()),
+            inputs: Some("a\u{1f}a".into()),
+            revert_kind: Some("class".into()),
+            revert_name: Some("m.B".into()),
+            retired_by: Some("Split(b → b1, b2)".into()),
+        }
+    );
+    assert_eq!(
+        (rows[1].atom_type, rows[1].version.as_deref(), rows[1].inputs.as_deref()),
+        (Some(AtomType::Retry), None, None)
+    );
+    assert_eq!((rows[2].inputs.as_deref(), rows[2].revert_kind.as_deref()), (None, None), "malformed: nothing");
+    assert!(store.resume_rows("nothing").unwrap().is_empty());
+    let summaries = store.resume_summaries("f").unwrap();
+    assert_eq!(summaries.len(), 2, "only details with a record");
+    assert_eq!(summaries[0], ("u1".into(), Some("a\u{1f}a".into()), Some("class".into()), Some("m.B".into())));
+    assert_eq!(
+        store.resume_record("u1").unwrap().as_deref(),
+        Some("a\u{1f}a\u{1d}class\u{1d}m.B\u{1d}{\"args\": [1]}")
+    );
+    assert_eq!(store.resume_record("u2").unwrap(), None);
+    assert!(is_not_found(&store.resume_record("ghost"), "'ghost'"));
+
+    // A transition carries a record too, in the same statement; one without keeps the record.
+    store
+        .apply_transitions(&[
+            Transition {
+                state: Some("SUCCESS".into()),
+                resume: Some("x\u{1d}noop\u{1d}\u{1d}".into()),
+                ..Transition::new("u1")
+            },
+            Transition { state: Some("RUNNING".into()), ..Transition::new("u3") },
+        ])
+        .unwrap();
+    assert_eq!(store.resume_rows("f").unwrap()[0].revert_kind.as_deref(), Some("noop"));
+    assert_eq!(store.resume_record("u3").unwrap().as_deref(), Some("not a record"));
+
+    // A record of a missing detail rolls its batch back.
+    let mut batch = Batch::new();
+    batch.resume_record("u2", "\u{1d}noop\u{1d}\u{1d}").resume_record("ghost", "");
+    assert!(is_not_found(&store.apply(&batch), "atom detail 'ghost'"));
+    assert_eq!(store.resume_record("u2").unwrap(), None);
+}
+
 // ---- leases ---------------------------------------------------------------------------------------
 
 #[test]

@@ -71,9 +71,11 @@ pytestmark = pytest.mark.timeout(600)
 
 WORKER = "crash.raising_worker"
 MIN_MID_RUN_KILLS = 20
-#: Kills each phase of a scenario needs (summed over rounds), mid-run.
-MIN_PHASE_KILLS = 2
-MAX_ROUNDS = 4
+#: Kills each phase of a scenario needs (summed over rounds), mid-run. One is enough to exercise a
+#: phase; more depends on timing (a parallel revert of 100 no-op atoms is over in milliseconds on
+#: a fast machine), which a test must not.
+MIN_PHASE_KILLS = 1
+MAX_ROUNDS = 6
 SEED_SHIFT = int(os.environ.get("FERROFLOW_CRASH_SEED", "0"))
 BOOM = "crash.flows.Boom"
 

@@ -21,26 +21,12 @@ from typing import Any
 from ferroflow.benchmarking import dbfiles, phases, resume
 
 
-def _make_run(system: str, shape: str, n: int, store: str, engine: str, workdir: str | None) -> Any:
-    if system == "ferroflow":
-        from ferroflow.benchmarking.ferro import FerroflowRun
-
-        return FerroflowRun(shape, n, store, engine, workdir)
-    if system == "floor":
-        from ferroflow.benchmarking.floor import FloorRun
-
-        return FloorRun(shape, n, store, workdir)
-    if system == "taskflow":
-        from ferroflow.benchmarking.taskflow_peer import TaskflowRun
-
-        return TaskflowRun(shape, n, store, engine, workdir)
-    raise ValueError(f"no run job for system {system!r}")
-
-
 def _job(args: argparse.Namespace) -> dict[str, Any]:
     if args.job == "run":
-        return {"phases": phases.time_phases(
-            _make_run(args.system, args.shape, args.n, args.store, args.engine, args.workdir))}
+        from ferroflow.benchmarking import suite
+
+        case = suite.Case(suite.RUN, args.system, args.shape, args.store, args.engine, args.n)
+        return {"phases": phases.time_phases(suite.make_run(case, args.workdir))}
     if args.job == "resume":
         return {"phases": resume.resume_one(args.system, Path(args.db), args.flow)}
     if args.job == "resume-many":
@@ -63,7 +49,7 @@ def _job(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ferroflow.benchmarking.child")
     parser.add_argument("job", choices=("run", "resume", "resume-many", "dbos-crash", "dbos-recover"))
-    parser.add_argument("--system", default="ferroflow")
+    parser.add_argument("--system", default="ferroflow", choices=("ferroflow", "floor", "taskflow"))
     parser.add_argument("--shape", default="linear")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--store", default=dbfiles.MEMORY)
@@ -79,8 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.system not in ("ferroflow", "floor", "taskflow"):
-        raise SystemExit(f"unknown system {args.system!r}")
     baseline = phases.peak_rss_mb()
     outcome = _job(args)
     outcome["baseline_rss_mb"] = baseline

@@ -67,7 +67,7 @@ def result_rows(results: Sequence[suite.Result]) -> tuple[list[str], list[list[s
                     str(len(result.rounds)), _ratio(result.ratios.get(suite.FLOOR)),
                     _ratio(result.ratios.get(suite.TASKFLOW)), _ratio(result.ratios.get(suite.DBOS))]
         else:
-            row += ["-"] * 10
+            row += ["-"] * (len(headers) - len(row) - 1)
         row.append(result.note or "")
         rows.append(row)
     return headers, rows

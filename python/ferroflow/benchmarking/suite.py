@@ -2,11 +2,14 @@
 
 A *case* is one scenario on one system at one size (`Case`); it is measured over several rounds
 (`Result`). Cases of one *series* (same scenario, system, shape, store and engine) run in order of
-size, so that a case predicted (from the series' previous size, scaled linearly) to take longer
-than the time budget is skipped rather than run; peers also have fixed size caps (TaskFlow's
-scheduler is quadratic). Ratios compare medians of the headline cost per atom (or per flow)
-measured in the same run: ferroflow against the floor (how many times the floor's cost ferroflow
-spends) and each peer against ferroflow (how many times faster ferroflow is).
+size, so that a case predicted to take longer than the time budget is skipped rather than run: the
+prediction scales the series' last round time by the growth measured between its last two sizes
+(at least linear; peers, with one size measured, are assumed quadratic, as TaskFlow's scheduler
+is). Peers also have fixed size caps, a safety net for the prediction.
+
+Ratios compare medians of the headline cost per atom (or per flow) measured in the same run:
+ferroflow against the floor (how many times the floor's cost ferroflow spends) and each peer
+against ferroflow (how many times faster ferroflow is).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import math
 import os
 import tempfile
 import time
@@ -39,15 +43,15 @@ DEFAULT_ROUNDS = 5
 DEFAULT_FLOWS = 1_000
 DEFAULT_MAX_SECONDS = 60.0
 
-#: Largest size (atoms; flows for resume-many) a peer is run at: beyond, one run takes more than
-#: about a minute on a 2-core machine (TaskFlow: ~36 ms/atom in memory at N=1,000 and growing,
-#: ~90 ms/atom on SQLite; DBOS: ~20 ms/step on SQLite, one fsync'ed commit per step).
+#: Largest size (atoms; flows for resume-many) a peer is run at, whatever the prediction says: on
+#: a 2-core machine TaskFlow spends ~10 ms/atom on a linear flow in memory at N=1,000 (quadratic),
+#: ~90 ms/atom on SQLite; DBOS 2-20 ms/step on SQLite (fsync'ed commits).
 PEER_CAPS: dict[tuple[str, str], int] = {
-    (TASKFLOW, RUN + ":" + dbfiles.MEMORY): 1_000,
-    (TASKFLOW, RUN + ":" + dbfiles.SQLITE): 500,
+    (TASKFLOW, RUN + ":" + dbfiles.MEMORY): 10_000,
+    (TASKFLOW, RUN + ":" + dbfiles.SQLITE): 1_000,
     (TASKFLOW, RESUME): 500,
     (TASKFLOW, RESUME_MANY): 20,
-    (DBOS, RUN + ":" + dbfiles.SQLITE): 2_000,
+    (DBOS, RUN + ":" + dbfiles.SQLITE): 10_000,
     (DBOS, RESUME): 2_000,
 }
 
@@ -180,22 +184,25 @@ def _cap(case: Case) -> int | None:
 # -- measuring one round ---------------------------------------------------------------------------
 
 
-def _round_in_process(case: Case, workdir: str) -> dict[str, float]:
+def make_run(case: Case, workdir: str | None = None) -> phases.PhasedRun:
+    """A fresh run of ``case``'s system, shape, size, store and engine (its phases not yet run)."""
     if case.system == FERROFLOW:
         from ferroflow.benchmarking.ferro import FerroflowRun
 
-        return phases.time_phases(FerroflowRun(case.shape, case.n, case.store, case.engine, workdir))
+        return FerroflowRun(case.shape, case.n, case.store, case.engine, workdir)
     if case.system == FLOOR:
         from ferroflow.benchmarking.floor import FloorRun
 
-        return phases.time_phases(FloorRun(case.shape, case.n, case.store, workdir))
+        return FloorRun(case.shape, case.n, case.store, workdir)
     if case.system == TASKFLOW:
         from ferroflow.benchmarking.taskflow_peer import TaskflowRun
 
-        return phases.time_phases(TaskflowRun(case.shape, case.n, case.store, case.engine, workdir))
-    from ferroflow.benchmarking.dbos_peer import DbosRun
+        return TaskflowRun(case.shape, case.n, case.store, case.engine, workdir)
+    if case.system == DBOS:
+        from ferroflow.benchmarking.dbos_peer import DbosRun
 
-    return phases.time_phases(DbosRun(case.shape, case.n, case.store, workdir))
+        return DbosRun(case.shape, case.n, case.store, workdir)
+    raise ValueError(f"unknown system {case.system!r}; known: {', '.join(SYSTEMS)}")
 
 
 def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], float | None]:
@@ -203,7 +210,7 @@ def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], 
     from ferroflow.benchmarking import child, resume
 
     if case.scenario == RUN:
-        return _round_in_process(case, workdir), None
+        return phases.time_phases(make_run(case, workdir)), None
     if case.scenario == PEAK_MEMORY:
         outcome = child.run_child(["run", "--system", case.system, "--shape", case.shape, "--n", str(case.n),
                                    "--store", case.store, "--engine", case.engine, "--workdir", workdir], timeout)
@@ -253,17 +260,31 @@ def measure(case: Case, rounds: int, max_seconds: float, workdir: str) -> Result
     return result
 
 
-def _skip_reason(case: Case, previous: Result | None, max_seconds: float) -> str | None:
+def _skip_reason(case: Case, history: list[Result], max_seconds: float) -> str | None:
+    """Why ``case`` is not to be run (its series' earlier results in ``history``), or None."""
     cap = _cap(case)
     if cap is not None and case.n > cap:
         return f"skipped: above the {case.system} size cap of {cap}"
-    if previous is not None and previous.measured:
-        predicted = Summary.of(previous.wall).median * case.n / previous.case.n
-        if predicted > max_seconds:
-            return f"skipped: one run predicted at {predicted:.0f}s > {max_seconds:g}s budget"
-    if previous is not None and previous.note and previous.note.startswith("skipped"):
-        return previous.note
+    if history and history[-1].note and history[-1].note.startswith("skipped"):
+        return history[-1].note
+    predicted = predict_seconds(case, [r for r in history if r.measured])
+    if predicted is not None and predicted > max_seconds:
+        return f"skipped: one run predicted at {predicted:.0f}s > {max_seconds:g}s budget"
     return None
+
+
+def predict_seconds(case: Case, measured: list[Result]) -> float | None:
+    """Seconds one round of ``case`` should take, from its series' measured smaller sizes."""
+    if not measured:
+        return None
+    last = measured[-1]
+    last_seconds = Summary.of(last.wall).median
+    if len(measured) >= 2 and measured[-2].case.n < last.case.n:
+        before = measured[-2]
+        growth = math.log(last_seconds / Summary.of(before.wall).median) / math.log(last.case.n / before.case.n)
+    else:
+        growth = 2.0 if case.system in PEERS else 1.0
+    return last_seconds * (case.n / last.case.n) ** min(max(growth, 1.0), 3.0)
 
 
 @dataclass
@@ -292,7 +313,7 @@ def run_suite(cases: list[Case], options: Options,
     with _workdir(options.workdir) as workdir:
         dbos = _DbosScope(workdir)
         results: dict[Case, Result] = {}
-        previous: dict[tuple[str, ...], Result] = {}
+        history: dict[tuple[str, ...], list[Result]] = {}
         try:
             for case in _series_order(cases):
                 in_dbos_session = case.system == DBOS and case.scenario == RUN
@@ -300,7 +321,8 @@ def run_suite(cases: list[Case], options: Options,
                     dbos.enter()
                 else:
                     dbos.exit()
-                reason = _skip_reason(case, previous.get(case.series), options.max_seconds)
+                earlier = history.setdefault(case.series, [])
+                reason = _skip_reason(case, earlier, options.max_seconds)
                 if reason is not None:
                     result = Result(case, note=reason)
                 else:
@@ -308,7 +330,8 @@ def run_suite(cases: list[Case], options: Options,
                         result = measure(case, options.rounds, options.max_seconds, workdir)
                     except Exception as exc:  # one broken case does not lose the others
                         result = Result(case, note=f"error: {type(exc).__name__}: {exc}", failed=True)
-                results[case] = previous[case.series] = result
+                results[case] = result
+                earlier.append(result)
                 if on_result is not None:
                     on_result(result)
         finally:

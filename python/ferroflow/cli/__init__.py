@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ferroflow.cli import bench, common, demo, resume, run, show
+from ferroflow.cli import bench, common, demo, plan, resume, run, show
 
 __all__ = ["main"]
 
@@ -29,6 +29,7 @@ examples:
   ferroflow demo                                   kill a run of 3000 atoms mid-way, resume it
   ferroflow run mypkg.flows:make_flow --arg 10     run the flow make_flow(10) builds
   ferroflow resume                                 finish the flow whose process died
+  ferroflow plan FLOW_UUID                         what resuming it would do, before it runs
   ferroflow show                                   list saved flows; show FLOW_UUID for its atoms
   ferroflow bench --peers --plot bench.png         measure it against the floor, TaskFlow and DBOS
 """
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for command in (run, resume, show, demo, bench):
+    for command in (run, resume, plan, show, demo, bench):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else common.EXIT_USAGE
     handler = getattr(args, "handler", None)
     if handler is None:
-        print("ferroflow: error: a command is required: run, resume, show, demo or bench (see: ferroflow --help)",
+        print("ferroflow: error: a command is required: run, resume, plan, show, demo or bench (see: ferroflow --help)",
               file=sys.stderr)
         return common.EXIT_USAGE
     try:

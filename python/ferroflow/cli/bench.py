@@ -93,9 +93,10 @@ def bench_command(args: argparse.Namespace) -> int:
         print(f"ferroflow bench: {len(cases)} cases, sizes {', '.join(f'{n:,}' for n in options.sizes)}, "
               f"{options.rounds} runs each", file=sys.stderr, flush=True)
     results = suite.run_suite(cases, options, on_result=progress)
+    if args.json:  # first: the measurements are what took time
+        report.write_json(args.json, results, options)
     print(report.text_report(results))
     if args.json:
-        report.write_json(args.json, results, options)
         print(f"\nwrote {args.json}")
     if args.plot:
         try:

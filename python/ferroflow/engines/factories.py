@@ -125,7 +125,12 @@ def load_from_factory(
     engine: str = "default",
     **kwargs: Any,
 ) -> Any:
-    """Builds the flow with ``flow_factory``, saves the factory with the new flow detail, loads it."""
+    """Builds the flow with ``flow_factory``, saves the factory with the new flow detail, loads it.
+
+    ``kwargs`` are engine options, including ``migrations``, ``on_version_change`` and
+    ``provider_change`` (see `ferroflow.engines.helpers.load`); migrations given with a new flow
+    are recorded as not needed, so a program can always pass the same list.
+    """
     from ferroflow.engines import helpers, persist
     from ferroflow.utils import persistence_utils
 
@@ -150,7 +155,13 @@ def load_from_detail(
     engine: str = "default",
     **kwargs: Any,
 ) -> Any:
-    """Rebuilds the flow of a saved ``flow_detail`` with its factory and loads it to resume."""
+    """Rebuilds the flow of a saved ``flow_detail`` with its factory and loads it to resume.
+
+    When the factory's code changed since the flow was saved, ``migrations``,
+    ``on_version_change`` and ``provider_change`` (engine options, see
+    `ferroflow.engines.helpers.load`) say how saved details carry over; ``engine.plan()`` shows
+    the outcome before anything runs.
+    """
     from ferroflow.engines import helpers
 
     flow = flow_from_detail(flow_detail)

@@ -48,8 +48,17 @@ def load(
     engine: str = "default",
     **kwargs: Any,
 ) -> ActionEngine:
-    """Builds an engine for ``flow`` (not yet compiled); ``store`` values are injected."""
+    """Builds an engine for ``flow`` (not yet compiled); ``store`` values are injected.
+
+    Options for resuming a saved flow whose code changed (see `ferroflow.migrations`):
+    ``on_version_change`` (``"reuse"`` — the default —, ``"rerun"``, ``"revert_then_rerun"``,
+    ``"fail"`` or a ``migrate(old_version, old_result)`` callable; an atom's own setting wins),
+    ``provider_change`` (``"keep"`` — the default — or ``"rerun"``) and ``migrations`` (a list of
+    `ferroflow.migrations.Rename` / ``Split`` / ``Merge``, applied before the run). They are
+    checked here, so a typo fails at load time rather than when the flow resumes.
+    """
     options = dict(kwargs)
+    _check_resume_options(options)
     kind = _parse_engine(engine, options)
     engine_cls = _engine_class(kind, namespace)
     from ferroflow.engines import persist
@@ -64,6 +73,15 @@ def load(
     if store:
         result.storage.inject(store)
     return result
+
+
+def _check_resume_options(options: dict[str, Any]) -> None:
+    from ferroflow import migrations
+
+    migrations.validate_version_policy(options.get("on_version_change"), "the load")
+    migrations.validate_provider_policy(options.get("provider_change"))
+    if options.get("migrations") is not None:
+        options["migrations"] = migrations.check_migrations(options["migrations"])
 
 
 def run(flow: Any, store: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:

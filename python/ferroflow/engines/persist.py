@@ -15,11 +15,15 @@ import time
 import uuid
 from typing import Any
 
-from ferroflow import codec, exceptions, states
+from ferroflow import _core, codec, exceptions, migrations, states
+from ferroflow.engines import resume_plan, revert_refs
+from ferroflow.engines.factories import FACTORY_META
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
 from ferroflow.persistence import models
 
 _TASK, _RETRY = 0, 1
+_SUCCESS_CODE = STATE_CODES[states.SUCCESS]
+_EXECUTE_CODE = INTENTION_CODES[states.EXECUTE]
 _FIELDS = ("state", "intention", "results", "failure", "revert_results", "revert_failure", "meta")
 #: How long a running engine owns its flow detail without renewing (renewed every third of it).
 DEFAULT_LEASE_SECONDS = 30.0
@@ -84,6 +88,12 @@ class Persister:
         self._conn = backend.get_connection()
         self._fast = hasattr(self._conn, "apply")
         self._injector: models.TaskDetail | None = None
+        #: Saved details without an atom that a rollback must revert (see `resumption`).
+        self.orphans: list[models.AtomDetail] = []
+        # Resume records (who provided an atom's inputs, how to revert it once its code is
+        # gone) are kept beside the details by backends that can (SQLite), never in their meta.
+        self._records = self._fast and hasattr(self._conn, "resume_summaries")
+        self._pending_records: list[tuple[str, str]] = []
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = DEFAULT_LEASE_SECONDS
         self._leased = False
@@ -91,58 +101,248 @@ class Persister:
 
     # -- prepare ---------------------------------------------------------------------------------
     def prepare(self, engine: Any) -> None:
+        """Binds the compiled atoms to the saved details and restores their states.
+
+        Before anything is restored, pending migrations are applied and version / provider
+        policies decided (`ferroflow.migrations`): everything this writes — migrated, created and
+        version-updated details, the flow meta recording it — is one transaction, written only
+        once nothing can be refused any more.
+        """
         fd = self.flow_detail
         try:
             fresh = self._conn.get_flow_details(fd.uuid)
             fd.state = fresh.state
-            fd.meta = fresh.meta
+            # In place: the engine's storage holds this dict (flow metadata API).
+            fd.meta.clear()
+            fd.meta.update(fresh.meta or {})
             saved_atoms = list(fresh)
         except exceptions.NotFound:
             saved_atoms = list(fd)
-        saved = {ad.name: ad for ad in saved_atoms}
         storage = engine.storage
         compilation = engine.compilation
         if fd.state is not None:
             storage.set_flow_state(fd.state)
+        recorded = self._resume_summaries()
+        saved_atoms, changed, meta_changed = self._migrate(engine, saved_atoms, recorded)
+        options = resume_plan.core_options(engine, fd.meta, fd.state, None, with_pending=False)
+        plan = _core.resume_plan(
+            compilation.compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved_atoms], **options
+        )
+        matched, actions = plan.matched, plan.actions
+        self._refuse(engine, saved_atoms, matched, actions)
+        self.orphans = [saved_atoms[i] for i in plan.orphans]
+        upserts = {ad.uuid: ad for ad in changed}
         created: list[models.AtomDetail] = []
         restore: list[tuple[int, int, int]] = []
+        to_revert: list[int] = []
+        flow_reverted = fd.state == states.REVERTED
+        spec_atoms = compilation.spec_atoms
         self.details = []
         for index, atom in enumerate(compilation.atoms):
-            is_retry = compilation.spec_atoms[index][1] == _RETRY
-            ad = saved.get(atom.name)
-            want = models.RetryDetail if is_retry else models.TaskDetail
-            if ad is not None and not isinstance(ad, want):
-                raise exceptions.Duplicate(
-                    f"Atom {atom.name!r} of flow {fd.name!r} is a {want.__name__[:-6].lower()} but its saved "
-                    f"detail {ad.uuid} is a {type(ad).__name__}; rename the atom or remove the old detail"
-                )
-            if ad is None:
-                ad = want(atom.name)
+            is_retry = spec_atoms[index][1] == _RETRY
+            position = matched[index]
+            if position < 0:
+                ad = models.RetryDetail(atom.name) if is_retry else models.TaskDetail(atom.name)
                 ad.state = states.PENDING
                 ad.intention = states.EXECUTE
-                ad.version = _version(atom)
+                ad.version = spec_atoms[index][2] or None
                 created.append(ad)
                 fd.add(ad)
             else:
-                self._restore(storage, index, ad, is_retry)
-                state = STATE_CODES.get(ad.state or states.PENDING, 0)
-                intention = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
-                if state or intention:
-                    restore.append((index, state, intention))
+                ad = saved_atoms[position]
+                action = actions[index]
+                if action != resume_plan.REUSE or ad.state != states.SUCCESS:
+                    kept = self._apply_policy(engine, index, ad, action, flow_reverted, upserts, to_revert)
+                else:
+                    kept = True
+                if kept:
+                    self._restore(storage, index, ad, is_retry)
+                    state = STATE_CODES.get(ad.state or states.PENDING, 0)
+                    intention = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
+                    if state or intention:
+                        restore.append((index, state, intention))
             storage.set_atom_uuid(index, ad.uuid)
             self.details.append(ad)
-        self._prepare_injector(storage, saved, created)
-        if created:
-            if self._fast:
-                self._conn.apply(new_atom_details=[(fd.uuid, ad) for ad in created])
-            else:
-                self._conn.update_flow_details(fd)
+        if to_revert:
+            meta_changed = True
+            self._record_reverts(engine, to_revert)
+        self._prepare_injector(storage, {ad.name: ad for ad in saved_atoms if ad.name == INJECTOR_NAME}, created)
+        self._write_prepared(created + [ad for ad in upserts.values() if ad not in created], meta_changed)
         if restore:
             scheduler = engine._scheduler
             scheduler.restore(restore)
             for index, _, _ in restore:  # the scheduler normalises interrupted states
                 storage.states[index] = scheduler.state(index)
                 storage.intentions[index] = scheduler.intention(index)
+
+    # -- resumption across code changes ----------------------------------------------------------
+    def _resume_summaries(self) -> dict[str, tuple[str | None, str | None, str | None]]:
+        """``{atom uuid: (inputs, revert kind, revert name)}`` from the backend's resume records
+        (only the SQLite backend keeps them)."""
+        if not self._records:
+            return {}
+        return {uuid: rest for uuid, *rest in self._conn.resume_summaries(self.flow_detail.uuid)}
+
+    def resume_record(self, ad: models.AtomDetail) -> dict[str, Any]:
+        """The resume record kept beside a saved detail, decoded (empty when the backend keeps
+        none): ``{"inputs": fingerprint, "revert": reference}``."""
+        if not self._records:
+            return {}
+        return revert_refs.decode_record(self._conn.resume_record(ad.uuid))
+
+    def _migrate(self, engine: Any, saved_atoms: list[models.AtomDetail],
+                 recorded: dict[str, Any]) -> tuple[list[Any], list[Any], bool]:
+        """Applies the pending migrations in memory: ``(saved details now, details to write,
+        whether the flow meta changed)``. Raises `MigrationError` (nothing applied) when they do
+        not fit the saved details. A renamed detail's resume record is copied to its new detail
+        (in ``recorded``, and in the records written with the details)."""
+        fd = self.flow_detail
+        given = migrations.check_migrations(engine.options.get("migrations"))
+        done = migrations.applied_ids(fd.meta)
+        pending = [m for m in given if m.id not in done]
+        if not pending:
+            return saved_atoms, [], False
+        factory = (fd.meta.get(FACTORY_META) or {}).get("name")
+        live = [ad for ad in saved_atoms if ad.name != INJECTOR_NAME and not migrations.is_retired(ad)]
+        if not live:
+            records = migrations.not_needed(pending, factory)
+            fd.meta[migrations.MIGRATIONS_META] = [*fd.meta.get(migrations.MIGRATIONS_META, ()), *records]
+            return saved_atoms, [], True
+        compilation = engine.compilation
+        problems = _core.check_migrations(
+            compilation.compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved_atoms],
+            [m.as_tuple() for m in pending],
+        )
+        if problems:
+            raise migrations.MigrationError(
+                f"Cannot apply the migrations to flow {fd.name!r} ({fd.uuid}): " + "; ".join(problems)
+            )
+        targets = {atom.name: (spec[1] == _RETRY, spec[2]) for atom, spec in zip(compilation.atoms,
+                                                                                 compilation.spec_atoms, strict=True)}
+        changed, records, copies = migrations.apply(pending, saved_atoms, targets, factory)
+        for old_uuid, new_uuid in copies:
+            if old_uuid in recorded:
+                recorded[new_uuid] = recorded[old_uuid]
+                record = self._conn.resume_record(old_uuid)
+                if record:
+                    self._pending_records.append((new_uuid, record))
+        by_uuid = {ad.uuid: ad for ad in changed}
+        known = {ad.uuid for ad in saved_atoms}
+        saved_atoms = [by_uuid.get(ad.uuid, ad) for ad in saved_atoms] + [ad for ad in changed if ad.uuid not in known]
+        fd.meta[migrations.MIGRATIONS_META] = [*fd.meta.get(migrations.MIGRATIONS_META, ()), *records]
+        return saved_atoms, changed, True
+
+    def _refuse(self, engine: Any, saved_atoms: list[Any], matched: list[int], actions: list[int]) -> None:
+        """Raises for atoms resuming cannot go past: a task bound to a retry's detail (or the
+        reverse), a version change whose policy is ``fail``."""
+        failing = [index for index, action in enumerate(actions) if action == resume_plan.FAIL]
+        compilation = engine.compilation
+        fd = self.flow_detail
+        for index in failing:
+            ad = saved_atoms[matched[index]]
+            is_retry = compilation.spec_atoms[index][1] == _RETRY
+            want = models.RetryDetail if is_retry else models.TaskDetail
+            name = compilation.atoms[index].name
+            if not isinstance(ad, want):
+                raise exceptions.Duplicate(
+                    f"Atom {name!r} of flow {fd.name!r} is a {want.__name__[:-6].lower()} but its saved "
+                    f"detail {ad.uuid} is a {type(ad).__name__}; rename the atom or remove the old detail"
+                )
+            if ad.state == states.SUCCESS:
+                raise migrations.VersionMismatch(name, ad.version, compilation.spec_atoms[index][2] or None)
+
+    def _apply_policy(self, engine: Any, index: int, ad: Any, action: int, flow_reverted: bool,
+                      upserts: dict[str, Any], to_revert: list[int]) -> bool:
+        """Carries out the plan's decision for a saved detail; False when the atom starts over
+        (its detail reset to PENDING, nothing to restore)."""
+        version = engine.compilation.spec_atoms[index][2] or None
+        completed = ad.state == states.SUCCESS and (ad.intention or states.EXECUTE) == states.EXECUTE
+        if completed and not flow_reverted:
+            if action == resume_plan.MIGRATE:
+                self._migrate_result(engine, index, ad, version)
+                upserts[ad.uuid] = ad
+            elif action == resume_plan.RERUN:
+                _start_over(ad, version)
+                upserts[ad.uuid] = ad
+                return False
+            elif action == resume_plan.REVERT:
+                to_revert.append(index)
+            return True
+        if not completed and ad.version != version and version is not None:
+            ad.version = version  # it runs (or reverts) with the current code
+            upserts[ad.uuid] = ad
+        return True
+
+    def _migrate_result(self, engine: Any, index: int, ad: Any, version: str | None) -> None:
+        atom = engine.compilation.atoms[index]
+        policy = resume_plan.version_policy(engine, atom)
+        try:
+            ad.results = policy(ad.version, ad.results)
+            check_serializable(atom.name, ad.results)
+        except Exception as exc:
+            raise migrations.MigrationError(
+                f"Migrating the result of atom {atom.name!r} from version {ad.version} to {version} failed: "
+                f"{type(exc).__name__}: {exc}", cause=exc
+            ) from exc
+        ad.version = version
+
+    def _record_reverts(self, engine: Any, indices: list[int]) -> None:
+        """Adds ``revert_then_rerun`` atoms to the flow's pending reverts (latest first)."""
+        compilation = engine.compilation
+        position = {atom: rank for rank, atom in enumerate(compilation.compiled.topo)}
+        names = [compilation.atoms[i].name for i in sorted(indices, key=lambda i: -position[i])]
+        meta = self.flow_detail.meta
+        record = resume_plan.pending_reverts(meta) or {
+            "reason": "version changed (on_version_change=revert_then_rerun)", "revert": [], "rerun": []
+        }
+        meta[resume_plan.PENDING_REVERTS] = {
+            **record,
+            "revert": [*record["revert"], *(name for name in names if name not in record["revert"])],
+            "rerun": [*record["rerun"], *(name for name in names if name not in record["rerun"])],
+        }
+
+    def _write_prepared(self, rows: list[Any], meta_changed: bool) -> None:
+        """Writes what prepare created or changed, in one transaction where the backend can."""
+        fd = self.flow_detail
+        if not rows and not meta_changed:
+            return
+        for ad in rows:
+            fd.add(ad)
+        if self._fast:
+            records, self._pending_records = self._pending_records, []
+            self._conn.apply(new_atom_details=[(fd.uuid, ad) for ad in rows],
+                             flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
+                             **({"resume_records": records} if records else {}))
+            return
+        self._conn.update_flow_details(fd)
+
+    def write_flow_meta(self) -> None:
+        """Writes the flow detail's meta (pending reverts done, ...)."""
+        fd = self.flow_detail
+        if self._fast:
+            self._conn.apply(flow_meta=(fd.uuid, fd.meta))
+        else:
+            self._conn.update_flow_details(fd)
+
+    def save_versions(self, engine: Any, indices: list[int]) -> None:
+        """Records the current code's version in the details of atoms about to run again."""
+        spec_atoms = engine.compilation.spec_atoms
+        rows = []
+        for index in indices:
+            ad = self.details[index]
+            version = spec_atoms[index][2] or None
+            if ad.version != version:
+                ad.version = version
+                rows.append(ad)
+        if rows:
+            self._write_prepared(rows, meta_changed=False)
+
+    def save_orphan(self, ad: Any) -> None:
+        """Writes an orphan detail's state and revert outcome."""
+        if self._fast:
+            self._conn.apply(atom_updates=[(ad, ("state", "intention", "revert_results", "revert_failure"))])
+        else:
+            self._conn.update_atom_details(ad)
 
     @staticmethod
     def _restore(storage: Any, index: int, ad: models.AtomDetail, is_retry: bool) -> None:
@@ -192,12 +392,26 @@ class Persister:
     # -- saving ----------------------------------------------------------------------------------
     def save(self, engine: Any, transitions: list[tuple[int, int, int]], values: Any = None) -> None:
         """Writes the atoms these transitions touched (each once), in one transaction when the
-        backend can (the SQLite fast path writes only the changed columns of those rows)."""
+        backend can (the SQLite fast path writes only the changed columns of those rows).
+
+        An atom completing also gets its resume record (where the backend keeps them): who
+        provided its inputs, and how to revert it once its code is gone (`revert_refs`).
+        """
         touched = dict.fromkeys(atom for atom, _, _ in transitions)
+        records = None
+        if self._records:
+            for atom, state, intention in transitions:
+                if state == _SUCCESS_CODE and intention == _EXECUTE_CODE:
+                    if records is None:
+                        records = []
+                    records.append((self.details[atom].uuid, resume_record(engine, atom)))
         storage = engine.storage
         for atom in touched:
             self._update_detail(engine, storage, atom)
-        if self._fast:
+        if records:
+            self._conn.apply(atom_updates=[(self.details[atom], _FIELDS) for atom in touched],
+                             resume_records=records)
+        elif self._fast:
             self._conn.apply(atom_updates=[(self.details[atom], _FIELDS) for atom in touched])
         else:
             for atom in touched:
@@ -301,11 +515,21 @@ def _interrupted(name: str) -> Any:
         return Failure()
 
 
-def _version(atom: Any) -> str:
-    version = atom.version
-    if isinstance(version, tuple | list):
-        return ".".join(str(part) for part in version)
-    return str(version)
+def resume_record(engine: Any, atom: int) -> str:
+    """The resume record of a completed atom (`revert_refs.encode_record`)."""
+    inputs = _core.input_fingerprint(engine.compilation.compiled, atom)
+    return revert_refs.encode_record(inputs, revert_refs.reference(engine, atom))
+
+
+def _start_over(ad: Any, version: str | None) -> None:
+    """A completed detail back to PENDING / EXECUTE, with nothing of its run kept."""
+    ad.state = states.PENDING
+    ad.intention = states.EXECUTE
+    ad.results = None
+    ad.failure = None
+    ad.revert_results = None
+    ad.revert_failure = None
+    ad.version = version
 
 
 __all__ = ["Persister", "attach", "check_serializable"]

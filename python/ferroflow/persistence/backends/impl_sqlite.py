@@ -569,6 +569,8 @@ class SQLiteConnection(base.Connection):
         new_atom_details: Iterable[tuple[str, models.AtomDetail]] = (),
         atom_updates: Iterable[tuple[models.AtomDetail, Iterable[str]]] = (),
         flow_state: tuple[str, str] | None = None,
+        flow_meta: tuple[str, Mapping[str, Any]] | None = None,
+        resume_records: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
 
@@ -582,6 +584,10 @@ class SQLiteConnection(base.Connection):
             ``intention``, ``results``, ``failure``, ``revert_results``, ``revert_failure``,
             ``meta``.
         :param flow_state: ``(flow uuid, state)`` to set in the same transaction.
+        :param flow_meta: ``(flow uuid, meta dict)`` to write as the flow detail's meta in the same
+            transaction (resumption records migrations this way, with the details they changed).
+        :param resume_records: ``(atom uuid, record text)`` pairs replacing those atoms' resume
+            records, kept beside the details, not in their meta (see :meth:`resume_record`).
         :raises NotFound: an updated atom detail or the flow detail does not exist (nothing is
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
@@ -590,7 +596,37 @@ class SQLiteConnection(base.Connection):
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [_transition(ad, fields, now) for ad, fields in atom_updates]
         flows = [] if flow_state is None else [(flow_state[0], flow_state[1], now)]
-        self._store.apply(rows, changes, flows)
+        metas = [] if flow_meta is None else [(flow_meta[0], _dumps(dict(flow_meta[1]), "meta"), now)]
+        records = []
+        if resume_records:
+            # The record of an atom that also changes here rides in its UPDATE (one statement).
+            by_uuid = {change["uuid"]: change for change in changes}
+            for uuid, record in resume_records:
+                change = by_uuid.get(uuid)
+                if change is not None:
+                    change["resume"] = record
+                else:
+                    records.append((uuid, record))
+        self._store.apply(rows, changes, flows, metas, records)
+
+    # -- resumption records ---------------------------------------------------------------------
+
+    def resume_summaries(self, flow_uuid: str) -> list[tuple[str, str | None, str | None, str | None]]:
+        """``(atom uuid, inputs, revert kind, revert name)`` of the flow's atom details that have a
+        resume record (what resuming across code changes keeps beside each detail)."""
+        return self._store.resume_summaries(flow_uuid)
+
+    def resume_record(self, atom_uuid: str) -> str | None:
+        """The resume record of an atom detail, as written (``None`` when it has none): who
+        provided its inputs and how to revert it once its code is gone
+        (`ferroflow.engines.revert_refs.encode_record`).
+
+        :raises NotFound: there is no such atom detail.
+        """
+        try:
+            return self._store.resume_record(atom_uuid)
+        except exc.NotFound:
+            raise _missing("atom details", atom_uuid) from None
 
     # -- ownership ----------------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""``ferroflow plan``: what resuming a saved flow would do, atom by atom, before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any
+
+from ferroflow import migrations
+from ferroflow.cli import common
+
+DESCRIPTION = """\
+Show the resumption plan of a flow saved in the database: its flow is rebuilt by the factory
+recorded when it was started (imported from the working directory, as `ferroflow resume` does)
+and matched against what is saved, without running or writing anything. One line per atom and
+per saved detail: saved state and version, current version, the action resuming takes (reuse,
+run, rerun, revert, orphan, migrate, ignore, fail) and why. Without FLOW_UUID, plans the one flow
+that has not finished. --json prints the same as JSON, for tools.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("plan", help="show what resuming a flow would do, before it runs",
+                                   description=DESCRIPTION)
+    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--rewind-to", metavar="ATOM", help="plan a rewind to ATOM instead of a resume")
+    parser.add_argument("--on-version-change", choices=migrations.VERSION_POLICIES,
+                        help=f"version policy of atoms that set none (default: {migrations.DEFAULT_VERSION_POLICY})")
+    parser.add_argument("--provider-change", choices=migrations.PROVIDER_POLICIES,
+                        help=f"what to do when inputs come from new providers (default: "
+                             f"{migrations.DEFAULT_PROVIDER_POLICY})")
+    common.add_db_argument(parser)
+    parser.set_defaults(handler=plan_command)
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    from ferroflow import engines
+    from ferroflow.engines import resume_plan
+
+    path = common.db_path(args.db, must_exist=True)
+    common.add_cwd_to_path()
+    options = {key: value for key, value in (("on_version_change", args.on_version_change),
+                                             ("provider_change", args.provider_change)) if value}
+    with common.open_backend(path) as backend:
+        record = _target(common.list_flows(backend), args.flow)
+        with contextlib.closing(backend.get_connection()) as conn:
+            flow_detail = conn.get_flow_details(record.uuid, lazy=True)
+        try:
+            engine = engines.load_from_detail(flow_detail, backend=backend, **options)
+            plan = engine.plan(rewind_to=args.rewind_to)
+        except Exception as exc:
+            raise common.CommandError(
+                f"cannot plan flow {record.uuid} ({record.name}): {type(exc).__name__}: {exc}"
+            ) from exc
+    if args.json:
+        print(resume_plan.dumps(plan))
+    else:
+        counts = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts().items()))
+        print(f"flow {plan.flow_uuid} ({plan.flow_name}): {counts or 'nothing saved'}\n")
+        print(plan.format_table())
+    return common.EXIT_OK
+
+
+def _target(flows: list[common.FlowRecord], key: str | None) -> common.FlowRecord:
+    if key:
+        return common.find_flow(flows, key)
+    unfinished = [flow for flow in flows if flow.state not in common.FINISHED_STATES]
+    if len(unfinished) != 1:
+        listed = ", ".join(f"{flow.uuid} ({flow.name}, {flow.state})" for flow in unfinished) or "none"
+        raise common.UsageError(f"{len(unfinished)} flows have not finished ({listed}); give a FLOW_UUID")
+    return unfinished[0]

@@ -1,0 +1,317 @@
+//! Resumption across code changes (`crate::resume`) for Python: the plan — from saved details
+//! given as tuples, or read straight from a SQLite store without making a Python object per row —
+//! migration checks, input fingerprints and rewind order.
+//!
+//! Tuples:
+//! - saved detail: `(name, is_retry, state, intention, version, inputs, revert_kind, revert_name,
+//!   retired_by)` (see `resume::SavedAtom`);
+//! - migration: `(kind, sources, targets, mapped)` with kind `"rename"`, `"split"` or `"merge"`;
+//! - pending reverts: `(reason, names to revert in order, names to run again)`.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+use super::flow::CompiledFlow;
+use super::store::SqliteStore;
+use crate::graph::{self, NONE};
+use crate::resume::{
+    self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanRequest, ProviderPolicy, SavedAtom,
+    VersionPolicy,
+};
+use crate::store::{AtomType, ResumeRow};
+
+type SavedTuple = (
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+type MigrationTuple = (String, Vec<String>, Vec<String>, bool);
+type RevertsTuple = (String, Vec<String>, Vec<String>);
+
+/// A computed plan: entries built into Python objects only when asked for.
+#[pyclass(frozen, module = "ferroflow._core")]
+pub struct ResumePlan {
+    flow: Arc<graph::CompiledFlow>,
+    saved: Vec<SavedAtom>,
+    plan: Plan,
+    problems: Vec<String>,
+}
+
+impl ResumePlan {
+    /// Plans, and checks the pending migrations when there is something to migrate.
+    fn new(flow: Arc<graph::CompiledFlow>, saved: Vec<SavedAtom>, options: &Options) -> ResumePlan {
+        let plan = options.plan(&flow, &saved);
+        let has_saved_atoms = saved.iter().any(|s| s.retired_by.is_none() && s.name != resume::INJECTOR_NAME);
+        let problems = if has_saved_atoms && !options.pending.is_empty() {
+            resume::check_migrations(&saved, &flow, &options.pending)
+        } else {
+            Vec::new()
+        };
+        ResumePlan { flow, saved, plan, problems }
+    }
+}
+
+#[pymethods]
+impl ResumePlan {
+    /// Per compiled atom, the index of its saved detail, or -1 when it needs a new one.
+    #[getter]
+    fn matched(&self) -> Vec<i64> {
+        self.plan.matched.iter().map(|&s| if s == NONE { -1 } else { i64::from(s) }).collect()
+    }
+
+    /// Per compiled atom, its action code (see `RESUME_ACTIONS`).
+    #[getter]
+    fn actions(&self) -> Vec<u8> {
+        self.plan.actions.iter().map(|&a| a as u8).collect()
+    }
+
+    /// Why the pending migrations cannot be applied (empty: they can, or there are none).
+    #[getter]
+    fn problems(&self) -> Vec<String> {
+        self.problems.clone()
+    }
+
+    /// Indices of saved details a rollback must consider (orphans).
+    #[getter]
+    fn orphans(&self) -> Vec<u32> {
+        self.plan.orphans.clone()
+    }
+
+    /// How many entries the plan has.
+    #[getter]
+    fn entry_count(&self) -> usize {
+        self.plan.entries.len()
+    }
+
+    /// Every entry as `(name, saved_state, saved_version, version, action, reason, atom index,
+    /// saved index)`, in plan order. Repeated strings (states, versions, reasons) are shared.
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let mut shared: HashMap<String, Bound<'py, PyString>> = HashMap::new();
+        let mut text = |value: &str| -> Bound<'py, PyAny> {
+            if let Some(known) = shared.get(value) {
+                return known.clone().into_any();
+            }
+            let created = PyString::new(py, value);
+            shared.insert(value.to_owned(), created.clone());
+            created.into_any()
+        };
+        let none = || py.None().into_bound(py);
+        let mut out = Vec::with_capacity(self.plan.entries.len());
+        for entry in &self.plan.entries {
+            let detail = entry.saved.map(|s| &self.saved[s as usize]);
+            let spec = entry.atom.map(|a| &self.flow.atoms[a as usize]);
+            let name = spec.map_or_else(|| detail.map_or("", |d| d.name.as_str()), |a| a.name.as_str());
+            let saved_state = match detail {
+                Some(d) => text(d.state().name()),
+                None => none(),
+            };
+            let saved_version = match detail.and_then(|d| d.version.as_deref()) {
+                Some(v) => text(v),
+                None => none(),
+            };
+            let version = match spec.map(|a| a.version.as_str()).filter(|v| !v.is_empty()) {
+                Some(v) => text(v),
+                None => none(),
+            };
+            let reason = match &entry.reason {
+                std::borrow::Cow::Borrowed(r) => text(r),
+                std::borrow::Cow::Owned(r) => PyString::new(py, r).into_any(),
+            };
+            let fields: [Bound<'py, PyAny>; 8] = [
+                PyString::new(py, name).into_any(),
+                saved_state,
+                saved_version,
+                version,
+                text(entry.action.name()),
+                reason,
+                entry.atom.into_bound_py_any(py)?,
+                entry.saved.into_bound_py_any(py)?,
+            ];
+            out.push(PyTuple::new(py, fields)?);
+        }
+        Ok(out)
+    }
+}
+
+fn saved_atom(t: SavedTuple) -> SavedAtom {
+    let (name, is_retry, state, intention, version, inputs, revert_kind, revert_name, retired_by) = t;
+    SavedAtom { name, is_retry, state, intention, version, inputs, revert_kind, revert_name, retired_by }
+}
+
+fn saved_from_row(row: ResumeRow) -> SavedAtom {
+    SavedAtom {
+        name: row.name,
+        is_retry: row.atom_type == Some(AtomType::Retry),
+        state: row.state,
+        intention: Some(row.intention),
+        version: row.version,
+        inputs: row.inputs,
+        revert_kind: row.revert_kind,
+        revert_name: row.revert_name,
+        retired_by: row.retired_by,
+    }
+}
+
+fn migration(t: MigrationTuple) -> PyResult<Migration> {
+    let (kind, sources, targets, mapped) = t;
+    let kind = MigrationKind::from_name(&kind).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown migration kind {kind:?}; expected rename, split or merge"))
+    })?;
+    Ok(Migration { kind, sources, targets, mapped })
+}
+
+fn migrations(list: Vec<MigrationTuple>) -> PyResult<Vec<Migration>> {
+    list.into_iter().map(migration).collect()
+}
+
+fn version_policy(name: &str) -> PyResult<VersionPolicy> {
+    VersionPolicy::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown on_version_change policy {name:?}; expected reuse, rerun, revert_then_rerun, fail or a callable"
+        ))
+    })
+}
+
+/// The options of a plan, converted once.
+struct Options {
+    policies: HashMap<u32, VersionPolicy>,
+    default_policy: VersionPolicy,
+    provider_policy: ProviderPolicy,
+    flow_reverted: bool,
+    pending: Vec<Migration>,
+    applied: Vec<Migration>,
+    reverts: Option<PendingReverts>,
+}
+
+impl Options {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        policies: HashMap<u32, String>,
+        default_policy: &str,
+        provider_policy: &str,
+        flow_reverted: bool,
+        pending: Vec<MigrationTuple>,
+        applied: Vec<MigrationTuple>,
+        reverts: Option<RevertsTuple>,
+    ) -> PyResult<Options> {
+        let policies =
+            policies.into_iter().map(|(atom, name)| Ok((atom, version_policy(&name)?))).collect::<PyResult<_>>()?;
+        let provider_policy = ProviderPolicy::from_name(provider_policy).ok_or_else(|| {
+            PyValueError::new_err(format!("unknown provider_change policy {provider_policy:?}; expected keep or rerun"))
+        })?;
+        Ok(Options {
+            policies,
+            default_policy: version_policy(default_policy)?,
+            provider_policy,
+            flow_reverted,
+            pending: migrations(pending)?,
+            applied: migrations(applied)?,
+            reverts: reverts.map(|(reason, revert, rerun)| PendingReverts { reason, revert, rerun }),
+        })
+    }
+
+    fn plan(&self, flow: &graph::CompiledFlow, saved: &[SavedAtom]) -> Plan {
+        resume::plan(&PlanRequest {
+            flow,
+            saved,
+            policies: &self.policies,
+            default_policy: self.default_policy,
+            provider_policy: self.provider_policy,
+            flow_reverted: self.flow_reverted,
+            pending: &self.pending,
+            applied: &self.applied,
+            reverts: self.reverts.as_ref(),
+        })
+    }
+}
+
+/// Action names by the codes `ResumePlan.actions` uses.
+pub fn action_names() -> Vec<&'static str> {
+    PlanAction::ALL.iter().map(|a| a.name()).collect()
+}
+
+/// The resumption plan of `flow` against saved details given as tuples.
+#[pyfunction]
+#[pyo3(signature = (
+    flow, saved, policies, default_policy = "reuse", provider_policy = "keep", flow_reverted = false,
+    pending = Vec::new(), applied = Vec::new(), reverts = None
+))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+pub fn resume_plan(
+    py: Python<'_>,
+    flow: &CompiledFlow,
+    saved: Vec<SavedTuple>,
+    policies: HashMap<u32, String>,
+    default_policy: &str,
+    provider_policy: &str,
+    flow_reverted: bool,
+    pending: Vec<MigrationTuple>,
+    applied: Vec<MigrationTuple>,
+    reverts: Option<RevertsTuple>,
+) -> PyResult<ResumePlan> {
+    let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
+    let saved: Vec<SavedAtom> = saved.into_iter().map(saved_atom).collect();
+    let compiled = flow.inner.clone();
+    Ok(py.detach(|| ResumePlan::new(compiled, saved, &options)))
+}
+
+/// The resumption plan of `flow` against the atom details of `flow_uuid` in a SQLite store, read
+/// and matched without the GIL and without a Python object per saved detail.
+#[pyfunction]
+#[pyo3(signature = (
+    store, flow_uuid, flow, policies, default_policy = "reuse", provider_policy = "keep", flow_reverted = false,
+    pending = Vec::new(), applied = Vec::new(), reverts = None
+))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+pub fn resume_plan_stored(
+    py: Python<'_>,
+    store: &SqliteStore,
+    flow_uuid: &str,
+    flow: &CompiledFlow,
+    policies: HashMap<u32, String>,
+    default_policy: &str,
+    provider_policy: &str,
+    flow_reverted: bool,
+    pending: Vec<MigrationTuple>,
+    applied: Vec<MigrationTuple>,
+    reverts: Option<RevertsTuple>,
+) -> PyResult<ResumePlan> {
+    let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
+    let rows = store.with(py, |s| s.resume_rows(flow_uuid))?;
+    let compiled = flow.inner.clone();
+    Ok(py.detach(|| ResumePlan::new(compiled, rows.into_iter().map(saved_from_row).collect(), &options)))
+}
+
+/// Every reason why `migrations` cannot be applied to the saved details (empty: they can).
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
+pub fn check_migrations(
+    flow: &CompiledFlow,
+    saved: Vec<SavedTuple>,
+    to_apply: Vec<MigrationTuple>,
+) -> PyResult<Vec<String>> {
+    let saved: Vec<SavedAtom> = saved.into_iter().map(saved_atom).collect();
+    Ok(resume::check_migrations(&saved, &flow.inner, &migrations(to_apply)?))
+}
+
+/// Who provides each input of `atom`, as saved with a detail when the atom runs.
+#[pyfunction]
+pub fn input_fingerprint(flow: &CompiledFlow, atom: usize) -> String {
+    resume::input_fingerprint(&flow.inner, atom)
+}
+
+/// The atoms a rewind to `atom` reverts, in the order it reverts them (latest first).
+#[pyfunction]
+pub fn rewind_order(flow: &CompiledFlow, atom: u32) -> Vec<u32> {
+    resume::rewind_order(&flow.inner, atom)
+}
