@@ -22,6 +22,8 @@ fn intention(code: u8) -> PyResult<Intention> {
 }
 
 type Transitions = Vec<(u32, u8, u8)>;
+/// (needs resolution, next actions, transitions of the completion, transitions of the scheduling).
+type Completion = (bool, Vec<(u32, u8)>, Transitions, Transitions);
 
 #[pymethods]
 impl Scheduler {
@@ -63,13 +65,7 @@ impl Scheduler {
     /// serial run). Returns (needs resolution, next actions, transitions of the completion,
     /// transitions of the scheduling) — kept apart so the engine can publish the first and still
     /// take the next actions back (`unschedule`) if a listener asked to suspend.
-    fn complete(
-        &mut self,
-        atom: u32,
-        kind: u8,
-        ok: bool,
-        max: usize,
-    ) -> PyResult<(bool, Vec<(u32, u8)>, Transitions, Transitions)> {
+    fn complete(&mut self, atom: u32, kind: u8, ok: bool, max: usize) -> PyResult<Completion> {
         let unresolved = match kind {
             0 => self.inner.complete_execute(atom, ok).map_err(PyCoreError::from)?,
             1 => {

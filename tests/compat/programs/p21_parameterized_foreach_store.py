@@ -175,5 +175,8 @@ EXPECTED = {f"{label}/{field}": value for label, fields in _BY_SCENARIO.items() 
 # TaskFlow hands the failed task's Failure out as the value of "vm"; ferroflow never returns a Failure
 # from fetch()/fetch_all(): a name whose provider failed has no value (see p16).
 FIXED_IN_FERROFLOW = {
-    "no_region_revert_all/fetch_all": ("a failed atom provides nothing", {"tenant": "acme", "regions": ["eu", "us", "ap"], "capacity": {}}),
+    "no_region_revert_all/fetch_all": (
+        "a failed atom provides nothing",
+        {"tenant": "acme", "regions": ["eu", "us", "ap"], "capacity": {}},
+    ),
 }
