@@ -25,6 +25,20 @@ _TASK, _RETRY = 0, 1
 _SUCCESS_CODE = STATE_CODES[states.SUCCESS]
 _EXECUTE_CODE = INTENTION_CODES[states.EXECUTE]
 _FIELDS = ("state", "intention", "results", "failure", "revert_results", "revert_failure", "meta")
+# The columns a transition into each state can change (a state's own data plus progress in meta);
+# an atom touched several times in one batch writes the union. PENDING (a reset) clears everything.
+_STEP = ("state", "intention", "meta")
+_FIELDS_BY_STATE: dict[int, frozenset[str]] = {
+    STATE_CODES[states.PENDING]: frozenset(_FIELDS),
+    STATE_CODES[states.RUNNING]: frozenset(_STEP),
+    STATE_CODES[states.SUCCESS]: frozenset((*_STEP, "results", "failure")),
+    STATE_CODES[states.FAILURE]: frozenset((*_STEP, "results", "failure")),
+    STATE_CODES[states.REVERTING]: frozenset(_STEP),
+    STATE_CODES[states.REVERTED]: frozenset((*_STEP, "revert_results", "revert_failure")),
+    STATE_CODES[states.REVERT_FAILURE]: frozenset((*_STEP, "revert_results", "revert_failure")),
+    STATE_CODES[states.IGNORE]: frozenset(("state", "intention")),
+    STATE_CODES[states.RETRYING]: frozenset((*_STEP, "results")),
+}
 #: How long a running engine owns its flow detail without renewing (renewed every third of it).
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -397,7 +411,11 @@ class Persister:
         An atom completing also gets its resume record (where the backend keeps them): who
         provided its inputs, and how to revert it once its code is gone (`revert_refs`).
         """
-        touched = dict.fromkeys(atom for atom, _, _ in transitions)
+        touched: dict[int, frozenset[str]] = {}
+        for atom, state, _ in transitions:
+            fields = _FIELDS_BY_STATE[state]
+            seen = touched.get(atom)
+            touched[atom] = fields if seen is None or seen is fields else seen | fields
         records = None
         if self._records:
             for atom, state, intention in transitions:
@@ -409,10 +427,12 @@ class Persister:
         for atom in touched:
             self._update_detail(engine, storage, atom)
         if records:
-            self._conn.apply(atom_updates=[(self.details[atom], _FIELDS) for atom in touched],
-                             resume_records=records)
+            self._conn.apply(
+                atom_updates=[(self.details[atom], fields) for atom, fields in touched.items()],
+                resume_records=records,
+            )
         elif self._fast:
-            self._conn.apply(atom_updates=[(self.details[atom], _FIELDS) for atom in touched])
+            self._conn.apply(atom_updates=[(self.details[atom], fields) for atom, fields in touched.items()])
         else:
             for atom in touched:
                 self._conn.update_atom_details(self.details[atom])
