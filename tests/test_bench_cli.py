@@ -198,7 +198,7 @@ def test_prediction_follows_the_measured_growth() -> None:
     quadratic = [_result(suite.TASKFLOW, 100, [0.0]), _result(suite.TASKFLOW, 1000, [99.0])]  # wall 1 s, 100 s
     case = suite.Case(suite.RUN, suite.TASKFLOW, "linear", dbfiles.MEMORY, "serial", 10_000)
     assert suite.predict_seconds(case, quadratic) == pytest.approx(10_000)
-    # A peer measured at one size only is assumed quadratic; ferroflow linear; never below linear.
+    # TaskFlow measured at one size only is assumed quadratic, the others linear; never below linear.
     assert suite.predict_seconds(case, quadratic[1:]) == pytest.approx(10_000)
     flat = [_result(suite.FERROFLOW, 100, [1.0]), _result(suite.FERROFLOW, 1000, [1.0])]
     assert suite.predict_seconds(suite.Case(*flat[0].case.series, 10_000), flat) == pytest.approx(20.0)

@@ -4,7 +4,7 @@ A *case* is one scenario on one system at one size (`Case`); it is measured over
 (`Result`). Cases of one *series* (same scenario, system, shape, store and engine) run in order of
 size, so that a case predicted to take longer than the time budget is skipped rather than run: the
 prediction scales the series' last round time by the growth measured between its last two sizes
-(at least linear; peers, with one size measured, are assumed quadratic, as TaskFlow's scheduler
+(at least linear; TaskFlow, with one size measured, is assumed quadratic, as its scheduler
 is). Peers also have fixed size caps, a safety net for the prediction.
 
 Ratios compare medians of the headline cost per atom (or per flow) measured in the same run:
@@ -283,7 +283,7 @@ def predict_seconds(case: Case, measured: list[Result]) -> float | None:
         before = measured[-2]
         growth = math.log(last_seconds / Summary.of(before.wall).median) / math.log(last.case.n / before.case.n)
     else:
-        growth = 2.0 if case.system in PEERS else 1.0
+        growth = 2.0 if case.system == TASKFLOW else 1.0
     return last_seconds * (case.n / last.case.n) ** min(max(growth, 1.0), 3.0)
 
 

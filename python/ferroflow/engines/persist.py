@@ -34,8 +34,9 @@ _FIELDS_BY_STATE: dict[int, frozenset[str]] = {
     STATE_CODES[states.SUCCESS]: frozenset((*_STEP, "results", "failure")),
     STATE_CODES[states.FAILURE]: frozenset((*_STEP, "results", "failure")),
     STATE_CODES[states.REVERTING]: frozenset(_STEP),
-    STATE_CODES[states.REVERTED]: frozenset((*_STEP, "revert_results", "revert_failure")),
-    STATE_CODES[states.REVERT_FAILURE]: frozenset((*_STEP, "revert_results", "revert_failure")),
+    # (results too: a retry's history is emptied when it is reverted)
+    STATE_CODES[states.REVERTED]: frozenset((*_STEP, "results", "revert_results", "revert_failure")),
+    STATE_CODES[states.REVERT_FAILURE]: frozenset((*_STEP, "results", "revert_results", "revert_failure")),
     STATE_CODES[states.IGNORE]: frozenset(("state", "intention")),
     STATE_CODES[states.RETRYING]: frozenset((*_STEP, "results")),
 }
