@@ -18,6 +18,7 @@ from . import flows
 from .worker import MAX_WORKERS, _backend, create
 
 RAISED = "RAISED"
+ALREADY = "ALREADY REVERTED"
 MESSAGE_SEPARATOR = " | "
 
 
@@ -25,6 +26,9 @@ def resume(db: str, flow_uuid: str, engine_kind: str) -> None:
     backend = _backend(db)
     flow_detail = backend.get_connection().get_flow_details(flow_uuid)
     if flow_detail.state == states.REVERTED:
+        # The previous life was killed after committing the end (and maybe before saying what it
+        # raised): loading a REVERTED flow would restart it, so only report.
+        print(ALREADY, flush=True)
         print(f"FINAL {flow_detail.state}", flush=True)
         return
     engine = engines.load_from_detail(flow_detail, backend=backend, engine=engine_kind, max_workers=MAX_WORKERS)
