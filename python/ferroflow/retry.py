@@ -257,18 +257,8 @@ class ForEach(ForEachBase):
 
 
 class ParameterizedForEach(ForEachBase):
-    """Like :class:`ForEach`, with the values taken from storage (the required argument ``values``)."""
-
-    def __init__(
-        self,
-        name: str | None = None,
-        provides: Any = None,
-        requires: Any = None,
-        auto_extract: bool = True,
-        rebind: Any = None,
-        revert_all: bool = False,
-    ) -> None:
-        super().__init__(name, provides, requires, auto_extract, rebind, revert_all)
+    """Like :class:`ForEach`, with the values taken from storage (the required argument ``values``);
+    constructed like :class:`ForEachBase`."""
 
     def on_failure(  # type: ignore[override]  # TaskFlow: values first
         self, values: Sequence[Any], history: History, *args: Any, **kwargs: Any
