@@ -43,7 +43,6 @@ _ENGINE_PROGRESS = {
     STATE_CODES[states.REVERTED]: 1.0,
 }
 _NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
-_PROGRESS_EVENT = "update_progress"
 
 
 class Compilation:
