@@ -80,7 +80,7 @@ class Task(atom.Atom):
             revert_requires=revert_requires,
             on_version_change=on_version_change,
         )
-        self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
+        self._notifier: notifier.RestrictedNotifier | None = None  # made on first use: most tasks never need one
 
     #: Set by the engine while it runs this task, so reported progress is stored without
     #: registering (and deregistering) a listener around every call.
@@ -89,12 +89,20 @@ class Task(atom.Atom):
     @property
     def notifier(self) -> notifier.RestrictedNotifier:
         """Dispatches the task's own events (``update_progress``) to registered callbacks."""
-        return self._notifier
+        events = self._notifier
+        if events is None:
+            events = self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
+        return events
+
+    def has_progress_listeners(self) -> bool:
+        """Whether anything listens to this task's own events (cheap: no notifier is made)."""
+        events = self._notifier
+        return events is not None and events.has_listeners()
 
     def copy(self, retain_listeners: bool = True) -> Task:
         """A shallow copy, with a copy of the notifier (emptied unless ``retain_listeners``)."""
         clone = copy.copy(self)
-        clone._notifier = self._notifier.copy()
+        clone._notifier = self.notifier.copy()
         if not retain_listeners:
             clone._notifier.reset()
         return clone
@@ -110,7 +118,9 @@ class Task(atom.Atom):
         sink = self._progress_sink
         if sink is not None:
             sink(clamped)
-        self._notifier.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})
+        events = self._notifier
+        if events is not None:
+            events.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})
 
 
 class FunctorTask(Task):

@@ -230,7 +230,7 @@ class ActionEngine(ResumptionMixin):
         # Tasks whose own notifier has listeners get the engine's 0.0 / 1.0 progress events
         # (listeners are expected to be registered before the run, as with TaskFlow's engine).
         self._progress_watched = frozenset(
-            i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.notifier.has_listeners()
+            i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.has_progress_listeners()
         )
         started = time.monotonic()
         persister = self._persist
