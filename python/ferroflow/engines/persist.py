@@ -30,7 +30,8 @@ _FIELDS = ("state", "intention", "results", "failure", "revert_results", "revert
 _STEP = ("state", "intention", "meta")
 _FIELDS_BY_STATE: dict[int, frozenset[str]] = {
     STATE_CODES[states.PENDING]: frozenset(_FIELDS),
-    STATE_CODES[states.RUNNING]: frozenset(_STEP),
+    # (no meta: progress is 0.0 until done, which a reload derives from the state)
+    STATE_CODES[states.RUNNING]: frozenset(("state", "intention")),
     STATE_CODES[states.SUCCESS]: frozenset((*_STEP, "results", "failure")),
     STATE_CODES[states.FAILURE]: frozenset((*_STEP, "results", "failure")),
     STATE_CODES[states.REVERTING]: frozenset(_STEP),
