@@ -194,11 +194,12 @@ def _argument_names(task: Task) -> list[str]:
     return [arg_of.get(name, name) for name in task.requires]
 
 
-class ReduceFunctorTask(Task):
-    """Reduces the values of ``requires`` with a 2-argument ``functor`` (like :func:`functools.reduce`).
+class _FunctorOverRequires(Task):
+    """Shared construction of the map/reduce functor tasks: TaskFlow's checks, same messages."""
 
-    Difference from TaskFlow: a ``rebind`` dict works (TaskFlow looked values up by storage name and failed).
-    """
+    _verb = ""  # "map" / "reduce"
+    _arity = 0
+    _min_requires = 0
 
     def __init__(
         self,
@@ -211,14 +212,20 @@ class ReduceFunctorTask(Task):
         inject: dict[str, Any] | None = None,
     ) -> None:
         if not callable(functor):
-            raise ValueError("Function to use for reduce must be callable")
+            raise ValueError(f"Function to use for {self._verb} must be callable")
         arity = _functor_arity(functor)
-        if arity != 2:
-            raise ValueError(f"{arity} arguments were provided. Reduce functor must take exactly 2 arguments.")
+        if arity != self._arity:
+            plural = "argument" if self._arity == 1 else "arguments"
+            raise ValueError(
+                f"{arity} arguments were provided. {self._verb.capitalize()} functor must take exactly "
+                f"{self._arity} {plural}."
+            )
         if not _is_iterable(requires):
             raise TypeError(f"{type(requires)} type was provided for requires. Requires must be an iterable.")
-        if len(requires) < 2:
-            raise ValueError(f"{len(requires)} elements were provided. Requires must have at least 2 elements.")
+        if len(requires) < self._min_requires:
+            raise ValueError(
+                f"{len(requires)} elements were provided. Requires must have at least {self._min_requires} elements."
+            )
         if name is None:
             name = _callable_name(functor)
         super().__init__(
@@ -232,46 +239,27 @@ class ReduceFunctorTask(Task):
         self._functor = functor
         self._arg_names = _argument_names(self)
 
+
+class ReduceFunctorTask(_FunctorOverRequires):
+    """Reduces the values of ``requires`` with a 2-argument ``functor`` (like :func:`functools.reduce`).
+
+    Difference from TaskFlow: a ``rebind`` dict works (TaskFlow looked values up by storage name and failed).
+    """
+
+    _verb, _arity, _min_requires = "reduce", 2, 2
+
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return functools.reduce(self._functor, [kwargs[name] for name in self._arg_names])
 
 
-class MapFunctorTask(Task):
+class MapFunctorTask(_FunctorOverRequires):
     """Maps a 1-argument ``functor`` over the values of ``requires``; returns the list of results (in
     ``requires`` order, so a list/tuple ``provides`` names each one).
 
     Difference from TaskFlow: a ``rebind`` dict works (TaskFlow looked values up by storage name and failed).
     """
 
-    def __init__(
-        self,
-        functor: Callable,
-        requires: Any,
-        name: str | None = None,
-        provides: Any = None,
-        auto_extract: bool = True,
-        rebind: Any = None,
-        inject: dict[str, Any] | None = None,
-    ) -> None:
-        if not callable(functor):
-            raise ValueError("Function to use for map must be callable")
-        arity = _functor_arity(functor)
-        if arity != 1:
-            raise ValueError(f"{arity} arguments were provided. Map functor must take exactly 1 argument.")
-        if not _is_iterable(requires):
-            raise TypeError(f"{type(requires)} type was provided for requires. Requires must be an iterable.")
-        if name is None:
-            name = _callable_name(functor)
-        super().__init__(
-            name=name,
-            provides=provides,
-            inject=inject,
-            requires=requires,
-            rebind=rebind,
-            auto_extract=auto_extract,
-        )
-        self._functor = functor
-        self._arg_names = _argument_names(self)
+    _verb, _arity, _min_requires = "map", 1, 0
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return [self._functor(kwargs[name]) for name in self._arg_names]

@@ -54,12 +54,6 @@ class Compilation:
         self.spec_atoms = spec_atoms
         self.deciders = deciders
 
-    @property
-    def execution_graph_edges(self) -> list[tuple[str, str]]:
-        """Edges between atom names (joins collapsed)."""
-        names = [a.name for a in self.atoms]
-        return [(names[u], names[v]) for u, v in self.compiled.atom_edges()]
-
 
 class ActionEngine(ResumptionMixin):
     """Base engine: TaskFlow's ``compile`` / ``prepare`` / ``validate`` / ``run`` / ``run_iter``."""
