@@ -76,7 +76,6 @@ class ActionEngine(ResumptionMixin):
         self._retry_flags: list[bool] = []
         self._plans: list[tuple[ArgSource, ...] | None] = []
         self._revert_plans: list[tuple[ArgSource, ...] | None] = []
-        self._sinks: list[Any] = []
         self._progress_watched: frozenset[int] = frozenset()
         self._stepping = False
         self._prepared = False
@@ -125,7 +124,6 @@ class ActionEngine(ResumptionMixin):
         self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
         self._plans = [None] * n
         self._revert_plans = [None] * n
-        self._sinks = [None] * n
         self._scheduler = _core.Scheduler(compiled)
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
@@ -402,10 +400,9 @@ class ActionEngine(ResumptionMixin):
             if kind == _EXECUTE:
                 return actions.execute_retry(atom, kwargs, history)
             return actions.revert_retry(atom, kwargs, history, storage.get_execute_failures())
-        sink = self._sinks[index]
-        if sink is None:
-            sink = self._sinks[index] = functools.partial(storage.report_progress, index)
-        atom._progress_sink = sink
+        # Made per call, never kept: objects that outlive a step make the collector's full passes
+        # (which the run's gc.freeze() does not cover) grow with the flow.
+        atom._progress_sink = functools.partial(storage.report_progress, index)
         try:
             if kind == _EXECUTE:
                 return actions.execute_task(atom, kwargs)
