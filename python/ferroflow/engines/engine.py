@@ -21,7 +21,6 @@ from typing import Any
 from ferroflow import _core, exceptions, states
 from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
-from ferroflow.engines.arguments import ArgSource, build_plan
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
 from ferroflow.types.failure import Failure
@@ -74,8 +73,10 @@ class ActionEngine(ResumptionMixin):
         self._scheduler: Any = None
         self._atoms: list[Any] = []
         self._retry_flags: list[bool] = []
-        self._plans: list[tuple[ArgSource, ...] | None] = []
-        self._revert_plans: list[tuple[ArgSource, ...] | None] = []
+        self._spec_atoms: list[tuple] = []
+        self._compiled: Any = None
+        #: Each atom's ``save_as`` (storage name -> key into its result), flat for the hot path.
+        self._save_as: list[Any] = []
         self._progress_watched: frozenset[int] = frozenset()
         self._stepping = False
         self._prepared = False
@@ -119,11 +120,11 @@ class ActionEngine(ResumptionMixin):
         compiled = _core.compile(lowered.spec_atoms, lowered.root)
         self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
         self._storage.bind_atoms(lowered.atoms)
-        n = len(lowered.atoms)
         self._atoms = lowered.atoms
         self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
-        self._plans = [None] * n
-        self._revert_plans = [None] * n
+        self._spec_atoms = lowered.spec_atoms
+        self._compiled = compiled
+        self._save_as = [atom.save_as for atom in lowered.atoms]
         self._scheduler = _core.Scheduler(compiled)
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
@@ -335,57 +336,64 @@ class ActionEngine(ResumptionMixin):
     def _is_retry(self, atom_index: int) -> bool:
         return self._retry_flags[atom_index]
 
-    def _plan(self, index: int, revert: bool) -> tuple[ArgSource, ...]:
-        plans = self._revert_plans if revert else self._plans
-        plan = plans[index]
-        if plan is None:  # built on first use: most atoms of a big flow are never reverted
-            atom = self._atoms[index]
-            if not (atom.revert_rebind if revert else atom.rebind):
-                plans[index] = ()
-                return ()
-            spec = self.compilation.spec_atoms[index]
-            compiled = self.compilation.compiled
-            if revert:
-                names, providers = spec[6] + spec[7], compiled.revert_providers(index)
-                plan = build_plan(atom.revert_rebind, atom.revert_optional, names, providers, self._atoms)
-            else:
-                names, providers = spec[4] + spec[5], compiled.providers(index)
-                plan = build_plan(atom.rebind, atom.optional, names, providers, self._atoms)
-            plans[index] = plan
-        return plan
-
     def _arguments(self, index: int, revert: bool = False) -> dict[str, Any]:
-        plan = self._plan(index, revert)
-        if not plan:
+        """The keyword arguments of an atom's ``execute`` (or ``revert``), found in one pass.
+
+        Rust resolved *who* provides each name (TaskFlow's visibility rules) at compile time;
+        here each ``(argument, storage name)`` of the atom's rebind is looked up with TaskFlow's
+        precedence: atom ``inject`` -> flow-level store -> the visible provider's result. Nothing
+        is cached per atom: an atom's arguments are normally fetched once, and objects kept per
+        atom would cost memory and collector time that grow with the flow.
+        """
+        atom = self._atoms[index]
+        rebind = atom.revert_rebind if revert else atom.rebind
+        if not rebind:
             return {}
+        spec = self._spec_atoms[index]
+        if revert:
+            names = spec[6] + spec[7] if spec[7] else spec[6]
+            providers = self._compiled.revert_providers(index)
+        else:
+            names = spec[4] + spec[5] if spec[5] else spec[4]
+            providers = self._compiled.providers(index)
+        by_name = dict(zip(names, providers, strict=True))
         storage = self._storage
-        injected = storage.atom_injected(self._atoms[index].name)
+        injected = storage.atom_injected(atom.name) if storage.has_atom_injected() else None
         store, transient = storage.injected, storage.transient
         states_, results, failures = storage.states, storage.results, storage.failures
+        save_as = self._save_as
         kwargs: dict[str, Any] = {}
-        for arg, name, provider, optional, key in plan:
+        for arg, name in rebind.items():
             if injected and name in injected:
                 kwargs[arg] = injected[name]
-            elif name in transient:
+            elif transient and name in transient:
                 kwargs[arg] = transient[name]
-            elif name in store:
+            elif store and name in store:
                 kwargs[arg] = store[name]
-            elif provider is not None and states_[provider] in _RESULT_READABLE and provider not in failures:
-                value = results[provider]
-                if key is not None:
-                    try:
-                        value = value[key]
-                    except (LookupError, TypeError):
-                        if optional:
-                            continue
-                        storage.value_from(provider, name)  # raises NotFound with the details
-                kwargs[arg] = value
-            elif not optional:
-                raise exceptions.NotFound(
-                    f"Atom {self._atoms[index].name!r} of flow {self._flow.name!r} requires {name!r} (argument "
-                    f"{arg!r}) but no provider, store value or injected value has it"
-                )
+            else:
+                provider = by_name.get(name)
+                if provider is not None and states_[provider] in _RESULT_READABLE and provider not in failures:
+                    value = results[provider]
+                    key = save_as[provider].get(name)
+                    if key is not None:
+                        try:
+                            value = value[key]
+                        except (LookupError, TypeError):
+                            if self._is_optional(atom, arg, name, revert):
+                                continue
+                            storage.value_from(provider, name)  # raises NotFound with the details
+                    kwargs[arg] = value
+                elif not self._is_optional(atom, arg, name, revert):
+                    raise exceptions.NotFound(
+                        f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
+                        f"{arg!r}) but no provider, store value or injected value has it"
+                    )
         return kwargs
+
+    @staticmethod
+    def _is_optional(atom: Any, arg: str, name: str, revert: bool) -> bool:
+        optional = atom.revert_optional if revert else atom.optional
+        return name in optional or arg in optional
 
     def _call(self, index: int, kind: int) -> tuple[bool, Any]:
         """Runs an atom's execute or revert; any error (even fetching arguments) is a Failure."""

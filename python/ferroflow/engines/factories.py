@@ -138,13 +138,13 @@ def load_from_factory(
     factory = import_by_name(meta["name"]) if isinstance(flow_factory, str) else flow_factory
     flow = factory(*meta["args"], **meta["kwargs"])
     backend_obj = persist.resolve_backend(backend)
-    flow_detail = persistence_utils.create_flow_detail(flow, book=book, backend=backend_obj,
-                                                       meta={FACTORY_META: meta})
+    flow_detail = persistence_utils.create_flow_detail(flow, book=book, backend=backend_obj, meta={FACTORY_META: meta})
     options = dict(kwargs)
     if namespace is not None:
         options["namespace"] = namespace
-    return helpers.load(flow, store=store, flow_detail=flow_detail, book=book, backend=backend_obj,
-                        engine=engine, **options)
+    return helpers.load(
+        flow, store=store, flow_detail=flow_detail, book=book, backend=backend_obj, engine=engine, **options
+    )
 
 
 def load_from_detail(

@@ -89,8 +89,7 @@ def check_serializable(name: str, value: Any) -> None:
         codec.JSON.dumps(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"result of atom {name!r} cannot be saved: {exc}; return plain data "
-            "(dict/list/str/int/float/bool/None)"
+            f"result of atom {name!r} cannot be saved: {exc}; return plain data (dict/list/str/int/float/bool/None)"
         ) from None
 
 
@@ -206,8 +205,9 @@ class Persister:
             return {}
         return revert_refs.decode_record(self._conn.resume_record(ad.uuid))
 
-    def _migrate(self, engine: Any, saved_atoms: list[models.AtomDetail],
-                 recorded: dict[str, Any]) -> tuple[list[Any], list[Any], bool]:
+    def _migrate(
+        self, engine: Any, saved_atoms: list[models.AtomDetail], recorded: dict[str, Any]
+    ) -> tuple[list[Any], list[Any], bool]:
         """Applies the pending migrations in memory: ``(saved details now, details to write,
         whether the flow meta changed)``. Raises `MigrationError` (nothing applied) when they do
         not fit the saved details. A renamed detail's resume record is copied to its new detail
@@ -226,15 +226,18 @@ class Persister:
             return saved_atoms, [], True
         compilation = engine.compilation
         problems = _core.check_migrations(
-            compilation.compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved_atoms],
+            compilation.compiled,
+            [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved_atoms],
             [m.as_tuple() for m in pending],
         )
         if problems:
             raise migrations.MigrationError(
                 f"Cannot apply the migrations to flow {fd.name!r} ({fd.uuid}): " + "; ".join(problems)
             )
-        targets = {atom.name: (spec[1] == _RETRY, spec[2]) for atom, spec in zip(compilation.atoms,
-                                                                                 compilation.spec_atoms, strict=True)}
+        targets = {
+            atom.name: (spec[1] == _RETRY, spec[2])
+            for atom, spec in zip(compilation.atoms, compilation.spec_atoms, strict=True)
+        }
         changed, records, copies = migrations.apply(pending, saved_atoms, targets, factory)
         for old_uuid, new_uuid in copies:
             if old_uuid in recorded:
@@ -267,8 +270,16 @@ class Persister:
             if ad.state == states.SUCCESS:
                 raise migrations.VersionMismatch(name, ad.version, compilation.spec_atoms[index][2] or None)
 
-    def _apply_policy(self, engine: Any, index: int, ad: Any, action: int, flow_reverted: bool,
-                      upserts: dict[str, Any], to_revert: list[int]) -> bool:
+    def _apply_policy(
+        self,
+        engine: Any,
+        index: int,
+        ad: Any,
+        action: int,
+        flow_reverted: bool,
+        upserts: dict[str, Any],
+        to_revert: list[int],
+    ) -> bool:
         """Carries out the plan's decision for a saved detail; False when the atom starts over
         (its detail reset to PENDING, nothing to restore)."""
         version = engine.compilation.spec_atoms[index][2] or None
@@ -298,7 +309,8 @@ class Persister:
         except Exception as exc:
             raise migrations.MigrationError(
                 f"Migrating the result of atom {atom.name!r} from version {ad.version} to {version} failed: "
-                f"{type(exc).__name__}: {exc}", cause=exc
+                f"{type(exc).__name__}: {exc}",
+                cause=exc,
             ) from exc
         ad.version = version
 
@@ -309,7 +321,9 @@ class Persister:
         names = [compilation.atoms[i].name for i in sorted(indices, key=lambda i: -position[i])]
         meta = self.flow_detail.meta
         record = resume_plan.pending_reverts(meta) or {
-            "reason": "version changed (on_version_change=revert_then_rerun)", "revert": [], "rerun": []
+            "reason": "version changed (on_version_change=revert_then_rerun)",
+            "revert": [],
+            "rerun": [],
         }
         meta[resume_plan.PENDING_REVERTS] = {
             **record,
@@ -326,9 +340,11 @@ class Persister:
             fd.add(ad)
         if self._fast:
             records, self._pending_records = self._pending_records, []
-            self._conn.apply(new_atom_details=[(fd.uuid, ad) for ad in rows],
-                             flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
-                             **({"resume_records": records} if records else {}))
+            self._conn.apply(
+                new_atom_details=[(fd.uuid, ad) for ad in rows],
+                flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
+                **({"resume_records": records} if records else {}),
+            )
             return
         self._conn.update_flow_details(fd)
 

@@ -27,8 +27,9 @@ from ferroflow import migrations as mig
 
 #: Action names by the code the core uses.
 ACTIONS: tuple[str, ...] = tuple(_core.RESUME_ACTIONS)
-REUSE, RUN, RERUN, REVERT, ORPHAN, MIGRATE, IGNORE, FAIL = (ACTIONS.index(name) for name in (
-    "reuse", "run", "rerun", "revert", "orphan", "migrate", "ignore", "fail"))
+REUSE, RUN, RERUN, REVERT, ORPHAN, MIGRATE, IGNORE, FAIL = (
+    ACTIONS.index(name) for name in ("reuse", "run", "rerun", "revert", "orphan", "migrate", "ignore", "fail")
+)
 #: Flow detail meta key of the reverts still to do before running (a rewind, revert_then_rerun).
 PENDING_REVERTS = "pending_reverts"
 
@@ -164,8 +165,9 @@ def version_policy(engine: Any, atom: Any) -> Any:
     return mig.validate_version_policy(policy, f"atom {atom.name!r}") or mig.DEFAULT_VERSION_POLICY
 
 
-def core_options(engine: Any, flow_meta: dict[str, Any], flow_state: str | None,
-                 reverts: dict[str, Any] | None, with_pending: bool) -> dict[str, Any]:
+def core_options(
+    engine: Any, flow_meta: dict[str, Any], flow_state: str | None, reverts: dict[str, Any] | None, with_pending: bool
+) -> dict[str, Any]:
     """Keyword arguments of ``_core.resume_plan`` / ``resume_plan_stored`` for ``engine``."""
     default = mig.validate_version_policy(engine.options.get("on_version_change"), "the load")
     policies = {}
@@ -186,8 +188,9 @@ def core_options(engine: Any, flow_meta: dict[str, Any], flow_state: str | None,
         "flow_reverted": flow_state == states.REVERTED,
         "pending": pending,
         "applied": mig.applied_tuples(flow_meta),
-        "reverts": None if not reverts else (reverts.get("reason", ""), list(reverts.get("revert", ())),
-                                             list(reverts.get("rerun", ()))),
+        "reverts": None
+        if not reverts
+        else (reverts.get("reason", ""), list(reverts.get("revert", ())), list(reverts.get("rerun", ()))),
     }
 
 
@@ -242,8 +245,11 @@ def pending_reverts(flow_meta: dict[str, Any]) -> dict[str, Any] | None:
 
 def dumps(plan: ResumePlan) -> str:
     """The plan as JSON text."""
-    return json.dumps({"flow_uuid": plan.flow_uuid, "flow_name": plan.flow_name, "entries": plan.to_json()},
-                      indent=2, ensure_ascii=False)
+    return json.dumps(
+        {"flow_uuid": plan.flow_uuid, "flow_name": plan.flow_name, "entries": plan.to_json()},
+        indent=2,
+        ensure_ascii=False,
+    )
 
 
 __all__ = ["PlanEntry", "ResumePlan", "compute"]

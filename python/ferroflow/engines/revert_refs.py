@@ -162,8 +162,10 @@ def rebuild(name: str, ref: Any) -> Callable[[Any, dict[str, Any]], tuple[bool, 
         longer importable, constructor failing).
     """
     if not isinstance(ref, dict):
-        raise OrphanRevertError(name, "its detail has no revert reference (it completed before ferroflow recorded "
-                                      "them, or under another engine)")
+        raise OrphanRevertError(
+            name,
+            "its detail has no revert reference (it completed before ferroflow recorded them, or under another engine)",
+        )
     kind = ref.get("kind")
     if kind == "noop":
         return lambda result, flow_failures: (True, None)
@@ -175,13 +177,15 @@ def rebuild(name: str, ref: Any) -> Callable[[Any, dict[str, Any]], tuple[bool, 
         kwargs = _decode(ref.get("kwargs", {}))
         revert_kwargs = _decode(ref.get("revert_kwargs", {}))
     except (ImportError, KeyError, TypeError) as exc:
-        raise OrphanRevertError(name, f"its revert reference {ref.get('name')!r} cannot be imported: {exc}",
-                                cause=exc) from exc
+        raise OrphanRevertError(
+            name, f"its revert reference {ref.get('name')!r} cannot be imported: {exc}", cause=exc
+        ) from exc
     try:
         atom = cls(*args, **kwargs)
     except Exception as exc:
-        raise OrphanRevertError(name, f"{ref['name']} could not be rebuilt from its saved arguments: {exc}",
-                                cause=exc) from exc
+        raise OrphanRevertError(
+            name, f"{ref['name']} could not be rebuilt from its saved arguments: {exc}", cause=exc
+        ) from exc
     from ferroflow.retry import History, Retry
 
     def revert(result: Any, flow_failures: dict[str, Any]) -> tuple[bool, Any]:

@@ -316,6 +316,10 @@ class Storage:
     def atom_injected(self, atom_name: str) -> dict[str, Any]:
         return self._atom_injected.get(atom_name, {})
 
+    def has_atom_injected(self) -> bool:
+        """Whether any atom has values injected for it alone (most flows have none)."""
+        return bool(self._atom_injected)
+
     def reset_results(self, index: int) -> None:
         """Forgets an atom's results (it goes back to PENDING)."""
         self.results[index] = None
