@@ -349,45 +349,48 @@ class ActionEngine(ResumptionMixin):
         rebind = atom.revert_rebind if revert else atom.rebind
         if not rebind:
             return {}
-        spec = self._spec_atoms[index]
-        if revert:
-            names = spec[6] + spec[7] if spec[7] else spec[6]
-            providers = self._compiled.revert_providers(index)
+        providers = self._compiled.revert_providers(index) if revert else self._compiled.providers(index)
+        if (
+            len(providers) == len(rebind)
+            and not atom.inject
+            and not (atom.revert_optional if revert else atom.optional)
+        ):
+            # The common case: the compiled names are the rebind's storage names, in order.
+            sources = zip(rebind.items(), providers, strict=True)
         else:
-            names = spec[4] + spec[5] if spec[5] else spec[4]
-            providers = self._compiled.providers(index)
-        by_name = dict(zip(names, providers, strict=True))
+            spec = self._spec_atoms[index]
+            names = spec[6] + spec[7] if revert else spec[4] + spec[5]
+            by_name = dict(zip(names, providers, strict=True))
+            sources = (((arg, name), by_name.get(name)) for arg, name in rebind.items())
         storage = self._storage
         injected = storage.atom_injected(atom.name) if storage.has_atom_injected() else None
         store, transient = storage.injected, storage.transient
         states_, results, failures = storage.states, storage.results, storage.failures
         save_as = self._save_as
         kwargs: dict[str, Any] = {}
-        for arg, name in rebind.items():
+        for (arg, name), provider in sources:
             if injected and name in injected:
                 kwargs[arg] = injected[name]
             elif transient and name in transient:
                 kwargs[arg] = transient[name]
             elif store and name in store:
                 kwargs[arg] = store[name]
-            else:
-                provider = by_name.get(name)
-                if provider is not None and states_[provider] in _RESULT_READABLE and provider not in failures:
-                    value = results[provider]
-                    key = save_as[provider].get(name)
-                    if key is not None:
-                        try:
-                            value = value[key]
-                        except (LookupError, TypeError):
-                            if self._is_optional(atom, arg, name, revert):
-                                continue
-                            storage.value_from(provider, name)  # raises NotFound with the details
-                    kwargs[arg] = value
-                elif not self._is_optional(atom, arg, name, revert):
-                    raise exceptions.NotFound(
-                        f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
-                        f"{arg!r}) but no provider, store value or injected value has it"
-                    )
+            elif provider is not None and states_[provider] in _RESULT_READABLE and provider not in failures:
+                value = results[provider]
+                key = save_as[provider].get(name)
+                if key is not None:
+                    try:
+                        value = value[key]
+                    except (LookupError, TypeError):
+                        if self._is_optional(atom, arg, name, revert):
+                            continue
+                        storage.value_from(provider, name)  # raises NotFound with the details
+                kwargs[arg] = value
+            elif not self._is_optional(atom, arg, name, revert):
+                raise exceptions.NotFound(
+                    f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
+                    f"{arg!r}) but no provider, store value or injected value has it"
+                )
         return kwargs
 
     @staticmethod
