@@ -22,10 +22,9 @@ from __future__ import annotations
 import abc
 import collections
 import inspect
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from types import FunctionType
+from types import FunctionType, MethodType
 from typing import Any, NamedTuple
 
 from ferroflow.types.sets import OrderedSet
@@ -34,29 +33,103 @@ from ferroflow.types.sets import OrderedSet
 _DEFAULT_REVERT_ARGS = ("result", "flow_failures")
 
 
-def _save_as_to_mapping(save_as: Any) -> collections.OrderedDict:
-    """``provides`` -> OrderedDict of storage name -> how to pick it out of the result.
+class FrozenOrderedDict(collections.OrderedDict):
+    """A read-only :class:`~collections.OrderedDict`: reads behave exactly as an OrderedDict's (order,
+    ``==`` with another OrderedDict is order-sensitive); every change raises ``TypeError``.
+
+    Atoms built with the same arguments share their mappings (see :class:`Atom`), so one atom changing
+    one would change them all. ``copy()`` and ``|`` give a plain, changeable OrderedDict; pickling and
+    ``copy.deepcopy`` give a plain OrderedDict too.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__()
+        if self:
+            raise TypeError("FrozenOrderedDict is read-only")
+        if isinstance(items, Mapping):
+            items = items.items()
+        setitem = collections.OrderedDict.__setitem__
+        for key, value in items:
+            setitem(self, key, value)
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "an atom's argument and result mappings are read-only (atoms share them); assign a new mapping instead"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = move_to_end = _read_only
+
+    def copy(self) -> collections.OrderedDict:  # type: ignore[override]
+        """A changeable copy (a plain OrderedDict)."""
+        return collections.OrderedDict(self)
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = collections.OrderedDict(self)
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = collections.OrderedDict(other)
+        merged.update(self)
+        return merged
+
+    def __reduce__(self) -> tuple:
+        return collections.OrderedDict, (list(self.items()),)
+
+
+#: The empty mapping and set every atom without arguments (or results) shares.
+_EMPTY_MAPPING = FrozenOrderedDict()
+_EMPTY_SET = OrderedSet()
+
+
+_od_setitem = collections.OrderedDict.__setitem__
+
+
+def _frozen_mapping(mapping: Mapping) -> FrozenOrderedDict:
+    """``mapping`` as a FrozenOrderedDict (the shared empty one when it is empty)."""
+    if not mapping:
+        return _EMPTY_MAPPING
+    frozen = FrozenOrderedDict.__new__(FrozenOrderedDict)  # (the constructor's checks are not needed)
+    for key, value in mapping.items():
+        _od_setitem(frozen, key, value)
+    return frozen
+
+
+def _ordered_set(items: Collection[Any]) -> OrderedSet:
+    """``items`` as an OrderedSet (the shared empty one when there are none)."""
+    return OrderedSet(items) if items else _EMPTY_SET
+
+
+def _save_as_to_mapping(save_as: Any) -> FrozenOrderedDict:
+    """``provides`` -> mapping of storage name -> how to pick it out of the result.
 
     ``str``: the whole result (``None``); list/tuple: ``result[i]``; set: ``result[name]``.
     """
     if save_as is None:
-        return collections.OrderedDict()
+        return _EMPTY_MAPPING
     if isinstance(save_as, str):
-        return collections.OrderedDict([(save_as, None)])
+        return _frozen_mapping({save_as: None})
     if isinstance(save_as, (list, tuple, Sequence)):
-        return collections.OrderedDict((key, index) for index, key in enumerate(save_as))
+        return _frozen_mapping({key: index for index, key in enumerate(save_as)})
     if isinstance(save_as, (set, AbstractSet)):
         # No reliable position in an unordered set: results are picked by key.
-        return collections.OrderedDict((key, key) for key in save_as)
+        return _frozen_mapping({key: key for key in save_as})
     raise TypeError(f"Atom provides parameter should be str, set or tuple/list, not {save_as!r}")
 
 
 def _build_rebind_dict(req_args: Sequence[str], rebind_args: Any) -> Mapping[str, str]:
     """``rebind`` (list matched by position, or dict) -> mapping of argument -> storage name."""
     if rebind_args is None:
-        return collections.OrderedDict()
+        return {}
     if isinstance(rebind_args, (list, tuple)):
-        rebind = collections.OrderedDict(zip(req_args, rebind_args, strict=False))
+        rebind = dict(zip(req_args, rebind_args, strict=False))
         # More names than required arguments: they feed *args/**kwargs, bound 1:1.
         rebind.update((a, a) for a in rebind_args[len(req_args) :])
         return rebind
@@ -72,9 +145,12 @@ class _Params(NamedTuple):
 
 
 # inspect.signature is slow; atoms of one class share their methods' signatures, so cache them per
-# function (weakly: functors may be short-lived lambdas). Bound methods drop their first parameter.
-_FUNCTION_PARAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_METHOD_PARAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# function. Bound methods drop their first parameter, so they have their own cache. Plain dicts (faster
+# than weak ones), emptied when full so that short-lived functions (lambdas of functor tasks) cannot
+# make them grow without end.
+_FUNCTION_PARAMS: dict[FunctionType, _Params] = {}
+_METHOD_PARAMS: dict[FunctionType, _Params] = {}
+_PARAMS_MAX = 4096
 
 
 def _inspect_params(function: Callable) -> _Params:
@@ -91,15 +167,19 @@ def _inspect_params(function: Callable) -> _Params:
 
 def _callable_params(function: Callable) -> _Params:
     """The parameters of ``function`` as the argument mapping sees them (cached per function)."""
-    if inspect.ismethod(function) and isinstance(function.__func__, FunctionType):
+    kind = type(function)
+    if kind is MethodType and type(function.__func__) is FunctionType:
         cache, key = _METHOD_PARAMS, function.__func__
-    elif isinstance(function, FunctionType):
+    elif kind is FunctionType:
         cache, key = _FUNCTION_PARAMS, function
     else:
         return _inspect_params(function)
     params = cache.get(key)
     if params is None:
-        params = cache[key] = _inspect_params(function)
+        params = _inspect_params(function)
+        if len(cache) >= _PARAMS_MAX:
+            cache.clear()
+        cache[key] = params
     return params
 
 
@@ -110,36 +190,42 @@ def _build_arg_mapping(
     function: Callable,
     do_infer: bool,
     ignore_list: Iterable[str] | None = None,
-) -> tuple[collections.OrderedDict, collections.OrderedDict]:
+) -> tuple[dict[str, str], dict[str, str]]:
     """Maps ``function``'s arguments to storage names.
 
-    Returns ``(required, optional)``: OrderedDicts of argument name -> storage name.
+    Returns ``(required, optional)``: dicts (insertion-ordered) of argument name -> storage name; no
+    argument is in both.
     """
     params = _callable_params(function)
-    ignore = list(ignore_list) if ignore_list else []
-    req_args = [a for a in params.required if a not in ignore]
+    if ignore_list:
+        ignore = frozenset(ignore_list)
+        req_args: Sequence[str] = [a for a in params.required if a not in ignore]
+        every = [a for a in params.every if a not in ignore]
+    else:
+        req_args, every = params.required, params.every
 
-    required: collections.OrderedDict = collections.OrderedDict()
-    if do_infer:
-        required.update((a, a) for a in req_args)
+    required: dict[str, str] = dict(zip(req_args, req_args, strict=True)) if do_infer and req_args else {}
     if reqs:
         if isinstance(reqs, str):
             required[reqs] = reqs
         else:
-            required.update((a, a) for a in reqs)
-    required.update(_build_rebind_dict(req_args, rebind_args))
+            names = reqs if type(reqs) is list or type(reqs) is tuple else list(reqs)
+            required.update(zip(names, names, strict=True))
+    if rebind_args is not None:
+        required.update(_build_rebind_dict(req_args, rebind_args))
 
-    optional: collections.OrderedDict = collections.OrderedDict()
-    if do_infer:
-        optional.update((a, a) for a in params.every if a not in required and a not in ignore)
+    optional: dict[str, str] = {}
+    if do_infer and len(every) > len(req_args):  # (only then has it parameters with defaults)
+        optional = {a: a for a in every if a not in required}
 
-    if not params.accepts_kwargs:
+    if required and not params.accepts_kwargs:
         extra = [a for a in required if a not in params.every]
         if extra:
             raise ValueError(f"Extra arguments given to atom {atom_name}: {extra}")
-    missing = [a for a in req_args if a not in required]
-    if missing:
-        raise ValueError(f"Missing arguments for atom {atom_name}: {missing}")
+    if req_args:
+        missing = [a for a in req_args if a not in required]
+        if missing:
+            raise ValueError(f"Missing arguments for atom {atom_name}: {missing}")
     return required, optional
 
 
@@ -158,6 +244,181 @@ def _class_name(obj: Any) -> str:
     if cls.__module__ in ("builtins", "__builtin__", "__builtins__", "exceptions"):
         return cls.__name__
     return f"{cls.__module__}.{cls.__name__}"
+
+
+# Atoms built alike get equal mappings, so they are computed once and shared (they are read-only):
+# ``provides`` -> (save_as, provides), and the execute/revert functions plus the other mapping arguments
+# -> (rebind, optional, revert_rebind, revert_optional, requires). Keys hold the arguments in a hashable
+# form. Bounded (emptied when full) so that atoms with distinct arguments, or short-lived classes,
+# cannot make them grow without end.
+_ResultMappings = tuple[FrozenOrderedDict, OrderedSet]
+_ArgMappings = tuple[FrozenOrderedDict, OrderedSet, FrozenOrderedDict, OrderedSet, OrderedSet]
+_RESULT_MAPPINGS: dict[Any, _ResultMappings] = {}
+_ARG_MAPPINGS: dict[tuple, _ArgMappings] = {}
+_CACHE_MAX = 4096
+_UNCACHEABLE = object()
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for a mapping argument that determines how it is read (by type and items, in
+    iteration order); ``_UNCACHEABLE`` for kinds that could be read differently twice (iterators, …)."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is list or kind is tuple:
+        return (list, *value)  # lists and tuples are read alike everywhere
+    if kind is dict:
+        return (dict, *value.items())
+    if kind is set or kind is frozenset or kind is OrderedSet:
+        return (kind, *value)
+    return _UNCACHEABLE
+
+
+def _cache_get(cache: dict, key: Any) -> Any:
+    """``cache[key]``; ``None`` if absent or if ``key`` cannot be hashed."""
+    try:
+        return cache.get(key)
+    except TypeError:  # an unhashable item
+        return None
+
+
+def _cache_put(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    try:
+        cache[key] = value
+    except TypeError:  # an unhashable item
+        pass
+
+
+def _result_mappings(provides: Any) -> _ResultMappings:
+    """``(save_as, provides)`` for the ``provides`` argument (shared between atoms)."""
+    key = _freeze(provides)
+    if key is _UNCACHEABLE:
+        save_as = _save_as_to_mapping(provides)
+        return save_as, _ordered_set(save_as)
+    found = _cache_get(_RESULT_MAPPINGS, key)
+    if found is None:
+        save_as = _save_as_to_mapping(provides)
+        found = (save_as, _ordered_set(save_as))
+        _cache_put(_RESULT_MAPPINGS, key, found)
+    return found
+
+
+def _arg_mappings_key(
+    atom: Atom,
+    requires: Any,
+    auto_extract: Any,
+    rebind: Any,
+    inject: Mapping[str, Any] | None,
+    ignore_list: list[str] | None,
+    revert_rebind: Any,
+    revert_requires: Any,
+) -> tuple | None:
+    """The cache key of an atom's argument mappings, or ``None`` when they cannot be shared."""
+    if type(atom)._build_arg_mapping is not Atom._build_arg_mapping:
+        return None
+    execute, revert = atom.execute, atom.revert
+    if type(execute) is not MethodType or type(revert) is not MethodType:
+        return None
+    execute, revert = execute.__func__, revert.__func__
+    if type(execute) is not FunctionType or type(revert) is not FunctionType:
+        return None
+    if rebind is None and not inject and ignore_list is None and revert_rebind is None and revert_requires is None:
+        # The common case, in a shorter key (keys of different lengths never match).
+        key: tuple = (execute, revert, _freeze(requires), auto_extract)
+    else:
+        key = (
+            execute,
+            revert,
+            _freeze(requires),
+            auto_extract,
+            _freeze(rebind),
+            frozenset(inject) if inject else None,
+            _freeze(ignore_list),
+            _freeze(revert_rebind),
+            _freeze(revert_requires),
+        )
+    return None if _UNCACHEABLE in key else key
+
+
+def _arg_mappings(
+    atom: Atom,
+    requires: Any,
+    auto_extract: Any,
+    rebind: Any,
+    inject: Mapping[str, Any] | None,
+    ignore_list: list[str] | None,
+    revert_rebind: Any,
+    revert_requires: Any,
+) -> _ArgMappings:
+    """``(rebind, optional, revert_rebind, revert_optional, requires)`` of an atom, shared with the
+    atoms built alike before it when possible."""
+    key = _arg_mappings_key(atom, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires)
+    if key is not None:
+        found = _cache_get(_ARG_MAPPINGS, key)
+        if found is not None:
+            return found
+    mappings = _compute_arg_mappings(atom, requires, auto_extract, rebind, ignore_list, revert_rebind, revert_requires)
+    if key is not None:
+        _cache_put(_ARG_MAPPINGS, key, mappings)
+    return mappings
+
+
+def _same_revert_mapping(atom: Atom, ignore_list: list[str], execute: Callable, revert: Callable) -> bool:
+    """Whether ``revert`` gets the mapping ``execute`` gets when given the same requires/rebind: equal
+    parameters, none of them ignored (``ignore_list`` or the revert-only arguments)."""
+    if type(atom)._build_arg_mapping is not Atom._build_arg_mapping:
+        return False
+    params = _callable_params(execute)
+    if params != _callable_params(revert):
+        return False
+    every = params.every
+    return not every or not any(name in every for name in (*ignore_list, *_DEFAULT_REVERT_ARGS))
+
+
+def _compute_arg_mappings(
+    atom: Atom,
+    requires: Any,
+    auto_extract: Any,
+    rebind: Any,
+    ignore_list: list[str] | None,
+    revert_rebind: Any,
+    revert_requires: Any,
+) -> _ArgMappings:
+    if ignore_list is None:
+        ignore_list = []
+    execute, revert = atom.execute, atom.revert
+    exec_rebind, exec_requires, optional = atom._build_arg_mapping(
+        execute, requires=requires, rebind=rebind, auto_extract=auto_extract, ignore_list=ignore_list
+    )
+    revert_requires = revert_requires or requires
+    revert_rebind = revert_rebind or rebind
+    if (
+        revert_requires is requires
+        and revert_rebind is rebind
+        and _same_revert_mapping(atom, ignore_list, execute, revert)
+    ):
+        return exec_rebind, optional, exec_rebind, optional, exec_requires
+    revert_rebind_, revert_only_requires, revert_optional = atom._build_arg_mapping(
+        revert,
+        requires=revert_requires,
+        rebind=revert_rebind,
+        auto_extract=auto_extract,
+        ignore_list=[*ignore_list, *_DEFAULT_REVERT_ARGS],
+    )
+    # Revert mappings equal (in order) to the execute ones are the execute ones.
+    if revert_rebind_ == exec_rebind:  # (OrderedDict equality is order-sensitive)
+        revert_rebind_ = exec_rebind
+    if revert_optional is not optional and tuple(revert_optional) == tuple(optional):
+        revert_optional = optional
+    if all(name in exec_requires for name in revert_only_requires):
+        all_requires = exec_requires
+    else:
+        all_requires = exec_requires.union(revert_only_requires)
+    return exec_rebind, optional, revert_rebind_, revert_optional, all_requires
 
 
 class Atom(abc.ABC):
@@ -190,6 +451,13 @@ class Atom(abc.ABC):
         are never rebound (rebinding one makes it required), so each name here is both the argument name
         and the storage name.
     :ivar revert_optional: the same for ``revert``.
+
+    The mappings (``save_as``, ``rebind``, ``revert_rebind``) are read-only
+    :class:`FrozenOrderedDict` s and the sets are (immutable) OrderedSets, because atoms share them:
+    atoms of one class built with equal mapping arguments (``provides``, ``requires``, ``rebind``, …,
+    the names of ``inject``) get the very same objects, an empty one is a shared singleton, and
+    ``revert_rebind``/``revert_optional`` are ``rebind``/``optional`` when they are equal. Assigning
+    new objects to these attributes is fine (the engine reads them when it compiles and runs).
     """
 
     #: Among atoms ready at the same time, higher priorities are scheduled first.
@@ -234,23 +502,15 @@ class Atom(abc.ABC):
         if on_version_change is not None:
             self.on_version_change = on_version_change
         self.inject = inject
-        self.save_as = _save_as_to_mapping(provides)
-        self.provides = OrderedSet(self.save_as)
-
-        if ignore_list is None:
-            ignore_list = []
-        self.rebind, exec_requires, self.optional = self._build_arg_mapping(
-            self.execute, requires=requires, rebind=rebind, auto_extract=auto_extract, ignore_list=ignore_list
-        )
-        self.revert_rebind, revert_only_requires, self.revert_optional = self._build_arg_mapping(
-            self.revert,
-            requires=revert_requires or requires,
-            rebind=revert_rebind or rebind,
-            auto_extract=auto_extract,
-            ignore_list=[*ignore_list, *_DEFAULT_REVERT_ARGS],
-        )
-        #: OrderedSet of storage names needed by ``execute`` or ``revert`` (injected ones removed).
-        self.requires = exec_requires.union(revert_only_requires)
+        self.save_as, self.provides = _result_mappings(provides)
+        (
+            self.rebind,
+            self.optional,
+            self.revert_rebind,
+            self.revert_optional,
+            #: OrderedSet of storage names needed by ``execute`` or ``revert`` (injected ones removed).
+            self.requires,
+        ) = _arg_mappings(self, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires)
 
     def _build_arg_mapping(
         self,
@@ -259,21 +519,20 @@ class Atom(abc.ABC):
         rebind: Any = None,
         auto_extract: bool = True,
         ignore_list: list[str] | None = None,
-    ) -> tuple[collections.OrderedDict, OrderedSet, OrderedSet]:
+    ) -> tuple[FrozenOrderedDict, OrderedSet, OrderedSet]:
         """Returns ``(rebind, requires, optional)`` for ``executor`` (see the class docstring)."""
         required, optional = _build_arg_mapping(
             self.name, requires, rebind, executor, auto_extract, ignore_list=ignore_list
         )
-        arg_to_storage: collections.OrderedDict = collections.OrderedDict(required)
-        for arg, name in optional.items():
-            arg_to_storage.setdefault(arg, name)
-        needed = OrderedSet(required.values())
-        maybe = OrderedSet(optional.values())
-        if self.inject:
-            injected = frozenset(self.inject)
-            needed = needed.difference(injected)
-            maybe = maybe.difference(injected)
-        return arg_to_storage, needed, maybe
+        # (no argument is both required and optional)
+        arg_to_storage = {**required, **optional} if optional else required
+        needed: Collection[str] = required.values()
+        maybe: Collection[str] = optional.values()
+        inject = self.inject
+        if inject:
+            needed = [name for name in needed if name not in inject]
+            maybe = [name for name in maybe if name not in inject]
+        return _frozen_mapping(arg_to_storage), _ordered_set(needed), _ordered_set(maybe)
 
     def pre_execute(self) -> None:  # noqa: B027 - optional hook
         """Called just before :meth:`execute` (for example from a shared base class)."""
