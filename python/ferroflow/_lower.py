@@ -104,25 +104,26 @@ def _split_args(
     return required, maybe
 
 
-def _atom_spec(atom: Atom, kind: int) -> tuple:
-    name = atom.name
-    if not isinstance(name, str):
-        raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
-    inject = atom.inject
-    requires, optional = _split_args(atom.rebind, atom.optional, inject)
-    revert_requires, revert_optional = _split_args(atom.revert_rebind, atom.revert_optional, inject)
-    return (
-        name,
-        kind,
-        _version_string(atom),
-        int(atom.priority),
-        requires,
-        optional,
-        revert_requires,
-        revert_optional,
-        list(atom.provides),
-    )
+def _spec_lists(
+    rebind: Mapping[str, str],
+    optional: Any,
+    revert_rebind: Mapping[str, str],
+    revert_optional: Any,
+    provides: Any,
+    inject: Any,
+) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """The list items of an atom's spec: requires, optional, revert_requires, revert_optional, provides."""
+    requires, maybe = _split_args(rebind, optional, inject)
+    if revert_rebind is rebind and revert_optional is optional:
+        revert_requires, revert_maybe = requires, maybe
+    else:
+        revert_requires, revert_maybe = _split_args(revert_rebind, revert_optional, inject)
+    return requires, maybe, revert_requires, revert_maybe, list(provides)
 
+
+# Atoms share their mapping objects (see ferroflow.atom), so the spec lists made from them are made once
+# per lowering and shared too (they are only read). Bounded: flows of atoms that all differ gain nothing.
+_SPEC_MEMO_MAX = 4096
 
 _VERSION_STRINGS: dict[Any, str] = {}
 
@@ -161,6 +162,7 @@ class _Lowering:
         self.spec_atoms: list[tuple] = []
         self.deciders: list[Callable[..., Any]] = []
         self._seen: set[int] = set()  # id() of every atom and flow visited (the tree keeps them alive)
+        self._spec_memo: dict[tuple[int, ...], tuple[tuple, tuple]] | None = {}  # see _SPEC_MEMO_MAX
 
     def _visit(self, item: Any) -> None:
         key = id(item)
@@ -171,10 +173,40 @@ class _Lowering:
         self._seen.add(key)
 
     def add_atom(self, atom: Atom, kind: int) -> int:
-        self._visit(atom)
-        self.spec_atoms.append(_atom_spec(atom, kind))
-        self.atoms.append(atom)
-        return len(self.atoms) - 1
+        seen, key = self._seen, id(atom)
+        if key in seen:
+            self._visit(atom)  # raises
+        seen.add(key)
+        name = atom.name
+        if not isinstance(name, str):
+            raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
+        inject = atom.inject
+        mappings = (atom.rebind, atom.optional, atom.revert_rebind, atom.revert_optional, atom.provides)
+        memo = self._spec_memo
+        if inject or memo is None:
+            lists = _spec_lists(*mappings, inject)
+        else:
+            # (the memo keeps `mappings` alive, so their ids stay theirs)
+            memo_key = tuple(map(id, mappings))
+            found = memo.get(memo_key)
+            if found is not None:
+                lists = found[0]
+            else:
+                lists = _spec_lists(*mappings, None)
+                if len(memo) < _SPEC_MEMO_MAX:
+                    memo[memo_key] = (lists, mappings)
+                else:  # atoms that share nothing: stop looking
+                    self._spec_memo = None
+        version = atom.version
+        try:
+            version_text = _VERSION_STRINGS[version]
+        except (KeyError, TypeError):
+            version_text = _version_string(atom)
+        priority = atom.priority
+        atoms = self.atoms
+        self.spec_atoms.append((name, kind, version_text, priority if type(priority) is int else int(priority), *lists))
+        atoms.append(atom)
+        return len(atoms) - 1
 
     def _open(self, flow: flow_mod.Flow) -> _Frame:
         self._visit(flow)
@@ -196,6 +228,8 @@ class _Lowering:
 
     def _links(self, flow: flow_mod.Flow, children: list[Any]) -> list[tuple]:
         # (links refer to children by position in the order `_children_in_add_order` gives)
+        if isinstance(flow, graph_flow.Flow):
+            return self._graph_links(flow)
         position = {id(child): i for i, child in enumerate(children)}
         links = []
         for u, v, meta in flow.iter_links():
@@ -203,35 +237,90 @@ class _Lowering:
                 from_child, to_child = position[id(u)], position[id(v)]
             except KeyError:
                 raise ValueError(f"Flow '{flow.name}' links {u} -> {v}, which are not both its children") from None
-            decider = meta.get(flow_mod.LINK_DECIDER)
-            decider_id = None
-            if decider is not None:
-                decider_id = len(self.deciders)
-                self.deciders.append(decider)
-            depth = meta.get(flow_mod.LINK_DECIDER_DEPTH)
-            depth_code = DEPTH_CODES[de.Depth.ALL if depth is None else de.Depth.translate(depth)]
-            links.append((from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code))
+            links.append(self._link(from_child, to_child, meta))
+        return links
+
+    def _link(self, from_child: int, to_child: int, meta: Mapping[str, Any]) -> tuple:
+        decider = meta.get(flow_mod.LINK_DECIDER)
+        decider_id = None
+        if decider is not None:
+            decider_id = len(self.deciders)
+            self.deciders.append(decider)
+        depth = meta.get(flow_mod.LINK_DECIDER_DEPTH)
+        depth_code = DEPTH_CODES[de.Depth.ALL if depth is None else de.Depth.translate(depth)]
+        return (from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code)
+
+    def _graph_links(self, flow: graph_flow.Flow) -> list[tuple]:
+        """A graph flow's links read from its adjacency lists (what ``iter_links()`` yields, without
+        making the dict of every link inferred from one symbol: those are plain links)."""
+        members = flow._members()
+        # position in flow._nodes -> position among the children (they are the members, in that order)
+        rank = None if members is None else {n: i for i, n in enumerate(sorted(members))}
+        links = []
+        append = links.append
+        plain = DEPTH_CODES[de.Depth.ALL]
+        for u, successors in enumerate(flow._succ):
+            if rank is None:
+                from_child = u
+            elif u in rank:
+                from_child = rank[u]
+            else:
+                continue
+            for v, meta in successors.items():
+                if rank is None:
+                    to_child = v
+                elif v in rank:
+                    to_child = rank[v]
+                else:
+                    continue
+                if type(meta) is str:
+                    append((from_child, to_child, False, None, plain))
+                else:
+                    append(self._link(from_child, to_child, meta))
         return links
 
     def lower_flow(self, root: flow_mod.Flow) -> tuple:
+        kinds: dict[type, int] = {}  # type of a child -> _CHILD_*
+        add_atom = self.add_atom
         stack = [self._open(root)]
         while True:
             frame = stack[-1]
-            if frame.next < len(frame.children):
-                child = frame.children[frame.next]
-                frame.next += 1
-                if isinstance(child, flow_mod.Flow):
-                    stack.append(self._open(child))
-                elif isinstance(child, Task):
-                    frame.nodes.append(("atom", self.add_atom(child, KIND_TASK)))
+            children, nodes = frame.children, frame.nodes
+            position, count = frame.next, len(frame.children)
+            nested = None
+            while position < count:
+                child = children[position]
+                position += 1
+                kind = kinds.get(type(child))
+                if kind is None:
+                    kind = kinds[type(child)] = _child_kind(child)
+                if kind == _CHILD_TASK:
+                    nodes.append(("atom", add_atom(child, KIND_TASK)))
+                elif kind == _CHILD_FLOW:
+                    nested = child
+                    break
                 else:
                     raise _unknown(child)
+            frame.next = position
+            if nested is not None:
+                stack.append(self._open(nested))
                 continue
             stack.pop()
-            node = ("flow", frame.flow.name, frame.pattern, frame.retry_index, frame.nodes, frame.links)
+            node = ("flow", frame.flow.name, frame.pattern, frame.retry_index, nodes, frame.links)
             if not stack:
                 return node
             stack[-1].nodes.append(node)
+
+
+_CHILD_TASK, _CHILD_FLOW, _CHILD_OTHER = 0, 1, 2
+
+
+def _child_kind(child: Any) -> int:
+    if isinstance(child, flow_mod.Flow):
+        return _CHILD_FLOW
+    if isinstance(child, Task):
+        return _CHILD_TASK
+    return _CHILD_OTHER
 
 
 def _children_in_add_order(flow: flow_mod.Flow) -> list[Any]:

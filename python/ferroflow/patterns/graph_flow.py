@@ -18,7 +18,7 @@ Differences from TaskFlow (all in cases where TaskFlow misbehaves):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ferroflow import deciders as de
@@ -64,7 +64,10 @@ class Flow(flow.Flow):
         super().__init__(name, retry)
         self._nodes: list[Any] = []  # position -> child, in insertion order
         self._position: dict[Any, int] = {}
-        self._succ: list[dict[int, dict[str, Any]]] = []  # position -> {successor: link meta}
+        # position -> {successor: link meta}; the meta of a link inferred from one symbol is kept as just
+        # that symbol (most links are; a dict and a set per link would double the graph's memory) and
+        # made into its dict when read (iter_links) or changed.
+        self._succ: list[dict[int, dict[str, Any] | str]] = []
         self._pred: list[list[int]] = []  # position -> predecessors, in link order
         self._provided: dict[str, list[int]] = {}  # symbol -> providers, in insertion order
         # symbol -> children that needed it and got no link for it. May keep children that have since
@@ -94,10 +97,11 @@ class Flow(flow.Flow):
                 fresh.setdefault(node, None)
         if not fresh:
             return self
-        plans = [(node, list(node.requires), list(node.provides)) for node in fresh]
-        if resolve_existing:
+        plans = [(node, tuple(node.requires), tuple(node.provides)) for node in fresh]
+        if resolve_existing and self._unresolved:
             # Waiting lists must reflect the graph as it was before this call (TaskFlow's semantics).
-            for symbol in {s for _node, _requires, provides in plans for s in provides}:
+            unresolved = self._unresolved
+            for symbol in {s for _node, _requires, provides in plans for s in provides if s in unresolved}:
                 self._forget_satisfied(symbol)
 
         if len(plans) >= _BIG_ADD:
@@ -106,52 +110,64 @@ class Flow(flow.Flow):
         return self._add_planned(plans, resolve_requires, resolve_existing)
 
     def _add_planned(
-        self, plans: list[tuple[Any, list[str], list[str]]], resolve_requires: bool, resolve_existing: bool
+        self, plans: list[tuple[Any, tuple[str, ...], tuple[str, ...]]], resolve_requires: bool, resolve_existing: bool
     ) -> Flow:
         journal = _Journal(len(self._nodes))
-        deferred: list[tuple[int, list[str]]] = []
+        deferred: list[tuple[int, Sequence[str]]] = []
         # The first link found to close a cycle; as in TaskFlow, reported after ambiguity errors.
         cycle: tuple[int, int] | None = None
+        nodes, node_position, succ, pred = self._nodes, self._position, self._succ, self._pred
+        provided, unresolved, retry_provides = self._provided, self._unresolved, self._retry_provides
+        journal_provided, journal_unresolved = journal.provided, journal.unresolved
         try:
             for node, requires, provides in plans:
-                position = self._add_node(node)
-                needs = [s for s in requires if s not in self._retry_provides]
+                position = len(nodes)
+                nodes.append(node)
+                node_position[node] = position
+                succ.append({})
+                pred.append([])
+                needs = [s for s in requires if s not in retry_provides] if retry_provides else requires
                 if resolve_requires:
                     for symbol in needs:
-                        providers = self._provided.get(symbol)
+                        providers = provided.get(symbol)
                         if not providers:
-                            self._mark_unresolved(symbol, position, journal)
+                            unresolved.setdefault(symbol, set()).add(position)
+                            journal_unresolved.append((symbol, position))
                         elif len(providers) > 1:
-                            names = sorted(self._nodes[p].name for p in providers)
+                            names = sorted(nodes[p].name for p in providers)
                             raise exc.AmbiguousDependency(
                                 f"Resolution error detected when adding '{node.name}', multiple providers"
                                 f" {names} found for required symbol '{symbol}'"
                             )
                         else:
                             self._link_inferred(providers[0], position, symbol, journal)
-                else:
+                elif needs:
                     # Not resolved now; later add() calls see them as waiting (as in TaskFlow).
                     deferred.append((position, needs))
                 for symbol in provides:
-                    self._provided.setdefault(symbol, []).append(position)
-                    journal.provided.append(symbol)
-                if resolve_existing:
-                    for symbol in provides:
-                        waiting = self._unresolved.get(symbol)
-                        if not waiting:
+                    providers = provided.get(symbol)
+                    if providers is None:
+                        provided[symbol] = [position]
+                    else:
+                        providers.append(position)
+                    journal_provided.append(symbol)
+                    if not resolve_existing:
+                        continue
+                    waiting = unresolved.get(symbol)
+                    if not waiting:
+                        continue
+                    # TaskFlow links waiting children in insertion order, which is position order.
+                    for requiree in sorted(waiting):
+                        if requiree == position:
                             continue
-                        # TaskFlow links waiting children in insertion order, which is position order.
-                        for requiree in sorted(waiting):
-                            if requiree == position:
-                                continue
-                            if cycle is None and requiree not in self._succ[position]:
-                                if self._reaches(requiree, position):
-                                    cycle = (position, requiree)
-                            self._link_inferred(position, requiree, symbol, journal)
-                            waiting.discard(requiree)
-                            journal.resolved.append((symbol, requiree))
-                        if not waiting:
-                            del self._unresolved[symbol]
+                        if cycle is None and requiree not in succ[position]:
+                            if self._reaches(requiree, position):
+                                cycle = (position, requiree)
+                        self._link_inferred(position, requiree, symbol, journal)
+                        waiting.discard(requiree)
+                        journal.resolved.append((symbol, requiree))
+                    if not waiting:
+                        del unresolved[symbol]
             if cycle is not None:
                 raise _cycle_error(self._nodes[cycle[0]], self._nodes[cycle[1]])
         except BaseException:
@@ -190,7 +206,7 @@ class Flow(flow.Flow):
                 raise ValueError("Decider depth requires a decider to be provided along with it")
             decider_depth = de.Depth.translate(decider_depth)
         pu, pv = self._position[u], self._position[v]
-        meta = self._succ[pu].get(pv)
+        meta = self._link_meta(pu, pv)
         if meta is None:
             if self._reaches(pv, pu):
                 raise _cycle_error(u, v)
@@ -205,25 +221,27 @@ class Flow(flow.Flow):
         self._version += 1
         return self
 
-    def _add_node(self, node: Any) -> int:
-        position = len(self._nodes)
-        self._nodes.append(node)
-        self._position[node] = position
-        self._succ.append({})
-        self._pred.append([])
-        return position
-
-    def _mark_unresolved(self, symbol: str, position: int, journal: _Journal) -> None:
-        self._unresolved.setdefault(symbol, set()).add(position)
-        journal.unresolved.append((symbol, position))
-
     def _link_inferred(self, u: int, v: int, symbol: str, journal: _Journal) -> None:
-        meta = self._succ[u].get(v)
+        successors = self._succ[u]
+        meta = successors.get(v)
         if meta is None:
-            meta = self._succ[u][v] = {}
+            # (a str symbol is the compact form of {LINK_REASONS: {symbol}}: see _succ)
+            successors[v] = symbol if type(symbol) is str else {flow.LINK_REASONS: {symbol}}
             self._pred[v].append(u)
             journal.edges.append((u, v))
-        meta.setdefault(flow.LINK_REASONS, set()).add(symbol)
+        elif type(meta) is str:
+            if meta != symbol:
+                successors[v] = {flow.LINK_REASONS: {meta, symbol}}
+        else:
+            meta.setdefault(flow.LINK_REASONS, set()).add(symbol)
+
+    def _link_meta(self, u: int, v: int) -> dict[str, Any] | None:
+        """The metadata dict of link ``u -> v`` (made from its compact form if needed), or ``None``."""
+        successors = self._succ[u]
+        meta = successors.get(v)
+        if type(meta) is str:
+            meta = successors[v] = {flow.LINK_REASONS: {meta}}
+        return meta
 
     def _rollback(self, journal: _Journal) -> None:
         for u, v in reversed(journal.edges):
@@ -365,6 +383,8 @@ class Flow(flow.Flow):
                 continue
             for v, meta in successors.items():
                 if members is None or v in members:
+                    if type(meta) is str:
+                        meta = self._link_meta(u, v)  # (replaces a value: iterating goes on)
                     yield nodes[u], nodes[v], meta
 
     @property

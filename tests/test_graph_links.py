@@ -1,0 +1,98 @@
+"""Graph flow links: the compact form of inferred links, and lowering them straight from the graph."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferroflow import _lower, deciders, task
+from ferroflow import flow as flow_mod
+from ferroflow.patterns import graph_flow
+
+
+class Make(task.Task):
+    def execute(self, **inputs):
+        return 1
+
+
+def test_an_inferred_link_reads_as_its_reasons_dict() -> None:
+    a, b = Make("a", provides="x"), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a, b)
+    [(u, v, meta)] = list(flow.iter_links())
+    assert (u, v, meta) == (a, b, {flow_mod.LINK_REASONS: {"x"}})
+    meta["extra"] = 1  # the same dict every time, as in TaskFlow
+    [(_, _, again)] = list(flow.iter_links())
+    assert again is meta and again["extra"] == 1
+
+
+def test_a_link_inferred_from_two_symbols_has_both_reasons() -> None:
+    a, b = Make("a", provides=["x", "y"]), Make("b", requires=["x", "y"])
+    flow = graph_flow.Flow("g").add(a, b)
+    assert [meta for _, _, meta in flow.iter_links()] == [{flow_mod.LINK_REASONS: {"x", "y"}}]
+
+
+def test_waiting_children_linked_later_get_reasons_too() -> None:
+    b, a = Make("b", requires=["x"]), Make("a", provides="x")
+    flow = graph_flow.Flow("g").add(b)
+    flow.add(a)
+    assert list(flow.iter_links()) == [(a, b, {flow_mod.LINK_REASONS: {"x"}})]
+
+
+def test_a_manual_link_over_an_inferred_one_keeps_the_reasons() -> None:
+    a, b = Make("a", provides="x"), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a, b)
+    flow.link(a, b)
+    assert list(flow.iter_links()) == [(a, b, {flow_mod.LINK_REASONS: {"x"}, flow_mod.LINK_MANUAL: True})]
+
+
+def test_symbols_that_are_not_strings() -> None:
+    a, b = Make("a", provides=[7]), Make("b", requires=[7])
+    flow = graph_flow.Flow("g").add(a, b)
+    assert list(flow.iter_links()) == [(a, b, {flow_mod.LINK_REASONS: {7}})]
+
+
+def test_a_failed_add_leaves_the_links_as_they_were() -> None:
+    a, b = Make("a", provides="x"), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a, b)
+    with pytest.raises(Exception, match="multiple providers"):
+        flow.add(Make("c", provides="x"), Make("d", requires=["x"]))
+    assert len(flow) == 2 and list(flow.iter_links()) == [(a, b, {flow_mod.LINK_REASONS: {"x"}})]
+
+
+def _generic_links(flow: graph_flow.Flow) -> tuple[list[tuple], int]:
+    """What lowering made of ``iter_links()`` before it read the graph itself."""
+    children = _lower._children_in_add_order(flow)
+    position = {id(child): i for i, child in enumerate(children)}
+    lowering = _lower._Lowering()
+    links = [lowering._link(position[id(u)], position[id(v)], meta) for u, v, meta in flow.iter_links()]
+    return links, len(lowering.deciders)
+
+
+def _sample(targeted: bool) -> tuple[graph_flow.Flow, list[Make]]:
+    atoms = [
+        Make("a", provides="x"),
+        Make("b", provides="y", requires=["x"]),
+        Make("c", requires=["x", "y"]),
+        Make("d", provides="z"),
+        Make("e", requires=["z"]),
+        Make("f"),
+    ]
+    flow = (graph_flow.TargetedFlow if targeted else graph_flow.Flow)("g")
+    flow.add(*atoms)
+    flow.link(atoms[5], atoms[2], decider=lambda history: True, decider_depth=deciders.Depth.FLOW)
+    flow.link(atoms[0], atoms[3])
+    return flow, atoms
+
+
+@pytest.mark.parametrize("target", [None, 2, 4])
+def test_graph_links_lower_as_iter_links_would(target) -> None:
+    flow, atoms = _sample(targeted=target is not None)
+    reference, _ = _sample(targeted=target is not None)
+    if target is not None:
+        flow.set_target(atoms[target])
+        reference.set_target(list(reference._nodes)[target])
+    lowering = _lower._Lowering()
+    links = lowering._graph_links(flow)
+    expected, decider_count = _generic_links(reference)
+    assert links == expected and len(lowering.deciders) == decider_count
+    # lowering read the inferred links without making their dicts
+    assert any(type(meta) is str for successors in flow._succ for meta in successors.values())
