@@ -25,16 +25,24 @@ class InlineExecutor(futures.Executor):
 
 
 def _record_applies(monkeypatch) -> list[list[tuple[str, str]]]:
+    """Each apply() call's atom rows as ``(atom uuid, state)`` (see `_named`)."""
     batches: list[list[tuple[str, str]]] = []
     original = impl_sqlite.SQLiteConnection.apply
 
-    def spy(self, *args, atom_updates=(), **kwargs):
-        updates = list(atom_updates)
-        batches.append([(ad.name, ad.state) for ad, _fields in updates])
-        return original(self, *args, atom_updates=updates, **kwargs)
+    def spy(self, *args, atom_updates=(), atom_changes=(), **kwargs):
+        updates, changes = list(atom_updates), list(atom_changes)
+        batch = [(ad.uuid, ad.state) for ad, _fields in updates]
+        batch += [(change["uuid"], change.get("state")) for change in changes]
+        batches.append(batch)
+        return original(self, *args, atom_updates=updates, atom_changes=changes, **kwargs)
 
     monkeypatch.setattr(impl_sqlite.SQLiteConnection, "apply", spy)
     return batches
+
+
+def _named(batches: list[list[tuple[str, str]]], engine, names: list[str]) -> list[list[tuple[str, str]]]:
+    by_uuid = {engine.storage.get_atom_uuid(name): name for name in names}
+    return [[(by_uuid.get(uuid, uuid), state) for uuid, state in batch] for batch in batches]
 
 
 def test_completions_that_arrive_together_are_one_transaction(tmp_path, monkeypatch) -> None:
@@ -43,6 +51,7 @@ def test_completions_that_arrive_together_are_one_transaction(tmp_path, monkeypa
     flow = unordered_flow.Flow("fan").add(*[Quick(name) for name in names])
     engine = engines.load(flow, backend=f"sqlite:///{tmp_path}/g.db", engine="parallel", executor=InlineExecutor())
     engine.run()
+    batches = _named(batches, engine, names)
     successes = [batch for batch in batches if any(state == "SUCCESS" for _, state in batch)]
     assert len(successes) == 1, successes
     assert sorted(successes[0]) == sorted((name, "SUCCESS") for name in names)

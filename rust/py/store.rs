@@ -208,6 +208,40 @@ impl SqliteStore {
         rows.iter().map(|row| atom_tuple(row, &mut shared)).collect()
     }
 
+    /// Every atom detail of a flow as parallel columns, in the order of `atoms_for_flow` (and of
+    /// `resume_rows`): `(uuids, names, is_retry, states, intentions, versions, results, failures,
+    /// revert_results, revert_failures, metas)`. What a prepare restores without a Python object
+    /// per row: repeated values (states, versions, the usual JSON payloads and metas) are shared.
+    fn atom_columns<'py>(&self, py: Python<'py>, flow_uuid: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let rows = self.with(py, |s| s.atoms_for_flow(flow_uuid))?;
+        let mut shared = SharedStrings::new(py);
+        let n = rows.len();
+        let mut columns: [Vec<Bound<'py, PyAny>>; 11] = Default::default();
+        for column in &mut columns {
+            column.reserve_exact(n);
+        }
+        for row in &rows {
+            let values = [
+                PyString::new(py, &row.uuid).into_any(),
+                PyString::new(py, &row.name).into_any(),
+                pyo3::types::PyBool::new(py, row.atom_type == AtomType::Retry).to_owned().into_any(),
+                shared.get_optional(row.state.as_deref()),
+                shared.get(&row.intention),
+                shared.get_optional(row.version.as_deref()),
+                json_text(py, &row.results),
+                optional_text(py, row.failure.as_deref()),
+                json_text(py, &row.revert_results),
+                optional_text(py, row.revert_failure.as_deref()),
+                shared.get(&row.meta),
+            ];
+            for (column, value) in columns.iter_mut().zip(values) {
+                column.push(value);
+            }
+        }
+        let lists = columns.into_iter().map(|c| pyo3::types::PyList::new(py, c)).collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(py, lists)
+    }
+
     fn upsert_atom_details(&self, py: Python<'_>, atoms: Vec<AtomRowArg>) -> PyResult<()> {
         let rows: Vec<AtomDetailRow> = atoms.into_iter().map(|a| a.0).collect();
         self.with(py, move |s| s.upsert_atom_details(&rows))

@@ -23,6 +23,7 @@ from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
+from ferroflow.flow import paused_gc
 from ferroflow.types.failure import Failure
 from ferroflow.types.notifier import Notifier
 
@@ -139,7 +140,10 @@ class ActionEngine(ResumptionMixin):
             return
         if self._persist is not None:
             self._persist.acquire()  # before anything is written: the flow may be someone else's
-            self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
+            # Loading a big saved flow makes many acyclic objects: full collections over every
+            # live object would cost more than the load itself.
+            with paused_gc():
+                self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
         self._change_flow_state(states.RESUMING)
         for atom in self._compilation.atoms:
             if atom.inject:

@@ -9,6 +9,7 @@ the engine notifies anyone or starts anything that depends on them.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ from ferroflow.engines import resume_plan, revert_refs
 from ferroflow.engines.factories import FACTORY_META
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
 from ferroflow.persistence import models
+from ferroflow.persistence.saved import SavedAtoms
 
 _TASK, _RETRY = 0, 1
 _SUCCESS_CODE = STATE_CODES[states.SUCCESS]
@@ -41,6 +43,11 @@ _FIELDS_BY_STATE: dict[int, frozenset[str]] = {
     STATE_CODES[states.IGNORE]: frozenset(("state", "intention")),
     STATE_CODES[states.RETRYING]: frozenset((*_STEP, "results")),
 }
+_DONE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]})
+#: The meta of most atoms, as JSON text: only the progress their state implies.
+_PROGRESS_METAS = {0.0: '{"progress":0.0}', 1.0: '{"progress":1.0}'}
+_EMPTY_META = "{}"
+_decode = json.JSONDecoder().decode
 #: How long a running engine owns its flow detail without renewing (renewed every third of it).
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -99,7 +106,15 @@ class Persister:
     def __init__(self, backend: Any, flow_detail: Any) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
-        self.details: list[models.AtomDetail] = []
+        #: A model per compiled atom, for backends that store models; None on the fast path
+        #: (SQLite), where the engine's arrays are the only copy of the atoms' data.
+        self.details: list[models.AtomDetail] | None = []
+        #: Per compiled atom, the version its saved detail records.
+        self._versions: list[str | None] = []
+        #: Fast path: the meta of atoms whose meta holds more than the progress their state implies.
+        self._metas: dict[int, dict[str, Any]] = {}
+        self._decoded_metas: dict[str, dict[str, Any]] = {}
+        self._storage: Any = None
         self._conn = backend.get_connection()
         self._fast = hasattr(self._conn, "apply")
         self._injector: models.TaskDetail | None = None
@@ -122,49 +137,60 @@ class Persister:
         policies decided (`ferroflow.migrations`): everything this writes — migrated, created and
         version-updated details, the flow meta recording it — is one transaction, written only
         once nothing can be refused any more.
+
+        With a backend that reads its rows as columns (SQLite), no model is made per atom: saved
+        payloads are decoded straight into the engine's arrays, new details are inserted as rows,
+        and models are made only for the few details a rare path needs (failures, retries,
+        version policies, migrations, orphans).
         """
         fd = self.flow_detail
-        try:
-            fresh = self._conn.get_flow_details(fd.uuid)
-            fd.state = fresh.state
-            # In place: the engine's storage holds this dict (flow metadata API).
-            fd.meta.clear()
-            fd.meta.update(fresh.meta or {})
-            saved_atoms = list(fresh)
-        except exceptions.NotFound:
-            saved_atoms = list(fd)
-        storage = engine.storage
+        saved = self._load_saved()
+        storage = self._storage = engine.storage
         compilation = engine.compilation
         if fd.state is not None:
             storage.set_flow_state(fd.state)
-        recorded = self._resume_summaries()
-        saved_atoms, changed, meta_changed = self._migrate(engine, saved_atoms, recorded)
-        options = resume_plan.core_options(engine, fd.meta, fd.state, None, with_pending=False)
-        plan = _core.resume_plan(
-            compilation.compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved_atoms], **options
-        )
+        recorded = self._resume_summaries() if self._migrations_pending(engine) else {}
+        saved, changed, meta_changed = self._migrate(engine, saved, recorded)
+        plan = self._plan(engine, saved, recorded, migrated=bool(changed) or meta_changed)
         matched, actions = plan.matched, plan.actions
-        self._refuse(engine, saved_atoms, matched, actions)
-        self.orphans = [saved_atoms[i] for i in plan.orphans]
+        self._refuse(engine, saved, matched, actions)
+        self.orphans = [saved.detail(i) for i in plan.orphans]
         upserts = {ad.uuid: ad for ad in changed}
         created: list[models.AtomDetail] = []
+        fresh: list[tuple[str, str, str, bool, str | None]] = []
         restore: list[tuple[int, int, int]] = []
         to_revert: list[int] = []
         flow_reverted = fd.state == states.REVERTED
         spec_atoms = compilation.spec_atoms
-        self.details = []
+        by_rows = self.details is None and saved.raw
+        versions = self._versions
         for index, atom in enumerate(compilation.atoms):
-            is_retry = spec_atoms[index][1] == _RETRY
+            spec = spec_atoms[index]
+            is_retry = spec[1] == _RETRY
+            version = spec[2] or None
             position = matched[index]
             if position < 0:
-                ad = models.RetryDetail(atom.name) if is_retry else models.TaskDetail(atom.name)
-                ad.state = states.PENDING
-                ad.intention = states.EXECUTE
-                ad.version = spec_atoms[index][2] or None
-                created.append(ad)
-                fd.add(ad)
+                if self.details is None:
+                    uuid_ = str(uuid.uuid4())
+                    fresh.append((fd.uuid, uuid_, atom.name, is_retry, version))
+                else:
+                    ad = models.RetryDetail(atom.name) if is_retry else models.TaskDetail(atom.name)
+                    ad.state = states.PENDING
+                    ad.intention = states.EXECUTE
+                    ad.version = version
+                    created.append(ad)
+                    fd.add(ad)
+                    self.details.append(ad)
+                    uuid_ = ad.uuid
+                storage.set_atom_uuid(index, uuid_)
+                versions.append(version)
+                continue
+            if by_rows and _plain_row(saved, position, actions[index], version):
+                self._restore_row(storage, index, saved, position)
+                kept = True
+                version = saved.versions[position]
             else:
-                ad = saved_atoms[position]
+                ad = saved.detail(position)
                 action = actions[index]
                 if action != resume_plan.REUSE or ad.state != states.SUCCESS:
                     kept = self._apply_policy(engine, index, ad, action, flow_reverted, upserts, to_revert)
@@ -172,23 +198,110 @@ class Persister:
                     kept = True
                 if kept:
                     self._restore(storage, index, ad, is_retry)
-                    state = STATE_CODES.get(ad.state or states.PENDING, 0)
-                    intention = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
-                    if state or intention:
-                        restore.append((index, state, intention))
-            storage.set_atom_uuid(index, ad.uuid)
-            self.details.append(ad)
+                if self.details is not None:
+                    self.details.append(ad)
+                elif ad.meta and (len(ad.meta) > 1 or "progress" not in ad.meta):
+                    self._metas[index] = ad.meta
+                version = ad.version
+            if kept and (storage.states[index] or storage.intentions[index]):
+                restore.append((index, storage.states[index], storage.intentions[index]))
+            storage.set_atom_uuid(index, saved.uuids[position])
+            versions.append(version)
         if to_revert:
             meta_changed = True
             self._record_reverts(engine, to_revert)
-        self._prepare_injector(storage, {ad.name: ad for ad in saved_atoms if ad.name == INJECTOR_NAME}, created)
-        self._write_prepared(created + [ad for ad in upserts.values() if ad not in created], meta_changed)
+        self._prepare_injector(storage, saved, created)
+        rows = created + [ad for ad in upserts.values() if ad not in created]
+        self._write_prepared(rows, meta_changed, fresh)
         if restore:
             scheduler = engine._scheduler
             scheduler.restore(restore)
             for index, _, _ in restore:  # the scheduler normalises interrupted states
                 storage.states[index] = scheduler.state(index)
                 storage.intentions[index] = scheduler.intention(index)
+
+    def _load_saved(self) -> SavedAtoms:
+        """The flow detail's state and meta refreshed from the backend, and its saved atoms."""
+        fd = self.flow_detail
+        self._versions = []
+        self._metas = {}
+        if self._fast and hasattr(self._conn, "saved_atoms"):
+            try:
+                fresh = self._conn.get_flow_details(fd.uuid, lazy=True)
+            except exceptions.NotFound:
+                self.details = []
+                return SavedAtoms.from_details(list(fd))
+            fd.state = fresh.state
+            fd.meta.clear()  # in place: the engine's storage holds this dict (flow metadata API)
+            fd.meta.update(fresh.meta or {})
+            self.details = None
+            return self._conn.saved_atoms(fd.uuid)
+        self.details = []
+        try:
+            fresh = self._conn.get_flow_details(fd.uuid)
+            fd.state = fresh.state
+            fd.meta.clear()
+            fd.meta.update(fresh.meta or {})
+            return SavedAtoms.from_details(list(fresh))
+        except exceptions.NotFound:
+            return SavedAtoms.from_details(list(fd))
+
+    def _migrations_pending(self, engine: Any) -> bool:
+        given = migrations.check_migrations(engine.options.get("migrations"))
+        done = migrations.applied_ids(self.flow_detail.meta)
+        return any(m.id not in done for m in given)
+
+    def _plan(self, engine: Any, saved: SavedAtoms, recorded: dict[str, Any], migrated: bool) -> Any:
+        """The resume plan: read and matched in Rust straight from the store when the saved rows
+        are the store's (nothing migrated in memory), else from the details' tuples."""
+        fd = self.flow_detail
+        compiled = engine.compilation.compiled
+        options = resume_plan.core_options(engine, fd.meta, fd.state, None, with_pending=False)
+        store = getattr(self.backend, "store", None)
+        if saved.raw and not migrated and callable(store):
+            return _core.resume_plan_stored(store(), fd.uuid, compiled, **options)
+        if self._records and not recorded:
+            recorded = self._resume_summaries()
+        details = saved.details()
+        return _core.resume_plan(
+            compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in details], **options
+        )
+
+    def _restore_row(self, storage: Any, index: int, saved: SavedAtoms, position: int) -> None:
+        """Restores a plain saved task (no failure, not a retry) from its row's columns."""
+        state = saved.states[position] or states.PENDING
+        intention = saved.intentions[position] or states.EXECUTE
+        code = STATE_CODES.get(state, 0)
+        storage.states[index] = code
+        storage.intentions[index] = INTENTION_CODES.get(intention, 0)
+        text = saved.results[position]
+        if text != "null":
+            storage.results[index] = _decode(text)
+        if state == states.RUNNING and intention != states.EXECUTE:
+            storage.interrupted[index] = _interrupted(saved.names[position])
+        text = saved.revert_results[position]
+        if text != "null":
+            storage.revert_results[index] = _decode(text)
+        meta = self._meta_of(saved.metas[position])
+        if meta:
+            progress = meta.get("progress")
+            details = meta.get("progress_details")
+            # Progress equal to what the state implies is not kept (most atoms): see Storage.progress_of.
+            if progress is not None and (details is not None or progress != (1.0 if code in _DONE else 0.0)):
+                storage.progress[index] = (progress, details)
+            if len(meta) > 1 or progress is None:  # it holds more than the progress
+                self._metas[index] = dict(meta)
+
+    def _meta_of(self, text: str) -> dict[str, Any]:
+        """A row's meta, decoded once per distinct text (most atoms share one of a few)."""
+        meta = self._decoded_metas.get(text)
+        if meta is None:
+            meta = _decode(text) if text and text != "{}" else {}
+            if not isinstance(meta, dict):
+                meta = {}
+            if len(self._decoded_metas) < 1024:
+                self._decoded_metas[text] = meta
+        return meta
 
     # -- resumption across code changes ----------------------------------------------------------
     def _resume_summaries(self) -> dict[str, tuple[str | None, str | None, str | None]]:
@@ -205,9 +318,7 @@ class Persister:
             return {}
         return revert_refs.decode_record(self._conn.resume_record(ad.uuid))
 
-    def _migrate(
-        self, engine: Any, saved_atoms: list[models.AtomDetail], recorded: dict[str, Any]
-    ) -> tuple[list[Any], list[Any], bool]:
+    def _migrate(self, engine: Any, saved: SavedAtoms, recorded: dict[str, Any]) -> tuple[SavedAtoms, list[Any], bool]:
         """Applies the pending migrations in memory: ``(saved details now, details to write,
         whether the flow meta changed)``. Raises `MigrationError` (nothing applied) when they do
         not fit the saved details. A renamed detail's resume record is copied to its new detail
@@ -217,13 +328,14 @@ class Persister:
         done = migrations.applied_ids(fd.meta)
         pending = [m for m in given if m.id not in done]
         if not pending:
-            return saved_atoms, [], False
+            return saved, [], False
+        saved_atoms = saved.details()  # migrations work on models (a rare path)
         factory = (fd.meta.get(FACTORY_META) or {}).get("name")
         live = [ad for ad in saved_atoms if ad.name != INJECTOR_NAME and not migrations.is_retired(ad)]
         if not live:
             records = migrations.not_needed(pending, factory)
             fd.meta[migrations.MIGRATIONS_META] = [*fd.meta.get(migrations.MIGRATIONS_META, ()), *records]
-            return saved_atoms, [], True
+            return saved, [], True
         compilation = engine.compilation
         problems = _core.check_migrations(
             compilation.compiled,
@@ -249,16 +361,16 @@ class Persister:
         known = {ad.uuid for ad in saved_atoms}
         saved_atoms = [by_uuid.get(ad.uuid, ad) for ad in saved_atoms] + [ad for ad in changed if ad.uuid not in known]
         fd.meta[migrations.MIGRATIONS_META] = [*fd.meta.get(migrations.MIGRATIONS_META, ()), *records]
-        return saved_atoms, changed, True
+        return SavedAtoms.from_details(saved_atoms), changed, True
 
-    def _refuse(self, engine: Any, saved_atoms: list[Any], matched: list[int], actions: list[int]) -> None:
+    def _refuse(self, engine: Any, saved: SavedAtoms, matched: list[int], actions: list[int]) -> None:
         """Raises for atoms resuming cannot go past: a task bound to a retry's detail (or the
         reverse), a version change whose policy is ``fail``."""
         failing = [index for index, action in enumerate(actions) if action == resume_plan.FAIL]
         compilation = engine.compilation
         fd = self.flow_detail
         for index in failing:
-            ad = saved_atoms[matched[index]]
+            ad = saved.detail(matched[index])
             is_retry = compilation.spec_atoms[index][1] == _RETRY
             want = models.RetryDetail if is_retry else models.TaskDetail
             name = compilation.atoms[index].name
@@ -331,19 +443,22 @@ class Persister:
             "rerun": [*record["rerun"], *(name for name in names if name not in record["rerun"])],
         }
 
-    def _write_prepared(self, rows: list[Any], meta_changed: bool) -> None:
-        """Writes what prepare created or changed, in one transaction where the backend can."""
+    def _write_prepared(self, rows: list[Any], meta_changed: bool, fresh: list[Any] | None = None) -> None:
+        """Writes what prepare created or changed, in one transaction where the backend can:
+        ``rows`` are models, ``fresh`` new details made without one (the fast path)."""
         fd = self.flow_detail
-        if not rows and not meta_changed:
+        if not rows and not meta_changed and not fresh:
             return
-        for ad in rows:
-            fd.add(ad)
+        if self.details is not None:
+            for ad in rows:
+                fd.add(ad)
         if self._fast:
             records, self._pending_records = self._pending_records, []
             self._conn.apply(
                 new_atom_details=[(fd.uuid, ad) for ad in rows],
                 flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
                 **({"resume_records": records} if records else {}),
+                **({"fresh_atoms": fresh} if fresh else {}),
             )
             return
         self._conn.update_flow_details(fd)
@@ -361,13 +476,23 @@ class Persister:
         spec_atoms = engine.compilation.spec_atoms
         rows = []
         for index in indices:
-            ad = self.details[index]
             version = spec_atoms[index][2] or None
-            if ad.version != version:
+            if self._versions[index] != version:
+                self._versions[index] = version
+                ad = self._detail(engine, index)
                 ad.version = version
                 rows.append(ad)
         if rows:
             self._write_prepared(rows, meta_changed=False)
+
+    def _uuid(self, atom: int) -> str:
+        return self._storage.atom_uuid(atom)
+
+    def _detail(self, engine: Any, atom: int) -> models.AtomDetail:
+        """The model of a compiled atom's detail (read from the store on the fast path)."""
+        if self.details is not None:
+            return self.details[atom]
+        return self._conn.get_atom_details(engine.storage.atom_uuid(atom))
 
     def save_orphan(self, ad: Any) -> None:
         """Writes an orphan detail's state and revert outcome."""
@@ -398,9 +523,10 @@ class Persister:
         if progress is not None:
             storage.progress[index] = (progress, ad.meta.get("progress_details"))
 
-    def _prepare_injector(self, storage: Any, saved: dict[str, Any], created: list[Any]) -> None:
+    def _prepare_injector(self, storage: Any, saved: SavedAtoms, created: list[Any]) -> None:
         """Flow-level ``store`` values persist in TaskFlow's injector detail."""
-        injector = saved.get(INJECTOR_NAME)
+        position = saved.position(INJECTOR_NAME)
+        injector = None if position is None else saved.detail(position)
         current = dict(storage.injected)
         if injector is not None:
             merged = dict(injector.results or {})
@@ -434,31 +560,79 @@ class Persister:
             fields = _FIELDS_BY_STATE[state]
             seen = touched.get(atom)
             touched[atom] = fields if seen is None or seen is fields else seen | fields
+        storage = engine.storage
         records = None
         if self._records:
             for atom, state, intention in transitions:
                 if state == _SUCCESS_CODE and intention == _EXECUTE_CODE:
                     if records is None:
                         records = []
-                    records.append((self.details[atom].uuid, resume_record(engine, atom)))
-        storage = engine.storage
+                    records.append((storage.atom_uuid(atom), resume_record(engine, atom)))
+        if self.details is None:
+            changes = [self._change(engine, storage, atom, fields) for atom, fields in touched.items()]
+            self._conn.apply(atom_changes=changes, **({"resume_records": records} if records else {}))
+            return
+        details = self.details
         for atom in touched:
             self._update_detail(engine, storage, atom)
         if records:
             self._conn.apply(
-                atom_updates=[(self.details[atom], fields) for atom, fields in touched.items()],
+                atom_updates=[(details[atom], fields) for atom, fields in touched.items()],
                 resume_records=records,
             )
         elif self._fast:
-            self._conn.apply(atom_updates=[(self.details[atom], fields) for atom, fields in touched.items()])
+            self._conn.apply(atom_updates=[(details[atom], fields) for atom, fields in touched.items()])
         else:
             for atom in touched:
-                self._conn.update_atom_details(self.details[atom])
+                self._conn.update_atom_details(details[atom])
+
+    def _change(self, engine: Any, storage: Any, atom: int, fields: frozenset[str]) -> dict[str, Any]:
+        """The fast path's change of one atom row: its state and the ``fields`` it changed."""
+        change: dict[str, Any] = {
+            "uuid": storage.atom_uuid(atom),
+            "state": STATE_NAMES[storage.states[atom]],
+            "intention": INTENTION_NAMES[storage.intentions[atom]],
+        }
+        if len(fields) == 2:  # state and intention only (RUNNING, IGNORE)
+            return change
+        is_retry = engine._is_retry(atom)
+        if "results" in fields:
+            if is_retry:
+                change["history"] = [list(entry) for entry in storage.retry_histories.get(atom, [])]
+            else:
+                change["results"] = storage.results[atom]
+        if "failure" in fields:
+            change["failure"] = storage.failures.get(atom)
+        if "revert_results" in fields:
+            change["revert_results"] = storage.revert_results.get(atom)
+        if "revert_failure" in fields:
+            change["revert_failure"] = storage.revert_failures.get(atom)
+        if "meta" in fields:
+            change["meta"] = self._meta(storage, atom, is_retry)
+        return change
+
+    def _meta(self, storage: Any, atom: int, is_retry: bool) -> Any:
+        """An atom's meta to write (fast path): its progress merged into what else it holds."""
+        meta = self._metas.get(atom)
+        if is_retry:
+            return meta if meta is not None else _EMPTY_META
+        progress, details = storage.progress_of(atom)
+        if meta is None and details is None:
+            text = _PROGRESS_METAS.get(progress)
+            if text is not None:
+                return text
+        if meta is None:
+            meta = self._metas[atom] = {}
+        meta["progress"] = progress
+        if details is not None:
+            meta["progress_details"] = details
+        return meta
 
     def save_atom(self, engine: Any, atom: int) -> None:
         self.save(engine, [(atom, 0, 0)])
 
     def _update_detail(self, engine: Any, storage: Any, atom: int) -> None:
+        assert self.details is not None
         ad = self.details[atom]
         state = storage.states[atom]
         ad.state = STATE_NAMES[state]
@@ -518,10 +692,18 @@ class Persister:
 
     # -- metadata (listeners) --------------------------------------------------------------------
     def atom_meta(self, atom: int) -> dict[str, Any]:
-        return self.details[atom].meta
+        if self.details is not None:
+            return self.details[atom].meta
+        meta = self._metas.get(atom)
+        if meta is None:  # read on first use: most atoms' meta is only their progress
+            meta = self._metas[atom] = dict(self._conn.get_atom_details(self._uuid(atom)).meta or {})
+        return meta
 
     def save_atom_meta(self, atom: int) -> None:
         """Writes one atom detail's meta column only."""
+        if self.details is None:
+            self._conn.apply(atom_changes=[{"uuid": self._uuid(atom), "meta": self.atom_meta(atom)}])
+            return
         ad = self.details[atom]
         if self._fast:
             self._conn.apply(atom_updates=[(ad, ("meta",))])
@@ -538,6 +720,17 @@ class Persister:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _plain_row(saved: SavedAtoms, position: int, action: int, version: str | None) -> bool:
+    """Whether a saved row is restored as it is, from its columns: a task's detail without
+    failures that no version policy touches (completed and reused, or not completed and saved
+    at the current version)."""
+    if saved.retries[position] or saved.failures[position] is not None or saved.revert_failures[position] is not None:
+        return False
+    if saved.states[position] == states.SUCCESS:
+        return action == resume_plan.REUSE
+    return version is None or saved.versions[position] == version
 
 
 def _interrupted(name: str) -> Any:

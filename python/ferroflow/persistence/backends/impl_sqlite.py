@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ferroflow import _core, codec, states
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base, models
+from ferroflow.persistence.saved import SavedAtoms
 
 if TYPE_CHECKING:
     from ferroflow._core import AtomRow, FlowRow
@@ -52,9 +53,7 @@ __all__ = ["DURABILITIES", "SQLiteBackend", "SQLiteConnection"]
 DURABILITIES = ("process", "fsync")
 
 #: Columns :meth:`SQLiteConnection.apply` can update in place.
-UPDATABLE_FIELDS = frozenset(
-    {"state", "intention", "results", "failure", "revert_results", "revert_failure", "meta"}
-)
+UPDATABLE_FIELDS = frozenset({"state", "intention", "results", "failure", "revert_results", "revert_failure", "meta"})
 
 _MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
 _EPOCH = datetime.datetime(1970, 1, 1)
@@ -172,13 +171,17 @@ def _flow_from(row: FlowRow) -> models.FlowDetail:
     return fd
 
 
+def _history(history: Any) -> list[Any]:
+    """A retry's history with its failures in (JSON-safe) dict form."""
+    return [
+        (value, {name: _loads(_dumps_failure(failure)) for name, failure in failures.items()})
+        for value, failures in history or ()
+    ]
+
+
 def _results(ad: models.AtomDetail) -> Any:
     if isinstance(ad, models.RetryDetail):
-        # The history, its failures in (JSON-safe) dict form.
-        return [
-            (value, {name: _loads(_dumps_failure(failure)) for name, failure in failures.items()})
-            for value, failures in ad.results or ()
-        ]
+        return _history(ad.results)
     return ad.results
 
 
@@ -270,6 +273,50 @@ def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dic
     except TypeError as e:
         raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
     return change
+
+
+def _change(change: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """An engine's change of one atom row (decoded values, see `SQLiteConnection.apply`) in the
+    store's transition form."""
+    row: dict[str, Any] = {"uuid": change["uuid"], "updated_at": now}
+    try:
+        for field, value in change.items():
+            if field == "state" or field == "intention":
+                row[field] = value
+            elif field == "results" or field == "revert_results":
+                row[field] = _dumps(value, field.replace("_", " "))
+            elif field == "history":
+                row["results"] = _dumps(_history(value), "results")
+            elif field == "failure" or field == "revert_failure":
+                row[field] = _dumps_failure(value)
+            elif field == "meta":
+                row[field] = value if isinstance(value, str) else _dumps(value, "meta")
+            elif field != "uuid":
+                raise ValueError(f"apply() cannot change {field!r} of atom detail {change['uuid']}")
+    except TypeError as e:
+        raise _unsaveable("atom detail", change["uuid"], change["uuid"], e) from None
+    return row
+
+
+def _fresh_row(flow_uuid: str, uuid: str, name: str, is_retry: bool, version: str | None, now: float) -> AtomRow:
+    """The row of a new atom detail: PENDING, to EXECUTE, nothing saved yet."""
+    kind = "RETRY_DETAIL" if is_retry else "TASK_DETAIL"
+    return (
+        uuid,
+        flow_uuid,
+        name,
+        kind,
+        states.PENDING,
+        states.EXECUTE,
+        "null",
+        None,
+        "null",
+        None,
+        version,
+        "{}",
+        now,
+        now,
+    )
 
 
 def _missing(what: str, uuid: str) -> exc.NotFound:
@@ -444,6 +491,18 @@ class SQLiteConnection(base.Connection):
         fd = _flow_from(row)
         return fd if lazy else self._with_atoms(store, fd)
 
+    def saved_atoms(self, fd_uuid: str) -> SavedAtoms:
+        """The atom details of a flow as columns (`ferroflow.persistence.saved.SavedAtoms`):
+        what an engine's prepare reads, without a model per row. An unknown flow has none."""
+        store = self._store
+        columns = store.atom_columns(fd_uuid)
+        uuids = columns[0]
+
+        def make_detail(position: int) -> models.AtomDetail:
+            return _atom_from(store.get_atom_detail(uuids[position]))
+
+        return SavedAtoms(columns, make_detail=make_detail)
+
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         store = self._store
         if self._flow_row(store, fd_uuid) is None:
@@ -571,6 +630,8 @@ class SQLiteConnection(base.Connection):
         flow_state: tuple[str, str] | None = None,
         flow_meta: tuple[str, Mapping[str, Any]] | None = None,
         resume_records: Iterable[tuple[str, str]] = (),
+        fresh_atoms: Iterable[tuple[str, str, str, bool, str | None]] = (),
+        atom_changes: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
 
@@ -588,13 +649,21 @@ class SQLiteConnection(base.Connection):
             transaction (resumption records migrations this way, with the details they changed).
         :param resume_records: ``(atom uuid, record text)`` pairs replacing those atoms' resume
             records, kept beside the details, not in their meta (see :meth:`resume_record`).
+        :param fresh_atoms: ``(flow uuid, atom uuid, name, is retry, version)`` of new details
+            (PENDING, to EXECUTE, nothing saved yet), inserted without a model.
+        :param atom_changes: dicts of an atom's ``uuid`` and the values to write: ``state``,
+            ``intention``, ``results`` (a task's), ``history`` (a retry's results),
+            ``failure``, ``revert_results``, ``revert_failure`` (Failure or None), ``meta`` (a
+            dict, or its JSON text) — the engine's transitions without a model per atom.
         :raises NotFound: an updated atom detail or the flow detail does not exist (nothing is
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
         now = time.time()
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
+        rows += [_fresh_row(*fresh, now) for fresh in fresh_atoms]
         changes = [_transition(ad, fields, now) for ad, fields in atom_updates]
+        changes += [_change(change, now) for change in atom_changes]
         flows = [] if flow_state is None else [(flow_state[0], flow_state[1], now)]
         metas = [] if flow_meta is None else [(flow_meta[0], _dumps(dict(flow_meta[1]), "meta"), now)]
         records = []

@@ -1,0 +1,115 @@
+"""The saved atom details of one flow, as columns: what a prepare reads, without a model per row.
+
+A backend that can read its rows as columns (SQLite: `SQLiteConnection.saved_atoms`) gives the
+identity columns decoded and the payloads still as JSON text; the engine decodes only the payloads
+of the atoms it restores, and asks for a full `AtomDetail` model only on the rare paths that need
+one (failures, retries, migrations, version policies, orphans). A backend that returns models is
+wrapped by `SavedAtoms.from_details`, so prepare reads both the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ferroflow.persistence import models
+
+
+class SavedAtoms:
+    """Parallel columns over a flow's saved atom details, in the order they were first saved.
+
+    ``uuids``, ``names``, ``retries`` (is a retry's detail), ``states``, ``intentions`` and
+    ``versions`` are always there. Payload columns (``results``, ``failures``, ``revert_results``,
+    ``revert_failures``, ``metas``: JSON text, ``"null"`` for none) are there when the rows came
+    from a store (`raw` is true); then `detail` builds a model with ``make_detail(position)``.
+    """
+
+    __slots__ = (
+        "_cache",
+        "_details",
+        "_make_detail",
+        "failures",
+        "intentions",
+        "metas",
+        "names",
+        "results",
+        "retries",
+        "revert_failures",
+        "revert_results",
+        "states",
+        "uuids",
+        "versions",
+    )
+
+    def __init__(
+        self,
+        columns: Sequence[list[Any]],
+        make_detail: Callable[[int], models.AtomDetail] | None = None,
+        details: list[models.AtomDetail] | None = None,
+    ) -> None:
+        (
+            self.uuids,
+            self.names,
+            self.retries,
+            self.states,
+            self.intentions,
+            self.versions,
+            self.results,
+            self.failures,
+            self.revert_results,
+            self.revert_failures,
+            self.metas,
+        ) = columns
+        self._make_detail = make_detail
+        self._details = details
+        self._cache: dict[int, models.AtomDetail] = {}
+
+    @classmethod
+    def from_details(cls, details: list[models.AtomDetail]) -> SavedAtoms:
+        """Columns over models a backend returned (payload columns are absent)."""
+        none: list[Any] = []
+        columns = (
+            [ad.uuid for ad in details],
+            [ad.name for ad in details],
+            [isinstance(ad, models.RetryDetail) for ad in details],
+            [ad.state for ad in details],
+            [ad.intention for ad in details],
+            [ad.version for ad in details],
+            none,
+            none,
+            none,
+            none,
+            none,
+        )
+        return cls(columns, details=details)
+
+    @property
+    def raw(self) -> bool:
+        """Whether the payload columns are there (rows read from a store)."""
+        return self._details is None
+
+    def __len__(self) -> int:
+        return len(self.uuids)
+
+    def position(self, name: str) -> int | None:
+        """The position of the detail named ``name`` (the first one), or None."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            return None
+
+    def detail(self, position: int) -> models.AtomDetail:
+        """The model of one saved detail (made once, on first use, from a store's row)."""
+        if self._details is not None:
+            return self._details[position]
+        ad = self._cache.get(position)
+        if ad is None:
+            assert self._make_detail is not None
+            ad = self._cache[position] = self._make_detail(position)
+        return ad
+
+    def details(self) -> list[models.AtomDetail]:
+        """Models of every saved detail (migrations work on models)."""
+        if self._details is not None:
+            return self._details
+        return [self.detail(position) for position in range(len(self))]
