@@ -28,6 +28,7 @@
 //! transaction. A file written by a newer ferroflow is refused, as is a file that is not an sqlite
 //! database or whose header is damaged; both give [`CoreError::Storage`](crate::error::CoreError)
 //! naming the path, never a panic.
+mod checkpoint;
 mod schema;
 mod sqlite;
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
+use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
     AtomDetailRow, Batch, FlowDetailRow, FlowMetaChange, FlowStateChange, LogBookRow, Nullable, ResumeRecord,
@@ -59,6 +60,8 @@ pub struct Store {
     conn: Connection,
     /// The path, for error messages.
     label: String,
+    /// Checkpoints the WAL of a file store off the writer's path (`None` in memory).
+    checkpointer: Option<Checkpointer>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -122,7 +125,15 @@ impl Store {
         let label = path.display().to_string();
         check_header(path, &label)?;
         let conn = Connection::open(path).map_err(|e| open_failed(&label, &e))?;
-        Store::configure(conn, label, Some(durability))
+        let mut store = Store::configure(conn, label, Some(durability))?;
+        store.checkpointer = Checkpointer::start(path);
+        if store.checkpointer.is_some() {
+            store
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                .map_err(|e| open_failed(&store.label, &e))?;
+        }
+        Ok(store)
     }
 
     /// A private, empty in-memory store (for tests; nothing is durable).
@@ -152,7 +163,7 @@ impl Store {
         }
         conn.pragma_update(None, "foreign_keys", true).map_err(|e| open_failed(&label, &e))?;
         schema::migrate(&mut conn, &label)?;
-        Ok(Store { conn, label })
+        Ok(Store { conn, label, checkpointer: None })
     }
 
     /// The path this store was opened on (`:memory:` for an in-memory store).
@@ -162,8 +173,9 @@ impl Store {
 
     /// Closes the connection, reporting any error sqlite gives on close.
     pub fn close(self) -> CoreResult<()> {
-        let label = self.label;
-        self.conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
+        let Store { conn, label, checkpointer } = self;
+        drop(checkpointer); // stopped first: nothing else uses the file through this handle
+        conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
     }
 
     // ---- lifecycle ----------------------------------------------------------------------------

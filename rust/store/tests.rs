@@ -648,3 +648,23 @@ fn bench_group_commits() {
     bench_commits(Durability::Fsync, 2_000, 1);
     bench_commits(Durability::Fsync, 2_000, 8);
 }
+
+#[test]
+fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let mut store = Store::open(&path, Durability::Process).unwrap();
+    store.save_logbook(&book("b")).unwrap();
+    store.save_flow_detail(&flow("f", "b")).unwrap();
+    let size_before = std::fs::metadata(&path).unwrap().len();
+    // Far fewer WAL pages than the writer's own checkpoint threshold.
+    let mut big = atom("a", "f");
+    big.results = format!("\"{}\"", "x".repeat(64 * 1024));
+    store.upsert_atom_details(&[big]).unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&path).unwrap().len() <= size_before + 32 * 1024 {
+        assert!(Instant::now() < deadline, "the WAL was never checkpointed into the database file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    store.close().unwrap();
+}

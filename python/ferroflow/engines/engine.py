@@ -42,6 +42,8 @@ _ENGINE_PROGRESS = {
     STATE_CODES[states.SUCCESS]: 1.0,
     STATE_CODES[states.REVERTED]: 1.0,
 }
+#: Result types every codec saves as they are (the common no-value / flag / count results).
+_ALWAYS_SAVEABLE = frozenset({bool, int})
 _NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
 
 
@@ -465,6 +467,8 @@ class ActionEngine(ResumptionMixin):
 
     def _check_serializable(self, index: int, value: Any) -> tuple[bool, Any]:
         """A result a durable backend cannot save becomes the atom's failure (never half a row)."""
+        if value is None or type(value) in _ALWAYS_SAVEABLE:
+            return True, value
         try:
             persist.check_serializable(self.compilation.atoms[index].name, value)
         except TypeError:
