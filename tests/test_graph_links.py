@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from ferroflow import _lower, deciders, task
@@ -96,3 +98,29 @@ def test_graph_links_lower_as_iter_links_would(target) -> None:
     assert links == expected and len(lowering.deciders) == decider_count
     # lowering read the inferred links without making their dicts
     assert any(type(meta) is str for successors in flow._succ for meta in successors.values())
+
+
+# -- the collector around big builds --------------------------------------------------------------
+
+
+def test_paused_gc_restores_the_collector_and_leaves_frozen_objects_frozen() -> None:
+    assert gc.isenabled()
+    with flow_mod.paused_gc():
+        assert not gc.isenabled()
+        kept = [[i] for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and len(kept) == 1000
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with flow_mod.paused_gc():
+            kept.append([])
+        assert gc.isenabled() and gc.get_freeze_count() == frozen  # a running engine's freeze is kept
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with flow_mod.paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -38,6 +38,12 @@ def paused_gc() -> Iterator[None]:
     Building 100,000 atoms' worth of containers otherwise triggers repeated full collections over every
     live object, which costs more than the building itself. Nothing built under it holds cycles, so
     nothing is leaked; the collector's previous state is restored.
+
+    What was built is meant to last (flows, their lowered form, loaded state), so on the way out it is
+    moved straight to the oldest generation (with the few young objects made before): otherwise the
+    first young collections would each walk all of it once more (a 100,000-atom lowering: ~0.15 s).
+    ``gc.freeze()`` then ``gc.unfreeze()`` does that by splicing lists, without a walk; it is skipped
+    when something else keeps objects frozen (a running engine), as unfreezing would release them.
     """
     if not gc.isenabled():
         yield
@@ -46,6 +52,9 @@ def paused_gc() -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
