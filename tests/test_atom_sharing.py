@@ -8,7 +8,8 @@ import pickle
 
 import pytest
 
-from ferroflow import atom, retry, task
+from ferroflow import _lower, atom, retry, task
+from ferroflow.patterns import linear_flow
 from ferroflow.types.sets import OrderedSet
 
 MAPPING_ATTRS = ("save_as", "provides", "rebind", "optional", "revert_rebind", "revert_optional", "requires")
@@ -240,3 +241,63 @@ def test_pickled_task_keeps_its_mappings() -> None:
     t = Plain("t", provides="x", rebind=["aa"])
     clone = pickle.loads(pickle.dumps(t))
     assert mappings(clone) == mappings(t)
+
+
+# -- lowering from the shared mappings ------------------------------------------------------------
+
+
+def _spec(a: atom.Atom) -> tuple:
+    return _lower.lower(a).spec_atoms[0]
+
+
+def _expected_spec(a: atom.Atom) -> tuple:
+    """The spec computed from the attributes alone (as lowering did before atoms shared anything)."""
+    names = atom.spec_names(a.rebind, a.optional, a.revert_rebind, a.revert_optional, a.inject)
+    return (a.name, 0, "1.0", 0, *(list(n) for n in names), list(a.provides))
+
+
+def test_specs_of_atoms_built_alike_share_their_lists() -> None:
+    flow = linear_flow.Flow("f").add(*[OpenArgs(f"t{i}", provides="x", requires=["p"]) for i in range(3)])
+    specs = _lower.lower(flow).spec_atoms
+    assert specs[0][4] == ["p"] and specs[0][8] == ["x"]
+    assert all(spec[4] is specs[0][4] and spec[8] is specs[0][8] for spec in specs)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: setattr(t, "rebind", collections.OrderedDict([("a", "other"), ("b", "b")])),
+        lambda t: setattr(t, "optional", OrderedSet()),
+        lambda t: setattr(t, "revert_rebind", collections.OrderedDict([("a", "r")])),
+        lambda t: setattr(t, "provides", OrderedSet(["y", "z"])),
+        lambda t: setattr(t, "inject", {"a": 1}),
+        lambda t: None,
+    ],
+)
+def test_lowering_follows_attributes_changed_after_construction(change) -> None:
+    t = SameRevert("t", provides="x")
+    change(t)
+    assert _spec(t) == _expected_spec(t)
+
+
+def test_lowering_an_atom_built_with_inject_whose_inject_is_dropped() -> None:
+    t = Plain("t", inject={"a": 1})
+    assert _spec(t)[4] == []
+    t.inject = None
+    assert _spec(t)[4] == ["a"] and _spec(t) == _expected_spec(t)
+
+
+def test_lowering_functor_tasks() -> None:
+    def add(x, y=1):
+        return x + y
+
+    f = task.FunctorTask(add, name="f", rebind={"x": "ex"}, provides="out")
+    assert _spec(f) == ("f", 0, "1.0", 0, ["ex"], ["y"], ["ex"], ["y"], ["out"])
+
+
+def test_equal_versions_that_print_differently_lower_differently() -> None:
+    one, one_point_o = OpenArgs("a"), OpenArgs("b")
+    one.version, one_point_o.version = 1, 1.0
+    flow = linear_flow.Flow("f").add(one, one_point_o, OpenArgs("c"))
+    assert [spec[2] for spec in _lower.lower(flow).spec_atoms] == ["1", "1.0", "1.0"]
+    assert _spec(one_point_o)[2] == "1.0"

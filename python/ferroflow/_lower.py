@@ -13,6 +13,8 @@ revert_optional, provides)``:
   optional arguments of ``execute``; ``revert_requires`` / ``revert_optional`` the same for ``revert``;
 - ``provides``: ``list(atom.provides)``.
 
+The lists are only read (by the Rust compiler and the engine): equal ones are often one shared list.
+
 ``root`` is ``("atom", index)`` (a single task as the whole flow) or
 ``("flow", name, pattern, retry_index | None, children, links)`` with ``pattern`` one of
 :data:`PATTERN_LINEAR` (0), :data:`PATTERN_UNORDERED` (1), :data:`PATTERN_GRAPH` (2) (also used for flow
@@ -29,16 +31,16 @@ root or as a child) is a ``TypeError``. Duplicate atom *names* are left to the R
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ferroflow import deciders as de
 from ferroflow import flow as flow_mod
-from ferroflow.atom import Atom, get_version_string
+from ferroflow.atom import Atom, get_version_string, spec_names
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
 from ferroflow.retry import Retry
 from ferroflow.task import Task
+from ferroflow.types.sets import OrderedSet
 
 KIND_TASK = 0
 KIND_RETRY = 1
@@ -86,59 +88,10 @@ def _unknown(item: Any) -> TypeError:
     return TypeError(f"Unknown object '{item}' ({type(item)}) requested to compile")
 
 
-def _split_args(
-    rebind: Mapping[str, str], optional: Any, inject: Mapping[str, Any] | None
-) -> tuple[list[str], list[str]]:
-    """Storage names of required and optional arguments, injected ones left out, without repeats."""
-    if not optional and not inject:  # the common case, done in C
-        return list(dict.fromkeys(rebind.values())), []
-    required: list[str] = []
-    maybe: list[str] = []
-    for arg, name in rebind.items():
-        if inject and name in inject:
-            continue
-        # Optional arguments are never rebound, so the argument name is also the name in ``optional``.
-        bucket = maybe if arg in optional else required
-        if name not in bucket:
-            bucket.append(name)
-    return required, maybe
-
-
-def _spec_lists(
-    rebind: Mapping[str, str],
-    optional: Any,
-    revert_rebind: Mapping[str, str],
-    revert_optional: Any,
-    provides: Any,
-    inject: Any,
-) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
-    """The list items of an atom's spec: requires, optional, revert_requires, revert_optional, provides."""
-    requires, maybe = _split_args(rebind, optional, inject)
-    if revert_rebind is rebind and revert_optional is optional:
-        revert_requires, revert_maybe = requires, maybe
-    else:
-        revert_requires, revert_maybe = _split_args(revert_rebind, revert_optional, inject)
-    return requires, maybe, revert_requires, revert_maybe, list(provides)
-
-
-# Atoms share their mapping objects (see ferroflow.atom), so the spec lists made from them are made once
-# per lowering and shared too (they are only read). Bounded: flows of atoms that all differ gain nothing.
-_SPEC_MEMO_MAX = 4096
-
-_VERSION_STRINGS: dict[Any, str] = {}
-
-
-def _version_string(atom: Atom) -> str:
-    """``get_version_string(atom)`` (``""`` for ``None``), memoized: most atoms share a few versions."""
-    version = atom.version
-    try:
-        return _VERSION_STRINGS[version]
-    except (KeyError, TypeError):  # TypeError: an unhashable version (a list)
-        text = get_version_string(atom) or ""
-        if len(_VERSION_STRINGS) < 1024:
-            with contextlib.suppress(TypeError):
-                _VERSION_STRINGS[version] = text
-        return text
+# Atoms share their mappings (see ferroflow.atom) and versions, so their specs share lists and version
+# strings, made once per lowering: at most this many distinct ones are remembered, as flows of atoms
+# that all differ gain nothing from it.
+_SHARED_LISTS_MAX = 4096
 
 
 class _Frame:
@@ -162,7 +115,10 @@ class _Lowering:
         self.spec_atoms: list[tuple] = []
         self.deciders: list[Callable[..., Any]] = []
         self._seen: set[int] = set()  # id() of every atom and flow visited (the tree keeps them alive)
-        self._spec_memo: dict[tuple[int, ...], tuple[tuple, tuple]] | None = {}  # see _SPEC_MEMO_MAX
+        self._no_names: list[str] = []  # every empty list of the specs
+        self._lists: dict[tuple[str, ...], list[str]] = {}  # see _as_list
+        self._set_lists: dict[int, tuple[list[str], Any]] = {}  # see _set_list
+        self._versions: dict[int, tuple[str, Any]] = {}  # id(version) -> (its string, it)
 
     def _visit(self, item: Any) -> None:
         key = id(item)
@@ -181,32 +137,89 @@ class _Lowering:
         if not isinstance(name, str):
             raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
         inject = atom.inject
-        mappings = (atom.rebind, atom.optional, atom.revert_rebind, atom.revert_optional, atom.provides)
-        memo = self._spec_memo
-        if inject or memo is None:
-            lists = _spec_lists(*mappings, inject)
+        rebind, optional, revert_rebind, revert_optional = (
+            atom.rebind,
+            atom.optional,
+            atom.revert_rebind,
+            atom.revert_optional,
+        )
+        as_list, no_names = self._as_list, self._no_names
+        # An atom whose mappings are still the "simple" ones its constructor made needs only its requires.
+        args = atom._shared_args
+        if (
+            args is not None
+            and args[5]
+            and not inject
+            and args[0] is rebind
+            and args[1] is optional
+            and args[2] is revert_rebind
+            and args[3] is revert_optional
+        ):
+            requires_list = revert_requires_list = self._set_list(args[4])
+            optional_list = revert_optional_list = no_names
         else:
-            # (the memo keeps `mappings` alive, so their ids stay theirs)
-            memo_key = tuple(map(id, mappings))
-            found = memo.get(memo_key)
-            if found is not None:
-                lists = found[0]
-            else:
-                lists = _spec_lists(*mappings, None)
-                if len(memo) < _SPEC_MEMO_MAX:
-                    memo[memo_key] = (lists, mappings)
-                else:  # atoms that share nothing: stop looking
-                    self._spec_memo = None
+            requires, optional_, revert_requires, revert_optional_ = spec_names(
+                rebind, optional, revert_rebind, revert_optional, inject
+            )
+            requires_list = as_list(requires) if requires else no_names
+            optional_list = as_list(optional_) if optional_ else no_names
+            revert_requires_list = requires_list if revert_requires is requires else as_list(revert_requires)
+            revert_optional_list = optional_list if revert_optional_ is optional_ else as_list(revert_optional_)
+        provided_list = self._set_list(atom.provides)
+        # Atoms mostly share one version object (the constructor's ``(1, 0)``): one string per object.
+        # (By identity: equal versions can print differently, as 1 and 1.0 do.)
         version = atom.version
-        try:
-            version_text = _VERSION_STRINGS[version]
-        except (KeyError, TypeError):
-            version_text = _version_string(atom)
+        found = self._versions.get(id(version))
+        if found is not None:
+            version_text = found[0]
+        else:
+            version_text = get_version_string(atom) or ""
+            if len(self._versions) < _SHARED_LISTS_MAX:
+                self._versions[id(version)] = (version_text, version)  # (keeps it alive: its id stays its own)
         priority = atom.priority
         atoms = self.atoms
-        self.spec_atoms.append((name, kind, version_text, priority if type(priority) is int else int(priority), *lists))
+        self.spec_atoms.append(
+            (
+                name,
+                kind,
+                version_text,
+                priority if type(priority) is int else int(priority),
+                requires_list,
+                optional_list,
+                revert_requires_list,
+                revert_optional_list,
+                provided_list,
+            )
+        )
         atoms.append(atom)
         return len(atoms) - 1
+
+    def _as_list(self, names: tuple[str, ...]) -> list[str]:
+        """``list(names)``, one list per distinct tuple (the spec lists are only read)."""
+        if not names:
+            return self._no_names
+        lists = self._lists
+        found = lists.get(names)
+        if found is None:
+            found = list(names)
+            if len(lists) < _SHARED_LISTS_MAX:
+                lists[names] = found
+        return found
+
+    def _set_list(self, names: Any) -> list[str]:
+        """``list(names)`` for an atom's (usually shared) set of names: one list per set object."""
+        if type(names) is OrderedSet:
+            names = names._data  # (the same names in the same order, without Python-level calls)
+        if not names:
+            return self._no_names
+        key = id(names)
+        found = self._set_lists.get(key)
+        if found is not None:
+            return found[0]
+        made = list(names)
+        if len(self._set_lists) < _SHARED_LISTS_MAX:
+            self._set_lists[key] = (made, names)  # (keeps `names` alive: its id stays its own)
+        return made
 
     def _open(self, flow: flow_mod.Flow) -> _Frame:
         self._visit(flow)
@@ -256,23 +269,24 @@ class _Lowering:
         members = flow._members()
         # position in flow._nodes -> position among the children (they are the members, in that order)
         rank = None if members is None else {n: i for i, n in enumerate(sorted(members))}
+        plain = DEPTH_CODES[de.Depth.ALL]
+        if rank is None:  # (the common case, in one comprehension)
+            link = self._link
+            return [
+                (u, v, False, None, plain) if type(meta) is str else link(u, v, meta)
+                for u, successors in enumerate(flow._succ)
+                for v, meta in successors.items()
+            ]
         links = []
         append = links.append
-        plain = DEPTH_CODES[de.Depth.ALL]
         for u, successors in enumerate(flow._succ):
-            if rank is None:
-                from_child = u
-            elif u in rank:
-                from_child = rank[u]
-            else:
+            if u not in rank:
                 continue
+            from_child = rank[u]
             for v, meta in successors.items():
-                if rank is None:
-                    to_child = v
-                elif v in rank:
-                    to_child = rank[v]
-                else:
+                if v not in rank:
                     continue
+                to_child = rank[v]
                 if type(meta) is str:
                     append((from_child, to_child, False, None, plain))
                 else:

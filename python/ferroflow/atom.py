@@ -248,11 +248,16 @@ def _class_name(obj: Any) -> str:
 
 # Atoms built alike get equal mappings, so they are computed once and shared (they are read-only):
 # ``provides`` -> (save_as, provides), and the execute/revert functions plus the other mapping arguments
-# -> (rebind, optional, revert_rebind, revert_optional, requires). Keys hold the arguments in a hashable
-# form. Bounded (emptied when full) so that atoms with distinct arguments, or short-lived classes,
-# cannot make them grow without end.
+# -> (rebind, optional, revert_rebind, revert_optional, requires, simple). Keys hold the arguments in a
+# hashable form. Bounded (emptied when full) so that atoms with distinct arguments, or short-lived
+# classes, cannot make them grow without end.
+#
+# ``simple``: no optional argument, nothing injected, and revert maps as execute does. Then the names
+# lowering gives the Rust compiler (spec_names) are all in ``requires``: it reads that one set instead
+# of walking the mappings (see ferroflow._lower).
+_SpecNames = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 _ResultMappings = tuple[FrozenOrderedDict, OrderedSet]
-_ArgMappings = tuple[FrozenOrderedDict, OrderedSet, FrozenOrderedDict, OrderedSet, OrderedSet]
+_ArgMappings = tuple[FrozenOrderedDict, OrderedSet, FrozenOrderedDict, OrderedSet, OrderedSet, bool]
 _RESULT_MAPPINGS: dict[Any, _ResultMappings] = {}
 _ARG_MAPPINGS: dict[tuple, _ArgMappings] = {}
 _CACHE_MAX = 4096
@@ -296,14 +301,12 @@ def _cache_put(cache: dict, key: Any, value: Any) -> None:
 def _result_mappings(provides: Any) -> _ResultMappings:
     """``(save_as, provides)`` for the ``provides`` argument (shared between atoms)."""
     key = _freeze(provides)
-    if key is _UNCACHEABLE:
-        save_as = _save_as_to_mapping(provides)
-        return save_as, _ordered_set(save_as)
-    found = _cache_get(_RESULT_MAPPINGS, key)
+    found = None if key is _UNCACHEABLE else _cache_get(_RESULT_MAPPINGS, key)
     if found is None:
         save_as = _save_as_to_mapping(provides)
         found = (save_as, _ordered_set(save_as))
-        _cache_put(_RESULT_MAPPINGS, key, found)
+        if key is not _UNCACHEABLE:
+            _cache_put(_RESULT_MAPPINGS, key, found)
     return found
 
 
@@ -354,17 +357,57 @@ def _arg_mappings(
     revert_rebind: Any,
     revert_requires: Any,
 ) -> _ArgMappings:
-    """``(rebind, optional, revert_rebind, revert_optional, requires)`` of an atom, shared with the
-    atoms built alike before it when possible."""
+    """``(rebind, optional, revert_rebind, revert_optional, requires, simple)`` of an atom, shared with
+    the atoms built alike before it when possible (``simple``: see ``_ArgMappings``)."""
     key = _arg_mappings_key(atom, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires)
     if key is not None:
         found = _cache_get(_ARG_MAPPINGS, key)
         if found is not None:
             return found
-    mappings = _compute_arg_mappings(atom, requires, auto_extract, rebind, ignore_list, revert_rebind, revert_requires)
+    computed = _compute_arg_mappings(atom, requires, auto_extract, rebind, ignore_list, revert_rebind, revert_requires)
+    rebind_, optional, revert_rebind_, revert_optional, requires_ = computed
+    simple = not inject and not optional and revert_rebind_ is rebind_ and revert_optional is optional
+    if simple and type(atom)._build_arg_mapping is not Atom._build_arg_mapping:
+        # (the default mapping makes requires the rebind's storage names, without repeats; check others)
+        simple = tuple(requires_) == tuple(dict.fromkeys(rebind_.values()))
+    mappings = (*computed, simple)
     if key is not None:
         _cache_put(_ARG_MAPPINGS, key, mappings)
     return mappings
+
+
+def split_args(
+    rebind: Mapping[str, str], optional: Collection[str], inject: Mapping[str, Any] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Storage names of the required and optional arguments of ``rebind``, injected ones left out,
+    without repeats."""
+    if not optional and not inject:  # the common case, done in C
+        return tuple(dict.fromkeys(rebind.values())), ()
+    required: list[str] = []
+    maybe: list[str] = []
+    for arg, name in rebind.items():
+        if inject and name in inject:
+            continue
+        # Optional arguments are never rebound, so the argument name is also the name in ``optional``.
+        bucket = maybe if arg in optional else required
+        if name not in bucket:
+            bucket.append(name)
+    return tuple(required), tuple(maybe)
+
+
+def spec_names(
+    rebind: Mapping[str, str],
+    optional: Collection[str],
+    revert_rebind: Mapping[str, str],
+    revert_optional: Collection[str],
+    inject: Mapping[str, Any] | None,
+) -> _SpecNames:
+    """The storage names lowering gives the Rust compiler: ``(requires, optional, revert_requires,
+    revert_optional)`` (see :mod:`ferroflow._lower`)."""
+    requires, maybe = split_args(rebind, optional, inject)
+    if revert_rebind is rebind and revert_optional is optional:
+        return requires, maybe, requires, maybe
+    return (requires, maybe, *split_args(revert_rebind, revert_optional, inject))
 
 
 def _same_revert_mapping(atom: Atom, ignore_list: list[str], execute: Callable, revert: Callable) -> bool:
@@ -469,6 +512,9 @@ class Atom(abc.ABC):
     #: ``migrate(old_version, old_result) -> new_result``; ``None`` defers to the engine's
     #: ``on_version_change`` option (see :mod:`ferroflow.migrations`). Settable per class too.
     on_version_change: Any = None
+    #: The shared tuple the constructor assigned the argument mappings from (see ``_arg_mappings``);
+    #: lowering uses it while the attributes are still those.
+    _shared_args: _ArgMappings | None = None
     #: ``(args, kwargs)`` this atom was constructed with (only atoms that override ``revert``).
     _constructor_arguments: tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -503,6 +549,9 @@ class Atom(abc.ABC):
             self.on_version_change = on_version_change
         self.inject = inject
         self.save_as, self.provides = _result_mappings(provides)
+        self._shared_args = args = _arg_mappings(
+            self, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires
+        )
         (
             self.rebind,
             self.optional,
@@ -510,7 +559,8 @@ class Atom(abc.ABC):
             self.revert_optional,
             #: OrderedSet of storage names needed by ``execute`` or ``revert`` (injected ones removed).
             self.requires,
-        ) = _arg_mappings(self, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires)
+            _,
+        ) = args
 
     def _build_arg_mapping(
         self,
