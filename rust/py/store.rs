@@ -27,13 +27,14 @@ use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
-    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowMetaChange, FlowStateChange, LogBookRow, Nullable,
-    ResumeRecord, ResumeSummary, Store, Transition,
+    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
+    Nullable, ResumeRecord, ResumeSummary, Store, Transition,
 };
 
 type LogBookTuple = (String, String, String, f64, Option<f64>);
 type FlowTuple = (String, String, String, Option<String>, String, f64, Option<f64>);
 type FlowStateTuple = (String, String, Option<f64>);
+type FreshTuple = (String, f64, Vec<String>, Vec<String>, Vec<bool>, Vec<Option<String>>);
 
 /// Number of fields of an atom detail tuple.
 const ATOM_FIELDS: usize = 14;
@@ -256,7 +257,13 @@ impl SqliteStore {
     /// sets `resume_records` (`(atom uuid, JSON text)`), then
     /// `flow_states`, then `flow_metas` (`(flow_uuid, meta JSON, updated_at)`), in one transaction
     /// (all or nothing).
-    #[pyo3(signature = (new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new()))]
+    ///
+    /// `fresh_atoms`, `(flow_uuid, created_at, uuids, names, is_retry flags, versions)`, inserts new
+    /// details (PENDING, to EXECUTE, nothing saved yet) from columns, before everything else.
+    #[pyo3(signature = (
+        new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new(), fresh_atoms = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         py: Python<'_>,
@@ -265,9 +272,18 @@ impl SqliteStore {
         flow_states: Vec<FlowStateTuple>,
         flow_metas: Vec<FlowStateTuple>,
         resume_records: Vec<(String, String)>,
+        fresh_atoms: Option<FreshTuple>,
     ) -> PyResult<()> {
         let batch = Batch {
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
+            fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {
+                parent_uuid,
+                created_at,
+                uuids,
+                names,
+                retries,
+                versions,
+            }),
             transitions: transitions.into_iter().map(|t| t.0).collect(),
             resume_records: resume_records
                 .into_iter()

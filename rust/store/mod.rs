@@ -214,10 +214,25 @@ pub struct ResumeRecord {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
     pub atom_details: Vec<AtomDetailRow>,
+    /// New details inserted without a full row each (a fresh flow's atoms).
+    pub fresh_atoms: Option<FreshAtoms>,
     pub transitions: Vec<Transition>,
     pub resume_records: Vec<ResumeRecord>,
     pub flow_states: Vec<FlowStateChange>,
     pub flow_metas: Vec<FlowMetaChange>,
+}
+
+/// New atom details of one flow: `PENDING`, to `EXECUTE`, no results, failures or meta yet.
+/// Given as columns so that inserting a 100,000-atom flow holds two strings per atom, not a row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FreshAtoms {
+    pub parent_uuid: String,
+    pub created_at: f64,
+    pub uuids: Vec<String>,
+    pub names: Vec<String>,
+    pub retries: Vec<bool>,
+    /// One version per atom (`None`: no version).
+    pub versions: Vec<Option<String>>,
 }
 
 /// What resuming needs from one saved atom detail (see `crate::resume`), read without loading
@@ -287,6 +302,7 @@ impl Batch {
     /// Whether the batch holds no write at all.
     pub fn is_empty(&self) -> bool {
         self.atom_details.is_empty()
+            && self.fresh_atoms.as_ref().is_none_or(|f| f.uuids.is_empty())
             && self.transitions.is_empty()
             && self.resume_records.is_empty()
             && self.flow_states.is_empty()

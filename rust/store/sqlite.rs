@@ -12,8 +12,8 @@ use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
-    AtomDetailRow, Batch, FlowDetailRow, FlowMetaChange, FlowStateChange, LogBookRow, Nullable, ResumeRecord,
-    ResumeRow, Transition, RESUME_FIELD_END,
+    AtomDetailRow, AtomType, Batch, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow, Nullable,
+    ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
 
@@ -481,6 +481,7 @@ impl Store {
                 conn,
                 &Parts {
                     atoms: &batch.atom_details,
+                    fresh: batch.fresh_atoms.as_ref(),
                     transitions: &batch.transitions,
                     resume_records: &batch.resume_records,
                     flow_states: &batch.flow_states,
@@ -622,47 +623,84 @@ fn text_or_none(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>>
 #[derive(Default)]
 struct Parts<'a> {
     atoms: &'a [AtomDetailRow],
+    fresh: Option<&'a FreshAtoms>,
     transitions: &'a [Transition],
     resume_records: &'a [ResumeRecord],
     flow_states: &'a [FlowStateChange],
     flow_metas: &'a [FlowMetaChange],
 }
 
+/// Inserts new atom details (see [`FreshAtoms`]); the columns must have one entry per atom.
+fn insert_fresh(conn: &Connection, fresh: &FreshAtoms) -> Inner<()> {
+    let n = fresh.uuids.len();
+    if fresh.names.len() != n || fresh.retries.len() != n || fresh.versions.len() != n {
+        return Err(Fail::Core(CoreError::InvalidState(format!(
+            "fresh atom details need one name, kind and version per uuid ({n} uuids, {} names, {} kinds, {} versions)",
+            fresh.names.len(),
+            fresh.retries.len(),
+            fresh.versions.len()
+        ))));
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+                                  revert_results, revert_failure, version, meta, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?5, '{}', ?6, ?6)",
+    )?;
+    for (((uuid, name), retry), version) in
+        fresh.uuids.iter().zip(&fresh.names).zip(&fresh.retries).zip(&fresh.versions)
+    {
+        let kind = if *retry { AtomType::Retry } else { AtomType::Task };
+        let saved = insert.execute(params![uuid, fresh.parent_uuid, name, kind, version, fresh.created_at]);
+        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", uuid)?;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces whole atom details (keeping an existing row's `created_at`).
+fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
+    if atoms.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+                                  revert_results, revert_failure, version, meta, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(uuid) DO UPDATE SET
+             parent_uuid = excluded.parent_uuid, name = excluded.name, atom_type = excluded.atom_type,
+             state = excluded.state, intention = excluded.intention, results = excluded.results,
+             failure = excluded.failure, revert_results = excluded.revert_results,
+             revert_failure = excluded.revert_failure, version = excluded.version, meta = excluded.meta,
+             updated_at = excluded.updated_at",
+    )?;
+    for atom in atoms {
+        let saved = upsert.execute(params![
+            atom.uuid,
+            atom.parent_uuid,
+            atom.name,
+            atom.atom_type,
+            atom.state,
+            atom.intention,
+            atom.results,
+            atom.failure,
+            atom.revert_results,
+            atom.revert_failure,
+            atom.version,
+            atom.meta,
+            atom.created_at,
+            atom.updated_at
+        ]);
+        missing_parent(saved, "flow detail", &atom.parent_uuid, "atom detail", &atom.uuid)?;
+    }
+    Ok(())
+}
+
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
-    let Parts { atoms, transitions, resume_records, flow_states, flow_metas } = *parts;
-    if !atoms.is_empty() {
-        let mut upsert = conn.prepare_cached(
-            "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
-                                      revert_results, revert_failure, version, meta, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT(uuid) DO UPDATE SET
-                 parent_uuid = excluded.parent_uuid, name = excluded.name, atom_type = excluded.atom_type,
-                 state = excluded.state, intention = excluded.intention, results = excluded.results,
-                 failure = excluded.failure, revert_results = excluded.revert_results,
-                 revert_failure = excluded.revert_failure, version = excluded.version, meta = excluded.meta,
-                 updated_at = excluded.updated_at",
-        )?;
-        for atom in atoms {
-            let saved = upsert.execute(params![
-                atom.uuid,
-                atom.parent_uuid,
-                atom.name,
-                atom.atom_type,
-                atom.state,
-                atom.intention,
-                atom.results,
-                atom.failure,
-                atom.revert_results,
-                atom.revert_failure,
-                atom.version,
-                atom.meta,
-                atom.created_at,
-                atom.updated_at
-            ]);
-            missing_parent(saved, "flow detail", &atom.parent_uuid, "atom detail", &atom.uuid)?;
-        }
+    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas } = *parts;
+    if let Some(fresh) = fresh {
+        insert_fresh(conn, fresh)?;
     }
+    upsert_atoms(conn, atoms)?;
     if !transitions.is_empty() {
         // One statement for every shape of transition: NULL / a false flag keeps the column.
         let mut update = conn.prepare_cached(

@@ -668,3 +668,35 @@ fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
     }
     store.close().unwrap();
 }
+
+#[test]
+fn fresh_atoms_are_inserted_from_columns_and_mismatched_columns_write_nothing() {
+    let mut store = populated(0);
+    let fresh = |uuids: Vec<&str>, versions: Vec<Option<String>>| Batch {
+        fresh_atoms: Some(FreshAtoms {
+            parent_uuid: "f".into(),
+            created_at: 5.0,
+            uuids: uuids.iter().map(|u| (*u).to_owned()).collect(),
+            names: uuids.iter().map(|u| format!("n-{u}")).collect(),
+            retries: uuids.iter().map(|u| *u == "r").collect(),
+            versions,
+        }),
+        ..Batch::default()
+    };
+    store.apply(&fresh(vec!["t", "r"], vec![Some("1.0".into()), None])).unwrap();
+    let rows = store.atoms_for_flow("f").unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].atom_type, rows[0].version.as_deref()),
+        ("n-t", AtomType::Task, Some("1.0"))
+    );
+    assert_eq!(
+        (rows[1].atom_type, rows[1].state.as_deref(), rows[1].intention.as_str()),
+        (AtomType::Retry, Some("PENDING"), "EXECUTE")
+    );
+    assert_eq!((rows[1].results.as_str(), rows[1].meta.as_str(), rows[1].created_at), ("null", "{}", 5.0));
+
+    let err = store.apply(&fresh(vec!["x", "y"], vec![None])).unwrap_err();
+    assert!(matches!(err, CoreError::InvalidState(ref m) if m.contains("2 uuids")), "{err:?}");
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 2);
+}

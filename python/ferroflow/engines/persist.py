@@ -157,7 +157,9 @@ class Persister:
         self.orphans = [saved.detail(i) for i in plan.orphans]
         upserts = {ad.uuid: ad for ad in changed}
         created: list[models.AtomDetail] = []
-        fresh: list[tuple[str, str, str, bool, str | None]] = []
+        # New details on the fast path, as columns: uuids, names, is-retry flags, versions.
+        fresh: tuple[list[str], list[str], list[bool], list[str | None]] = ([], [], [], [])
+        fresh_uuids, fresh_names, fresh_retries, fresh_versions = fresh
         restore: list[tuple[int, int, int]] = []
         to_revert: list[int] = []
         flow_reverted = fd.state == states.REVERTED
@@ -172,7 +174,10 @@ class Persister:
             if position < 0:
                 if self.details is None:
                     uuid_ = str(uuid.uuid4())
-                    fresh.append((fd.uuid, uuid_, atom.name, is_retry, version))
+                    fresh_uuids.append(uuid_)
+                    fresh_names.append(atom.name)
+                    fresh_retries.append(is_retry)
+                    fresh_versions.append(version)
                 else:
                     ad = models.RetryDetail(atom.name) if is_retry else models.TaskDetail(atom.name)
                     ad.state = states.PENDING
@@ -212,7 +217,7 @@ class Persister:
             self._record_reverts(engine, to_revert)
         self._prepare_injector(storage, saved, created)
         rows = created + [ad for ad in upserts.values() if ad not in created]
-        self._write_prepared(rows, meta_changed, fresh)
+        self._write_prepared(rows, meta_changed, fresh if fresh_uuids else None)
         if restore:
             scheduler = engine._scheduler
             scheduler.restore(restore)
@@ -443,7 +448,7 @@ class Persister:
             "rerun": [*record["rerun"], *(name for name in names if name not in record["rerun"])],
         }
 
-    def _write_prepared(self, rows: list[Any], meta_changed: bool, fresh: list[Any] | None = None) -> None:
+    def _write_prepared(self, rows: list[Any], meta_changed: bool, fresh: tuple[list[Any], ...] | None = None) -> None:
         """Writes what prepare created or changed, in one transaction where the backend can:
         ``rows`` are models, ``fresh`` new details made without one (the fast path)."""
         fd = self.flow_detail
@@ -458,7 +463,7 @@ class Persister:
                 new_atom_details=[(fd.uuid, ad) for ad in rows],
                 flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
                 **({"resume_records": records} if records else {}),
-                **({"fresh_atoms": fresh} if fresh else {}),
+                **({"fresh_atoms": (fd.uuid, *fresh)} if fresh else {}),
             )
             return
         self._conn.update_flow_details(fd)

@@ -286,9 +286,7 @@ class RecordConnection(Connection):
         self._write(ATOM, ad.uuid, _atom_record(stored), old)
         return stored
 
-    def _save_flow(
-        self, fd: models.FlowDetail, must_exist: bool, book_uuid: str | None = None
-    ) -> models.FlowDetail:
+    def _save_flow(self, fd: models.FlowDetail, must_exist: bool, book_uuid: str | None = None) -> models.FlowDetail:
         """Upsert ``fd`` and its atoms (linking it under ``book_uuid`` if given); returns it as stored."""
         old = self._read(FLOW, fd.uuid)
         if old is None:
@@ -326,9 +324,7 @@ class RecordConnection(Connection):
             self._write(BOOK, book.uuid, _book_record(stored), old)
             already_linked = set(linked)
             flows = [
-                self._save_flow(
-                    fd, must_exist=False, book_uuid=None if fd.uuid in already_linked else book.uuid
-                )
+                self._save_flow(fd, must_exist=False, book_uuid=None if fd.uuid in already_linked else book.uuid)
                 for fd in book
             ]
             saved = {fd.uuid for fd in flows}
@@ -362,17 +358,13 @@ class RecordConnection(Connection):
                 for ad_uuid in ad_uuids:
                     self._delete(ATOM, ad_uuid)
 
-    def update_flow_details(
-        self, flow_detail: models.FlowDetail, ignore_missing: bool = False
-    ) -> models.FlowDetail:
+    def update_flow_details(self, flow_detail: models.FlowDetail, ignore_missing: bool = False) -> models.FlowDetail:
         """As :meth:`Connection.update_flow_details`; ``ignore_missing`` creates an unknown flow detail
         (outside any book), as TaskFlow's memory and dir backends allow."""
         with self._locked(write=True):
             return self._save_flow(flow_detail, must_exist=not ignore_missing)
 
-    def update_atom_details(
-        self, atom_detail: models.AtomDetail, ignore_missing: bool = False
-    ) -> models.AtomDetail:
+    def update_atom_details(self, atom_detail: models.AtomDetail, ignore_missing: bool = False) -> models.AtomDetail:
         """As :meth:`Connection.update_atom_details`; ``ignore_missing`` creates an unknown atom detail."""
         with self._locked(write=True):
             return self._save_atom(atom_detail, must_exist=not ignore_missing)

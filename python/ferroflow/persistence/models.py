@@ -640,8 +640,7 @@ class RetryDetail(AtomDetail):
     ) -> list[tuple[Any, dict[str, Failure]]]:
         # Values are shared; each attempt's failure dict is new (failures copied on deep_copy).
         return [
-            (value, {name: f.copy() if deep_copy else f for name, f in failures.items()})
-            for value, failures in history
+            (value, {name: f.copy() if deep_copy else f for name, f in failures.items()}) for value, failures in history
         ]
 
     def merge(self, other: AtomDetail, deep_copy: bool = False) -> RetryDetail:

@@ -142,9 +142,7 @@ def fetch(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **k
 
 
 @contextlib.contextmanager
-def backend(
-    conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any
-) -> Iterator[base.Backend]:
+def backend(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **kwargs: Any) -> Iterator[base.Backend]:
     """Fetch a backend, :meth:`~base.Connection.upgrade` its storage, yield it, then close it."""
     with contextlib.closing(fetch(conf, namespace=namespace, **kwargs)) as be:
         with contextlib.closing(be.get_connection()) as conn:

@@ -298,27 +298,6 @@ def _change(change: Mapping[str, Any], now: float) -> dict[str, Any]:
     return row
 
 
-def _fresh_row(flow_uuid: str, uuid: str, name: str, is_retry: bool, version: str | None, now: float) -> AtomRow:
-    """The row of a new atom detail: PENDING, to EXECUTE, nothing saved yet."""
-    kind = "RETRY_DETAIL" if is_retry else "TASK_DETAIL"
-    return (
-        uuid,
-        flow_uuid,
-        name,
-        kind,
-        states.PENDING,
-        states.EXECUTE,
-        "null",
-        None,
-        "null",
-        None,
-        version,
-        "{}",
-        now,
-        now,
-    )
-
-
 def _missing(what: str, uuid: str) -> exc.NotFound:
     # The wording of the other backends (and TaskFlow's).
     return exc.NotFound(f"No {what} found with uuid '{uuid}'")
@@ -630,7 +609,7 @@ class SQLiteConnection(base.Connection):
         flow_state: tuple[str, str] | None = None,
         flow_meta: tuple[str, Mapping[str, Any]] | None = None,
         resume_records: Iterable[tuple[str, str]] = (),
-        fresh_atoms: Iterable[tuple[str, str, str, bool, str | None]] = (),
+        fresh_atoms: tuple[str, list[str], list[str], list[bool], list[str | None]] | None = None,
         atom_changes: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
@@ -649,8 +628,9 @@ class SQLiteConnection(base.Connection):
             transaction (resumption records migrations this way, with the details they changed).
         :param resume_records: ``(atom uuid, record text)`` pairs replacing those atoms' resume
             records, kept beside the details, not in their meta (see :meth:`resume_record`).
-        :param fresh_atoms: ``(flow uuid, atom uuid, name, is retry, version)`` of new details
-            (PENDING, to EXECUTE, nothing saved yet), inserted without a model.
+        :param fresh_atoms: ``(flow uuid, uuids, names, is-retry flags, versions)``: new details
+            (PENDING, to EXECUTE, nothing saved yet) given as columns, inserted without a model
+            or a row tuple each (a fresh 100,000-atom flow).
         :param atom_changes: dicts of an atom's ``uuid`` and the values to write: ``state``,
             ``intention``, ``results`` (a task's), ``history`` (a retry's results),
             ``failure``, ``revert_results``, ``revert_failure`` (Failure or None), ``meta`` (a
@@ -661,7 +641,6 @@ class SQLiteConnection(base.Connection):
         """
         now = time.time()
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
-        rows += [_fresh_row(*fresh, now) for fresh in fresh_atoms]
         changes = [_transition(ad, fields, now) for ad, fields in atom_updates]
         changes += [_change(change, now) for change in atom_changes]
         flows = [] if flow_state is None else [(flow_state[0], flow_state[1], now)]
@@ -676,7 +655,8 @@ class SQLiteConnection(base.Connection):
                     change["resume"] = record
                 else:
                     records.append((uuid, record))
-        self._store.apply(rows, changes, flows, metas, records)
+        fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
+        self._store.apply(rows, changes, flows, metas, records, fresh)
 
     # -- resumption records ---------------------------------------------------------------------
 
