@@ -124,3 +124,31 @@ def test_paused_gc_restores_the_collector_and_leaves_frozen_objects_frozen() -> 
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- providers ------------------------------------------------------------------------------------
+
+
+def test_a_failed_add_with_a_second_provider_leaves_one_provider() -> None:
+    a = Make("a", provides="x")
+    flow = graph_flow.Flow("g").add(a)
+    with pytest.raises(Exception, match="multiple providers"):
+        flow.add(Make("a2", provides="x"), Make("d", requires=["x"]))
+    b = Make("b", requires=["x"])
+    flow.add(b)  # one provider again: linked, not ambiguous
+    assert list(flow.iter_links()) == [(a, b, {flow_mod.LINK_REASONS: {"x"}})]
+    flow.add(Make("a3", provides="x"))
+    with pytest.raises(Exception, match="multiple providers"):
+        flow.add(Make("e", requires=["x"]))
+
+
+def test_the_first_child_as_the_provider_of_a_waiting_child() -> None:
+    a, b = Make("a", provides="x"), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a)
+    flow.add(b, resolve_requires=False)
+    assert flow.requires == frozenset({"x"})  # b waits: nothing links it to a
+    flow.link(a, b)
+    assert flow.requires == frozenset()  # a (position 0) now provides x to b
+    c = Make("c", provides="x")
+    flow.add(c)  # b has its provider: c is not linked to it
+    assert [(u.name, v.name) for u, v, _ in flow.iter_links()] == [("a", "b")]

@@ -69,7 +69,9 @@ class Flow(flow.Flow):
         # made into its dict when read (iter_links) or changed.
         self._succ: list[dict[int, dict[str, Any] | str]] = []
         self._pred: list[list[int]] = []  # position -> predecessors, in link order
-        self._provided: dict[str, list[int]] = {}  # symbol -> providers, in insertion order
+        # symbol -> its provider, or (several) its providers in insertion order: most symbols have one,
+        # and a list each would cost 10 MB per 100,000 children.
+        self._provided: dict[str, int | list[int]] = {}
         # symbol -> children that needed it and got no link for it. May keep children that have since
         # gained a providing ancestor; _forget_satisfied() drops those when it matters.
         self._unresolved: dict[str, set[int]] = {}
@@ -130,9 +132,11 @@ class Flow(flow.Flow):
                 if resolve_requires:
                     for symbol in needs:
                         providers = provided.get(symbol)
-                        if not providers:
+                        if providers is None:
                             unresolved.setdefault(symbol, set()).add(position)
                             journal_unresolved.append((symbol, position))
+                        elif type(providers) is int:
+                            self._link_inferred(providers, position, symbol, journal)
                         elif len(providers) > 1:
                             names = sorted(nodes[p].name for p in providers)
                             raise exc.AmbiguousDependency(
@@ -147,7 +151,9 @@ class Flow(flow.Flow):
                 for symbol in provides:
                     providers = provided.get(symbol)
                     if providers is None:
-                        provided[symbol] = [position]
+                        provided[symbol] = position
+                    elif type(providers) is int:
+                        provided[symbol] = [providers, position]
                     else:
                         providers.append(position)
                     journal_provided.append(symbol)
@@ -257,9 +263,12 @@ class Flow(flow.Flow):
                     del self._unresolved[symbol]
         for symbol in reversed(journal.provided):
             providers = self._provided[symbol]
-            providers.pop()
-            if not providers:
+            if type(providers) is int:
                 del self._provided[symbol]
+            else:
+                providers.pop()  # (a list holds two or more: one is left at least)
+                if len(providers) == 1:
+                    self._provided[symbol] = providers[0]
         first = journal.first_position
         for node in self._nodes[first:]:
             del self._position[node]
@@ -315,11 +324,11 @@ class Flow(flow.Flow):
         """
         waiting = self._unresolved.get(symbol)
         providers = self._provided.get(symbol)
-        if not waiting or not providers or self._filtered_at.get(symbol) == self._version:
+        if not waiting or providers is None or self._filtered_at.get(symbol) == self._version:
             return
         succ = self._succ
         reached: set[int] = set()
-        stack = [m for p in providers for m in succ[p]]
+        stack = [m for p in ((providers,) if type(providers) is int else providers) for m in succ[p]]
         while stack:
             n = stack.pop()
             if n not in reached:
