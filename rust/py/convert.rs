@@ -1,7 +1,7 @@
 //! Python's lowered flow (plain tuples, see `ferroflow/_lower.py`) → `spec` structs.
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
 
@@ -41,8 +41,9 @@ type LinkTuple = (usize, usize, bool, Option<u32>, u8);
 
 fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
     let tuple = obj.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("flow node must be a tuple"))?;
-    let tag: String = tuple.get_item(0)?.extract()?;
-    match tag.as_str() {
+    let tag = tuple.get_item(0)?;
+    let tag = tag.cast::<PyString>().map_err(|_| PyTypeError::new_err("flow node tag must be a string"))?;
+    match tag.to_str()? {
         "atom" => Ok(Node::Atom(tuple.get_item(1)?.extract()?)),
         "flow" => {
             let children_obj = tuple.get_item(4)?;

@@ -16,7 +16,28 @@ REVERT_FLOW_FAILURES = "flow_failures"
 HISTORY = "history"
 
 
+#: Per task class: whether it overrides ``pre_execute`` or ``post_execute`` (most do not, and
+#: calling the empty hooks costs as much as the rest of running a no-op atom).
+_EXECUTE_HOOKS: dict[type, bool] = {}
+
+
+def _has_execute_hooks(cls: type) -> bool:
+    hooks = _EXECUTE_HOOKS.get(cls)
+    if hooks is None:
+        from ferroflow.atom import Atom
+
+        hooks = _EXECUTE_HOOKS[cls] = (
+            cls.pre_execute is not Atom.pre_execute or cls.post_execute is not Atom.post_execute
+        )
+    return hooks
+
+
 def execute_task(task: Any, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    if not _has_execute_hooks(type(task)):  # hooks are the class's (as TaskFlow's are, in practice)
+        try:
+            return True, task.execute(**kwargs)
+        except Exception:
+            return False, Failure()
     try:
         task.pre_execute()
         try:

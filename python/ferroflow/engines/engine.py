@@ -282,6 +282,10 @@ class ActionEngine(ResumptionMixin):
         self, ready: list[tuple[int, int]], marked: list[tuple[int, int, int]], limit: int
     ) -> list[tuple[int, int]]:
         """Publishes a round fetched earlier — or gives it back if a suspend came in between."""
+        if ready and self._persist is None and self._grouped is None and not self._suspend_requested:
+            if marked:  # nothing to commit, so nothing to give back on an error
+                self._apply(marked)
+            return self._gate(ready, limit)
         try:
             if not ready:
                 if marked:
@@ -456,7 +460,13 @@ class ActionEngine(ResumptionMixin):
         if then_schedule and self._suspend_requested:
             then_schedule = 0
         unresolved, ready, completed, marked = self._scheduler.complete(index, kind, ok, then_schedule)
-        if ready and self._grouped is None and not self._stepping and not self._observed():
+        if (
+            ready
+            and self._persist is not None
+            and self._grouped is None
+            and not self._stepping
+            and not self._observed()
+        ):
             # Nobody watches the events: the completion is committed together with the next
             # round's RUNNING marks (one transaction per atom on a chain), in `_start_round`.
             self._grouped = []
@@ -536,24 +546,41 @@ class ActionEngine(ResumptionMixin):
             return
         storage = self._storage
         st, it = storage.states, storage.intentions
+        if self._grouped is None and self._persist is None and not self._observed():
+            # Nobody sees these transitions: mirror them, nothing else.
+            for atom, state, intention in transitions:
+                if state == _PENDING or state == _REVERTED:
+                    self._mirror_reset(atom, state)
+                st[atom] = state
+                it[atom] = intention
+            return
         old_states = []
         for atom, state, intention in transitions:
             old = st[atom]
             old_states.append(old)  # chained: an atom may change twice in one batch
-            if state == _PENDING and old != _PENDING:
-                storage.reset_results(atom)
-            elif state == _REVERTED and self._is_retry(atom):
-                storage.retry_histories[atom] = []  # a reverted retry starts its history over
+            if state == _PENDING or state == _REVERTED:
+                self._mirror_reset(atom, state)
             st[atom] = state
             it[atom] = intention
         if self._grouped is not None:
             self._grouped.append((transitions, old_states, outcome))
-        elif self._persist is not None or self._observed():
+        else:
             self._publish([(transitions, old_states, outcome)])
+
+    def _mirror_reset(self, atom: int, state: int) -> None:
+        """What a transition to PENDING (results forgotten) or REVERTED (a retry's history starts
+        over) does to storage, before the state itself is mirrored."""
+        storage = self._storage
+        if state == _PENDING:
+            if storage.states[atom] != _PENDING:
+                storage.reset_results(atom)
+        elif self._retry_flags[atom]:
+            storage.retry_histories[atom] = []  # a reverted retry starts its history over
 
     def _observed(self) -> bool:
         """Whether anything outside the engine sees transitions (listeners, reported progress)."""
-        return bool(self._storage.progress or self._progress_watched or self.atom_notifier.has_listeners())
+        # The notifier's topic dict, read directly: this runs for every atom.
+        return bool(self._storage.progress or self._progress_watched or self.atom_notifier._topics)
 
     @contextlib.contextmanager
     def _group(self) -> Iterator[None]:
@@ -633,11 +660,14 @@ class SerialActionEngine(ActionEngine):
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         call, complete, limit = self._call, self._complete, self._batch_size
+        # run() consumes no engine states: only run_iter() gets the per-round ones.
+        stepping = self._stepping
         ready, marked = self._next_round(limit)
         while ready or marked:
             # TaskFlow yields SCHEDULING before it schedules: a run_iter() consumer that asks to
             # suspend here gets the fetched round back, unpublished.
-            yield states.SCHEDULING
+            if stepping:
+                yield states.SCHEDULING
             ready = self._start_round(ready, marked, limit)
             if not ready:
                 ready, marked = self._next_round(limit)
@@ -652,8 +682,9 @@ class SerialActionEngine(ActionEngine):
                 complete(index, kind, ok, value)
             index, kind = ready[last]
             ok, value = call(index, kind)
-            yield states.WAITING
-            yield states.ANALYZING
+            if stepping:
+                yield states.WAITING
+                yield states.ANALYZING
             ready, marked = complete(index, kind, ok, value, limit)
             if not ready and not marked:
                 ready, marked = self._next_round(limit)

@@ -55,7 +55,7 @@ class Storage:
         self._transient: dict[str, Any] = {}
         self._atom_injected: dict[str, dict[str, Any]] = {}
         self._atoms: list[Any] = []
-        self._index: dict[str, int] = {}
+        self._index: dict[str, int] | None = {}
         self.states: list[int] = []
         self.intentions: list[int] = []
         self.results: list[Any] = []
@@ -79,7 +79,7 @@ class Storage:
         """Registers the compiled atoms (index order) with fresh PENDING / EXECUTE state."""
         n = len(atoms)
         self._atoms = atoms
-        self._index = {atom.name: i for i, atom in enumerate(atoms)}
+        self._index = None  # made on first lookup by name: an engine that only runs needs none
         self.states = [0] * n
         self.intentions = [0] * n
         self.results = [None] * n
@@ -87,8 +87,11 @@ class Storage:
         self._providers_of = None
 
     def index_of(self, name: str) -> int:
+        index = self._index
+        if index is None:
+            index = self._index = {atom.name: i for i, atom in enumerate(self._atoms)}
         try:
-            return self._index[name]
+            return index[name]
         except KeyError:
             raise exceptions.NotFound(f"Unknown atom name {name!r} in flow {self._flow_name!r}") from None
 
