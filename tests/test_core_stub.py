@@ -18,7 +18,8 @@ def _stub_tree() -> dict[str, set[str] | None]:
     for node in ast.parse(STUB.read_text()).body:
         if isinstance(node, ast.ClassDef):
             names[node.name] = {
-                n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name != "__new__"
+                # Public members only, as `_public` compares (constructors and dunders are not).
+                n.name for n in node.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
             }
         elif isinstance(node, ast.FunctionDef):
             names[node.name] = None

@@ -77,6 +77,28 @@ class Scheduler:
     def has_ready(self) -> bool: ...
     def outcome(self) -> str | None: ...
 
+class ProgressSink:
+    def __call__(self, progress: float) -> None: ...
+
+class Lane:
+    def __init__(
+        self,
+        engine: Any,
+        atoms: list[Any],
+        results: list[Any],
+        states: list[int],
+        intentions: list[int],
+        save_as: list[Any],
+        store: dict[str, Any],
+        transient: dict[str, Any],
+        progress: dict[int, Any],
+        notifier: Any,
+        report: Any,
+        has_hooks: Any,
+        batch: int,
+    ) -> None: ...
+    def run(self, scheduler: Scheduler) -> tuple[int, list[tuple[int, int]], tuple[int, BaseException] | None]: ...
+
 def compile(atoms: Sequence[AtomTuple], root: Any) -> CompiledFlow: ...
 
 # Resumption (rust/py/resume.rs). A saved detail: (name, is_retry, state, intention, version,

@@ -1,9 +1,11 @@
 //! `ferroflow._core`: the thin PyO3 layer over the pure core. Python lowers flows to tuples
 //! (`ferroflow._lower`), this module turns them into `spec` structs, compiles them, and exposes the
-//! scheduler with its poll/complete protocol. No user code is ever called from here.
+//! scheduler with its poll/complete protocol. User code is called from one place only: the serial
+//! engine's fast lane (`lane`), which runs plain atoms' `execute` when nothing observes the run.
 mod convert;
 mod errors;
 mod flow;
+mod lane;
 mod resume;
 mod scheduler;
 mod store;
@@ -16,6 +18,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<flow::CompiledFlow>()?;
     m.add_class::<scheduler::Scheduler>()?;
+    m.add_class::<lane::Lane>()?;
+    m.add_class::<lane::ProgressSink>()?;
     m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
     m.add_class::<resume::ResumePlan>()?;

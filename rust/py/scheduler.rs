@@ -9,7 +9,7 @@ use crate::sched::{self, Action, Intention, Outcome, Resolution, State};
 /// Owns atom states and intentions for one run of a compiled flow.
 #[pyclass(module = "ferroflow._core")]
 pub struct Scheduler {
-    inner: sched::Scheduler,
+    pub(super) inner: sched::Scheduler,
     actions: Vec<Action>,
 }
 

@@ -21,7 +21,8 @@ HISTORY = "history"
 _EXECUTE_HOOKS: dict[type, bool] = {}
 
 
-def _has_execute_hooks(cls: type) -> bool:
+def has_execute_hooks(cls: type) -> bool:
+    """Whether task class ``cls`` overrides ``pre_execute`` or ``post_execute``."""
     hooks = _EXECUTE_HOOKS.get(cls)
     if hooks is None:
         from ferroflow.atom import Atom
@@ -33,7 +34,7 @@ def _has_execute_hooks(cls: type) -> bool:
 
 
 def execute_task(task: Any, kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    if not _has_execute_hooks(type(task)):  # hooks are the class's (as TaskFlow's are, in practice)
+    if not has_execute_hooks(type(task)):  # hooks are the class's (as TaskFlow's are, in practice)
         try:
             return True, task.execute(**kwargs)
         except Exception:

@@ -658,19 +658,22 @@ class ActionEngine(ResumptionMixin):
 class SerialActionEngine(ActionEngine):
     """Runs atoms one after another on the caller's thread."""
 
+    _lane: Any = None
+
     def _loop(self, timeout: float | None) -> Iterator[str]:
         call, complete, limit = self._call, self._complete, self._batch_size
         # run() consumes no engine states: only run_iter() gets the per-round ones.
         stepping = self._stepping
-        ready, marked = self._next_round(limit)
+        self._lane = None
+        ready, marked, published = self._fetch(limit)
         while ready or marked:
             # TaskFlow yields SCHEDULING before it schedules: a run_iter() consumer that asks to
             # suspend here gets the fetched round back, unpublished.
             if stepping:
                 yield states.SCHEDULING
-            ready = self._start_round(ready, marked, limit)
+            ready = self._gate(ready, limit) if published else self._start_round(ready, marked, limit)
             if not ready:
-                ready, marked = self._next_round(limit)
+                ready, marked, published = self._fetch(limit)
                 if ready or marked:
                     continue
                 return
@@ -685,9 +688,68 @@ class SerialActionEngine(ActionEngine):
             if stepping:
                 yield states.WAITING
                 yield states.ANALYZING
+            if self._lane_open():
+                complete(index, kind, ok, value)
+                ready, marked, published = self._fetch(limit)
+                continue
             ready, marked = complete(index, kind, ok, value, limit)
+            published = False
             if not ready and not marked:
-                ready, marked = self._next_round(limit)
+                ready, marked, published = self._fetch(limit)
+
+    def _fetch(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]], bool]:
+        """The next round to run here, its transitions, and whether it is already published.
+
+        While nothing observes the run and nothing has failed, the Rust lane (`_core.Lane`)
+        runs the plain rounds first and gives back what it stopped at: actions already handed
+        out and mirrored (all that publishing is without observers), to run, never to take back.
+        """
+        while self._lane_open():
+            lane = self._lane
+            if lane is None:
+                lane = self._lane = self._make_lane()
+            completed, rest, failed = lane.run(self._scheduler)
+            self._completed += completed
+            if failed is not None:
+                index, exc = failed
+                self._complete(index, _EXECUTE, False, Failure.from_exception(exc))
+            if rest:
+                return rest, [], True
+            if failed is None:
+                break  # nothing ready, or the lane closed: the general path decides
+        return *self._next_round(limit), False
+
+    def _lane_open(self) -> bool:
+        """Whether the lane may run: nothing to persist, notify or step through, no failure to
+        resolve, no suspend asked for, no values injected for single atoms."""
+        storage = self._storage
+        return not (
+            self._stepping
+            or self._persist is not None
+            or self._grouped is not None
+            or self._suspend_requested
+            or storage.failures
+            or storage.has_atom_injected()
+            or self._observed()
+        )
+
+    def _make_lane(self) -> Any:
+        storage = self._storage
+        return _core.Lane(
+            self,
+            self._atoms,
+            storage.results,
+            storage.states,
+            storage.intentions,
+            self._save_as,
+            storage.injected,
+            storage.transient,
+            storage.progress,
+            self.atom_notifier,
+            storage.report_progress,
+            actions.has_execute_hooks,
+            self._batch_size,
+        )
 
 
 class ParallelActionEngine(ActionEngine):

@@ -1,0 +1,323 @@
+//! The serial engine's fast lane: plain rounds run straight from Rust.
+//!
+//! When nothing observes a run (no store, no listeners, no reported progress, not stepping) and
+//! nothing has failed, the Python loop's own bookkeeping per atom costs several times what a
+//! no-op atom does. The lane takes that loop over for the common case: it schedules rounds, and
+//! for each round whose every action is a plain execute (a task without pre/post hooks, inject or
+//! retry role) it finds the arguments, calls `execute`, stores the result and completes the atom
+//! in the scheduler, mirroring every transition into the engine's storage lists exactly as the
+//! Python loop does.
+//!
+//! Anything else ends the lane and goes back to the engine, which runs it the general way: a
+//! round with a revert, a decider or a hooked task (given back whole, already handed out), an
+//! argument the fast lookup cannot find (the rest of the round), a failure (the exception, then
+//! the rest of the round), an observer appearing mid-run (the rest of the round), a suspend
+//! request (at the next round: a round handed out runs to its end, as on the general path).
+//! What it gives back is already handed out and mirrored: the engine runs it, never takes it back.
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyException;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use super::scheduler::Scheduler;
+use crate::graph::{CompiledFlow, NONE};
+use crate::sched::{Action, ActionKind, State, Transition};
+use crate::spec::AtomKind;
+
+/// `(atoms completed, actions handed out but not run, failed atom and its exception)`.
+type LaneStop = (u32, Vec<(u32, u8)>, Option<(u32, Py<PyAny>)>);
+
+/// A running task's progress reports, routed to the engine's storage (`Task.update_progress`).
+#[pyclass(frozen, module = "ferroflow._core")]
+pub struct ProgressSink {
+    report: Py<PyAny>,
+    atom: u32,
+}
+
+#[pymethods]
+impl ProgressSink {
+    fn __call__(&self, py: Python<'_>, progress: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.report.call1(py, (self.atom, progress))?;
+        Ok(())
+    }
+}
+
+/// One run's lane: the engine's storage lists and what decides whether an atom is plain.
+#[pyclass(module = "ferroflow._core")]
+pub struct Lane {
+    engine: Py<PyAny>,
+    atoms: Py<PyList>,
+    results: Py<PyList>,
+    states: Py<PyList>,
+    intentions: Py<PyList>,
+    save_as: Py<PyList>,
+    store: Py<PyDict>,
+    transient: Py<PyDict>,
+    /// `storage.progress` and the atom notifier (its `_topics`, a dict replaced on every
+    /// registration): non-empty means someone now observes.
+    progress: Py<PyDict>,
+    notifier: Py<PyAny>,
+    report: Py<PyAny>,
+    /// `has_execute_hooks(cls) -> bool`, asked once per class.
+    has_hooks: Py<PyAny>,
+    hooked: HashMap<usize, bool>,
+    batch: usize,
+}
+
+#[pymethods]
+impl Lane {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        engine, atoms, results, states, intentions, save_as, store, transient, progress, notifier, report, has_hooks,
+        batch
+    ))]
+    fn new(
+        engine: Py<PyAny>,
+        atoms: Py<PyList>,
+        results: Py<PyList>,
+        states: Py<PyList>,
+        intentions: Py<PyList>,
+        save_as: Py<PyList>,
+        store: Py<PyDict>,
+        transient: Py<PyDict>,
+        progress: Py<PyDict>,
+        notifier: Py<PyAny>,
+        report: Py<PyAny>,
+        has_hooks: Py<PyAny>,
+        batch: usize,
+    ) -> Lane {
+        Lane {
+            engine,
+            atoms,
+            results,
+            states,
+            intentions,
+            save_as,
+            store,
+            transient,
+            progress,
+            notifier,
+            report,
+            has_hooks,
+            hooked: HashMap::new(),
+            batch,
+        }
+    }
+
+    /// Runs plain rounds until the flow has nothing ready or something needs the engine (see the
+    /// module documentation); returns what it stopped at.
+    fn run(&mut self, py: Python<'_>, scheduler: &Bound<'_, Scheduler>) -> PyResult<LaneStop> {
+        let flow = scheduler.borrow().inner.flow().clone();
+        let atoms = self.atoms.bind(py).clone();
+        let results = self.results.bind(py).clone();
+        let mut round: Vec<Action> = Vec::new();
+        let mut completed = 0u32;
+        loop {
+            // Between rounds: the engine takes over once a suspend is asked for or someone
+            // observes (a round, once handed out, runs to its end as on the general path).
+            if self.suspended(py)? || self.observed(py)? {
+                return Ok((completed, Vec::new(), None));
+            }
+            round.clear();
+            let marked = {
+                let mut sched = scheduler.borrow_mut();
+                sched.inner.schedule(self.batch, &mut round);
+                sched.inner.take_transitions()
+            };
+            self.mirror(py, &marked, None)?;
+            if round.is_empty() {
+                return Ok((completed, Vec::new(), None));
+            }
+            for action in &round {
+                if action.kind != ActionKind::Execute || !self.is_plain(py, &flow, action.atom, &atoms)? {
+                    return Ok((completed, handed_out(&round), None));
+                }
+            }
+            for (position, action) in round.iter().enumerate() {
+                let atom = action.atom;
+                if position > 0 && self.observed(py)? {
+                    return Ok((completed, handed_out(&round[position..]), None));
+                }
+                let task = atoms.get_item(atom as usize)?;
+                let kwargs = match self.arguments(py, &flow, scheduler, atom, &task)? {
+                    Arguments::Nothing => None,
+                    Arguments::Given(kwargs) => Some(kwargs),
+                    Arguments::Undecided => return Ok((completed, handed_out(&round[position..]), None)),
+                };
+                let sink = Bound::new(py, ProgressSink { report: self.report.clone_ref(py), atom })?;
+                task.setattr(intern!(py, "_progress_sink"), sink)?;
+                let outcome = task.call_method(intern!(py, "execute"), (), kwargs.as_ref());
+                task.setattr(intern!(py, "_progress_sink"), py.None())?;
+                match outcome {
+                    Ok(value) => {
+                        results.set_item(atom as usize, &value)?;
+                        let done = {
+                            let mut sched = scheduler.borrow_mut();
+                            sched.inner.complete_execute(atom, true).map_err(super::errors::PyCoreError::from)?;
+                            sched.inner.take_transitions()
+                        };
+                        completed += 1;
+                        self.mirror(py, &done, Some((atom, value)))?;
+                    }
+                    // As the engine's own call: an Exception is the atom's failure, anything else
+                    // (KeyboardInterrupt, SystemExit) stops the run.
+                    Err(err) if err.is_instance_of::<PyException>(py) => {
+                        let rest = handed_out(&round[position + 1..]);
+                        return Ok((completed, rest, Some((atom, err.into_value(py).into_any()))));
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+    }
+}
+
+impl Lane {
+    /// A task the lane may run: no retry role, no `inject`, no execute hooks.
+    fn is_plain(
+        &mut self,
+        py: Python<'_>,
+        flow: &CompiledFlow,
+        atom: u32,
+        atoms: &Bound<'_, PyList>,
+    ) -> PyResult<bool> {
+        if flow.atoms[atom as usize].kind != AtomKind::Task {
+            return Ok(false);
+        }
+        let task = atoms.get_item(atom as usize)?;
+        if task.getattr(intern!(py, "inject"))?.is_truthy()? {
+            return Ok(false);
+        }
+        let cls = task.get_type();
+        let key = cls.as_ptr() as usize;
+        let hooked = if let Some(&hooked) = self.hooked.get(&key) {
+            hooked
+        } else {
+            let hooked = self.has_hooks.call1(py, (cls,))?.is_truthy(py)?;
+            self.hooked.insert(key, hooked);
+            hooked
+        };
+        Ok(!hooked)
+    }
+
+    fn suspended(&self, py: Python<'_>) -> PyResult<bool> {
+        self.engine.bind(py).getattr(intern!(py, "_suspend_requested"))?.is_truthy()
+    }
+
+    /// Whether someone now observes the run: a listener registered, progress reported.
+    fn observed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(!self.progress.bind(py).is_empty() || self.notifier.bind(py).getattr(intern!(py, "_topics"))?.is_truthy()?)
+    }
+
+    /// The keyword arguments of `atom`'s execute, found as the engine finds them (transient
+    /// store, store, then the visible provider's result).
+    fn arguments<'py>(
+        &self,
+        py: Python<'py>,
+        flow: &CompiledFlow,
+        scheduler: &Bound<'py, Scheduler>,
+        atom: u32,
+        task: &Bound<'py, PyAny>,
+    ) -> PyResult<Arguments<'py>> {
+        let rebind = task.getattr(intern!(py, "rebind"))?;
+        // Anything unusual (a rebind or save_as that is not a dict, a name that is not a str)
+        // is left to the engine, which reports it properly.
+        let Ok(rebind) = rebind.cast::<PyDict>() else {
+            return Ok(Arguments::Undecided);
+        };
+        if rebind.is_empty() {
+            return Ok(Arguments::Nothing);
+        }
+        let spec = &flow.atoms[atom as usize];
+        let providers = &flow.providers[atom as usize];
+        let store = self.store.bind(py);
+        let transient = self.transient.bind(py);
+        let kwargs = PyDict::new(py);
+        for (arg, name) in rebind.iter() {
+            if !transient.is_empty() {
+                if let Some(value) = transient.get_item(&name)? {
+                    kwargs.set_item(arg, value)?;
+                    continue;
+                }
+            }
+            if !store.is_empty() {
+                if let Some(value) = store.get_item(&name)? {
+                    kwargs.set_item(arg, value)?;
+                    continue;
+                }
+            }
+            let Ok(name_text) = name.cast::<PyString>() else {
+                return Ok(Arguments::Undecided);
+            };
+            let Ok(text) = name_text.to_str() else {
+                return Ok(Arguments::Undecided);
+            };
+            let Some(position) = spec.requires.iter().chain(&spec.optional).position(|n| n == text) else {
+                return Ok(Arguments::Undecided);
+            };
+            let provider = providers[position];
+            if provider == NONE || scheduler.borrow().inner.state(provider) != State::Success {
+                return Ok(Arguments::Undecided);
+            }
+            let mut value = self.results.bind(py).get_item(provider as usize)?;
+            let keys = self.save_as.bind(py).get_item(provider as usize)?;
+            let Ok(keys) = keys.cast::<PyDict>() else {
+                return Ok(Arguments::Undecided);
+            };
+            if let Some(key) = keys.get_item(&name)? {
+                if !key.is_none() {
+                    match value.get_item(key) {
+                        Ok(item) => value = item,
+                        Err(_) => return Ok(Arguments::Undecided),
+                    }
+                }
+            }
+            kwargs.set_item(arg, value)?;
+        }
+        Ok(Arguments::Given(kwargs))
+    }
+
+    /// Mirrors transitions into the storage lists. A batch holding a reset (PENDING) or a revert
+    /// (REVERTED), or made while someone observes, goes through the engine's own `_apply` (which
+    /// resets results, publishes and notifies), with `outcome`: the completed atom and its result.
+    fn mirror(
+        &self,
+        py: Python<'_>,
+        transitions: &[Transition],
+        outcome: Option<(u32, Bound<'_, PyAny>)>,
+    ) -> PyResult<()> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        if transitions.iter().any(|t| matches!(t.state, State::Pending | State::Reverted)) || self.observed(py)? {
+            let codes: Vec<(u32, u8, u8)> =
+                transitions.iter().map(|t| (t.atom, t.state as u8, t.intention as u8)).collect();
+            self.engine.bind(py).call_method1(intern!(py, "_apply"), (codes, outcome))?;
+            return Ok(());
+        }
+        let states = self.states.bind(py);
+        let intentions = self.intentions.bind(py);
+        for t in transitions {
+            states.set_item(t.atom as usize, t.state as u8)?;
+            intentions.set_item(t.atom as usize, t.intention as u8)?;
+        }
+        Ok(())
+    }
+}
+
+/// An atom's execute arguments as the lane finds them.
+enum Arguments<'py> {
+    /// The atom takes none.
+    Nothing,
+    Given(Bound<'py, PyDict>),
+    /// The fast lookup cannot decide (no provider, a provider not done, a missing key): the
+    /// engine finds them (or the error) itself.
+    Undecided,
+}
+
+fn handed_out(actions: &[Action]) -> Vec<(u32, u8)> {
+    actions.iter().map(|a| (a.atom, a.kind as u8)).collect()
+}
