@@ -40,6 +40,12 @@ class Api:
     #: ``small_factory(atoms)`` builds one small linear flow.
     small_factory: Any
 
+    @property
+    def lazy_details(self) -> bool:
+        """Whether resuming reads a flow detail without its atoms: ferroflow's prepare reads the
+        saved atoms from the store itself (as columns), TaskFlow's storage needs them loaded."""
+        return self.system == "ferroflow"
+
     def open_backend(self, path: Path) -> Any:
         """The library's SQLite backend on ``path`` (default durability), schema upgraded."""
         if self.system == "taskflow":
@@ -138,7 +144,7 @@ def resume_one(system: str, path: Path, flow_uuid: str) -> dict[str, float]:
     backend = lib.open_backend(path)
     try:
         with contextlib.closing(backend.get_connection()) as conn:
-            flow_detail = conn.get_flow_details(flow_uuid)
+            flow_detail = conn.get_flow_details(flow_uuid, lazy=lib.lazy_details)
         flow = lib.engines.flow_from_detail(flow_detail)
         timings["load"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -170,7 +176,7 @@ def resume_many(system: str, path: Path, uuids: list[str]) -> dict[str, float]:
         conn = backend.get_connection()
         for flow_uuid in uuids:
             started = clock()
-            flow_detail = conn.get_flow_details(flow_uuid)
+            flow_detail = conn.get_flow_details(flow_uuid, lazy=lib.lazy_details)
             flow = lib.engines.flow_from_detail(flow_detail)
             loaded = clock()
             engine = lib.engines.load(flow, flow_detail=flow_detail, backend=backend)
