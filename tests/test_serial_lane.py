@@ -220,3 +220,36 @@ def test_keyboard_interrupt_in_a_task_leaves_the_run() -> None:
         engine.run()
     assert engine.storage.get_atom_state("a") == states.SUCCESS
     assert engine.storage.get_atom_state("b") == states.PENDING
+
+
+def test_progress_reaches_the_running_task_only_and_nested_runs_keep_their_own() -> None:
+    bystander = Add("bystander")
+    inner_progress: list[float] = []
+
+    class Outer(task.Task):
+        def execute(self) -> int:
+            bystander.update_progress(0.3)  # not running here: nothing is recorded for it
+            inner = engines.load(linear_flow.Flow("inner").add(Add("i1"), Reporting("i2")))
+            inner.run()
+            inner_progress.append(inner.storage.get_task_progress("i2"))
+            self.update_progress(0.7)  # after the nested run: still this engine's task
+            return 1
+
+    class Reporting(task.Task):
+        def execute(self) -> int:
+            self.update_progress(0.4)
+            return 2
+
+    engine = engines.load(linear_flow.Flow("outer").add(Outer("outer"), Add("last")))
+    seen: list[tuple[str, float]] = []
+    original = engine.storage.report_progress
+
+    def spy(index: int, progress: float) -> None:
+        seen.append((engine.compilation.atoms[index].name, progress))
+        original(index, progress)
+
+    engine.storage.report_progress = spy  # type: ignore[method-assign]
+    engine.run()
+    assert seen == [("outer", 0.7)]
+    assert inner_progress == [1.0]  # the inner engine's own 1.0 once i2 succeeded
+    assert engine.storage.get_flow_state() == states.SUCCESS

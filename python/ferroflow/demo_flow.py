@@ -88,8 +88,14 @@ def make_pipeline(atoms: int = 3000, rounds: int = DEFAULT_ROUNDS, seed: int = 1
         outputs = []
         for shard in range(width):
             output = f"{name}.shard-{shard:03d}"
-            fan_out.add(Shard(output, rebind={"previous": previous},
-                              inject={"stage": stage, "shard": shard, "rounds": rounds}, provides=output))
+            fan_out.add(
+                Shard(
+                    output,
+                    rebind={"previous": previous},
+                    inject={"stage": stage, "shard": shard, "rounds": rounds},
+                    provides=output,
+                )
+            )
             outputs.append(output)
         checksum = RESULT_NAME if stage == len(widths) - 1 else f"{name}.checksum"
         root.add(fan_out, Merge(f"{name}.merge", requires=outputs, provides=checksum))

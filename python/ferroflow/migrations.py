@@ -312,8 +312,10 @@ def _new_detail(name: str, target: tuple[bool, str], results: Mapping[str, Any] 
 
 def _retired(ad: models.AtomDetail, migration: Migration) -> models.AtomDetail:
     ad.meta = dict(ad.meta or {})
-    ad.meta[ATOM_META] = {**ad.meta.get(ATOM_META, {}), "migrated": {"migration": migration.describe(),
-                                                                       "into": list(migration.targets)}}
+    ad.meta[ATOM_META] = {
+        **ad.meta.get(ATOM_META, {}),
+        "migrated": {"migration": migration.describe(), "into": list(migration.targets)},
+    }
     return ad
 
 
@@ -383,8 +385,9 @@ def apply(
         except MigrationError:
             raise
         except Exception as exc:
-            raise MigrationError(f"{migration.describe()}: its function raised {type(exc).__name__}: {exc}",
-                                 cause=exc) from exc
+            raise MigrationError(
+                f"{migration.describe()}: its function raised {type(exc).__name__}: {exc}", cause=exc
+            ) from exc
         for name in migration.sources:
             by_name.pop(name, None)
         for ad in details:

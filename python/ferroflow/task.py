@@ -6,6 +6,7 @@ import copy
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,18 @@ REVERT_FLOW_FAILURES = "flow_failures"
 
 #: Event a task's :attr:`~Task.notifier` emits from :meth:`~Task.update_progress`.
 EVENT_UPDATE_PROGRESS = "update_progress"
+
+#: While a serial engine's Rust lane runs on this thread, ``LANE.sink`` is its progress sink
+#: (``_core.ProgressSink``): ``update_progress`` of the task it runs reports through it.
+LANE = threading.local()
+#: How many tasks have made their own notifier (engines skip looking for progress listeners
+#: while none has).
+_notifiers_made = 0
+
+
+def notifiers_made() -> int:
+    """How many tasks have made their own notifier so far (in this process)."""
+    return _notifiers_made
 
 
 def _callable_name(function: Callable) -> str:
@@ -91,6 +104,8 @@ class Task(atom.Atom):
         """Dispatches the task's own events (``update_progress``) to registered callbacks."""
         events = self._notifier
         if events is None:
+            global _notifiers_made
+            _notifiers_made += 1
             events = self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
         return events
 
@@ -118,6 +133,10 @@ class Task(atom.Atom):
         sink = self._progress_sink
         if sink is not None:
             sink(clamped)
+        else:
+            lane_sink = getattr(LANE, "sink", None)
+            if lane_sink is not None:
+                lane_sink.report(self, clamped)
         events = self._notifier
         if events is not None:
             events.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})

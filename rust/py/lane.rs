@@ -15,6 +15,7 @@
 //! request (at the next round: a round handed out runs to its end, as on the general path).
 //! What it gives back is already handed out and mirrored: the engine runs it, never takes it back.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyException;
 use pyo3::intern;
@@ -29,18 +30,37 @@ use crate::spec::AtomKind;
 /// `(atoms completed, actions handed out but not run, failed atom and its exception)`.
 type LaneStop = (u32, Vec<(u32, u8)>, Option<(u32, Py<PyAny>)>);
 
-/// A running task's progress reports, routed to the engine's storage (`Task.update_progress`).
+/// Routes `update_progress` of the task the lane is running to the engine's storage: one per
+/// lane, pointed at each task as it runs (`Task.update_progress` finds it through a thread-local
+/// while the lane runs), so running an atom makes no object and sets no attribute.
 #[pyclass(frozen, module = "ferroflow._core")]
 pub struct ProgressSink {
     report: Py<PyAny>,
-    atom: u32,
+    atom: AtomicU32,
+    /// The running task object's address; 0 between tasks.
+    task: AtomicUsize,
 }
 
 #[pymethods]
 impl ProgressSink {
-    fn __call__(&self, py: Python<'_>, progress: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.report.call1(py, (self.atom, progress))?;
-        Ok(())
+    /// Reports `progress` when `task` is the task the lane is running; returns whether it did.
+    fn report(&self, py: Python<'_>, task: &Bound<'_, PyAny>, progress: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if self.task.load(Ordering::Relaxed) != task.as_ptr() as usize {
+            return Ok(false);
+        }
+        self.report.call1(py, (self.atom.load(Ordering::Relaxed), progress))?;
+        Ok(true)
+    }
+}
+
+impl ProgressSink {
+    fn point_at(&self, atom: u32, task: &Bound<'_, PyAny>) {
+        self.atom.store(atom, Ordering::Relaxed);
+        self.task.store(task.as_ptr() as usize, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.task.store(0, Ordering::Relaxed);
     }
 }
 
@@ -59,7 +79,7 @@ pub struct Lane {
     /// registration): non-empty means someone now observes.
     progress: Py<PyDict>,
     notifier: Py<PyAny>,
-    report: Py<PyAny>,
+    sink: Py<ProgressSink>,
     /// `has_execute_hooks(cls) -> bool`, asked once per class.
     has_hooks: Py<PyAny>,
     hooked: HashMap<usize, bool>,
@@ -75,6 +95,7 @@ impl Lane {
         batch
     ))]
     fn new(
+        py: Python<'_>,
         engine: Py<PyAny>,
         atoms: Py<PyList>,
         results: Py<PyList>,
@@ -88,8 +109,9 @@ impl Lane {
         report: Py<PyAny>,
         has_hooks: Py<PyAny>,
         batch: usize,
-    ) -> Lane {
-        Lane {
+    ) -> PyResult<Lane> {
+        let sink = Py::new(py, ProgressSink { report, atom: AtomicU32::new(0), task: AtomicUsize::new(0) })?;
+        Ok(Lane {
             engine,
             atoms,
             results,
@@ -100,11 +122,17 @@ impl Lane {
             transient,
             progress,
             notifier,
-            report,
+            sink,
             has_hooks,
             hooked: HashMap::new(),
             batch,
-        }
+        })
+    }
+
+    /// What `Task.update_progress` reports through while this lane runs.
+    #[getter]
+    fn sink(&self, py: Python<'_>) -> Py<ProgressSink> {
+        self.sink.clone_ref(py)
     }
 
     /// Runs plain rounds until the flow has nothing ready or something needs the engine (see the
@@ -147,10 +175,10 @@ impl Lane {
                     Arguments::Given(kwargs) => Some(kwargs),
                     Arguments::Undecided => return Ok((completed, handed_out(&round[position..]), None)),
                 };
-                let sink = Bound::new(py, ProgressSink { report: self.report.clone_ref(py), atom })?;
-                task.setattr(intern!(py, "_progress_sink"), sink)?;
+                let sink = self.sink.get();
+                sink.point_at(atom, &task);
                 let outcome = task.call_method(intern!(py, "execute"), (), kwargs.as_ref());
-                task.setattr(intern!(py, "_progress_sink"), py.None())?;
+                sink.clear();
                 match outcome {
                     Ok(value) => {
                         results.set_item(atom as usize, &value)?;

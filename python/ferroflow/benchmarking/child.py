@@ -81,8 +81,9 @@ def run_child(argv: Sequence[str], timeout: float | None = None) -> dict[str, An
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark child {' '.join(argv)} failed (exit {done.returncode}): "
-                           f"{done.stderr.strip()[-2000:]}")
+        raise RuntimeError(
+            f"benchmark child {' '.join(argv)} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     outcome: dict[str, Any] = json.loads(lines[-1]) if lines else {}
     outcome["process_seconds"] = elapsed

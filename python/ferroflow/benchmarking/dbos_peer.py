@@ -63,8 +63,7 @@ def session(db_path: Path) -> Iterator[None]:
     """DBOS launched on the SQLite file ``db_path`` for the duration of the block."""
     if _session:
         raise RuntimeError("a DBOS benchmark session is already open in this process")
-    DBOS(config={"name": "ferroflow-bench", "system_database_url": f"sqlite:///{db_path}",
-                 "log_level": "WARNING"})
+    DBOS(config={"name": "ferroflow-bench", "system_database_url": f"sqlite:///{db_path}", "log_level": "WARNING"})
     DBOS.launch()
     _session["path"] = db_path
     try:

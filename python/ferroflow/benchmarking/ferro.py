@@ -23,8 +23,14 @@ class FerroflowRun:
 
     phases = ("build", "load", "compile", "prepare", "run")
 
-    def __init__(self, shape: str, n: int, store: str = dbfiles.MEMORY, engine: str = "serial",
-                 workdir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        shape: str,
+        n: int,
+        store: str = dbfiles.MEMORY,
+        engine: str = "serial",
+        workdir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
         self.shape, self.n, self.store, self.engine_kind = shape, n, dbfiles.check_store(store), engine

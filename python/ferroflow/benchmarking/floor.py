@@ -29,8 +29,10 @@ CREATE TABLE atomdetails (
 );
 CREATE INDEX atomdetails_parent ON atomdetails(parent_uuid);
 """
-_INSERT = ("INSERT INTO atomdetails VALUES (?, ?, ?, 'TASK_DETAIL', 'PENDING', 'EXECUTE', 'null', NULL, "
-           "'null', NULL, '1.0', '{}', ?, NULL)")
+_INSERT = (
+    "INSERT INTO atomdetails VALUES (?, ?, ?, 'TASK_DETAIL', 'PENDING', 'EXECUTE', 'null', NULL, "
+    "'null', NULL, '1.0', '{}', ?, NULL)"
+)
 _RUNNING = "UPDATE atomdetails SET state = 'RUNNING', updated_at = ? WHERE uuid = ?"
 _SUCCESS = "UPDATE atomdetails SET state = 'SUCCESS', results = ?, updated_at = ? WHERE uuid = ?"
 _SYNCHRONOUS = {dbfiles.SQLITE: "NORMAL", dbfiles.SQLITE_FSYNC: "FULL"}
@@ -56,8 +58,9 @@ class FloorRun:
 
     phases = ("build", "compile", "prepare", "run")
 
-    def __init__(self, shape: str, n: int, store: str = dbfiles.MEMORY,
-                 workdir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, shape: str, n: int, store: str = dbfiles.MEMORY, workdir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.shape, self.n, self.store = shape, n, dbfiles.check_store(store)
         self.atoms: list[Any] = []
         self.requires: list[list[int]] = []
@@ -79,8 +82,10 @@ class FloorRun:
     def build(self) -> None:
         self.requires = requires_of(self.shape, self.n)
         if self.shape == "graph":
-            self.atoms = [flows.Joiner(f"t{i}", provides=f"v{i}", requires=[f"v{j}" for j in required])
-                          for i, required in enumerate(self.requires)]
+            self.atoms = [
+                flows.Joiner(f"t{i}", provides=f"v{i}", requires=[f"v{j}" for j in required])
+                for i, required in enumerate(self.requires)
+            ]
             self.inputs = [[(f"v{j}", j) for j in required] for required in self.requires]
         else:
             self.atoms = [flows.Noop(f"t{i}") for i in range(self.n)]
@@ -114,13 +119,19 @@ class FloorRun:
 
     def _run_in_memory(self) -> None:
         atoms, inputs, successors, indegree, results = (
-            self.atoms, self.inputs, self.successors, self.indegree, self.results)
+            self.atoms,
+            self.inputs,
+            self.successors,
+            self.indegree,
+            self.results,
+        )
         ready = deque(i for i in range(self.n) if not indegree[i])
         while ready:
             atom = ready.popleft()
             needs = inputs[atom]
-            results[atom] = atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs \
-                else atoms[atom].execute()
+            results[atom] = (
+                atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs else atoms[atom].execute()
+            )
             for after in successors[atom]:
                 indegree[after] -= 1
                 if not indegree[after]:
@@ -128,7 +139,13 @@ class FloorRun:
 
     def _run_on_sqlite(self, conn: sqlite3.Connection) -> None:
         atoms, inputs, successors, indegree, results, uuids = (
-            self.atoms, self.inputs, self.successors, self.indegree, self.results, self.uuids)
+            self.atoms,
+            self.inputs,
+            self.successors,
+            self.indegree,
+            self.results,
+            self.uuids,
+        )
         execute, dumps, now = conn.execute, json.dumps, time.time
         ready = deque(i for i in range(self.n) if not indegree[i])
         while ready:
@@ -137,8 +154,9 @@ class FloorRun:
             execute(_RUNNING, (now(), uuids[atom]))
             execute("COMMIT")
             needs = inputs[atom]
-            results[atom] = atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs \
-                else atoms[atom].execute()
+            results[atom] = (
+                atoms[atom].execute(**{arg: results[j] for arg, j in needs}) if needs else atoms[atom].execute()
+            )
             execute("BEGIN")
             execute(_SUCCESS, (dumps(results[atom]), now(), uuids[atom]))
             execute("COMMIT")

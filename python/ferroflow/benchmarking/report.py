@@ -51,8 +51,24 @@ def _ratio(value: float | None) -> str:
 
 def result_rows(results: Sequence[suite.Result]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the results table."""
-    headers = ["scenario", "store", "engine", "shape", "N", "system", "cost", "min-max", "all phases",
-               "flows/s", "peak MB", "runs", "x floor", "x TaskFlow", "x DBOS", "note"]
+    headers = [
+        "scenario",
+        "store",
+        "engine",
+        "shape",
+        "N",
+        "system",
+        "cost",
+        "min-max",
+        "all phases",
+        "flows/s",
+        "peak MB",
+        "runs",
+        "x floor",
+        "x TaskFlow",
+        "x DBOS",
+        "note",
+    ]
     rows = []
     for result in results:
         case = result.case
@@ -62,10 +78,17 @@ def result_rows(results: Sequence[suite.Result]) -> tuple[list[str], list[list[s
             cost = result.per_unit_us()
             flows = result.flows_per_second()
             peak = result.peak_rss()
-            row += [f"{number(cost.median)} {unit}", _span(cost), number(result.total_per_unit_us().median),
-                    number(flows.median) if flows else "-", number(peak.median) if peak else "-",
-                    str(len(result.rounds)), _ratio(result.ratios.get(suite.FLOOR)),
-                    _ratio(result.ratios.get(suite.TASKFLOW)), _ratio(result.ratios.get(suite.DBOS))]
+            row += [
+                f"{number(cost.median)} {unit}",
+                _span(cost),
+                number(result.total_per_unit_us().median),
+                number(flows.median) if flows else "-",
+                number(peak.median) if peak else "-",
+                str(len(result.rounds)),
+                _ratio(result.ratios.get(suite.FLOOR)),
+                _ratio(result.ratios.get(suite.TASKFLOW)),
+                _ratio(result.ratios.get(suite.DBOS)),
+            ]
         else:
             row += ["-"] * (len(headers) - len(row) - 1)
         row.append(result.note or "")
@@ -90,14 +113,22 @@ def phase_rows(results: Sequence[suite.Result]) -> tuple[list[str], list[list[st
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table, columns left-aligned, separated by two spaces."""
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-                     for row in [headers, *rows])
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    )
 
 
 def text_report(results: Sequence[suite.Result]) -> str:
     """Both tables and the legend."""
-    parts = [format_table(*result_rows(results)), "", "phases of ferroflow's runs (median seconds):",
-             format_table(*phase_rows(results)), "", LEGEND]
+    parts = [
+        format_table(*result_rows(results)),
+        "",
+        "phases of ferroflow's runs (median seconds):",
+        format_table(*phase_rows(results)),
+        "",
+        LEGEND,
+    ]
     return "\n".join(parts)
 
 
@@ -111,9 +142,14 @@ def environment() -> dict[str, Any]:
         version = metadata.version("ferroflow")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    return {"ferroflow": version, "core": getattr(_core, "__file__", None), "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(), "platform": platform.platform(),
-            "cpus": os.cpu_count()}
+    return {
+        "ferroflow": version,
+        "core": getattr(_core, "__file__", None),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str, Any]:
@@ -122,9 +158,18 @@ def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str
     for result in results:
         case = result.case
         record: dict[str, Any] = {
-            "scenario": case.scenario, "system": case.system, "shape": case.shape, "store": case.store,
-            "engine": case.engine, "n": case.n, "unit": case.unit, "note": result.note, "failed": result.failed,
-            "rounds": result.rounds, "wall_seconds": result.wall, "peak_rss_mb": result.peak_rss_mb,
+            "scenario": case.scenario,
+            "system": case.system,
+            "shape": case.shape,
+            "store": case.store,
+            "engine": case.engine,
+            "n": case.n,
+            "unit": case.unit,
+            "note": result.note,
+            "failed": result.failed,
+            "rounds": result.rounds,
+            "wall_seconds": result.wall,
+            "peak_rss_mb": result.peak_rss_mb,
             "ratios": result.ratios,
         }
         if result.measured:
@@ -139,10 +184,18 @@ def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str
                 "peak_rss_mb": peak.as_dict() if peak else None,
             }
         out.append(record)
-    return {"format": 1, "environment": environment(),
-            "options": {"sizes": list(options.sizes), "rounds": options.rounds, "flows": options.flows,
-                        "peers": options.peers, "max_seconds": options.max_seconds},
-            "results": out}
+    return {
+        "format": 1,
+        "environment": environment(),
+        "options": {
+            "sizes": list(options.sizes),
+            "rounds": options.rounds,
+            "flows": options.flows,
+            "peers": options.peers,
+            "max_seconds": options.max_seconds,
+        },
+        "results": out,
+    }
 
 
 def write_json(path: str | os.PathLike[str], results: Sequence[suite.Result], options: suite.Options) -> None:
@@ -188,8 +241,13 @@ def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
     for ax, key in zip(axes.flat, panels, strict=False):
         for line, points in sorted(series[key].items(), key=lambda item: _order(_LINES, item[0])):
             points.sort()
-            ax.plot([n for n, _ in points], [cost for _, cost in points], marker="o", label=line,
-                    color=f"C{_order(_LINES, line)}")
+            ax.plot(
+                [n for n, _ in points],
+                [cost for _, cost in points],
+                marker="o",
+                label=line,
+                color=f"C{_order(_LINES, line)}",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{key[1]} flow, {key[0]}")
@@ -197,7 +255,7 @@ def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
         ax.set_ylabel("run phase, µs per atom")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     figure.suptitle("ferroflow bench: engine cost per no-op atom (lower is better)")
     figure.tight_layout()

@@ -70,9 +70,13 @@ def api(system: str) -> Api:
     if system == "taskflow":
         from ferroflow.benchmarking import taskflow_peer
 
-        return Api(system, importlib.import_module("taskflow.engines"),
-                   importlib.import_module("taskflow.persistence.models"),
-                   taskflow_peer.build, taskflow_peer.small_linear)
+        return Api(
+            system,
+            importlib.import_module("taskflow.engines"),
+            importlib.import_module("taskflow.persistence.models"),
+            taskflow_peer.build,
+            taskflow_peer.small_linear,
+        )
     raise ValueError(f"no resume benchmark for {system!r}; known: {', '.join(SYSTEMS)}")
 
 
@@ -122,8 +126,7 @@ def suspend_many(system: str, path: Path, count: int, atoms: int = 10) -> list[s
         for i in range(count):
             # One book per flow, as a conductor makes per job (and no book grows with the count).
             book = lib.models.LogBook(f"bench-small-{i}")
-            engine = lib.engines.load_from_factory(lib.small_factory, factory_args=(atoms,), book=book,
-                                                   backend=backend)
+            engine = lib.engines.load_from_factory(lib.small_factory, factory_args=(atoms,), book=book, backend=backend)
             _run_suspending_after(engine, flows.halfway(atoms))
             uuids.append(str(engine.storage.flow_uuid))
     return uuids

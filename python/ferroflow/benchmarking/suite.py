@@ -154,8 +154,9 @@ def standard_cases(options: Options) -> list[Case]:
     largest = sizes[-1]
     cases: list[Case] = []
 
-    def add(scenario: str, systems: Iterable[str], shapes: Iterable[str], store: str, engine: str,
-            ns: Iterable[int]) -> None:
+    def add(
+        scenario: str, systems: Iterable[str], shapes: Iterable[str], store: str, engine: str, ns: Iterable[int]
+    ) -> None:
         for system in systems:
             for shape in shapes:
                 cases.extend(Case(scenario, system, shape, store, engine, n) for n in ns)
@@ -212,26 +213,46 @@ def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], 
     if case.scenario == RUN:
         return phases.time_phases(make_run(case, workdir)), None
     if case.scenario == PEAK_MEMORY:
-        outcome = child.run_child(["run", "--system", case.system, "--shape", case.shape, "--n", str(case.n),
-                                   "--store", case.store, "--engine", case.engine, "--workdir", workdir], timeout)
+        outcome = child.run_child(
+            [
+                "run",
+                "--system",
+                case.system,
+                "--shape",
+                case.shape,
+                "--n",
+                str(case.n),
+                "--store",
+                case.store,
+                "--engine",
+                case.engine,
+                "--workdir",
+                workdir,
+            ],
+            timeout,
+        )
         return outcome["phases"], outcome["peak_rss_mb"]
     path = dbfiles.new_db_path(workdir, f"{case.scenario}-{case.system}")
     try:
         if case.system == DBOS:
-            crashed = child.run_child(["dbos-crash", "--db", str(path), "--n", str(case.n),
-                                       "--crash-at", str(case.n // 2)], timeout)
+            crashed = child.run_child(
+                ["dbos-crash", "--db", str(path), "--n", str(case.n), "--crash-at", str(case.n // 2)], timeout
+            )
             workflow_id = crashed["stdout"].split()[0]
-            outcome = child.run_child(["dbos-recover", "--db", str(path), "--workflow", workflow_id,
-                                       "--n", str(case.n)], timeout)
+            outcome = child.run_child(
+                ["dbos-recover", "--db", str(path), "--workflow", workflow_id, "--n", str(case.n)], timeout
+            )
         elif case.scenario == RESUME:
             flow_uuid = resume.suspend_halfway(case.system, path, case.shape, case.n)
-            outcome = child.run_child(["resume", "--system", case.system, "--db", str(path),
-                                       "--flow", flow_uuid], timeout)
+            outcome = child.run_child(
+                ["resume", "--system", case.system, "--db", str(path), "--flow", flow_uuid], timeout
+            )
         else:
             uuids = resume.suspend_many(case.system, path, case.n, SMALL_FLOW_ATOMS)
             listing = resume.write_uuids(path, uuids)
-            outcome = child.run_child(["resume-many", "--system", case.system, "--db", str(path),
-                                       "--uuids", str(listing)], timeout)
+            outcome = child.run_child(
+                ["resume-many", "--system", case.system, "--db", str(path), "--uuids", str(listing)], timeout
+            )
             listing.unlink()
     finally:
         dbfiles.remove_db(path)
@@ -307,8 +328,7 @@ class _DbosScope:
             scope.__exit__(None, None, None)
 
 
-def run_suite(cases: list[Case], options: Options,
-              on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_suite(cases: list[Case], options: Options, on_result: Callable[[Result], None] | None = None) -> list[Result]:
     """Measures every case, series by series; results in the order of ``cases``."""
     with _workdir(options.workdir) as workdir:
         dbos = _DbosScope(workdir)

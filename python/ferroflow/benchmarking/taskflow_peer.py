@@ -41,8 +41,10 @@ def build(shape: str, n: int) -> Any:
     if shape == "unordered":
         return unordered_flow.Flow("unordered").add(*[Noop(f"t{i}") for i in range(n)])
     if shape == "graph":
-        atoms = [Joiner(f"t{i}", provides=f"v{i}", requires=[f"v{j}" for j in required])
-                 for i, required in enumerate(flows.dag_requires(n))]
+        atoms = [
+            Joiner(f"t{i}", provides=f"v{i}", requires=[f"v{j}" for j in required])
+            for i, required in enumerate(flows.dag_requires(n))
+        ]
         return graph_flow.Flow("dag").add(*atoms)
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(flows.SHAPES)}")
 
@@ -73,8 +75,14 @@ class TaskflowRun:
 
     phases = ("build", "load", "compile", "prepare", "run")
 
-    def __init__(self, shape: str, n: int, store: str = dbfiles.MEMORY, engine: str = "serial",
-                 workdir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        shape: str,
+        n: int,
+        store: str = dbfiles.MEMORY,
+        engine: str = "serial",
+        workdir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if store not in (dbfiles.MEMORY, dbfiles.SQLITE):
             raise ValueError(f"TaskFlow runs in memory or on sqlite, not {store!r}")
         self.shape, self.n, self.store, self.engine_kind = shape, n, store, engine

@@ -43,8 +43,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ferroflow", description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="ferroflow", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
@@ -64,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else common.EXIT_USAGE
     handler = getattr(args, "handler", None)
     if handler is None:
-        print("ferroflow: error: a command is required: run, resume, plan, show, demo or bench (see: ferroflow --help)",
-              file=sys.stderr)
+        print(
+            "ferroflow: error: a command is required: run, resume, plan, show, demo or bench (see: ferroflow --help)",
+            file=sys.stderr,
+        )
         return common.EXIT_USAGE
     try:
         return handler(args)

@@ -24,23 +24,45 @@ Exit status: 0 every ferroflow case ran, 1 one failed, 2 usage error.
 def add_parser(subparsers: Any) -> None:
     from ferroflow.benchmarking import suite
 
-    parser = subparsers.add_parser("bench", help="benchmark ferroflow against the floor, TaskFlow and DBOS",
-                                   description=DESCRIPTION)
-    parser.add_argument("--sizes", type=_sizes, default=suite.DEFAULT_SIZES, metavar="N,N,...",
-                        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))})")
-    parser.add_argument("--rounds", type=common.positive_int, default=suite.DEFAULT_ROUNDS, metavar="R",
-                        help="runs of each case; the median is reported (default: %(default)s)")
-    parser.add_argument("--flows", type=common.positive_int, default=suite.DEFAULT_FLOWS, metavar="F",
-                        help="small (10-atom) suspended flows to resume (default: %(default)s)")
-    parser.add_argument("--peers", action="store_true",
-                        help="also run TaskFlow and DBOS, those installed (ferroflow[compare])")
-    parser.add_argument("--max-seconds", type=_positive_float, default=suite.DEFAULT_MAX_SECONDS,
-                        metavar="S", help="skip a case predicted to run longer; stop repeating one after "
-                        "it took this long (default: %(default)s)")
+    parser = subparsers.add_parser(
+        "bench", help="benchmark ferroflow against the floor, TaskFlow and DBOS", description=DESCRIPTION
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=suite.DEFAULT_SIZES,
+        metavar="N,N,...",
+        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=common.positive_int,
+        default=suite.DEFAULT_ROUNDS,
+        metavar="R",
+        help="runs of each case; the median is reported (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--flows",
+        type=common.positive_int,
+        default=suite.DEFAULT_FLOWS,
+        metavar="F",
+        help="small (10-atom) suspended flows to resume (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--peers", action="store_true", help="also run TaskFlow and DBOS, those installed (ferroflow[compare])"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=_positive_float,
+        default=suite.DEFAULT_MAX_SECONDS,
+        metavar="S",
+        help="skip a case predicted to run longer; stop repeating one after it took this long (default: %(default)s)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every measurement as JSON")
     parser.add_argument("--plot", metavar="PATH", help="draw cost per atom against N as a PNG (matplotlib)")
-    parser.add_argument("--workdir", metavar="DIR", help="where the databases go (default: a temporary "
-                        "directory, removed at the end)")
+    parser.add_argument(
+        "--workdir", metavar="DIR", help="where the databases go (default: a temporary directory, removed at the end)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=bench_command)
 
@@ -70,13 +92,22 @@ def bench_command(args: argparse.Namespace) -> int:
 
     if args.plot:
         _check_matplotlib()
-    options = suite.Options(sizes=args.sizes, rounds=args.rounds, flows=args.flows, peers=args.peers,
-                            max_seconds=args.max_seconds, workdir=args.workdir)
+    options = suite.Options(
+        sizes=args.sizes,
+        rounds=args.rounds,
+        flows=args.flows,
+        peers=args.peers,
+        max_seconds=args.max_seconds,
+        workdir=args.workdir,
+    )
     if args.peers:
         missing = [peer for peer in suite.PEERS if not suite.peer_available(peer)]
         if missing:
-            print(f"ferroflow bench: not installed, not compared: {', '.join(missing)} "
-                  "(pip install 'ferroflow[compare]')", file=sys.stderr)
+            print(
+                f"ferroflow bench: not installed, not compared: {', '.join(missing)} "
+                "(pip install 'ferroflow[compare]')",
+                file=sys.stderr,
+            )
     cases = suite.standard_cases(options)
 
     def progress(result: suite.Result) -> None:
@@ -90,8 +121,12 @@ def bench_command(args: argparse.Namespace) -> int:
         print(f"  {result.case.label()}: {what}", file=sys.stderr, flush=True)
 
     if not args.quiet:
-        print(f"ferroflow bench: {len(cases)} cases, sizes {', '.join(f'{n:,}' for n in options.sizes)}, "
-              f"{options.rounds} runs each", file=sys.stderr, flush=True)
+        print(
+            f"ferroflow bench: {len(cases)} cases, sizes {', '.join(f'{n:,}' for n in options.sizes)}, "
+            f"{options.rounds} runs each",
+            file=sys.stderr,
+            flush=True,
+        )
     results = suite.run_suite(cases, options, on_result=progress)
     if args.json:  # first: the measurements are what took time
         report.write_json(args.json, results, options)
@@ -106,8 +141,9 @@ def bench_command(args: argparse.Namespace) -> int:
         print(f"wrote {args.plot}")
     failed = [r for r in results if r.failed and r.case.system == suite.FERROFLOW]
     if failed:
-        raise common.CommandError(f"{len(failed)} ferroflow case(s) failed: "
-                                  + "; ".join(f"{r.case.label()}: {r.note}" for r in failed))
+        raise common.CommandError(
+            f"{len(failed)} ferroflow case(s) failed: " + "; ".join(f"{r.case.label()}: {r.note}" for r in failed)
+        )
     return common.EXIT_OK
 
 

@@ -46,16 +46,21 @@ class CommandError(Exception):
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", metavar="PATH",
+        "--db",
+        metavar="PATH",
         help=f"the SQLite database file (default: ${DB_ENV}, else ./{DEFAULT_DB})",
     )
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=("serial", "parallel"),
-                        help="run atoms one at a time (serial, the default) or on threads (parallel)")
-    parser.add_argument("--workers", type=positive_int, metavar="N",
-                        help="threads of the parallel engine (implies --engine parallel)")
+    parser.add_argument(
+        "--engine",
+        choices=("serial", "parallel"),
+        help="run atoms one at a time (serial, the default) or on threads (parallel)",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, metavar="N", help="threads of the parallel engine (implies --engine parallel)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress line")
 
 
@@ -142,8 +147,18 @@ def list_flows(backend: Any) -> list[FlowRecord]:
     flows = []
     for book_uuid, book_name, *_ in store.list_logbooks():
         for uuid, _book, name, state, meta, created_at, updated_at in store.flows_for_book(book_uuid):
-            flows.append(FlowRecord(uuid, name, state or states.PENDING, json.loads(meta) or {},
-                                    book_uuid, book_name, created_at, updated_at or created_at))
+            flows.append(
+                FlowRecord(
+                    uuid,
+                    name,
+                    state or states.PENDING,
+                    json.loads(meta) or {},
+                    book_uuid,
+                    book_name,
+                    created_at,
+                    updated_at or created_at,
+                )
+            )
     flows.sort(key=lambda flow: flow.created_at)
     return flows
 
@@ -156,8 +171,9 @@ def find_flow(flows: Sequence[FlowRecord], key: str) -> FlowRecord:
     if not matches:
         raise UsageError(f"no flow {key!r} in the database (list them with: ferroflow show)")
     if len(matches) > 1:
-        raise UsageError(f"{key!r} matches {len(matches)} flows ({', '.join(f.uuid for f in matches)}); "
-                         "give more of the uuid")
+        raise UsageError(
+            f"{key!r} matches {len(matches)} flows ({', '.join(f.uuid for f in matches)}); give more of the uuid"
+        )
     return matches[0]
 
 
@@ -201,8 +217,10 @@ def import_factory(spec: str) -> Callable[..., Any]:
     if not sep or not module_name or not attribute:
         raise UsageError(f"expected MODULE:FACTORY (like mypkg.flows:make_flow), not {spec!r}")
     if module_name.endswith(".py") or os.sep in module_name:
-        raise UsageError(f"{module_name!r} is a file path; give a dotted module name importable from the "
-                         "working directory (like mypkg.flows)")
+        raise UsageError(
+            f"{module_name!r} is a file path; give a dotted module name importable from the "
+            "working directory (like mypkg.flows)"
+        )
     add_cwd_to_path()
     try:
         obj: Any = importlib.import_module(module_name)
@@ -232,8 +250,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table, columns left-aligned and separated by two spaces."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
@@ -257,10 +274,22 @@ def format_counts(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {state}" for state, n in ordered) or "no atoms"
 
 
-_STATE_ORDER = {state: rank for rank, state in enumerate((
-    states.SUCCESS, states.RUNNING, states.FAILURE, states.RETRYING, states.REVERTING, states.REVERTED,
-    states.REVERT_FAILURE, states.IGNORE, states.PENDING,
-))}
+_STATE_ORDER = {
+    state: rank
+    for rank, state in enumerate(
+        (
+            states.SUCCESS,
+            states.RUNNING,
+            states.FAILURE,
+            states.RETRYING,
+            states.REVERTING,
+            states.REVERTED,
+            states.REVERT_FAILURE,
+            states.IGNORE,
+            states.PENDING,
+        )
+    )
+}
 
 
 def describe_failure(failure: Any) -> str:

@@ -46,15 +46,25 @@ _MIN_WORK_ATOMS = 1500
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help="run a big flow, kill its process mid-run, resume it",
-                                   description=DESCRIPTION)
-    parser.add_argument("--db", metavar="PATH", help="keep the flow in this SQLite file "
-                        "(default: a temporary file, removed at the end)")
-    parser.add_argument("--atoms", type=common.positive_int, default=3000, metavar="N",
-                        help=f"atoms in the flow (default: 3000, at least {MIN_ATOMS})")
-    parser.add_argument("--kill-after", type=_positive_float, metavar="SECONDS",
-                        help="kill the child this long after starting it "
-                             "(instead of when 40%% of the atoms are done)")
+    parser = subparsers.add_parser(
+        "demo", help="run a big flow, kill its process mid-run, resume it", description=DESCRIPTION
+    )
+    parser.add_argument(
+        "--db", metavar="PATH", help="keep the flow in this SQLite file (default: a temporary file, removed at the end)"
+    )
+    parser.add_argument(
+        "--atoms",
+        type=common.positive_int,
+        default=3000,
+        metavar="N",
+        help=f"atoms in the flow (default: 3000, at least {MIN_ATOMS})",
+    )
+    parser.add_argument(
+        "--kill-after",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="kill the child this long after starting it (instead of when 40%% of the atoms are done)",
+    )
     parser.set_defaults(handler=demo_command)
 
 
@@ -85,19 +95,26 @@ def demo_command(args: argparse.Namespace) -> int:
     rounds = max(demo_flow.DEFAULT_ROUNDS, demo_flow.DEFAULT_ROUNDS * _MIN_WORK_ATOMS // atoms)
     widths = demo_flow.stage_widths(atoms)
     with _database(args.db) as (path, temporary):
-        print(f"ferroflow demo: a checksum pipeline of {atoms} atoms (a seed, then {len(widths)} stages of "
-              f"{_span(widths)} parallel shard tasks + a merge), saved to {path}")
+        print(
+            f"ferroflow demo: a checksum pipeline of {atoms} atoms (a seed, then {len(widths)} stages of "
+            f"{_span(widths)} parallel shard tasks + a merge), saved to {path}"
+        )
         with common.open_backend(path) as backend:
             snapshot = _run_and_kill(backend, path, atoms, rounds, args.kill_after)
-            print(f"\nstep 2/3: resume flow {snapshot.flow_uuid} in this process (pid {os.getpid()}), "
-                  "rebuilt by its saved factory, from the database alone", flush=True)
+            print(
+                f"\nstep 2/3: resume flow {snapshot.flow_uuid} in this process (pid {os.getpid()}), "
+                "rebuilt by its saved factory, from the database alone",
+                flush=True,
+            )
             outcome = resume_flow(backend, snapshot.flow_uuid, {"engine": "serial"})
             print(f"  {outcome.summary()}", flush=True)
             print("\nstep 3/3: check", flush=True)
             ok = _report(backend, snapshot, outcome, atoms, rounds)
         if temporary:
-            print("\n(the database was a temporary file, now removed; keep one with --db PATH and look "
-                  f"at it with: ferroflow show {snapshot.flow_uuid} --db PATH)")
+            print(
+                "\n(the database was a temporary file, now removed; keep one with --db PATH and look "
+                f"at it with: ferroflow show {snapshot.flow_uuid} --db PATH)"
+            )
         else:
             print(f"\nlook at the flow with: ferroflow show {snapshot.flow_uuid} --db {path}")
     return common.EXIT_OK if ok else common.EXIT_FAILED
@@ -120,11 +137,21 @@ def _span(widths: list[int]) -> str:
 # -- step 1: run in a child, kill it -------------------------------------------------------------
 
 
-def _run_and_kill(
-    backend: Any, path: Path, atoms: int, rounds: int, kill_after: float | None
-) -> KillSnapshot:
-    command = [sys.executable, "-m", "ferroflow", "run", "ferroflow.demo_flow:make_pipeline",
-               "--arg", str(atoms), "--arg", str(rounds), "--db", str(path), "--no-progress"]
+def _run_and_kill(backend: Any, path: Path, atoms: int, rounds: int, kill_after: float | None) -> KillSnapshot:
+    command = [
+        sys.executable,
+        "-m",
+        "ferroflow",
+        "run",
+        "ferroflow.demo_flow:make_pipeline",
+        "--arg",
+        str(atoms),
+        "--arg",
+        str(rounds),
+        "--db",
+        str(path),
+        "--no-progress",
+    ]
     if kill_after:
         when = f"{kill_after:g}s after starting it"
     else:
@@ -153,9 +180,11 @@ def _run_and_kill(
         running={name for name, state in by_name.items() if state == states.RUNNING},
         pending={name for name, state in by_name.items() if state not in (states.SUCCESS, states.RUNNING)},
     )
-    print(f"  killed child pid {child.pid} (SIGKILL) with {len(snapshot.done)}/{atoms} atoms done; "
-          f"the database holds {common.format_counts(saved.counts)}",
-          flush=True)
+    print(
+        f"  killed child pid {child.pid} (SIGKILL) with {len(snapshot.done)}/{atoms} atoms done; "
+        f"the database holds {common.format_counts(saved.counts)}",
+        flush=True,
+    )
     return snapshot
 
 
@@ -169,8 +198,9 @@ def _read_flow_uuid(child: subprocess.Popen[str]) -> str:
     raise common.CommandError(f"the child process exited (status {child.wait()}) before starting the flow")
 
 
-def _watch(backend: Any, child: subprocess.Popen[str], flow_uuid: str, atoms: int, started: float,
-           kill_after: float | None) -> int:
+def _watch(
+    backend: Any, child: subprocess.Popen[str], flow_uuid: str, atoms: int, started: float, kill_after: float | None
+) -> int:
     """Polls the database until the kill point, then kills the child; returns the atoms done."""
     progress = ProgressLine(f"  run (pid {child.pid})", atoms)
     target = math.ceil(atoms * KILL_FRACTION)
@@ -207,23 +237,40 @@ def _report(backend: Any, snapshot: KillSnapshot, outcome: ResumeOutcome, atoms:
     print(f"  {len(snapshot.pending):6d} run only after the resume: not started before the kill")
     checks = []
     ran_again = ran & snapshot.done
-    checks.append((not ran_again and outcome.reused == len(snapshot.done),
-                   "no atom done before the kill ran again; the resumed engine reused them all",
-                   f"{len(ran_again)} ran again, e.g. {sorted(ran_again)[:3]}; {outcome.reused} reused"))
+    checks.append(
+        (
+            not ran_again and outcome.reused == len(snapshot.done),
+            "no atom done before the kill ran again; the resumed engine reused them all",
+            f"{len(ran_again)} ran again, e.g. {sorted(ran_again)[:3]}; {outcome.reused} reused",
+        )
+    )
     not_run = (snapshot.running | snapshot.pending) - ran
-    checks.append((not not_run, "every atom not done at the kill ran after the resume",
-                   f"{len(not_run)} did not, e.g. {sorted(not_run)[:3]}"))
+    checks.append(
+        (
+            not not_run,
+            "every atom not done at the kill ran after the resume",
+            f"{len(not_run)} did not, e.g. {sorted(not_run)[:3]}",
+        )
+    )
     counts = common.atom_states(backend, snapshot.flow_uuid).counts
-    checks.append((outcome.state == states.SUCCESS and counts == {states.SUCCESS: atoms},
-                   f"the flow and all {atoms} atoms are SUCCESS in the database",
-                   f"flow {outcome.state}, atoms {common.format_counts(counts)}"))
+    checks.append(
+        (
+            outcome.state == states.SUCCESS and counts == {states.SUCCESS: atoms},
+            f"the flow and all {atoms} atoms are SUCCESS in the database",
+            f"flow {outcome.state}, atoms {common.format_counts(counts)}",
+        )
+    )
     checksum = None
     if outcome.state == states.SUCCESS:
         checksum = outcome.engine.storage.fetch(demo_flow.RESULT_NAME)
     expected = demo_flow.expected_checksum(atoms, rounds)
-    checks.append((checksum == expected,
-                   f"the final checksum {_hex(checksum)} equals the one computed without an engine",
-                   f"expected {_hex(expected)}"))
+    checks.append(
+        (
+            checksum == expected,
+            f"the final checksum {_hex(checksum)} equals the one computed without an engine",
+            f"expected {_hex(expected)}",
+        )
+    )
     for ok, claim, otherwise in checks:
         print(f"  {'ok    ' if ok else 'FAILED'} {claim}" + ("" if ok else f": {otherwise}"))
     return all(ok for ok, _, _ in checks)

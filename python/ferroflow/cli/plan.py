@@ -20,16 +20,22 @@ that has not finished. --json prints the same as JSON, for tools.
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("plan", help="show what resuming a flow would do, before it runs",
-                                   description=DESCRIPTION)
+    parser = subparsers.add_parser(
+        "plan", help="show what resuming a flow would do, before it runs", description=DESCRIPTION
+    )
     parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--rewind-to", metavar="ATOM", help="plan a rewind to ATOM instead of a resume")
-    parser.add_argument("--on-version-change", choices=migrations.VERSION_POLICIES,
-                        help=f"version policy of atoms that set none (default: {migrations.DEFAULT_VERSION_POLICY})")
-    parser.add_argument("--provider-change", choices=migrations.PROVIDER_POLICIES,
-                        help=f"what to do when inputs come from new providers (default: "
-                             f"{migrations.DEFAULT_PROVIDER_POLICY})")
+    parser.add_argument(
+        "--on-version-change",
+        choices=migrations.VERSION_POLICIES,
+        help=f"version policy of atoms that set none (default: {migrations.DEFAULT_VERSION_POLICY})",
+    )
+    parser.add_argument(
+        "--provider-change",
+        choices=migrations.PROVIDER_POLICIES,
+        help=f"what to do when inputs come from new providers (default: {migrations.DEFAULT_PROVIDER_POLICY})",
+    )
     common.add_db_argument(parser)
     parser.set_defaults(handler=plan_command)
 
@@ -40,8 +46,11 @@ def plan_command(args: argparse.Namespace) -> int:
 
     path = common.db_path(args.db, must_exist=True)
     common.add_cwd_to_path()
-    options = {key: value for key, value in (("on_version_change", args.on_version_change),
-                                             ("provider_change", args.provider_change)) if value}
+    options = {
+        key: value
+        for key, value in (("on_version_change", args.on_version_change), ("provider_change", args.provider_change))
+        if value
+    }
     with common.open_backend(path) as backend:
         record = _target(common.list_flows(backend), args.flow)
         with contextlib.closing(backend.get_connection()) as conn:

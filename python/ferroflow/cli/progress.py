@@ -19,8 +19,9 @@ class ProgressLine:
     counts only atoms done since the line was created (a resumed flow starts with some done).
     """
 
-    def __init__(self, label: str, total: int, done: int = 0, stream: TextIO | None = None,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, label: str, total: int, done: int = 0, stream: TextIO | None = None, enabled: bool = True
+    ) -> None:
         self.label = label
         self.total = total
         self.done = done

@@ -25,10 +25,8 @@ failed or could not be resumed, 2 usage error.
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("resume", help="finish flows whose engine stopped part way",
-                                   description=DESCRIPTION)
-    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID",
-                        help="the flow's uuid (or a unique prefix of it)")
+    parser = subparsers.add_parser("resume", help="finish flows whose engine stopped part way", description=DESCRIPTION)
+    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--all", action="store_true", help="resume every flow that has not finished")
     common.add_db_argument(parser)
     common.add_engine_arguments(parser)
@@ -59,9 +57,11 @@ class ResumeOutcome:
         return self.ran & self.interrupted
 
     def summary(self) -> str:
-        return (f"flow {self.flow_uuid} ({self.flow_name}): {self.state} in {self.elapsed:.2f}s; "
-                f"{self.reused} of {self.atoms} atoms reused (SUCCESS before resuming), "
-                f"{len(self.ran)} run now ({len(self.rerun)} of them were RUNNING when the engine stopped)")
+        return (
+            f"flow {self.flow_uuid} ({self.flow_name}): {self.state} in {self.elapsed:.2f}s; "
+            f"{self.reused} of {self.atoms} atoms reused (SUCCESS before resuming), "
+            f"{len(self.ran)} run now ({len(self.rerun)} of them were RUNNING when the engine stopped)"
+        )
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -96,13 +96,13 @@ def _targets(flows: list[common.FlowRecord], key: str | None, every: bool) -> li
     unfinished = [flow for flow in flows if flow.state not in common.FINISHED_STATES]
     if len(unfinished) > 1 and not every:
         listed = ", ".join(f"{flow.uuid} ({flow.name}, {flow.state})" for flow in unfinished)
-        raise common.UsageError(f"{len(unfinished)} flows have not finished: {listed}; "
-                                "give a FLOW_UUID or --all")
+        raise common.UsageError(f"{len(unfinished)} flows have not finished: {listed}; give a FLOW_UUID or --all")
     return unfinished
 
 
-def resume_flow(backend: Any, flow_uuid: str, options: dict[str, Any], show_progress: bool = True,
-                label: str = "resume") -> ResumeOutcome:
+def resume_flow(
+    backend: Any, flow_uuid: str, options: dict[str, Any], show_progress: bool = True, label: str = "resume"
+) -> ResumeOutcome:
     """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end."""
     from ferroflow import engines
 
@@ -120,8 +120,15 @@ def resume_flow(backend: Any, flow_uuid: str, options: dict[str, Any], show_prog
     names = [atom.name for atom in engine.compilation.atoms]
     reused = sum(1 for name in names if engine.storage.get_atom_state(name) == states.SUCCESS)
     progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
-    outcome = ResumeOutcome(flow_uuid, flow_detail.name, states.PENDING, len(names), reused,
-                            interrupted=interrupted & set(names), engine=engine)
+    outcome = ResumeOutcome(
+        flow_uuid,
+        flow_detail.name,
+        states.PENDING,
+        len(names),
+        reused,
+        interrupted=interrupted & set(names),
+        engine=engine,
+    )
     watcher = run_engine(engine, progress, flow_uuid, backend.path)
     outcome.state = engine.storage.get_flow_state()
     outcome.failure = watcher.first_failure

@@ -22,13 +22,16 @@ FAILURE) or could not run, 2 usage error.
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="build a flow with a factory and run it",
-                                   description=DESCRIPTION)
-    parser.add_argument("factory", metavar="MODULE:FACTORY",
-                        help="the flow factory, e.g. mypkg.flows:make_flow")
-    parser.add_argument("--arg", action="append", default=[], type=json_value, metavar="JSON",
-                        help="a positional argument of the factory, as JSON (repeatable; a string "
-                             "needs its quotes: --arg '\"text\"')")
+    parser = subparsers.add_parser("run", help="build a flow with a factory and run it", description=DESCRIPTION)
+    parser.add_argument("factory", metavar="MODULE:FACTORY", help="the flow factory, e.g. mypkg.flows:make_flow")
+    parser.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        type=json_value,
+        metavar="JSON",
+        help="a positional argument of the factory, as JSON (repeatable; a string needs its quotes: --arg '\"text\"')",
+    )
     common.add_db_argument(parser)
     common.add_engine_arguments(parser)
     parser.set_defaults(handler=run_command)
@@ -68,8 +71,9 @@ def run_command(args: argparse.Namespace) -> int:
     with common.open_backend(path) as backend:
         book = models.LogBook(f"ferroflow run {args.factory}")
         try:
-            engine = engines.load_from_factory(factory_name, factory_args=args.arg, backend=backend,
-                                               book=book, **options)
+            engine = engines.load_from_factory(
+                factory_name, factory_args=args.arg, backend=backend, book=book, **options
+            )
             engine.compile()
             engine.prepare()
         except Exception as exc:
@@ -102,8 +106,9 @@ def run_engine(engine: Any, progress: ProgressLine, flow_uuid: str, path: Any) -
                 if watcher.first_failure is None:
                     watcher.first_failure = ("?", exc)
     except KeyboardInterrupt:
-        print(f"ferroflow: interrupted; continue the flow with: ferroflow resume {flow_uuid} --db {path}",
-              file=sys.stderr)
+        print(
+            f"ferroflow: interrupted; continue the flow with: ferroflow resume {flow_uuid} --db {path}", file=sys.stderr
+        )
         raise
     return watcher
 

@@ -20,10 +20,8 @@ _PREVIEW = 48
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("show", help="list saved flows, or one flow's atoms",
-                                   description=DESCRIPTION)
-    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID",
-                        help="the flow's uuid (or a unique prefix of it)")
+    parser = subparsers.add_parser("show", help="list saved flows, or one flow's atoms", description=DESCRIPTION)
+    parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_db_argument(parser)
     parser.set_defaults(handler=show_command)
@@ -51,25 +49,33 @@ def _show_flows(backend: Any, flows: list[common.FlowRecord], as_json: bool, pat
         updated = max(flow.updated_at, atoms.last_update or 0.0)
         listed.append((flow, atoms.counts, updated))
     if as_json:
-        return _dumps([
-            {
-                "uuid": flow.uuid,
-                "name": flow.name,
-                "state": flow.state,
-                "atom_count": sum(counts.values()),
-                "atoms": dict(counts.most_common()),
-                "factory": flow.factory,
-                "book": {"uuid": flow.book_uuid, "name": flow.book_name},
-                "created_at": common.iso_time(flow.created_at),
-                "updated_at": common.iso_time(updated),
-            }
-            for flow, counts, updated in listed
-        ])
+        return _dumps(
+            [
+                {
+                    "uuid": flow.uuid,
+                    "name": flow.name,
+                    "state": flow.state,
+                    "atom_count": sum(counts.values()),
+                    "atoms": dict(counts.most_common()),
+                    "factory": flow.factory,
+                    "book": {"uuid": flow.book_uuid, "name": flow.book_name},
+                    "created_at": common.iso_time(flow.created_at),
+                    "updated_at": common.iso_time(updated),
+                }
+                for flow, counts, updated in listed
+            ]
+        )
     if not listed:
         return f"no flows in {path}"
     rows = [
-        (flow.uuid, flow.name, flow.state, f"{sum(counts.values())}: {common.format_counts(counts)}",
-         flow.factory or "- (not resumable)", common.format_time(updated))
+        (
+            flow.uuid,
+            flow.name,
+            flow.state,
+            f"{sum(counts.values())}: {common.format_counts(counts)}",
+            flow.factory or "- (not resumable)",
+            common.format_time(updated),
+        )
         for flow, counts, updated in listed
     ]
     return common.format_table(("UUID", "NAME", "STATE", "ATOMS", "FACTORY", "UPDATED"), rows)
@@ -82,16 +88,18 @@ def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool) -> str:
     with contextlib.closing(backend.get_connection()) as conn:
         details = [ad for ad in conn.get_atoms_for_flow(flow.uuid) if not common.is_injector(ad.name)]
     if as_json:
-        return _dumps({
-            "uuid": flow.uuid,
-            "name": flow.name,
-            "state": flow.state,
-            "factory": flow.meta.get("factory"),
-            "book": {"uuid": flow.book_uuid, "name": flow.book_name},
-            "created_at": common.iso_time(flow.created_at),
-            "updated_at": common.iso_time(flow.updated_at),
-            "atoms": [_atom_json(ad) for ad in details],
-        })
+        return _dumps(
+            {
+                "uuid": flow.uuid,
+                "name": flow.name,
+                "state": flow.state,
+                "factory": flow.meta.get("factory"),
+                "book": {"uuid": flow.book_uuid, "name": flow.book_name},
+                "created_at": common.iso_time(flow.created_at),
+                "updated_at": common.iso_time(flow.updated_at),
+                "atoms": [_atom_json(ad) for ad in details],
+            }
+        )
     factory = flow.meta.get("factory") or {}
     header = [
         f"flow     {flow.uuid}",

@@ -5,6 +5,10 @@ One engine runs one flow detail. ``compile()`` lowers the flow and compiles it i
 ``validate()`` checks every required argument has a source, and ``run()`` / ``run_iter()`` drive
 the poll/complete loop: ask the scheduler what is ready, run it (inline or on an executor), report
 outcomes back, persist and notify every transition the scheduler made.
+
+When nothing observes a serial run (no store, no listeners, no reported progress, not stepping)
+its plain rounds run in the Rust lane (``_core.Lane``): the same steps without a Python frame per
+step; whatever it cannot do comes back to this loop at the atom where it stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from concurrent import futures
 from typing import Any
 
 from ferroflow import _core, exceptions, states
+from ferroflow import task as task_mod
 from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
@@ -228,8 +233,12 @@ class ActionEngine(ResumptionMixin):
         self._completed = self._discarded_failures = 0
         # Tasks whose own notifier has listeners get the engine's 0.0 / 1.0 progress events
         # (listeners are expected to be registered before the run, as with TaskFlow's engine).
-        self._progress_watched = frozenset(
-            i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.has_progress_listeners()
+        self._progress_watched = (
+            frozenset(
+                i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.has_progress_listeners()
+            )
+            if task_mod.notifiers_made()
+            else frozenset()
         )
         started = time.monotonic()
         persister = self._persist
@@ -708,7 +717,12 @@ class SerialActionEngine(ActionEngine):
             lane = self._lane
             if lane is None:
                 lane = self._lane = self._make_lane()
-            completed, rest, failed = lane.run(self._scheduler)
+            outer = getattr(task_mod.LANE, "sink", None)  # (an engine run from inside a task)
+            task_mod.LANE.sink = lane.sink
+            try:
+                completed, rest, failed = lane.run(self._scheduler)
+            finally:
+                task_mod.LANE.sink = outer
             self._completed += completed
             if failed is not None:
                 index, exc = failed
