@@ -11,8 +11,6 @@ use crate::names;
 
 use super::convert::AtomTuple;
 
-/// Providers of one atom's names (`None`: no atom provides it).
-type Providers = Vec<Option<u32>>;
 /// `(decider id, history atoms, entry atoms, target atoms, depth code)`.
 type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
 
@@ -61,14 +59,6 @@ impl CompiledFlow {
             .get(atom)
             .map(|p| p.iter().copied().map(optional_index).collect())
             .unwrap_or_default()
-    }
-
-    /// Providers of every atom at once (the engine builds its argument plans from these).
-    fn all_providers(&self) -> (Vec<Providers>, Vec<Providers>) {
-        let map = |rows: &Vec<Vec<u32>>| -> Vec<Providers> {
-            rows.iter().map(|p| p.iter().copied().map(optional_index).collect()).collect()
-        };
-        (map(&self.inner.providers), map(&self.inner.revert_providers))
     }
 
     /// The nearest retry controlling `atom`.

@@ -81,8 +81,6 @@ class ActionEngine(ResumptionMixin):
         self._scheduler: Any = None
         self._atoms: list[Any] = []
         self._retry_flags: list[bool] = []
-        self._spec_atoms: list[tuple] = []
-        self._compiled: Any = None
         #: Each atom's ``save_as`` (storage name -> key into its result), flat for the hot path.
         self._save_as: list[Any] = []
         self._progress_watched: frozenset[int] = frozenset()
@@ -130,8 +128,6 @@ class ActionEngine(ResumptionMixin):
         self._storage.bind_atoms(lowered.atoms)
         self._atoms = lowered.atoms
         self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
-        self._spec_atoms = lowered.spec_atoms
-        self._compiled = compiled
         self._save_as = [atom.save_as for atom in lowered.atoms]
         self._scheduler = _core.Scheduler(compiled)
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
@@ -368,7 +364,8 @@ class ActionEngine(ResumptionMixin):
         rebind = atom.revert_rebind if revert else atom.rebind
         if not rebind:
             return {}
-        providers = self._compiled.revert_providers(index) if revert else self._compiled.providers(index)
+        compilation = self._compilation
+        providers = compilation.compiled.revert_providers(index) if revert else compilation.compiled.providers(index)
         if (
             len(providers) == len(rebind)
             and not atom.inject
@@ -377,7 +374,7 @@ class ActionEngine(ResumptionMixin):
             # The common case: the compiled names are the rebind's storage names, in order.
             sources = zip(rebind.items(), providers, strict=True)
         else:
-            spec = self._spec_atoms[index]
+            spec = compilation.spec_atoms[index]
             names = spec[6] + spec[7] if revert else spec[4] + spec[5]
             by_name = dict(zip(names, providers, strict=True))
             sources = (((arg, name), by_name.get(name)) for arg, name in rebind.items())

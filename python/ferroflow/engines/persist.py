@@ -149,8 +149,9 @@ class Persister:
         compilation = engine.compilation
         if fd.state is not None:
             storage.set_flow_state(fd.state)
-        recorded = self._resume_summaries() if self._migrations_pending(engine) else {}
-        saved, changed, meta_changed = self._migrate(engine, saved, recorded)
+        pending = self._pending_migrations(engine)
+        recorded = self._resume_summaries() if pending else {}
+        saved, changed, meta_changed = self._migrate(engine, saved, pending, recorded)
         plan = self._plan(engine, saved, recorded, migrated=bool(changed) or meta_changed)
         matched, actions = plan.matched, plan.actions
         self._refuse(engine, saved, matched, actions)
@@ -236,25 +237,29 @@ class Persister:
             except exceptions.NotFound:
                 self.details = []
                 return SavedAtoms.from_details(list(fd))
-            fd.state = fresh.state
-            fd.meta.clear()  # in place: the engine's storage holds this dict (flow metadata API)
-            fd.meta.update(fresh.meta or {})
+            self._refresh(fresh)
             self.details = None
             return self._conn.saved_atoms(fd.uuid)
         self.details = []
         try:
             fresh = self._conn.get_flow_details(fd.uuid)
-            fd.state = fresh.state
-            fd.meta.clear()
-            fd.meta.update(fresh.meta or {})
+            self._refresh(fresh)
             return SavedAtoms.from_details(list(fresh))
         except exceptions.NotFound:
             return SavedAtoms.from_details(list(fd))
 
-    def _migrations_pending(self, engine: Any) -> bool:
+    def _refresh(self, fresh: Any) -> None:
+        """The flow detail's state and meta as saved in ``fresh``."""
+        fd = self.flow_detail
+        fd.state = fresh.state
+        fd.meta.clear()  # in place: the engine's storage holds this dict (flow metadata API)
+        fd.meta.update(fresh.meta or {})
+
+    def _pending_migrations(self, engine: Any) -> list[Any]:
+        """The engine's migrations the flow detail has not recorded as applied."""
         given = migrations.check_migrations(engine.options.get("migrations"))
         done = migrations.applied_ids(self.flow_detail.meta)
-        return any(m.id not in done for m in given)
+        return [m for m in given if m.id not in done]
 
     def _plan(self, engine: Any, saved: SavedAtoms, recorded: dict[str, Any], migrated: bool) -> Any:
         """The resume plan: read and matched in Rust straight from the store when the saved rows
@@ -323,15 +328,14 @@ class Persister:
             return {}
         return revert_refs.decode_record(self._conn.resume_record(ad.uuid))
 
-    def _migrate(self, engine: Any, saved: SavedAtoms, recorded: dict[str, Any]) -> tuple[SavedAtoms, list[Any], bool]:
+    def _migrate(
+        self, engine: Any, saved: SavedAtoms, pending: list[Any], recorded: dict[str, Any]
+    ) -> tuple[SavedAtoms, list[Any], bool]:
         """Applies the pending migrations in memory: ``(saved details now, details to write,
         whether the flow meta changed)``. Raises `MigrationError` (nothing applied) when they do
         not fit the saved details. A renamed detail's resume record is copied to its new detail
         (in ``recorded``, and in the records written with the details)."""
         fd = self.flow_detail
-        given = migrations.check_migrations(engine.options.get("migrations"))
-        done = migrations.applied_ids(fd.meta)
-        pending = [m for m in given if m.id not in done]
         if not pending:
             return saved, [], False
         saved_atoms = saved.details()  # migrations work on models (a rare path)

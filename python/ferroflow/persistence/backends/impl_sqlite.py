@@ -250,26 +250,32 @@ def _same_atom(row: AtomRow, old: AtomRow) -> bool:
     return row[1:12] == old[1:12]
 
 
+def _column(field: str, value: Any) -> Any:
+    """One column of a transition, encoded (``history`` is a retry's results, decoded form)."""
+    if field == "state" or field == "intention":
+        return value
+    if field == "results" or field == "revert_results":
+        return _dumps(value, field.replace("_", " "))
+    if field == "history":
+        return _dumps(_history(value), "results")
+    if field == "failure" or field == "revert_failure":
+        return _dumps_failure(value)
+    return value if isinstance(value, str) else _dumps(value, "meta")  # meta: a dict or its JSON text
+
+
 def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dict[str, Any]:
+    """The transition writing ``fields`` of a model."""
     change: dict[str, Any] = {"uuid": ad.uuid, "updated_at": now}
     try:
         for field in fields:
-            if field == "state" or field == "intention":
-                value = getattr(ad, field)
-                if value is None:
-                    raise ValueError(f"atom detail '{ad.name}' ({ad.uuid}): apply() cannot clear the {field}")
-                change[field] = value
-            elif field == "results":
-                change[field] = _dumps(_results(ad), "results")
-            elif field == "revert_results":
-                change[field] = _dumps(ad.revert_results, "revert results")
-            elif field == "meta":
-                change[field] = _dumps(ad.meta, "meta")
-            elif field == "failure" or field == "revert_failure":
-                change[field] = _dumps_failure(getattr(ad, field))
-            else:
+            if field not in UPDATABLE_FIELDS:
                 known = ", ".join(sorted(UPDATABLE_FIELDS))
                 raise ValueError(f"apply() cannot update {field!r}; updatable fields: {known}")
+            value = getattr(ad, field)
+            if value is None and (field == "state" or field == "intention"):
+                raise ValueError(f"atom detail '{ad.name}' ({ad.uuid}): apply() cannot clear the {field}")
+            retry_results = field == "results" and isinstance(ad, models.RetryDetail)
+            change[field] = _column("history" if retry_results else field, value)
     except TypeError as e:
         raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
     return change
@@ -281,16 +287,10 @@ def _change(change: Mapping[str, Any], now: float) -> dict[str, Any]:
     row: dict[str, Any] = {"uuid": change["uuid"], "updated_at": now}
     try:
         for field, value in change.items():
-            if field == "state" or field == "intention":
-                row[field] = value
-            elif field == "results" or field == "revert_results":
-                row[field] = _dumps(value, field.replace("_", " "))
-            elif field == "history":
-                row["results"] = _dumps(_history(value), "results")
-            elif field == "failure" or field == "revert_failure":
-                row[field] = _dumps_failure(value)
-            elif field == "meta":
-                row[field] = value if isinstance(value, str) else _dumps(value, "meta")
+            if field == "history":
+                row["results"] = _column(field, value)
+            elif field in UPDATABLE_FIELDS:
+                row[field] = _column(field, value)
             elif field != "uuid":
                 raise ValueError(f"apply() cannot change {field!r} of atom detail {change['uuid']}")
     except TypeError as e:
