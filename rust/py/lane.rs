@@ -2,17 +2,17 @@
 //!
 //! When nothing observes a run (no store, no listeners, no reported progress, not stepping) and
 //! nothing has failed, the Python loop's own bookkeeping per atom costs several times what a
-//! no-op atom does. The lane takes that loop over for the common case: it schedules rounds, and
-//! for each round whose every action is a plain execute (a task without pre/post hooks, inject or
-//! retry role) it finds the arguments, calls `execute`, stores the result and completes the atom
-//! in the scheduler, mirroring every transition into the engine's storage lists exactly as the
-//! Python loop does.
+//! no-op atom does. The lane takes that loop over: it schedules rounds and, for each execute of a
+//! plain task (no pre/post hooks, inject or retry role), finds the arguments, calls `execute`,
+//! stores the result and completes the atom in the scheduler, mirroring every transition into the
+//! engine's storage lists exactly as the Python loop does. Any other execute in a round (a retry,
+//! a hooked task, arguments the fast lookup cannot decide) is handed to the engine's `_step`,
+//! which runs and completes it the general way, in its place in the round.
 //!
-//! Anything else ends the lane and goes back to the engine, which runs it the general way: a
-//! round with a revert, a decider or a hooked task (given back whole, already handed out), an
-//! argument the fast lookup cannot find (the rest of the round), a failure (the exception, then
-//! the rest of the round), an observer appearing mid-run (the rest of the round), a suspend
-//! request (at the next round: a round handed out runs to its end, as on the general path).
+//! Anything else ends the lane and goes back to the engine: a round with a revert or a decider
+//! (given back whole, already handed out), a failure (the exception, then the rest of the round),
+//! an observer appearing mid-run or a `_step` that closed the lane (the rest of the round), a
+//! suspend request (at the next round: a round handed out runs to its end, as on the general path).
 //! What it gives back is already handed out and mirrored: the engine runs it, never takes it back.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -159,10 +159,9 @@ impl Lane {
             if round.is_empty() {
                 return Ok((completed, Vec::new(), None));
             }
-            for action in &round {
-                if action.kind != ActionKind::Execute || !self.is_plain(py, &flow, action.atom, &atoms)? {
-                    return Ok((completed, handed_out(&round), None));
-                }
+            // Deciders are consulted for a whole round before any of it runs: the engine does it.
+            if round.iter().any(|action| action.kind != ActionKind::Execute) {
+                return Ok((completed, handed_out(&round), None));
             }
             for (position, action) in round.iter().enumerate() {
                 let atom = action.atom;
@@ -170,10 +169,23 @@ impl Lane {
                     return Ok((completed, handed_out(&round[position..]), None));
                 }
                 let task = atoms.get_item(atom as usize)?;
-                let kwargs = match self.arguments(py, &flow, scheduler, atom, &task)? {
+                let arguments = if self.is_plain(py, &flow, atom, &atoms)? {
+                    self.arguments(py, &flow, scheduler, atom, &task)?
+                } else {
+                    Arguments::Undecided
+                };
+                let kwargs = match arguments {
                     Arguments::Nothing => None,
                     Arguments::Given(kwargs) => Some(kwargs),
-                    Arguments::Undecided => return Ok((completed, handed_out(&round[position..]), None)),
+                    Arguments::Undecided => {
+                        // The engine runs and completes this one its own way, then says whether
+                        // the lane may go on (a failure, a suspend or an observer end it).
+                        let go_on = self.engine.bind(py).call_method1(intern!(py, "_step"), (atom,))?;
+                        if !go_on.is_truthy()? {
+                            return Ok((completed, handed_out(&round[position + 1..]), None));
+                        }
+                        continue;
+                    }
                 };
                 let sink = self.sink.get();
                 sink.point_at(atom, &task);

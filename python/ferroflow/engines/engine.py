@@ -423,7 +423,7 @@ class ActionEngine(ResumptionMixin):
         except Exception:
             return False, Failure()
         if self._retry_flags[index]:
-            history = storage.get_retry_history(atom.name)
+            history = storage.retry_history(index)
             if kind == _EXECUTE:
                 return actions.execute_retry(atom, kwargs, history)
             return actions.revert_retry(atom, kwargs, history, storage.get_execute_failures())
@@ -540,7 +540,7 @@ class ActionEngine(ResumptionMixin):
         history[-1][1][atoms[failed].name] = failure
         self._persist_atom(retry)
         kwargs = self._arguments(retry)
-        kwargs[actions.HISTORY] = storage.get_retry_history(atoms[retry].name)
+        kwargs[actions.HISTORY] = storage.retry_history(retry)
         return str(atoms[retry].on_failure(**kwargs))
 
     # -- transitions: persist, then notify -------------------------------------------------------
@@ -707,8 +707,9 @@ class SerialActionEngine(ActionEngine):
         """The next round to run here, its transitions, and whether it is already published.
 
         While nothing observes the run and nothing has failed, the Rust lane (`_core.Lane`)
-        runs the plain rounds first and gives back what it stopped at: actions already handed
-        out and mirrored (all that publishing is without observers), to run, never to take back.
+        runs the rounds of executes first (plain tasks itself, the others through `_step`) and
+        gives back what it stopped at: actions already handed out and mirrored (all that
+        publishing is without observers), to run, never to take back.
         """
         while self._lane_open():
             lane = self._lane
@@ -729,6 +730,13 @@ class SerialActionEngine(ActionEngine):
             if failed is None:
                 break  # nothing ready, or the lane closed: the general path decides
         return *self._next_round(limit), False
+
+    def _step(self, index: int) -> bool:
+        """Runs and completes one execute the lane hands over (a retry, a hooked task, arguments
+        its fast lookup cannot decide); returns whether the lane may go on."""
+        ok, value = self._call(index, _EXECUTE)
+        self._complete(index, _EXECUTE, ok, value)
+        return self._lane_open()
 
     def _lane_open(self) -> bool:
         """Whether the lane may run: nothing to persist, notify or step through, no failure to

@@ -14,6 +14,7 @@ from typing import Any
 
 from ferroflow import exceptions, states
 from ferroflow.engines.arguments import extract
+from ferroflow.retry import History
 from ferroflow.types.failure import Failure
 
 #: Name of the pseudo atom holding flow-level ``store`` values (TaskFlow's name, kept for logbooks).
@@ -171,9 +172,10 @@ class Storage:
         return bool(self.failures or self.revert_failures)
 
     def get_retry_history(self, retry_name: str) -> Any:
-        from ferroflow.retry import History
+        return self.retry_history(self.index_of(retry_name))
 
-        index = self.index_of(retry_name)
+    def retry_history(self, index: int) -> History:
+        """The `History` of the retry at ``index`` (what the engine passes to it)."""
         contents = self.retry_histories.get(index, [])
         failure = self.failures.get(index)
         return History(list(contents), failure)
