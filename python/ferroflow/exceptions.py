@@ -100,6 +100,16 @@ class StorageFailure(TaskFlowException):
     """A persistence backend could not read, save or delete."""
 
 
+class LeaseLost(StorageFailure):
+    """This engine no longer owns the flow detail it was running: its lease expired (the process
+    was paused, the store unreachable) and another owner took it, or it was released. The engine
+    stops at once and writes nothing more; the new owner continues the flow from the store."""
+
+
+class UntrustedCode(TaskFlowException):
+    """A store names code (a flow factory, a revert reference) outside the modules the user trusted."""
+
+
 class ConductorFailure(TaskFlowException):
     """Errors related to conducting activities."""
 
