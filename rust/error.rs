@@ -19,6 +19,8 @@ pub enum CoreError {
     NotFound(String),
     /// The store failed: I/O, corruption, schema (`StorageFailure`).
     Storage(String),
+    /// A write or renewal by an owner that no longer holds the flow's lease (`LeaseLost`).
+    LeaseLost(String),
 }
 
 impl fmt::Display for CoreError {
@@ -30,7 +32,8 @@ impl fmt::Display for CoreError {
             | CoreError::Compilation(m)
             | CoreError::InvalidState(m)
             | CoreError::NotFound(m)
-            | CoreError::Storage(m) => f.write_str(m),
+            | CoreError::Storage(m)
+            | CoreError::LeaseLost(m) => f.write_str(m),
             CoreError::MissingDependencies(missing) => {
                 f.write_str("unsatisfied arguments: ")?;
                 for (i, (atom, names)) in missing.iter().enumerate() {

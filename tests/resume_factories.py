@@ -222,18 +222,22 @@ def run_child(db: str | os.PathLike, workdir: str | os.PathLike, **kwargs: Any) 
 
 
 def main(argv: list[str]) -> int:
-    """Child process entry point: ``<db> <workdir> <factory kwargs json> <store json> <options json>``.
+    """Child process entry point: ``<db> <workdir> <factory kwargs json> <store json> <options json>
+    [--resume FLOW_UUID]``.
 
-    Loads a new flow from `chain` into the SQLite store ``<db>``, writes the flow detail's uuid to
+    Loads a new flow from `chain` into the store ``<db>`` (a SQLite file, or a backend URI), writes the flow detail's uuid to
     ``<workdir>/flow_uuid``, then runs it and prints ``done <flow state>`` or ``raised <type> <message>``.
     """
     db, workdir = argv[0], argv[1]
     factory_kwargs, store, options = (json.loads(text) for text in argv[2:5])
-    backend = backends.fetch(f"sqlite:///{db}")
-    engine = engines.load_from_factory(
-        chain, factory_kwargs=factory_kwargs, store=store or None, backend=backend, **options
-    )
-    pathlib.Path(workdir, FLOW_UUID).write_text(engine.storage.flow_uuid)
+    backend = backends.fetch(db if "://" in db else f"sqlite:///{db}")
+    if argv[5:6] == ["--resume"]:  # resume the saved flow ``argv[6]`` in this (fresh) process instead
+        engine = engines.load_from_detail(saved(backend, argv[6]), backend=backend, **options)
+    else:
+        engine = engines.load_from_factory(
+            chain, factory_kwargs=factory_kwargs, store=store or None, backend=backend, **options
+        )
+        pathlib.Path(workdir, FLOW_UUID).write_text(engine.storage.flow_uuid)
     try:
         engine.run()
     except Exception as exc:

@@ -1,6 +1,8 @@
-"""Ownership of a flow detail on the SQLite backend: an engine running a flow holds a lease in the
-store, so a second engine — in another process — refuses to run the same flow until the lease is
-released, has expired, or belongs to a process of this host that no longer exists."""
+"""Ownership of a flow detail, on every durable backend: an engine running a flow holds a lease with
+a fencing epoch, renewed by a heartbeat that does not depend on rounds. A second engine (another
+process) refuses to run the flow until the lease is released, expires, or belongs to a process of
+this host that no longer exists; an owner that lost its lease (paused past it, then taken over)
+writes nothing more and stops with `LeaseLost`."""
 
 from __future__ import annotations
 
@@ -16,47 +18,56 @@ from pathlib import Path
 import pytest
 
 import resume_factories as rf
-from ferroflow import engines, exceptions, states
+from ferroflow import engines, exceptions, migrations, states
 from ferroflow.persistence import backends
 
+STORES = ["sqlite", "dir"]
+
+
+@pytest.fixture(params=STORES)
+def uri(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flows.db'}"
+    return f"dir:///{tmp_path / 'flows'}"
+
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "flows.db"
-
-
-@pytest.fixture
-def backend(db: Path):
-    be = backends.fetch(f"sqlite:///{db}")
+def backend(uri: str):
+    be = backends.fetch(uri)
+    with contextlib.closing(be.get_connection()) as conn:
+        conn.upgrade()
     yield be
     be.close()
 
 
-@pytest.fixture
-def blocked_child(tmp_path: Path, db: Path):
-    """A child process running a new `rf.chain` flow, blocked inside atom ``b`` (a holds SUCCESS).
-
-    Yields ``(process, flow uuid)``; ``release_b(tmp_path)`` lets it finish. Killed if still alive.
-    """
-    rf.configure(tmp_path, block=["b"])
+def start_child(tmp_path: Path, uri: str, block: str = "b", **options) -> tuple[subprocess.Popen, str]:
+    """A child process running a new `rf.chain` flow, blocked inside atom ``block``."""
+    rf.configure(tmp_path, block=[block])
     child = subprocess.Popen(
-        rf.child_command(db, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        rf.child_command(uri, tmp_path, options=options), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "blocking-b").exists():
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"child did not reach b: {child.communicate()}")
-            time.sleep(0.01)
-        yield child, (tmp_path / rf.FLOW_UUID).read_text()
-    finally:
+    deadline = time.monotonic() + 30
+    while not (tmp_path / f"blocking-{block}").exists():
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"child did not reach {block}: {child.communicate()}")
+        time.sleep(0.01)
+    return child, (tmp_path / rf.FLOW_UUID).read_text()
+
+
+@pytest.fixture
+def children():
+    started: list[subprocess.Popen] = []
+    yield started
+    for child in started:
         if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGCONT)
             child.kill()
         child.communicate()
 
 
-def release_b(workdir: Path) -> None:
-    (workdir / "release-b").touch()
+def release(workdir: Path, name: str = "b") -> None:
+    (workdir / f"release-{name}").touch()
 
 
 def _lease(backend, flow_uuid: str):
@@ -69,17 +80,19 @@ def _snapshot(backend, flow_uuid: str):
     return fd.state, sorted((ad.name, ad.state, ad.intention, ad.results) for ad in fd)
 
 
-def _resume(backend, flow_uuid: str):
-    return engines.load_from_detail(rf.saved(backend, flow_uuid), backend=backend)
+def _resume(backend, flow_uuid: str, **options):
+    return engines.load_from_detail(rf.saved(backend, flow_uuid), backend=backend, **options)
 
 
 def test_flow_run_by_a_live_process_is_refused_until_that_process_finishes(
-    tmp_path, backend, blocked_child, monkeypatch
+    tmp_path, uri, backend, children, monkeypatch
 ) -> None:
-    child, flow_uuid = blocked_child
-    owner, expiry = _lease(backend, flow_uuid)
+    child, flow_uuid = start_child(tmp_path, uri)
+    children.append(child)
+    owner, expiry, epoch = _lease(backend, flow_uuid)
     assert owner.startswith(f"{socket.gethostname()}:{child.pid}:")
     assert expiry > time.time()
+    assert epoch >= 1
     before = _snapshot(backend, flow_uuid)
     assert before[0] == states.RUNNING
 
@@ -92,7 +105,7 @@ def test_flow_run_by_a_live_process_is_refused_until_that_process_finishes(
     assert _snapshot(backend, flow_uuid) == before, "the refused engine wrote nothing"
     assert _lease(backend, flow_uuid)[0] == owner
 
-    release_b(tmp_path)
+    release(tmp_path)
     out, err = child.communicate(timeout=30)
     assert child.returncode == 0, (out, err)
     assert "done SUCCESS" in out
@@ -108,15 +121,14 @@ def test_flow_run_by_a_live_process_is_refused_until_that_process_finishes(
     assert _lease(backend, flow_uuid) is None
 
 
-def test_lease_of_a_sigkilled_process_of_this_host_is_taken_over_at_once(
-    tmp_path, backend, blocked_child
-) -> None:
-    child, flow_uuid = blocked_child
-    owner, expiry = _lease(backend, flow_uuid)
+def test_lease_of_a_sigkilled_process_of_this_host_is_taken_over_at_once(tmp_path, uri, backend, children) -> None:
+    child, flow_uuid = start_child(tmp_path, uri)
+    children.append(child)
+    owner, expiry, _ = _lease(backend, flow_uuid)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)  # reaped: its pid no longer exists
     assert child.returncode == -signal.SIGKILL
-    assert _lease(backend, flow_uuid) == (owner, expiry), "the dead engine could not release its lease"
+    assert _lease(backend, flow_uuid)[:2] == (owner, expiry), "the dead engine could not release its lease"
     assert expiry > time.time() + 10, "still far from expiring"
     assert rf.take_journal(tmp_path) == ["execute a", "execute b a=a@1"]
 
@@ -130,67 +142,189 @@ def test_lease_of_a_sigkilled_process_of_this_host_is_taken_over_at_once(
     assert _lease(backend, flow_uuid) is None
 
 
-@pytest.mark.parametrize(
-    "owner",
-    [f"{socket.gethostname()}:{os.getpid()}:other-engine", "another-host.example:1:remote-engine"],
-    ids=["live-local-process", "other-host"],
-)
-def test_unexpired_lease_of_another_engine_is_refused(tmp_path, backend, owner) -> None:
-    rf.configure(tmp_path)
-    engine = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
-    flow_uuid = engine.storage.flow_uuid
-    with contextlib.closing(backend.get_connection()) as conn:
-        conn.acquire_lease(flow_uuid, owner, 60)
+def test_a_long_atom_keeps_its_lease_through_the_heartbeat(tmp_path, uri, backend, children) -> None:
+    """A 2 s lease and an atom of three times that: a resume tried meanwhile is refused, and the
+    atom runs once (issue: the lease was renewed only between rounds)."""
+    child, flow_uuid = start_child(tmp_path, uri, lease_seconds=2)
+    children.append(child)
+    owner, _, epoch = _lease(backend, flow_uuid)
+    for _ in range(3):
+        time.sleep(2.0)
+        with pytest.raises(exceptions.InvalidState, match=owner):
+            _resume(backend, flow_uuid).run()
+        held = _lease(backend, flow_uuid)
+        assert held[0] == owner and held[2] == epoch, "the same owner, at the same epoch"
+        assert held[1] > time.time(), "renewed while the atom runs"
 
-    with pytest.raises(exceptions.ExecutionFailure, match=owner):
-        engine.run()
+    release(tmp_path)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 0, (out, err)
+    assert rf.take_journal(tmp_path) == ["execute a", "execute b a=a@1", "execute c b=b@1"], "b ran once"
+    assert rf.saved(backend, flow_uuid).state == states.SUCCESS
 
-    assert rf.take_journal(tmp_path) == []
-    assert _lease(backend, flow_uuid)[0] == owner, "the holder keeps its lease"
-    assert {ad.state for ad in rf.saved(backend, flow_uuid)} <= {states.PENDING}, "the refused engine wrote nothing"
+
+def test_a_paused_owner_that_was_taken_over_writes_nothing_when_it_wakes(tmp_path, uri, backend, children) -> None:
+    """SIGSTOP past the lease, a takeover by another process, then SIGCONT: the paused owner's
+    writes are fenced off and it stops with LeaseLost."""
+    child, flow_uuid = start_child(tmp_path, uri, lease_seconds=1)
+    children.append(child)
+    old_owner, _, old_epoch = _lease(backend, flow_uuid)
+    os.kill(child.pid, signal.SIGSTOP)
+    time.sleep(1.5)  # its lease ends while it cannot renew it
+    assert rf.take_journal(tmp_path) == ["execute a", "execute b a=a@1"]
+
+    rf.configure(tmp_path, generation=2)
+    taker = subprocess.run(
+        [*rf.child_command(uri, tmp_path), "--resume", flow_uuid], capture_output=True, text=True, timeout=60
+    )
+    assert taker.returncode == 0, taker
+    assert "done SUCCESS" in taker.stdout
+    assert rf.take_journal(tmp_path) == ["execute b a=a@1", "execute c b=b@2"]
+    after_takeover = _snapshot(backend, flow_uuid)
+    assert after_takeover[0] == states.SUCCESS
+
+    release(tmp_path)  # its atom b returns as soon as it runs again
+    os.kill(child.pid, signal.SIGCONT)
+    out, err = child.communicate(timeout=30)
+
+    assert child.returncode == 1, (out, err)
+    assert out.startswith("raised LeaseLost"), (out, err)
+    assert old_owner in out
+    assert rf.take_journal(tmp_path) == [], "the old owner started nothing after it woke"
+    assert _snapshot(backend, flow_uuid) == after_takeover, "and wrote nothing"
+    lease = _lease(backend, flow_uuid)
+    assert lease is None or lease[2] > old_epoch
 
 
-def test_expired_lease_is_taken_and_its_old_owner_cannot_renew_it(tmp_path, backend) -> None:
+def test_unexpired_lease_of_another_engine_is_refused(tmp_path, backend) -> None:
+    for owner in (f"{socket.gethostname()}:{os.getpid()}:other-engine", "another-host.example:1:remote-engine"):
+        rf.configure(tmp_path)
+        engine = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
+        flow_uuid = engine.storage.flow_uuid
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.acquire_lease(flow_uuid, owner, 60)
+
+        with pytest.raises(exceptions.ExecutionFailure, match=owner):
+            engine.run()
+
+        assert rf.take_journal(tmp_path) == []
+        assert _lease(backend, flow_uuid)[0] == owner, "the holder keeps its lease"
+        assert {ad.state for ad in rf.saved(backend, flow_uuid)} <= {states.PENDING}, "the refused engine wrote nothing"
+
+
+def test_expired_lease_is_taken_and_its_old_owner_can_neither_renew_nor_write(tmp_path, backend) -> None:
     rf.configure(tmp_path)
     engine = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
     flow_uuid = engine.storage.flow_uuid
     stale = f"{socket.gethostname()}:{os.getpid()}:stalled-engine"  # alive, but stopped renewing
     with contextlib.closing(backend.get_connection()) as conn:
-        conn.acquire_lease(flow_uuid, stale, 0.2)
+        stale_epoch = conn.acquire_lease(flow_uuid, stale, 0.2)
     time.sleep(0.3)
 
     engine.run()
 
     assert rf.take_journal(tmp_path) == ["execute a", "execute b a=a@1", "execute c b=b@1"]
-    assert rf.saved(backend, flow_uuid).state == states.SUCCESS
-    with contextlib.closing(backend.get_connection()) as conn, pytest.raises(exceptions.InvalidState):
-        conn.renew_lease(flow_uuid, stale, 30)
+    fd = rf.saved(backend, flow_uuid)
+    assert fd.state == states.SUCCESS
+    with contextlib.closing(backend.get_connection()) as conn:
+        with pytest.raises(exceptions.LeaseLost, match=stale):
+            conn.renew_lease(flow_uuid, stale, stale_epoch, 30)
+        # A write fenced with the stale owner's epoch is refused whole.
+        conn.fence((flow_uuid, stale, stale_epoch))
+        ad = fd.find_by_name("a") if hasattr(fd, "find_by_name") else next(a for a in fd if a.name == "a")
+        ad.state = states.FAILURE
+        with pytest.raises(exceptions.LeaseLost):
+            conn.update_atom_details(ad) if not hasattr(conn, "apply") else conn.apply(
+                atom_updates=[(ad, ("state",))]
+            )
+    assert rf.atom_states(rf.saved(backend, flow_uuid))["a"] == (states.SUCCESS, states.EXECUTE)
 
 
-def test_engine_lease_expires_when_not_renewed_and_another_engine_takes_the_flow(tmp_path, backend) -> None:
-    """``lease_seconds`` bounds how long a stalled owner keeps a flow (suspended mid-step here)."""
+def test_an_engine_whose_lease_expires_finds_it_lost_and_stops(tmp_path, backend) -> None:
+    """A stalled engine (suspended mid-run here, so its heartbeat keeps nothing alive once the
+    lease is given short and the heartbeat is stopped) whose lease was taken stops with LeaseLost."""
     rf.configure(tmp_path)
-    first = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
+    first = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend, lease_seconds=0.3)
     flow_uuid = first.storage.flow_uuid
-    first._persist.lease_seconds = 0.2
     steps = first.run_iter()
-    next(steps)  # the first engine now owns the flow, then stalls (never resumed)
+    next(steps)  # the first engine now owns the flow
     owner = _lease(backend, flow_uuid)[0]
     second = _resume(backend, flow_uuid)
     with pytest.raises(exceptions.ExecutionFailure, match=owner):
         second.run()
-    time.sleep(0.3)
+    # Stall it: its heartbeat stops renewing (as a paused process's would).
+    from ferroflow.persistence import ownership
+
+    ownership._HEARTBEAT.discard(first._persist.lease)
+    time.sleep(0.45)
 
     third = _resume(backend, flow_uuid)
     third.run()
-
     assert rf.take_journal(tmp_path) == ["execute a", "execute b a=a@1", "execute c b=b@1"]
     assert rf.saved(backend, flow_uuid).state == states.SUCCESS
 
-    # The stalled engine wakes up: it finds its lease lost and stops without running anything.
-    with pytest.raises(exceptions.InvalidState, match="lease"):
+    # The stalled engine goes on: its next write is refused and it runs nothing.
+    with pytest.raises(exceptions.LeaseLost, match="lease"):
         list(steps)
     assert rf.take_journal(tmp_path) == []
-    assert rf.atom_states(rf.saved(backend, flow_uuid)) == {
-        name: (states.SUCCESS, states.EXECUTE) for name in "abc"
-    }
+    assert rf.atom_states(rf.saved(backend, flow_uuid)) == {name: (states.SUCCESS, states.EXECUTE) for name in "abc"}
+
+
+def test_a_refused_prepare_releases_the_lease(tmp_path, backend) -> None:
+    """A resume refused by a version policy leaves no lease behind (another host is not blocked)."""
+    rf.configure(tmp_path)
+    engine = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    engine.run()
+    rf.take_journal(tmp_path)
+
+    flow = rf.chain(str(tmp_path))
+    for atom in flow:
+        atom.version = "2.0"
+    refused = engines.load(
+        flow, flow_detail=rf.saved(backend, flow_uuid), backend=backend, on_version_change="fail"
+    )
+    with pytest.raises(migrations.VersionMismatch):
+        refused.compile()
+        refused.prepare()
+    assert _lease(backend, flow_uuid) is None
+    assert rf.take_journal(tmp_path) == []
+
+    refused_migration = engines.load(
+        rf.chain(str(tmp_path)),
+        flow_detail=rf.saved(backend, flow_uuid),
+        backend=backend,
+        migrations=[migrations.Rename("nowhere", "a")],
+    )
+    refused_migration.compile()
+    with pytest.raises(migrations.MigrationError):
+        refused_migration.prepare()
+    assert _lease(backend, flow_uuid) is None
+
+
+def test_memory_backend_has_the_same_ownership_in_process(tmp_path) -> None:
+    backend = backends.fetch("memory://")
+    rf.configure(tmp_path, block=["b"])
+    engine = engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    import threading
+
+    runner = threading.Thread(target=engine.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "blocking-b").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(exceptions.InvalidState, match="owned by"):
+            _resume(backend, flow_uuid).run()
+    finally:
+        release(tmp_path)
+        runner.join(30)
+    assert rf.saved(backend, flow_uuid).state == states.SUCCESS
+    assert _lease(backend, flow_uuid) is None
+
+
+def test_lease_seconds_is_checked_at_load(tmp_path, backend) -> None:
+    for bad in (0, -1, "soon", float("inf")):
+        with pytest.raises(ValueError, match="lease_seconds"):
+            engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend, lease_seconds=bad)

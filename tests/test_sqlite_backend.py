@@ -349,26 +349,27 @@ def test_lease_is_refused_naming_the_owner_and_its_expiry(backend, conn, db):
     message = str(info.value)
     assert "'engine-a'" in message and "'engine-b'" in message
     assert "UTC" in message and "s from now" in message
-    owner, until = conn.get_lease(fd.uuid)
-    assert owner == "engine-a" and time.time() + 25 < until <= time.time() + 30
+    owner, until, epoch = conn.get_lease(fd.uuid)
+    assert owner == "engine-a" and time.time() + 25 < until <= time.time() + 30 and epoch == 1
     conn.acquire_lease(fd.uuid, "engine-a", 60)  # the holder may take it again (extends it)
     assert conn.get_lease(fd.uuid)[1] > time.time() + 55
 
 
 def test_expired_lease_is_taken_over_and_the_old_owner_cannot_renew(conn):
     _, fd, _ = save_flow(conn)
-    conn.acquire_lease(fd.uuid, "engine-a", 0.2)
-    conn.renew_lease(fd.uuid, "engine-a", 0.2)
+    epoch_a = conn.acquire_lease(fd.uuid, "engine-a", 0.2)
+    conn.renew_lease(fd.uuid, "engine-a", epoch_a, 0.2)
     time.sleep(0.3)
-    conn.acquire_lease(fd.uuid, "engine-b", 30)
-    with pytest.raises(exc.InvalidState, match="engine-b"):
-        conn.renew_lease(fd.uuid, "engine-a", 30)
+    epoch_b = conn.acquire_lease(fd.uuid, "engine-b", 30)
+    assert epoch_b == epoch_a + 1
+    with pytest.raises(exc.LeaseLost, match="engine-b"):
+        conn.renew_lease(fd.uuid, "engine-a", epoch_a, 30)
     assert conn.release_lease(fd.uuid, "engine-a") is False  # never releases another owner's lease
     assert conn.get_lease(fd.uuid)[0] == "engine-b"
     assert conn.release_lease(fd.uuid, "engine-b") is True
     assert conn.get_lease(fd.uuid) is None
-    with pytest.raises(exc.InvalidState, match="nobody"):
-        conn.renew_lease(fd.uuid, "engine-b", 30)
+    with pytest.raises(exc.LeaseLost, match="nobody"):
+        conn.renew_lease(fd.uuid, "engine-b", epoch_b, 30)
 
 
 def test_lease_errors(conn):

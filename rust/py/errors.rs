@@ -12,6 +12,7 @@ mod exc {
     pyo3::import_exception!(ferroflow.exceptions, InvalidState);
     pyo3::import_exception!(ferroflow.exceptions, NotFound);
     pyo3::import_exception!(ferroflow.exceptions, StorageFailure);
+    pyo3::import_exception!(ferroflow.exceptions, LeaseLost);
     pyo3::import_exception!(ferroflow.exceptions, MissingDependencies);
 }
 
@@ -35,6 +36,7 @@ impl From<PyCoreError> for PyErr {
             CoreError::InvalidState(_) => exc::InvalidState::new_err(message),
             CoreError::NotFound(_) => exc::NotFound::new_err(message),
             CoreError::Storage(_) => exc::StorageFailure::new_err(message),
+            CoreError::LeaseLost(_) => exc::LeaseLost::new_err(message),
             CoreError::MissingDependencies(missing) => {
                 let who: Vec<String> = missing.iter().map(|(atom, _)| atom.clone()).collect();
                 let names: Vec<String> = missing.into_iter().flat_map(|(_, names)| names).collect();

@@ -27,7 +27,7 @@ use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
-    AtomDetailRow, AtomType, Batch, Durability, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
+    AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
     Nullable, ResumeRecord, ResumeSummary, Store, Transition,
 };
 
@@ -78,10 +78,13 @@ impl SqliteStore {
 
 #[pymethods]
 impl SqliteStore {
-    /// Opens (creating if needed) the store file at `path` and upgrades its schema.
+    /// Opens the store file at `path` and upgrades its schema; a file that does not exist is
+    /// created as a new store (mode 0600). With `read_only`, opens an existing store read-only:
+    /// nothing is written (no WAL switch, no upgrade). A file that is not a ferroflow store is
+    /// refused with `StorageFailure`, untouched.
     #[new]
-    #[pyo3(signature = (path, durability = "process"))]
-    fn new(py: Python<'_>, path: PathBuf, durability: &str) -> PyResult<SqliteStore> {
+    #[pyo3(signature = (path, durability = "process", read_only = false))]
+    fn new(py: Python<'_>, path: PathBuf, durability: &str, read_only: bool) -> PyResult<SqliteStore> {
         let durability = match durability {
             "process" => Durability::Process,
             "fsync" => Durability::Fsync,
@@ -91,8 +94,16 @@ impl SqliteStore {
                 )))
             }
         };
-        let store = py.detach(move || Store::open(path, durability)).map_err(PyCoreError)?;
+        let store = py
+            .detach(move || if read_only { Store::open_read_only(path) } else { Store::open(path, durability) })
+            .map_err(PyCoreError)?;
         Ok(SqliteStore::wrap(store))
+    }
+
+    /// Whether the store was opened read-only.
+    #[getter]
+    fn read_only(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |s| Ok(s.is_read_only()))
     }
 
     /// A private, empty in-memory store (nothing is durable; no WAL).
@@ -261,7 +272,8 @@ impl SqliteStore {
     /// `fresh_atoms`, `(flow_uuid, created_at, uuids, names, is_retry flags, versions)`, inserts new
     /// details (PENDING, to EXECUTE, nothing saved yet) from columns, before everything else.
     #[pyo3(signature = (
-        new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new(), fresh_atoms = None
+        new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new(), fresh_atoms = None,
+        fence = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn apply(
@@ -273,8 +285,10 @@ impl SqliteStore {
         flow_metas: Vec<FlowStateTuple>,
         resume_records: Vec<(String, String)>,
         fresh_atoms: Option<FreshTuple>,
+        fence: Option<(String, String, i64)>,
     ) -> PyResult<()> {
         let batch = Batch {
+            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {
                 parent_uuid,
@@ -313,8 +327,8 @@ impl SqliteStore {
 
     // ---- ownership ----------------------------------------------------------------------------
 
-    /// Takes the flow's lease for `owner` until `now + lease_seconds`: `None` when taken, else the
-    /// current owner.
+    /// Takes the flow's lease for `owner` until `now + lease_seconds`: `(epoch, None)` when taken
+    /// (the fencing epoch its writes carry), else `(0, current owner)`.
     fn acquire_lease(
         &self,
         py: Python<'_>,
@@ -322,21 +336,33 @@ impl SqliteStore {
         owner: &str,
         lease_seconds: f64,
         now: f64,
-    ) -> PyResult<Option<String>> {
-        self.with(py, |s| s.acquire_lease(flow_uuid, owner, lease_seconds, now)).map(Result::err)
+    ) -> PyResult<(i64, Option<String>)> {
+        Ok(match self.with(py, |s| s.acquire_lease(flow_uuid, owner, lease_seconds, now))? {
+            Ok(epoch) => (epoch, None),
+            Err(holder) => (0, Some(holder)),
+        })
     }
 
-    fn renew_lease(&self, py: Python<'_>, flow_uuid: &str, owner: &str, lease_seconds: f64, now: f64) -> PyResult<()> {
-        self.with(py, |s| s.renew_lease(flow_uuid, owner, lease_seconds, now))
+    /// Extends the lease `owner` took at `epoch`; `LeaseLost` when it no longer holds it.
+    fn renew_lease(
+        &self,
+        py: Python<'_>,
+        flow_uuid: &str,
+        owner: &str,
+        epoch: i64,
+        lease_seconds: f64,
+        now: f64,
+    ) -> PyResult<()> {
+        self.with(py, |s| s.renew_lease(flow_uuid, owner, epoch, lease_seconds, now))
     }
 
     fn release_lease(&self, py: Python<'_>, flow_uuid: &str, owner: &str) -> PyResult<bool> {
         self.with(py, |s| s.release_lease(flow_uuid, owner))
     }
 
-    /// `(owner, until)` of the flow's lease, expired or not; `None` when unowned.
-    fn lease(&self, py: Python<'_>, flow_uuid: &str) -> PyResult<Option<(String, f64)>> {
-        Ok(self.with(py, |s| s.lease(flow_uuid))?.map(|l| (l.owner, l.until)))
+    /// `(owner, until, epoch)` of the flow's lease, expired or not; `None` when unowned.
+    fn lease(&self, py: Python<'_>, flow_uuid: &str) -> PyResult<Option<(String, f64, i64)>> {
+        Ok(self.with(py, |s| s.lease(flow_uuid))?.map(|l| (l.owner, l.until, l.epoch)))
     }
 
     fn __repr__(&self) -> String {

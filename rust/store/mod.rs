@@ -29,6 +29,7 @@
 //! database or whose header is damaged; both give [`CoreError::Storage`](crate::error::CoreError)
 //! naming the path, never a panic.
 mod checkpoint;
+mod file;
 mod schema;
 mod sqlite;
 #[cfg(test)]
@@ -220,6 +221,18 @@ pub struct Batch {
     pub resume_records: Vec<ResumeRecord>,
     pub flow_states: Vec<FlowStateChange>,
     pub flow_metas: Vec<FlowMetaChange>,
+    /// When set, the batch commits only if this owner still holds the flow's lease at this epoch
+    /// (checked inside the same transaction); otherwise nothing is written (`CoreError::LeaseLost`).
+    pub fence: Option<Fence>,
+}
+
+/// Who must hold a flow detail's lease for a write to commit: the owner and the epoch at which it
+/// acquired the lease (`Store::acquire_lease`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub flow_uuid: String,
+    pub owner: String,
+    pub epoch: i64,
 }
 
 /// New atom details of one flow: `PENDING`, to `EXECUTE`, no results, failures or meta yet.

@@ -52,8 +52,13 @@ CREATE INDEX atomdetails_parent ON atomdetails(parent_uuid);
 /// `store::ResumeRecord`). NULL until the atom first completes.
 const V2: &str = "ALTER TABLE atomdetails ADD COLUMN resume TEXT;";
 
+/// v3: the fencing epoch of a flow detail's lease: raised each time the lease changes hands, and
+/// checked (with the owner) by every write of an owned flow, so an owner that lost its lease can
+/// never overwrite its successor's state.
+const V3: &str = "ALTER TABLE flowdetails ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;";
+
 /// `MIGRATIONS[i]` takes a file from schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this code writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -61,7 +66,7 @@ pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Tables and the columns the store reads and writes; `validate` checks they are all there.
 pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     ("logbooks", "uuid, name, meta, created_at, updated_at"),
-    ("flowdetails", "uuid, parent_uuid, name, state, meta, created_at, updated_at, owner, lease_until"),
+    ("flowdetails", "uuid, parent_uuid, name, state, meta, created_at, updated_at, owner, lease_until, lease_epoch"),
     (
         "atomdetails",
         "uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results, \
@@ -116,6 +121,80 @@ pub(crate) fn migrate(conn: &mut Connection, label: &str) -> CoreResult<i64> {
     Ok(LATEST_VERSION)
 }
 
+/// Decides, reading only, whether the file of `conn` is a ferroflow store, and returns its schema
+/// version (`1..=LATEST_VERSION`). Anything else is refused with [`CoreError::Storage`] naming the
+/// file: a newer schema, a database without ferroflow's schema version (another application's, or
+/// a `TaskFlow` `SQLAlchemy` one), or one with a version but without ferroflow's tables.
+pub(crate) fn recognise(conn: &Connection, label: &str) -> CoreResult<i64> {
+    let failed = |e: rusqlite::Error| CoreError::Storage(format!("cannot open store '{label}': reading it failed: {e}"));
+    let version = read_version(conn).map_err(failed)?;
+    check_not_newer(version, label)?;
+    if version == 0 {
+        refuse_foreign_tables(conn, label)?;
+        return Err(CoreError::Storage(format!(
+            "cannot open store '{label}': it is a SQLite database without a ferroflow schema (another application's?) \
+             and was left untouched; ferroflow creates a store only where no file exists, so choose another path"
+        )));
+    }
+    for (table, _) in TABLE_COLUMNS {
+        let found = conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |_| Ok(()))
+            .optional()
+            .map_err(failed)?;
+        if found.is_none() {
+            return Err(CoreError::Storage(format!(
+                "cannot open store '{label}': it records schema version {version} but has no '{table}' table, so it \
+                 is not a ferroflow store (another application's SQLite database?); it was left untouched"
+            )));
+        }
+    }
+    Ok(version)
+}
+
+/// Lets a read-only connection read a store of an older schema as the latest one, without
+/// upgrading the file: each table that lacks columns is shadowed by a `TEMP` view (unqualified
+/// names find the temp schema first) adding them with their default value. This relies on every
+/// migration only adding columns, which `MIGRATIONS` keeps to.
+pub(crate) fn view_as_latest(conn: &Connection, label: &str) -> CoreResult<()> {
+    let failed = |e: rusqlite::Error| {
+        CoreError::Storage(format!("store '{label}': reading its older schema as v{LATEST_VERSION} failed: {e}"))
+    };
+    let mut latest = Connection::open_in_memory().map_err(failed)?;
+    migrate(&mut latest, ":memory:")?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY").map_err(failed)?;
+    for (table, _) in TABLE_COLUMNS {
+        let have = columns(conn, table).map_err(failed)?;
+        let want = columns(&latest, table).map_err(failed)?;
+        if want.iter().all(|(name, _)| have.iter().any(|(column, _)| column == name)) {
+            continue;
+        }
+        let select: Vec<String> = want
+            .iter()
+            .map(|(name, default)| {
+                if have.iter().any(|(column, _)| column == name) {
+                    format!("\"{name}\"")
+                } else {
+                    format!("{} AS \"{name}\"", default.as_deref().unwrap_or("NULL"))
+                }
+            })
+            .collect();
+        // `rowid` too: the store orders rows by it.
+        conn.execute_batch(&format!(
+            "CREATE TEMP VIEW \"{table}\" AS SELECT rowid AS rowid, {} FROM main.\"{table}\"",
+            select.join(", ")
+        ))
+        .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// `(name, default value as SQL)` of each column of `main.table`.
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, Option<String>)>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA main.table_info(\"{table}\")"))?;
+    let rows = stmt.query_map([], |row| Ok((row.get(1)?, row.get(4)?)))?;
+    rows.collect()
+}
+
 /// A file with our table names but no schema version was not written by ferroflow (a taskflow
 /// `SQLAlchemy` database, for instance): refuse it rather than mix schemas.
 fn refuse_foreign_tables(conn: &Connection, label: &str) -> CoreResult<()> {
@@ -166,11 +245,14 @@ mod tests {
         )
         .unwrap();
         tx.commit().unwrap();
-        assert_eq!(migrate(&mut conn, "old.db").unwrap(), 2);
+        assert_eq!(migrate(&mut conn, "old.db").unwrap(), LATEST_VERSION);
         let (state, resume): (String, Option<String>) = conn
             .query_row("SELECT state, resume FROM atomdetails WHERE uuid = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap();
         assert_eq!((state.as_str(), resume), ("SUCCESS", None));
+        // v3: a flow saved before fencing starts at epoch 0.
+        let epoch: i64 = conn.query_row("SELECT lease_epoch FROM flowdetails WHERE uuid = 'f'", [], |r| r.get(0)).unwrap();
+        assert_eq!(epoch, 0);
     }
 
     #[test]
@@ -181,7 +263,7 @@ mod tests {
         assert_eq!(
             err,
             CoreError::Storage(
-                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v2); upgrade \
+                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v3); upgrade \
                  ferroflow"
                     .into()
             )
@@ -207,7 +289,7 @@ mod tests {
         migrate(&mut conn, "mem").unwrap();
         conn.execute_batch(
             "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL);",
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
         )
         .unwrap();
         let insert = |atom_type: &str| {

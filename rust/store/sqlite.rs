@@ -2,17 +2,16 @@
 //!
 //! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
 use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+use super::file::{self, Access};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
-    AtomDetailRow, AtomType, Batch, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow, Nullable,
+    AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow, Nullable,
     ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
@@ -52,6 +51,8 @@ impl Durability {
 pub struct Lease {
     pub owner: String,
     pub until: f64,
+    /// The fencing epoch: raised each time the lease changes hands.
+    pub epoch: i64,
 }
 
 /// A connection to one store file (or to a private in-memory database).
@@ -65,6 +66,8 @@ pub struct Store {
     label: String,
     /// Checkpoints the WAL of a file store off the writer's path (`None` in memory).
     checkpointer: Option<Checkpointer>,
+    /// Opened by [`Store::open_read_only`]: nothing is ever written to the file.
+    read_only: bool,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -119,15 +122,17 @@ impl Drop for WriteTx<'_> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and upgrades its schema.
+    /// Opens the store at `path` and upgrades its schema; a file that does not exist is created
+    /// as a new store, readable and writable by its owner only (mode 0600, whatever the umask).
     ///
-    /// Fails with [`CoreError::Storage`] naming the path when the file is not an sqlite database, is
-    /// truncated or corrupt, or was written by a newer ferroflow.
+    /// Fails with [`CoreError::Storage`] naming the path, and leaves the file untouched, when the
+    /// file is not a ferroflow store (an empty file, another application's database, not a SQLite
+    /// database at all), is truncated or corrupt, or was written by a newer ferroflow: it is
+    /// checked before anything is written to it.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> CoreResult<Store> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        check_header(path, &label)?;
-        let conn = Connection::open(path).map_err(|e| open_failed(&label, &e))?;
+        let conn = file::open(path, &label, Access::ReadWrite)?;
         let mut store = Store::configure(conn, label, Some(durability))?;
         store.checkpointer = Checkpointer::start(path);
         if store.checkpointer.is_some() {
@@ -139,6 +144,23 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the existing store at `path` read-only (`SQLITE_OPEN_READONLY`): no journal mode
+    /// switch, no schema upgrade, nothing written. A store of an older schema is read as it is
+    /// (columns added since read as their defaults); writes fail with [`CoreError::Storage`].
+    /// Refuses what [`Store::open`] refuses, and a path where no file exists.
+    pub fn open_read_only(path: impl AsRef<Path>) -> CoreResult<Store> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        let conn = file::open(path, &label, Access::ReadOnly)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failed(&label, &e))?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(|e| open_failed(&label, &e))?;
+        if schema::read_version(&conn).map_err(|e| open_failed(&label, &e))? < LATEST_VERSION {
+            schema::view_as_latest(&conn, &label)?;
+        }
+        Ok(Store { conn, label, checkpointer: None, read_only: true })
+    }
+
     /// A private, empty in-memory store (for tests; nothing is durable).
     pub fn open_in_memory() -> CoreResult<Store> {
         let label = ":memory:".to_owned();
@@ -146,11 +168,12 @@ impl Store {
         Store::configure(conn, label, None)
     }
 
-    /// Applies the connection settings; `durability` is `None` for an in-memory database (no WAL).
+    /// Applies the connection settings and upgrades the schema; `durability` is `None` for an
+    /// in-memory database (no WAL). A file is a ferroflow store by now (`file::open`).
     fn configure(mut conn: Connection, label: String, durability: Option<Durability>) -> CoreResult<Store> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failed(&label, &e))?;
-        // Reading the header first: a foreign or newer file is refused before anything is written to it.
+        // Reading the header first: a newer file is refused before anything is written to it.
         let version = schema::read_version(&conn).map_err(|e| open_failed(&label, &e))?;
         schema::check_not_newer(version, &label)?;
         if let Some(durability) = durability {
@@ -169,7 +192,7 @@ impl Store {
         // SQLite's default 2 MiB page cache would re-read most pages from the OS at every commit.
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(|e| open_failed(&label, &e))?;
         schema::migrate(&mut conn, &label)?;
-        Ok(Store { conn, label, checkpointer: None })
+        Ok(Store { conn, label, checkpointer: None, read_only: false })
     }
 
     /// The path this store was opened on (`:memory:` for an in-memory store).
@@ -179,7 +202,7 @@ impl Store {
 
     /// Closes the connection, reporting any error sqlite gives on close.
     pub fn close(self) -> CoreResult<()> {
-        let Store { conn, label, checkpointer } = self;
+        let Store { conn, label, checkpointer, .. } = self;
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
         conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
     }
@@ -192,8 +215,25 @@ impl Store {
     }
 
     /// Brings the schema up to date (already done by [`Store::open`]; cheap when nothing is to do).
+    /// A read-only store is never upgraded: [`CoreError::Storage`] unless it is already up to date.
     pub fn upgrade(&mut self) -> CoreResult<i64> {
+        if self.read_only {
+            let version = self.schema_version()?;
+            if version < LATEST_VERSION {
+                return Err(CoreError::Storage(format!(
+                    "store '{}' has schema v{version} and was opened read-only, so it is not upgraded to \
+                     v{LATEST_VERSION}; open it read-write (for instance with `ferroflow resume`) to upgrade it",
+                    self.label
+                )));
+            }
+            return Ok(version);
+        }
         schema::migrate(&mut self.conn, &self.label)
+    }
+
+    /// Whether the store was opened by [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// A cheap check that the file holds the schema this code expects: the version and every table
@@ -483,6 +523,9 @@ impl Store {
             return Ok(());
         }
         self.write("applying a batch", |conn| {
+            if let Some(fence) = &batch.fence {
+                check_fence(conn, fence)?;
+            }
             apply_parts(
                 conn,
                 &Parts {
@@ -501,50 +544,57 @@ impl Store {
 
     /// Takes the lease of a flow detail for `owner` until `now + lease_seconds`, atomically: if the
     /// flow is unowned, its lease expired (`lease_until <= now`) or `owner` already holds it.
-    /// Otherwise returns `Ok(Err(current_owner))`. [`CoreError::NotFound`] if the flow does not exist.
+    /// Returns `Ok(Ok(epoch))`: the fencing epoch, raised whenever the lease changes hands, which
+    /// every write of the new owner then carries ([`Fence`]). Otherwise returns
+    /// `Ok(Err(current_owner))`. [`CoreError::NotFound`] if the flow does not exist.
     pub fn acquire_lease(
         &mut self,
         flow_uuid: &str,
         owner: &str,
         lease_seconds: f64,
         now: f64,
-    ) -> CoreResult<Result<(), String>> {
+    ) -> CoreResult<Result<i64, String>> {
         let until = lease_end(lease_seconds, now)?;
         self.write("acquiring a flow lease", |conn| {
-            let taken = conn
+            let epoch: Option<i64> = conn
                 .prepare_cached(
-                    "UPDATE flowdetails SET owner = ?2, lease_until = ?3
-                     WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)",
+                    "UPDATE flowdetails SET lease_epoch = lease_epoch + (owner IS NOT ?2), owner = ?2, lease_until = ?3
+                     WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)
+                     RETURNING lease_epoch",
                 )?
-                .execute(params![flow_uuid, owner, until, now])?;
-            if taken == 1 {
-                return Ok(Ok(()));
+                .query_row(params![flow_uuid, owner, until, now], |row| row.get(0))
+                .optional()?;
+            if let Some(epoch) = epoch {
+                return Ok(Ok(epoch));
             }
             match current_lease(conn, flow_uuid)? {
                 Some(lease) => Ok(Err(lease.owner)),
-                // The UPDATE only skips an unowned flow when the row does not exist.
                 None => Err(not_found("flow detail", flow_uuid).into()),
             }
         })
     }
 
-    /// Extends `owner`'s lease to `now + lease_seconds`. [`CoreError::InvalidState`] if `owner` no
-    /// longer holds it (another owner took it after it expired, or it was released).
-    pub fn renew_lease(&mut self, flow_uuid: &str, owner: &str, lease_seconds: f64, now: f64) -> CoreResult<()> {
+    /// Extends the lease `owner` took at `epoch` to `now + lease_seconds`. [`CoreError::LeaseLost`]
+    /// if it no longer holds it (it expired and another owner took it, or it was released).
+    pub fn renew_lease(
+        &mut self,
+        flow_uuid: &str,
+        owner: &str,
+        epoch: i64,
+        lease_seconds: f64,
+        now: f64,
+    ) -> CoreResult<()> {
         let until = lease_end(lease_seconds, now)?;
         self.write("renewing a flow lease", |conn| {
             let renewed = conn
-                .prepare_cached("UPDATE flowdetails SET lease_until = ?3 WHERE uuid = ?1 AND owner = ?2")?
-                .execute(params![flow_uuid, owner, until])?;
+                .prepare_cached(
+                    "UPDATE flowdetails SET lease_until = ?4 WHERE uuid = ?1 AND owner = ?2 AND lease_epoch = ?3",
+                )?
+                .execute(params![flow_uuid, owner, epoch, until])?;
             if renewed == 1 {
                 return Ok(());
             }
-            let holder =
-                current_lease(conn, flow_uuid)?.map_or_else(|| "nobody".to_owned(), |l| format!("'{}'", l.owner));
-            Err(CoreError::InvalidState(format!(
-                "cannot renew the lease of flow detail '{flow_uuid}' for '{owner}': it is held by {holder}"
-            ))
-            .into())
+            Err(lost(conn, flow_uuid, owner, epoch, "renew its lease")?.into())
         })
     }
 
@@ -810,14 +860,43 @@ fn flow_exists(conn: &Connection, flow_uuid: &str) -> rusqlite::Result<bool> {
 
 /// The lease columns of a flow detail; `None` when the flow is unowned or does not exist.
 fn current_lease(conn: &Connection, flow_uuid: &str) -> Inner<Option<Lease>> {
-    let row: Option<(Option<String>, Option<f64>)> = conn
-        .prepare_cached("SELECT owner, lease_until FROM flowdetails WHERE uuid = ?1")?
-        .query_row([flow_uuid], |row| Ok((row.get(0)?, row.get(1)?)))
+    let row: Option<(Option<String>, Option<f64>, i64)> = conn
+        .prepare_cached("SELECT owner, lease_until, lease_epoch FROM flowdetails WHERE uuid = ?1")?
+        .query_row([flow_uuid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     Ok(match row {
-        Some((Some(owner), until)) => Some(Lease { owner, until: until.unwrap_or(f64::NEG_INFINITY) }),
+        Some((Some(owner), until, epoch)) => Some(Lease { owner, until: until.unwrap_or(f64::NEG_INFINITY), epoch }),
         _ => None,
     })
+}
+
+/// Refuses a write unless `fence` still holds its flow's lease: one primary-key read inside the
+/// write's own transaction, so a stale owner can never commit over its successor.
+fn check_fence(conn: &Connection, fence: &Fence) -> Inner<()> {
+    let holds = conn
+        .prepare_cached("SELECT 1 FROM flowdetails WHERE uuid = ?1 AND owner = ?2 AND lease_epoch = ?3")?
+        .exists(params![fence.flow_uuid, fence.owner, fence.epoch])?;
+    if holds {
+        return Ok(());
+    }
+    Err(lost(conn, &fence.flow_uuid, &fence.owner, fence.epoch, "write")?.into())
+}
+
+/// The [`CoreError::LeaseLost`] of `owner`, who took the lease of `flow_uuid` at `epoch` and tried
+/// to `doing`, naming who holds the lease now.
+fn lost(conn: &Connection, flow_uuid: &str, owner: &str, epoch: i64, doing: &str) -> Inner<CoreError> {
+    if !flow_exists(conn, flow_uuid)? {
+        return Ok(not_found("flow detail", flow_uuid));
+    }
+    let holder = match current_lease(conn, flow_uuid)? {
+        Some(l) if l.owner == owner => format!("the same owner at a newer epoch {} (it was re-acquired)", l.epoch),
+        Some(l) => format!("'{}' (epoch {})", l.owner, l.epoch),
+        None => "nobody (it was released)".to_owned(),
+    };
+    Ok(CoreError::LeaseLost(format!(
+        "'{owner}' lost the lease of flow detail '{flow_uuid}' (epoch {epoch}) and cannot {doing}: it is held by \
+         {holder}; the flow continues under its current owner"
+    )))
 }
 
 fn lease_end(lease_seconds: f64, now: f64) -> CoreResult<f64> {
@@ -835,48 +914,6 @@ fn not_found(kind: &str, uuid: &str) -> CoreError {
 
 fn open_failed(label: &str, e: &rusqlite::Error) -> CoreError {
     CoreError::Storage(format!("cannot open store '{label}': {e}"))
-}
-
-/// Refuses an existing, non-empty file whose header is not a whole sqlite header. sqlite itself
-/// would treat a file shorter than one page as an *empty* database and write over it.
-fn check_header(path: &Path, label: &str) -> CoreResult<()> {
-    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-    let not_a_store = |why: String| CoreError::Storage(format!("cannot open store '{label}': {why}"));
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        // A new store: SQLite creates it.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(not_a_store(e.to_string())),
-    };
-    let metadata = file.metadata().map_err(|e| not_a_store(e.to_string()))?;
-    if metadata.is_dir() {
-        return Err(not_a_store("it is a directory".to_owned()));
-    }
-    let len = metadata.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut header = [0u8; 100];
-    if len < 100 {
-        return Err(not_a_store(format!("the file is {len} bytes, too short for a SQLite header (truncated?)")));
-    }
-    file.read_exact(&mut header).map_err(|e| not_a_store(format!("reading its header failed: {e}")))?;
-    if &header[..16] != MAGIC {
-        return Err(not_a_store("the file is not a SQLite database".to_owned()));
-    }
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65_536,
-        size => u64::from(size),
-    };
-    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
-        return Err(not_a_store(format!("the SQLite header is corrupt (page size {page_size})")));
-    }
-    if len < page_size {
-        return Err(not_a_store(format!(
-            "the file is {len} bytes, shorter than its first {page_size}-byte page (truncated?)"
-        )));
-    }
-    Ok(())
 }
 
 fn logbook_from_row(row: &Row<'_>) -> rusqlite::Result<LogBookRow> {
@@ -947,7 +984,7 @@ mod tests {
             .conn
             .execute_batch(
                 "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL);",
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
             )
             .unwrap();
         let atoms: Vec<_> = (0..1_000)

@@ -360,38 +360,66 @@ fn resume_rows_read_the_resume_record_without_payloads() {
 fn a_lease_is_exclusive_until_it_expires() {
     let mut store = populated(0);
     assert_eq!(store.lease("f").unwrap(), None);
-    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 100.0).unwrap(), Ok(()));
-    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 130.0 }));
+    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 100.0).unwrap(), Ok(1));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 130.0, epoch: 1 }));
 
     // Refused while live, naming the owner; the lease is unchanged.
     assert_eq!(store.acquire_lease("f", "engine-2", 30.0, 129.9).unwrap(), Err("engine-1".to_owned()));
     assert_eq!(store.lease("f").unwrap().unwrap().owner, "engine-1");
-    // The owner may take it again (extending it).
-    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 120.0).unwrap(), Ok(()));
-    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 150.0 }));
-    // Anyone may take it once it expired.
-    assert_eq!(store.acquire_lease("f", "engine-2", 10.0, 150.0).unwrap(), Ok(()));
-    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-2".into(), until: 160.0 }));
+    // The owner may take it again (extending it, same epoch).
+    assert_eq!(store.acquire_lease("f", "engine-1", 30.0, 120.0).unwrap(), Ok(1));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-1".into(), until: 150.0, epoch: 1 }));
+    // Anyone may take it once it expired: the epoch moves on.
+    assert_eq!(store.acquire_lease("f", "engine-2", 10.0, 150.0).unwrap(), Ok(2));
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "engine-2".into(), until: 160.0, epoch: 2 }));
 }
 
 #[test]
 fn only_the_owner_renews_or_releases_a_lease() {
     let mut store = populated(0);
-    store.acquire_lease("f", "a", 10.0, 0.0).unwrap().unwrap();
-    store.renew_lease("f", "a", 10.0, 5.0).unwrap();
-    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "a".into(), until: 15.0 }));
+    let epoch = store.acquire_lease("f", "a", 10.0, 0.0).unwrap().unwrap();
+    store.renew_lease("f", "a", epoch, 10.0, 5.0).unwrap();
+    assert_eq!(store.lease("f").unwrap(), Some(Lease { owner: "a".into(), until: 15.0, epoch }));
 
-    let err = store.renew_lease("f", "b", 10.0, 5.0).unwrap_err();
-    assert!(matches!(&err, CoreError::InvalidState(m) if m.contains("held by 'a'")), "{err}");
+    let err = store.renew_lease("f", "b", epoch, 10.0, 5.0).unwrap_err();
+    assert!(matches!(&err, CoreError::LeaseLost(m) if m.contains("held by 'a'")), "{err}");
+    let err = store.renew_lease("f", "a", epoch + 1, 10.0, 5.0).unwrap_err();
+    assert!(matches!(&err, CoreError::LeaseLost(_)), "{err}");
     assert!(!store.release_lease("f", "b").unwrap());
     assert_eq!(store.lease("f").unwrap().unwrap().owner, "a");
 
     assert!(store.release_lease("f", "a").unwrap());
     assert_eq!(store.lease("f").unwrap(), None);
     assert!(
-        matches!(store.renew_lease("f", "a", 10.0, 6.0), Err(CoreError::InvalidState(m)) if m.contains("held by nobody"))
+        matches!(store.renew_lease("f", "a", epoch, 10.0, 6.0), Err(CoreError::LeaseLost(m)) if m.contains("released"))
     );
-    assert_eq!(store.acquire_lease("f", "b", 10.0, 6.0).unwrap(), Ok(()));
+    assert_eq!(store.acquire_lease("f", "b", 10.0, 6.0).unwrap(), Ok(epoch + 1));
+}
+
+#[test]
+fn a_fenced_batch_commits_only_under_its_lease() {
+    let mut store = populated(1);
+    let atom = store.atoms_for_flow("f").unwrap()[0].uuid.clone();
+    let old = store.acquire_lease("f", "old", 1.0, 0.0).unwrap().unwrap();
+    let write = |store: &mut Store, owner: &str, epoch: i64, state: &str| {
+        let mut batch = Batch::new();
+        batch.transition(Transition { state: Some(state.into()), ..Transition::new(atom.clone()) });
+        batch.fence = Some(Fence { flow_uuid: "f".into(), owner: owner.into(), epoch });
+        store.apply(&batch)
+    };
+    write(&mut store, "old", old, "RUNNING").unwrap();
+    // The lease expires and another owner takes it: the old owner's writes are refused, whole.
+    let new = store.acquire_lease("f", "new", 10.0, 5.0).unwrap().unwrap();
+    assert!(new > old);
+    let err = write(&mut store, "old", old, "SUCCESS").unwrap_err();
+    assert!(matches!(&err, CoreError::LeaseLost(m) if m.contains("held by 'new'")), "{err}");
+    assert_eq!(store.atoms_for_flow("f").unwrap()[0].state.as_deref(), Some("RUNNING"));
+    write(&mut store, "new", new, "SUCCESS").unwrap();
+    // Even the same owner name at a stale epoch is refused.
+    store.release_lease("f", "new").unwrap();
+    let again = store.acquire_lease("f", "new", 10.0, 6.0).unwrap().unwrap();
+    assert!(matches!(write(&mut store, "new", new, "FAILURE"), Err(CoreError::LeaseLost(_))));
+    write(&mut store, "new", again, "FAILURE").unwrap();
 }
 
 #[test]
@@ -436,7 +464,7 @@ fn two_handles_on_one_file_see_each_others_commits() {
     two.upsert_atom_details(&[atom("a", "f")]).unwrap();
     assert_eq!(one.atoms_for_flow("f").unwrap().len(), 1);
 
-    assert_eq!(one.acquire_lease("f", "one", 60.0, 0.0).unwrap(), Ok(()));
+    assert_eq!(one.acquire_lease("f", "one", 60.0, 0.0).unwrap(), Ok(1));
     assert_eq!(two.acquire_lease("f", "two", 60.0, 1.0).unwrap(), Err("one".to_owned()));
     one.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a") }]).unwrap();
     assert_eq!(two.get_atom_detail("a").unwrap().state.as_deref(), Some("RUNNING"));
@@ -493,15 +521,6 @@ fn garbage_and_truncated_files_are_storage_errors_and_left_untouched() {
         assert!(message.contains(expected), "{name}: {message}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} was modified");
     }
-}
-
-#[test]
-fn an_empty_file_becomes_a_new_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("empty.db");
-    std::fs::write(&path, b"").unwrap();
-    let store = Store::open(&path, Durability::Process).unwrap();
-    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
 }
 
 #[test]
@@ -699,4 +718,166 @@ fn fresh_atoms_are_inserted_from_columns_and_mismatched_columns_write_nothing() 
     let err = store.apply(&fresh(vec!["x", "y"], vec![None])).unwrap_err();
     assert!(matches!(err, CoreError::InvalidState(ref m) if m.contains("2 uuids")), "{err:?}");
     assert_eq!(store.atoms_for_flow("f").unwrap().len(), 2);
+}
+
+// ---- files that are not stores: refused untouched; new stores private --------------------------
+
+/// A hash of the bytes, the modification time and the names in its directory: what "untouched"
+/// compares.
+fn snapshot(path: &std::path::Path) -> (u64, std::time::SystemTime, Vec<String>) {
+    use std::hash::{Hash, Hasher};
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(path).unwrap().hash(&mut hasher);
+    (hasher.finish(), std::fs::metadata(path).unwrap().modified().unwrap(), names)
+}
+
+/// Another application's database: its own table, its own journal mode, no user_version.
+fn foreign_db(path: &std::path::Path, journal: &str, user_version: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", journal, |_| Ok(())).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('keep me');
+         PRAGMA user_version = {user_version};"
+    ))
+    .unwrap();
+    conn.close().unwrap();
+}
+
+#[test]
+fn files_that_are_not_stores_are_refused_untouched_by_every_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>, &str)> = vec![
+        ("empty.db", Box::new(|p| std::fs::write(p, b"").unwrap()), "empty (0 bytes)"),
+        ("text.db", Box::new(|p| std::fs::write(p, "a text file\n".repeat(20)).unwrap()), "not a SQLite database"),
+        ("app.db", Box::new(|p| foreign_db(p, "delete", 0)), "without a ferroflow schema"),
+        ("app-wal.db", Box::new(|p| foreign_db(p, "wal", 0)), "without a ferroflow schema"),
+        ("app-versioned.db", Box::new(|p| foreign_db(p, "wal", 2)), "has no 'logbooks' table"),
+    ];
+    for (name, make, expected) in cases {
+        let path = dir.path().join(name);
+        make(&path);
+        let before = snapshot(&path);
+        std::thread::sleep(std::time::Duration::from_millis(20)); // an mtime change would show
+        for open in [
+            &(|p: &std::path::Path| Store::open(p, Durability::Process)) as &dyn Fn(&std::path::Path) -> _,
+            &|p: &std::path::Path| Store::open_read_only(p),
+        ] {
+            let message = storage_message(open(&path));
+            assert!(message.contains(&path.display().to_string()), "{name}: {message}");
+            assert!(message.contains(expected), "{name}: {message}");
+            assert_eq!(snapshot(&path), before, "{name} was modified (or -wal/-shm files were left)");
+        }
+    }
+}
+
+#[test]
+fn a_read_only_open_writes_nothing_and_needs_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let message = storage_message(Store::open_read_only(&missing));
+    assert!(message.contains("no such file") && message.contains("missing.db"), "{message}");
+    assert!(!missing.exists(), "a read-only open created the file");
+
+    let path = dir.path().join("s.db");
+    {
+        let mut store = Store::open(&path, Durability::Process).unwrap();
+        store.save_logbook(&book("b")).unwrap();
+        store.save_flow_detail(&flow("f", "b")).unwrap();
+        store.upsert_atom_details(&[atom("a", "f")]).unwrap();
+        store.close().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let mut store = Store::open_read_only(&path).unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 1);
+    let refused = store.save_logbook(&book("c"));
+    assert!(matches!(&refused, Err(CoreError::Storage(m)) if m.contains("readonly")), "{refused:?}");
+    assert_eq!(store.upgrade().unwrap(), LATEST_VERSION);
+    store.close().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn an_older_store_opened_read_only_is_read_as_it_is_and_not_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        // Schema v1 as it was released: the tables without the columns added since.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE logbooks (uuid TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, meta TEXT NOT NULL,
+                 created_at REAL NOT NULL, updated_at REAL);
+             CREATE TABLE flowdetails (uuid TEXT PRIMARY KEY NOT NULL, parent_uuid TEXT NOT NULL, name TEXT NOT NULL,
+                 state TEXT, meta TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL, owner TEXT,
+                 lease_until REAL);
+             CREATE TABLE atomdetails (uuid TEXT PRIMARY KEY NOT NULL, parent_uuid TEXT NOT NULL, name TEXT NOT NULL,
+                 atom_type TEXT NOT NULL, state TEXT, intention TEXT NOT NULL, results TEXT NOT NULL, failure TEXT,
+                 revert_results TEXT NOT NULL, revert_failure TEXT, version TEXT, meta TEXT NOT NULL,
+                 created_at REAL NOT NULL, updated_at REAL);
+             INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', 'RUNNING', '{}', 0, NULL, NULL, NULL);
+             INSERT INTO atomdetails VALUES ('a', 'f', 'a', 'TASK_DETAIL', 'SUCCESS', 'EXECUTE', '1', NULL, 'null',
+                                             NULL, '1.0', '{}', 0, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let mut store = Store::open_read_only(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.list_logbooks().unwrap().len(), 1);
+    assert_eq!(store.flows_for_book("b").unwrap()[0].state.as_deref(), Some("RUNNING"));
+    assert_eq!(store.atoms_for_flow("f").unwrap()[0].state.as_deref(), Some("SUCCESS"));
+    assert_eq!(store.resume_rows("f").unwrap().len(), 1);
+    let refused = store.upgrade();
+    assert!(matches!(&refused, Err(CoreError::Storage(m)) if m.contains("schema v1") && m.contains("read-only")));
+    store.close().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the read-only open changed the file");
+    // A read-write open upgrades it.
+    let store = Store::open(&path, Durability::Process).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_store_and_its_wal_are_private_and_no_temporary_file_is_left() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let mut store = Store::open(&path, Durability::Process).unwrap();
+    store.save_logbook(&book("b")).unwrap();
+    let mode = |suffix: &str| {
+        let file = format!("{}{suffix}", path.display());
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o600);
+    assert_eq!(mode("-wal"), 0o600);
+    assert_eq!(mode("-shm"), 0o600);
+    store.close().unwrap();
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("private.db")], "temporary or journal files were left");
+}
+
+#[test]
+fn processes_creating_one_new_store_at_once_all_open_it() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("race-{round}.db"));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(&path, Durability::Process).map(|s| s.schema_version()))
+            })
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap().unwrap().unwrap(), LATEST_VERSION);
+        }
+        let count = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "new")).count();
+        assert_eq!(count, 0, "temporary files were left");
+    }
 }

@@ -143,10 +143,14 @@ class ActionEngine(ResumptionMixin):
             return
         if self._persist is not None:
             self._persist.acquire()  # before anything is written: the flow may be someone else's
-            # Loading a big saved flow makes many acyclic objects: full collections over every
-            # live object would cost more than the load itself.
-            with paused_gc():
-                self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
+            try:
+                # Loading a big saved flow makes many acyclic objects: full collections over every
+                # live object would cost more than the load itself.
+                with paused_gc():
+                    self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
+            except BaseException:
+                self._persist.release()  # a refused prepare (versions, migrations...) keeps nothing
+                raise
         self._change_flow_state(states.RESUMING)
         for atom in self._compilation.atoms:
             if atom.inject:
@@ -259,10 +263,12 @@ class ActionEngine(ResumptionMixin):
             yield final
             self._change_flow_state(final)
         finally:
-            self._flush_group()
-            gc.unfreeze()
-            if persister is not None:
-                persister.release()
+            try:
+                self._flush_group()
+            finally:
+                gc.unfreeze()
+                if persister is not None:
+                    persister.release()
         if final not in _NO_RERAISE:
             # As TaskFlow: a failed revert is what stopped the flow, so it is what is raised;
             # otherwise the execute failures that made the flow revert (or stop, never_resolve).
@@ -416,6 +422,9 @@ class ActionEngine(ResumptionMixin):
 
     def _call(self, index: int, kind: int) -> tuple[bool, Any]:
         """Runs an atom's execute or revert; any error (even fetching arguments) is a Failure."""
+        persist = self._persist
+        if persist is not None:
+            persist.keep_lease()  # an engine that lost its flow starts nothing more
         atom = self._atoms[index]
         storage = self._storage
         try:

@@ -6,7 +6,7 @@ from importlib import metadata
 from typing import Any
 from urllib import parse
 
-from ferroflow import exceptions
+from ferroflow import exceptions, trust
 from ferroflow.engines.engine import ActionEngine, ParallelActionEngine, SerialActionEngine
 
 ENGINES_NAMESPACE = "ferroflow.engines"
@@ -56,6 +56,15 @@ def load(
     ``provider_change`` (``"keep"`` — the default — or ``"rerun"``) and ``migrations`` (a list of
     `ferroflow.migrations.Rename` / ``Split`` / ``Merge``, applied before the run). They are
     checked here, so a typo fails at load time rather than when the flow resumes.
+
+    ``trusted_modules`` (module prefixes, or a `ferroflow.trust.TrustedModules`; else
+    ``$FERROFLOW_TRUSTED_MODULES``, read here) says which modules the revert references of
+    orphans may name when a rollback reverts them; without either, the default trusts the
+    package of the flow's saved factory and those of its atoms (see `ferroflow.trust`).
+
+    ``lease_seconds`` (with a ``backend``): how long this engine owns the flow detail without
+    renewing (default 30 s, or ``$FERROFLOW_LEASE_SECONDS``); a heartbeat renews it every third
+    of that while the engine holds it (`ferroflow.persistence.ownership`).
     """
     options = dict(kwargs)
     _check_resume_options(options)
@@ -66,7 +75,7 @@ def load(
     backend_obj, flow_detail = persist.attach(flow, flow_detail, book, backend)
     result = engine_cls(flow, flow_detail=flow_detail, backend=backend_obj, options=options)
     if backend_obj is not None:
-        result._persist = persist.Persister(backend_obj, flow_detail)
+        result._persist = persist.Persister(backend_obj, flow_detail, options.get("lease_seconds"))
         result.storage.attach_meta_writer(result._persist, flow_detail.meta)
     elif flow_detail is not None:
         result.storage.attach_meta_writer(None, flow_detail.meta)
@@ -82,6 +91,9 @@ def _check_resume_options(options: dict[str, Any]) -> None:
     migrations.validate_provider_policy(options.get("provider_change"))
     if options.get("migrations") is not None:
         options["migrations"] = migrations.check_migrations(options["migrations"])
+    trusted = trust.explicit(options.pop("trusted_modules", None))
+    if trusted is not None:
+        options["trusted_modules"] = trusted
 
 
 def run(flow: Any, store: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:

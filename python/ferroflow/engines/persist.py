@@ -10,9 +10,6 @@ the engine notifies anyone or starts anything that depends on them.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
 import uuid
 from typing import Any
 
@@ -20,7 +17,7 @@ from ferroflow import _core, codec, exceptions, migrations, states
 from ferroflow.engines import resume_plan, revert_refs
 from ferroflow.engines.factories import FACTORY_META
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
-from ferroflow.persistence import models
+from ferroflow.persistence import models, ownership
 from ferroflow.persistence.saved import SavedAtoms
 
 _TASK, _RETRY = 0, 1
@@ -48,25 +45,6 @@ _DONE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]})
 _PROGRESS_METAS = {0.0: '{"progress":0.0}', 1.0: '{"progress":1.0}'}
 _EMPTY_META = "{}"
 _decode = json.JSONDecoder().decode
-#: How long a running engine owns its flow detail without renewing (renewed every third of it).
-DEFAULT_LEASE_SECONDS = 30.0
-
-
-def _dead_local_owner(owner: str) -> bool:
-    """True for an owner id ``host:pid:token`` of this host whose process no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def resolve_backend(backend: Any) -> Any:
     """A backend object from an object, a URI or a conf dict (upgraded to the current schema)."""
     if isinstance(backend, str | dict):
@@ -103,7 +81,7 @@ def check_serializable(name: str, value: Any) -> None:
 class Persister:
     """Keeps one flow detail and its atom details in step with the engine."""
 
-    def __init__(self, backend: Any, flow_detail: Any) -> None:
+    def __init__(self, backend: Any, flow_detail: Any, lease_seconds: float | None = None) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
         #: A model per compiled atom, for backends that store models; None on the fast path
@@ -124,10 +102,9 @@ class Persister:
         # gone) are kept beside the details by backends that can (SQLite), never in their meta.
         self._records = self._fast and hasattr(self._conn, "resume_summaries")
         self._pending_records: list[tuple[str, str]] = []
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_seconds = DEFAULT_LEASE_SECONDS
-        self._leased = False
-        self._renew_at = 0.0
+        self.owner = ownership.new_owner_id()
+        self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
+        self.lease: ownership.Lease | None = None
 
     # -- prepare ---------------------------------------------------------------------------------
     def prepare(self, engine: Any) -> None:
@@ -666,38 +643,39 @@ class Persister:
         else:
             self._conn.update_flow_details(fd)
 
-    # -- ownership -------------------------------------------------------------------------------
+    # -- ownership (ferroflow.persistence.ownership) --------------------------------------------
     def acquire(self) -> None:
-        """Takes the flow detail's lease, or raises naming its owner (backends with leases only).
+        """Takes the flow detail's lease (fencing this persister's writes), or raises naming its
+        owner; the process's heartbeat renews it until :meth:`release`.
 
-        A lease left by a process of this host that no longer exists is taken over at once: the
-        process is gone, so nothing can still be running the flow.
+        :raises NotImplementedError: the backend keeps no leases, so it cannot keep two engines
+            from running one flow at once.
         """
-        if not hasattr(self._conn, "acquire_lease"):
-            return
-        fd = self.flow_detail
-        try:
-            self._conn.acquire_lease(fd.uuid, self.owner, self.lease_seconds)
-        except exceptions.ExecutionFailure:
-            lease = self._conn.get_lease(fd.uuid)
-            holder = lease[0] if lease else None
-            if holder is None or not _dead_local_owner(holder):
-                raise
-            self._conn.release_lease(fd.uuid, holder)
-            self._conn.acquire_lease(fd.uuid, self.owner, self.lease_seconds)
-        self._leased = True
-        self._renew_at = time.monotonic() + self.lease_seconds / 3
+        lease = self.lease
+        if lease is None:
+            if not hasattr(self._conn, "acquire_lease"):
+                raise exceptions.NotImplementedError(
+                    f"persistence backend {type(self.backend).__name__} keeps no flow leases "
+                    "(acquire_lease/renew_lease/release_lease/get_lease/fence), so it cannot guarantee that one "
+                    f"engine at a time runs flow detail {self.flow_detail.name!r}; use memory://, dir://, sqlite:// "
+                    "or a backend that implements them"
+                )
+            lease = self.lease = ownership.Lease(self._conn, self.flow_detail.uuid, self.lease_seconds, self.owner)
+        if not lease.held:
+            lease.acquire()
 
     def keep_lease(self) -> None:
-        """Renews the lease when a third of it has passed (cheap to call on every step)."""
-        if self._leased and time.monotonic() >= self._renew_at:
-            self._conn.renew_lease(self.flow_detail.uuid, self.owner, self.lease_seconds)
-            self._renew_at = time.monotonic() + self.lease_seconds / 3
+        """Raises :class:`~ferroflow.exceptions.LeaseLost` once the heartbeat found the lease lost
+        (cheap: called before every round)."""
+        lease = self.lease
+        if lease is not None:
+            lease.check()
 
     def release(self) -> None:
-        if self._leased:
-            self._leased = False
-            self._conn.release_lease(self.flow_detail.uuid, self.owner)
+        """Gives the lease up (kept by a lost lease's successor, never touched)."""
+        lease = self.lease
+        if lease is not None:
+            lease.release()
 
     # -- metadata (listeners) --------------------------------------------------------------------
     def atom_meta(self, atom: int) -> dict[str, Any]:

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from ferroflow import exceptions as exc
 from ferroflow.persistence import models
 
-__all__ = ["ATOM", "BOOK", "FLOW", "Backend", "Connection", "RecordConnection", "path_from_conf"]
+__all__ = ["ATOM", "BOOK", "FLOW", "LEASE", "Backend", "Connection", "RecordConnection", "path_from_conf"]
 
 
 class Backend(abc.ABC):
@@ -149,8 +150,18 @@ def path_from_conf(conf: Mapping[str, Any]) -> str | None:
 
 #: Record kinds.
 BOOK, FLOW, ATOM = "book", "flow", "atom"
+#: The record of a flow detail's lease (`ferroflow.persistence.ownership`), keyed by the flow's uuid:
+#: ``{"owner": str | None, "until": unix seconds, "epoch": int}``.
+LEASE = "lease"
 
 _WHAT = {BOOK: "logbook", FLOW: "flow details", ATOM: "atom details"}
+#: The key of an atom record holding the detail's *resume record*, beside TaskFlow's ``atom`` and
+#: ``type`` (never in the detail's meta, which stays what TaskFlow writes): the text
+#: `ferroflow.engines.revert_refs.encode_record` makes when the atom completes.
+RESUME = "resume"
+#: Separates the fields of a resume record (``rust/store``'s ``RESUME_FIELD_END``).
+RESUME_FIELD_END = "\x1d"
+_KEEP: Any = object()
 
 
 def _not_found(kind: str, uuid: str) -> exc.NotFound:
@@ -165,9 +176,27 @@ def _flow_record(fd: models.FlowDetail) -> dict[str, Any]:
     return fd.to_dict()
 
 
-def _atom_record(ad: models.AtomDetail) -> dict[str, Any]:
-    # TaskFlow's path-based layout: the atom's dict plus its type tag.
-    return {"atom": ad.to_dict(), "type": models.atom_detail_type(ad)}
+def _atom_record(ad: models.AtomDetail, resume: str | None = None) -> dict[str, Any]:
+    # TaskFlow's path-based layout: the atom's dict plus its type tag (TaskFlow's readers ignore
+    # other keys), and the detail's resume record, if any.
+    record: dict[str, Any] = {"atom": ad.to_dict(), "type": models.atom_detail_type(ad)}
+    if resume is not None:
+        record[RESUME] = resume
+    return record
+
+
+def _resume_of(record: dict[str, Any] | None) -> str | None:
+    resume = None if record is None else record.get(RESUME)
+    return resume if isinstance(resume, str) else None
+
+
+def _resume_summary(record: str) -> tuple[str | None, str | None, str | None]:
+    """``(inputs, revert kind, revert name)`` of a resume record; a malformed one reads as nothing
+    recorded (as the SQLite store reads it)."""
+    fields = record.split(RESUME_FIELD_END, 3)
+    if len(fields) < 3:
+        return None, None, None
+    return fields[0], fields[1] or None, fields[2] or None
 
 
 def _atom_from(record: dict[str, Any]) -> models.AtomDetail:
@@ -191,6 +220,7 @@ class RecordConnection(Connection):
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._fence: tuple[str, str, int] | None = None
 
     @property
     def backend(self) -> Backend:
@@ -275,16 +305,27 @@ class RecordConnection(Connection):
 
     # -- saving -------------------------------------------------------------------------------
 
-    def _save_atom(self, ad: models.AtomDetail, must_exist: bool) -> models.AtomDetail:
+    def _save_atom(self, ad: models.AtomDetail, must_exist: bool, resume: str | None = _KEEP) -> models.AtomDetail:
+        """Upsert ``ad``, merged into the stored detail; its resume record is kept unless
+        ``resume`` replaces it."""
         old = self._read(ATOM, ad.uuid)
-        if old is None:
-            if must_exist:
-                raise _not_found(ATOM, ad.uuid)
-            stored = ad
-        else:
-            stored = _atom_from(old).merge(ad)
-        self._write(ATOM, ad.uuid, _atom_record(stored), old)
+        if old is None and must_exist:
+            raise _not_found(ATOM, ad.uuid)
+        return self._put_atom(ad, old, resume)
+
+    def _put_atom(self, ad: models.AtomDetail, old: dict[str, Any] | None, resume: str | None) -> models.AtomDetail:
+        stored = ad if old is None else _atom_from(old).merge(ad)
+        if resume is _KEEP:
+            resume = _resume_of(old)
+        self._write(ATOM, ad.uuid, _atom_record(stored, resume), old)
         return stored
+
+    def _save_flow_record(self, fd: models.FlowDetail) -> None:
+        """The flow detail's own record (name, state, meta), merged into the stored one."""
+        old = self._read(FLOW, fd.uuid)
+        if old is None:
+            raise _not_found(FLOW, fd.uuid)
+        self._write(FLOW, fd.uuid, _flow_record(models.FlowDetail.from_dict(old).merge(fd)), old)
 
     def _save_flow(self, fd: models.FlowDetail, must_exist: bool, book_uuid: str | None = None) -> models.FlowDetail:
         """Upsert ``fd`` and its atoms (linking it under ``book_uuid`` if given); returns it as stored."""
@@ -313,7 +354,7 @@ class RecordConnection(Connection):
     # -- Connection API -----------------------------------------------------------------------
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
-        with self._locked(write=True):
+        with self._writing():
             old = self._read(BOOK, book.uuid)
             if old is None:
                 stored, linked = book.copy(retain_contents=False), []
@@ -355,18 +396,19 @@ class RecordConnection(Connection):
             self._delete(BOOK, book_uuid)
             for fd_uuid, ad_uuids in atoms.items():
                 self._delete(FLOW, fd_uuid)
+                self._delete(LEASE, fd_uuid)
                 for ad_uuid in ad_uuids:
                     self._delete(ATOM, ad_uuid)
 
     def update_flow_details(self, flow_detail: models.FlowDetail, ignore_missing: bool = False) -> models.FlowDetail:
         """As :meth:`Connection.update_flow_details`; ``ignore_missing`` creates an unknown flow detail
         (outside any book), as TaskFlow's memory and dir backends allow."""
-        with self._locked(write=True):
+        with self._writing():
             return self._save_flow(flow_detail, must_exist=not ignore_missing)
 
     def update_atom_details(self, atom_detail: models.AtomDetail, ignore_missing: bool = False) -> models.AtomDetail:
         """As :meth:`Connection.update_atom_details`; ``ignore_missing`` creates an unknown atom detail."""
-        with self._locked(write=True):
+        with self._writing():
             return self._save_atom(atom_detail, must_exist=not ignore_missing)
 
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[models.FlowDetail]:
@@ -388,3 +430,181 @@ class RecordConnection(Connection):
     def clear_all(self) -> None:
         with self._locked(write=True):
             self._delete_all()
+
+    # -- the engine's writes and resume records ------------------------------------------------
+
+    def update_flow_row(self, flow_detail: models.FlowDetail) -> None:
+        """Writes the flow detail's own record (name, state, meta) and nothing of its atoms, where
+        `update_flow_details` merges every atom detail the object holds.
+
+        :raises NotFound: the flow detail does not exist.
+        """
+        with self._writing():
+            self._save_flow_record(flow_detail)
+
+    def save_flow_changes(
+        self,
+        flow_uuid: str,
+        atom_details: Iterable[models.AtomDetail] = (),
+        new_atom_details: Iterable[models.AtomDetail] = (),
+        flow_detail: models.FlowDetail | None = None,
+        resume_records: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Writes what an engine changed in one flow, in one call: all or nothing where the
+        backend can (dir: through its intent file; memory: checked before anything is written).
+
+        :param atom_details: details of the flow, merged into the stored ones.
+        :param new_atom_details: details upserted and linked under the flow.
+        :param flow_detail: whose own record (state, meta) is written, not its atom details.
+        :param resume_records: ``(atom uuid, record text)`` pairs replacing those details' resume
+            records (kept beside the details, never in their meta).
+        :raises NotFound: the flow detail or one of ``atom_details`` / ``resume_records``'s
+            details does not exist (nothing is written).
+        """
+        records = dict(resume_records)
+        new = list(new_atom_details)
+        with self._writing():
+            linked = self._children(FLOW, flow_uuid)
+            if linked is None:
+                raise _not_found(FLOW, flow_uuid)
+            # Everything read (and checked) first, so that a refusal writes nothing.
+            updates = [(ad, self._read(ATOM, ad.uuid)) for ad in atom_details]
+            for ad, old in updates:
+                if old is None:
+                    raise _not_found(ATOM, ad.uuid)
+            olds = {ad.uuid: self._read(ATOM, ad.uuid) for ad in new}
+            given = {ad.uuid for ad, _ in updates} | olds.keys()
+            others = {uuid: self._read(ATOM, uuid) for uuid in records if uuid not in given}
+            for uuid, old in others.items():
+                if old is None:
+                    raise _not_found(ATOM, uuid)
+            for ad, old in updates:
+                self._put_atom(ad, old, records.get(ad.uuid, _KEEP))
+            for ad in new:
+                self._put_atom(ad, olds[ad.uuid], records.get(ad.uuid, _KEEP))
+            for uuid, old in others.items():
+                assert old is not None
+                self._write(ATOM, uuid, {**old, RESUME: records[uuid]}, old)
+            if flow_detail is not None:
+                self._save_flow_record(flow_detail)
+            already = set(linked)
+            for ad in new:
+                if ad.uuid not in already:
+                    self._link(FLOW, flow_uuid, ad.uuid)
+
+    def resume_summaries(self, flow_uuid: str) -> list[tuple[str, str | None, str | None, str | None]]:
+        """``(atom uuid, inputs, revert kind, revert name)`` of the flow's atom details that have a
+        resume record, in the order they were first saved (none for an unknown flow)."""
+        with self._locked(write=False):
+            found = []
+            for uuid in self._children(FLOW, flow_uuid) or ():
+                resume = _resume_of(self._read(ATOM, uuid))
+                if resume is not None:
+                    found.append((uuid, *_resume_summary(resume)))
+            return found
+
+    def resume_record(self, atom_uuid: str) -> str | None:
+        """The resume record of an atom detail, as written (``None`` when it has none).
+
+        :raises NotFound: there is no such atom detail.
+        """
+        with self._locked(write=False):
+            record = self._read(ATOM, atom_uuid)
+        if record is None:
+            raise _not_found(ATOM, atom_uuid)
+        return _resume_of(record)
+
+    # -- ownership (see ferroflow.persistence.ownership) --------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock of one public call, refused first when this connection is fenced and
+        its owner no longer holds the flow's lease (the check and the write share the lock)."""
+        with self._locked(write=True):
+            if self._fence is not None:
+                self._check_fence(self._fence)
+            yield
+
+    def _check_fence(self, fence: tuple[str, str, int]) -> None:
+        flow_uuid, owner, epoch = fence
+        lease = self._read(LEASE, flow_uuid)
+        if lease is not None and lease.get("owner") == owner and lease.get("epoch") == epoch:
+            return
+        if lease is None or lease.get("owner") is None:
+            holder = "nobody (it was released)"
+        else:
+            holder = f"'{lease['owner']}' (epoch {lease.get('epoch')})"
+        raise exc.LeaseLost(
+            f"'{owner}' lost the lease of flow detail '{flow_uuid}' (epoch {epoch}) and cannot write: it is held by "
+            f"{holder}; the flow continues under its current owner"
+        )
+
+    def fence(self, fence: tuple[str, str, int] | None) -> None:
+        """Makes this connection's writes commit only while ``(flow uuid, owner, epoch)`` holds the
+        flow's lease (:class:`~ferroflow.exceptions.LeaseLost` otherwise); ``None`` stops it."""
+        self._fence = fence
+
+    def acquire_lease(self, flow_uuid: str, owner: str, seconds: float) -> int:
+        """Make ``owner`` the owner of the flow detail for ``seconds`` and return the lease's
+        fencing epoch (raised whenever the lease changes hands).
+
+        :raises InvalidState: another owner holds an unexpired lease (the message names it).
+        :raises NotFound: the flow detail does not exist.
+        """
+        seconds = _lease_seconds(seconds)
+        with self._locked(write=True):
+            if self._read(FLOW, flow_uuid) is None:
+                raise _not_found(FLOW, flow_uuid)
+            now = time.time()
+            old = self._read(LEASE, flow_uuid)
+            lease = dict(old or {"owner": None, "until": None, "epoch": 0})
+            holder = lease.get("owner")
+            if holder is not None and holder != owner and (lease.get("until") or 0) > now:
+                raise exc.InvalidState(
+                    f"Flow detail '{flow_uuid}' is owned by '{holder}' until {lease['until'] - now:.1f} s from now; "
+                    f"'{owner}' cannot run it before that lease is released or expires"
+                )
+            if holder != owner:
+                lease["epoch"] = int(lease.get("epoch") or 0) + 1
+            lease["owner"], lease["until"] = owner, now + seconds
+            self._write(LEASE, flow_uuid, lease, old)
+            return int(lease["epoch"])
+
+    def renew_lease(self, flow_uuid: str, owner: str, epoch: int, seconds: float) -> None:
+        """Extend the lease ``owner`` took at ``epoch`` to ``seconds`` from now.
+
+        :raises LeaseLost: ``owner`` no longer holds it.
+        """
+        seconds = _lease_seconds(seconds)
+        with self._locked(write=True):
+            self._check_fence((flow_uuid, owner, epoch))
+            old = self._read(LEASE, flow_uuid)
+            self._write(LEASE, flow_uuid, {**(old or {}), "until": time.time() + seconds}, old)
+
+    def release_lease(self, flow_uuid: str, owner: str) -> bool:
+        """Give up ``owner``'s lease; returns whether it held it (another owner's is never touched)."""
+        with self._locked(write=True):
+            old = self._read(LEASE, flow_uuid)
+            if old is None or old.get("owner") != owner:
+                if old is None and self._read(FLOW, flow_uuid) is None:
+                    raise _not_found(FLOW, flow_uuid)
+                return False
+            self._write(LEASE, flow_uuid, {**old, "owner": None, "until": None}, old)
+            return True
+
+    def get_lease(self, flow_uuid: str) -> tuple[str, float, int] | None:
+        """``(owner, expiry as unix seconds, epoch)`` of the flow's lease, expired or not; ``None``
+        if unowned."""
+        with self._locked(write=False):
+            lease = self._read(LEASE, flow_uuid)
+            if lease is None and self._read(FLOW, flow_uuid) is None:
+                raise _not_found(FLOW, flow_uuid)
+        if lease is None or lease.get("owner") is None:
+            return None
+        return lease["owner"], float(lease.get("until") or 0.0), int(lease.get("epoch") or 0)
+
+
+def _lease_seconds(seconds: float) -> float:
+    if not (isinstance(seconds, int | float) and 0 < seconds < float("inf")):
+        raise exc.InvalidState(f"a lease needs a positive, finite duration (got {seconds!r})")
+    return float(seconds)

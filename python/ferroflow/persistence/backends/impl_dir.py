@@ -38,8 +38,8 @@ from ferroflow.persistence import base
 
 __all__ = ["DirBackend", "DirConnection"]
 
-_SUBDIRS = {base.BOOK: "books", base.FLOW: "flow_details", base.ATOM: "atom_details"}
-_WHAT = {base.BOOK: "logbook", base.FLOW: "flow detail", base.ATOM: "atom detail"}
+_SUBDIRS = {base.BOOK: "books", base.FLOW: "flow_details", base.ATOM: "atom_details", base.LEASE: "leases"}
+_WHAT = {base.BOOK: "logbook", base.FLOW: "flow detail", base.ATOM: "atom detail", base.LEASE: "flow lease"}
 _METADATA = "metadata"
 _LOCK = ".lock"
 _TRASH = ".trash"
@@ -113,7 +113,8 @@ class DirConnection(base.RecordConnection):
 
     def validate(self) -> None:
         """StorageFailure unless the layout exists (see :meth:`upgrade`)."""
-        for subdir in _SUBDIRS.values():
+        # (``leases`` is made on the first write: a directory written by TaskFlow has none.)
+        for subdir in (_SUBDIRS[base.BOOK], _SUBDIRS[base.FLOW], _SUBDIRS[base.ATOM]):
             path = os.path.join(self._root, subdir)
             if not os.path.isdir(path):
                 raise exc.StorageFailure(f"Missing required directory {path!r} (call upgrade())")

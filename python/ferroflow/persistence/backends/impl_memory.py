@@ -29,7 +29,12 @@ class _Store:
     """Records by kind and uuid, plus ordered child links of books and flows."""
 
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, dict[str, Any]]] = {base.BOOK: {}, base.FLOW: {}, base.ATOM: {}}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {
+            base.BOOK: {},
+            base.FLOW: {},
+            base.ATOM: {},
+            base.LEASE: {},
+        }
         # Dicts used as insertion-ordered sets.
         self.links: dict[str, dict[str, dict[str, None]]] = {base.BOOK: {}, base.FLOW: {}}
         self.lock = threading.Lock()

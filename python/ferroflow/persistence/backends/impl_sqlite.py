@@ -380,6 +380,7 @@ class SQLiteConnection(base.Connection):
 
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
+        self._fence: tuple[str, str, int] | None = None
         backend.store()  # fail here, not on first use, if the file is unusable
 
     @property
@@ -531,6 +532,13 @@ class SQLiteConnection(base.Connection):
     def update_flow_row(self, flow_detail: models.FlowDetail) -> None:
         """Writes the flow detail's own row (name, state, meta) and nothing of its atoms: O(1),
         where `update_flow_details` merges every atom."""
+        if self._fence is not None and self._fence[0] == flow_detail.uuid:
+            # An owned flow's row changes through a fenced batch (its name never changes here).
+            now = time.time()
+            meta = _dumps(dict(flow_detail.meta or {}), "meta")
+            state = [(flow_detail.uuid, flow_detail.state, now)] if flow_detail.state is not None else []
+            self._store.apply([], [], state, [(flow_detail.uuid, meta, now)], [], None, self._fence)
+            return
         with self._backend.write_lock:
             store = self._store
             old = self._flow_row(store, flow_detail.uuid)
@@ -656,7 +664,7 @@ class SQLiteConnection(base.Connection):
                 else:
                     records.append((uuid, record))
         fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
-        self._store.apply(rows, changes, flows, metas, records, fresh)
+        self._store.apply(rows, changes, flows, metas, records, fresh, self._fence)
 
     # -- resumption records ---------------------------------------------------------------------
 
@@ -677,44 +685,51 @@ class SQLiteConnection(base.Connection):
         except exc.NotFound:
             raise _missing("atom details", atom_uuid) from None
 
-    # -- ownership ----------------------------------------------------------------------------
+    # -- ownership (see ferroflow.persistence.ownership) ----------------------------------------
 
-    def acquire_lease(self, flow_uuid: str, owner: str, seconds: float) -> None:
-        """Make ``owner`` the owner of the flow detail for ``seconds`` (atomically, across processes).
+    def fence(self, fence: tuple[str, str, int] | None) -> None:
+        """Makes this connection's engine writes (:meth:`apply`, :meth:`update_flow_row`) commit
+        only while ``(flow uuid, owner, epoch)`` holds the flow's lease (checked inside their
+        transaction; :class:`~ferroflow.exceptions.LeaseLost` otherwise); ``None`` stops it."""
+        self._fence = fence
+
+    def acquire_lease(self, flow_uuid: str, owner: str, seconds: float) -> int:
+        """Make ``owner`` the owner of the flow detail for ``seconds`` (atomically, across processes)
+        and return the lease's fencing epoch.
 
         Succeeds when the flow is unowned, its lease expired or ``owner`` already holds it (then
-        the lease is extended).
+        the lease is extended, at the same epoch).
 
         :raises InvalidState: another owner holds an unexpired lease; the message names it and
             when the lease expires.
         :raises NotFound: the flow detail does not exist.
         """
         store = self._store
-        holder = store.acquire_lease(flow_uuid, owner, seconds, time.time())
+        epoch, holder = store.acquire_lease(flow_uuid, owner, seconds, time.time())
         if holder is None:
-            return
+            return epoch
         lease = store.lease(flow_uuid)
         until = ""
         if lease is not None and lease[0] == holder:
             expiry = datetime.datetime.fromtimestamp(lease[1], datetime.UTC)
             until = f" until {expiry:%Y-%m-%d %H:%M:%S.%f} UTC ({lease[1] - time.time():.1f} s from now)"
         raise exc.InvalidState(
-            f"Flow detail '{flow_uuid}' is owned by '{holder}'{until}; '{owner}' cannot run it before "
-            "that lease is released or expires"
+            f"Flow detail '{flow_uuid}' of store '{self._backend.path or ':memory:'}' is owned by '{holder}'{until}; "
+            f"'{owner}' cannot run it before that lease is released or expires"
         )
 
-    def renew_lease(self, flow_uuid: str, owner: str, seconds: float) -> None:
-        """Extend ``owner``'s lease to ``seconds`` from now.
+    def renew_lease(self, flow_uuid: str, owner: str, epoch: int, seconds: float) -> None:
+        """Extend the lease ``owner`` took at ``epoch`` to ``seconds`` from now.
 
-        :raises InvalidState: ``owner`` no longer holds the lease (it expired and was taken, or was
-            released).
+        :raises LeaseLost: ``owner`` no longer holds it (it expired and was taken, or was released).
         """
-        self._store.renew_lease(flow_uuid, owner, seconds, time.time())
+        self._store.renew_lease(flow_uuid, owner, epoch, seconds, time.time())
 
     def release_lease(self, flow_uuid: str, owner: str) -> bool:
         """Give up ``owner``'s lease; returns whether it held it (another owner's is never touched)."""
         return self._store.release_lease(flow_uuid, owner)
 
-    def get_lease(self, flow_uuid: str) -> tuple[str, float] | None:
-        """``(owner, expiry as unix seconds)`` of the flow's lease, expired or not; ``None`` if unowned."""
+    def get_lease(self, flow_uuid: str) -> tuple[str, float, int] | None:
+        """``(owner, expiry as unix seconds, epoch)`` of the flow's lease, expired or not; ``None``
+        if unowned."""
         return self._store.lease(flow_uuid)

@@ -1,0 +1,190 @@
+//! The store file on disk: whether an existing file is a ferroflow store, decided before anything
+//! is written to it, and the private, atomic creation of a new one.
+//!
+//! A file that exists is opened only if it already holds ferroflow's schema; anything else (an
+//! empty file, another application's SQLite database, a text file) is refused and left exactly as
+//! it was: the check reads it through a read-only connection, so no journal mode is switched, no
+//! table added and no `-wal`/`-shm` file made. A store is created only where no file exists: its
+//! schema is written into a private temporary file (mode 0600 whatever the umask; SQLite gives its
+//! `-wal` and `-shm` files the same mode) that is then linked into place, so no other process ever
+//! sees a half-made store, and of two processes creating one store at once exactly one succeeds
+//! and the other opens the store it made.
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema;
+use crate::error::{CoreError, CoreResult};
+
+/// Mode bits of a new store file: read and write for its owner only.
+#[cfg(unix)]
+const STORE_FILE_MODE: u32 = 0o600;
+
+/// How a store file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// Opens the ferroflow store at `path`; with [`Access::ReadWrite`], a file that does not exist is
+/// created as a new store. Fails with [`CoreError::Storage`] naming the path, the file untouched,
+/// when it is not a ferroflow store, is damaged or was written by a newer ferroflow.
+pub(super) fn open(path: &Path, label: &str, access: Access) -> CoreResult<Connection> {
+    let mut created = false;
+    if !inspect(path, label)? {
+        if access == Access::ReadOnly {
+            return Err(CoreError::Storage(format!(
+                "cannot open store '{label}': there is no such file (a read-only open never creates one)"
+            )));
+        }
+        // `false`: another process created it meanwhile; it is then checked like any existing file.
+        created = create(path, label)?;
+    }
+    if !created {
+        schema::recognise(&probe(path, label)?, label)?;
+    }
+    let flags = match access {
+        Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    };
+    connect(path, label, flags)
+}
+
+/// A read-only connection to look at an existing file without leaving a trace. Closing it never
+/// checkpoints a WAL into the file (closing a read-write one would). And when there is no `-wal`
+/// file the database file is complete, so it is read as immutable: SQLite would otherwise create
+/// `-wal` and `-shm` files beside a WAL-mode database, even for a read-only connection.
+fn probe(path: &Path, label: &str) -> CoreResult<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if !Path::new(&wal).exists() {
+        if let Some(uri) = immutable_uri(path) {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            return Connection::open_with_flags(uri, flags)
+                .map_err(|e| CoreError::Storage(format!("cannot open store '{label}': {e}")));
+        }
+    }
+    connect(path, label, OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+/// `file:///abs/path?immutable=1`, the path percent-encoded (`None` for a path that is not UTF-8).
+fn immutable_uri(path: &Path) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut uri = String::from("file://");
+    for byte in absolute.to_str()?.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
+}
+
+/// A connection on an existing file (never created by SQLite: no `SQLITE_OPEN_CREATE`).
+fn connect(path: &Path, label: &str, access: OpenFlags) -> CoreResult<Connection> {
+    Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| CoreError::Storage(format!("cannot open store '{label}': {e}")))
+}
+
+/// `false` when there is no file at `path`; `true` when there is one that may be a SQLite
+/// database. Refuses a directory, an empty file and a file whose header is not a whole SQLite
+/// header (SQLite itself would take a file shorter than one page for an *empty* database and
+/// write over it).
+fn inspect(path: &Path, label: &str) -> CoreResult<bool> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let not_a_store = |why: String| CoreError::Storage(format!("cannot open store '{label}': {why}"));
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(not_a_store(e.to_string())),
+    };
+    let metadata = file.metadata().map_err(|e| not_a_store(e.to_string()))?;
+    if metadata.is_dir() {
+        return Err(not_a_store("it is a directory".to_owned()));
+    }
+    let len = metadata.len();
+    if len == 0 {
+        return Err(not_a_store(
+            "the file is empty (0 bytes), so it is not a ferroflow store; ferroflow creates a store only where no \
+             file exists, and left this one untouched (remove it, or choose another path)"
+                .to_owned(),
+        ));
+    }
+    let mut header = [0u8; 100];
+    if len < 100 {
+        return Err(not_a_store(format!("the file is {len} bytes, too short for a SQLite header (truncated?)")));
+    }
+    file.read_exact(&mut header).map_err(|e| not_a_store(format!("reading its header failed: {e}")))?;
+    if &header[..16] != MAGIC {
+        return Err(not_a_store("the file is not a SQLite database; it was left untouched".to_owned()));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(not_a_store(format!("the SQLite header is corrupt (page size {page_size})")));
+    }
+    if len < page_size {
+        return Err(not_a_store(format!(
+            "the file is {len} bytes, shorter than its first {page_size}-byte page (truncated?)"
+        )));
+    }
+    Ok(true)
+}
+
+/// Makes a new store at `path`: the schema is written into a private temporary file beside it,
+/// which is then linked to `path` only if `path` still does not exist. Returns `false` (and
+/// leaves no trace) when another process created `path` first.
+fn create(path: &Path, label: &str) -> CoreResult<bool> {
+    let failed = |e: &dyn std::fmt::Display| CoreError::Storage(format!("cannot create store '{label}': {e}"));
+    let temp = temp_path(path);
+    let result = (|| {
+        let file = new_private_file(&temp).map_err(|e| failed(&e))?;
+        drop(file);
+        let mut conn = connect(&temp, label, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        schema::migrate(&mut conn, label)?;
+        conn.close().map_err(|(_, e)| failed(&e))?;
+        match fs::hard_link(&temp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            // A file system without hard links: a rename, which (unlike a link) would replace a
+            // file created in the instant since `path` was found missing.
+            Err(_) if !path.exists() => fs::rename(&temp, path).map(|()| true).map_err(|e| failed(&e)),
+            Err(_) => Ok(false),
+        }
+    })();
+    // Gone after a link or a failure; already gone after a rename.
+    let _ = fs::remove_file(&temp);
+    result
+}
+
+/// A temporary name beside `path`, unique to this process and call.
+fn temp_path(path: &Path) -> PathBuf {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = path.file_name().map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}-{nanos}.new", std::process::id()))
+}
+
+/// Creates `path`, which must not exist, readable and writable by its owner only (whatever the
+/// umask: the mode is set again once the file exists).
+fn new_private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(STORE_FILE_MODE);
+        let file = options.open(path)?;
+        file.set_permissions(fs::Permissions::from_mode(STORE_FILE_MODE))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
