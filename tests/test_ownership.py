@@ -163,10 +163,13 @@ def test_a_long_atom_keeps_its_lease_through_the_heartbeat(tmp_path, uri, backen
     assert rf.saved(backend, flow_uuid).state == states.SUCCESS
 
 
-def test_a_paused_owner_that_was_taken_over_writes_nothing_when_it_wakes(tmp_path, uri, backend, children) -> None:
+@pytest.mark.parametrize("engine", ["serial", "parallel"])
+def test_a_paused_owner_that_was_taken_over_writes_nothing_when_it_wakes(
+    tmp_path, uri, backend, children, engine
+) -> None:
     """SIGSTOP past the lease, a takeover by another process, then SIGCONT: the paused owner's
     writes are fenced off and it stops with LeaseLost."""
-    child, flow_uuid = start_child(tmp_path, uri, lease_seconds=1)
+    child, flow_uuid = start_child(tmp_path, uri, lease_seconds=1, engine=engine)
     children.append(child)
     old_owner, _, old_epoch = _lease(backend, flow_uuid)
     os.kill(child.pid, signal.SIGSTOP)
