@@ -11,11 +11,13 @@ from ferroflow.cli import common
 
 DESCRIPTION = """\
 Show the resumption plan of a flow saved in the database: its flow is rebuilt by the factory
-recorded when it was started (imported from the working directory, as `ferroflow resume` does)
-and matched against what is saved, without running or writing anything. One line per atom and
-per saved detail: saved state and version, current version, the action resuming takes (reuse,
-run, rerun, revert, orphan, migrate, ignore, fail) and why. Without FLOW_UUID, plans the one flow
-that has not finished. --json prints the same as JSON, for tools.
+recorded when it was started (imported from the working directory, as `ferroflow resume` does,
+and only from trusted modules: --trust MODULE, else $FERROFLOW_TRUSTED_MODULES, else the package
+that saved the flow; never the standard library) and matched against what is saved, without
+running or writing anything. One line per atom and per saved detail: saved state and version,
+current version, the action resuming takes (reuse, run, rerun, revert, orphan, migrate, ignore,
+fail) and why. Without FLOW_UUID, plans the one flow that has not finished. --json prints the
+same as JSON, for tools.
 """
 
 
@@ -37,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"what to do when inputs come from new providers (default: {migrations.DEFAULT_PROVIDER_POLICY})",
     )
     common.add_db_argument(parser)
+    common.add_trust_argument(parser)
     parser.set_defaults(handler=plan_command)
 
 
@@ -51,7 +54,8 @@ def plan_command(args: argparse.Namespace) -> int:
         for key, value in (("on_version_change", args.on_version_change), ("provider_change", args.provider_change))
         if value
     }
-    with common.open_backend(path) as backend:
+    options.update(common.trust_options(args))
+    with common.open_backend(path, read_only=True) as backend:
         record = _target(common.list_flows(backend), args.flow)
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(record.uuid, lazy=True)

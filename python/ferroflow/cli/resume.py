@@ -15,12 +15,14 @@ from ferroflow.cli.run import report_outcome, run_engine
 
 DESCRIPTION = """\
 Resume a flow saved in the database: its flow is rebuilt by the factory recorded when it was
-started (imported from the working directory), atoms that had finished keep their saved results
-and are not run again, atoms that were running when the engine stopped run again, and the rest
-run. Without FLOW_UUID, resumes the one flow that has not finished (not SUCCESS, REVERTED or
-FAILURE); with --all, every such flow. A REVERTED flow is restarted from the beginning only when
-named. Exit status: 0 every resumed flow ended SUCCESS (or there was nothing to resume), 1 a flow
-failed or could not be resumed, 2 usage error.
+started (imported from the working directory, and only from trusted modules: --trust MODULE,
+else $FERROFLOW_TRUSTED_MODULES, else the package that saved the flow; never the standard
+library), atoms that had finished keep their saved results and are not run again, atoms that
+were running when the engine stopped run again, and the rest run. Without FLOW_UUID, resumes
+the one flow that has not finished (not SUCCESS, REVERTED or FAILURE); with --all, every such
+flow. A REVERTED flow is restarted from the beginning only when named. Exit status: 0 every
+resumed flow ended SUCCESS (or there was nothing to resume), 1 a flow failed or could not be
+resumed, 2 usage error.
 """
 
 
@@ -30,6 +32,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--all", action="store_true", help="resume every flow that has not finished")
     common.add_db_argument(parser)
     common.add_engine_arguments(parser)
+    common.add_trust_argument(parser)
     parser.set_defaults(handler=resume_command)
 
 
@@ -67,7 +70,7 @@ class ResumeOutcome:
 def resume_command(args: argparse.Namespace) -> int:
     if args.flow and args.all:
         raise common.UsageError("give a FLOW_UUID or --all, not both")
-    options = common.engine_options(args)
+    options = {**common.engine_options(args), **common.trust_options(args)}
     path = common.db_path(args.db, must_exist=True)
     common.add_cwd_to_path()
     with common.open_backend(path) as backend:

@@ -1,39 +1,26 @@
 """Flow factories: how a flow is rebuilt after a crash (TaskFlow's ``load_from_factory`` family).
 
 The factory's importable name and arguments are saved in ``FlowDetail.meta['factory']``; a resuming
-process imports the name, calls it with the saved arguments and matches the new atoms to the saved
+process resolves the name, calls it with the saved arguments and matches the new atoms to the saved
 details by name. A factory that cannot be imported back by that name (a lambda, a local function, a
-bound method) is refused when it is *saved*, not discovered broken when a resume needs it.
+bound method, a class, a function of the standard library or of ferroflow) is refused when it is
+*saved*, not discovered broken when a resume needs it.
+
+A name read back from a store is resolved only through the trust the user gave (see
+`ferroflow.trust`): its module must lie under a trusted prefix, never in the standard library or
+builtins, and it must be a factory function defined there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ferroflow import codec
+from ferroflow import codec, trust
+from ferroflow.trust import import_by_name
 
 FACTORY_META = "factory"
-
-
-def import_by_name(name: str) -> Any:
-    """Imports ``package.module.attr[.attr...]``, finding the longest importable module prefix."""
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError as exc:
-            raise ImportError(f"cannot import {name!r}: module {module_name!r} has no {exc.name!r}") from exc
-        return obj
-    raise ImportError(f"cannot import {name!r}: no importable module in that name")
 
 
 def _same_callable(a: Any, b: Any) -> bool:
@@ -46,10 +33,12 @@ def _same_callable(a: Any, b: Any) -> bool:
 def factory_name(factory: Callable[..., Any] | str) -> str:
     """The name ``factory`` can be re-imported by; ValueError when it cannot."""
     if isinstance(factory, str):
+        trust.check_saved_name(factory, "Flow factory")  # before anything is imported
         try:
-            import_by_name(factory)
+            imported = import_by_name(factory)
         except ImportError as exc:
             raise ValueError(f"Flow factory {factory!r} is not importable: {exc}") from exc
+        trust.check_factory_object(factory, imported)
         return factory
     module = getattr(factory, "__module__", None)
     qualname = getattr(factory, "__qualname__", None)
@@ -68,6 +57,7 @@ def factory_name(factory: Callable[..., Any] | str) -> str:
             f"Flow factory {factory!r} is not reimportable: {name!r} names a different object (a method bound "
             "to an instance cannot be re-imported); use a module-level function, staticmethod or classmethod"
         )
+    trust.check_factory_object(name, imported)
     return name
 
 
@@ -97,21 +87,43 @@ def save_factory_details(
             conn.update_flow_details(flow_detail)
 
 
-def flow_from_detail(flow_detail: Any) -> Any:
-    """Rebuilds the flow of ``flow_detail`` by calling its saved factory."""
-    try:
-        factory_data = flow_detail.meta[FACTORY_META]
-    except (KeyError, AttributeError, TypeError):
+def _flow_label(flow_detail: Any) -> str:
+    return f"{getattr(flow_detail, 'name', None)!r} ({getattr(flow_detail, 'uuid', None)})"
+
+
+def flow_from_detail(flow_detail: Any, trusted_modules: Any = None) -> Any:
+    """Rebuilds the flow of ``flow_detail`` by calling its saved factory.
+
+    The saved factory name is resolved only through trust (`ferroflow.trust`): ``trusted_modules``
+    (module prefixes, or a `ferroflow.trust.TrustedModules`), else ``$FERROFLOW_TRUSTED_MODULES``,
+    else the default (the saved name's top-level package, unless it is the standard library,
+    builtins, ferroflow or a packaging tool).
+
+    :raises UntrustedCode: the saved name is not trusted, or not a factory function.
+    :raises ImportError: a trusted factory that cannot be imported (any more).
+    :raises ValueError: no factory saved, a malformed record, or a bad ``trusted_modules``.
+    """
+    meta = getattr(flow_detail, "meta", None)
+    factory_data = meta.get(FACTORY_META) if isinstance(meta, dict) else None
+    if factory_data is None:
         raise ValueError(
-            f"Cannot reconstruct flow {getattr(flow_detail, 'name', flow_detail)!r} ({flow_detail.uuid}): no "
-            "factory information saved; load it with load_from_factory() to make it resumable"
-        ) from None
-    name = factory_data["name"]
+            f"Cannot reconstruct flow {_flow_label(flow_detail)}: no factory information saved; load it with "
+            "load_from_factory() to make it resumable"
+        )
+    name = factory_data.get("name") if isinstance(factory_data, dict) else None
+    args = factory_data.get("args", []) if isinstance(factory_data, dict) else None
+    kwargs = factory_data.get("kwargs", {}) if isinstance(factory_data, dict) else None
+    if not isinstance(name, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ValueError(
+            f"Cannot reconstruct flow {_flow_label(flow_detail)}: its saved factory record is malformed "
+            f"(expected a name, a list of args and a dict of kwargs): {factory_data!r}"
+        )
+    trusted = trust.trusted_from(trusted_modules, saved_factory=name)
     try:
-        factory = import_by_name(name)
+        factory = trust.resolve_factory(name, trusted, flow=_flow_label(flow_detail))
     except ImportError as exc:
         raise ImportError(f"Could not import factory {name!r} of flow {flow_detail.name!r}: {exc}") from exc
-    return factory(*factory_data.get("args", ()), **factory_data.get("kwargs", {}))
+    return factory(*args, **kwargs)
 
 
 def load_from_factory(
@@ -127,9 +139,12 @@ def load_from_factory(
 ) -> Any:
     """Builds the flow with ``flow_factory``, saves the factory with the new flow detail, loads it.
 
-    ``kwargs`` are engine options, including ``migrations``, ``on_version_change`` and
-    ``provider_change`` (see `ferroflow.engines.helpers.load`); migrations given with a new flow
-    are recorded as not needed, so a program can always pass the same list.
+    ``kwargs`` are engine options, including ``migrations``, ``on_version_change``,
+    ``provider_change`` and ``trusted_modules`` (see `ferroflow.engines.helpers.load`);
+    migrations given with a new flow are recorded as not needed, so a program can always pass
+    the same list. A factory given by name is the caller's choice (not resolved through trust),
+    but it must be a function that a resuming process could resolve: not the standard library,
+    builtins or ferroflow, not a class.
     """
     from ferroflow.engines import helpers, persist
     from ferroflow.utils import persistence_utils
@@ -153,19 +168,36 @@ def load_from_detail(
     backend: Any = None,
     namespace: str | None = None,
     engine: str = "default",
+    trusted_modules: Any = None,
     **kwargs: Any,
 ) -> Any:
     """Rebuilds the flow of a saved ``flow_detail`` with its factory and loads it to resume.
+
+    **Trust.** The factory, and the revert references of orphans reverted on a rollback, are named
+    by the store: anyone who can write the store can name any code. They are resolved only under
+    ``trusted_modules`` (module prefixes: ``"pkg"`` trusts ``pkg`` and ``pkg.sub``, not ``pkgx``),
+    else ``$FERROFLOW_TRUSTED_MODULES`` (comma separated), else the default: the top-level package
+    of the saved factory (and, for orphans, of the atoms of the rebuilt flow), unless that is the
+    standard library, builtins, ferroflow (except its demo and benchmark flows) or a packaging or
+    test tool. Explicit trust replaces the default; the standard library and builtins are never
+    trusted, even when listed. Give explicit trust whenever others can write the store: the default
+    comes from the store itself. See `ferroflow.trust`.
 
     When the factory's code changed since the flow was saved, ``migrations``,
     ``on_version_change`` and ``provider_change`` (engine options, see
     `ferroflow.engines.helpers.load`) say how saved details carry over; ``engine.plan()`` shows
     the outcome before anything runs.
+
+    :raises UntrustedCode: the saved factory is not trusted, or not a factory function (nothing
+        is imported from an untrusted module, nothing is called).
     """
     from ferroflow.engines import helpers
 
-    flow = flow_from_detail(flow_detail)
+    given = trust.explicit(trusted_modules)
+    flow = flow_from_detail(flow_detail, trusted_modules=given)
     options = dict(kwargs)
+    if given is not None:
+        options["trusted_modules"] = given
     if namespace is not None:
         options["namespace"] = namespace
     return helpers.load(flow, store=store, flow_detail=flow_detail, backend=backend, engine=engine, **options)

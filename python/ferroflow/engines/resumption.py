@@ -117,12 +117,15 @@ class ResumptionMixin:
         if failed:
             self._stop(OrphanRevertError(failed[0].name, "its revert failed earlier; engine.reset() retries it"))
         failures = self._storage.get_execute_failures()
+        trusted = None
+        flow = f"{getattr(self._flow_detail, 'name', None)!r} ({getattr(self._flow_detail, 'uuid', None)})"
         for ad in reversed(persister.orphans):
             if ad.state not in _ORPHANS_TO_REVERT:
                 continue
             reference = persister.resume_record(ad).get("revert")
             try:
-                revert = revert_refs.rebuild(ad.name, reference)
+                trusted = trusted or revert_refs.trust_for(self)
+                revert = revert_refs.rebuild(ad.name, reference, trusted, flow)
             except OrphanRevertError as exc:
                 self._stop(exc)
             ad.state, ad.intention = states.REVERTING, states.REVERT

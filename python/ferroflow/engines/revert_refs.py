@@ -17,6 +17,13 @@ kept beside the detail rather than in its meta. `rebuild` makes the atom again f
 reference, ready to revert; anything that prevents it
 raises `ferroflow.migrations.OrphanRevertError` naming the orphan — a rollback never silently
 skips an orphan.
+
+A reference read back from the store names code, so its class and callable arguments are
+resolved only through trust (`ferroflow.trust`): an Atom subclass (or a callable) defined in a
+trusted module, never the standard library or builtins. `trust_for` gives an engine's trust: its
+``trusted_modules`` option (or ``$FERROFLOW_TRUSTED_MODULES``), else the default — the package of
+the flow's saved factory and those of the atoms it runs. An untrusted reference is an
+`OrphanRevertError` carrying the `ferroflow.exceptions.UntrustedCode` reason.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ferroflow import atom as atom_mod
-from ferroflow import codec
+from ferroflow import codec, exceptions, trust
 from ferroflow.engines import actions
-from ferroflow.engines.factories import import_by_name
 from ferroflow.migrations import OrphanRevertError
+from ferroflow.trust import import_by_name
 
 NOOP: dict[str, Any] = {"kind": "noop"}
 _CALLABLE = "$callable"
@@ -112,6 +119,8 @@ def _describe_class(cls: type) -> tuple[str, str]:
     name = f"{cls.__module__}.{cls.__qualname__}"
     if "<" in cls.__qualname__ or cls.__module__ == "__main__":
         return "unavailable", f"class {name} cannot be imported by another process"
+    if trust.is_ferroflow_internal(name, (*trust.FERROFLOW_FACTORY_MODULES, *trust.FERROFLOW_ATOM_MODULES)):
+        return "unavailable", f"class {name} is part of ferroflow, which a revert reference may not name"
     try:
         imported = import_by_name(name)
     except ImportError as exc:
@@ -133,6 +142,10 @@ def _encode(value: Any) -> Any:
         return {key: _encode(item) for key, item in value.items()}
     if callable(value) and (inspect.isfunction(value) or inspect.isbuiltin(value) or isinstance(value, type)):
         name = f"{value.__module__}.{value.__qualname__}"
+        if trust.is_stdlib(name) and not (isinstance(value, type) and issubclass(value, BaseException)):
+            raise TypeError(f"{name} is in the standard library or builtins, which a revert reference never imports")
+        if trust.is_ferroflow_internal(name):
+            raise TypeError(f"{name} is part of ferroflow, which a revert reference never imports")
         try:
             same = import_by_name(name) is value
         except ImportError:
@@ -144,22 +157,46 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, trusted: trust.TrustedModules, flow: str) -> Any:
     if isinstance(value, list):
-        return [_decode(item) for item in value]
+        return [_decode(item, trusted, flow) for item in value]
     if isinstance(value, dict):
         if set(value) == {_CALLABLE}:
-            return import_by_name(value[_CALLABLE])
-        return {key: _decode(item) for key, item in value.items()}
+            return trust.resolve_callable(value[_CALLABLE], trusted, flow)
+        return {key: _decode(item, trusted, flow) for key, item in value.items()}
     return value
 
 
-def rebuild(name: str, ref: Any) -> Callable[[Any, dict[str, Any]], tuple[bool, Any]]:
+def trust_for(engine: Any) -> trust.TrustedModules:
+    """The trust ``engine`` resolves revert references with: its ``trusted_modules`` option,
+    else ``$FERROFLOW_TRUSTED_MODULES``, else the default — the top-level package of the flow's
+    saved factory and those of the atoms (classes and functor callables) of the flow it runs."""
+    given = engine.options.get("trusted_modules")
+    if isinstance(given, trust.TrustedModules):
+        return given
+    meta = getattr(getattr(engine, "_flow_detail", None), "meta", None)
+    factory = meta.get("factory") if isinstance(meta, dict) else None
+    saved = factory.get("name") if isinstance(factory, dict) else None
+    code: set[str | None] = set()
+    for atom in engine.compilation.atoms:
+        code.add(type(atom).__module__)
+        for attribute in ("_execute", "_revert"):
+            code.add(getattr(getattr(atom, attribute, None), "__module__", None))
+    return trust.trusted_from(given, saved_factory=saved, code_modules=sorted(name for name in code if name))
+
+
+def rebuild(
+    name: str, ref: Any, trusted: trust.TrustedModules | None = None, flow: str = ""
+) -> Callable[[Any, dict[str, Any]], tuple[bool, Any]]:
     """The revert of orphan ``name`` rebuilt from its reference: call it with the orphan's saved
     result and the flow's failures; it returns ``(ok, revert result or Failure)``.
 
-    :raises OrphanRevertError: no usable reference (missing, unavailable, class or arguments no
-        longer importable, constructor failing).
+    :param trusted: the modules the reference may name (`trust_for`); ``None``: only
+        ``$FERROFLOW_TRUSTED_MODULES`` (and ferroflow's own atom classes).
+    :param flow: the flow, for messages.
+    :raises OrphanRevertError: no usable reference (missing, unavailable, class or arguments not
+        trusted or no longer importable, constructor failing); an untrusted name is its cause
+        (`ferroflow.exceptions.UntrustedCode`) and nothing of it is imported.
     """
     if not isinstance(ref, dict):
         raise OrphanRevertError(
@@ -171,12 +208,16 @@ def rebuild(name: str, ref: Any) -> Callable[[Any, dict[str, Any]], tuple[bool, 
         return lambda result, flow_failures: (True, None)
     if kind != "class":
         raise OrphanRevertError(name, f"no revert reference could be saved when it completed: {ref.get('why')}")
+    if trusted is None:
+        trusted = trust.trusted_from()
     try:
-        cls = import_by_name(ref["name"])
-        args = _decode(ref.get("args", []))
-        kwargs = _decode(ref.get("kwargs", {}))
-        revert_kwargs = _decode(ref.get("revert_kwargs", {}))
-    except (ImportError, KeyError, TypeError) as exc:
+        cls = trust.resolve_atom_class(ref.get("name"), trusted, flow)
+        args = _decode(ref.get("args", []), trusted, flow)
+        kwargs = _decode(ref.get("kwargs", {}), trusted, flow)
+        revert_kwargs = _decode(ref.get("revert_kwargs", {}), trusted, flow)
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or not isinstance(revert_kwargs, dict):
+            raise TypeError("its saved arguments are malformed")
+    except (ImportError, TypeError, exceptions.UntrustedCode) as exc:
         raise OrphanRevertError(
             name, f"its revert reference {ref.get('name')!r} cannot be imported: {exc}", cause=exc
         ) from exc
