@@ -64,6 +64,30 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress line")
 
 
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust",
+        action="append",
+        metavar="MODULE",
+        help="a module (and its submodules) whose code the saved flow may name: its factory, the revert "
+        "references of removed atoms (repeatable; replaces $FERROFLOW_TRUSTED_MODULES and the default, the "
+        "package of the saved factory; the standard library is never trusted)",
+    )
+
+
+def trust_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``trusted_modules=`` for `ferroflow.engines.load_from_detail` from ``--trust`` (none given:
+    ``$FERROFLOW_TRUSTED_MODULES``, else the default)."""
+    from ferroflow import trust
+
+    if not args.trust:
+        return {}
+    try:
+        return {"trusted_modules": trust.TrustedModules.parse(args.trust, trust.CLI_FLAG)}
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
