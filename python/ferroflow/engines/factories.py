@@ -18,9 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ferroflow import codec, trust
+from ferroflow.persistence.models import FACTORY_META
 from ferroflow.trust import import_by_name
-
-FACTORY_META = "factory"
 
 
 def _same_callable(a: Any, b: Any) -> bool:

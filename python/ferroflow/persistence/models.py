@@ -27,6 +27,7 @@ from ferroflow.types.failure import Failure
 
 __all__ = [
     "ATOM_TYPES",
+    "FACTORY_META",
     "AtomDetail",
     "FlowDetail",
     "LogBook",
@@ -35,6 +36,10 @@ __all__ = [
     "atom_detail_class",
     "atom_detail_type",
 ]
+
+#: The key of ``FlowDetail.meta`` holding the factory record (importable name, args, kwargs) that
+#: rebuilds the flow on resume (`ferroflow.engines.factories`).
+FACTORY_META = "factory"
 
 
 def _new_uuid() -> str:
