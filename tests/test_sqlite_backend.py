@@ -227,9 +227,9 @@ def test_unreadable_payload_is_a_storage_failure_naming_the_row(conn, db):
     with sqlite3.connect(db) as raw:  # as another tool, or a disk error inside a page, could leave it
         raw.execute("UPDATE atomdetails SET results = '{\"trunc' WHERE uuid = ?", (t0.uuid,))
         raw.execute("UPDATE flowdetails SET meta = 'not json' WHERE uuid = ?", (fd.uuid,))
-    with pytest.raises(exc.StorageFailure, match=f"Corrupt atom detail '{t0.uuid}'"):
+    with pytest.raises(exc.StorageFailure, match=f"atom detail '{t0.uuid}' .*'results' field is not valid JSON"):
         conn.get_atom_details(t0.uuid)
-    with pytest.raises(exc.StorageFailure, match=f"Corrupt flow detail '{fd.uuid}'"):
+    with pytest.raises(exc.StorageFailure, match=f"flow detail '{fd.uuid}' .*'meta' field is not valid JSON"):
         conn.get_flow_details(fd.uuid, lazy=True)
 
 

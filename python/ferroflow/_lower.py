@@ -26,7 +26,8 @@ link has no depth).
 
 Errors are TaskFlow's compile errors: the same object twice (or a flow inside itself) is a
 ``ValueError``; an object that is not a Task or Flow where one is expected (including a Retry as the
-root or as a child) is a ``TypeError``. Duplicate atom *names* are left to the Rust compiler.
+root or as a child) is a ``TypeError``. Duplicate atom *names* are left to the Rust compiler; the
+reserved name `RESERVED_NAME` is a ``CompilationFailure``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ferroflow import deciders as de
+from ferroflow import exceptions
 from ferroflow import flow as flow_mod
 from ferroflow.atom import Atom, get_version_string, spec_names
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
@@ -44,6 +46,10 @@ from ferroflow.types.sets import OrderedSet
 
 KIND_TASK = 0
 KIND_RETRY = 1
+
+#: The name no atom may have: TaskFlow's pseudo atom detail holding a flow's ``store`` values
+#: (``ferroflow.engines.storage.INJECTOR_NAME``).
+RESERVED_NAME = "_TaskFlow_INJECTOR"
 
 PATTERN_LINEAR = 0
 PATTERN_UNORDERED = 1
@@ -136,6 +142,11 @@ class _Lowering:
         name = atom.name
         if not isinstance(name, str):
             raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
+        if name == RESERVED_NAME:
+            raise exceptions.CompilationFailure(
+                f"Atom name {name!r} is reserved: the flow's store values are saved under it (as TaskFlow does), "
+                "so a flow with an atom of that name could never be resumed; rename the atom"
+            )
         inject = atom.inject
         rebind, optional, revert_rebind, revert_optional = (
             atom.rebind,

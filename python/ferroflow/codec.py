@@ -1,13 +1,17 @@
 """Codecs that turn atom results into bytes for durable storage.
 
-JSON is the default: it is readable, portable between Python versions and what TaskFlow's
-JSON backends (dir, SQL) store. As with those backends, tuples come back as lists and non-string
-dictionary keys come back as strings. The pickle codec is opt-in: it round-trips any picklable
-object exactly, but ties stored data to the Python classes that produced it and must never be
-used on data from an untrusted source.
+JSON is what the durable backends store (SQLite and ``dir://``, as TaskFlow's JSON backends do):
+it is readable and portable between Python versions. As with those backends, tuples come back as
+lists and non-string dictionary keys come back as strings. It is the only codec a backend or an
+engine accepts: `check_storage_codec` refuses ``codec='pickle'`` (or any other) there with a
+clear error rather than ignore it, since unpickling a store would let whoever can write it run
+code. The pickle codec stays available for direct use: it round-trips any picklable object
+exactly, but ties data to the Python classes that produced it and must never be used on data
+from an untrusted source.
 
 A value a codec cannot serialize raises :class:`TypeError` naming the offending type and where
-it sits inside the value, never a half-written record.
+it sits inside the value (or that it nests deeper than Python can encode), never a
+half-written record.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import abc
 import json
 import pickle
+import sys
 from typing import Any
 
-__all__ = ["JSON", "PICKLE", "Codec", "JsonCodec", "PickleCodec", "get_codec"]
+__all__ = ["JSON", "PICKLE", "STORAGE_CODECS", "Codec", "JsonCodec", "PickleCodec", "check_storage_codec", "get_codec"]
 
 
 def _type_name(value: object) -> str:
@@ -82,9 +87,14 @@ class JsonCodec(Codec):
         except TypeError:
             # Raised by json itself for unsupported dictionary keys (tuples, objects...).
             raise self._describe(value, None) from None
-        except ValueError as exc:  # circular reference
+        except ValueError as exc:  # circular reference, or NaN / infinity (never: allowed above)
             raise TypeError(
                 f"cannot serialize a value of type {_type_name(value)} with the json codec: {exc}"
+            ) from None
+        except RecursionError:
+            raise TypeError(
+                f"cannot serialize a value of type {_type_name(value)} with the json codec: it nests deeper than "
+                f"Python's recursion limit ({sys.getrecursionlimit()}) allows; return flatter data"
             ) from None
         return text.encode("utf-8")
 
@@ -103,7 +113,7 @@ class JsonCodec(Codec):
         return TypeError(
             f"cannot serialize a value of type {_type_name(culprit)}{where} with the json codec: "
             "only dict, list, tuple, str, int, float, bool and None are supported "
-            "(return JSON-compatible data or choose codec='pickle')"
+            "(return JSON-compatible data: convert other objects to these types yourself)"
         )
 
 
@@ -155,3 +165,19 @@ def get_codec(codec: str | Codec | None = None) -> Codec:
         return _BY_NAME[codec]
     except (KeyError, TypeError):
         raise ValueError(f"unknown codec {codec!r}; known codecs: {sorted(_BY_NAME)}") from None
+
+
+#: The codecs a persistence backend stores results with (the option ``codec``).
+STORAGE_CODECS = (JSON.name,)
+
+
+def check_storage_codec(codec: Any, where: str) -> None:
+    """Refuses a ``codec`` option (of a backend's configuration or an engine's options: ``where``)
+    other than ``'json'``: the durable backends store JSON only, so any other codec would be
+    silently ignored."""
+    if codec is None or codec == JSON.name or codec is JSON:
+        return
+    raise ValueError(
+        f"{where}: codec={codec!r} is not supported; results are always stored as JSON (codec='json'), so "
+        "return JSON-compatible data (dict, list, str, int, float, bool, None)"
+    )

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 
+use super::errors::PyCoreError;
 use super::flow::CompiledFlow;
 use super::store::SqliteStore;
 use crate::graph::{self, NONE};
@@ -261,6 +262,7 @@ pub fn resume_plan(
 ) -> PyResult<ResumePlan> {
     let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
     let saved: Vec<SavedAtom> = saved.into_iter().map(saved_atom).collect();
+    resume::check_saved(&saved, "").map_err(PyCoreError)?;
     let compiled = flow.inner.clone();
     Ok(py.detach(|| ResumePlan::new(compiled, saved, &options)))
 }
@@ -287,9 +289,12 @@ pub fn resume_plan_stored(
     reverts: Option<RevertsTuple>,
 ) -> PyResult<ResumePlan> {
     let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
-    let rows = store.with(py, |s| s.resume_rows(flow_uuid))?;
+    let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
+    let saved: Vec<SavedAtom> = rows.into_iter().map(saved_from_row).collect();
+    let of_flow = format!(" of flow detail '{flow_uuid}' in store '{path}'");
+    resume::check_saved(&saved, &of_flow).map_err(PyCoreError)?;
     let compiled = flow.inner.clone();
-    Ok(py.detach(|| ResumePlan::new(compiled, rows.into_iter().map(saved_from_row).collect(), &options)))
+    Ok(py.detach(|| ResumePlan::new(compiled, saved, &options)))
 }
 
 /// Every reason why `migrations` cannot be applied to the saved details (empty: they can).

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 
 pub use plan::{plan, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest};
 
+use crate::error::{CoreError, CoreResult};
 use crate::graph::{CompiledFlow, NONE};
 use crate::sched::{Intention, State};
 use crate::spec::AtomKind;
@@ -114,8 +115,35 @@ pub struct SavedAtom {
     pub retired_by: Option<String>,
 }
 
+/// Refuses saved details whose state or intention is a name this code does not know: a damaged
+/// store, which must never be read as PENDING (a finished atom would run again). `flow` names the
+/// flow detail the details belong to, for the message.
+pub fn check_saved(details: &[SavedAtom], flow: &str) -> CoreResult<()> {
+    for detail in details {
+        let unknown = |field: &str, value: &str, known: &[&str]| {
+            CoreError::Storage(format!(
+                "atom detail '{}'{flow}: its '{field}' field holds an unknown {field} '{value}' (known: {}); the \
+                 store is damaged (repair or remove that row)",
+                detail.name,
+                known.join(", ")
+            ))
+        };
+        if let Some(state) = detail.state.as_deref() {
+            if State::from_name(state).is_none() {
+                return Err(unknown("state", state, &State::ALL.map(State::name)));
+            }
+        }
+        if let Some(intention) = detail.intention.as_deref() {
+            if Intention::from_name(intention).is_none() {
+                return Err(unknown("intention", intention, &Intention::ALL.map(Intention::name)));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SavedAtom {
-    /// The saved state, PENDING when none (unknown names read as PENDING too: never a panic).
+    /// The saved state, PENDING when none (unknown names are refused by [`check_saved`] first).
     pub fn state(&self) -> State {
         self.state.as_deref().and_then(State::from_name).unwrap_or(State::Pending)
     }

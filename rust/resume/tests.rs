@@ -373,3 +373,20 @@ fn a_hundred_thousand_atoms_plan_in_linear_time() {
     assert_eq!(plan.actions.iter().filter(|&&a| a == PlanAction::Rerun).count(), 1_000);
     assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
 }
+
+#[test]
+fn unknown_saved_states_and_intentions_are_refused_never_read_as_pending() {
+    let mut details = vec![saved("a", "SUCCESS"), saved("b", "BOGUS")];
+    let err = check_saved(&details, " of flow detail 'f'").unwrap_err();
+    assert!(
+        matches!(&err, CoreError::Storage(m) if m.contains("atom detail 'b' of flow detail 'f'")
+            && m.contains("'state' field holds an unknown state 'BOGUS'")),
+        "{err}"
+    );
+    details[1].state = None; // never given a state: PENDING, as TaskFlow writes it
+    details[1].intention = Some("SOMETIMES".to_owned());
+    let err = check_saved(&details, "").unwrap_err();
+    assert!(matches!(&err, CoreError::Storage(m) if m.contains("unknown intention 'SOMETIMES'")), "{err}");
+    details[1].intention = Some("REVERT".to_owned());
+    assert_eq!(check_saved(&details, ""), Ok(()));
+}

@@ -9,6 +9,7 @@
 //! `-wal` and `-shm` files the same mode) that is then linked into place, so no other process ever
 //! sees a half-made store, and of two processes creating one store at once exactly one succeeds
 //! and the other opens the store it made.
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ fn immutable_uri(path: &Path) -> Option<String> {
         if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
             uri.push(char::from(byte));
         } else {
-            uri.push_str(&format!("%{byte:02X}"));
+            let _ = write!(uri, "%{byte:02X}"); // (writing to a String cannot fail)
         }
     }
     uri.push_str("?immutable=1");

@@ -126,7 +126,8 @@ pub(crate) fn migrate(conn: &mut Connection, label: &str) -> CoreResult<i64> {
 /// file: a newer schema, a database without ferroflow's schema version (another application's, or
 /// a `TaskFlow` `SQLAlchemy` one), or one with a version but without ferroflow's tables.
 pub(crate) fn recognise(conn: &Connection, label: &str) -> CoreResult<i64> {
-    let failed = |e: rusqlite::Error| CoreError::Storage(format!("cannot open store '{label}': reading it failed: {e}"));
+    let failed =
+        |e: rusqlite::Error| CoreError::Storage(format!("cannot open store '{label}': reading it failed: {e}"));
     let version = read_version(conn).map_err(failed)?;
     check_not_newer(version, label)?;
     if version == 0 {

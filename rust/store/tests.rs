@@ -736,7 +736,7 @@ fn snapshot(path: &std::path::Path) -> (u64, std::time::SystemTime, Vec<String>)
     (hasher.finish(), std::fs::metadata(path).unwrap().modified().unwrap(), names)
 }
 
-/// Another application's database: its own table, its own journal mode, no user_version.
+/// Another application's database: its own table, its own journal mode, its own `user_version`.
 fn foreign_db(path: &std::path::Path, journal: &str, user_version: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update_and_check(None, "journal_mode", journal, |_| Ok(())).unwrap();
@@ -750,8 +750,9 @@ fn foreign_db(path: &std::path::Path, journal: &str, user_version: i64) {
 
 #[test]
 fn files_that_are_not_stores_are_refused_untouched_by_every_open() {
+    type Make = Box<dyn Fn(&std::path::Path)>;
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>, &str)> = vec![
+    let cases: Vec<(&str, Make, &str)> = vec![
         ("empty.db", Box::new(|p| std::fs::write(p, b"").unwrap()), "empty (0 bytes)"),
         ("text.db", Box::new(|p| std::fs::write(p, "a text file\n".repeat(20)).unwrap()), "not a SQLite database"),
         ("app.db", Box::new(|p| foreign_db(p, "delete", 0)), "without a ferroflow schema"),
@@ -877,7 +878,22 @@ fn processes_creating_one_new_store_at_once_all_open_it() {
         for handle in handles {
             assert_eq!(handle.join().unwrap().unwrap().unwrap(), LATEST_VERSION);
         }
-        let count = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "new")).count();
+        let count = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "new"))
+            .count();
         assert_eq!(count, 0, "temporary files were left");
     }
+}
+
+#[test]
+fn a_store_whose_path_holds_uri_characters_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("we?ird #%20name&mode=rw.db");
+    let mut store = Store::open(&path, Durability::Process).unwrap();
+    store.save_logbook(&book("b")).unwrap();
+    store.close().unwrap();
+    // Checked through an immutable `file:` URI (no -wal file now): the name must be escaped.
+    assert_eq!(Store::open_read_only(&path).unwrap().list_logbooks().unwrap().len(), 1);
+    assert_eq!(Store::open(&path, Durability::Process).unwrap().list_logbooks().unwrap().len(), 1);
 }

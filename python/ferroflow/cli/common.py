@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import datetime
 import importlib
-import json
 import os
 import sys
 from collections import Counter
@@ -130,13 +129,15 @@ def db_uri(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def open_backend(path: Path) -> Iterator[Any]:
-    """The SQLite backend of ``path`` (schema upgraded), closed afterwards."""
+def open_backend(path: Path, read_only: bool = False) -> Iterator[Any]:
+    """The SQLite backend of ``path`` (schema upgraded; with ``read_only``, opened read-only and
+    never written), closed afterwards."""
     from ferroflow import exceptions
     from ferroflow.persistence import backends
 
+    conf = {"connection": db_uri(path), "mode": "ro" if read_only else "rw"}
     try:
-        with backends.backend(db_uri(path)) as backend:
+        with backends.backend(conf) as backend:
             yield backend
     except exceptions.StorageFailure as exc:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
@@ -176,7 +177,7 @@ def list_flows(backend: Any) -> list[FlowRecord]:
                     uuid,
                     name,
                     state or states.PENDING,
-                    json.loads(meta) or {},
+                    flow_meta(uuid, meta),
                     book_uuid,
                     book_name,
                     created_at,
@@ -185,6 +186,13 @@ def list_flows(backend: Any) -> list[FlowRecord]:
             )
     flows.sort(key=lambda flow: flow.created_at)
     return flows
+
+
+def flow_meta(flow_uuid: str, text: str) -> dict[str, Any]:
+    """A flow detail's saved meta, decoded (StorageFailure naming the flow detail if damaged)."""
+    from ferroflow.persistence import saved
+
+    return saved.decode_meta(text, f"flow detail '{flow_uuid}'")
 
 
 def find_flow(flows: Sequence[FlowRecord], key: str) -> FlowRecord:

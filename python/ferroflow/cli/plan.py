@@ -55,7 +55,7 @@ def plan_command(args: argparse.Namespace) -> int:
         if value
     }
     options.update(common.trust_options(args))
-    with common.open_backend(path) as backend:
+    with common.open_backend(path, read_only=True) as backend:
         record = _target(common.list_flows(backend), args.flow)
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(record.uuid, lazy=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 from typing import Any
 
 from ferroflow.cli import common
@@ -13,7 +14,9 @@ DESCRIPTION = """\
 Without FLOW_UUID, list the flows saved in the database: uuid, name, state, how many atoms are in
 each state, the factory that rebuilds it, when it last changed. With FLOW_UUID (or a unique prefix
 of it), list that flow's atoms: name, state, intention, version and a preview of the result.
---json prints the same as JSON (whole results, failures as dicts), for tools.
+--json prints the same as strict JSON (whole results, failures as dicts), for tools: a float
+that JSON cannot hold is written as the string "NaN", "Infinity" or "-Infinity". The database is
+opened read-only: nothing is written to it, and a file that is not a ferroflow store is refused.
 """
 
 _PREVIEW = 48
@@ -29,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
 
 def show_command(args: argparse.Namespace) -> int:
     path = common.db_path(args.db, must_exist=True)
-    with common.open_backend(path) as backend:
+    with common.open_backend(path, read_only=True) as backend:
         flows = common.list_flows(backend)
         if args.flow:
             text = _show_flow(backend, common.find_flow(flows, args.flow), args.json)
@@ -153,4 +156,24 @@ def _jsonable(value: Any) -> Any:
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
+    """Strict JSON (RFC 8259): non-finite floats, which ``json`` would write as bare ``NaN`` /
+    ``Infinity``, become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``."""
+    try:
+        return json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a non-finite float somewhere
+        return json.dumps(_finite(data), indent=2, default=_jsonable, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each non-finite float replaced by its name (see `_dumps`)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if hasattr(value, "to_dict"):  # a failure
+        return _finite(value.to_dict())
+    return value

@@ -85,8 +85,9 @@ def load(
 
 
 def _check_resume_options(options: dict[str, Any]) -> None:
-    from ferroflow import migrations
+    from ferroflow import codec, migrations
 
+    codec.check_storage_codec(options.get("codec"), "engine options")
     migrations.validate_version_policy(options.get("on_version_change"), "the load")
     migrations.validate_provider_policy(options.get("provider_change"))
     if options.get("migrations") is not None:

@@ -9,10 +9,46 @@ wrapped by `SavedAtoms.from_details`, so prepare reads both the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ferroflow import exceptions
 from ferroflow.persistence import models
+
+_decode = json.JSONDecoder().decode
+
+
+def damaged(what: str, field: str, problem: str) -> exceptions.StorageFailure:
+    """The error for a saved row that cannot be read: ``what`` names the detail (``"atom detail
+    'x' (uuid)"``), ``field`` the column, ``problem`` what is wrong with it."""
+    return exceptions.StorageFailure(
+        f"{what}: its {field!r} field {problem}; the store is damaged (repair or remove that row)"
+    )
+
+
+def decode_json(text: str | None, what: str, field: str) -> Any:
+    """A saved JSON column, decoded (``None`` for SQL NULL); StorageFailure naming ``what`` and
+    ``field`` when it is not JSON (or nests deeper than Python can decode)."""
+    if text is None or text == "null":
+        return None
+    try:
+        return _decode(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise damaged(what, field, f"is not valid JSON ({type(e).__name__}: {e})") from None
+
+
+def decode_meta(text: str | None, what: str) -> dict[str, Any]:
+    """A saved ``meta`` column: a JSON object (``{}`` for none); StorageFailure naming ``what``
+    otherwise."""
+    if text is None or text == "{}":
+        return {}
+    meta = decode_json(text, what, "meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise damaged(what, "meta", f"holds a JSON {type(meta).__name__}, not an object")
+    return meta
 
 
 class SavedAtoms:

@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ferroflow import codec
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base
 
@@ -137,6 +138,7 @@ def fetch(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **k
     >>> fetch({'connection': 'dir', 'path': '/var/lib/flows'})      # doctest: +SKIP
     """
     scheme, conf_dict = parse_conf(conf)
+    codec.check_storage_codec(conf_dict.get("codec"), f"backend {conf_dict['connection']!r}")
     backend_class = _find_backend_class(scheme, namespace)
     return backend_class(conf_dict, **kwargs)
 

@@ -4,14 +4,25 @@ URIs: ``sqlite:///abs/path.db`` (absolute; SQLAlchemy's ``sqlite:////abs/path.db
 ``sqlite://rel/path.db`` (relative to the working directory), ``sqlite://`` or
 ``sqlite:///:memory:`` (a private in-memory store shared by this backend's connections, gone when
 the backend is closed). Unlike SQLAlchemy, three slashes mean an absolute path, as for ``dir://``.
-Configuration: ``path`` (instead of the URI path) and ``durability``:
+Configuration: ``path`` (instead of the URI path), ``durability`` and ``mode``.
+``durability`` is one of:
 
 - ``process`` (default): a committed write survives the process being killed at any instant
   (``kill -9``); a power loss may lose the last commits, never corrupting the file.
 - ``fsync``: every commit is also fsync'ed, so it survives power loss and OS crashes.
 
-A file written by a newer ferroflow, or that is not a ferroflow store, is refused with
-:class:`~ferroflow.exceptions.StorageFailure` naming the path. Several backends, threads and
+``mode`` is ``rw`` (default) or ``ro`` (``sqlite:///path.db?mode=ro``, or ``read_only=True`` in
+the conf): a read-only backend opens an existing store with ``SQLITE_OPEN_READONLY`` and never
+writes to it: no WAL switch, no schema upgrade (a store of an older schema is read as it is;
+:meth:`SQLiteConnection.upgrade` does nothing), and every write raises
+:class:`~ferroflow.exceptions.StorageFailure`. ``ferroflow show`` and ``ferroflow plan`` use it.
+
+Only a store that does not exist yet is created (a read-write backend creates it on first use),
+readable and writable by its owner only (mode 0600, whatever the umask; SQLite's ``-wal`` and
+``-shm`` files get the same mode). Any other file that is not a ferroflow store (an empty file,
+another application's SQLite database, a text file), and a file written by a newer ferroflow,
+is refused with :class:`~ferroflow.exceptions.StorageFailure` naming the path, its bytes untouched:
+it is checked before anything is written to it. Several backends, threads and
 processes may share one file; each flow detail carries an owner lease
 (:meth:`SQLiteConnection.acquire_lease`) so that two engines never run the same flow at once.
 
@@ -40,17 +51,20 @@ from typing import TYPE_CHECKING, Any
 
 from ferroflow import _core, codec, states
 from ferroflow import exceptions as exc
-from ferroflow.persistence import base, models
+from ferroflow.persistence import base, models, saved
 from ferroflow.persistence.saved import SavedAtoms
+from ferroflow.types.failure import Failure
 
 if TYPE_CHECKING:
     from ferroflow._core import AtomRow, FlowRow
     from ferroflow._core import LogBookRow as BookRow
 
-__all__ = ["DURABILITIES", "SQLiteBackend", "SQLiteConnection"]
+__all__ = ["DURABILITIES", "MODES", "SQLiteBackend", "SQLiteConnection"]
 
 #: Accepted values of the ``durability`` option.
 DURABILITIES = ("process", "fsync")
+#: Accepted values of the ``mode`` option: read-write (the default) and read-only.
+MODES = ("rw", "ro")
 
 #: Columns :meth:`SQLiteConnection.apply` can update in place.
 UPDATABLE_FIELDS = frozenset({"state", "intention", "results", "failure", "revert_results", "revert_failure", "meta"})
@@ -77,7 +91,7 @@ def _dumps(value: Any, field: str) -> str:
         return "{}"
     try:
         return _encode(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         pass
     try:
         codec.JSON.dumps(value)  # raises the descriptive error
@@ -88,10 +102,6 @@ def _dumps(value: Any, field: str) -> str:
 
 def _unsaveable(kind: str, name: str, uuid: str, error: TypeError) -> TypeError:
     return TypeError(f"{kind} '{name}' ({uuid}): {error}")
-
-
-def _corrupt(kind: str, uuid: str, error: Exception) -> exc.StorageFailure:
-    return exc.StorageFailure(f"Corrupt {kind} '{uuid}' in the sqlite store: {type(error).__name__}: {error}")
 
 
 def _dumps_failure(failure: Any) -> str | None:
@@ -144,10 +154,7 @@ def _book_row(book: models.LogBook) -> BookRow:
 def _book_from(row: BookRow) -> models.LogBook:
     uuid, name, meta, created_at, updated_at = row
     book = models.LogBook(name, uuid=uuid)
-    try:
-        book.meta = _loads(meta) or {}
-    except ValueError as e:
-        raise _corrupt("logbook", uuid, e) from None
+    book.meta = saved.decode_meta(meta, f"logbook '{uuid}' ({name!r})")
     book.created_at = _datetime(created_at)
     book.updated_at = _datetime(updated_at)
     return book
@@ -164,10 +171,7 @@ def _flow_row(fd: models.FlowDetail, book_uuid: str, now: float) -> FlowRow:
 def _flow_from(row: FlowRow) -> models.FlowDetail:
     fd = models.FlowDetail(row[2], uuid=row[0])
     fd.state = row[3]
-    try:
-        fd.meta = _loads(row[4]) or {}
-    except ValueError as e:
-        raise _corrupt("flow detail", row[0], e) from None
+    fd.meta = saved.decode_meta(row[4], f"flow detail '{row[0]}' ({row[2]!r})")
     return fd
 
 
@@ -216,23 +220,38 @@ def _version(version: Any) -> str | None:
 
 
 def _atom_from(row: AtomRow) -> models.AtomDetail:
+    what = f"atom detail '{row[0]}' ({row[2]!r})"
+    data = {
+        "uuid": row[0],
+        "name": row[2],
+        "state": row[4],
+        "intention": row[5],
+        "results": saved.decode_json(row[6], what, "results"),
+        "failure": saved.decode_json(row[7], what, "failure"),
+        "revert_results": saved.decode_json(row[8], what, "revert_results"),
+        "revert_failure": saved.decode_json(row[9], what, "revert_failure"),
+        "version": row[10],
+        "meta": saved.decode_meta(row[11], what),
+    }
+    for field in ("failure", "revert_failure"):
+        if data[field] is not None and not isinstance(data[field], dict):
+            raise saved.damaged(what, field, f"holds a JSON {type(data[field]).__name__}, not a failure's dict form")
     try:
-        return models.atom_detail_class(row[3]).from_dict(
-            {
-                "uuid": row[0],
-                "name": row[2],
-                "state": row[4],
-                "intention": row[5],
-                "results": _loads(row[6]),
-                "failure": _loads(row[7]),
-                "revert_results": _loads(row[8]),
-                "revert_failure": _loads(row[9]),
-                "version": row[10],
-                "meta": _loads(row[11]),
-            }
-        )
-    except (ValueError, TypeError, KeyError) as e:  # bad JSON, or not the shape of a failure / history
-        raise _corrupt("atom detail", row[0], e) from None
+        return models.atom_detail_class(row[3]).from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        problem = f"does not have the saved form ({type(e).__name__}: {e})"
+        raise saved.damaged(what, _misshapen_field(data), problem) from None
+
+
+def _misshapen_field(data: dict[str, Any]) -> str:
+    """Which of an atom row's failures (else its results: a retry's history) is not in saved form."""
+    for field in ("failure", "revert_failure"):
+        if data[field] is not None:
+            try:
+                Failure.from_dict(data[field])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                return field
+    return "results"
 
 
 # A row is rewritten only when its content (every field but the uuid and the timestamps) changed.
@@ -326,6 +345,16 @@ class SQLiteBackend(base.Backend):
         if durability not in DURABILITIES:
             raise ValueError(f"Unknown durability {durability!r}; expected one of {', '.join(DURABILITIES)}")
         self.durability = durability
+        mode = str(self._conf.get("mode", "rw")).lower()
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        read_only = self._conf.get("read_only", False)
+        if isinstance(read_only, str):  # from a URI query: ?read_only=1
+            read_only = read_only.lower() in ("1", "true", "yes", "on")
+        #: Opened read-only (``mode=ro`` or ``read_only=True``): nothing is ever written.
+        self.read_only = mode == "ro" or bool(read_only)
+        if self.read_only and self._path is None:
+            raise ValueError("A read-only SQLite backend needs the path of an existing store, not an in-memory one")
         self._store: _core.SqliteStore | None = None
         self._pid = os.getpid()
         self._open_lock = threading.Lock()
@@ -338,9 +367,9 @@ class SQLiteBackend(base.Backend):
         return self._path
 
     def store(self) -> _core.SqliteStore:
-        """The shared store handle, opened (and its schema upgraded) on first use.
+        """The shared store handle, opened (and, unless read-only, its schema upgraded) on first use.
 
-        :raises StorageFailure: the file is not a ferroflow store, is corrupt or is newer.
+        :raises StorageFailure: the file is not a ferroflow store, is corrupt or is newer (or, read-only, is missing).
         """
         store = self._store
         if store is not None and self._pid == os.getpid():
@@ -357,7 +386,7 @@ class SQLiteBackend(base.Backend):
                 if self._path is None:
                     self._store = _core.SqliteStore.in_memory()
                 else:
-                    self._store = _core.SqliteStore(self._path, self.durability)
+                    self._store = _core.SqliteStore(self._path, self.durability, read_only=self.read_only)
                 self._pid = os.getpid()
             return self._store
 
@@ -397,7 +426,11 @@ class SQLiteConnection(base.Connection):
         """Nothing to release: the store belongs to the backend."""
 
     def upgrade(self) -> None:
-        """Migrate the schema to the current version (opening the store already did)."""
+        """Migrate the schema to the current version (opening the store already did). A read-only
+        backend never migrates: an older store is read as it is."""
+        if self._backend.read_only:
+            self._store  # noqa: B018 (opens the store: fails here if the file is unusable)
+            return
         self._store.upgrade()
 
     def validate(self) -> None:
