@@ -18,7 +18,7 @@ from ferroflow.engines import resume_plan, revert_refs
 from ferroflow.engines.factories import FACTORY_META
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
 from ferroflow.persistence import models, ownership
-from ferroflow.persistence.saved import SavedAtoms
+from ferroflow.persistence.saved import SavedAtoms, damaged
 
 _TASK, _RETRY = 0, 1
 _SUCCESS_CODE = STATE_CODES[states.SUCCESS]
@@ -72,7 +72,7 @@ def check_serializable(name: str, value: Any) -> None:
     """Raises a clear TypeError when ``value`` cannot be saved by a JSON backend."""
     try:
         codec.JSON.dumps(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(
             f"result of atom {name!r} cannot be saved: {exc}; return plain data (dict/list/str/int/float/bool/None)"
         ) from None
@@ -125,6 +125,8 @@ class Persister:
         storage = self._storage = engine.storage
         compilation = engine.compilation
         if fd.state is not None:
+            if fd.state not in states.FLOW_STATES:
+                raise _unknown(f"flow detail '{fd.uuid}' ({fd.name!r})", "state", fd.state, states.FLOW_STATES)
             storage.set_flow_state(fd.state)
         pending = self._pending_migrations(engine)
         recorded = self._resume_summaries() if pending else {}
@@ -258,18 +260,24 @@ class Persister:
         """Restores a plain saved task (no failure, not a retry) from its row's columns."""
         state = saved.states[position] or states.PENDING
         intention = saved.intentions[position] or states.EXECUTE
-        code = STATE_CODES.get(state, 0)
-        storage.states[index] = code
-        storage.intentions[index] = INTENTION_CODES.get(intention, 0)
-        text = saved.results[position]
-        if text != "null":
-            storage.results[index] = _decode(text)
+        field = "state"
+        try:
+            code = storage.states[index] = STATE_CODES[state]
+            storage.intentions[index] = INTENTION_CODES[intention]
+            field = "results"
+            text = saved.results[position]
+            if text != "null":
+                storage.results[index] = _decode(text)
+            field = "revert_results"
+            text = saved.revert_results[position]
+            if text != "null":
+                storage.revert_results[index] = _decode(text)
+            field = "meta"
+            meta = self._meta_of(saved.metas[position])
+        except (KeyError, ValueError, RecursionError, TypeError) as e:
+            raise _damaged_row(saved, position, e, field) from None
         if state == states.RUNNING and intention != states.EXECUTE:
             storage.interrupted[index] = _interrupted(saved.names[position])
-        text = saved.revert_results[position]
-        if text != "null":
-            storage.revert_results[index] = _decode(text)
-        meta = self._meta_of(saved.metas[position])
         if meta:
             progress = meta.get("progress")
             details = meta.get("progress_details")
@@ -285,7 +293,7 @@ class Persister:
         if meta is None:
             meta = _decode(text) if text and text != "{}" else {}
             if not isinstance(meta, dict):
-                meta = {}
+                raise TypeError(f"holds a JSON {type(meta).__name__}, not an object")
             if len(self._decoded_metas) < 1024:
                 self._decoded_metas[text] = meta
         return meta
@@ -489,8 +497,16 @@ class Persister:
 
     @staticmethod
     def _restore(storage: Any, index: int, ad: models.AtomDetail, is_retry: bool) -> None:
-        storage.states[index] = STATE_CODES.get(ad.state or states.PENDING, 0)
-        storage.intentions[index] = INTENTION_CODES.get(ad.intention or states.EXECUTE, 0)
+        state, intention = ad.state or states.PENDING, ad.intention or states.EXECUTE
+        what = f"atom detail '{ad.uuid}' ({ad.name!r})"
+        try:
+            storage.states[index] = STATE_CODES[state]
+        except KeyError:
+            raise _unknown(what, "state", state, states.ATOM_STATES) from None
+        try:
+            storage.intentions[index] = INTENTION_CODES[intention]
+        except KeyError:
+            raise _unknown(what, "intention", intention, states.INTENTIONS) from None
         if is_retry:
             history = [(value, dict(failures)) for value, failures in (ad.results or [])]
             storage.retry_histories[index] = history
@@ -731,6 +747,25 @@ def _interrupted(name: str) -> Any:
         )
     except exceptions.ExecutionFailure:
         return Failure()
+
+
+def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:
+    """A saved state or intention this code does not know: never read as a default (a finished
+    atom read as PENDING would run again)."""
+    return damaged(what, field, f"holds an unknown {field} {value!r} (known: {', '.join(known)})")
+
+
+def _damaged_row(saved: SavedAtoms, position: int, error: Exception, field: str) -> exceptions.StorageFailure:
+    """What `Persister._restore_row` found wrong in a saved row's columns."""
+    what = f"atom detail '{saved.uuids[position]}' ({saved.names[position]!r})"
+    if isinstance(error, KeyError):
+        state = saved.states[position] or states.PENDING
+        if state not in STATE_CODES:
+            return _unknown(what, "state", state, states.ATOM_STATES)
+        return _unknown(what, "intention", saved.intentions[position], states.INTENTIONS)
+    if isinstance(error, TypeError):
+        return damaged(what, field, str(error))
+    return damaged(what, field, f"is not valid JSON ({type(error).__name__}: {error})")
 
 
 def resume_record(engine: Any, atom: int) -> str:
