@@ -27,8 +27,8 @@ use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
-    AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
-    Nullable, ResumeRecord, ResumeSummary, Store, Transition,
+    AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms,
+    LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Transition,
 };
 
 type LogBookTuple = (String, String, String, f64, Option<f64>);

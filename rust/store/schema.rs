@@ -252,7 +252,8 @@ mod tests {
             .unwrap();
         assert_eq!((state.as_str(), resume), ("SUCCESS", None));
         // v3: a flow saved before fencing starts at epoch 0.
-        let epoch: i64 = conn.query_row("SELECT lease_epoch FROM flowdetails WHERE uuid = 'f'", [], |r| r.get(0)).unwrap();
+        let epoch: i64 =
+            conn.query_row("SELECT lease_epoch FROM flowdetails WHERE uuid = 'f'", [], |r| r.get(0)).unwrap();
         assert_eq!(epoch, 0);
     }
 

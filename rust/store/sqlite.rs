@@ -11,8 +11,8 @@ use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::file::{self, Access};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
-    AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow, Nullable,
-    ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
+    AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
+    Nullable, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
 
