@@ -181,6 +181,19 @@ impl SqliteStore {
         self.with(py, |s| s.destroy_logbook(uuid))
     }
 
+    /// Deletes the flow detail, its atoms, and its logbook if left empty; returns the owner of an
+    /// unexpired lease instead (nothing deleted), unless that owner is `owner_gone`.
+    #[pyo3(signature = (uuid, now, owner_gone=None))]
+    fn delete_flow_detail(
+        &self,
+        py: Python<'_>,
+        uuid: &str,
+        now: f64,
+        owner_gone: Option<&str>,
+    ) -> PyResult<Option<String>> {
+        Ok(self.with(py, |s| s.delete_flow_detail(uuid, now, owner_gone))?.err())
+    }
+
     // ---- flow details -------------------------------------------------------------------------
 
     fn save_flow_detail(&self, py: Python<'_>, flow: FlowTuple) -> PyResult<()> {

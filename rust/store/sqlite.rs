@@ -331,6 +331,39 @@ impl Store {
         })
     }
 
+    /// Deletes a flow detail with its atom details, and its logbook when no other flow is left in
+    /// it, in one transaction, unless an owner holds an unexpired lease on it (`lease_until > now`):
+    /// then nothing is deleted and that owner is returned as `Ok(Err(owner))`. `owner_gone` names an
+    /// owner known to be dead (its process no longer exists), whose lease does not protect the flow.
+    /// [`CoreError::NotFound`] if the flow does not exist.
+    pub fn delete_flow_detail(
+        &mut self,
+        uuid: &str,
+        now: f64,
+        owner_gone: Option<&str>,
+    ) -> CoreResult<Result<(), String>> {
+        self.write("deleting a flow detail", |conn| {
+            let row: Option<(String, Option<String>, Option<f64>)> = conn
+                .prepare_cached("SELECT parent_uuid, owner, lease_until FROM flowdetails WHERE uuid = ?1")?
+                .query_row([uuid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?;
+            let Some((book, owner, until)) = row else {
+                return Err(not_found("flow detail", uuid).into());
+            };
+            if let Some(owner) = owner {
+                if until.is_some_and(|until| until > now) && owner_gone != Some(owner.as_str()) {
+                    return Ok(Err(owner));
+                }
+            }
+            conn.prepare_cached("DELETE FROM flowdetails WHERE uuid = ?1")?.execute([uuid])?;
+            conn.prepare_cached(
+                "DELETE FROM logbooks WHERE uuid = ?1 AND NOT EXISTS (SELECT 1 FROM flowdetails WHERE parent_uuid = ?1)",
+            )?
+            .execute([&book])?;
+            Ok(Ok(()))
+        })
+    }
+
     // ---- flow details -------------------------------------------------------------------------
 
     /// Inserts the flow detail into its logbook, or replaces every field of the existing one except
@@ -1013,5 +1046,27 @@ mod tests {
             .flow_state("f", "RUNNING", None);
         store.apply(&batch).unwrap();
         assert_eq!(store.conn.total_changes() - before, 2);
+    }
+
+    #[test]
+    fn deleting_a_flow_refuses_a_live_lease_and_drops_an_emptied_logbook() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);
+             INSERT INTO flowdetails VALUES ('g', 'b', 'g', NULL, '{}', 0, NULL, NULL, NULL, 0);",
+            )
+            .unwrap();
+        assert!(store.acquire_lease("f", "me", 30.0, 100.0).unwrap().is_ok());
+        assert_eq!(store.delete_flow_detail("f", 110.0, None).unwrap(), Err("me".to_owned()));
+        assert_eq!(store.delete_flow_detail("f", 110.0, Some("me")).unwrap(), Ok(()));
+        assert!(store.get_flow_detail("f").is_err());
+        assert_eq!(store.list_logbooks().unwrap().len(), 1); // g is still in it
+        assert!(store.acquire_lease("g", "other", 30.0, 100.0).unwrap().is_ok());
+        assert_eq!(store.delete_flow_detail("g", 131.0, None).unwrap(), Ok(())); // expired
+        assert!(store.list_logbooks().unwrap().is_empty());
+        assert!(matches!(store.delete_flow_detail("g", 131.0, None), Err(CoreError::NotFound(_))));
     }
 }
