@@ -14,14 +14,15 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ferroflow.cli import bench, common, demo, plan, resume, run, show
+from ferroflow.cli import bench, check, common, delete, demo, graph, plan, resume, rewind, run, show
 
 __all__ = ["main"]
 
 DESCRIPTION = """\
 ferroflow runs workflows and saves every state transition to a SQLite database, so that a run
-whose process dies can be resumed where it stopped. The database is --db PATH, else
-$FERROFLOW_DB, else ./ferroflow.db.
+whose process dies can be resumed where it stopped, even after its code changed. The database
+is --db PATH, else $FERROFLOW_DB, else ./ferroflow.db. User guide:
+https://github.com/ferroflow/ferroflow/blob/main/docs/index.md
 """
 
 EPILOG = """\
@@ -30,9 +31,19 @@ examples:
   ferroflow run mypkg.flows:make_flow --arg 10     run the flow make_flow(10) builds
   ferroflow resume                                 finish the flow whose process died
   ferroflow plan FLOW_UUID                         what resuming it would do, before it runs
-  ferroflow show                                   list saved flows; show FLOW_UUID for its atoms
+  ferroflow resume FLOW_UUID --migrations mypkg.migrations:MIGRATIONS
+                                                   resume after renaming, splitting or merging atoms
+  ferroflow rewind FLOW_UUID --to ATOM             undo the atoms after ATOM, run them again
+  ferroflow show --state RUNNING                   list saved flows; show FLOW_UUID for its atoms
+  ferroflow check                                  health report (exit 1 when something needs you)
+  ferroflow prune --state SUCCESS --older-than 30d remove old finished flows
+  ferroflow graph FLOW_UUID --format svg -o f.svg  draw the flow, coloured by saved state
   ferroflow bench --peers --plot bench.png         measure it against the floor, TaskFlow and DBOS
 """
+
+
+#: The commands, in the order ``ferroflow --help`` lists them.
+COMMANDS = ("run", "resume", "plan", "rewind", "show", "check", "graph", "delete", "prune", "demo", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,10 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for command in (run, resume, plan, show, demo, bench):
+    for command in (run, resume, plan, rewind, show, check, graph, delete, demo, bench):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
+        common.add_traceback_argument(subparser)
     return parser
 
 
@@ -66,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         print(
-            "ferroflow: error: a command is required: run, resume, plan, show, demo or bench (see: ferroflow --help)",
+            f"ferroflow: error: a command is required: {', '.join(COMMANDS)} (see: ferroflow --help)",
             file=sys.stderr,
         )
         return common.EXIT_USAGE
@@ -89,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: Exception, with_traceback: bool) -> None:
     if with_traceback:
         traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
-    common.error(str(exc))
+    message = str(exc)
+    database = common.current_db
+    if database is not None and str(database) not in message:
+        message += f" (database {database})"
+    common.error(message)
 
 
 def _version() -> str:

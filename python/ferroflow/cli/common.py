@@ -8,6 +8,7 @@ import datetime
 import importlib
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,14 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help=f"the SQLite database file (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+        help=f"the SQLite database file, or its sqlite:/// URI (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+    )
+
+
+def add_traceback_argument(parser: argparse.ArgumentParser) -> None:
+    """``--traceback`` after the subcommand too (it never resets one given before it)."""
+    parser.add_argument(
+        "--traceback", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of errors"
     )
 
 
@@ -72,6 +80,43 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
         "references of removed atoms (repeatable; replaces $FERROFLOW_TRUSTED_MODULES and the default, the "
         "package of the saved factory; the standard library is never trusted)",
     )
+
+
+def add_change_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a resume treats code that changed since the flow was saved (``resume``, ``plan``,
+    ``rewind``): the engine options ``on_version_change``, ``provider_change`` and ``migrations``."""
+    from ferroflow import migrations
+
+    parser.add_argument(
+        "--on-version-change",
+        choices=migrations.VERSION_POLICIES,
+        help="what to do with a completed atom whose version changed, for atoms that set no policy "
+        f"(default: {migrations.DEFAULT_VERSION_POLICY}, keep its saved result)",
+    )
+    parser.add_argument(
+        "--provider-change",
+        choices=migrations.PROVIDER_POLICIES,
+        help="what to do with a completed atom whose inputs now come from other atoms "
+        f"(default: {migrations.DEFAULT_PROVIDER_POLICY})",
+    )
+    parser.add_argument(
+        "--migrations",
+        metavar="MODULE:ATTR",
+        help="a list of ferroflow.migrations Rename/Split/Merge in your code, applied to the saved atoms "
+        "first (like mypkg.migrations:MIGRATIONS; the module is imported from the working directory)",
+    )
+
+
+def change_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine options from `add_change_arguments`."""
+    options: dict[str, Any] = {}
+    if args.on_version_change:
+        options["on_version_change"] = args.on_version_change
+    if args.provider_change:
+        options["provider_change"] = args.provider_change
+    if args.migrations:
+        options["migrations"] = import_migrations(args.migrations)
+    return options
 
 
 def trust_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,10 +156,28 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 # -- the database ------------------------------------------------------------------------------
 
 
+#: The database the running command uses, once known: error messages name it.
+current_db: Path | None = None
+
+
 def db_path(given: str | None, must_exist: bool) -> Path:
-    """The absolute database path from ``--db``, ``$FERROFLOW_DB`` or the default."""
+    """The absolute database path from ``--db``, ``$FERROFLOW_DB`` or the default (a path, or
+    a ``sqlite:///`` URI)."""
+    global current_db
     text = given or os.environ.get(DB_ENV) or DEFAULT_DB
+    if "://" in text:
+        scheme = text.partition("://")[0]
+        if scheme != "sqlite":
+            raise UsageError(
+                f"the command line works on SQLite stores: give a file path or a sqlite:/// URI, not {text!r}"
+            )
+        from ferroflow.persistence import base
+
+        text = base.path_from_conf({"connection": text.partition("?")[0]}) or ""
+        if not text:
+            raise UsageError(f"no path in the URI {given!r} (like sqlite:///flows.db or sqlite:////abs/flows.db)")
     path = Path(text).expanduser().absolute()
+    current_db = path
     if must_exist and not path.is_file():
         origin = "--db" if given else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
         raise UsageError(f"no database at {path} ({origin}); give its path with --db PATH or ${DB_ENV}")
@@ -257,7 +320,7 @@ def import_factory(spec: str) -> Callable[..., Any]:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
+        raise UsageError(f"cannot import module {module_name!r}: {exc}; {import_hint()}") from exc
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
@@ -266,6 +329,58 @@ def import_factory(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a callable flow factory")
     return obj
+
+
+def import_hint() -> str:
+    """What to check when a module does not import from the command line."""
+    return (
+        f"check that you run ferroflow from the directory that holds your code (working directory: {os.getcwd()}) "
+        "or that PYTHONPATH includes it"
+    )
+
+
+def describe_load_error(exc: BaseException) -> str:
+    """``'Type: message'``, with `import_hint` when code could not be imported."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ImportError):
+        text += f"; {import_hint()}"
+    return text
+
+
+def import_migrations(spec: str) -> list[Any]:
+    """The migrations named by ``MODULE:ATTR`` (a list of `ferroflow.migrations.Rename`,
+    ``Split`` and ``Merge``). Naming a module on the command line trusts it, but never a module
+    of the standard library or of ferroflow."""
+    from ferroflow import migrations, trust
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"--migrations expects MODULE:ATTR (like mypkg.migrations:MIGRATIONS), not {spec!r}")
+    if not all(part.isidentifier() for part in f"{module_name}.{attribute}".split(".")):
+        raise UsageError(f"--migrations {spec!r}: {module_name!r} is not a dotted module name")
+    if trust.is_stdlib(module_name) or trust.is_ferroflow_internal(module_name, ()):
+        raise UsageError(
+            f"--migrations {spec!r}: module {module_name!r} is part of the Python standard library or of ferroflow; "
+            "name the module of your own code that lists the migrations"
+        )
+    add_cwd_to_path()
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--migrations: cannot import module {module_name!r}: {exc}; {import_hint()}") from exc
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"--migrations: module {module_name!r} has no {attribute!r}") from None
+    if not isinstance(obj, list | tuple):
+        raise UsageError(
+            f"--migrations {spec!r} is a {type(obj).__name__}, not a list of Rename, Split or Merge migrations"
+        )
+    try:
+        return migrations.check_migrations(obj)
+    except TypeError as exc:
+        raise UsageError(f"--migrations {spec!r}: {exc}") from None
 
 
 def add_cwd_to_path() -> None:
@@ -278,9 +393,28 @@ def add_cwd_to_path() -> None:
 # -- output ------------------------------------------------------------------------------------
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines, escapes, ...) written as escapes, so that a
+    name from a store can neither break a line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` applied to each line of ``text`` (its line breaks kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def _escape(char: str) -> str:
+    escaped = repr(char)[1:-1]
+    return escaped if escaped != char else f"\\u{ord(char):04x}"
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table, columns left-aligned and separated by two spaces."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    """A plain-text table, columns left-aligned and separated by two spaces (control characters
+    escaped)."""
+    cells = [[printable(str(h)) for h in headers]] + [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
@@ -335,5 +469,82 @@ def describe_failure(failure: Any) -> str:
 
 
 def error(message: str, stream: TextIO | None = None) -> None:
-    """Prints ``ferroflow: error: <message>`` on stderr."""
-    print(f"ferroflow: error: {message}", file=stream or sys.stderr)
+    """Prints ``ferroflow: error: <message>`` on stderr (one line: control characters escaped)."""
+    print(f"ferroflow: error: {printable(message)}", file=stream or sys.stderr)
+
+
+# -- ownership ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a flow's lease, and whether that owner is alive."""
+
+    owner: str
+    until: float
+    epoch: int
+    #: The lease is unexpired and its owner's process is not known to be gone.
+    live: bool
+    #: Why it is not live (``""`` when live).
+    why: str
+
+    @property
+    def pid(self) -> str:
+        """The owner's ``host:pid`` (owner ids are ``host:pid:token``)."""
+        return ":".join(self.owner.split(":")[:2])
+
+    def describe(self, now: float | None = None) -> str:
+        """``'live: owner host:pid, lease for 25s more'`` or ``'dead: ...'``."""
+        now = time.time() if now is None else now
+        if self.live:
+            return f"live: owner {self.pid}, lease for {format_duration(self.until - now)} more"
+        return f"dead: {self.why}"
+
+
+def owner_of(conn: Any, flow_uuid: str, now: float | None = None) -> Owner | None:
+    """The lease holder of a flow (``None``: nobody holds it)."""
+    from ferroflow import exceptions
+    from ferroflow.persistence import ownership
+
+    try:
+        lease = conn.get_lease(flow_uuid)
+    except exceptions.NotFound:
+        return None
+    if lease is None:
+        return None
+    owner, until, epoch = lease
+    now = time.time() if now is None else now
+    if ownership.dead_local_owner(owner):
+        why = f"the process of owner {':'.join(owner.split(':')[:2])} no longer exists"
+        return Owner(owner, until, epoch, False, why)
+    if until <= now:
+        why = f"the lease of owner {':'.join(owner.split(':')[:2])} expired {format_duration(now - until)} ago"
+        return Owner(owner, until, epoch, False, why)
+    return Owner(owner, until, epoch, True, "")
+
+
+def plural(count: int, noun: str) -> str:
+    """``'1 flow'``, ``'3 flows'``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def format_duration(seconds: float) -> str:
+    """``'42s'``, ``'3m'``, ``'5h'``, ``'2d'``."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * 2 or (unit == "m" and seconds >= size):
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def parse_duration(text: str) -> float:
+    """argparse type: ``'90s'``, ``'15m'``, ``'12h'``, ``'7d'``, ``'2w'`` or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    body, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (like 90s, 15m, 12h, 7d or 2w)") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (must be 0 or more)")
+    return value * units[unit]

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 from typing import Any
 
-from ferroflow import migrations
 from ferroflow.cli import common
 
 DESCRIPTION = """\
@@ -28,16 +27,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--rewind-to", metavar="ATOM", help="plan a rewind to ATOM instead of a resume")
-    parser.add_argument(
-        "--on-version-change",
-        choices=migrations.VERSION_POLICIES,
-        help=f"version policy of atoms that set none (default: {migrations.DEFAULT_VERSION_POLICY})",
-    )
-    parser.add_argument(
-        "--provider-change",
-        choices=migrations.PROVIDER_POLICIES,
-        help=f"what to do when inputs come from new providers (default: {migrations.DEFAULT_PROVIDER_POLICY})",
-    )
+    common.add_change_arguments(parser)
     common.add_db_argument(parser)
     common.add_trust_argument(parser)
     parser.set_defaults(handler=plan_command)
@@ -49,14 +39,12 @@ def plan_command(args: argparse.Namespace) -> int:
 
     path = common.db_path(args.db, must_exist=True)
     common.add_cwd_to_path()
-    options = {
-        key: value
-        for key, value in (("on_version_change", args.on_version_change), ("provider_change", args.provider_change))
-        if value
-    }
-    options.update(common.trust_options(args))
+    options = {**common.change_options(args), **common.trust_options(args)}
     with common.open_backend(path, read_only=True) as backend:
         record = _target(common.list_flows(backend), args.flow)
+        if record is None:
+            print(f"nothing to plan: every flow in {path} has finished (name one to plan it anyway)")
+            return common.EXIT_OK
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(record.uuid, lazy=True)
         try:
@@ -64,21 +52,23 @@ def plan_command(args: argparse.Namespace) -> int:
             plan = engine.plan(rewind_to=args.rewind_to)
         except Exception as exc:
             raise common.CommandError(
-                f"cannot plan flow {record.uuid} ({record.name}): {type(exc).__name__}: {exc}"
+                f"cannot plan flow {record.uuid} ({record.name}): {common.describe_load_error(exc)}"
             ) from exc
     if args.json:
         print(resume_plan.dumps(plan))
     else:
         counts = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts().items()))
-        print(f"flow {plan.flow_uuid} ({plan.flow_name}): {counts or 'nothing saved'}\n")
-        print(plan.format_table())
+        print(f"flow {plan.flow_uuid} ({common.printable(plan.flow_name)}): {counts or 'nothing saved'}\n")
+        print(common.printable_lines(plan.format_table()))
     return common.EXIT_OK
 
 
-def _target(flows: list[common.FlowRecord], key: str | None) -> common.FlowRecord:
+def _target(flows: list[common.FlowRecord], key: str | None) -> common.FlowRecord | None:
     if key:
         return common.find_flow(flows, key)
     unfinished = [flow for flow in flows if flow.state not in common.FINISHED_STATES]
+    if not unfinished:
+        return None
     if len(unfinished) != 1:
         listed = ", ".join(f"{flow.uuid} ({flow.name}, {flow.state})" for flow in unfinished) or "none"
         raise common.UsageError(f"{len(unfinished)} flows have not finished ({listed}); give a FLOW_UUID")

@@ -20,9 +20,16 @@ else $FERROFLOW_TRUSTED_MODULES, else the package that saved the flow; never the
 library), atoms that had finished keep their saved results and are not run again, atoms that
 were running when the engine stopped run again, and the rest run. Without FLOW_UUID, resumes
 the one flow that has not finished (not SUCCESS, REVERTED or FAILURE); with --all, every such
-flow. A REVERTED flow is restarted from the beginning only when named. Exit status: 0 every
-resumed flow ended SUCCESS (or there was nothing to resume), 1 a flow failed or could not be
-resumed, 2 usage error.
+flow. A REVERTED flow is restarted from the beginning only when named.
+
+When the code changed since the flow was saved: --migrations applies your Rename, Split and
+Merge migrations to the saved atoms first; --on-version-change says what to do with completed
+atoms whose version changed; --provider-change with those whose inputs now come from other
+atoms; --rewind-to ATOM reverts the atoms after ATOM and runs them again (as `ferroflow rewind`).
+`ferroflow plan` with the same options shows what will happen, before anything runs.
+
+Exit status: 0 every resumed flow ended SUCCESS (or there was nothing to resume), 1 a flow
+failed or could not be resumed, 2 usage error.
 """
 
 
@@ -30,6 +37,10 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("resume", help="finish flows whose engine stopped part way", description=DESCRIPTION)
     parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--all", action="store_true", help="resume every flow that has not finished")
+    parser.add_argument(
+        "--rewind-to", metavar="ATOM", help="revert the atoms after ATOM, then run them again (a rewind)"
+    )
+    common.add_change_arguments(parser)
     common.add_db_argument(parser)
     common.add_engine_arguments(parser)
     common.add_trust_argument(parser)
@@ -53,6 +64,8 @@ class ResumeOutcome:
     failure: tuple[str, Any] | None = None
     elapsed: float = 0.0
     engine: Any = None
+    #: The atom a rewind went back to (``None``: a plain resume).
+    rewound_to: str | None = None
 
     @property
     def rerun(self) -> set[str]:
@@ -60,8 +73,10 @@ class ResumeOutcome:
         return self.ran & self.interrupted
 
     def summary(self) -> str:
-        return (
-            f"flow {self.flow_uuid} ({self.flow_name}): {self.state} in {self.elapsed:.2f}s; "
+        head = f"flow {self.flow_uuid} ({common.printable(self.flow_name)}): {self.state} in {self.elapsed:.2f}s; "
+        if self.rewound_to is not None:
+            return head + f"rewound to {common.printable(self.rewound_to)}: {len(self.ran)} atoms run again"
+        return head + (
             f"{self.reused} of {self.atoms} atoms reused (SUCCESS before resuming), "
             f"{len(self.ran)} run now ({len(self.rerun)} of them were RUNNING when the engine stopped)"
         )
@@ -70,18 +85,27 @@ class ResumeOutcome:
 def resume_command(args: argparse.Namespace) -> int:
     if args.flow and args.all:
         raise common.UsageError("give a FLOW_UUID or --all, not both")
-    options = {**common.engine_options(args), **common.trust_options(args)}
+    if args.rewind_to is not None and args.all:
+        raise common.UsageError("--rewind-to rewinds one flow: give its FLOW_UUID, not --all")
+    return resume_flows(args, rewind_to=args.rewind_to)
+
+
+def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
+    """Resumes (or rewinds) the flows ``args`` name (``resume`` and ``rewind``)."""
     path = common.db_path(args.db, must_exist=True)
+    options = {**common.engine_options(args), **common.trust_options(args), **common.change_options(args)}
     common.add_cwd_to_path()
     with common.open_backend(path) as backend:
-        targets = _targets(common.list_flows(backend), args.flow, args.all)
+        targets = _targets(common.list_flows(backend), args.flow, getattr(args, "all", False))
         if not targets:
             print(f"nothing to resume: every flow in {path} has finished")
             return common.EXIT_OK
         status = common.EXIT_OK
         for record in targets:
             try:
-                outcome = resume_flow(backend, record.uuid, options, show_progress=not args.no_progress)
+                outcome = resume_flow(
+                    backend, record.uuid, options, show_progress=not args.no_progress, rewind_to=rewind_to
+                )
             except common.CommandError as exc:
                 if len(targets) == 1:
                     raise
@@ -104,23 +128,38 @@ def _targets(flows: list[common.FlowRecord], key: str | None, every: bool) -> li
 
 
 def resume_flow(
-    backend: Any, flow_uuid: str, options: dict[str, Any], show_progress: bool = True, label: str = "resume"
+    backend: Any,
+    flow_uuid: str,
+    options: dict[str, Any],
+    show_progress: bool = True,
+    label: str = "resume",
+    rewind_to: str | None = None,
 ) -> ResumeOutcome:
-    """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end."""
+    """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end (with
+    ``rewind_to``, rewinds it to that atom first)."""
     from ferroflow import engines
 
     with contextlib.closing(backend.get_connection()) as conn:
         flow_detail = conn.get_flow_details(flow_uuid)
     interrupted = {ad.name for ad in flow_detail if ad.state == states.RUNNING}
+    what = "rewind" if rewind_to is not None else "resume"
     try:
         engine = engines.load_from_detail(flow_detail, backend=backend, **options)
         engine.compile()
+        names = [atom.name for atom in engine.compilation.atoms]
+        if rewind_to is not None and rewind_to not in names:
+            shown = ", ".join(repr(name) for name in names[:10]) + (", ..." if len(names) > 10 else "")
+            raise common.CommandError(
+                f"cannot rewind flow {flow_uuid} ({flow_detail.name}): it has no atom {rewind_to!r} "
+                f"(its atoms: {shown})"
+            )
         engine.prepare()  # takes the flow's lease: refused while another live engine runs it
+    except common.CommandError:
+        raise
     except Exception as exc:
         raise common.CommandError(
-            f"cannot resume flow {flow_uuid} ({flow_detail.name}): {type(exc).__name__}: {exc}"
+            f"cannot {what} flow {flow_uuid} ({flow_detail.name}): {common.describe_load_error(exc)}"
         ) from exc
-    names = [atom.name for atom in engine.compilation.atoms]
     reused = sum(1 for name in names if engine.storage.get_atom_state(name) == states.SUCCESS)
     progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
     outcome = ResumeOutcome(
@@ -131,8 +170,17 @@ def resume_flow(
         reused,
         interrupted=interrupted & set(names),
         engine=engine,
+        rewound_to=rewind_to,
     )
-    watcher = run_engine(engine, progress, flow_uuid, backend.path)
+    if rewind_to is not None:
+        from ferroflow.engines import resume_plan
+
+        again = len(resume_plan.rewind_reverts(engine, rewind_to)["rerun"])
+        progress = ProgressLine("rewind", len(names), done=len(names) - again, stream=sys.stderr, enabled=show_progress)
+        action = lambda: engine.rewind(to=rewind_to)  # noqa: E731
+    else:
+        action = None
+    watcher = run_engine(engine, progress, flow_uuid, backend.path, action)
     outcome.state = engine.storage.get_flow_state()
     outcome.failure = watcher.first_failure
     outcome.ran = watcher.ran

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ferroflow import states
@@ -70,14 +72,17 @@ def run_command(args: argparse.Namespace) -> int:
     path = common.db_path(args.db, must_exist=False)
     with common.open_backend(path) as backend:
         book = models.LogBook(f"ferroflow run {args.factory}")
+        engine = None
         try:
             engine = engines.load_from_factory(
                 factory_name, factory_args=args.arg, backend=backend, book=book, **options
             )
             engine.compile()
             engine.prepare()
+            engine.validate()
         except Exception as exc:
-            raise common.CommandError(f"cannot build the flow of {args.factory}: {_describe(exc)}") from exc
+            _forget(backend, book, engine)
+            raise common.CommandError(f"cannot build the flow of {args.factory}: {_build_error(exc)}") from exc
         flow_uuid, flow_name = engine.storage.flow_uuid, engine.storage.flow_name
         total = len(engine.compilation.atoms)
         print(started_line(flow_uuid, flow_name, total), flush=True)
@@ -88,9 +93,33 @@ def run_command(args: argparse.Namespace) -> int:
     return report_outcome(flow_uuid, state, watcher.first_failure)
 
 
-def run_engine(engine: Any, progress: ProgressLine, flow_uuid: str, path: Any) -> EngineWatcher:
-    """Runs a prepared engine with a progress line; returns what the watcher saw (first failure,
-    atoms that ran); the final state is ``engine.storage.get_flow_state()``.
+def _forget(backend: Any, book: Any, engine: Any) -> None:
+    """Removes what a run that could not start saved (its logbook, flow detail and atoms), so
+    that it leaves nothing behind for ``resume`` to trip on."""
+    from ferroflow import exceptions
+
+    persister = getattr(engine, "_persist", None)
+    if persister is not None:
+        with contextlib.suppress(Exception):
+            persister.release()
+    with contextlib.suppress(exceptions.NotFound), contextlib.closing(backend.get_connection()) as conn:
+        conn.destroy_logbook(book.uuid)
+
+
+def _build_error(exc: BaseException) -> str:
+    from ferroflow import exceptions
+
+    if isinstance(exc, exceptions.MissingDependencies):
+        return f"it does not validate: {_describe(exc)}"
+    return _describe(exc)
+
+
+def run_engine(
+    engine: Any, progress: ProgressLine, flow_uuid: str, path: Any, action: Callable[[], None] | None = None
+) -> EngineWatcher:
+    """Runs a prepared engine (``action``, default ``engine.run``) with a progress line; returns
+    what the watcher saw (first failure, atoms that ran); the final state is
+    ``engine.storage.get_flow_state()``.
 
     A flow that fails (REVERTED, FAILURE) is an outcome, not an error; anything else that stops
     the engine is a CommandError.
@@ -98,7 +127,7 @@ def run_engine(engine: Any, progress: ProgressLine, flow_uuid: str, path: Any) -
     try:
         with EngineWatcher(engine, progress) as watcher:
             try:
-                engine.run()
+                (action or engine.run)()
             except Exception as exc:
                 state = engine.storage.get_flow_state()
                 if state not in (states.REVERTED, states.FAILURE):

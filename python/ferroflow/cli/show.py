@@ -12,8 +12,11 @@ from ferroflow.cli import common
 
 DESCRIPTION = """\
 Without FLOW_UUID, list the flows saved in the database: uuid, name, state, how many atoms are in
-each state, the factory that rebuilds it, when it last changed. With FLOW_UUID (or a unique prefix
-of it), list that flow's atoms: name, state, intention, version and a preview of the result.
+each state, the factory that rebuilds it, when it last changed. A flow held by an engine says
+whether that engine is live (its lease held and unexpired) or dead (its process is gone or its
+lease expired: resume it). With FLOW_UUID (or a unique prefix of it), list that flow's atoms:
+name, state, intention, version and a preview of the result. --state keeps the flows (or atoms)
+in the given states; a table shows at most --limit rows (default 100; 0 for all).
 --json prints the same as strict JSON (whole results, failures as dicts), for tools: a float
 that JSON cannot hold is written as the string "NaN", "Infinity" or "-Infinity". The database is
 opened read-only: nothing is written to it, and a file that is not a ferroflow store is refused.
@@ -26,27 +29,85 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("show", help="list saved flows, or one flow's atoms", description=DESCRIPTION)
     parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--state",
+        action="append",
+        type=_state,
+        metavar="STATE",
+        help="only flows (with FLOW_UUID: atoms) in this state (repeatable, or comma separated: SUCCESS,FAILURE)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=_limit,
+        metavar="N",
+        help=f"show at most N rows (default: {DEFAULT_LIMIT} in a table, all in JSON; 0: all)",
+    )
     common.add_db_argument(parser)
     parser.set_defaults(handler=show_command)
 
 
+#: Rows a table shows when --limit is not given.
+DEFAULT_LIMIT = 100
+
+
+def _state(text: str) -> list[str]:
+    from ferroflow import states
+
+    known = sorted({value for name, value in vars(states).items() if name.isupper() and isinstance(value, str)})
+    chosen = [part.strip().upper() for part in text.split(",") if part.strip()]
+    for state in chosen:
+        if state not in known:
+            raise argparse.ArgumentTypeError(f"unknown state {state!r} (one of: {', '.join(known)})")
+    return chosen
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, not {value}")
+    return value
+
+
 def show_command(args: argparse.Namespace) -> int:
     path = common.db_path(args.db, must_exist=True)
+    wanted = {state for group in args.state or () for state in group} or None
+    limit = args.limit if args.limit is not None else (0 if args.json else DEFAULT_LIMIT)
     with common.open_backend(path, read_only=True) as backend:
         flows = common.list_flows(backend)
         if args.flow:
-            text = _show_flow(backend, common.find_flow(flows, args.flow), args.json)
+            text = _show_flow(backend, common.find_flow(flows, args.flow), args.json, wanted, limit)
         else:
-            text = _show_flows(backend, flows, args.json, path)
+            text = _show_flows(backend, flows, args.json, path, wanted, limit)
     print(text)
     return common.EXIT_OK
+
+
+def _limited(rows: list[Any], limit: int) -> tuple[list[Any], int]:
+    """The first ``limit`` rows (all for 0), and how many were left out."""
+    if not limit or len(rows) <= limit:
+        return rows, 0
+    return rows[:limit], len(rows) - limit
+
+
+def _more(left_out: int, what: str) -> str:
+    return f"\n... {left_out} more {what} (show them with --limit 0, or narrow with --state)" if left_out else ""
 
 
 # -- the flows -----------------------------------------------------------------------------------
 
 
-def _show_flows(backend: Any, flows: list[common.FlowRecord], as_json: bool, path: Any) -> str:
+def _show_flows(
+    backend: Any, flows: list[common.FlowRecord], as_json: bool, path: Any, wanted: set[str] | None, limit: int
+) -> str:
+    if wanted is not None:
+        flows = [flow for flow in flows if flow.state in wanted]
+    flows, left_out = _limited(flows, limit)
     listed = []
+    with contextlib.closing(backend.get_connection()) as conn:
+        owners = {flow.uuid: common.owner_of(conn, flow.uuid) for flow in flows}
     for flow in flows:
         atoms = common.atom_states(backend, flow.uuid)
         updated = max(flow.updated_at, atoms.last_update or 0.0)
@@ -61,6 +122,7 @@ def _show_flows(backend: Any, flows: list[common.FlowRecord], as_json: bool, pat
                     "atom_count": sum(counts.values()),
                     "atoms": dict(counts.most_common()),
                     "factory": flow.factory,
+                    "owner": _owner_json(owners[flow.uuid]),
                     "book": {"uuid": flow.book_uuid, "name": flow.book_name},
                     "created_at": common.iso_time(flow.created_at),
                     "updated_at": common.iso_time(updated),
@@ -69,27 +131,58 @@ def _show_flows(backend: Any, flows: list[common.FlowRecord], as_json: bool, pat
             ]
         )
     if not listed:
-        return f"no flows in {path}"
+        which = f" in state {', '.join(sorted(wanted))}" if wanted else ""
+        return f"no flows{which} in {path}"
     rows = [
         (
             flow.uuid,
             flow.name,
-            flow.state,
+            _state_text(flow.state, owners[flow.uuid]),
             f"{sum(counts.values())}: {common.format_counts(counts)}",
             flow.factory or "- (not resumable)",
             common.format_time(updated),
         )
         for flow, counts, updated in listed
     ]
-    return common.format_table(("UUID", "NAME", "STATE", "ATOMS", "FACTORY", "UPDATED"), rows)
+    table = common.format_table(("UUID", "NAME", "STATE", "ATOMS", "FACTORY", "UPDATED"), rows)
+    return table + _more(left_out, "flows")
+
+
+def _state_text(state: str, owner: common.Owner | None) -> str:
+    """``RUNNING (live: owner host:1234, ...)``, ``RUNNING (dead: ...)``; a RUNNING flow without
+    an owner is dead too (its engine stopped without finishing it)."""
+    from ferroflow import states
+
+    if owner is not None:
+        return f"{state} ({owner.describe()})"
+    if state == states.RUNNING:
+        return f"{state} (dead: no engine holds it)"
+    return state
+
+
+def _owner_json(owner: common.Owner | None) -> dict[str, Any] | None:
+    if owner is None:
+        return None
+    return {
+        "owner": owner.owner,
+        "lease_until": common.iso_time(owner.until),
+        "epoch": owner.epoch,
+        "live": owner.live,
+        "why_dead": owner.why or None,
+    }
 
 
 # -- one flow ------------------------------------------------------------------------------------
 
 
-def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool) -> str:
+def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool, wanted: set[str] | None, limit: int) -> str:
     with contextlib.closing(backend.get_connection()) as conn:
         details = [ad for ad in conn.get_atoms_for_flow(flow.uuid) if not common.is_injector(ad.name)]
+        owner = common.owner_of(conn, flow.uuid)
+    total = len(details)
+    if wanted is not None:
+        details = [ad for ad in details if (ad.state or "PENDING") in wanted]
+    details, left_out = _limited(details, limit)
     if as_json:
         return _dumps(
             {
@@ -97,6 +190,7 @@ def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool) -> str:
                 "name": flow.name,
                 "state": flow.state,
                 "factory": flow.meta.get("factory"),
+                "owner": _owner_json(owner),
                 "book": {"uuid": flow.book_uuid, "name": flow.book_name},
                 "created_at": common.iso_time(flow.created_at),
                 "updated_at": common.iso_time(flow.updated_at),
@@ -104,16 +198,19 @@ def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool) -> str:
             }
         )
     factory = flow.meta.get("factory") or {}
+    shown = str(total)
+    if wanted is not None:
+        shown += f" ({len(details) + left_out} in state {', '.join(sorted(wanted))})"
     header = [
         f"flow     {flow.uuid}",
-        f"name     {flow.name}",
-        f"state    {flow.state}",
-        f"factory  {_call_text(factory) if factory else '- (not resumable)'}",
-        f"atoms    {len(details)}",
+        f"name     {common.printable(flow.name)}",
+        f"state    {_state_text(flow.state, owner)}",
+        f"factory  {common.printable(_call_text(factory)) if factory else '- (not resumable)'}",
+        f"atoms    {shown}",
     ]
     rows = [(ad.name, ad.state, ad.intention, ad.version, _preview(ad)) for ad in details]
     table = common.format_table(("NAME", "STATE", "INTENTION", "VERSION", "RESULT"), rows)
-    return "\n".join(header) + "\n\n" + table
+    return "\n".join(header) + "\n\n" + table + _more(left_out, "atoms")
 
 
 def _call_text(factory: dict[str, Any]) -> str:
