@@ -617,7 +617,7 @@ def test_dir_write_interrupted_before_rename_keeps_old_file(dir_conn, tmp_path, 
     path = tmp_path / "store" / "atom_details" / done.uuid / "metadata"
     before = path.read_bytes()
 
-    def crash(src, dst):
+    def crash(*args, **kwargs):
         raise OSError("simulated crash")
 
     monkeypatch.setattr(os, "replace", crash)

@@ -41,10 +41,14 @@ _FIELDS_BY_STATE: dict[int, frozenset[str]] = {
     STATE_CODES[states.RETRYING]: frozenset((*_STEP, "results")),
 }
 _DONE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]})
+#: Flow states a run stops in.
+_RUN_ENDS = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED})
 #: The meta of most atoms, as JSON text: only the progress their state implies.
 _PROGRESS_METAS = {0.0: '{"progress":0.0}', 1.0: '{"progress":1.0}'}
 _EMPTY_META = "{}"
 _decode = json.JSONDecoder().decode
+
+
 def resolve_backend(backend: Any) -> Any:
     """A backend object from an object, a URI or a conf dict (upgraded to the current schema)."""
     if isinstance(backend, str | dict):
@@ -99,9 +103,13 @@ class Persister:
         #: Saved details without an atom that a rollback must revert (see `resumption`).
         self.orphans: list[models.AtomDetail] = []
         # Resume records (who provided an atom's inputs, how to revert it once its code is
-        # gone) are kept beside the details by backends that can (SQLite), never in their meta.
-        self._records = self._fast and hasattr(self._conn, "resume_summaries")
+        # gone) are kept beside the details by the backends that can (all built-in ones: the
+        # SQLite store in a column, record backends in the atom's record), never in their meta.
+        self._records = hasattr(self._conn, "resume_summaries")
         self._pending_records: list[tuple[str, str]] = []
+        #: Fast path: whether atoms were written since the user's flow detail was last brought up
+        #: to date (`_sync_user_detail`).
+        self._unsynced = False
         self.owner = ownership.new_owner_id()
         self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
         self.lease: ownership.Lease | None = None
@@ -222,10 +230,10 @@ class Persister:
         self.details = []
         try:
             fresh = self._conn.get_flow_details(fd.uuid)
-            self._refresh(fresh)
-            return SavedAtoms.from_details(list(fresh))
         except exceptions.NotFound:
             return SavedAtoms.from_details(list(fd))
+        self._refresh(fresh)
+        return SavedAtoms.from_details(self._adopt(fresh))
 
     def _refresh(self, fresh: Any) -> None:
         """The flow detail's state and meta as saved in ``fresh``."""
@@ -233,6 +241,38 @@ class Persister:
         fd.state = fresh.state
         fd.meta.clear()  # in place: the engine's storage holds this dict (flow metadata API)
         fd.meta.update(fresh.meta or {})
+
+    def _adopt(self, fresh: Any) -> list[models.AtomDetail]:
+        """The saved atom details (in the store's order) as objects of the user's flow detail:
+        those it holds are brought up to date in place, the others added to it.
+
+        These are the only copies the engine reads and updates from then on, so the flow detail
+        the user passed reflects the run, and nothing writes an older copy over a newer one.
+        """
+        fd = self.flow_detail
+        adopted = []
+        for ad in fresh:
+            mine = fd.find(ad.uuid)
+            if mine is None or type(mine) is not type(ad):
+                fd.add(ad)
+                mine = ad
+            elif mine is not ad:
+                mine.update(ad)
+            adopted.append(mine)
+        return adopted
+
+    def _sync_user_detail(self) -> None:
+        """Fast path: brings the atom details the user's flow detail holds up to date with the
+        store (and adds those it lacks), once atoms were written. A flow detail holding none
+        (loaded lazily, or new) is left so: the engine keeps no model per atom on this path, and
+        reading them all back would cost what the fast path saves."""
+        if not self._unsynced:
+            return
+        self._unsynced = False
+        fd = self.flow_detail
+        if len(fd) == 0:
+            return
+        self._adopt(self._conn.get_atoms_for_flow(fd.uuid))
 
     def _pending_migrations(self, engine: Any) -> list[Any]:
         """The engine's migrations the flow detail has not recorded as applied."""
@@ -301,7 +341,7 @@ class Persister:
     # -- resumption across code changes ----------------------------------------------------------
     def _resume_summaries(self) -> dict[str, tuple[str | None, str | None, str | None]]:
         """``{atom uuid: (inputs, revert kind, revert name)}`` from the backend's resume records
-        (only the SQLite backend keeps them)."""
+        (none from a backend that keeps none)."""
         if not self._records:
             return {}
         return {uuid: rest for uuid, *rest in self._conn.resume_summaries(self.flow_detail.uuid)}
@@ -446,22 +486,39 @@ class Persister:
         if self.details is not None:
             for ad in rows:
                 fd.add(ad)
+        records, self._pending_records = self._pending_records, []
         if self._fast:
-            records, self._pending_records = self._pending_records, []
             self._conn.apply(
                 new_atom_details=[(fd.uuid, ad) for ad in rows],
                 flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
                 **({"resume_records": records} if records else {}),
                 **({"fresh_atoms": (fd.uuid, *fresh)} if fresh else {}),
             )
-            return
-        self._conn.update_flow_details(fd)
+            self._unsynced = True
+        elif hasattr(self._conn, "save_flow_changes"):
+            # One call (all or nothing on dir://): the details, then the flow's own record.
+            self._conn.save_flow_changes(
+                fd.uuid, new_atom_details=rows, flow_detail=fd if meta_changed else None, resume_records=records
+            )
+        else:
+            self._conn.update_flow_details(fd)
 
     def write_flow_meta(self) -> None:
         """Writes the flow detail's meta (pending reverts done, ...)."""
         fd = self.flow_detail
         if self._fast:
             self._conn.apply(flow_meta=(fd.uuid, fd.meta))
+        else:
+            self._write_flow_row()
+
+    def _write_flow_row(self) -> None:
+        """Writes the flow detail's own record (state, meta), never its atom details: the
+        engine saves each atom detail as it changes, so an atom written with the flow could only
+        be a stale copy (what a third-party backend without ``update_flow_row`` is given: the
+        current objects, see `_adopt`)."""
+        fd = self.flow_detail
+        if hasattr(self._conn, "update_flow_row"):
+            self._conn.update_flow_row(fd)
         else:
             self._conn.update_flow_details(fd)
 
@@ -573,17 +630,21 @@ class Persister:
         if self.details is None:
             changes = [self._change(engine, storage, atom, fields) for atom, fields in touched.items()]
             self._conn.apply(atom_changes=changes, **({"resume_records": records} if records else {}))
+            self._unsynced = True
             return
         details = self.details
         for atom in touched:
             self._update_detail(engine, storage, atom)
-        if records:
+        if self._fast:
             self._conn.apply(
                 atom_updates=[(details[atom], fields) for atom, fields in touched.items()],
-                resume_records=records,
+                **({"resume_records": records} if records else {}),
             )
-        elif self._fast:
-            self._conn.apply(atom_updates=[(details[atom], fields) for atom, fields in touched.items()])
+        elif hasattr(self._conn, "save_flow_changes"):
+            # One call for the batch (all or nothing on dir://), as one transaction on SQLite.
+            self._conn.save_flow_changes(
+                self.flow_detail.uuid, atom_details=[details[atom] for atom in touched], resume_records=records or ()
+            )
         else:
             for atom in touched:
                 self._conn.update_atom_details(details[atom])
@@ -652,12 +713,16 @@ class Persister:
                 ad.meta["progress_details"] = details
 
     def save_flow_state(self, engine: Any, state: str) -> None:
+        """Writes the flow's state (its own record only); when the run stops there, the user's
+        flow detail is brought up to date on the fast path too (`_sync_user_detail`)."""
         fd = self.flow_detail
         fd.state = state
         if self._fast:
             self._conn.apply(flow_state=(fd.uuid, state))
+            if state in _RUN_ENDS and self.details is None:
+                self._sync_user_detail()
         else:
-            self._conn.update_flow_details(fd)
+            self._write_flow_row()
 
     # -- ownership (ferroflow.persistence.ownership) --------------------------------------------
     def acquire(self) -> None:
@@ -714,12 +779,8 @@ class Persister:
             self._conn.update_atom_details(ad)
 
     def save_flow_meta(self) -> None:
-        """Writes the flow detail's own row (not its atoms) where the backend can."""
-        fd = self.flow_detail
-        if hasattr(self._conn, "update_flow_row"):
-            self._conn.update_flow_row(fd)
-        else:
-            self._conn.update_flow_details(fd)
+        """Writes the flow detail's own row (not its atoms)."""
+        self._write_flow_row()
 
     def close(self) -> None:
         self._conn.close()

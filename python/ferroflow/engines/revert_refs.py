@@ -1,6 +1,6 @@
 """Revert references: how to revert an atom whose code was removed from its flow (an *orphan*).
 
-When an atom completes, its detail records (``meta["ferroflow"]["revert"]``) enough to revert it
+When an atom completes, its detail records (in its resume record, see below) enough to revert it
 later without the flow that ran it:
 
 - ``{"kind": "noop"}`` — its ``revert`` does nothing (not overridden, or a functor task without a
@@ -12,11 +12,13 @@ later without the flow that ran it:
 - ``{"kind": "unavailable", "why": "..."}`` — what made a reference impossible (a class defined in
   a function, arguments that cannot be saved...).
 
-With the SQLite backend the reference is part of the detail's *resume record* (`encode_record`),
-kept beside the detail rather than in its meta. `rebuild` makes the atom again from its
-reference, ready to revert; anything that prevents it
-raises `ferroflow.migrations.OrphanRevertError` naming the orphan — a rollback never silently
-skips an orphan.
+The reference is part of the detail's *resume record* (`encode_record`), kept beside the detail
+rather than in its meta, by every built-in backend: the SQLite store in a column of the detail's
+row, ``dir://`` and ``memory://`` in the detail's record (a ``resume`` key beside TaskFlow's
+``atom`` and ``type``). A detail saved without one (by TaskFlow, or by a backend that keeps
+none) has no reference. `rebuild` makes the atom again from its reference, ready to revert;
+anything that prevents it raises `ferroflow.migrations.OrphanRevertError` naming the orphan — a
+rollback never silently skips an orphan.
 
 A reference read back from the store names code, so its class and callable arguments are
 resolved only through trust (`ferroflow.trust`): an Atom subclass (or a callable) defined in a

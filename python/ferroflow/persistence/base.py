@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
@@ -161,7 +162,25 @@ _WHAT = {BOOK: "logbook", FLOW: "flow details", ATOM: "atom details"}
 RESUME = "resume"
 #: Separates the fields of a resume record (``rust/store``'s ``RESUME_FIELD_END``).
 RESUME_FIELD_END = "\x1d"
+#: The key of an atom record holding when it was first saved (nanoseconds, strictly increasing
+#: within a process): a flow's atom details load in that order whatever order the backend lists
+#: them in (a directory's listing has none). Records without it (written by TaskFlow) come first.
+ORDER = "order"
 _KEEP: Any = object()
+_last_order = 0
+_order_lock = threading.Lock()
+
+
+def _next_order() -> int:
+    global _last_order
+    with _order_lock:
+        _last_order = max(time.time_ns(), _last_order + 1)
+        return _last_order
+
+
+def _order_of(record: dict[str, Any]) -> int:
+    order = record.get(ORDER)
+    return order if isinstance(order, int) else 0
 
 
 def _not_found(kind: str, uuid: str) -> exc.NotFound:
@@ -176,12 +195,14 @@ def _flow_record(fd: models.FlowDetail) -> dict[str, Any]:
     return fd.to_dict()
 
 
-def _atom_record(ad: models.AtomDetail, resume: str | None = None) -> dict[str, Any]:
+def _atom_record(ad: models.AtomDetail, resume: str | None = None, order: int | None = None) -> dict[str, Any]:
     # TaskFlow's path-based layout: the atom's dict plus its type tag (TaskFlow's readers ignore
-    # other keys), and the detail's resume record, if any.
+    # other keys), the detail's resume record, if any, and when it was first saved.
     record: dict[str, Any] = {"atom": ad.to_dict(), "type": models.atom_detail_type(ad)}
     if resume is not None:
         record[RESUME] = resume
+    if order is not None:
+        record[ORDER] = order
     return record
 
 
@@ -272,11 +293,22 @@ class RecordConnection(Connection):
             raise _not_found(ATOM, uuid)
         return _atom_from(record)
 
-    def _load_atoms(self, fd_uuid: str) -> list[models.AtomDetail]:
+    def _atom_records(self, fd_uuid: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(uuid, record)`` of a flow's atom details, in the order they were first saved."""
         uuids = self._children(FLOW, fd_uuid)
         if uuids is None:
             raise _not_found(FLOW, fd_uuid)
-        return [self._load_atom(uuid) for uuid in uuids]
+        records = []
+        for uuid in uuids:
+            record = self._read(ATOM, uuid)
+            if record is None:
+                raise _not_found(ATOM, uuid)
+            records.append((uuid, record))
+        records.sort(key=lambda item: _order_of(item[1]))  # stable: a listing's order among equals
+        return records
+
+    def _load_atoms(self, fd_uuid: str) -> list[models.AtomDetail]:
+        return [_atom_from(record) for _, record in self._atom_records(fd_uuid)]
 
     def _load_flow(self, uuid: str, lazy: bool) -> models.FlowDetail:
         record = self._read(FLOW, uuid)
@@ -317,7 +349,8 @@ class RecordConnection(Connection):
         stored = ad if old is None else _atom_from(old).merge(ad)
         if resume is _KEEP:
             resume = _resume_of(old)
-        self._write(ATOM, ad.uuid, _atom_record(stored, resume), old)
+        order = _next_order() if old is None else old.get(ORDER)
+        self._write(ATOM, ad.uuid, _atom_record(stored, resume, order), old)
         return stored
 
     def _save_flow_record(self, fd: models.FlowDetail) -> None:
@@ -496,12 +529,16 @@ class RecordConnection(Connection):
         """``(atom uuid, inputs, revert kind, revert name)`` of the flow's atom details that have a
         resume record, in the order they were first saved (none for an unknown flow)."""
         with self._locked(write=False):
-            found = []
-            for uuid in self._children(FLOW, flow_uuid) or ():
-                resume = _resume_of(self._read(ATOM, uuid))
-                if resume is not None:
-                    found.append((uuid, *_resume_summary(resume)))
-            return found
+            try:
+                records = self._atom_records(flow_uuid)
+            except exc.NotFound:
+                return []
+        found = []
+        for uuid, record in records:
+            resume = _resume_of(record)
+            if resume is not None:
+                found.append((uuid, *_resume_summary(resume)))
+        return found
 
     def resume_record(self, atom_uuid: str) -> str | None:
         """The resume record of an atom detail, as written (``None`` when it has none).
