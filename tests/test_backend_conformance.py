@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import pytest
 
+import postgres_server
 from ferroflow import exceptions as exc
 from ferroflow import states
 from ferroflow.persistence import base, models
@@ -42,6 +43,8 @@ BACKENDS = [
     BackendCase("dir", lambda tmp: fetch(f"dir://{tmp}/store")),
     BackendCase("sqlite", lambda tmp: fetch(f"sqlite://{tmp}/store.db")),
     BackendCase("sqlite-memory", lambda tmp: fetch("sqlite://"), durable=False),
+    # A database per test on a real server (tests/postgres_server.py): skipped without one, failed in CI.
+    BackendCase("postgres", lambda tmp: fetch(postgres_server.uri_for(tmp))),
 ]
 
 

@@ -31,6 +31,7 @@ _BUILTIN: dict[str, str] = {
     "file": "ferroflow.persistence.backends.impl_dir:DirBackend",
     "sqlite": "ferroflow.persistence.backends.impl_sqlite:SQLiteBackend",
     "postgresql": "ferroflow.persistence.backends.impl_postgres:PostgresBackend",
+    "postgres": "ferroflow.persistence.backends.impl_postgres:PostgresBackend",
 }
 
 
