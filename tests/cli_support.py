@@ -145,7 +145,7 @@ def flow_uuid_in(stdout: str) -> str:
 def one_line_error(stderr: str, *words: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("ferroflow: error: ") and "Traceback" not in stderr, stderr
+    assert re.match(r"ferroflow( [a-z]+)?: error: ", lines[0]) and "Traceback" not in stderr, stderr
     for word in words:
         assert word in lines[0], stderr
     return lines[0]

@@ -20,9 +20,9 @@ lease to expire. Exit status: 0 deleted, 1 refused, 2 usage error.
 PRUNE_DESCRIPTION = """\
 Delete the flows in the given states (--state, repeatable) that have not changed for longer
 than --older-than (like 90s, 15m, 12h, 7d or 2w): for example the flows a cron job left behind.
-Flows that a live engine holds are never deleted. --dry-run lists what would be deleted without
-deleting anything. Exit status: 0 done (also when nothing matched), 1 a flow could not be
-deleted, 2 usage error.
+Flows that a live engine holds are never deleted: they are listed as kept. --dry-run lists what would be
+deleted without deleting anything. Exit status: 0 done (also when nothing matched), 1 the
+database could not be used, 2 usage error.
 """
 
 
@@ -118,7 +118,6 @@ def prune_command(args: argparse.Namespace) -> int:
     wanted = {state for group in args.state for state in group}
     now = time.time()
     cutoff = now - args.older_than
-    status = common.EXIT_OK
     with common.open_backend(path, read_only=args.dry_run) as backend:
         chosen = []
         for flow in common.list_flows(backend):
@@ -127,7 +126,7 @@ def prune_command(args: argparse.Namespace) -> int:
             updated = max(flow.updated_at, common.atom_states(backend, flow.uuid).last_update or 0.0)
             if updated <= cutoff:
                 chosen.append((flow, updated))
-        deleted = 0
+        deleted = kept = 0
         for flow, updated in chosen:
             changed = common.format_time(updated)
             line = f"{flow.uuid} ({common.printable(flow.name)}, {flow.state}, last changed {changed})"
@@ -137,8 +136,8 @@ def prune_command(args: argparse.Namespace) -> int:
             try:
                 delete_flow(backend, flow, now)
             except Refused as exc:
-                common.error(f"not deleted: {exc}")
-                status = common.EXIT_FAILED
+                print(f"kept {common.printable(str(exc))}")
+                kept += 1
                 continue
             deleted += 1
             print(f"deleted flow {line}")
@@ -151,5 +150,6 @@ def prune_command(args: argparse.Namespace) -> int:
         )
     else:
         count = common.plural(deleted, "flow")
-        print(f"deleted {count} in state {states_text} unchanged for {age} or more from {path}")
-    return status
+        held = f" ({common.plural(kept, 'flow')} held by a live engine kept)" if kept else ""
+        print(f"deleted {count} in state {states_text} unchanged for {age} or more from {path}{held}")
+    return common.EXIT_OK
