@@ -9,7 +9,8 @@ process (``kill``: a real SIGKILL, no cleanup), fail, or kill it from inside the
 apart from one computed again. Every call is journaled (``execute c b=b@1``, ``revert b``) before
 the task acts.
 
-``python resume_changes_factories.py <command> ...`` is the entry point of the child processes:
+``python resume_changes_factories.py <command> ...`` is the entry point of the child processes
+(``DB`` is a backend URI, or the path of a SQLite file):
 
 - ``start DB WORKDIR OPTIONS``: a new flow from `make`, its uuid written to ``WORKDIR/flow_uuid``,
   then run;
@@ -50,8 +51,12 @@ class Boom(Exception):
 # -- the work directory ---------------------------------------------------------------------------
 
 
-def deploy(workdir: str | os.PathLike, shape: str, versions: dict[str, str] | None = None,
-           policies: dict[str, str] | None = None) -> None:
+def deploy(
+    workdir: str | os.PathLike,
+    shape: str,
+    versions: dict[str, str] | None = None,
+    policies: dict[str, str] | None = None,
+) -> None:
     """Sets the code `make` builds from now on."""
     data = {"shape": shape, "versions": versions or {}, "policies": policies or {}}
     pathlib.Path(workdir, CODE).write_text(json.dumps(data))
@@ -95,8 +100,9 @@ def _die() -> None:
 class Step(task.Task):
     """Journals its calls, obeys ``behaviour.json``, returns ``"<name>@<generation>"``."""
 
-    def __init__(self, name: str, workdir: str, requires: list[str] | None = None, provides: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, name: str, workdir: str, requires: list[str] | None = None, provides: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(name=name, provides=provides or name, requires=requires or [], **kwargs)
         self.workdir = workdir
 
@@ -173,10 +179,12 @@ def make(workdir: str) -> Any:
     if shape in SHAPES:
         return _chain(workdir, SHAPES[shape], code)
     if shape == "xy":  # a, then x and y side by side, then c needing both
-        parallel = unordered_flow.Flow("xy").add(_step("x", workdir, code, requires=["a"]),
-                                                 _step("y", workdir, code, requires=["a"]))
-        return linear_flow.Flow("chain").add(_step("a", workdir, code), parallel,
-                                            _step("c", workdir, code, requires=["x", "y"]))
+        parallel = unordered_flow.Flow("xy").add(
+            _step("x", workdir, code, requires=["a"]), _step("y", workdir, code, requires=["a"])
+        )
+        return linear_flow.Flow("chain").add(
+            _step("a", workdir, code), parallel, _step("c", workdir, code, requires=["x", "y"])
+        )
     if shape == "provider_v1":  # a provides v; b needs v
         return linear_flow.Flow("chain").add(
             _step("a", workdir, code, provides="v"),
@@ -201,8 +209,9 @@ def make(workdir: str) -> Any:
     if shape == "with_gone":  # g comes from a module of the work directory (deleted later)
         import gone_steps
 
-        return linear_flow.Flow("chain").add(_step("a", workdir, code), gone_steps.GoneStep("g", workdir),
-                                            _step("c", workdir, code, requires=["a"]))
+        return linear_flow.Flow("chain").add(
+            _step("a", workdir, code), gone_steps.GoneStep("g", workdir), _step("c", workdir, code, requires=["a"])
+        )
     if shape == "without_gone":
         return _chain(workdir, ["a", "c"], code)
     raise ValueError(f"unknown shape {shape!r}")
@@ -242,6 +251,7 @@ def _run(engine: Any, workdir: str, action: Any) -> int:
     behaviour = _behaviour(workdir)
     kill_after = behaviour.get("kill_after_revert")
     if kill_after:
+
         def on_reverted(event_type: str, details: dict[str, Any]) -> None:
             if details.get("task_name") == kill_after:
                 _die()
@@ -264,7 +274,7 @@ def main(argv: list[str]) -> int:
     command, db, workdir = argv[0], argv[1], argv[2]
     os.environ["RESUME_CHANGES_WORKDIR"] = workdir
     sys.path.insert(0, workdir)  # where gone_steps lives while it exists
-    backend = backends.fetch(f"sqlite:///{db}")
+    backend = backends.fetch(db if "://" in db else f"sqlite:///{db}")
     if command == "start":
         options = _options(argv[3])
         engine = engines.load_from_factory(make, factory_kwargs={"workdir": workdir}, backend=backend, **options)

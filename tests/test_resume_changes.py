@@ -1,6 +1,7 @@
-"""Resuming across code changes, end to end, with real processes.
+"""Resuming across code changes, end to end, with real processes, on every durable backend.
 
-Every test runs a flow halfway in a child process (killed by a real SIGKILL from one of its tasks),
+Every test runs once per durable backend (the ``durable_backend`` fixture: a SQLite file, a dir://
+directory). It runs a flow halfway in a child process (killed by a real SIGKILL from one of its tasks),
 changes the code the factory builds (`rc.deploy`), resumes in a fresh child process, and checks
 the plan that process computed before running (``plan.json``), what ran (the tasks' journal), the
 results and the saved details afterwards. See `resume_changes_factories` for the flows and the
@@ -32,9 +33,11 @@ TESTS = os.path.dirname(CHILD)
 class Flow:
     """One saved flow, driven through child processes."""
 
-    def __init__(self, workdir: pathlib.Path) -> None:
+    def __init__(self, workdir: pathlib.Path, store: Any) -> None:
         self.workdir = workdir
-        self.db = workdir / "flows.db"
+        #: The durable backend (`conftest.StoreCase`) and the store's URI.
+        self.store = store
+        self.db = store.uri(workdir)
         self.uuid = ""
         self.output = ""
 
@@ -77,14 +80,11 @@ class Flow:
     def actions(self) -> dict[str, str]:
         return {name: action for name, (action, _) in self.plan().items()}
 
-    @contextlib.contextmanager
-    def connection(self):
-        backend = backends.fetch(f"sqlite:///{self.db}")
-        try:
-            with contextlib.closing(backend.get_connection()) as conn:
-                yield conn
-        finally:
-            backend.close()
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        return self.store.connection(self.db)
+
+    def backend(self) -> Any:
+        return backends.fetch(self.db)
 
     def saved(self) -> Any:
         with self.connection() as conn:
@@ -105,8 +105,8 @@ class Flow:
 
 
 @pytest.fixture
-def flow(tmp_path: pathlib.Path) -> Flow:
-    return Flow(tmp_path)
+def flow(tmp_path: pathlib.Path, durable_backend: Any) -> Flow:
+    return Flow(tmp_path, durable_backend)
 
 
 def done(names: str) -> dict[str, tuple[str, str]]:
@@ -317,7 +317,7 @@ def test_the_plan_before_a_migration_shows_what_it_will_do(flow: Flow, monkeypat
 
     with flow.connection() as conn:
         fd = conn.get_flow_details(flow.uuid)
-    backend = backends.fetch(f"sqlite:///{flow.db}")
+    backend = flow.backend()
     try:
         engine = engines.load_from_detail(fd, backend=backend, migrations=rc.MIGRATIONS["split_b"])
         plan = engine.plan()
@@ -437,13 +437,7 @@ def test_a_renamed_provider_is_not_reported_as_a_provider_change(flow: Flow) -> 
 
 
 def _snapshot(flow: Flow) -> tuple:
-    backend = backends.fetch(f"sqlite:///{flow.db}")
-    try:
-        store = backend.store()
-        return (store.get_flow_detail(flow.uuid), store.atoms_for_flow(flow.uuid),
-                store.resume_summaries(flow.uuid), store.lease(flow.uuid))
-    finally:
-        backend.close()
+    return flow.store.snapshot(flow.db, flow.uuid)
 
 
 def test_plan_writes_nothing_and_runs_nothing(flow: Flow, monkeypatch) -> None:
@@ -455,7 +449,7 @@ def test_plan_writes_nothing_and_runs_nothing(flow: Flow, monkeypatch) -> None:
 
     with flow.connection() as conn:
         fd = conn.get_flow_details(flow.uuid)
-    backend = backends.fetch(f"sqlite:///{flow.db}")
+    backend = flow.backend()
     try:
         plan = engines.load_from_detail(fd, backend=backend, on_version_change="rerun").plan()
     finally:
@@ -473,11 +467,18 @@ def test_plan_writes_nothing_and_runs_nothing(flow: Flow, monkeypatch) -> None:
 
 def _cli(flow: Flow, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "RESUME_CHANGES_WORKDIR": str(flow.workdir)}
-    return subprocess.run([sys.executable, "-m", "ferroflow", "plan", *args, "--db", str(flow.db)],
-                          capture_output=True, text=True, cwd=TESTS, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ferroflow", "plan", *args, "--db", str(flow.db)],
+        capture_output=True,
+        text=True,
+        cwd=TESTS,
+        env=env,
+        timeout=120,
+    )
 
 
-def test_cli_plan_prints_a_table_and_json(flow: Flow) -> None:
+def test_cli_plan_prints_a_table_and_json(tmp_path: pathlib.Path, sqlite_store: Any) -> None:
+    flow = Flow(tmp_path, sqlite_store)  # the command line takes a SQLite database only
     flow.start("abc", kill="c")
     rc.deploy(flow.workdir, "acd")
 
@@ -494,7 +495,10 @@ def test_cli_plan_prints_a_table_and_json(flow: Flow) -> None:
     data = json.loads(as_json.stdout)
     assert data["flow_uuid"] == flow.uuid
     assert [(e["name"], e["action"]) for e in data["entries"]] == [
-        ("a", "reuse"), ("c", "rerun"), ("d", "run"), ("b", "orphan")
+        ("a", "reuse"),
+        ("c", "rerun"),
+        ("d", "run"),
+        ("b", "orphan"),
     ]
     assert set(data["entries"][0]) == {"name", "saved_state", "saved_version", "version", "action", "reason"}
     missing = _cli(flow, "nothing-like-this")
@@ -512,7 +516,10 @@ def test_rewind_reverts_the_later_atoms_then_runs_them_with_the_current_code(flo
     assert flow.rewind("b") == 0, flow.output
     entries = flow.plan_entries()
     assert [(e["name"], e["action"]) for e in entries] == [
-        ("d", "revert"), ("c", "revert"), ("a", "reuse"), ("b", "reuse")
+        ("d", "revert"),
+        ("c", "revert"),
+        ("a", "reuse"),
+        ("b", "reuse"),
     ]
     assert entries[0]["reason"] == "rewind to b: reverted with its saved result, then run again"
     assert flow.journal() == ["revert d", "revert c", "execute c b=b@1", "execute d c=c@2"]
@@ -566,7 +573,8 @@ def test_a_kill_during_a_rewind_finishes_it_on_resume_reverting_nothing_twice(fl
     # A plain resume finishes the rewind first: the plan shows what is left, reverts first.
     assert flow.resume(generation=3) == 0, flow.output
     assert [(e["name"], e["action"]) for e in flow.plan_entries()][:3] == (
-        [("d", "rerun"), ("c", "rerun"), ("b", "revert")] if where == "after_revert"
+        [("d", "rerun"), ("c", "rerun"), ("b", "revert")]
+        if where == "after_revert"
         else [("d", "rerun"), ("c", "revert"), ("b", "revert")]
     )
     again = ["revert c"] if where == "inside_revert" else []  # an interrupted revert runs again
@@ -586,14 +594,12 @@ def _suspend_after(engine: Any, atom_name: str) -> None:
     engine.atom_notifier.register(SUCCESS, on_success)
 
 
-def test_migrations_and_orphans_on_a_backend_without_resume_records(flow: Flow, monkeypatch) -> None:
-    """The memory backend keeps no resume records: migrations still apply, and a completed orphan
-    without a revert reference stops the rollback with an error naming it (never skipped)."""
-    from ferroflow import engines, exceptions, migrations
+def _migrate_then_roll_back_an_orphan(backend: Any, workdir: str, monkeypatch) -> str:
+    """In this process: a flow split by a migration, then rolled back with a completed atom (c)
+    removed: c is reverted through its revert reference. Returns the flow detail's uuid."""
+    from ferroflow import engines
 
-    monkeypatch.setenv("RESUME_CHANGES_WORKDIR", str(flow.workdir))
-    workdir = str(flow.workdir)
-    backend = backends.fetch("memory://")
+    monkeypatch.setenv("RESUME_CHANGES_WORKDIR", workdir)
     rc.deploy(workdir, "abcd")
     rc.configure(workdir, 1)
     engine = engines.load_from_factory(rc.make, factory_kwargs={"workdir": workdir}, backend=backend)
@@ -606,7 +612,12 @@ def test_migrations_and_orphans_on_a_backend_without_resume_records(flow: Flow, 
     fd = backend.get_connection().get_flow_details(flow_uuid)
     resumed = engines.load_from_detail(fd, backend=backend, migrations=rc.MIGRATIONS["split_b"])
     assert resumed.plan().actions() == {
-        "a": "reuse", "b1": "migrate", "b2": "migrate", "c": "reuse", "b": "orphan", "d": "orphan"
+        "a": "reuse",
+        "b1": "migrate",
+        "b2": "migrate",
+        "c": "reuse",
+        "b": "orphan",
+        "d": "orphan",
     }
     rc.configure(workdir, 2, fail=["c"])
     resumed.run()
@@ -615,15 +626,63 @@ def test_migrations_and_orphans_on_a_backend_without_resume_records(flow: Flow, 
     saved = {ad.name: ad for ad in backend.get_connection().get_flow_details(flow_uuid)}
     assert (saved["b1"].results, saved["b2"].results) == ("b@1/1", "b@1/2")
 
-    # c is removed too and the flow rolls back: c completed, and nothing says how to revert it.
-    rc.deploy(workdir, "split")
+    # c is removed too and the flow rolls back: c completed, and its resume record says how to
+    # revert it.
     monkeypatch.setitem(rc.SHAPES, "split", ["a", "b1", "b2", "e"])
     fd = backend.get_connection().get_flow_details(flow_uuid)
     failing = engines.load_from_detail(fd, backend=backend)
     rc.configure(workdir, 3, fail=["e"])
-    with pytest.raises(migrations.OrphanRevertError, match=r"Cannot revert orphan 'c'.*no revert reference"):
+    with pytest.raises(rc.Boom, match="e failed"):
         failing.run()
-    assert rc.take_journal(workdir) == ["execute e b2=b@1/2", "revert e", "revert b2", "revert b1", "revert a"]
+    assert rc.take_journal(workdir) == [
+        "execute e b2=b@1/2",
+        "revert e",
+        "revert b2",
+        "revert b1",
+        "revert a",
+        "revert c",
+    ]
+    saved = {ad.name: ad for ad in backend.get_connection().get_flow_details(flow_uuid)}
+    assert saved["c"].state == REVERTED
+    assert failing.storage.get_flow_state() == REVERTED
+    return flow_uuid
+
+
+def test_migrations_and_orphan_reverts_in_process(flow: Flow, monkeypatch) -> None:
+    """Resume records are kept by every backend (the durable ones here, in one process)."""
+    backend = flow.backend()
+    try:
+        _migrate_then_roll_back_an_orphan(backend, str(flow.workdir), monkeypatch)
+    finally:
+        backend.close()
+
+
+def test_migrations_and_orphan_reverts_on_memory(tmp_path, monkeypatch) -> None:
+    """memory:// keeps resume records too; an orphan whose record is gone (a detail saved by
+    TaskFlow, or by a backend that keeps none) stops the rollback with an error naming it."""
+    from ferroflow import engines, exceptions, migrations
+    from ferroflow.persistence import base
+
+    backend = backends.fetch("memory://")
+    workdir = str(tmp_path)
+    flow_uuid = _migrate_then_roll_back_an_orphan(backend, workdir, monkeypatch)
+
+    # Run again from scratch (a reverted flow restarts) up to b2, then lose the resume records.
+    rc.deploy(workdir, "split")
+    rc.configure(workdir, 4)
+    monkeypatch.setitem(rc.SHAPES, "split", ["a", "b1", "b2", "e"])
+    again = engines.load_from_detail(backend.get_connection().get_flow_details(flow_uuid), backend=backend)
+    _suspend_after(again, "b2")
+    again.run()
+    assert rc.take_journal(workdir) == ["execute a", "execute b1 a=a@4", "execute b2 b1=b1@4"]
+    for record in backend._data.records[base.ATOM].values():
+        record.pop(base.RESUME, None)
+    monkeypatch.setitem(rc.SHAPES, "split", ["a", "b2", "e"])  # b1 removed: an orphan, with no record
+    failing = engines.load_from_detail(backend.get_connection().get_flow_details(flow_uuid), backend=backend)
+    rc.configure(workdir, 5, fail=["e"])
+    with pytest.raises(migrations.OrphanRevertError, match=r"Cannot revert orphan 'b1'.*no revert reference"):
+        failing.run()
+    assert rc.take_journal(workdir) == ["execute e b2=b2@4", "revert e", "revert b2", "revert a"]
     assert failing.storage.get_flow_state() == states.FAILURE
     assert isinstance(migrations.OrphanRevertError("x", "y"), exceptions.ExecutionFailure)
 

@@ -1,6 +1,7 @@
-"""Resumption on the SQLite backend: every saved state, set up by a real run, then resumed.
+"""Resumption on every durable backend: every saved state, set up by a real run, then resumed.
 
-Each test leaves a flow detail in a real SQLite file through a real run — finished, suspended,
+Each test runs once per durable backend (the ``durable_backend`` fixture: a SQLite file, a dir://
+directory). It leaves a flow detail in a real store through a real run — finished, suspended,
 failed, or killed by a task calling ``os._exit`` in a child process (no cleanup at all, as a
 SIGKILL) — then rebuilds the flow with ``engines.load_from_detail`` in a fresh engine and checks
 what ran, what was reused, the saved atom and flow states and what the run re-raised (DESIGN.md,
@@ -31,17 +32,18 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "flows.db"
+def db(tmp_path: Path, durable_backend) -> str:
+    """The store's URI (a SQLite file or a dir:// directory under the test's directory)."""
+    return durable_backend.uri(tmp_path)
 
 
 @pytest.fixture
-def fresh_backend(db: Path):
-    """Opens a new backend on the same file each call (as a new process would); all closed after."""
+def fresh_backend(db: str):
+    """Opens a new backend on the same store each call (as a new process would); all closed after."""
     opened = []
 
     def make():
-        backend = backends.fetch(f"sqlite:///{db}")
+        backend = backends.fetch(db)
         opened.append(backend)
         return backend
 
@@ -53,9 +55,7 @@ def fresh_backend(db: Path):
 def _load_new(workdir: Path, fresh_backend, factory_kwargs: dict | None = None, **options):
     """Loads a new `rf.chain` flow in this process (not run yet)."""
     factory_kwargs = {"workdir": str(workdir), **(factory_kwargs or {})}
-    return engines.load_from_factory(
-        rf.chain, factory_kwargs=factory_kwargs, backend=fresh_backend(), **options
-    )
+    return engines.load_from_factory(rf.chain, factory_kwargs=factory_kwargs, backend=fresh_backend(), **options)
 
 
 def _resume(fresh_backend, flow_uuid: str, **options):
@@ -264,9 +264,7 @@ def test_revert_failure_stays_failed_and_is_never_silently_rerun(workdir, fresh_
 
 def test_atom_ignored_by_a_decider_is_skipped_on_resume(workdir, fresh_backend) -> None:
     rf.configure(workdir, generation=1)
-    engine = engines.load_from_factory(
-        rf.decided, factory_kwargs={"workdir": str(workdir)}, backend=fresh_backend()
-    )
+    engine = engines.load_from_factory(rf.decided, factory_kwargs={"workdir": str(workdir)}, backend=fresh_backend())
     engine.run()
     flow_uuid = engine.storage.flow_uuid
     assert sorted(rf.take_journal(workdir)) == ["execute a", "execute c"], "the decider refused b"
@@ -284,9 +282,7 @@ def test_atom_ignored_by_a_decider_is_skipped_on_resume(workdir, fresh_backend) 
 def test_saved_ignore_state_is_skipped_on_resume(workdir, fresh_backend) -> None:
     """IGNORE as a TaskFlow engine saves it (its deciders), in a logbook a ferroflow engine resumes."""
     rf.configure(workdir, generation=1)
-    engine = engines.load_from_factory(
-        rf.decided, factory_kwargs={"workdir": str(workdir)}, backend=fresh_backend()
-    )
+    engine = engines.load_from_factory(rf.decided, factory_kwargs={"workdir": str(workdir)}, backend=fresh_backend())
     _suspend_after(engine, "a")
     engine.run()
     flow_uuid = engine.storage.flow_uuid
@@ -395,9 +391,7 @@ def test_store_values_survive_a_crash_without_being_given_again(workdir, db, fre
 
 def test_store_values_survive_a_suspension(workdir, fresh_backend) -> None:
     rf.configure(workdir, generation=1)
-    engine = _load_new(
-        workdir, fresh_backend, {"names": ["a", "b"], "store_names": ["x"]}, store={"x": "kept"}
-    )
+    engine = _load_new(workdir, fresh_backend, {"names": ["a", "b"], "store_names": ["x"]}, store={"x": "kept"})
     _suspend_after(engine, "a")
     engine.run()
     assert rf.take_journal(workdir) == ["execute a"]

@@ -210,6 +210,7 @@ def compute(engine: Any, rewind_to: str | None = None) -> ResumePlan:
     flow_meta: dict[str, Any] = dict(getattr(fd, "meta", None) or {})
     flow_state = getattr(fd, "state", None)
     details: list[Any] | None = None
+    recorded: dict[str, Any] = {}
     stored = None
     if persister is not None:
         with contextlib.suppress(exceptions.NotFound):
@@ -223,6 +224,7 @@ def compute(engine: Any, rewind_to: str | None = None) -> ResumePlan:
                 details = list(persister._conn.get_atoms_for_flow(fd.uuid))
             except exceptions.NotFound:
                 details = list(fd or ())
+            recorded = persister._resume_summaries()  # record backends keep them too (dir://, memory://)
     elif fd is not None:
         details = list(fd)
     reverts = rewind_reverts(engine, rewind_to) if rewind_to is not None else pending_reverts(flow_meta)
@@ -231,7 +233,9 @@ def compute(engine: Any, rewind_to: str | None = None) -> ResumePlan:
     if stored is not None:
         core_plan = _core.resume_plan_stored(stored, fd.uuid, compiled, **options)
     else:
-        core_plan = _core.resume_plan(compiled, [saved_tuple(ad) for ad in details or ()], **options)
+        core_plan = _core.resume_plan(
+            compiled, [saved_tuple(ad, recorded.get(ad.uuid)) for ad in details or ()], **options
+        )
     if core_plan.problems:
         raise mig.MigrationError("Cannot apply the migrations: " + "; ".join(core_plan.problems))
     return ResumePlan(core_plan, engine.storage.flow_uuid, engine.storage.flow_name)
