@@ -109,9 +109,6 @@ def _report(exc: Exception, with_traceback: bool) -> None:
 
 
 def _version() -> str:
-    from importlib import metadata
+    import ferroflow
 
-    try:
-        return metadata.version("ferroflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return ferroflow.__version__
