@@ -30,6 +30,7 @@ from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
 from ferroflow.flow import paused_gc
 from ferroflow.types.failure import Failure
+from ferroflow.types.graph import DiGraph
 from ferroflow.types.notifier import Notifier
 
 _EXECUTE, _REVERT, _DECIDE = 0, 1, 2
@@ -60,6 +61,18 @@ class Compilation:
         self.compiled = compiled
         self.spec_atoms = spec_atoms
         self.deciders = deciders
+
+    @property
+    def execution_graph(self) -> DiGraph:
+        """The atoms (nodes, with their ``kind``) and what runs before what (edges), as TaskFlow's
+        ``compilation.execution_graph``; a copy made on each access (the scheduler's is in Rust)."""
+        graph = DiGraph(name="execution")
+        atoms = self.atoms
+        for index, atom in enumerate(atoms):
+            graph.add_node(atom, kind="retry" if self.spec_atoms[index][1] == 1 else "task")
+        for u, v in self.compiled.atom_edges():
+            graph.add_edge(atoms[u], atoms[v])
+        return graph
 
 
 class ActionEngine(ResumptionMixin):
@@ -843,7 +856,13 @@ class ParallelActionEngine(ActionEngine):
                 executor.shutdown(wait=True)
 
 
-_THREAD_KINDS = frozenset({"thread", "threads", "threaded"})
+THREAD_KINDS = frozenset({"thread", "threads", "threaded"})
+_THREAD_KINDS = THREAD_KINDS
+
+# TaskFlow programs import (and print) the engines from ``engines.action_engine.engine``: their
+# public home, so that is the module their repr, pickling and reflection name.
+for _cls in (ActionEngine, SerialActionEngine, ParallelActionEngine):
+    _cls.__module__ = "ferroflow.engines.action_engine.engine"
 
 
 def _truthy(value: Any) -> bool:

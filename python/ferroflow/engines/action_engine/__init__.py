@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.engines.action_engine`` package: where programs import the engine classes from."""
