@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -90,18 +91,37 @@ class Server:
     def uri(self, dbname: str) -> str:
         return _with_path(self.admin_uri, dbname)
 
+    def _admin_execute(self, sql: str, params: tuple | None = None) -> Any:
+        """Runs ``sql`` on the maintenance database, reconnecting once if the server restarted."""
+        import psycopg
+
+        try:
+            return self._admin.execute(sql, params)
+        except psycopg.OperationalError:
+            if not self._admin.closed:
+                raise
+            self._admin = psycopg.connect(self.admin_uri, autocommit=True)
+            return self._admin.execute(sql, params)
+
+    def restart(self) -> None:
+        """Restarts the tests' own cluster (connections to it are cut)."""
+        if self.cluster is None:
+            raise RuntimeError(f"cannot restart a server given by ${ENV_URI}")
+        self.cluster.stop("fast")
+        self.cluster.start()
+
     def create_database(self, dbname: str) -> str:
         """Creates database ``dbname`` (dropping the oldest test databases beyond `KEEP_DATABASES`)."""
         with self._lock:
             while len(self._databases) >= KEEP_DATABASES:
                 self._drop(self._databases.pop(0))
-            self._admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            self._admin.execute(f'CREATE DATABASE "{dbname}"')
+            self._admin_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            self._admin_execute(f'CREATE DATABASE "{dbname}"')
             self._databases.append(dbname)
         return self.uri(dbname)
 
     def _drop(self, dbname: str) -> None:
-        self._admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        self._admin_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         for key, name in list(self._by_key.items()):
             if name == dbname:
                 del self._by_key[key]
@@ -124,7 +144,7 @@ class Server:
 
     def execute(self, sql: str, *params: object) -> list[tuple]:
         """Runs ``sql`` as the server's administrator (on its maintenance database)."""
-        cursor = self._admin.execute(sql, params or None)
+        cursor = self._admin_execute(sql, params or None)
         return cursor.fetchall() if cursor.description else []
 
     def close(self) -> None:

@@ -435,20 +435,17 @@ def _scrub(text: str, password: str | None) -> str:
     return text.strip()
 
 
-#: How long a pooled connection may sit idle before it is checked before reuse (seconds).
-_CHECK_AFTER_IDLE = 0.5
 _PREPARED_MAX = 256
 
 
 class _Link:
     """A pooled server connection, with the statements it prepared for :meth:`execute`."""
 
-    __slots__ = ("conn", "idle_since", "prepared")
+    __slots__ = ("conn", "prepared")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self.prepared: dict[str, bytes] = {}
-        self.idle_since = time.monotonic()
 
     @property
     def usable(self) -> bool:
@@ -456,13 +453,11 @@ class _Link:
         return not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
 
     def alive(self) -> bool:
-        """Whether an idle connection still looks usable, checked without a round trip when it has
-        been idle a while: an idle connection has nothing to read unless the server closed it (a
-        restart, an idle timeout) or sent a notice."""
+        """Whether an idle connection still looks usable, checked without a round trip: an idle
+        connection has nothing to read unless the server closed it (a restart, an idle timeout)
+        or sent a notice."""
         if not self.usable:
             return False
-        if time.monotonic() - self.idle_since < _CHECK_AFTER_IDLE:
-            return True
         try:
             readable, _, _ = select.select([self.conn.fileno()], [], [], 0)
         except (OSError, ValueError):
@@ -625,7 +620,6 @@ class PostgresBackend(base.Backend):
                 _FORKED_AWAY.append(link)
                 return
             if usable and generation == self._generation and len(self._idle) < self.pool_size:
-                link.idle_since = time.monotonic()
                 self._idle.append(link)
                 return
         link.close()
@@ -730,7 +724,13 @@ class PostgresBackend(base.Backend):
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_SCHEMA_TABLE,)).fetchone()
+    """The schema version (0: no ferroflow schema). The catalog is read with a query, not
+    ``to_regclass``, whose cached view may miss a table another session just committed."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = %s AND n.nspname = current_schema())",
+        (_SCHEMA_TABLE,),
+    ).fetchone()
     if not row or not row[0]:
         return 0
     found = conn.execute(f"SELECT max(version) FROM {_SCHEMA_TABLE}").fetchone()
