@@ -1,6 +1,7 @@
 """Harness of the crash tests: run a saved flow in child processes, SIGKILL them, resume, record.
 
-`CrashRunner` creates a flow detail in a SQLite file (child ``crash.worker create``), then starts
+`CrashRunner` creates a flow detail in a store of a durable backend (the ``durable_backend``
+fixture: a SQLite file, a dir:// directory; child ``crash.worker create``), then starts
 ``crash.worker resume`` in a fresh interpreter again and again. Each child is SIGKILLed at a seeded
 random moment, planned one of three ways:
 
@@ -14,19 +15,18 @@ random moment, planned one of three ways:
   also give `PROGRESS` kills lines to stop at early (``progress_triggers`` of `CrashRunner.run_round`).
 
 After each kill the child is reaped (a zombie would still look alive to the lease takeover), the
-store is read directly with the stdlib ``sqlite3`` module (read-only) and checked with
-``PRAGMA integrity_check``, and a `Snapshot` records what the store knew with the journal's length
-at that instant. When a child finishes on its own, one more child is started and must find nothing
-to do.
+store is checked whole (`conftest.StoreCase.integrity`: SQLite's ``PRAGMA integrity_check``, or
+every file of a dir:// store readable, linked and private) and read through the public Connection
+API, and a `Snapshot` records what the store knew with the journal's length at that instant.
+When a child finishes on its own, one more child is started and must find nothing to do.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ferroflow import exceptions
+from ferroflow.persistence import models
 
 from .flows import atom_name
 
@@ -71,7 +74,7 @@ class AtomRow:
 
 @dataclass(frozen=True)
 class StoreView:
-    """What the SQLite file holds for one flow detail, read with the stdlib driver."""
+    """What the store holds for one flow detail (read through the public Connection API)."""
 
     flow_state: str | None
     atoms: dict[str, AtomRow]
@@ -127,22 +130,22 @@ class Round:
         return len(self.snapshots)
 
 
-def read_store(db: Path, flow_uuid: str) -> StoreView:
-    """Reads (read-only) the flow's state and atom rows, and runs ``PRAGMA integrity_check``."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def _results(ad: Any) -> Any:
+    """A detail's results as saved (a retry's history as ``[[value, {atom: failure dict}], ...]``)."""
+    if isinstance(ad, models.RetryDetail):
+        return [[value, {name: f.to_dict() for name, f in failures.items()}] for value, failures in ad.results]
+    return ad.results
+
+
+def read_store(store: Any, uri: str, flow_uuid: str) -> StoreView:
+    """Checks the whole store (`StoreCase.integrity`), then reads the flow's state and atoms."""
+    integrity = store.integrity(uri)
     try:
-        integrity = "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
-        row = conn.execute("SELECT state FROM flowdetails WHERE uuid = ?", (flow_uuid,)).fetchone()
-        assert row is not None, f"flow detail {flow_uuid} vanished from {db}"
-        atoms = {
-            name: AtomRow(state, intention, json.loads(results))
-            for name, state, intention, results in conn.execute(
-                "SELECT name, state, intention, results FROM atomdetails WHERE parent_uuid = ?", (flow_uuid,)
-            )
-        }
-    finally:
-        conn.close()
-    return StoreView(row[0], atoms, integrity)
+        fd = store.flow(uri, flow_uuid)
+    except exceptions.NotFound:
+        raise AssertionError(f"flow detail {flow_uuid} vanished from {uri}") from None
+    atoms = {ad.name: AtomRow(ad.state, ad.intention, _results(ad)) for ad in fd}
+    return StoreView(fd.state, atoms, integrity)
 
 
 def parse_journal(path: Path) -> list[Entry]:
@@ -209,7 +212,8 @@ class _KillPlan:
 
 @dataclass(frozen=True)
 class _Flow:
-    db: Path
+    #: The store's URI.
+    db: str
     uuid: str
     engine: str
     #: Journal line of the failing atom's execute (revert scenarios), else None.
@@ -219,10 +223,12 @@ class _Flow:
 
 
 class CrashRunner:
-    """Runs flows in child processes of a fresh interpreter each, killing them at random."""
+    """Runs flows in child processes of a fresh interpreter each, killing them at random, on the
+    durable backend ``store`` (a `conftest.StoreCase`)."""
 
-    def __init__(self, workdir: Path, worker: str = WORKER_MODULE) -> None:
+    def __init__(self, workdir: Path, store: Any, worker: str = WORKER_MODULE) -> None:
         self.workdir = workdir
+        self.store = store
         self._worker = worker
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
@@ -266,7 +272,7 @@ class CrashRunner:
         rng = random.Random(seed)
         folder = self.workdir / f"round-{seed}"
         folder.mkdir()
-        db, journal = folder / "flows.db", folder / "journal"
+        db, journal = self.store.uri(folder), folder / "journal"
         created = self._run("create", db, kind, n, seed, journal, fail_at, max_pause_us)
         assert created.returncode == 0, f"creating the flow failed:\n{created.stderr}"
         trigger_at = fail_at if trigger_at is None else trigger_at
@@ -283,7 +289,7 @@ class CrashRunner:
         finally:
             tail.close()
         result.journal = parse_journal(journal)
-        result.final = read_store(db, flow.uuid)
+        result.final = read_store(self.store, db, flow.uuid)
         return result
 
     @staticmethod
@@ -329,8 +335,8 @@ class CrashRunner:
                 proc.wait()
         if proc.returncode == -signal.SIGKILL:
             offset = tail.poll()
-            store = read_store(flow.db, flow.uuid)
-            assert store.integrity == "ok", f"integrity_check after kill {result.kills + 1}: {store.integrity}"
+            store = read_store(self.store, flow.db, flow.uuid)
+            assert store.integrity == "ok", f"integrity check after kill {result.kills + 1}: {store.integrity}"
             how = TRIGGER if tail.triggered else plan.how  # a PROGRESS life may end at its trigger
             result.snapshots.append(Snapshot(offset, offset - at_start, how, store))
             return False
@@ -364,6 +370,12 @@ def _final_state(out: str, err: str) -> str:
     raise AssertionError(f"the child printed no final state:\nstdout: {out}\nstderr: {err}")
 
 
+def scaled(count: int, store: Any) -> int:
+    """A scenario's ``count`` of rounds or kills on the backend ``store``: scaled by its
+    `crash_share` (the SQLite store gets them all, others fewer), at least one."""
+    return max(1, math.ceil(count * store.crash_share))
+
+
 @pytest.fixture
-def crash_runner(tmp_path: Path) -> CrashRunner:
-    return CrashRunner(tmp_path)
+def crash_runner(tmp_path: Path, durable_backend: Any) -> CrashRunner:
+    return CrashRunner(tmp_path, durable_backend)

@@ -1,7 +1,8 @@
 """Crash recovery with real processes: SIGKILL the engine at random moments, resume, check everything.
 
-For each scenario, rounds (fresh SQLite file and journal, seeded) are run through `CrashRunner`
-until at least `MIN_MID_RUN_KILLS` kills landed mid-run — in a child that had already run atoms
+For each scenario and durable backend (SQLite, dir://), rounds (fresh store and journal, seeded)
+are run through `CrashRunner` until at least `MIN_MID_RUN_KILLS` kills landed mid-run (a share of
+them, in fewer rounds, on backends other than SQLite: `StoreCase.crash_share`) — in a child that had already run atoms
 and before the flow finished (kills during start-up or after the end come on top). Every round
 then checks, from the journal (what really ran) and the store snapshots taken after each kill:
 
@@ -18,7 +19,8 @@ then checks, from the journal (what really ran) and the store snapshots taken af
   reverted only once ``v`` is recorded REVERTED, and a REVERTED atom is never reverted again). The
   journal may repeat an atom's revert (killed after its revert, before the commit) but never goes
   back to a later atom; in a linear flow the revert lines are therefore non-increasing in index;
-- ``PRAGMA integrity_check`` is ok after every kill and at the end.
+- the store is whole after every kill and at the end (SQLite's ``PRAGMA integrity_check``; every
+  file of a dir:// store readable, linked and private).
 
 Run with ``-s`` to see kills, resumes and re-executions per scenario. ``FERROFLOW_CRASH_SEED``
 shifts every seed (to explore other kill schedules); failures name the round's seed.
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .conftest import CrashRunner, Entry, Round, Snapshot
+from .conftest import CrashRunner, Entry, Round, Snapshot, scaled
 from .flows import GRAPH, LINEAR, atom_inputs, atom_name, expected_values
 
 pytestmark = pytest.mark.timeout(600)
@@ -217,7 +219,9 @@ def check_revert(rnd: Round, scenario: Scenario, inputs: list[list[int]]) -> Non
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_killed_engine_resumes_to_the_right_end(crash_runner: CrashRunner, scenario: Scenario) -> None:
     totals: Counter[str] = Counter()
-    for round_index in range(MAX_ROUNDS):
+    store = crash_runner.store
+    max_rounds = scaled(MAX_ROUNDS, store)
+    for round_index in range(max_rounds):
         seed = scenario.seed + SEED_SHIFT + round_index
         inputs = atom_inputs(scenario.kind, N_ATOMS, seed)
         expected = {atom_name(i): value for i, value in enumerate(expected_values(inputs))}
@@ -228,11 +232,11 @@ def test_killed_engine_resumes_to_the_right_end(crash_runner: CrashRunner, scena
         else:
             check_success(rnd, expected)
         tally(totals, rnd)
-        if enough_kills(totals, scenario):
+        if enough_kills(totals, scenario, store):
             break
-    print(f"\n[{scenario.id}] rounds {round_index + 1}: {summary(totals)}")
-    assert enough_kills(totals, scenario), (
-        f"after {MAX_ROUNDS} rounds only {totals['mid_run']} kills landed mid-run "
+    print(f"\n[{store}-{scenario.id}] rounds {round_index + 1}: {summary(totals)}")
+    assert enough_kills(totals, scenario, store), (
+        f"after {max_rounds} rounds only {totals['mid_run']} kills landed mid-run "
         f"(forward {totals['forward']}, revert {totals['revert']}); the kill timing needs tuning"
     )
 
@@ -268,7 +272,7 @@ def summary(totals: Counter[str]) -> str:
     )
 
 
-def enough_kills(totals: Counter[str], scenario: Scenario) -> bool:
-    if totals["mid_run"] < MIN_MID_RUN_KILLS:
+def enough_kills(totals: Counter[str], scenario: Scenario, store: object) -> bool:
+    if totals["mid_run"] < scaled(MIN_MID_RUN_KILLS, store):
         return False
-    return not scenario.reverts or min(totals["forward"], totals["revert"]) >= MIN_PHASE_KILLS
+    return not scenario.reverts or min(totals["forward"], totals["revert"]) >= scaled(MIN_PHASE_KILLS, store)

@@ -34,7 +34,8 @@ start the count over, skip an attempt, or forget the failures the retry's histor
 For the decider: the ignored branch never executes, before or after any kill; its atoms are saved
 PENDING until the decision, IGNORE (state and intention) from then on, never anything else.
 
-Rounds run until `MIN_MID_RUN_KILLS` kills landed mid-run and every phase (each attempt, each
+Each scenario runs on every durable backend (SQLite, dir://; fewer rounds and kills on the others,
+`StoreCase.crash_share`). Rounds run until `MIN_MID_RUN_KILLS` kills landed mid-run and every phase (each attempt, each
 revert, the final revert; before and after the decision) got its share. ``-s`` shows the tallies;
 ``FERROFLOW_CRASH_SEED`` shifts every seed.
 """
@@ -49,7 +50,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AtomRow, CrashRunner, Round, Snapshot, StoreView
+from .conftest import AtomRow, CrashRunner, Round, Snapshot, StoreView, scaled
 from .flows import (
     DECIDER,
     FOR_EACH,
@@ -381,10 +382,10 @@ def phase_names(scenario: Scenario) -> list[str]:
     return [f"attempt {i}" for i in range(1, runs + 1)] + [f"revert {i}" for i in range(1, reverts + 1)]
 
 
-def enough_kills(totals: Counter[str], scenario: Scenario) -> bool:
-    if totals["mid_run"] < MIN_MID_RUN_KILLS:
+def enough_kills(totals: Counter[str], scenario: Scenario, store: object) -> bool:
+    if totals["mid_run"] < scaled(MIN_MID_RUN_KILLS, store):
         return False
-    return all(totals[name] >= MIN_PHASE_KILLS for name in phase_names(scenario))
+    return all(totals[name] >= scaled(MIN_PHASE_KILLS, store) for name in phase_names(scenario))
 
 
 def summary(totals: Counter[str], scenario: Scenario) -> str:
@@ -405,8 +406,8 @@ def summary(totals: Counter[str], scenario: Scenario) -> str:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_retries_and_deciders_survive_kills(tmp_path, scenario: Scenario) -> None:
-    runner = CrashRunner(tmp_path, worker=WORKER)
+def test_retries_and_deciders_survive_kills(tmp_path, durable_backend, scenario: Scenario) -> None:
+    runner = CrashRunner(tmp_path, durable_backend, worker=WORKER)
     values = expected_values(semantic_inputs(scenario.kind, scenario.n))
     expected = {atom_name(i): value for i, value in enumerate(values)}
     if scenario.kind == DECIDER:
@@ -417,7 +418,8 @@ def test_retries_and_deciders_survive_kills(tmp_path, scenario: Scenario) -> Non
         # after it (its failure saved, in the history too, while the retry decides).
         triggers = (f"{START} {scenario.flaky_name} ", f"execute {scenario.flaky_name} ")
     totals: Counter[str] = Counter()
-    for round_index in range(MAX_ROUNDS):
+    max_rounds = scaled(MAX_ROUNDS, durable_backend)
+    for round_index in range(max_rounds):
         seed = scenario.seed + SEED_SHIFT + round_index
         rnd = runner.run_round(
             seed,
@@ -438,7 +440,7 @@ def test_retries_and_deciders_survive_kills(tmp_path, scenario: Scenario) -> Non
             check_retry_journal(rnd, scenario)
             check_retry_final(rnd, scenario, expected)
         tally(totals, rnd, scenario)
-        if enough_kills(totals, scenario):
+        if enough_kills(totals, scenario, durable_backend):
             break
-    print(f"\n[{scenario.id}] rounds {round_index + 1}: {summary(totals, scenario)}")
-    assert enough_kills(totals, scenario), f"after {MAX_ROUNDS} rounds: {summary(totals, scenario)}"
+    print(f"\n[{durable_backend}-{scenario.id}] rounds {round_index + 1}: {summary(totals, scenario)}")
+    assert enough_kills(totals, scenario, durable_backend), f"after {max_rounds} rounds: {summary(totals, scenario)}"

@@ -1,5 +1,7 @@
 """Child process of the crash tests: ``python -m crash.worker <command> ...`` (``tests/`` on the path).
 
+``DB`` is the store's URI (or the path of a SQLite file).
+
 - ``create DB KIND N SEED JOURNAL FAIL_AT MAX_PAUSE_US``: saves a new flow detail built by
   `crash.flows.build` (nothing runs) and prints its uuid.
 - ``resume DB FLOW_UUID ENGINE``: loads the saved flow detail in this fresh process and runs it to
@@ -24,7 +26,7 @@ MAX_WORKERS = 4
 
 
 def _backend(db: str) -> base.Backend:
-    return backends.fetch(f"sqlite:///{db}")
+    return backends.fetch(db if "://" in db else f"sqlite:///{db}")
 
 
 def create(db: str, kind: str, n: str, seed: str, journal: str, fail_at: str, max_pause_us: str) -> None:
