@@ -27,11 +27,13 @@ def make_flow(stages: int, width: int) -> linear_flow.Flow:
     for stage in range(stages):
         fan = unordered_flow.Flow(f"stage-{stage}")
         for lane in range(width):
-            fan.add(Add(f"s{stage}-lane{lane}", rebind={"left": previous, "right": "one"},
-                        provides=f"s{stage}-out{lane}"))
+            fan.add(
+                Add(f"s{stage}-lane{lane}", rebind={"left": previous, "right": "one"}, provides=f"s{stage}-out{lane}")
+            )
         join = graph_flow.Flow(f"join-{stage}")
-        join.add(Add(f"s{stage}-join", rebind={"left": f"s{stage}-out{width - 1}", "right": "one"},
-                     provides=f"s{stage}-sum"))
+        join.add(
+            Add(f"s{stage}-join", rebind={"left": f"s{stage}-out{width - 1}", "right": "one"}, provides=f"s{stage}-sum")
+        )
         root.add(fan, join)
         previous = f"s{stage}-sum"
     return root
@@ -53,8 +55,10 @@ def main() -> None:
     finished = time.perf_counter()
     atoms = stages * (width + 1)
     print(f"flow {flow.name!r}: {atoms} atoms in {stages} stages of {width} parallel adders + a join")
-    print(f"built in {built - started:.3f}s, ran on the {args.engine} engine in {finished - built:.3f}s "
-          f"({(finished - built) / atoms * 1e6:.1f} µs per atom)")
+    print(
+        f"built in {built - started:.3f}s, ran on the {args.engine} engine in {finished - built:.3f}s "
+        f"({(finished - built) / atoms * 1e6:.1f} µs per atom)"
+    )
     print(f"flow states: {' -> '.join(state for _kind, state, _details in listener.values)}")
     print(f"final sum: {engine.storage.fetch(f's{stages - 1}-sum')} (expected {2 * stages})")
 
