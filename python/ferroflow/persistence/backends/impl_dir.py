@@ -95,9 +95,12 @@ def _is_safe_name(uuid: Any) -> bool:
     )
 
 
-def _refused(path: str, error: OSError) -> exc.StorageFailure:
-    """The error for a path inside the store that is a symbolic link (or not what it should be)."""
-    if error.errno in (errno.ELOOP, errno.EMLINK):
+def _refused(path: str, error: OSError, link: bool | None = None) -> exc.StorageFailure:
+    """The error for a path inside the store that is a symbolic link (or not what it should be);
+    ``link`` says which, when ``error`` cannot (``O_DIRECTORY`` meets a link as ENOTDIR)."""
+    if link is None:
+        link = error.errno in (errno.ELOOP, errno.EMLINK)
+    if link:
         why = "is a symbolic link, which the dir backend never follows inside its store"
     else:
         why = f"is not a directory ({error.strerror})"
@@ -105,6 +108,13 @@ def _refused(path: str, error: OSError) -> exc.StorageFailure:
         f"Dir backend refuses {path!r}: it {why}; someone else put it there: remove it (or restore the store "
         "from a backup) and try again"
     )
+
+
+def _is_link(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 class DirBackend(base.Backend):
@@ -321,7 +331,7 @@ class DirConnection(base.RecordConnection):
                 return None
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise _refused(path, e) from e
+                raise _refused(path, e, _is_link(parent, name)) from e
             raise
         try:
             os.mkdir(name, _DIR_MODE, dir_fd=parent)
@@ -333,7 +343,7 @@ class DirConnection(base.RecordConnection):
             fd = os.open(name, _NOFOLLOW_DIR, dir_fd=parent)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise _refused(path, e) from e
+                raise _refused(path, e, _is_link(parent, name)) from e
             raise
         os.fchmod(fd, _DIR_MODE)
         return fd
