@@ -41,6 +41,8 @@ _REVERTED = STATE_CODES[states.REVERTED]
 _REVERT_FAILURE = STATE_CODES[states.REVERT_FAILURE]
 _PENDING = STATE_CODES[states.PENDING]
 _STATE_IGNORE = STATE_CODES[states.IGNORE]
+#: A state whose transition writes every field of an atom (results, failures, meta).
+_SAVE_ALL = STATE_CODES[states.PENDING]
 _RESULT_READABLE = frozenset({_SUCCESS, _FAILURE, STATE_CODES[states.REVERTING]})
 _ENGINE_PROGRESS = {
     STATE_CODES[states.RUNNING]: 0.0,
@@ -87,7 +89,9 @@ class ActionEngine(ResumptionMixin):
         self._backend = backend
         self._options: dict[str, Any] = dict(options or {})
         flow_uuid = getattr(flow_detail, "uuid", None)
-        self._storage = Storage(getattr(flow_detail, "name", None) or flow.name, flow_uuid)
+        # (A flow that is not a flow or an atom is refused by compile(), as TaskFlow does.)
+        flow_name = getattr(flow_detail, "name", None) or getattr(flow, "name", None) or flow_uuid
+        self._storage = Storage(flow_name, flow_uuid, backend)
         self.notifier = Notifier()
         self.atom_notifier = Notifier()
         self._compilation: Compilation | None = None
@@ -110,6 +114,8 @@ class ActionEngine(ResumptionMixin):
         self._completed = 0
         self._discarded_failures = 0
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
+        #: An exception a ``run_iter()`` consumer threw in (the run ends FAILURE and re-raises it).
+        self._thrown: Failure | None = None
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -139,6 +145,7 @@ class ActionEngine(ResumptionMixin):
         compiled = _core.compile(lowered.spec_atoms, lowered.root)
         self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
         self._storage.bind_atoms(lowered.atoms)
+        self._storage.visible_providers = self._visible_providers
         self._atoms = lowered.atoms
         self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
         self._save_as = [atom.save_as for atom in lowered.atoms]
@@ -153,6 +160,9 @@ class ActionEngine(ResumptionMixin):
         if self._compilation is None:
             raise exceptions.InvalidState("Can not prepare an engine which has not been compiled")
         if self._prepared:
+            # A flow that rolled back completely runs again from the start (as TaskFlow's does).
+            if self._storage.get_flow_state() == states.REVERTED:
+                self.reset()
             return
         if self._persist is not None:
             self._persist.acquire()  # before anything is written: the flow may be someone else's
@@ -180,9 +190,13 @@ class ActionEngine(ResumptionMixin):
         available = self._storage.injected_names()
         missing = self.compilation.compiled.unsatisfied(available)
         if missing:
+            # Each atom's own error, chained (the last one is the cause), as TaskFlow reports it.
+            cause = None
+            for name, names in missing:
+                cause = exceptions.MissingDependencies(f"atom {name!r} of flow {self._flow.name!r}", names, cause=cause)
             who = "; ".join(f"atom {name!r} of flow {self._flow.name!r} (needs {names})" for name, names in missing)
             all_names = sorted({n for _, names in missing for n in names})
-            raise exceptions.MissingDependencies(who, all_names)
+            raise exceptions.MissingDependencies(who, all_names, cause=cause)
         self._validated = True
 
     def reset(self) -> None:
@@ -224,6 +238,12 @@ class ActionEngine(ResumptionMixin):
                 except GeneratorExit:
                     closed = True
                     self.suspend()
+                except Exception:
+                    # Thrown in by the consumer: running atoms finish, nothing new starts, and
+                    # the flow ends FAILURE re-raising it (as TaskFlow's engine does).
+                    closed = True
+                    self._thrown = Failure()
+                    self.suspend()
                 else:
                     if try_suspend:
                         self.suspend()
@@ -243,6 +263,7 @@ class ActionEngine(ResumptionMixin):
         self.prepare()
         self.validate()
         self._suspend_requested = False
+        self._thrown = None
         self._completed = self._discarded_failures = 0
         # Tasks whose own notifier has listeners get the engine's 0.0 / 1.0 progress events
         # (listeners are expected to be registered before the run, as with TaskFlow's engine).
@@ -266,12 +287,23 @@ class ActionEngine(ResumptionMixin):
             yield states.RESUMING
             sched = self._scheduler
             with self._group():
+                self._take_storage_changes()
                 for atom in sched.start():
                     self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
                 self._apply(sched.take_transitions())
-            yield from self._loop(timeout)
+            idle = True
+            for state in self._loop(timeout):
+                idle = False
+                yield state
+            if idle and self._stepping:
+                # Nothing to run: the engine still schedules, waits and analyses once (TaskFlow).
+                yield states.SCHEDULING
+                yield states.WAITING
+                yield states.ANALYZING
             outcome = self._after_loop(sched.outcome())
             final = outcome if outcome is not None else states.SUSPENDED
+            if self._thrown is not None:
+                final = states.FAILURE
             self._statistics = self._gather_statistics(time.monotonic() - started)
             yield final
             self._change_flow_state(final)
@@ -282,6 +314,9 @@ class ActionEngine(ResumptionMixin):
                 gc.unfreeze()
                 if persister is not None:
                     persister.release()
+        if self._thrown is not None:
+            thrown, self._thrown = self._thrown, None
+            thrown.reraise()
         if final not in _NO_RERAISE:
             # As TaskFlow: a failed revert is what stopped the flow, so it is what is raised;
             # otherwise the execute failures that made the flow revert (or stop, never_resolve).
@@ -291,6 +326,26 @@ class ActionEngine(ResumptionMixin):
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         raise NotImplementedError
+
+    def _take_storage_changes(self) -> None:
+        """States, intentions and results a program set through ``engine.storage`` since the last
+        run (TaskFlow's way to prepare or repair a flow before running it): the scheduler starts
+        from them, and they are saved."""
+        storage = self._storage
+        if not storage.changed:
+            return
+        changed, storage.changed = sorted(storage.changed), set()
+        self._scheduler.restore([(atom, storage.states[atom], storage.intentions[atom]) for atom in changed])
+        if self._persist is not None:
+            self._persist.save(self, [(atom, _SAVE_ALL, 0) for atom in changed])
+
+    def _visible_providers(self, index: int) -> dict[str, int | None]:
+        """``{stored name: provider}`` of what atom ``index`` requires (execute and revert)."""
+        compiled = self.compilation.compiled
+        spec = self.compilation.spec_atoms[index]
+        visible = dict(zip(spec[6] + spec[7], compiled.revert_providers(index), strict=True))
+        visible.update(zip(spec[4] + spec[5], compiled.providers(index), strict=True))
+        return visible
 
     def _schedule(self, limit: int) -> list[tuple[int, int]]:
         """Hands out the next round, published (persisted, notified) and gated by deciders."""

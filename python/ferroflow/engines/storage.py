@@ -14,7 +14,7 @@ from typing import Any
 
 from ferroflow import exceptions, states
 from ferroflow.engines.arguments import extract
-from ferroflow.retry import History
+from ferroflow.retry import History, Retry
 from ferroflow.types.failure import Failure
 
 #: Name of the pseudo atom holding flow-level ``store`` values (TaskFlow's name, kept for logbooks).
@@ -48,7 +48,7 @@ NO_VALUE = object()
 class Storage:
     """TaskFlow-compatible storage facade over the engine's per-atom arrays."""
 
-    def __init__(self, flow_name: str, flow_uuid: str | None = None) -> None:
+    def __init__(self, flow_name: str, flow_uuid: str | None = None, backend: Any = None) -> None:
         self._flow_name = flow_name
         self._flow_uuid = flow_uuid or str(uuid.uuid4())
         self._flow_state: str | None = None
@@ -74,6 +74,14 @@ class Storage:
         self._flow_meta: dict[str, Any] = {}
         self._atom_meta: dict[int, dict[str, Any]] = {}
         self._providers_of: dict[str, list[int]] | None = None
+        self._backend = backend
+        #: Atoms whose state, intention or results were set through this API rather than by the
+        #: scheduler (a program preparing or repairing a flow): handed to the scheduler when the
+        #: next run starts (`ferroflow.engines.engine.ActionEngine`).
+        self.changed: set[int] = set()
+        #: ``atom index -> {stored name: provider index or None}``: who the compiled flow lets an
+        #: atom see (set by the engine once compiled; `fetch_mapped_args` scopes by it).
+        self.visible_providers: Callable[[int], dict[str, int | None]] | None = None
 
     # -- set up by the engine -------------------------------------------------------------------
     def bind_atoms(self, atoms: list[Any]) -> None:
@@ -106,6 +114,14 @@ class Storage:
         self._uuids[index] = value
 
     # -- flow ----------------------------------------------------------------------------------
+    #: The name of the pseudo atom holding flow-level ``store`` values.
+    injector_name = INJECTOR_NAME
+
+    @property
+    def backend(self) -> Any:
+        """The persistence backend the engine writes to (``None`` for a memory-only run)."""
+        return self._backend
+
     @property
     def flow_name(self) -> str:
         return self._flow_name
@@ -129,6 +145,59 @@ class Storage:
 
     def get_atom_intention(self, atom_name: str) -> str:
         return INTENTION_NAMES[self.intentions[self.index_of(atom_name)]]
+
+    def set_atom_state(self, atom_name: str, state: str) -> None:
+        """Sets an atom's state (before a run: the run starts from it)."""
+        index = self.index_of(atom_name)
+        self.states[index] = STATE_CODES[state]
+        self.changed.add(index)
+
+    def set_atom_intention(self, atom_name: str, intention: str) -> None:
+        """Sets what the engine is to do with an atom (before a run: the run starts from it)."""
+        index = self.index_of(atom_name)
+        self.intentions[index] = INTENTION_CODES[intention]
+        self.changed.add(index)
+
+    def save(self, atom_name: str, result: Any, state: str = states.SUCCESS) -> None:
+        """Records an atom's outcome in ``state`` as the engine would: a result (SUCCESS; appended
+        to a retry's history), a revert result (REVERTED) or a failure (FAILURE, REVERT_FAILURE).
+        ``save(injector_name, values)`` replaces the flow-level store."""
+        if atom_name == INJECTOR_NAME:
+            self._injected.clear()
+            self._injected.update(result or {})
+            self._providers_of = None
+            return
+        index = self.index_of(atom_name)
+        if state == states.FAILURE:
+            self.failures[index] = result
+        elif state == states.REVERT_FAILURE:
+            self.revert_failures[index] = result
+        elif state == states.REVERTED:
+            self.revert_results[index] = result
+            self.revert_failures.pop(index, None)
+        else:
+            self.results[index] = result
+            self.failures.pop(index, None)
+            if self._is_retry(index):
+                self.retry_histories.setdefault(index, []).append((result, {}))
+        self.states[index] = STATE_CODES[state]
+        self.changed.add(index)
+
+    def _is_retry(self, index: int) -> bool:
+        return isinstance(self._atoms[index], Retry)
+
+    def save_retry_failure(self, retry_name: str, failed_atom_name: str, failure: Failure) -> None:
+        """Records in the retry's latest attempt that ``failed_atom_name`` failed."""
+        index = self.index_of(retry_name)
+        history = self.retry_histories.setdefault(index, [])
+        if not history:
+            history.append((None, {}))
+        history[-1][1].setdefault(failed_atom_name, failure)
+        self.changed.add(index)
+
+    def get_retry_histories(self) -> list[tuple[str, History]]:
+        """``(retry name, History)`` of every retry of the flow."""
+        return [(atom.name, self.retry_history(i)) for i, atom in enumerate(self._atoms) if self._is_retry(i)]
 
     def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str, str]]:
         return {name: (self.get_atom_state(name), self.get_atom_intention(name)) for name in atom_names}
@@ -305,6 +374,51 @@ class Storage:
                 raise exceptions.NotFound(f"Name {name!r} is not mapped as a produced output by any providers")
             raise exceptions.NotFound(f"Unable to find result {name!r}")
         return (many_handler or (lambda vs: vs[0]))(values)
+
+    def fetch_mapped_args(
+        self,
+        args_mapping: Any,
+        atom_name: str | None = None,
+        scope_walker: Any = None,
+        optional_args: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """``{argument: value}`` for ``args_mapping`` (argument -> stored name), found as the engine
+        finds an atom's arguments: values injected for ``atom_name``, the flow-level store, then
+        the provider the compiled flow lets ``atom_name`` see (any provider without an atom name).
+        ``scope_walker`` (TaskFlow's) is not needed: the compiled flow knows each atom's scope."""
+        optional = set(optional_args or ())
+        index = self.index_of(atom_name) if atom_name is not None else None
+        injected = self.atom_injected(atom_name) if atom_name is not None else {}
+        visible = self.visible_providers(index) if index is not None and self.visible_providers else None
+        mapped: dict[str, Any] = {}
+        for argument, name in dict(args_mapping).items():
+            if name in injected:
+                mapped[argument] = injected[name]
+                continue
+            stored = self.lookup_store(name)
+            if stored is not NO_VALUE:
+                mapped[argument] = stored
+                continue
+            if visible is not None and name in visible:
+                candidates = [visible[name]] if visible[name] is not None else []
+            else:
+                candidates = list(self._providers().get(name, ()))
+            for provider in candidates:
+                if self.states[provider] in _EXECUTE_READABLE and provider not in self.failures:
+                    try:
+                        mapped[argument] = self.value_from(provider, name)
+                    except exceptions.NotFound:
+                        continue
+                    break
+            else:
+                if argument in optional or name in optional:
+                    continue
+                who = f" of atom {atom_name!r}" if atom_name is not None else ""
+                raise exceptions.NotFound(
+                    f"Mapped argument {argument!r} <= {name!r}{who} was not produced by any accessible provider "
+                    f"({len(candidates)} possible providers were scanned)"
+                )
+        return mapped
 
     def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
         """Every named value; a name with several providers maps to the list of their values."""
