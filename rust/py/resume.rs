@@ -88,6 +88,11 @@ impl ResumePlan {
         self.plan.orphans.clone()
     }
 
+    /// The name of saved detail `index` (as the plan read it), or None past the end.
+    fn saved_name(&self, index: usize) -> Option<String> {
+        self.saved.get(index).map(|s| s.name.clone())
+    }
+
     /// How many entries the plan has.
     #[getter]
     fn entry_count(&self) -> usize {
@@ -192,6 +197,8 @@ struct Options {
     pending: Vec<Migration>,
     applied: Vec<Migration>,
     reverts: Option<PendingReverts>,
+    misfits: HashMap<u32, String>,
+    unrevertable: HashMap<u32, String>,
 }
 
 impl Options {
@@ -204,6 +211,8 @@ impl Options {
         pending: Vec<MigrationTuple>,
         applied: Vec<MigrationTuple>,
         reverts: Option<RevertsTuple>,
+        misfits: HashMap<u32, String>,
+        unrevertable: HashMap<u32, String>,
     ) -> PyResult<Options> {
         let policies =
             policies.into_iter().map(|(atom, name)| Ok((atom, version_policy(&name)?))).collect::<PyResult<_>>()?;
@@ -218,6 +227,8 @@ impl Options {
             pending: migrations(pending)?,
             applied: migrations(applied)?,
             reverts: reverts.map(|(reason, revert, rerun)| PendingReverts { reason, revert, rerun }),
+            misfits,
+            unrevertable,
         })
     }
 
@@ -232,6 +243,8 @@ impl Options {
             pending: &self.pending,
             applied: &self.applied,
             reverts: self.reverts.as_ref(),
+            misfits: &self.misfits,
+            unrevertable: &self.unrevertable,
         })
     }
 }
@@ -245,7 +258,7 @@ pub fn action_names() -> Vec<&'static str> {
 #[pyfunction]
 #[pyo3(signature = (
     flow, saved, policies, default_policy = "reuse", provider_policy = "keep", flow_reverted = false,
-    pending = Vec::new(), applied = Vec::new(), reverts = None
+    pending = Vec::new(), applied = Vec::new(), reverts = None, misfits = HashMap::new(), unrevertable = HashMap::new()
 ))]
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 pub fn resume_plan(
@@ -259,8 +272,20 @@ pub fn resume_plan(
     pending: Vec<MigrationTuple>,
     applied: Vec<MigrationTuple>,
     reverts: Option<RevertsTuple>,
+    misfits: HashMap<u32, String>,
+    unrevertable: HashMap<u32, String>,
 ) -> PyResult<ResumePlan> {
-    let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
+    let options = Options::new(
+        policies,
+        default_policy,
+        provider_policy,
+        flow_reverted,
+        pending,
+        applied,
+        reverts,
+        misfits,
+        unrevertable,
+    )?;
     let saved: Vec<SavedAtom> = saved.into_iter().map(saved_atom).collect();
     resume::check_saved(&saved, "").map_err(PyCoreError)?;
     let compiled = flow.inner.clone();
@@ -272,7 +297,7 @@ pub fn resume_plan(
 #[pyfunction]
 #[pyo3(signature = (
     store, flow_uuid, flow, policies, default_policy = "reuse", provider_policy = "keep", flow_reverted = false,
-    pending = Vec::new(), applied = Vec::new(), reverts = None
+    pending = Vec::new(), applied = Vec::new(), reverts = None, misfits = HashMap::new(), unrevertable = HashMap::new()
 ))]
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 pub fn resume_plan_stored(
@@ -287,8 +312,20 @@ pub fn resume_plan_stored(
     pending: Vec<MigrationTuple>,
     applied: Vec<MigrationTuple>,
     reverts: Option<RevertsTuple>,
+    misfits: HashMap<u32, String>,
+    unrevertable: HashMap<u32, String>,
 ) -> PyResult<ResumePlan> {
-    let options = Options::new(policies, default_policy, provider_policy, flow_reverted, pending, applied, reverts)?;
+    let options = Options::new(
+        policies,
+        default_policy,
+        provider_policy,
+        flow_reverted,
+        pending,
+        applied,
+        reverts,
+        misfits,
+        unrevertable,
+    )?;
     let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
     let saved: Vec<SavedAtom> = rows.into_iter().map(saved_from_row).collect();
     let of_flow = format!(" of flow detail '{flow_uuid}' in store '{path}'");

@@ -82,6 +82,12 @@ pub struct PlanRequest<'a> {
     /// Migrations applied earlier (only their renames matter, for provider changes).
     pub applied: &'a [Migration],
     pub reverts: Option<&'a PendingReverts>,
+    /// Completed atoms whose saved result cannot give every name they now provide (by compiled
+    /// atom index: what it lacks, checked by the engine): the version policy decides, and
+    /// `reuse` cannot apply, so it refuses.
+    pub misfits: &'a HashMap<u32, String>,
+    /// Orphans that a rollback could not revert (by saved index: why, checked by the engine).
+    pub unrevertable: &'a HashMap<u32, String>,
 }
 
 /// One line of the plan: a compiled atom (`atom`), a saved detail (`saved`), or both.
@@ -137,6 +143,9 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
         let detail = &saved[saved_index as usize];
         let (action, reason) = if !same_kind(detail, flow.atoms[atom as usize].kind) {
             (PlanAction::Fail, Cow::Owned(kind_clash(detail)))
+        } else if let (Some(migration), Some(misfit)) = (migrated_from, request.misfits.get(&atom)) {
+            let carried = format!("{} (not applied yet) carries over a saved result that", migration.describe());
+            misfit_action(request, atom, &carried, misfit)
         } else if let Some(migration) = migrated_from {
             let state = detail.state().name();
             (
@@ -177,7 +186,7 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
         if used.contains(&index) || detail.name == INJECTOR_NAME {
             continue;
         }
-        let (reason, real_orphan) = orphan_reason(detail, index, &by_name, &pending);
+        let (reason, real_orphan) = orphan_reason(detail, index, &by_name, &pending, request.unrevertable);
         if real_orphan {
             plan.orphans.push(index);
         }
@@ -370,7 +379,12 @@ fn completed_action(
         if let Some((action, what)) = action {
             return (action, Cow::Owned(format!("{changed}: {what} (on_version_change={policy_name})")));
         }
-        notes.push(format!("{changed}: saved result reused (on_version_change={policy_name})"));
+        if request.misfits.get(&atom).is_none() {
+            notes.push(format!("{changed}: saved result reused (on_version_change={policy_name})"));
+        }
+    }
+    if let Some(misfit) = request.misfits.get(&atom) {
+        return misfit_action(request, atom, "its saved result", misfit);
     }
     if let Some(saved_inputs) = detail.inputs.as_deref() {
         let current = input_fingerprint(request.flow, atom as usize);
@@ -395,6 +409,28 @@ fn completed_action(
     }
 }
 
+/// A completed atom whose saved result no longer fits what it provides: its version policy says
+/// what to do; `reuse` cannot keep such a result and `fail` refuses, so both refuse the resume.
+fn misfit_action(request: &PlanRequest<'_>, atom: u32, what: &str, misfit: &str) -> (PlanAction, Cow<'static, str>) {
+    let policy = request.policies.get(&atom).copied().unwrap_or(request.default_policy);
+    let policy_name = policy.name();
+    let head = format!("{what} no longer fits what it provides ({misfit})");
+    let (action, then) = match policy {
+        VersionPolicy::Rerun => (PlanAction::Rerun, "runs again".to_owned()),
+        VersionPolicy::RevertThenRerun => {
+            (PlanAction::Revert, "reverted with its saved result, then run again".to_owned())
+        }
+        VersionPolicy::Migrate => (PlanAction::Migrate, "its saved result is migrated".to_owned()),
+        VersionPolicy::Reuse | VersionPolicy::Fail => (
+            PlanAction::Fail,
+            "the resume is refused before anything is written; set on_version_change='rerun' (on the atom or the \
+             load) to run it again, or a migrate callable"
+                .to_owned(),
+        ),
+    };
+    (action, Cow::Owned(format!("{head}: {then} (on_version_change={policy_name})")))
+}
+
 fn or_store(provider: &str) -> &str {
     if provider.is_empty() {
         "(store)"
@@ -409,6 +445,7 @@ fn orphan_reason(
     index: u32,
     by_name: &HashMap<&str, u32>,
     pending: &PendingMigrations<'_>,
+    unrevertable: &HashMap<u32, String>,
 ) -> (Cow<'static, str>, bool) {
     if let Some(migration) = &detail.retired_by {
         return (Cow::Owned(format!("replaced by {migration}: kept, never reverted itself")), false);
@@ -422,6 +459,16 @@ fn orphan_reason(
             false,
         );
     }
+    if let Some(why) = unrevertable.get(&index) {
+        let state = detail.state().name();
+        return (
+            Cow::Owned(format!(
+                "atom removed from the flow; {state}, but it cannot be reverted: {why}; a rollback stops with \
+                 OrphanRevertError naming it"
+            )),
+            true,
+        );
+    }
     let reason = match detail.state() {
         State::Success | State::Reverting => match (detail.revert_kind.as_deref(), detail.revert_name.as_deref()) {
             (Some("noop"), _) => Cow::Borrowed("atom removed from the flow; completed, and its revert does nothing"),
@@ -433,6 +480,10 @@ fn orphan_reason(
             ),
         },
         State::Reverted => Cow::Borrowed("atom removed from the flow; already reverted"),
+        State::RevertFailure => Cow::Borrowed(
+            "atom removed from the flow; its revert failed (REVERT_FAILURE): a rollback stops with \
+             OrphanRevertError naming it until engine.reset()",
+        ),
         _ => Cow::Borrowed("atom removed from the flow; it had not completed: ignored"),
     };
     (reason, true)

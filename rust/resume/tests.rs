@@ -52,6 +52,8 @@ fn plan_with(
         pending,
         applied: &[],
         reverts: None,
+        misfits: &HashMap::new(),
+        unrevertable: &HashMap::new(),
     })
 }
 
@@ -191,6 +193,8 @@ fn a_reverted_flow_restarts_everything() {
         pending: &[],
         applied: &[],
         reverts: None,
+        misfits: &HashMap::new(),
+        unrevertable: &HashMap::new(),
     });
     assert_eq!(plan.actions, vec![PlanAction::Rerun, PlanAction::Run]);
 }
@@ -293,6 +297,8 @@ fn pending_reverts_come_first_in_revert_order() {
         pending: &[],
         applied: &[],
         reverts: Some(&reverts),
+        misfits: &HashMap::new(),
+        unrevertable: &HashMap::new(),
     });
     assert_eq!(
         actions(&flow, &details, &plan),
@@ -389,4 +395,82 @@ fn unknown_saved_states_and_intentions_are_refused_never_read_as_pending() {
     assert!(matches!(&err, CoreError::Storage(m) if m.contains("unknown intention 'SOMETIMES'")), "{err}");
     details[1].intention = Some("REVERT".to_owned());
     assert_eq!(check_saved(&details, ""), Ok(()));
+}
+
+/// A plan where the engine found saved results that no longer fit and orphans it cannot revert.
+fn plan_checked(
+    flow: &CompiledFlow,
+    details: &[SavedAtom],
+    policies: &HashMap<u32, VersionPolicy>,
+    default_policy: VersionPolicy,
+    misfits: &HashMap<u32, String>,
+    unrevertable: &HashMap<u32, String>,
+) -> Plan {
+    plan(&PlanRequest {
+        flow,
+        saved: details,
+        policies,
+        default_policy,
+        provider_policy: ProviderPolicy::Keep,
+        flow_reverted: false,
+        pending: &[],
+        applied: &[],
+        reverts: None,
+        misfits,
+        unrevertable,
+    })
+}
+
+#[test]
+fn a_saved_result_that_no_longer_fits_follows_the_version_policy_and_refuses_a_reuse() {
+    let flow = chain(&["a", "b", "c"]);
+    let details = vec![saved("a", "SUCCESS"), saved("b", "SUCCESS"), saved("c", "RUNNING")];
+    let misfits = HashMap::from([(1, "no item 'y' for 'y'".to_owned())]);
+    let none: HashMap<u32, VersionPolicy> = HashMap::new();
+    let expect = |default_policy, policies: &HashMap<u32, VersionPolicy>, action: &str, words: &str| {
+        let plan = plan_checked(&flow, &details, policies, default_policy, &misfits, &HashMap::new());
+        let entry = plan.entries.iter().find(|e| e.atom == Some(1)).unwrap();
+        assert_eq!(entry.action.name(), action);
+        assert!(entry.reason.contains("no longer fits what it provides (no item 'y' for 'y')"), "{}", entry.reason);
+        assert!(entry.reason.contains(words), "{}", entry.reason);
+        assert_eq!(plan.actions[0], PlanAction::Reuse, "only b is concerned");
+    };
+    expect(VersionPolicy::Reuse, &none, "fail", "the resume is refused before anything is written");
+    expect(VersionPolicy::Fail, &none, "fail", "on_version_change=fail");
+    expect(VersionPolicy::Rerun, &none, "rerun", "runs again (on_version_change=rerun)");
+    expect(VersionPolicy::RevertThenRerun, &none, "revert", "reverted with its saved result");
+    expect(VersionPolicy::Migrate, &none, "migrate", "migrated");
+    expect(VersionPolicy::Reuse, &HashMap::from([(1, VersionPolicy::Rerun)]), "rerun", "on_version_change=rerun");
+}
+
+#[test]
+fn a_version_policy_that_reruns_wins_over_a_misfit_and_a_reuse_does_not_hide_it() {
+    let flow = chain(&["a", "b"]);
+    let mut b = saved("b", "SUCCESS");
+    b.version = Some("0.9".into());
+    let details = vec![saved("a", "SUCCESS"), b];
+    let misfits = HashMap::from([(1, "no item 0".to_owned())]);
+    let plan = plan_checked(&flow, &details, &HashMap::new(), VersionPolicy::Rerun, &misfits, &HashMap::new());
+    assert_eq!(plan.entries[1].action, PlanAction::Rerun);
+    assert!(plan.entries[1].reason.starts_with("version changed 0.9 → 1.0"), "{}", plan.entries[1].reason);
+    let plan = plan_checked(&flow, &details, &HashMap::new(), VersionPolicy::Reuse, &misfits, &HashMap::new());
+    assert_eq!(plan.entries[1].action, PlanAction::Fail);
+    assert!(!plan.entries[1].reason.contains("reused"), "{}", plan.entries[1].reason);
+}
+
+#[test]
+fn orphans_that_cannot_be_reverted_say_so_and_failed_ones_too() {
+    let flow = chain(&["a"]);
+    let mut gone = saved("g", "SUCCESS");
+    gone.revert_kind = Some("class".into());
+    gone.revert_name = Some("gone_steps.GoneStep".into());
+    let details = vec![saved("a", "SUCCESS"), gone, saved("f", "REVERT_FAILURE")];
+    let why = HashMap::from([(1, "its revert reference 'gone_steps.GoneStep' cannot be imported".to_owned())]);
+    let plan = plan_checked(&flow, &details, &HashMap::new(), VersionPolicy::Reuse, &HashMap::new(), &why);
+    assert_eq!(plan.orphans, vec![1, 2]);
+    let reasons: Vec<&str> = plan.entries[1..].iter().map(|e| e.reason.as_ref()).collect();
+    assert!(reasons[0].contains("cannot be reverted: its revert reference 'gone_steps.GoneStep' cannot be imported"));
+    assert!(reasons[0].contains("OrphanRevertError"), "{}", reasons[0]);
+    assert!(!reasons[0].contains("reverted through"), "{}", reasons[0]);
+    assert!(reasons[1].contains("its revert failed (REVERT_FAILURE)"), "{}", reasons[1]);
 }

@@ -10,6 +10,13 @@
 //! only the node's direct neighbours. No step scans all atoms. Join nodes (see `graph::CompiledFlow`)
 //! hold no state: a join is satisfied when all its predecessors are, and blocks when any successor
 //! does, so resets and reverts never have to visit them.
+//!
+//! An atom is satisfied when it completed (SUCCESS or IGNORE, to be executed) *and* its own
+//! predecessors are satisfied: readiness follows the graph of providers, not the saved states
+//! alone. A completed atom kept on resume while an atom upstream of it runs again (a version or
+//! provider policy, a split, a rewind) therefore holds back everything after it until that atom has
+//! run, the order the graph (and the resume plan) promise. In a run that only moves forward the
+//! extra condition always holds, so it costs nothing there.
 mod states;
 
 use std::cmp::Reverse;
@@ -231,12 +238,10 @@ impl Scheduler {
             .collect()
     }
 
+    /// Satisfied for its successors: completed (atoms) and with every predecessor satisfied
+    /// (atoms and joins). `waiting[node]` must already be counted.
     fn node_satisfied(&self, node: usize) -> bool {
-        if node < self.atom_count {
-            satisfied(self.state[node], self.intention[node])
-        } else {
-            self.waiting[node] == 0
-        }
+        self.waiting[node] == 0 && (node >= self.atom_count || satisfied(self.state[node], self.intention[node]))
     }
 
     fn node_blocks(&self, node: usize) -> bool {
@@ -287,7 +292,7 @@ impl Scheduler {
         if self.state[i] == state && self.intention[i] == intention {
             return;
         }
-        let was_satisfied = satisfied(self.state[i], self.intention[i]);
+        let was_satisfied = self.node_satisfied(i);
         let was_blocking = blocks(self.state[i]);
         self.count(i, -1);
         if state == State::Pending {
@@ -300,7 +305,7 @@ impl Scheduler {
         if !self.started {
             return; // `start()` counts everything once
         }
-        let now_satisfied = satisfied(state, intention);
+        let now_satisfied = self.node_satisfied(i);
         if was_satisfied != now_satisfied {
             self.propagate_satisfied(atom, now_satisfied);
         }
@@ -311,7 +316,8 @@ impl Scheduler {
         self.to_consider.push(atom);
     }
 
-    /// A node became (un)satisfied: its successors wait one predecessor less (more); joins relay.
+    /// A node became (un)satisfied: its successors wait one predecessor less (more). Joins relay,
+    /// and so do completed atoms (satisfied only once their predecessors are: see the module).
     fn propagate_satisfied(&mut self, node: u32, now_satisfied: bool) {
         let flow = self.flow.clone();
         let mut stack = vec![node];
@@ -325,8 +331,13 @@ impl Scheduler {
                     if crossed {
                         stack.push(succ);
                     }
-                } else if self.waiting[s] == 0 {
-                    self.to_consider.push(succ);
+                } else {
+                    if crossed && satisfied(self.state[s], self.intention[s]) {
+                        stack.push(succ);
+                    }
+                    if self.waiting[s] == 0 {
+                        self.to_consider.push(succ);
+                    }
                 }
             }
         }

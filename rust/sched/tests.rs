@@ -443,3 +443,63 @@ fn unscheduled_actions_return_to_pending_silently() {
     assert_eq!(next(&mut s), exec(&[0]));
     assert!(matches!(s.unschedule(&[1]), Err(CoreError::InvalidState(_))));
 }
+
+/// The `next` batches until nothing is ready, every execute succeeding (what may run at once).
+fn waves(s: &mut Scheduler) -> Vec<Vec<u32>> {
+    let mut waves = Vec::new();
+    loop {
+        let batch = next(s);
+        if batch.is_empty() {
+            return waves;
+        }
+        for action in &batch {
+            assert_eq!(action.kind, ActionKind::Execute);
+            s.complete_execute(action.atom, true).unwrap();
+        }
+        waves.push(batch.iter().map(|a| a.atom).collect());
+    }
+}
+
+#[test]
+fn a_kept_atom_holds_back_its_successors_until_the_atoms_before_it_ran_again() {
+    // a → b → c → d: c kept (SUCCESS), d still to run, a and b run again (a version policy).
+    let mut s = Scheduler::new(chain(4));
+    s.restore(0, State::Success, Intention::Execute).unwrap();
+    s.restore(1, State::Success, Intention::Execute).unwrap();
+    s.restore(2, State::Success, Intention::Execute).unwrap();
+    s.restore(3, State::Running, Intention::Execute).unwrap();
+    s.rerun(&[0, 1]).unwrap();
+    assert_eq!(waves(&mut s), vec![vec![0], vec![1], vec![3]], "d waits for b, through c");
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn a_kept_atom_holds_back_its_successors_after_start_too() {
+    let mut s = Scheduler::new(chain(4));
+    for atom in 0..3 {
+        s.restore(atom, State::Success, Intention::Execute).unwrap();
+    }
+    assert!(s.start().is_empty());
+    s.rerun(&[1]).unwrap(); // after start (a rewind's rerun)
+    assert_eq!(waves(&mut s), vec![vec![1], vec![3]]);
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn kept_atoms_relay_through_joins_and_fan_in() {
+    // 0 → 1 → join(4) → 2 → 3; and 0 → 3 directly. 1 and 2 kept, 0 runs again.
+    let mut s = Scheduler::new(flow(&["a", "b", "c", "d"], 1, &[(0, 1), (1, 4), (4, 2), (2, 3), (0, 3)], &[]));
+    s.restore(1, State::Success, Intention::Execute).unwrap();
+    s.restore(2, State::Success, Intention::Execute).unwrap();
+    assert_eq!(waves(&mut s), vec![vec![0], vec![3]]);
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
+
+#[test]
+fn ignored_atoms_satisfy_once_their_predecessors_are() {
+    // 0 → 1 → 2: 1 ignored before 0 ran (a decider), 2 waits for 0 all the same.
+    let mut s = Scheduler::new(chain(3));
+    s.restore(1, State::Ignore, Intention::Ignore).unwrap();
+    assert_eq!(waves(&mut s), vec![vec![0], vec![2]]);
+    assert_eq!(s.outcome(), Some(Outcome::Success));
+}
