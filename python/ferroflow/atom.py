@@ -482,8 +482,8 @@ class Atom(abc.ABC):
 
     Attributes (all in TaskFlow's form; the engine reads them):
 
-    :ivar version: ``(1, 0)`` unless changed after construction; persisted as ``"1.0"``
-        (:func:`get_version_string`).
+    :ivar version: the class attribute :attr:`version` (``(1, 0)`` unless a subclass sets another)
+        unless changed on the instance; persisted as ``"1.0"`` (:func:`get_version_string`).
     :ivar save_as: OrderedDict storage name -> index/key into the result (``None`` = whole result).
     :ivar provides: OrderedSet of storage names the result is saved under.
     :ivar rebind: OrderedDict *argument name* -> *storage name* for every argument ``execute`` gets
@@ -505,6 +505,11 @@ class Atom(abc.ABC):
 
     #: Among atoms ready at the same time, higher priorities are scheduled first.
     priority = 0
+    #: The version of the atom's code (a tuple, string or number), saved with its result; a
+    #: subclass versions its code by setting it (``version = (2, 0)``), and an instance may set its
+    #: own. Read from the class until an instance sets one: building an atom costs nothing for it.
+    #: See :attr:`on_version_change` for what resuming does when it changed.
+    version: Any = (1, 0)
     #: ``provides`` used when none is given to the constructor.
     default_provides: Any = None
     #: What resuming does when this atom completed under another :attr:`version` (ferroflow):
@@ -544,7 +549,6 @@ class Atom(abc.ABC):
         if provides is None:
             provides = self.default_provides
         self.name = name
-        self.version: Any = (1, 0)
         if on_version_change is not None:
             self.on_version_change = on_version_change
         self.inject = inject

@@ -8,6 +8,7 @@ from urllib import parse
 
 from ferroflow import exceptions, trust
 from ferroflow.engines.engine import ActionEngine, ParallelActionEngine, SerialActionEngine
+from ferroflow.persistence import backends
 
 ENGINES_NAMESPACE = "ferroflow.engines"
 _BUILTIN: dict[str, type[ActionEngine]] = {
@@ -15,6 +16,50 @@ _BUILTIN: dict[str, type[ActionEngine]] = {
     "serial": SerialActionEngine,
     "parallel": ParallelActionEngine,
 }
+
+
+#: Options ferroflow's engines read (`ActionEngine`, the parallel engine's executor, resuming,
+#: trust, ownership, the storage codec).
+FERROFLOW_OPTIONS = frozenset(
+    {
+        "never_resolve",
+        "defer_reverts",
+        "executor",
+        "max_workers",
+        "on_version_change",
+        "provider_change",
+        "migrations",
+        "trusted_modules",
+        "lease_seconds",
+        "codec",
+        "namespace",
+    }
+)
+#: Options TaskFlow's engines document (action, parallel and worker-based engines) and some older
+#: TaskFlow programs still pass: accepted so that a TaskFlow program loads unchanged, even where
+#: ferroflow has no use for them.
+TASKFLOW_OPTIONS = frozenset(
+    {
+        "defer_reverts",
+        "never_resolve",
+        "inject_transient",
+        "gather_statistics",
+        "executor",
+        "max_workers",
+        "url",
+        "exchange",
+        "topics",
+        "transport",
+        "transport_options",
+        "retry_options",
+        "transition_timeout",
+        "worker_expiry",
+        "engine_conf",
+        "inject",
+        "retry",
+    }
+)
+KNOWN_OPTIONS = FERROFLOW_OPTIONS | TASKFLOW_OPTIONS
 
 
 def _engine_class(kind: str, namespace: str) -> type[ActionEngine]:
@@ -57,6 +102,12 @@ def load(
     `ferroflow.migrations.Rename` / ``Split`` / ``Merge``, applied before the run). They are
     checked here, so a typo fails at load time rather than when the flow resumes.
 
+    Option *names* are checked too: a name that is neither one of ferroflow's (`FERROFLOW_OPTIONS`)
+    nor one TaskFlow documents (`TASKFLOW_OPTIONS`, accepted so that TaskFlow programs load
+    unchanged), nor in the engine class's ``known_options`` (an engine from an entry point), is a
+    ValueError naming it and the closest valid name; so is a misspelled option in an engine URI
+    (``parallel://?max_workrs=2``).
+
     ``trusted_modules`` (module prefixes, or a `ferroflow.trust.TrustedModules`; else
     ``$FERROFLOW_TRUSTED_MODULES``, read here) says which modules the revert references of
     orphans may name when a rollback reverts them; without either, the default trusts the
@@ -67,9 +118,11 @@ def load(
     of that while the engine holds it (`ferroflow.persistence.ownership`).
     """
     options = dict(kwargs)
-    _check_resume_options(options)
     kind = _parse_engine(engine, options)
     engine_cls = _engine_class(kind, namespace)
+    known = KNOWN_OPTIONS | frozenset(getattr(engine_cls, "known_options", ()))
+    backends.check_names(options, known, "engine option", f" (engine {kind!r})")
+    _check_resume_options(options)
     from ferroflow.engines import persist
 
     backend_obj, flow_detail = persist.attach(flow, flow_detail, book, backend)

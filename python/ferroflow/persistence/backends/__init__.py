@@ -1,7 +1,10 @@
 """Find and create persistence backends by name or URI (``taskflow.persistence.backends``).
 
 A backend is selected by the scheme of a URI (``memory://``, ``dir:///var/lib/flows``,
-``sqlite:///flows.db``) or by ``conf['connection']``. Backends are looked up among the entry
+``sqlite:///flows.db``) or by ``conf['connection']``. A backend class that lists the conf keys it
+reads (its own ``conf_keys`` attribute) has every key of its conf checked (URI query parameters
+included): a misspelled one (``?durabilty=fsync``) is a ValueError naming it and the closest
+valid key, never silently ignored.  Backends are looked up among the entry
 points of the group ``ferroflow.persistence`` (so third-party packages can add their own), and,
 for that group, in a built-in table, so that a source checkout without installed metadata works.
 """
@@ -9,6 +12,7 @@ for that group, in a built-in table, so that a source checkout without installed
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 from collections.abc import Iterator, Mapping
 from importlib import metadata
@@ -19,7 +23,7 @@ from ferroflow import codec
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base
 
-__all__ = ["BACKEND_NAMESPACE", "backend", "fetch", "parse_conf"]
+__all__ = ["BACKEND_NAMESPACE", "COMMON_CONF_KEYS", "backend", "check_names", "fetch", "parse_conf"]
 
 #: The entry-point group (not a module name) backends register under.
 BACKEND_NAMESPACE = "ferroflow.persistence"
@@ -33,6 +37,38 @@ _BUILTIN: dict[str, str] = {
     "postgresql": "ferroflow.persistence.backends.impl_postgres:PostgresBackend",
     "postgres": "ferroflow.persistence.backends.impl_postgres:PostgresBackend",
 }
+
+
+#: Conf keys every backend takes besides its own ``conf_keys``: ``connection``, the storage
+#: ``codec`` (checked by `fetch`), and what `parse_conf` merges from a URI's user, password, host
+#: and port.
+COMMON_CONF_KEYS = frozenset({"connection", "codec", "username", "password", "hostname", "port"})
+
+
+def check_names(given: Any, known: Any, what: str, where: str = "") -> None:
+    """Raises ValueError naming every name of ``given`` not in ``known``, each with the closest
+    known one (`difflib.get_close_matches`), then the valid names; ``what`` is the kind of name
+    (``"engine option"``), ``where`` what it was given to (``" for backend 'sqlite:///x.db'"``)."""
+    unknown = [name for name in given if name not in known]
+    if not unknown:
+        return
+    valid = sorted(known)
+    shown = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        shown.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    plural = "s" if len(unknown) > 1 else ""
+    raise ValueError(f"Unknown {what}{plural} {', '.join(shown)}{where}; valid {what}s: {', '.join(valid)}")
+
+
+def check_conf(backend_class: Any, conf: Mapping[str, Any]) -> None:
+    """Refuses conf keys ``backend_class`` does not read, when the class itself lists them in
+    ``conf_keys`` (a backend that does not, a subclass that inherits the list included, may read
+    keys of its own: it is not checked)."""
+    own = vars(backend_class).get("conf_keys")
+    if own is None:
+        return
+    check_names(conf, COMMON_CONF_KEYS | frozenset(own), "conf key", f" for backend {conf.get('connection')!r}")
 
 
 def _looks_like_uri(value: str) -> bool:
@@ -132,7 +168,8 @@ def fetch(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **k
 
     The URI's user, password, host, port and query parameters are merged into the configuration
     (explicit keys win); ``kwargs`` are passed to the backend's constructor. Raises
-    :class:`~ferroflow.exceptions.NotFound` for an unknown scheme.
+    :class:`~ferroflow.exceptions.NotFound` for an unknown scheme, and ValueError for a conf key
+    (or URI query parameter) the backend does not know (see `check_conf`).
 
     >>> fetch('memory://')                                          # doctest: +SKIP
     >>> fetch('dir:///var/lib/flows')                               # doctest: +SKIP
@@ -141,6 +178,7 @@ def fetch(conf: str | Mapping[str, Any], namespace: str = BACKEND_NAMESPACE, **k
     scheme, conf_dict = parse_conf(conf)
     codec.check_storage_codec(conf_dict.get("codec"), f"backend {conf_dict['connection']!r}")
     backend_class = _find_backend_class(scheme, namespace)
+    check_conf(backend_class, conf_dict)
     return backend_class(conf_dict, **kwargs)
 
 

@@ -58,6 +58,7 @@ from typing import Any
 from ferroflow import exceptions as exc
 from ferroflow.codec import JSON
 from ferroflow.persistence import base
+from ferroflow.utils import misc
 
 __all__ = ["DirBackend", "DirConnection"]
 
@@ -121,6 +122,10 @@ class DirBackend(base.Backend):
     """A backend storing JSON files under a directory (see the module docstring)."""
 
     DEFAULT_FILE_ENCODING = "utf-8"
+    #: The conf keys it reads (besides those every backend takes; ``max_cache_size``, which
+    #: TaskFlow's directory backend reads, is accepted and unused): others are refused by
+    #: `ferroflow.persistence.backends.fetch`.
+    conf_keys = frozenset({"path", "encoding", "durability", "max_cache_size"})
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
@@ -129,6 +134,14 @@ class DirBackend(base.Backend):
             raise ValueError("Empty path is disallowed: give conf 'path' or a URI like dir:///abs/path")
         self._path = os.path.abspath(path)
         self.encoding: str = self._conf.get("encoding") or self.DEFAULT_FILE_ENCODING
+        # TaskFlow's file cache: at most max_cache_size entries (>= 1), unbounded when not given.
+        max_cache_size = self._conf.get("max_cache_size")
+        if max_cache_size is not None:
+            self.max_cache_size: int | None = int(max_cache_size)
+            self.file_cache: Any = misc.LRUCache(self.max_cache_size)
+        else:
+            self.max_cache_size = None
+            self.file_cache = {}
         durability = str(self._conf.get("durability", "default")).lower()
         if durability not in ("default", "fsync"):
             raise ValueError(f"Unknown durability {durability!r}; expected 'default' or 'fsync'")

@@ -43,6 +43,10 @@ class _Store:
 class MemoryBackend(base.Backend):
     """A backend whose data lives in this process only; conf key ``deep_copy`` (default true)."""
 
+    #: The conf keys it reads (besides those every backend takes): others are refused by
+    #: `ferroflow.persistence.backends.fetch`.
+    conf_keys = frozenset({"deep_copy"})
+
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
         deep = _as_bool(self._conf.get("deep_copy", True))

@@ -332,6 +332,30 @@ class SQLiteBackend(base.Backend):
     this backend (calls are serialized by the store and run without the GIL).
     """
 
+    #: The conf keys it reads (besides those every backend takes), then those TaskFlow's
+    #: SQLAlchemy backend reads, accepted (and unused) so that a TaskFlow configuration works:
+    #: others are refused by `ferroflow.persistence.backends.fetch`.
+    conf_keys = frozenset({"path", "durability", "mode", "read_only"}) | frozenset(
+        {
+            "engine_args",
+            "echo",
+            "pool_size",
+            "max_pool_size",
+            "max_overflow",
+            "pool_timeout",
+            "pool_recycle",
+            "idle_timeout",
+            "connection_debug",
+            "connection_trace",
+            "max_retries",
+            "retry_interval",
+            "validate",
+            "isolation_level",
+            "sqlite_synchronous",
+            "checkout_retry",
+        }
+    )
+
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
         path = base.path_from_conf(self._conf)
