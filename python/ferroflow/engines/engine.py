@@ -540,7 +540,9 @@ class ActionEngine(ResumptionMixin):
             storage.revert_results[index] = value
         else:
             storage.revert_failures[index] = value
-        if then_schedule and self._suspend_requested:
+        if then_schedule and (self._suspend_requested or self.atom_notifier._topics):
+            # A listener told of this completion may suspend the engine: the next round is
+            # fetched after the notifications, never handed out and then taken back.
             then_schedule = 0
         unresolved, ready, completed, marked = self._scheduler.complete(index, kind, ok, then_schedule)
         if (

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 __all__ = [
     "UNKNOWN_HOSTNAME",
+    "LRUCache",
     "as_int",
     "binary_decode",
     "binary_encode",
@@ -139,3 +141,50 @@ def is_iterable(obj: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+class LRUCache:
+    """A mapping that keeps at most ``maxsize`` entries, dropping the least recently used one
+    (``currsize`` says how many it holds; TaskFlow's directory backend exposes one as its file cache)."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"Maximum cache size must be greater than or equal to one, not {maxsize}")
+        self.maxsize = maxsize
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+
+    @property
+    def currsize(self) -> int:
+        return len(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._data[key]
+        self._data.move_to_end(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def __delitem__(self, key: Any) -> None:
+        del self._data[key]
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        return self._data.pop(key, default)
+
+    def clear(self) -> None:
+        self._data.clear()
