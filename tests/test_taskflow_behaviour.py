@@ -1,0 +1,313 @@
+"""What TaskFlow programs rely on and ferroflow now does the same way (issue 14, "TaskFlow compatibility to
+the last test"): module paths a plain import rewrite needs, the storage API programs call before and
+after a run, and the engine behaviours TaskFlow's own tests assert.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+
+from ferroflow import engines, exceptions, retry, states, task
+from ferroflow.engines.action_engine import engine as action_engine
+from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
+from ferroflow.persistence import backends, models
+from ferroflow.persistence.backends import impl_dir, impl_memory, impl_sqlalchemy
+from ferroflow.storage import Storage
+from ferroflow.types import graph
+from ferroflow.types.failure import Failure
+from ferroflow.utils import persistence_utils
+
+
+class Add(task.Task):
+    def execute(self, x=0):
+        return x + 1
+
+
+class Fail(task.Task):
+    def execute(self):
+        raise RuntimeError("boom")
+
+
+class Record(task.Task):
+    """Appends ``name:execute`` / ``name:revert`` to a shared list."""
+
+    def __init__(self, name, log, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._log = log
+
+    def execute(self):
+        self._log.append(f"{self.name}:execute")
+
+    def revert(self, *args, **kwargs):
+        self._log.append(f"{self.name}:revert")
+
+
+def _events(engine):
+    seen = []
+    engine.atom_notifier.register("*", lambda state, details: seen.append(f"{details['task_name']} {state}"))
+    return seen
+
+
+# -- module paths --------------------------------------------------------------------------------
+
+
+def test_engine_classes_live_where_taskflow_programs_import_them_from() -> None:
+    engine = engines.load(linear_flow.Flow("f"), engine="parallel")
+    assert isinstance(engine, action_engine.ParallelActionEngine)
+    assert repr(engine).startswith("<ferroflow.engines.action_engine.engine.ParallelActionEngine object at ")
+    assert isinstance(engines.load(linear_flow.Flow("f")), action_engine.SerialActionEngine)
+    # pickled by reference to the same path, and found again there
+    assert pickle.loads(pickle.dumps(action_engine.SerialActionEngine)) is action_engine.SerialActionEngine
+
+
+def test_sqlalchemy_backend_serves_sqlite_natively(tmp_path) -> None:
+    backend = impl_sqlalchemy.SQLAlchemyBackend({"connection": f"sqlite:///{tmp_path / 'flows.db'}"})
+    assert isinstance(backend, impl_sqlalchemy.SQLAlchemyBackend)
+    assert isinstance(backends.fetch({"connection": "sqlite://"}), impl_sqlalchemy.SQLAlchemyBackend)
+    assert not isinstance(impl_memory.MemoryBackend({}), impl_sqlalchemy.SQLAlchemyBackend)
+    with pytest.raises(exceptions.NotFound, match="mysql"):
+        impl_sqlalchemy.SQLAlchemyBackend({"connection": "mysql://localhost/x"})
+    with pytest.raises(ValueError, match="engine"):
+        impl_sqlalchemy.SQLAlchemyBackend({"connection": "sqlite://"}, engine=object())
+
+
+def test_dir_backend_file_cache_is_bounded_and_validated(tmp_path) -> None:
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="greater than or equal to one"):
+            impl_dir.DirBackend({"path": str(tmp_path), "max_cache_size": bad})
+    backend = impl_dir.DirBackend({"path": str(tmp_path), "max_cache_size": 2})
+    assert backend.max_cache_size == 2
+    for key in "abc":
+        backend.file_cache[key] = key
+    assert backend.file_cache.currsize == 2 and "a" not in backend.file_cache
+
+
+def test_compilation_execution_graph_has_the_atoms_and_their_order() -> None:
+    a, b, c = Add("a", provides="x"), Add("b", provides="y"), Add("c")
+    flow = linear_flow.Flow("f").add(a, unordered_flow.Flow("u").add(b, c))
+    engine = engines.load(flow)
+    engine.compile()
+    execution = engine.compilation.execution_graph
+    assert isinstance(execution, graph.DiGraph)
+    assert set(execution) == {a, b, c}
+    assert execution.has_edge(a, b) and execution.has_edge(a, c) and not execution.has_edge(b, c)
+    assert execution.topological_sort()[0] is a
+
+
+# -- ferroflow.storage.Storage (a flow detail's storage without an engine) -----------------------
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request, tmp_path):
+    conf = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+    with backends.backend(conf) as be:
+        yield be
+
+
+def test_storage_over_a_saved_flow_detail_writes_through(backend) -> None:
+    _book, fd = persistence_utils.temporary_flow_detail(backend)
+    storage = Storage(fd, backend=backend)
+    storage.ensure_atom(Add("a", provides="x"))
+    storage.save("a", 5)
+    storage.inject({"y": 1})
+    again = Storage(backend.get_connection().get_flow_details(fd.uuid), backend=backend)
+    assert again.get_atom_state("a") == states.SUCCESS
+    assert again.fetch_all() == {"y": 1}  # what "a" provides is known once the atom is ensured again
+    again.ensure_atom(Add("a", provides="x"))
+    assert again.fetch_all() == {"x": 5, "y": 1}
+    assert again.fetch_mapped_args({"value": "x", "other": "y"}) == {"value": 5, "other": 1}
+
+
+def test_storage_keeps_failures_with_their_traceback_while_they_match(backend) -> None:
+    _book, fd = persistence_utils.temporary_flow_detail(backend)
+    storage = Storage(fd, backend=backend)
+    storage.ensure_atom(Add("a"))
+    failure = Failure.from_exception(RuntimeError("boom"))
+    storage.save("a", failure, states.FAILURE)
+    assert storage.get("a") is failure
+    reloaded = Storage(backend.get_connection().get_flow_details(fd.uuid), backend=backend).get("a")
+    assert reloaded.matches(failure) and reloaded.exc_info is None
+
+
+def test_storage_retry_history_and_progress_details() -> None:
+    _book, fd = persistence_utils.temporary_flow_detail()
+    storage = Storage(fd)
+    storage.ensure_atom(retry.Times(3, name="r"))
+    storage.save("r", 1)
+    storage.save_retry_failure("r", "t", Failure.from_exception(ValueError("no")))
+    ((name, history),) = storage.get_retry_histories()
+    assert name == "r" and history.caused_by(ValueError) and list(history.provided_iter()) == [1]
+    storage.ensure_atom(Add("t"))
+    storage.set_task_progress("t", 0.5, {"step": 1})
+    storage.set_task_progress("t", 0.7)
+    assert storage.get_task_progress("t") == 0.7
+    assert storage.get_task_progress_details("t") == {"at_progress": 0.5, "details": {"step": 1}}
+
+
+def test_storage_refuses_a_task_and_a_retry_of_one_name() -> None:
+    storage = Storage(persistence_utils.temporary_flow_detail()[1])
+    storage.ensure_atom(Add("same"))
+    with pytest.raises(exceptions.Duplicate, match="same"):
+        storage.ensure_atom(retry.Times(2, name="same"))
+
+
+def test_storage_ensures_an_atom_once_under_concurrent_callers() -> None:
+    _book, fd = persistence_utils.temporary_flow_detail()
+    storage = Storage(fd)
+    threads = [threading.Thread(target=storage.ensure_atom, args=(Add("a"),)) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fd) == 1
+
+
+# -- engine.storage: what a program sets before a run is where the run starts --------------------
+
+
+def test_states_set_before_a_run_are_where_it_starts(backend) -> None:
+    flow = linear_flow.Flow("f", retry=retry.Times(3, name="r")).add(Add("t1"), Add("t2"))
+    engine = engines.load(flow, backend=backend)
+    engine.compile()
+    engine.prepare()
+    engine.storage.set_atom_intention("r", states.RETRY)
+    engine.storage.set_atom_state("r", states.SUCCESS)
+    engine.storage.set_atom_state("t1", states.REVERTED)
+    engine.storage.set_atom_state("t2", states.REVERTED)
+    seen = []
+    engine.atom_notifier.register("*", lambda state, details: seen.append((details.get("retry_name"), state)))
+    engine.run()
+    assert (("r", states.RETRYING)) in seen
+    assert engine.storage.get_atom_state("t2") == states.SUCCESS
+    assert engine.storage.get_retry_history("r").provided_iter() is not None
+    saved = {ad.name: ad.state for ad in backend.get_connection().get_atoms_for_flow(engine.storage.flow_uuid)}
+    assert saved["t1"] == saved["t2"] == states.SUCCESS
+
+
+def test_saved_results_are_reused_by_the_run() -> None:
+    ran = []
+
+    class Note(task.Task):
+        def execute(self):
+            ran.append(self.name)
+            return self.name
+
+    engine = engines.load(linear_flow.Flow("f").add(Note("a", provides="x"), Add("b", rebind={"x": "x"})))
+    engine.compile()
+    engine.prepare()
+    engine.storage.save("a", 41)
+    engine.run()
+    assert ran == [] and engine.storage.get("b") == 42
+
+
+def test_fetch_mapped_args_sees_what_the_atom_sees() -> None:
+    flow = linear_flow.Flow("f").add(
+        Add("a", rebind={"x": "source"}, provides="x"), Add("b", provides="x"), Add("c", provides="x")
+    )
+    engine = engines.load(flow, store={"source": 0})
+    engine.run()
+    assert engine.storage.fetch_mapped_args({"x": "x"}, atom_name="b") == {"x": 1}
+    assert engine.storage.fetch_mapped_args({"x": "x"}, atom_name="c") == {"x": 2}
+    with pytest.raises(exceptions.NotFound, match="nothing"):
+        engine.storage.fetch_mapped_args({"x": "nothing"}, atom_name="c")
+    assert engine.storage.fetch_mapped_args({"x": "nothing"}, atom_name="c", optional_args={"x"}) == {}
+
+
+# -- engine behaviours (issue 14's items) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+@pytest.mark.parametrize("pattern", [linear_flow, unordered_flow, graph_flow])
+def test_run_iter_of_a_flow_with_nothing_to_run_still_schedules_waits_and_analyses(kind, pattern) -> None:
+    """Item 1."""
+    engine = engines.load(pattern.Flow("empty"), engine=kind)
+    assert list(engine.run_iter()) == [
+        states.RESUMING,
+        states.SCHEDULING,
+        states.WAITING,
+        states.ANALYZING,
+        states.SUCCESS,
+    ]
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_a_reverted_flow_runs_again_from_the_start(kind) -> None:
+    """Item 2: the second run resets every atom and runs them again (and fails again here)."""
+    log = []
+    engine = engines.load(linear_flow.Flow("f").add(Record("a", log), Fail("b")), engine=kind)
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    assert engine.storage.get_flow_state() == states.REVERTED
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    assert log == ["a:execute", "a:revert", "a:execute", "a:revert"]
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_suspending_while_reverting_stops_between_reverts(kind) -> None:
+    """Item 3: a listener suspends when b is reverted; a is reverted by the next run."""
+    log = []
+    flow = linear_flow.Flow("f").add(Record("a", log), Record("b", log), Fail("c"))
+    engine = engines.load(flow, engine=kind)
+
+    def suspend_after_b(state, details):
+        if details["task_name"] == "b" and state == states.REVERTED:
+            engine.suspend()
+
+    engine.atom_notifier.register("*", suspend_after_b)
+    engine.run()
+    assert engine.storage.get_flow_state() == states.SUSPENDED
+    assert log == ["a:execute", "b:execute", "b:revert"]
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    assert log[-1] == "a:revert" and engine.storage.get_flow_state() == states.REVERTED
+
+
+def test_an_exception_thrown_into_run_iter_fails_the_flow() -> None:
+    """Item 6."""
+    log = []
+    engine = engines.load(linear_flow.Flow("f").add(Record("a", log), Record("b", log)))
+    steps = engine.run_iter()
+    next(steps)
+    next(steps)
+    with pytest.raises(OSError, match="unplugged"):
+        steps.throw(OSError("unplugged"))
+    assert engine.storage.get_flow_state() == states.FAILURE
+
+
+def test_missing_dependencies_name_each_atom_as_the_cause() -> None:
+    """Item 7."""
+    flow = graph_flow.Flow("g").add(Add("one", rebind={"x": "p"}), Add("two", rebind={"x": "q"}))
+    engine = engines.load(flow)
+    engine.compile()
+    engine.prepare()
+    with pytest.raises(exceptions.MissingDependencies) as info:
+        engine.validate()
+    cause = info.value.cause
+    assert isinstance(cause, exceptions.MissingDependencies)
+    causes = []
+    while cause is not None:
+        causes.append(cause)
+        cause = cause.cause
+    assert sorted(n for c in causes for n in c.missing_requirements) == ["p", "q"]
+
+
+def test_loading_something_that_is_not_a_flow_fails_at_compile() -> None:
+    """Item 8: load() accepts it (TaskFlow does too); compile() says what is wrong."""
+    engine = engines.load(Add)
+    assert isinstance(engine, action_engine.SerialActionEngine)
+    with pytest.raises((TypeError, exceptions.TaskFlowException)):
+        engine.compile()
+
+
+def test_flow_detail_of_a_storage_created_model_round_trips() -> None:
+    fd = models.FlowDetail("f", uuid="aaaa")
+    fd.meta = {"k": 1}
+    storage = Storage(fd)
+    assert (storage.flow_name, storage.flow_uuid, storage.flow_meta) == ("f", "aaaa", {"k": 1})
+    assert storage.get_flow_state() == states.PENDING
+    assert storage.change_flow_state(states.RUNNING) == (True, states.PENDING)
+    assert storage.change_flow_state(states.RESUMING) == (True, states.RUNNING)
