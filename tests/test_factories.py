@@ -17,8 +17,9 @@ from ferroflow.persistence import backends
 
 
 @pytest.fixture
-def backend(tmp_path: Path):
-    be = backends.fetch(f"sqlite:///{tmp_path / 'flows.db'}")
+def backend(tmp_path: Path, durable_backend):
+    """A store of each durable backend (SQLite, dir://)."""
+    be = backends.fetch(durable_backend.uri(tmp_path))
     yield be
     be.close()
 
