@@ -1,5 +1,5 @@
 """Flow factories: what ``load_from_factory`` saves, how a resuming engine rebuilds the flow, and
-what is refused — when it is saved, not when a resume needs it (SQLite backend, real files)."""
+what is refused — when it is saved, not when a resume needs it (every durable backend, real files)."""
 
 from __future__ import annotations
 
