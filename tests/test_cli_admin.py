@@ -265,7 +265,10 @@ def test_show_filters_by_state_and_limits_long_listings(workdir: Path) -> None:
 
 def test_control_characters_in_names_are_escaped(workdir: Path) -> None:
     name = "evil\x1b[31m\nname\r"
-    flow_uuid, _ = _run(workdir, name=name, atoms=["a\x07", "b"])
+    deploy(workdir, name=name, atoms=["a\x07", "b"])
+    run = ferroflow("run", "appflows:make", "--db", "f.db", cwd=workdir)
+    assert run.returncode == 0 and "\x1b" not in run.stdout and "(evil\\x1b[31m\\nname\\r)" in run.stdout
+    flow_uuid = flow_uuid_in(run.stdout)
     for args in (["show"], ["show", flow_uuid], ["check", "--all", "--pending-for", "0"]):
         out = ferroflow(*args, "--db", "f.db", cwd=workdir).stdout
         assert "\x1b" not in out and "\r" not in out and "\x07" not in out, args

@@ -51,7 +51,7 @@ def json_value(text: str) -> Any:
 
 def started_line(flow_uuid: str, flow_name: str, atoms: int) -> str:
     """The first line ``run`` prints (stdout): the flow's uuid, as soon as it is saved."""
-    return f"flow {flow_uuid} ({flow_name}): started, {atoms} atoms"
+    return f"flow {flow_uuid} ({common.printable(flow_name)}): started, {atoms} atoms"
 
 
 def flow_uuid_of(line: str) -> str | None:
@@ -89,7 +89,7 @@ def run_command(args: argparse.Namespace) -> int:
         progress = ProgressLine("run", total, enabled=not args.no_progress)
         watcher = run_engine(engine, progress, flow_uuid, path)
         state = engine.storage.get_flow_state()
-        print(f"flow {flow_uuid} ({flow_name}): {state} in {progress.elapsed:.2f}s", flush=True)
+        print(f"flow {flow_uuid} ({common.printable(flow_name)}): {state} in {progress.elapsed:.2f}s", flush=True)
     return report_outcome(flow_uuid, state, watcher.first_failure)
 
 
@@ -149,7 +149,10 @@ def report_outcome(flow_uuid: str, state: str, failure: tuple[str, Any] | None) 
     if failure is not None:
         atom, what = failure
         what = common.describe_failure(what) if not isinstance(what, BaseException) else _describe(what)
-        print(f"ferroflow: flow {flow_uuid} ended {state}: atom {atom!r} failed: {what}", file=sys.stderr)
+        print(
+            common.printable(f"ferroflow: flow {flow_uuid} ended {state}: atom {atom!r} failed: {what}"),
+            file=sys.stderr,
+        )
     else:
         print(f"ferroflow: flow {flow_uuid} ended {state}", file=sys.stderr)
     return common.EXIT_FAILED
