@@ -15,8 +15,11 @@ and only from trusted modules: --trust MODULE, else $FERROFLOW_TRUSTED_MODULES, 
 that saved the flow; never the standard library) and matched against what is saved, without
 running or writing anything. One line per atom and per saved detail: saved state and version,
 current version, the action resuming takes (reuse, run, rerun, revert, orphan, migrate, ignore,
-fail) and why. Without FLOW_UUID, plans the one flow that has not finished. --json prints the
-same as JSON, for tools.
+fail) and why. Without FLOW_UUID, plans the one flow that has not finished (none: says so and
+exits 0). --migrations, --on-version-change, --provider-change and --rewind-to plan the resume
+that `ferroflow resume` runs with the same options. --json prints the same as JSON, for tools.
+Exit status: 0 planned (or nothing to plan), 1 the flow could not be rebuilt or planned, 2 usage
+error.
 """
 
 
