@@ -51,6 +51,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -441,11 +442,12 @@ _PREPARED_MAX = 256
 class _Link:
     """A pooled server connection, with the statements it prepared for :meth:`execute`."""
 
-    __slots__ = ("conn", "prepared")
+    __slots__ = ("conn", "pid", "prepared")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self.prepared: dict[str, bytes] = {}
+        self.pid = os.getpid()
 
     @property
     def usable(self) -> bool:
@@ -523,6 +525,15 @@ def _check(result: Any) -> None:
         raise pg_errors.error_from_result(result, encoding="utf-8")
 
 
+def _close_links(links: list[_Link]) -> None:
+    """Closes pooled connections this process opened (a child's copies of its parent's are left)."""
+    pid = os.getpid()
+    for link in links[:]:
+        if link.pid == pid:
+            link.close()
+    links.clear()
+
+
 # Connections inherited through fork(): never used nor closed in the child (closing one would end
 # the parent's session).
 _FORKED_AWAY: list[Any] = []
@@ -552,6 +563,8 @@ class PostgresBackend(base.Backend):
             ) from None
         self._conninfo, self._label, self._password = _conninfo(self._conf)
         self._idle: list[_Link] = []
+        # A backend dropped without close() closes its idle connections (this process's only).
+        weakref.finalize(self, _close_links, self._idle)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._generation = 0  # raised by close(): connections borrowed before are not pooled again
@@ -568,7 +581,8 @@ class PostgresBackend(base.Backend):
     def close(self) -> None:
         """Close the pooled connections; a later call opens new ones."""
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle = self._idle[:]
+            self._idle.clear()
             self._generation += 1
             if self._pid != os.getpid():
                 _FORKED_AWAY.extend(idle)
@@ -603,7 +617,7 @@ class PostgresBackend(base.Backend):
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's connections are not ours
                 _FORKED_AWAY.extend(self._idle)
-                self._idle = []
+                self._idle.clear()
                 self._pid = os.getpid()
             generation = self._generation
             while self._idle:
@@ -627,7 +641,8 @@ class PostgresBackend(base.Backend):
     def _drop_idle(self) -> None:
         """Forgets the idle connections (after one turned out dead: a server restart ends them all)."""
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle = self._idle[:]
+            self._idle.clear()
         for link in idle:
             link.close()
 

@@ -1,0 +1,93 @@
+"""ferroflow's engine on PostgreSQL: the run phase of no-op flows, per atom (issue 12's goal: at most
+150 µs per atom for a linear flow of 10,000 atoms on a local server, default durability).
+
+Groups ``run-<store>-<engine>-<shape>``, ``<store>`` being ``postgres`` (``durability=process``, the
+default: asynchronous commit, each commit survives the engine's death) or ``postgres-fsync``
+(``durability=fsync``: each commit waits for the server's WAL flush). The server is the tests' one
+(tests/postgres_server.py: a throwaway local cluster, or ``$FERROFLOW_TEST_POSTGRES_URI``); each
+round runs on a new database. Without a server these are skipped (failed when ``$CI`` is set).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench_support import FSYNC_CAP, FSYNC_CI_CAP, SIZES, bench_phase, cap
+from ferroflow import engines, states
+from ferroflow.benchmarking import flows
+from ferroflow.persistence import backends, models
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import postgres_server
+
+#: ``durability`` option of each store.
+DURABILITY = {"postgres": "process", "postgres-fsync": "fsync"}
+
+
+class PostgresRun:
+    """One ferroflow run of ``n`` no-op atoms of ``shape`` on a new PostgreSQL database, phase by phase
+    (the phases of `ferroflow.benchmarking.ferro.FerroflowRun`)."""
+
+    phases = ("build", "load", "compile", "prepare", "run")
+
+    def __init__(self, shape: str, n: int, store: str = "postgres", engine: str = "serial") -> None:
+        self.shape, self.n, self.engine_kind = shape, n, engine
+        uri = postgres_server.fresh_uri()
+        self.backend: Any = backends.fetch(f"{uri}?durability={DURABILITY[store]}")
+        with self.backend.get_connection() as conn:
+            conn.upgrade()
+        self.flow: Any = None
+        self.engine: Any = None
+
+    def build(self) -> None:
+        self.flow = flows.build(self.shape, self.n)
+
+    def load(self) -> None:
+        self.engine = engines.load(
+            self.flow, book=models.LogBook("bench"), backend=self.backend, engine=self.engine_kind
+        )
+
+    def compile(self) -> None:
+        self.engine.compile()
+
+    def prepare(self) -> None:
+        self.engine.prepare()
+        self.engine.validate()
+
+    def run(self) -> None:
+        self.engine.run()
+        state = self.engine.storage.get_flow_state()
+        if state != states.SUCCESS:
+            raise RuntimeError(f"ferroflow {self.shape} flow of {self.n} atoms ended {state} on PostgreSQL")
+
+    def close(self) -> None:
+        self.engine = self.flow = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(("shape", "engine"), [("linear", "serial"), ("graph", "serial"), ("unordered", "parallel")])
+@pytest.mark.parametrize("store", list(DURABILITY))
+def test_run_on_postgres(benchmark, ci_mode: bool, store: str, shape: str, engine: str, n: int) -> None:
+    if store == "postgres-fsync":
+        cap(n, ci_mode, full=FSYNC_CAP, ci=FSYNC_CI_CAP)
+    postgres_server.server()  # skipped (failed in CI) without a server
+    benchmark.group = f"run-{store}-{engine}-{shape}"
+    benchmark.extra_info["atoms"] = n
+    bench_phase(benchmark, lambda: PostgresRun(shape, n, store, engine), "run")
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("phase", ["prepare"])
+def test_prepare_on_postgres(benchmark, phase: str, n: int) -> None:
+    """Saving a fresh flow's atom details (one statement for all of them)."""
+    postgres_server.server()
+    benchmark.group = "phase-prepare-postgres-linear"
+    benchmark.extra_info["atoms"] = n
+    bench_phase(benchmark, lambda: PostgresRun("linear", n), phase)
