@@ -14,6 +14,13 @@ parent -> child links), so that every record-based backend shares one set of sem
 - a record whose content did not change is not rewritten.
 - children are written before the parent that lists them and parents are deleted before their
   children, so an interrupted write never leaves a reachable reference to a missing record.
+- an atom record is TaskFlow's ``{"atom": ..., "type": ...}`` plus, for the engine, the detail's
+  *resume record* (``resume``: who provided its inputs, how to revert it once its code is gone)
+  and when it was first saved (``order``: details load in that order); updates keep both.
+- engines write through ``update_flow_row`` (the flow's own record, never its atoms: they are
+  saved as they change) and ``save_flow_changes`` (a batch of details, the flow record and resume
+  records in one call), and read ``resume_summaries`` / ``resume_record`` — the calls the SQLite
+  store offers too.
 """
 
 from __future__ import annotations
@@ -497,7 +504,9 @@ class RecordConnection(Connection):
         records = dict(resume_records)
         new = list(new_atom_details)
         with self._writing():
-            linked = self._children(FLOW, flow_uuid)
+            # (The flow's links are listed only to link new details: an engine's step touches
+            # a few details of a flow that may have many.)
+            linked = self._children(FLOW, flow_uuid) if new else []
             if linked is None:
                 raise _not_found(FLOW, flow_uuid)
             # Everything read (and checked) first, so that a refusal writes nothing.

@@ -59,7 +59,6 @@ from ferroflow import exceptions as exc
 from ferroflow.codec import JSON
 from ferroflow.persistence import base
 from ferroflow.utils import misc
-from ferroflow.utils import misc
 
 __all__ = ["DirBackend", "DirConnection"]
 
@@ -135,14 +134,6 @@ class DirBackend(base.Backend):
             raise ValueError("Empty path is disallowed: give conf 'path' or a URI like dir:///abs/path")
         self._path = os.path.abspath(path)
         self.encoding: str = self._conf.get("encoding") or self.DEFAULT_FILE_ENCODING
-        # TaskFlow's file cache: at most max_cache_size entries (>= 1), unbounded when not given.
-        max_cache_size = self._conf.get("max_cache_size")
-        if max_cache_size is not None:
-            self.max_cache_size: int | None = int(max_cache_size)
-            self.file_cache: Any = misc.LRUCache(self.max_cache_size)
-        else:
-            self.max_cache_size = None
-            self.file_cache = {}
         # TaskFlow's file cache: at most max_cache_size entries (>= 1), unbounded when not given.
         max_cache_size = self._conf.get("max_cache_size")
         if max_cache_size is not None:
