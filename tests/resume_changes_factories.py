@@ -19,8 +19,10 @@ the task acts.
 - ``rewind DB WORKDIR FLOW_UUID ATOM OPTIONS``: the same with ``plan(rewind_to=ATOM)`` and
   ``engine.rewind(to=ATOM)``.
 
-``OPTIONS`` is JSON: engine options, where ``migrations`` names a set in `MIGRATIONS` and an
-``on_version_change`` of ``"migrate"`` stands for `migrate_result`. Each prints ``done <state>`` or
+``OPTIONS`` is JSON: engine options, where ``migrations`` names a set in `MIGRATIONS` (or lists
+them: ``[["rename", old, new], ["split", old, [new, ...]]]``, without functions) and an
+``on_version_change`` of ``"migrate"`` stands for `migrate_result`. A shape is a name in `make`, or a
+spec (`_from_spec`). Each prints ``done <state>`` or
 ``raised <type> <message>``.
 """
 
@@ -53,12 +55,13 @@ class Boom(Exception):
 
 def deploy(
     workdir: str | os.PathLike,
-    shape: str,
+    shape: str | dict[str, Any],
     versions: dict[str, str] | None = None,
     policies: dict[str, str] | None = None,
+    classes: dict[str, str] | None = None,
 ) -> None:
-    """Sets the code `make` builds from now on."""
-    data = {"shape": shape, "versions": versions or {}, "policies": policies or {}}
+    """Sets the code `make` builds from now on (``classes``: a class of `CLASSES` per atom)."""
+    data = {"shape": shape, "versions": versions or {}, "policies": policies or {}, "classes": classes or {}}
     pathlib.Path(workdir, CODE).write_text(json.dumps(data))
 
 
@@ -106,7 +109,7 @@ class Step(task.Task):
         super().__init__(name=name, provides=provides or name, requires=requires or [], **kwargs)
         self.workdir = workdir
 
-    def execute(self, **inputs: Any) -> str:
+    def execute(self, **inputs: Any) -> Any:
         shown = " ".join(f"{key}={inputs[key]}" for key in sorted(inputs))
         journal(self.workdir, f"execute {self.name} {shown}".rstrip())
         behaviour = _behaviour(self.workdir)
@@ -114,12 +117,28 @@ class Step(task.Task):
             _die()
         if self.name in behaviour.get("fail", ()):
             raise Boom(f"{self.name} failed")
-        return f"{self.name}@{behaviour['generation']}"
+        generation = behaviour["generation"]
+        keys = [key for key in self.save_as.values() if key is not None]
+        if keys:  # provides a list (items by position) or a set (items by name)
+            if all(isinstance(key, int) for key in keys):
+                return [f"{name}@{generation}" for name in self.save_as]
+            return {name: f"{name}@{generation}" for name in self.save_as}
+        return f"{self.name}@{generation}"
 
     def revert(self, result: Any = None, **kwargs: Any) -> None:
         journal(self.workdir, f"revert {self.name}")
         if self.name in _behaviour(self.workdir).get("revert_kill", ()):
             _die()
+
+
+class StepV2(Step):
+    """A step whose code is versioned by its class: ``version = (2, 0)``."""
+
+    version = (2, 0)
+
+
+#: Step classes a deployment may pick per atom (``classes`` in ``code.json``).
+CLASSES = {"Step": Step, "StepV2": StepV2}
 
 
 def migrate_result(old_version: str, old_result: Any) -> str:
@@ -163,12 +182,27 @@ def _chain(workdir: str, names: list[str], code: dict[str, Any], flow: Any = Non
     return flow
 
 
+def _from_spec(workdir: str, spec: dict[str, Any], code: dict[str, Any]) -> Any:
+    """A flow from a spec: ``{"kind": "graph" | "linear", "atoms": [{"name", "requires",
+    "provides", "provides_set"}]}`` (a graph flow orders its atoms by what they require; a linear
+    one as listed). ``provides`` is a name (default: the atom's) or a list of names, picked out
+    of the result by position, or by name with ``provides_set``."""
+    flow = (graph_flow.Flow if spec.get("kind", "graph") == "graph" else linear_flow.Flow)("spec")
+    for atom in spec["atoms"]:
+        provides = atom.get("provides") or atom["name"]
+        if isinstance(provides, list) and atom.get("provides_set"):
+            provides = set(provides)
+        flow.add(_step(atom["name"], workdir, code, requires=list(atom.get("requires", ())), provides=provides))
+    return flow
+
+
 def _step(name: str, workdir: str, code: dict[str, Any], **kwargs: Any) -> Step:
     policy = code["policies"].get(name)
     if policy == "migrate":
         policy = migrate_result
-    step = Step(name, workdir, on_version_change=policy, **kwargs)
-    step.version = code["versions"].get(name, "1.0")
+    step = CLASSES[code.get("classes", {}).get(name, "Step")](name, workdir, on_version_change=policy, **kwargs)
+    if name in code["versions"]:
+        step.version = code["versions"][name]
     return step
 
 
@@ -176,6 +210,8 @@ def make(workdir: str) -> Any:
     """The flow the current code (``code.json``) describes."""
     code = json.loads(pathlib.Path(workdir, CODE).read_text())
     shape = code["shape"]
+    if isinstance(shape, dict):
+        return _from_spec(workdir, shape, code)
     if shape in SHAPES:
         return _chain(workdir, SHAPES[shape], code)
     if shape == "xy":  # a, then x and y side by side, then c needing both
@@ -240,7 +276,10 @@ class GoneStep(Step):
 
 def _options(text: str) -> dict[str, Any]:
     options = json.loads(text)
-    if "migrations" in options:
+    if isinstance(options.get("migrations"), list):  # [["rename", old, new], ["split", old, [new, ...]], ...]
+        kinds = {"rename": migrations.Rename, "split": migrations.Split, "merge": migrations.Merge}
+        options["migrations"] = [kinds[kind](*args) for kind, *args in options["migrations"]]
+    elif "migrations" in options:
         options["migrations"] = MIGRATIONS[options["migrations"]]
     if options.get("on_version_change") == "migrate":
         options["on_version_change"] = migrate_result

@@ -401,12 +401,26 @@ def test_an_orphan_whose_class_cannot_be_imported_stops_the_rollback_naming_it(f
     assert flow.resume(behaviour={"fail": ["c"]}) == 1
     assert "raised OrphanRevertError Cannot revert orphan 'g'" in flow.output, flow.output
     assert "gone_steps.GoneStep" in flow.output and "cannot be imported" in flow.output
-    assert flow.actions()["g"] == "orphan"
+    # The plan said so before anything ran (importing trusted modules only, calling nothing).
+    action, reason = flow.plan()["g"]
+    assert action == "orphan" and "cannot be reverted" in reason and "gone_steps.GoneStep" in reason, reason
+    assert "reverted through" not in reason
     assert flow.journal() == ["execute c a=a@1", "revert c", "revert a"]
     saved = flow.saved()
     assert saved.state == states.FAILURE, "not REVERTED: the orphan was not undone"
     orphan = next(ad for ad in saved if ad.name == "g")
-    assert orphan.state == SUCCESS, "left as it was: a later rollback tries again"
+    assert orphan.state == states.REVERT_FAILURE, "saved as a failed revert: show and plan report it"
+    assert "Cannot revert orphan 'g'" in orphan.revert_failure.exception_str
+    assert orphan.results == "g@1", "its result is kept for the next try"
+
+    # Its module is back (and trusted: it is no longer the package of an atom of the flow): a
+    # later rollback tries the orphan again and finishes.
+    (flow.workdir / "gone_steps.py").write_text(rc.GONE_MODULE)
+    assert flow.resume(generation=3, trusted_modules="resume_changes_factories,gone_steps") == 1, flow.output
+    assert "revert failed (REVERT_FAILURE): a rollback tries it again" in flow.plan()["g"][1]
+    assert flow.journal() == ["revert g"]
+    saved = flow.saved()
+    assert (saved.state, next(ad for ad in saved if ad.name == "g").state) == (REVERTED, REVERTED)
 
 
 # -- 4. structure changes ------------------------------------------------------------------------
@@ -714,3 +728,149 @@ def test_on_version_change_is_a_keyword_only_argument_of_atoms(flow: Flow) -> No
     step = rc.Step("a", str(flow.workdir), on_version_change="rerun")
     assert step.on_version_change == "rerun"
     assert rc.Step("b", str(flow.workdir)).on_version_change is None
+
+
+# -- issue 13: defects found resuming changed code -------------------------------------------------
+
+
+def chain_spec(*atoms: tuple[str, list[str]], kind: str = "linear", **extra: dict[str, Any]) -> dict[str, Any]:
+    """A flow spec (`rc._from_spec`): ``(name, requires)`` pairs, each providing its own name,
+    ``extra`` adding fields to an atom by name."""
+    return {
+        "kind": kind,
+        "atoms": [{"name": name, "requires": requires, **extra.get(name, {})} for name, requires in atoms],
+    }
+
+
+#: a → b → c → d where d needs b's result too (so running it before b gives a NotFound).
+ABCD_D_NEEDS_B = chain_spec(("a", []), ("b", ["a"]), ("c", ["b"]), ("d", ["b", "c"]))
+
+
+@pytest.mark.parametrize("change", ["version_rerun", "provider_rerun", "split_without_function"])
+def test_atoms_run_again_before_the_unfinished_atoms_after_a_kept_one(flow: Flow, change: str) -> None:
+    """Defect 1: in a → b → c → d with c kept and d still to run, the atoms run again upstream of
+    c run first, then d (the order the plan gives, the graph's), never d first."""
+    if change == "provider_rerun":  # a provides v; b needs v and provides w; c and d need w
+        before = chain_spec(("a", []), ("b", ["v"]), ("c", ["w"]), ("d", ["c", "w"]), a={"provides": "v"})
+        before["atoms"][1]["provides"] = "w"
+        rc.deploy(flow.workdir, before)
+    else:
+        rc.deploy(flow.workdir, ABCD_D_NEEDS_B)
+    rc.configure(flow.workdir, 1, kill=["d"])
+    assert flow._child("start", str(flow.db), str(flow.workdir), "{}") == KILLED, flow.output
+    flow.uuid = (flow.workdir / rc.FLOW_UUID).read_text()
+    flow.journal()
+
+    if change == "version_rerun":
+        rc.deploy(flow.workdir, ABCD_D_NEEDS_B, versions={"a": "2.0", "b": "2.0"})
+        assert flow.resume(on_version_change="rerun") == 0, flow.output
+        assert flow.actions() == {"a": "rerun", "b": "rerun", "c": "reuse", "d": "rerun"}
+        assert flow.journal() == ["execute a", "execute b a=a@2", "execute d b=b@2 c=c@1"]
+    elif change == "provider_rerun":  # v now comes from a new atom a2 (a graph now)
+        after = chain_spec(
+            ("a", []), ("a2", ["u"]), ("b", ["v"]), ("c", ["w"]), ("d", ["c", "w"]),
+            kind="graph", a={"provides": "u"}, a2={"provides": "v"}, b={"provides": "w"},
+        )  # fmt: skip
+        rc.deploy(flow.workdir, after)
+        assert flow.resume(provider_change="rerun") == 0, flow.output
+        assert flow.actions() == {"a": "reuse", "a2": "run", "b": "rerun", "c": "reuse", "d": "rerun"}
+        assert flow.journal() == ["execute a2 u=a@1", "execute b v=a2@2", "execute d c=c@1 w=b@2"]
+    else:  # b split in two, without a function: b1 and b2 run
+        split = chain_spec(("a", []), ("b1", ["a"]), ("b2", ["b1"]), ("c", ["b2"]), ("d", ["b2", "c"]))
+        rc.deploy(flow.workdir, split)
+        assert flow.resume(migrations=[["split", "b", ["b1", "b2"]]]) == 0, flow.output
+        assert flow.actions() == {"a": "reuse", "b1": "run", "b2": "run", "c": "reuse", "d": "rerun", "b": "orphan"}
+        assert flow.journal() == ["execute b1 a=a@1", "execute b2 b1=b1@2", "execute d b2=b2@2 c=c@1"]
+    planned = [e["name"] for e in flow.plan_entries() if e["action"] in ("run", "rerun")]
+    ran = [line.split()[1] for line in rc.take_journal(flow.workdir)] or planned
+    assert ran == planned, "the plan lists them in the order they run"
+    assert flow.saved().state == SUCCESS
+    assert {name: state for name, (state, _) in flow.states().items()} == dict.fromkeys(flow.states(), SUCCESS)
+
+
+#: a → b → c where b now provides its result's items "b" and "extra" (a dict) instead of a string.
+B_PROVIDES_ITEMS = chain_spec(
+    ("a", []), ("b", ["a"]), ("c", ["b"]), b={"provides": ["b", "extra"], "provides_set": True}
+)
+
+
+def test_a_saved_result_that_no_longer_fits_its_provides_is_refused_before_anything_is_written(flow: Flow) -> None:
+    """Defect 2 (default policy): the plan says so, and the resume refuses, store untouched."""
+    flow.start("abc", kill="c")
+    flow.journal()
+    before = _snapshot(flow)
+    rc.deploy(flow.workdir, B_PROVIDES_ITEMS)
+
+    assert flow.resume() == 1
+    assert "raised ProvidesMismatch Atom 'b'" in flow.output, flow.output
+    assert "the saved result, a str, has no item " in flow.output
+    assert "no item 'b' for 'b'" in flow.output and "no item 'extra' for 'extra'" in flow.output
+    assert "on_version_change='rerun'" in flow.output and "Nothing was written" in flow.output
+    action, reason = flow.plan()["b"]
+    assert action == "fail" and "no longer fits what it provides" in reason, reason
+    assert flow.journal() == []
+    # The flow, its atoms and their resume records are untouched (the dead owner's lease was taken
+    # over, then given up).
+    assert _snapshot(flow)[:3] == before[:3]
+
+    # A migrate callable that keeps a result of the old shape is refused the same way.
+    assert flow.resume(on_version_change="migrate") == 1
+    assert "raised MigrationError" in flow.output and "does not fit what it provides" in flow.output, flow.output
+    assert flow.actions()["b"] == "migrate"
+    assert _snapshot(flow)[:3] == before[:3]
+
+
+def test_a_saved_result_that_no_longer_fits_its_provides_runs_again_under_a_rerun_policy(flow: Flow) -> None:
+    """Defect 2 (policy rerun): the plan reruns b, the run does it, and c gets the new items."""
+    flow.start("abc", kill="c")
+    flow.journal()
+    rc.deploy(flow.workdir, B_PROVIDES_ITEMS)
+
+    assert flow.resume(on_version_change="rerun") == 0, flow.output
+    action, reason = flow.plan()["b"]
+    assert (action, flow.plan()["c"][0]) == ("rerun", "rerun")
+    assert "no longer fits what it provides" in reason and "runs again (on_version_change=rerun)" in reason
+    assert flow.journal() == ["execute b a=a@1", "execute c b=b@2"]
+    assert flow.results()["b"] == {"b": "b@2", "extra": "extra@2"}
+    assert flow.saved().state == SUCCESS
+
+
+def test_a_class_level_version_is_the_atoms_version(flow: Flow) -> None:
+    """Defect 4: ``class StepV2(Step): version = (2, 0)`` is what its atoms record and compare."""
+    flow.start("abc", kill="c")
+    flow.journal()
+    rc.deploy(flow.workdir, "abc", classes={"b": "StepV2"})
+
+    assert flow.resume(on_version_change="rerun") == 0, flow.output
+    assert flow.plan()["b"] == ("rerun", "version changed 1.0 → 2.0: runs again (on_version_change=rerun)")
+    assert flow.journal() == ["execute b a=a@1", "execute c b=b@2"]
+    assert flow.versions() == {"a": "1.0", "b": "2.0", "c": "1.0"}
+    assert rc.StepV2("x", str(flow.workdir)).version == (2, 0) and rc.Step("y", str(flow.workdir)).version == (1, 0)
+
+
+def test_misspelled_options_and_uri_keys_are_refused_naming_the_closest_valid_one(flow: Flow) -> None:
+    """Defect 5: a typo in an option (``migratons=``) would silently run a renamed atom again."""
+    flow.start("abc", kill="c")
+    flow.journal()
+    rc.deploy(flow.workdir, "renamed")
+    before = _snapshot(flow)
+
+    assert flow.resume(on_versoin_change="rerun", migratons="rename_b") == 1
+    assert "raised ValueError Unknown engine options 'on_versoin_change' (did you mean 'on_version_change'?)" in (
+        flow.output
+    ), flow.output
+    assert "'migratons' (did you mean 'migrations'?)" in flow.output
+    typo_uri = f"{flow.db}?durabilty=fsync"
+    done = subprocess.run(
+        [sys.executable, CHILD, "resume", typo_uri, str(flow.workdir), flow.uuid, "{}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Unknown conf key 'durabilty' (did you mean 'durability'?)" in done.stderr, done.stderr
+    assert flow.journal() == []
+    assert _snapshot(flow)[:3] == before[:3]
+    # TaskFlow's documented options stay accepted (a TaskFlow program must not break).
+    assert flow.resume(migrations="rename_b", never_resolve=False, inject_transient=True) == 0, flow.output
+    assert flow.journal() == ["execute c b2=b@1"]

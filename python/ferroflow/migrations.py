@@ -19,8 +19,13 @@ docs). ferroflow keeps that behaviour by default and adds, per atom and per load
   (and saved with the new version) before the run.
 
 Only completed atoms (SUCCESS) are concerned: an atom that had not completed simply runs with
-the current code. A policy applies to its atom only: atoms downstream keep their results (use
-``engine.rewind(to=...)`` to run a whole tail again).
+the current code. The same policy decides for a completed atom whose saved result no longer fits
+what it ``provides`` (its provides changed: a list, tuple or set whose items the saved result
+lacks), whatever its version: ``rerun``, ``revert_then_rerun`` and a migrate callable apply, while
+``reuse`` (which cannot keep such a result) and ``fail`` refuse the resume with
+:class:`ProvidesMismatch` before anything is written; the plan shows it. A policy applies to its
+atom only: atoms downstream keep their results (use ``engine.rewind(to=...)`` to run a whole tail
+again), and they run after it, as the graph orders them.
 
 **Provider changes** — an atom that completed when its inputs came from other atoms than they
 would now (links added or removed, atoms moved between subflows, ...) is reported by the plan;
@@ -68,6 +73,7 @@ __all__ = [
     "Migration",
     "MigrationError",
     "OrphanRevertError",
+    "ProvidesMismatch",
     "Rename",
     "Split",
     "VersionMismatch",
@@ -112,6 +118,27 @@ class VersionMismatch(exceptions.InvalidState):
         self.atom_name = atom_name
         self.saved_version = saved_version
         self.version = version
+
+
+class ProvidesMismatch(exceptions.InvalidState):
+    """A completed atom's saved result cannot give every name the atom now ``provides`` and its
+    version policy keeps results (``reuse``, the default, or ``fail``): the resume is refused
+    before anything is written (as TaskFlow, which fails looking the names up).
+
+    :ivar atom_name: the atom.
+    :ivar problem: what the saved result lacks.
+    """
+
+    def __init__(self, atom_name: str, problem: str, flow: str = "") -> None:
+        where = f" of flow {flow}" if flow else ""
+        super().__init__(
+            f"Atom {atom_name!r}{where} completed, but {problem}: its saved result no longer fits what it provides "
+            f"(its provides changed). Nothing was written. Give it on_version_change='rerun' (on the atom or the "
+            "load) to run it again, 'revert_then_rerun', or a migrate(old_version, old_result) callable that "
+            "converts the saved result"
+        )
+        self.atom_name = atom_name
+        self.problem = problem
 
 
 class OrphanRevertError(exceptions.ExecutionFailure):

@@ -481,8 +481,8 @@ fn orphan_reason(
         },
         State::Reverted => Cow::Borrowed("atom removed from the flow; already reverted"),
         State::RevertFailure => Cow::Borrowed(
-            "atom removed from the flow; its revert failed (REVERT_FAILURE): a rollback stops with \
-             OrphanRevertError naming it until engine.reset()",
+            "atom removed from the flow; its revert failed (REVERT_FAILURE): a rollback tries it again through its \
+             revert reference",
         ),
         _ => Cow::Borrowed("atom removed from the flow; it had not completed: ignored"),
     };

@@ -10,7 +10,16 @@ Actions: ``reuse`` (completed: kept, not run), ``run`` (never started, or new), 
 started or completed, runs again), ``revert`` (reverted: a rollback in progress, a rewind,
 ``revert_then_rerun``), ``orphan`` (a saved detail whose atom left the flow), ``migrate`` (its
 detail or result comes from a migration), ``ignore`` (a decider said no) and ``fail`` (resuming
-stops because of it: version policy ``fail``, a failed revert, a task/retry clash).
+stops because of it: version policy ``fail``, a failed revert, a task/retry clash, a saved result
+that no longer fits).
+
+Two things the core cannot see are checked here, and fed back to it (the plan is computed again,
+a rare path): a completed atom kept whose saved result cannot give every name it now
+``provides`` (`misfits`: its version policy decides — ``rerun``, ``revert_then_rerun`` or a
+migrate callable — and ``reuse`` or ``fail`` refuse the resume with `ProvidesMismatch`, before
+anything is written), and an orphan whose revert reference no longer resolves under trust
+(`unrevertable`: only trusted modules are imported, nothing is called), which a rollback could
+not revert.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ import collections
 import contextlib
 import gc
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
 from ferroflow import _core, exceptions, states
 from ferroflow import migrations as mig
+from ferroflow.persistence import models
 
 #: Action names by the code the core uses.
 ACTIONS: tuple[str, ...] = tuple(_core.RESUME_ACTIONS)
@@ -202,6 +212,91 @@ def rewind_reverts(engine: Any, to: str) -> dict[str, Any]:
     return {"reason": f"rewind to {to}", "revert": names, "rerun": names}
 
 
+def structured_provides(engine: Any) -> list[int]:
+    """The compiled atoms whose ``provides`` pick items out of their result (a list, tuple or
+    set): the only ones a saved result can fail to fit. Computed once per engine."""
+    found = getattr(engine, "_structured_provides", None)
+    if found is None:
+        found = [
+            index
+            for index, save_as in enumerate(atom.save_as for atom in engine.compilation.atoms)
+            if len(save_as) > 1 or (save_as and None not in save_as.values())
+        ]
+        engine._structured_provides = found
+    return found
+
+
+def result_misfit(result: Any, save_as: Any) -> str | None:
+    """What of ``save_as`` (name -> index or key) ``result`` cannot give, or None when it fits."""
+    missing = []
+    for name, key in save_as.items():
+        if key is None:
+            continue
+        try:
+            result[key]
+        except (LookupError, TypeError):
+            missing.append(f"no item {key!r} for {name!r}")
+    if not missing:
+        return None
+    return f"the saved result, a {type(result).__name__}, has " + ", ".join(missing)
+
+
+def misfits(engine: Any, core_plan: Any, detail_of: Callable[[int], Any]) -> dict[int, str]:
+    """``{compiled atom: what its saved result lacks}`` for the completed atoms the plan keeps
+    (or renames) whose saved result no longer fits their ``provides``; ``detail_of(saved
+    index)`` gives a saved detail's model."""
+    candidates = structured_provides(engine)
+    if not candidates:
+        return {}
+    actions, matched = core_plan.actions, core_plan.matched
+    atoms = engine.compilation.atoms
+    found = {}
+    for index in candidates:
+        action, position = actions[index], matched[index]
+        if position < 0 or action not in (REUSE, MIGRATE):
+            continue
+        if action == MIGRATE and core_plan.saved_name(position) == atoms[index].name:
+            continue  # a version migrate: the result is replaced (checked once migrated)
+        ad = detail_of(position)
+        if ad is None or ad.state != states.SUCCESS or (ad.intention or states.EXECUTE) != states.EXECUTE:
+            continue
+        result = ad.results
+        if isinstance(ad, models.RetryDetail):
+            result = result[-1][0] if result else None
+        problem = result_misfit(result, atoms[index].save_as)
+        if problem is not None:
+            found[index] = problem
+    return found
+
+
+#: Saved states of orphans a rollback reverts (see `ferroflow.engines.resumption`).
+ORPHANS_TO_REVERT = frozenset({states.SUCCESS, states.REVERTING, states.REVERT_FAILURE})
+
+
+def unrevertable(
+    engine: Any, core_plan: Any, detail_of: Callable[[int], Any], record_of: Callable[[Any], dict[str, Any]]
+) -> dict[int, str]:
+    """``{saved index: why}`` of the orphans a rollback would revert whose revert reference does
+    not resolve (missing, unavailable, untrusted or no longer importable); ``record_of(detail)``
+    gives a detail's decoded resume record. Nothing but trusted modules is imported."""
+    from ferroflow.engines import revert_refs
+
+    found: dict[int, str] = {}
+    trusted = None
+    fd = engine._flow_detail
+    flow = f"{getattr(fd, 'name', None)!r} ({getattr(fd, 'uuid', None)})"
+    for position in core_plan.orphans:
+        ad = detail_of(position)
+        if ad is None or ad.state not in ORPHANS_TO_REVERT:
+            continue
+        try:
+            trusted = trusted or revert_refs.trust_for(engine)
+            revert_refs.resolve(ad.name, record_of(ad).get("revert"), trusted, flow)
+        except mig.OrphanRevertError as exc:
+            found[position] = str(exc).split(": ", 1)[-1]
+    return found
+
+
 def compute(engine: Any, rewind_to: str | None = None) -> ResumePlan:
     """The plan of ``engine``'s flow against what is saved, without writing or running anything."""
     engine.compile()
@@ -230,15 +325,62 @@ def compute(engine: Any, rewind_to: str | None = None) -> ResumePlan:
     reverts = rewind_reverts(engine, rewind_to) if rewind_to is not None else pending_reverts(flow_meta)
     options = core_options(engine, flow_meta, flow_state, reverts, with_pending=True)
     compiled = engine.compilation.compiled
-    if stored is not None:
-        core_plan = _core.resume_plan_stored(stored, fd.uuid, compiled, **options)
-    else:
-        core_plan = _core.resume_plan(
-            compiled, [saved_tuple(ad, recorded.get(ad.uuid)) for ad in details or ()], **options
-        )
+    saved_tuples = None if stored is not None else [saved_tuple(ad, recorded.get(ad.uuid)) for ad in details or ()]
+
+    def plan_with(**checked: Any) -> Any:
+        if stored is not None:
+            return _core.resume_plan_stored(stored, fd.uuid, compiled, **options, **checked)
+        return _core.resume_plan(compiled, saved_tuples, **options, **checked)
+
+    core_plan = plan_with()
+    if not core_plan.problems:
+        core_plan = _checked(engine, core_plan, plan_with, _saved_details(persister, fd, details))
     if core_plan.problems:
         raise mig.MigrationError("Cannot apply the migrations: " + "; ".join(core_plan.problems))
     return ResumePlan(core_plan, engine.storage.flow_uuid, engine.storage.flow_name)
+
+
+def _saved_details(persister: Any, fd: Any, details: list[Any] | None) -> Callable[[int], Any]:
+    """``detail_of(saved index)`` over the details a plan was computed from (read from the store
+    on first use when the plan read them itself)."""
+    if details is not None:
+        return lambda position: details[position] if 0 <= position < len(details) else None
+    columns: list[Any] = []
+
+    def detail_of(position: int) -> Any:
+        if not columns:
+            columns.append(persister._conn.saved_atoms(fd.uuid))
+        saved = columns[0]
+        return saved.detail(position) if 0 <= position < len(saved) else None
+
+    return detail_of
+
+
+def _checked(engine: Any, core_plan: Any, plan_with: Callable[..., Any], detail_of: Callable[[int], Any]) -> Any:
+    """``core_plan``, computed again with the saved results that no longer fit and the orphans
+    that cannot be reverted when there are any (see the module)."""
+    persister = engine._persist
+    found_orphans = {}
+    if persister is not None and core_plan.orphans:
+        found_orphans = unrevertable(engine, core_plan, detail_of, persister.resume_record)
+    return checked(engine, core_plan, plan_with, detail_of, found_orphans)[0]
+
+
+def checked(
+    engine: Any,
+    core_plan: Any,
+    plan_with: Callable[..., Any],
+    detail_of: Callable[[int], Any],
+    found_orphans: dict[int, str] | None = None,
+) -> tuple[Any, dict[int, str]]:
+    """``(plan, misfits)``: ``core_plan`` computed again by ``plan_with(misfits=...,
+    unrevertable=...)`` when saved results no longer fit (or ``found_orphans`` cannot be
+    reverted), else itself. What `compute` and the engine's prepare both do, so that the plan
+    shown is the plan run."""
+    found_misfits = misfits(engine, core_plan, detail_of)
+    if not found_misfits and not found_orphans:
+        return core_plan, found_misfits
+    return plan_with(misfits=found_misfits, unrevertable=found_orphans or {}), found_misfits
 
 
 def pending_reverts(flow_meta: dict[str, Any]) -> dict[str, Any] | None:

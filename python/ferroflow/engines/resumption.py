@@ -28,8 +28,9 @@ _REVERT_KIND = 1
 _REVERTING = STATE_CODES[states.REVERTING]
 _REVERT_INTENTION = INTENTION_CODES[states.REVERT]
 _EXECUTED = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.FAILURE]})
-#: Orphan states a rollback reverts: completed, or a revert that was interrupted.
-_ORPHANS_TO_REVERT = frozenset({states.SUCCESS, states.REVERTING})
+#: Orphan states a rollback reverts: completed, a revert that was interrupted, or one that failed
+#: (its code may have been restored since: nothing else would ever retry it).
+_ORPHANS_TO_REVERT = frozenset({states.SUCCESS, states.REVERTING, states.REVERT_FAILURE})
 
 
 class ResumptionMixin:
@@ -108,14 +109,13 @@ class ResumptionMixin:
 
     def _after_loop(self, outcome: str | None) -> str | None:
         """On a rollback (REVERTED), reverts the completed orphans through their revert
-        references, latest saved first; an orphan that cannot be reverted stops the rollback
-        (the flow ends FAILURE) with `OrphanRevertError` naming it."""
+        references, latest saved first; an orphan that cannot be reverted — its reference does
+        not resolve, or its revert fails — is saved REVERT_FAILURE with the error as its revert
+        failure (what ``ferroflow show`` and ``plan`` report) and stops the rollback (the flow ends
+        FAILURE) with `OrphanRevertError` naming it. A later rollback tries it again."""
         if outcome != states.REVERTED or self._persist is None:
             return outcome
         persister = self._persist
-        failed = [ad for ad in persister.orphans if ad.state == states.REVERT_FAILURE]
-        if failed:
-            self._stop(OrphanRevertError(failed[0].name, "its revert failed earlier; engine.reset() retries it"))
         failures = self._storage.get_execute_failures()
         trusted = None
         flow = f"{getattr(self._flow_detail, 'name', None)!r} ({getattr(self._flow_detail, 'uuid', None)})"
@@ -127,6 +127,9 @@ class ResumptionMixin:
                 trusted = trusted or revert_refs.trust_for(self)
                 revert = revert_refs.rebuild(ad.name, reference, trusted, flow)
             except OrphanRevertError as exc:
+                ad.state, ad.intention = states.REVERT_FAILURE, states.REVERT
+                ad.revert_failure = _failure_of(exc)
+                persister.save_orphan(ad)
                 self._stop(exc)
             ad.state, ad.intention = states.REVERTING, states.REVERT
             persister.save_orphan(ad)
@@ -167,6 +170,13 @@ class ResumptionMixin:
             meta[resume_plan.PENDING_REVERTS] = record
         if self._persist is not None:
             self._persist.write_flow_meta()
+
+
+def _failure_of(error: BaseException) -> Any:
+    """``error`` as the `Failure` saved as a detail's revert failure."""
+    from ferroflow.types.failure import Failure
+
+    return Failure.from_exception(error)
 
 
 def _has_atom(storage: Any) -> Any:

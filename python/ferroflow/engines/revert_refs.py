@@ -187,18 +187,15 @@ def trust_for(engine: Any) -> trust.TrustedModules:
     return trust.trusted_from(given, saved_factory=saved, code_modules=sorted(name for name in code if name))
 
 
-def rebuild(
+def resolve(
     name: str, ref: Any, trusted: trust.TrustedModules | None = None, flow: str = ""
-) -> Callable[[Any, dict[str, Any]], tuple[bool, Any]]:
-    """The revert of orphan ``name`` rebuilt from its reference: call it with the orphan's saved
-    result and the flow's failures; it returns ``(ok, revert result or Failure)``.
+) -> tuple[type, list[Any], dict[str, Any], dict[str, Any]] | None:
+    """What the reference of orphan ``name`` names, resolved under trust but not called:
+    ``(class, args, kwargs, revert_kwargs)``, or None when its revert does nothing. Importing
+    trusted modules is all it runs (`rebuild` then constructs the atom); the plan uses it to tell
+    an orphan a rollback cannot revert.
 
-    :param trusted: the modules the reference may name (`trust_for`); ``None``: only
-        ``$FERROFLOW_TRUSTED_MODULES`` (and ferroflow's own atom classes).
-    :param flow: the flow, for messages.
-    :raises OrphanRevertError: no usable reference (missing, unavailable, class or arguments not
-        trusted or no longer importable, constructor failing); an untrusted name is its cause
-        (`ferroflow.exceptions.UntrustedCode`) and nothing of it is imported.
+    :raises OrphanRevertError: as `rebuild`, for everything but a failing constructor.
     """
     if not isinstance(ref, dict):
         raise OrphanRevertError(
@@ -207,7 +204,7 @@ def rebuild(
         )
     kind = ref.get("kind")
     if kind == "noop":
-        return lambda result, flow_failures: (True, None)
+        return None
     if kind != "class":
         raise OrphanRevertError(name, f"no revert reference could be saved when it completed: {ref.get('why')}")
     if trusted is None:
@@ -223,6 +220,26 @@ def rebuild(
         raise OrphanRevertError(
             name, f"its revert reference {ref.get('name')!r} cannot be imported: {exc}", cause=exc
         ) from exc
+    return cls, args, kwargs, revert_kwargs
+
+
+def rebuild(
+    name: str, ref: Any, trusted: trust.TrustedModules | None = None, flow: str = ""
+) -> Callable[[Any, dict[str, Any]], tuple[bool, Any]]:
+    """The revert of orphan ``name`` rebuilt from its reference: call it with the orphan's saved
+    result and the flow's failures; it returns ``(ok, revert result or Failure)``.
+
+    :param trusted: the modules the reference may name (`trust_for`); ``None``: only
+        ``$FERROFLOW_TRUSTED_MODULES`` (and ferroflow's own atom classes).
+    :param flow: the flow, for messages.
+    :raises OrphanRevertError: no usable reference (missing, unavailable, class or arguments not
+        trusted or no longer importable, constructor failing); an untrusted name is its cause
+        (`ferroflow.exceptions.UntrustedCode`) and nothing of it is imported.
+    """
+    resolved = resolve(name, ref, trusted, flow)
+    if resolved is None:
+        return lambda result, flow_failures: (True, None)
+    cls, args, kwargs, revert_kwargs = resolved
     try:
         atom = cls(*args, **kwargs)
     except Exception as exc:
