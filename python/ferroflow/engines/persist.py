@@ -107,6 +107,8 @@ class Persister:
         # SQLite store in a column, record backends in the atom's record), never in their meta.
         self._records = hasattr(self._conn, "resume_summaries")
         self._pending_records: list[tuple[str, str]] = []
+        #: Per compiled atom, what its saved result lacks (`resume_plan.misfits`), from prepare.
+        self._misfits: dict[int, str] = {}
         #: Fast path: whether atoms were written since the user's flow detail was last brought up
         #: to date (`_sync_user_detail`).
         self._unsynced = False
@@ -288,13 +290,21 @@ class Persister:
         options = resume_plan.core_options(engine, fd.meta, fd.state, None, with_pending=False)
         store = getattr(self.backend, "store", None)
         if saved.raw and not migrated and callable(store):
-            return _core.resume_plan_stored(store(), fd.uuid, compiled, **options)
-        if self._records and not recorded:
-            recorded = self._resume_summaries()
-        details = saved.details()
-        return _core.resume_plan(
-            compiled, [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in details], **options
-        )
+
+            def plan_with(**checked: Any) -> Any:
+                return _core.resume_plan_stored(store(), fd.uuid, compiled, **options, **checked)
+
+        else:
+            if self._records and not recorded:
+                recorded = self._resume_summaries()
+            tuples = [resume_plan.saved_tuple(ad, recorded.get(ad.uuid)) for ad in saved.details()]
+
+            def plan_with(**checked: Any) -> Any:
+                return _core.resume_plan(compiled, tuples, **options, **checked)
+
+        # Saved results that no longer fit their atom's provides: the plan again, with them.
+        plan, self._misfits = resume_plan.checked(engine, plan_with(), plan_with, saved.detail)
+        return plan
 
     def _restore_row(self, storage: Any, index: int, saved: SavedAtoms, position: int) -> None:
         """Restores a plain saved task (no failure, not a retry) from its row's columns."""
@@ -413,6 +423,8 @@ class Persister:
                     f"Atom {name!r} of flow {fd.name!r} is a {want.__name__[:-6].lower()} but its saved "
                     f"detail {ad.uuid} is a {type(ad).__name__}; rename the atom or remove the old detail"
                 )
+            if index in self._misfits:
+                raise migrations.ProvidesMismatch(name, self._misfits[index], f"{fd.name!r} ({fd.uuid})")
             if ad.state == states.SUCCESS:
                 raise migrations.VersionMismatch(name, ad.version, compilation.spec_atoms[index][2] or None)
 
@@ -458,6 +470,12 @@ class Persister:
                 f"{type(exc).__name__}: {exc}",
                 cause=exc,
             ) from exc
+        problem = resume_plan.result_misfit(ad.results, atom.save_as)
+        if problem is not None:
+            raise migrations.MigrationError(
+                f"The migrated result of atom {atom.name!r} (version {ad.version} to {version}) does not fit what it "
+                f"provides: {problem}; nothing was written"
+            )
         ad.version = version
 
     def _record_reverts(self, engine: Any, indices: list[int]) -> None:
