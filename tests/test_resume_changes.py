@@ -874,3 +874,44 @@ def test_misspelled_options_and_uri_keys_are_refused_naming_the_closest_valid_on
     # TaskFlow's documented options stay accepted (a TaskFlow program must not break).
     assert flow.resume(migrations="rename_b", never_resolve=False, inject_transient=True) == 0, flow.output
     assert flow.journal() == ["execute c b2=b@1"]
+
+
+def _ferroflow(flow: Flow, *args: str) -> subprocess.CompletedProcess:
+    """The real ``ferroflow`` command (``python -m ferroflow``) on the flow's SQLite store."""
+    env = {**os.environ, "RESUME_CHANGES_WORKDIR": str(flow.workdir)}
+    return subprocess.run(
+        [sys.executable, "-m", "ferroflow", *args, "--db", str(flow.db)],
+        capture_output=True,
+        text=True,
+        cwd=TESTS,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_the_command_line_reports_an_orphan_it_cannot_revert(tmp_path: pathlib.Path, sqlite_store: Any) -> None:
+    """Defect 3: plan says the orphan cannot be reverted, resume says the rollback stopped on it,
+    show lists it REVERT_FAILURE (the command line takes a SQLite database only)."""
+    flow = Flow(tmp_path, sqlite_store)
+    (flow.workdir / "gone_steps.py").write_text(rc.GONE_MODULE)
+    flow.start("with_gone", kill="c")
+    (flow.workdir / "gone_steps.py").unlink()
+    rc.deploy(flow.workdir, "without_gone")
+    rc.configure(flow.workdir, 2, fail=["c"])
+
+    plan = _ferroflow(flow, "plan", flow.uuid, "--json")
+    assert plan.returncode == 0, plan.stderr
+    orphan = next(e for e in json.loads(plan.stdout)["entries"] if e["name"] == "g")
+    assert orphan["action"] == "orphan" and "cannot be reverted" in orphan["reason"], orphan
+    assert "'gone_steps.GoneStep'" in orphan["reason"] and "OrphanRevertError" in orphan["reason"]
+
+    resumed = _ferroflow(flow, "resume", flow.uuid, "--no-progress")
+    assert resumed.returncode == 1, resumed.stderr
+    assert "the rollback stopped: OrphanRevertError: Cannot revert orphan 'g'" in resumed.stderr, resumed.stderr
+    assert "saved REVERT_FAILURE" in resumed.stderr and "atom 'c' failed" in resumed.stderr
+
+    shown = _ferroflow(flow, "show", flow.uuid)
+    assert shown.returncode == 0, shown.stderr
+    row = next(line.split() for line in shown.stdout.splitlines() if line.startswith("g "))
+    assert row[1:3] == ["REVERT_FAILURE", "REVERT"], shown.stdout
+    assert flow.journal()[-2:] == ["revert c", "revert a"]

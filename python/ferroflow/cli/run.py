@@ -12,6 +12,7 @@ from typing import Any
 from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import EngineWatcher, ProgressLine
+from ferroflow.migrations import OrphanRevertError
 
 DESCRIPTION = """\
 Build a flow by calling FACTORY from MODULE (a dotted module importable from the working
@@ -134,6 +135,14 @@ def run_engine(
                     raise common.CommandError(f"flow {flow_uuid} stopped ({state}): {_describe(exc)}") from exc
                 if watcher.first_failure is None:
                     watcher.first_failure = ("?", exc)
+                elif isinstance(exc, OrphanRevertError):  # not an atom's failure: said on its own
+                    print(
+                        common.printable(
+                            f"ferroflow: flow {flow_uuid}: the rollback stopped: {_describe(exc).splitlines()[0]}; "
+                            f"the orphan is saved REVERT_FAILURE (ferroflow show {flow_uuid})"
+                        ),
+                        file=sys.stderr,
+                    )
     except KeyboardInterrupt:
         print(
             f"ferroflow: interrupted; continue the flow with: ferroflow resume {flow_uuid} --db {path}", file=sys.stderr

@@ -293,7 +293,7 @@ def unrevertable(
             trusted = trusted or revert_refs.trust_for(engine)
             revert_refs.resolve(ad.name, record_of(ad).get("revert"), trusted, flow)
         except mig.OrphanRevertError as exc:
-            found[position] = str(exc).split(": ", 1)[-1]
+            found[position] = str(exc).splitlines()[0].split(": ", 1)[-1]
     return found
 
 
