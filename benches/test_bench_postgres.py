@@ -10,6 +10,7 @@ round runs on a new database. Without a server these are skipped (failed when ``
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,61 @@ def test_prepare_on_postgres(benchmark, phase: str, n: int) -> None:
     benchmark.group = "phase-prepare-postgres-linear"
     benchmark.extra_info["atoms"] = n
     bench_phase(benchmark, lambda: PostgresRun("linear", n), phase)
+
+
+class TaskflowPostgresRun:
+    """The same linear run on TaskFlow's SQLAlchemy backend on the same server (its own defaults: the
+    server's synchronous commit), for comparison."""
+
+    phases = ("build", "load", "compile", "prepare", "run")
+
+    def __init__(self, n: int) -> None:
+        from taskflow.persistence import backends as taskflow_backends
+
+        from ferroflow.benchmarking import taskflow_peer
+
+        self.peer, self.n = taskflow_peer, n
+        uri = postgres_server.fresh_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+        self.backend: Any = taskflow_backends.fetch({"connection": uri})
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            conn.upgrade()
+        self.flow: Any = None
+        self.engine: Any = None
+
+    def build(self) -> None:
+        self.flow = self.peer.build("linear", self.n)
+
+    def load(self) -> None:
+        from taskflow import engines as taskflow_engines
+        from taskflow.persistence import models as taskflow_models
+
+        self.engine = taskflow_engines.load(self.flow, book=taskflow_models.LogBook("bench"), backend=self.backend)
+
+    def compile(self) -> None:
+        self.engine.compile()
+
+    def prepare(self) -> None:
+        self.engine.prepare()
+        self.engine.validate()
+
+    def run(self) -> None:
+        self.engine.run()
+        if self.engine.storage.get_flow_state() != states.SUCCESS:
+            raise RuntimeError("TaskFlow's linear flow did not end SUCCESS on PostgreSQL")
+
+    def close(self) -> None:
+        self.engine = self.flow = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+@pytest.mark.parametrize("n", [100, 1_000])
+def test_taskflow_run_on_postgres(benchmark, ci_mode: bool, n: int) -> None:
+    """TaskFlow 6.5 on the same server: about 50-85 ms per atom, growing with N (one round at 1,000)."""
+    pytest.importorskip("taskflow", reason="TaskFlow is a peer: pip install 'ferroflow[compare]'")
+    cap(n, ci_mode, ci=100)
+    postgres_server.server()
+    benchmark.group = "run-postgres-taskflow-serial-linear"
+    benchmark.extra_info["atoms"] = n
+    bench_phase(benchmark, lambda: TaskflowPostgresRun(n), "run", rounds=1 if n > 100 else 3)
