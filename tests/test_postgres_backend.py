@@ -183,6 +183,31 @@ def test_taskflow_tables_without_a_ferroflow_schema_are_refused_untouched(uri: s
         )
 
 
+def test_a_read_only_backend_reads_and_never_writes(uri: str) -> None:
+    with pytest.raises(exceptions.StorageFailure, match="no ferroflow schema and is opened read-only"):
+        backends.fetch(f"{uri}?mode=ro").get_connection()
+    with sql(uri) as db:
+        assert db.execute("SELECT to_regclass('ferroflow_schema')").fetchone() == (None,), "nothing created"
+    writer = backends.fetch(uri)
+    with contextlib.closing(writer.get_connection()) as conn:
+        book, fd, (t0, *_) = saved_flow(conn)
+    reader = backends.fetch({"connection": uri, "read_only": True})
+    with contextlib.closing(reader.get_connection()) as conn:
+        conn.upgrade()  # nothing to do
+        assert [ad.name for ad in conn.get_atoms_for_flow(fd.uuid)] == ["t0", "t1", "t2"]
+        for write in (
+            lambda: conn.save_logbook(book),
+            lambda: conn.apply(atom_changes=[{"uuid": t0.uuid, "state": states.RUNNING}]),
+            lambda: conn.acquire_lease(fd.uuid, "reader", 30),
+            lambda: conn.clear_all(),
+        ):
+            with pytest.raises(exceptions.StorageFailure, match="read-only"):
+                write()
+        assert conn.get_atom_details(t0.uuid).state == states.PENDING
+    with pytest.raises(ValueError, match="mode"):
+        backends.fetch(f"{uri}?mode=sometimes")
+
+
 # -- configuration and errors --------------------------------------------------------------------
 
 

@@ -14,6 +14,9 @@ also be given as conf keys or URI query parameters. Options of ferroflow's own:
   the guarantee of the SQLite store's default. ``fsync`` waits, at every commit, for the server to
   flush its write-ahead log (``synchronous_commit = on``): it survives power loss.
 - ``pool_size``: how many idle server connections the backend keeps for reuse (default 4).
+- ``mode``: ``rw`` (default) or ``ro`` (``?mode=ro``, or ``read_only=True``): every transaction is
+  read-only (``default_transaction_read_only``), the schema is neither created nor upgraded, and
+  any write fails with :class:`~ferroflow.exceptions.StorageFailure`.
 
 Driver: psycopg 3 (``pip install 'ferroflow[postgres]'``). Each call borrows a connection from the
 backend's pool (a connection found closed by the server, after a restart for instance, is replaced
@@ -71,10 +74,12 @@ from ferroflow import exceptions as exc
 from ferroflow.persistence import base, models
 from ferroflow.persistence.saved import SavedAtoms
 
-__all__ = ["DURABILITIES", "LATEST_VERSION", "MIGRATIONS", "PostgresBackend", "PostgresConnection"]
+__all__ = ["DURABILITIES", "LATEST_VERSION", "MIGRATIONS", "MODES", "PostgresBackend", "PostgresConnection"]
 
 #: Accepted values of the ``durability`` option.
 DURABILITIES = ("process", "fsync")
+#: Accepted values of the ``mode`` option: read-write (the default) and read-only.
+MODES = ("rw", "ro")
 _SYNCHRONOUS_COMMIT = {"process": "off", "fsync": "on"}
 
 #: Columns :meth:`PostgresConnection.apply` can update in place.
@@ -376,7 +381,9 @@ def _missing(what: str, uuid: str) -> exc.NotFound:
 # -- connection settings ------------------------------------------------------------------------
 
 #: Configuration keys of ferroflow's own (never passed to libpq).
-_OWN_KEYS = frozenset({"connection", "durability", "pool_size", "hostname", "username", "database", "path"})
+_OWN_KEYS = frozenset(
+    {"connection", "durability", "pool_size", "mode", "read_only", "hostname", "username", "database", "path"}
+)
 #: libpq keywords read from the configuration (beside those of the URI).
 _LIBPQ_KEYS = frozenset(
     {
@@ -555,6 +562,14 @@ class PostgresBackend(base.Backend):
         if durability not in DURABILITIES:
             raise ValueError(f"Unknown durability {durability!r}; expected one of {', '.join(DURABILITIES)}")
         self.durability = durability
+        mode = str(self._conf.get("mode", "rw")).lower()
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        read_only = self._conf.get("read_only", False)
+        if isinstance(read_only, str):  # from a URI query: ?read_only=1
+            read_only = read_only.lower() in ("1", "true", "yes", "on")
+        #: Opened read-only (``mode=ro`` or ``read_only=True``): nothing is ever written.
+        self.read_only = mode == "ro" or bool(read_only)
         try:
             self.pool_size = int(self._conf.get("pool_size", 4))
         except (TypeError, ValueError):
@@ -606,6 +621,8 @@ class PostgresBackend(base.Backend):
             ) from None
         try:
             conn.execute(f"SET synchronous_commit = {_SYNCHRONOUS_COMMIT[self.durability]}")
+            if self.read_only:
+                conn.execute("SET default_transaction_read_only = on")
             if not self._schema_ready:
                 self._check_schema(conn)
         except BaseException:
@@ -678,11 +695,18 @@ class PostgresBackend(base.Backend):
     # -- schema ---------------------------------------------------------------------------------
 
     def _check_schema(self, conn: psycopg.Connection[Any]) -> None:
-        """Refuses a newer schema; creates or upgrades an older one (once per backend)."""
+        """Refuses a newer schema; creates or upgrades an older one (once per backend). A read-only
+        backend changes nothing: it refuses a database without the current schema."""
         try:
             version = _read_version(conn)
             if version != LATEST_VERSION:
                 self._refuse_newer(version)
+                if self.read_only:
+                    raise exc.StorageFailure(
+                        f"PostgreSQL store '{self._label}' has "
+                        f"{'no ferroflow schema' if version == 0 else f'schema v{version}'} and is opened read-only; "
+                        f"open it read-write once to create or upgrade it to v{LATEST_VERSION}"
+                    )
                 self.migrate(conn)
         except psycopg.Error as e:
             raise self.failure("checking the schema", e) from None
@@ -816,7 +840,10 @@ class PostgresConnection(base.Connection):
         """Nothing to release: server connections belong to the backend's pool."""
 
     def upgrade(self) -> None:
-        """Create the schema, or migrate it to the current version (the first connection already did)."""
+        """Create the schema, or migrate it to the current version (the first connection already
+        did); nothing for a read-only backend (its first connection checked the schema)."""
+        if self._backend.read_only:
+            return
         self._run("upgrading the schema", self._backend.migrate)
 
     def validate(self) -> None:
