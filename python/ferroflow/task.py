@@ -36,6 +36,16 @@ def notifiers_made() -> int:
     return _notifiers_made
 
 
+#: How many Task subclasses override `Task.update_progress` (the engine then calls it at each step,
+#: as TaskFlow's does, even when nothing listens to the task's notifier).
+_progress_overrides = 0
+
+
+def progress_overrides() -> int:
+    """How many Task subclasses (so far, in this process) override ``update_progress``."""
+    return _progress_overrides
+
+
 def _callable_name(function: Callable) -> str:
     """A best-effort fully qualified name for a callable (``module.qualname``)."""
     if inspect.ismethod(function):
@@ -109,10 +119,19 @@ class Task(atom.Atom):
             events = self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
         return events
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.update_progress is not Task.update_progress:
+            global _progress_overrides
+            _progress_overrides += 1
+
     def has_progress_listeners(self) -> bool:
-        """Whether anything listens to this task's own events (cheap: no notifier is made)."""
+        """Whether anything listens to this task's own events (cheap: no notifier is made), or
+        its class overrides ``update_progress`` (which the engine then calls at each step)."""
         events = self._notifier
-        return events is not None and events.has_listeners()
+        if events is not None and events.has_listeners():
+            return True
+        return _progress_overrides > 0 and type(self).update_progress is not Task.update_progress
 
     def copy(self, retain_listeners: bool = True) -> Task:
         """A shallow copy, with a copy of the notifier (emptied unless ``retain_listeners``)."""

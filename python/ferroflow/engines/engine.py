@@ -28,7 +28,7 @@ from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
-from ferroflow.flow import paused_gc
+from ferroflow.flow import Flow, paused_gc
 from ferroflow.types.failure import Failure
 from ferroflow.types.graph import DiGraph
 from ferroflow.types.notifier import Notifier
@@ -146,6 +146,7 @@ class ActionEngine(ResumptionMixin):
         self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
         self._storage.bind_atoms(lowered.atoms)
         self._storage.visible_providers = self._visible_providers
+        self._storage.atom_order = self._taskflow_order
         self._atoms = lowered.atoms
         self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
         self._save_as = [atom.save_as for atom in lowered.atoms]
@@ -271,7 +272,7 @@ class ActionEngine(ResumptionMixin):
             frozenset(
                 i for i, atom in enumerate(self._atoms) if not self._retry_flags[i] and atom.has_progress_listeners()
             )
-            if task_mod.notifiers_made()
+            if task_mod.notifiers_made() or task_mod.progress_overrides()
             else frozenset()
         )
         started = time.monotonic()
@@ -338,6 +339,23 @@ class ActionEngine(ResumptionMixin):
         self._scheduler.restore([(atom, storage.states[atom], storage.intentions[atom]) for atom in changed])
         if self._persist is not None:
             self._persist.save(self, [(atom, _SAVE_ALL, 0) for atom in changed])
+
+    def _taskflow_order(self) -> list[int]:
+        """Atom indices in the order TaskFlow's compiler lists atoms: a flow's retry, then its
+        children as the flow iterates them (graph flows in topological order), depth first."""
+        position = {id(atom): i for i, atom in enumerate(self._atoms)}
+        order: list[int] = []
+        stack = [self._flow]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Flow):
+                stack.extend(reversed(list(node)))
+                if node.retry is not None:
+                    stack.append(node.retry)
+            elif id(node) in position:
+                order.append(position.pop(id(node)))
+        order.extend(sorted(position.values()))  # (anything the walk did not reach keeps its place)
+        return order
 
     def _visible_providers(self, index: int) -> dict[str, int | None]:
         """``{stored name: provider}`` of what atom ``index`` requires (execute and revert)."""

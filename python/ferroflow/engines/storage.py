@@ -82,6 +82,9 @@ class Storage:
         #: ``atom index -> {stored name: provider index or None}``: who the compiled flow lets an
         #: atom see (set by the engine once compiled; `fetch_mapped_args` scopes by it).
         self.visible_providers: Callable[[int], dict[str, int | None]] | None = None
+        #: The atoms in the order TaskFlow registers them (set by the engine): the order in which
+        #: `fetch` looks at providers and `fetch_all` lists names.
+        self.atom_order: Callable[[], list[int]] | None = None
 
     # -- set up by the engine -------------------------------------------------------------------
     def bind_atoms(self, atoms: list[Any]) -> None:
@@ -339,8 +342,9 @@ class Storage:
     def _providers(self) -> dict[str, list[int]]:
         if self._providers_of is None:
             mapping: dict[str, list[int]] = {}
-            for i, atom in enumerate(self._atoms):
-                for name in atom.save_as:
+            atoms = self._atoms
+            for i in self.atom_order() if self.atom_order is not None else range(len(atoms)):
+                for name in atoms[i].save_as:
                     mapping.setdefault(name, []).append(i)
             self._providers_of = mapping
         return self._providers_of
