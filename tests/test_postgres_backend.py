@@ -238,6 +238,12 @@ def test_uri_forms_conf_dicts_and_durability(uri: str) -> None:
     assert synchronous_commit(backends.fetch(f"{uri}?durability=fsync")) == "on", "fsync: flushed at each commit"
     with pytest.raises(ValueError, match="durability"):
         backends.fetch(f"{uri}?durability=sometimes")
+    with pytest.raises(ValueError, match="'durabilty' \\(did you mean 'durability'\\?\\)"):
+        backends.fetch(f"{uri}?durabilty=fsync")
+    # TaskFlow's SQLAlchemy options are accepted (unused), never passed to libpq.
+    taskflow_conf = backends.fetch({"connection": f"{uri}?max_overflow=5", "pool_recycle": 3600, "sslmode": "disable"})
+    with contextlib.closing(taskflow_conf.get_connection()) as conn:
+        conn.validate()
 
 
 def test_connection_failures_name_the_database_and_never_the_password(uri: str) -> None:

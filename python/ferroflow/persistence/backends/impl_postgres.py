@@ -381,8 +381,17 @@ def _missing(what: str, uuid: str) -> exc.NotFound:
 # -- connection settings ------------------------------------------------------------------------
 
 #: Configuration keys of ferroflow's own (never passed to libpq).
-_OWN_KEYS = frozenset(
-    {"connection", "durability", "pool_size", "mode", "read_only", "hostname", "username", "database", "path"}
+#: Configuration keys TaskFlow's SQLAlchemy backend reads: accepted (and unused, but for
+#: ``pool_size``) so that a TaskFlow configuration works, never passed to libpq.
+_TASKFLOW_KEYS = frozenset(
+    {
+        *("engine_args", "echo", "pool_size", "max_pool_size", "max_overflow", "pool_timeout", "pool_recycle"),
+        *("idle_timeout", "connection_debug", "connection_trace", "max_retries", "retry_interval", "validate"),
+        *("isolation_level", "checkout_retry"),
+    }
+)
+_OWN_KEYS = _TASKFLOW_KEYS | frozenset(
+    {"connection", "codec", "durability", "pool_size", "mode", "read_only", "hostname", "username", "database", "path"}
 )
 #: libpq keywords read from the configuration (beside those of the URI).
 _LIBPQ_KEYS = frozenset(
@@ -555,6 +564,11 @@ class PostgresBackend(base.Backend):
     It keeps a small pool of server connections shared by its :class:`PostgresConnection` objects;
     the schema is checked (created or upgraded) when the first one is opened.
     """
+
+    #: The conf keys it reads (besides those every backend takes): its own, libpq's, and those of
+    #: TaskFlow's SQLAlchemy backend (accepted, unused); others are refused by
+    #: `ferroflow.persistence.backends.fetch`.
+    conf_keys = frozenset({"durability", "pool_size", "mode", "read_only", "database"}) | _LIBPQ_KEYS | _TASKFLOW_KEYS
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__(conf)
