@@ -143,18 +143,18 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
         let detail = &saved[saved_index as usize];
         let (action, reason) = if !same_kind(detail, flow.atoms[atom as usize].kind) {
             (PlanAction::Fail, Cow::Owned(kind_clash(detail)))
-        } else if let (Some(migration), Some(misfit)) = (migrated_from, request.misfits.get(&atom)) {
-            let carried = format!("{} (not applied yet) carries over a saved result that", migration.describe());
-            misfit_action(request, atom, &carried, misfit)
         } else if let Some(migration) = migrated_from {
+            // Decided as once the rename is applied (what the run does), shown as carried over.
             let state = detail.state().name();
-            (
-                PlanAction::Migrate,
-                Cow::Owned(format!(
-                    "{} (not applied yet): its saved detail ({state}) carries over",
-                    migration.describe()
-                )),
-            )
+            let carried =
+                format!("{} (not applied yet): its saved detail ({state}) carries over", migration.describe());
+            match matched_action(request, atom, detail, &rerun_set, &aliases) {
+                (PlanAction::Reuse, reason) if reason == "completed: saved result reused" => {
+                    (PlanAction::Migrate, Cow::Owned(carried))
+                }
+                (PlanAction::Reuse, reason) => (PlanAction::Migrate, Cow::Owned(format!("{carried}; {reason}"))),
+                (action, reason) => (action, Cow::Owned(format!("{carried}; {reason}"))),
+            }
         } else {
             matched_action(request, atom, detail, &rerun_set, &aliases)
         };

@@ -474,3 +474,20 @@ fn orphans_that_cannot_be_reverted_say_so_and_failed_ones_too() {
     assert!(!reasons[0].contains("reverted through"), "{}", reasons[0]);
     assert!(reasons[1].contains("its revert failed (REVERT_FAILURE)"), "{}", reasons[1]);
 }
+
+#[test]
+fn a_rename_of_a_detail_that_had_not_completed_runs_as_it_will_once_applied() {
+    let flow = chain(&["a", "b2", "c"]);
+    let details = vec![saved("a", "SUCCESS"), saved("b", "RUNNING"), saved("c", "PENDING")];
+    let plan =
+        plan_with(&flow, &details, &HashMap::new(), VersionPolicy::Reuse, ProviderPolicy::Keep, &[rename("b", "b2")]);
+    assert_eq!(actions(&flow, &details, &plan), pairs(&[("a", "reuse"), ("b2", "rerun"), ("c", "run")]));
+    assert!(plan.entries[1]
+        .reason
+        .starts_with("Rename(b → b2) (not applied yet): its saved detail (RUNNING) carries over; was RUNNING"));
+    let done = vec![saved("a", "SUCCESS"), saved("b", "SUCCESS"), saved("c", "PENDING")];
+    let plan =
+        plan_with(&flow, &done, &HashMap::new(), VersionPolicy::Reuse, ProviderPolicy::Keep, &[rename("b", "b2")]);
+    assert_eq!(plan.actions[1], PlanAction::Migrate);
+    assert_eq!(plan.entries[1].reason, "Rename(b → b2) (not applied yet): its saved detail (SUCCESS) carries over");
+}

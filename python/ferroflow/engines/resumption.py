@@ -15,7 +15,9 @@ an atom already REVERTED is not reverted again, one left REVERTING is (its rever
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from typing import Any
 
 from ferroflow import exceptions, states
@@ -93,7 +95,8 @@ class ResumptionMixin:
             if storage.states[index] not in _EXECUTED:
                 continue  # never ran, or already reverted: nothing to undo
             self._apply([(index, _REVERTING, _REVERT_INTENTION)])  # type: ignore[attr-defined]
-            ok, value = self._call(index, _REVERT_KIND)  # type: ignore[attr-defined]
+            with self._recorded_revert_arguments(index):
+                ok, value = self._call(index, _REVERT_KIND)  # type: ignore[attr-defined]
             if ok:
                 storage.revert_results[index] = value
             else:
@@ -142,6 +145,40 @@ class ResumptionMixin:
             persister.save_orphan(ad)
             self._stop(OrphanRevertError(ad.name, f"its revert failed: {value.exception_str}", cause=value.exception))
         return outcome
+
+    @contextlib.contextmanager
+    def _recorded_revert_arguments(self, index: int) -> Iterator[None]:
+        """While a pending revert runs: when its arguments can no longer be looked up (their
+        providers changed with the code and have not run yet), the arguments its revert got when
+        the atom completed (its resume record) are given to it — a revert undoes what ran, with
+        what it ran with."""
+        storage = self._storage
+        try:
+            self._arguments(index, revert=True)  # type: ignore[attr-defined]
+        except exceptions.NotFound:
+            pass
+        else:
+            yield
+            return
+        recorded = {}
+        if self._persist is not None and self._persist._records:
+            reference = self._persist._conn.resume_record(storage.atom_uuid(index))
+            recorded = (revert_refs.decode_record(reference).get("revert") or {}).get("revert_kwargs") or {}
+        atom = self.compilation.atoms[index]  # type: ignore[attr-defined]
+        by_storage = {atom.revert_rebind.get(arg, arg): value for arg, value in recorded.items()}
+        if not by_storage or any(isinstance(v, dict) and "$callable" in v for v in by_storage.values()):
+            yield  # nothing recorded (the lookup fails as it would have)
+            return
+        injected = storage._atom_injected
+        before = injected.get(atom.name)
+        injected[atom.name] = {**by_storage, **(before or {})}
+        try:
+            yield
+        finally:
+            if before is None:
+                injected.pop(atom.name, None)
+            else:
+                injected[atom.name] = before
 
     def _stop(self, error: Exception) -> None:
         """Ends the run FAILURE with ``error``."""
