@@ -311,3 +311,55 @@ def test_flow_detail_of_a_storage_created_model_round_trips() -> None:
     assert storage.get_flow_state() == states.PENDING
     assert storage.change_flow_state(states.RUNNING) == (True, states.PENDING)
     assert storage.change_flow_state(states.RESUMING) == (True, states.RUNNING)
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_a_revert_waits_for_what_ran_after_an_ignored_atom(kind) -> None:
+    """Item 4: a → b (ignored by a decider) → c; c fails: a is reverted only after c is."""
+    seen = []
+    flow = graph_flow.Flow("g")
+    a, b, c = Add("a"), Add("b"), Fail("c")
+    flow.add(a, b, c)
+    flow.link(a, b, decider=lambda history: False, decider_depth="atom")
+    flow.link(b, c)
+    engine = engines.load(flow, engine=kind)
+    engine.atom_notifier.register("*", lambda state, details: seen.append(f"{details['task_name']} {state}"))
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    assert seen[-4:] == ["c REVERTING", "c REVERTED", "a REVERTING", "a REVERTED"]
+
+
+def test_fetch_all_lists_names_in_the_order_taskflow_registers_atoms() -> None:
+    """Item 11: a graph flow's atoms are registered in topological order, not in the order added."""
+
+    class Sum(task.Task):
+        def execute(self, x, y):
+            return x + y
+
+    flow = graph_flow.Flow("root").add(
+        linear_flow.Flow("nested").add(
+            Sum("add2", provides="x2", rebind=["y3", "y4"]), Sum("add1", provides="x1", rebind=["y1", "y2"])
+        ),
+        Sum("add5", provides="x5", rebind=["x1", "x3"]),
+        Sum("add3", provides="x3", rebind=["x1", "x2"]),
+        Sum("add4", provides="x4", rebind=["x2", "y5"]),
+    )
+    store = {"y1": 1, "y2": 3, "y3": 5, "y4": 7, "y5": 9}
+    for kind in ("serial", "parallel"):
+        result = engines.run(flow, engine=kind, store=store)
+        assert list(result) == ["y1", "y2", "y3", "y4", "y5", "x2", "x1", "x3", "x4", "x5"]
+
+
+def test_a_task_overriding_update_progress_hears_the_engine_steps() -> None:
+    heard = []
+
+    class Loud(task.Task):
+        def execute(self):
+            self.update_progress(0.5)
+
+        def update_progress(self, progress, **kwargs):
+            heard.append(progress)
+            super().update_progress(progress, **kwargs)
+
+    engines.run(linear_flow.Flow("f").add(Loud("loud"), Add("quiet")))
+    assert heard == [0.0, 0.5, 1.0]

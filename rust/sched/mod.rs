@@ -244,9 +244,12 @@ impl Scheduler {
         self.waiting[node] == 0 && (node >= self.atom_count || satisfied(self.state[node], self.intention[node]))
     }
 
+    /// Blocks the revert of its predecessors: an atom that ran (and is not reverted), an ignored
+    /// atom whose successors block (its predecessors wait for what ran after it, as in `TaskFlow`,
+    /// where every transitive successor must be reverted first), a join whose successors block.
     fn node_blocks(&self, node: usize) -> bool {
         if node < self.atom_count {
-            blocks(self.state[node])
+            blocks(self.state[node]) || (self.state[node] == State::Ignore && self.blocking[node] > 0)
         } else {
             self.blocking[node] > 0
         }
@@ -293,7 +296,7 @@ impl Scheduler {
             return;
         }
         let was_satisfied = self.node_satisfied(i);
-        let was_blocking = blocks(self.state[i]);
+        let was_blocking = self.node_blocks(i);
         self.count(i, -1);
         if state == State::Pending {
             self.decided[i] = false;
@@ -309,7 +312,7 @@ impl Scheduler {
         if was_satisfied != now_satisfied {
             self.propagate_satisfied(atom, now_satisfied);
         }
-        let now_blocking = blocks(state);
+        let now_blocking = self.node_blocks(i);
         if was_blocking != now_blocking {
             self.propagate_blocking(atom, now_blocking);
         }
@@ -353,7 +356,8 @@ impl Scheduler {
                 let before = self.blocking[p];
                 self.blocking[p] = if now_blocking { before + 1 } else { before - 1 };
                 let crossed = (before == 0) != (self.blocking[p] == 0);
-                if p >= self.atom_count {
+                if p >= self.atom_count || self.state[p] == State::Ignore {
+                    // Joins and ignored atoms relay: they block only through their successors.
                     if crossed {
                         stack.push(pred);
                     }

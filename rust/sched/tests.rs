@@ -496,6 +496,24 @@ fn kept_atoms_relay_through_joins_and_fan_in() {
 }
 
 #[test]
+fn a_revert_waits_for_successors_behind_an_ignored_atom() {
+    // 0 → 1 → 2 with 1 ignored: 2 fails; 0 reverts only once 2 is reverted (TaskFlow's order).
+    let mut s = Scheduler::new(chain(3));
+    s.restore(1, State::Ignore, Intention::Ignore).unwrap();
+    s.start();
+    assert_eq!(next(&mut s), exec(&[0]));
+    s.complete_execute(0, true).unwrap();
+    assert_eq!(next(&mut s), exec(&[2]));
+    assert!(s.complete_execute(2, false).unwrap());
+    s.resolve(Resolution::RevertAll).unwrap();
+    assert_eq!(next(&mut s), revert(&[2]));
+    s.complete_revert(2, true).unwrap();
+    assert_eq!(next(&mut s), revert(&[0]));
+    s.complete_revert(0, true).unwrap();
+    assert_eq!(s.outcome(), Some(Outcome::Reverted));
+}
+
+#[test]
 fn ignored_atoms_satisfy_once_their_predecessors_are() {
     // 0 → 1 → 2: 1 ignored before 0 ran (a decider), 2 waits for 0 all the same.
     let mut s = Scheduler::new(chain(3));
