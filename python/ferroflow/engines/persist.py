@@ -15,7 +15,6 @@ from typing import Any
 
 from ferroflow import _core, codec, exceptions, migrations, states
 from ferroflow.engines import resume_plan, revert_refs
-from ferroflow.engines.factories import FACTORY_META
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
 from ferroflow.persistence import models, ownership
 from ferroflow.persistence.saved import SavedAtoms, damaged
@@ -374,7 +373,7 @@ class Persister:
         if not pending:
             return saved, [], False
         saved_atoms = saved.details()  # migrations work on models (a rare path)
-        factory = (fd.meta.get(FACTORY_META) or {}).get("name")
+        factory = (fd.meta.get(models.FACTORY_META) or {}).get("name")
         live = [ad for ad in saved_atoms if ad.name != INJECTOR_NAME and not migrations.is_retired(ad)]
         if not live:
             records = migrations.not_needed(pending, factory)
