@@ -89,8 +89,12 @@ fn immutable_uri(path: &Path) -> Option<String> {
 
 /// A connection on an existing file (never created by SQLite: no `SQLITE_OPEN_CREATE`).
 fn connect(path: &Path, label: &str, access: OpenFlags) -> CoreResult<Connection> {
-    Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| CoreError::Storage(format!("cannot open store '{label}': {e}")))
+    let failed = |e: rusqlite::Error| CoreError::Storage(format!("cannot open store '{label}': {e}"));
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(failed)?;
+    // Another process may be creating or upgrading the file right now (switching it to WAL takes
+    // an exclusive lock): wait for it, as every store connection does, rather than fail "locked".
+    conn.busy_timeout(super::sqlite::BUSY_TIMEOUT).map_err(failed)?;
+    Ok(conn)
 }
 
 /// `false` when there is no file at `path`; `true` when there is one that may be a SQLite

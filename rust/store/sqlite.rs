@@ -20,7 +20,7 @@ use crate::error::{CoreError, CoreResult};
 pub type ResumeSummary = (String, Option<String>, Option<String>, Option<String>);
 
 /// How long a writer waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Room for every statement below, so none is ever evicted and re-parsed.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// Upper bound of each connection's page cache (it grows only as pages are used): enough for the
