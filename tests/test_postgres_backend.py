@@ -238,6 +238,13 @@ def test_uri_forms_conf_dicts_and_durability(uri: str) -> None:
     assert synchronous_commit(backends.fetch(f"{uri}?durability=fsync")) == "on", "fsync: flushed at each commit"
     with pytest.raises(ValueError, match="durability"):
         backends.fetch(f"{uri}?durability=sometimes")
+    with pytest.raises(ValueError, match="busy_wait_us"):
+        backends.fetch(f"{uri}?busy_wait_us=-1")
+    never_spins = backends.fetch(f"{uri}?busy_wait_us=0")
+    with contextlib.closing(never_spins.get_connection()) as conn:
+        ad = next(iter(conn.get_logbook(book.uuid).find(next(iter(book)).uuid)))
+        conn.apply(atom_changes=[{"uuid": ad.uuid, "state": states.RUNNING}])  # libpq's blocking call
+        assert conn.get_atom_details(ad.uuid).state == states.RUNNING
     with pytest.raises(ValueError, match="'durabilty' \\(did you mean 'durability'\\?\\)"):
         backends.fetch(f"{uri}?durabilty=fsync")
     # TaskFlow's SQLAlchemy options are accepted (unused), never passed to libpq.
@@ -457,6 +464,13 @@ def test_a_batch_is_all_or_nothing(conn) -> None:
     late = conn.get_atom_details(fresh)
     assert (late.name, late.state, late.results, late.version) == ("late", states.SUCCESS, [1, 2], "2.0")
     assert conn.resume_summaries(fd.uuid) == [(fresh, "in", "task", "late")]
+
+
+def test_a_large_result_goes_through_the_engine_lane(conn) -> None:
+    _, _, (t0, *_) = saved_flow(conn)
+    big = "x" * 8_000_000  # more than a socket buffer: sent in pieces
+    conn.apply(atom_changes=[{"uuid": t0.uuid, "state": states.SUCCESS, "results": {"big": big}}])
+    assert conn.get_atom_details(t0.uuid).results == {"big": big}
 
 
 def test_saved_atoms_are_columns_of_what_is_stored(conn) -> None:
