@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ferroflow import exceptions
 from ferroflow.persistence import ownership

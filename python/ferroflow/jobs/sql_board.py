@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from typing import Any
@@ -441,7 +440,7 @@ class SqlJobBoard(base.JobBoard):
                 "uuid LIKE %s LIMIT 2",
                 (self.name, job_uuid + "%"),
             ).fetchall()
-        if len(rows) != 1 or len(job_uuid) < 8 and rows[0][0] != job_uuid:
+        if len(rows) != 1 or (len(job_uuid) < 8 and rows[0][0] != job_uuid):
             found = "no job" if not rows else "several jobs"
             raise exceptions.NotFound(f"{found} on board {self.name!r} ({self._where()}) match {job_uuid!r}")
         return self._job_from(rows[0])

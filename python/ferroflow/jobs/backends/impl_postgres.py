@@ -61,7 +61,8 @@ class PostgresJobBoard(SqlJobBoard):
                 book_uuid TEXT, book_name TEXT, priority SMALLINT NOT NULL, state TEXT NOT NULL,
                 owner TEXT, epoch BIGINT NOT NULL, expires_at DOUBLE PRECISION,
                 created_on DOUBLE PRECISION NOT NULL, last_modified DOUBLE PRECISION NOT NULL)""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_ready ON {TABLE} (board, priority DESC, seq) WHERE state = 'UNCLAIMED'",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_ready ON {TABLE} "
+            f"(board, priority DESC, seq) WHERE state = 'UNCLAIMED'",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_claims ON {TABLE} (board, expires_at) WHERE state = 'CLAIMED'",
             """CREATE TABLE IF NOT EXISTS ferroflow_job_entities (
                 board TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, metadata TEXT NOT NULL,

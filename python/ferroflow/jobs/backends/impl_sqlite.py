@@ -60,7 +60,8 @@ class SQLiteJobBoard(SqlJobBoard):
                 book_uuid TEXT, book_name TEXT, priority INTEGER NOT NULL, state TEXT NOT NULL,
                 owner TEXT, epoch INTEGER NOT NULL, expires_at REAL,
                 created_on REAL NOT NULL, last_modified REAL NOT NULL)""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_ready ON {TABLE} (board, priority DESC, seq) WHERE state = 'UNCLAIMED'",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_ready ON {TABLE} "
+            f"(board, priority DESC, seq) WHERE state = 'UNCLAIMED'",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_claims ON {TABLE} (board, expires_at) WHERE state = 'CLAIMED'",
             """CREATE TABLE IF NOT EXISTS ferroflow_job_entities (
                 board TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, metadata TEXT NOT NULL,
