@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ferroflow.cli import bench, check, common, delete, demo, graph, plan, resume, rewind, run, show
+from ferroflow.cli import bench, check, common, conductor, delete, demo, graph, jobs, plan, resume, rewind, run, show
 
 __all__ = ["main"]
 
@@ -43,7 +43,21 @@ examples:
 
 
 #: The commands, in the order ``ferroflow --help`` lists them.
-COMMANDS = ("run", "resume", "plan", "rewind", "show", "check", "graph", "delete", "prune", "demo", "bench")
+COMMANDS = (
+    "run",
+    "resume",
+    "plan",
+    "rewind",
+    "show",
+    "check",
+    "graph",
+    "delete",
+    "prune",
+    "demo",
+    "bench",
+    "conductor",
+    "jobs",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for command in (run, resume, plan, rewind, show, check, graph, delete, demo, bench):
+    for command in (run, resume, plan, rewind, show, check, graph, delete, demo, bench, conductor, jobs):
         command.add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
