@@ -365,11 +365,13 @@ class SqlJobBoard(base.JobBoard):
                 self._announce(cur)
         if claim is not None:
             claim.stop()
-            with self._lock:
-                if self._claims.get(job.uuid) is claim:
-                    del self._claims[job.uuid]
         if count == 1:
+            if claim is not None:
+                with self._lock:
+                    if self._claims.get(job.uuid) is claim:
+                        del self._claims[job.uuid]
             return
+        # A refused claim stays known: a later call under the same name is fenced by its epoch too.
         row = self._job_row(job.uuid)
         if row is None:
             raise exceptions.NotFound(f"Cannot {verb} job {job.uuid} ({job.name!r}): it is not on board {self.name!r}")
