@@ -14,6 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-$root/.venv}
 shift || true
 [ "${1:-}" = "--" ] && shift
+venv=$(cd "$venv" && pwd)  # (absolute: tests run from their own directory)
 python="$venv/bin/python"
 if ! "$python" -c "import ferroflow._core" 2>/dev/null; then
   echo "taskflow-compat: $venv has no working ferroflow (build it first: maturin develop, or pip install)" >&2
