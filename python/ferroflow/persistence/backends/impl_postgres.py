@@ -488,7 +488,7 @@ class _Link:
         if not self.usable:
             return False
         try:
-            readable, _, _ = select.select([self.conn.fileno()], [], [], 0)
+            readable = _wait(self.conn.fileno(), write=False, timeout=0)
         except (OSError, ValueError):
             return False
         if not readable:
@@ -524,7 +524,7 @@ class _Link:
         pgconn.send_query_prepared(name, values)  # type: ignore[arg-type]
         fileno = pgconn.socket
         while pgconn.flush():  # parameters larger than the socket's buffer
-            select.select([fileno], [fileno], [])
+            _wait(fileno, write=True)
             pgconn.consume_input()
         # Spin (yielding the CPU and the GIL) while the answer is due: on a virtual machine, a
         # thread that sleeps in poll() is woken 50-80 µs late when the server runs on another
@@ -535,7 +535,7 @@ class _Link:
             if time.perf_counter() < deadline:
                 os.sched_yield()
             else:
-                select.select([fileno], [], [])
+                _wait(fileno, write=False)
             pgconn.consume_input()
         result, error = None, None
         while (next_result := pgconn.get_result()) is not None:
@@ -547,6 +547,14 @@ class _Link:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+def _wait(fileno: int, write: bool, timeout: float | None = None) -> bool:
+    """Waits until the socket is readable (or writable, with ``write``) or ``timeout`` seconds
+    passed; whether it is. ``poll``, not ``select``: a descriptor may be above 1024."""
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | (select.POLLOUT if write else 0))
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 def _numbered(sql: str) -> bytes:
