@@ -62,8 +62,8 @@ def fetch(name: str, conf: dict[str, Any] | str, namespace: str | None = None, *
 def _sqlite_path(target: str) -> str:
     if target.startswith("sqlite://"):
         parts = urlsplit(target)
-        return parts.path if not parts.netloc else parts.netloc + parts.path
-    return target
+        target = parts.path if not parts.netloc else parts.netloc + parts.path
+    return "/" + target.lstrip("/") if target.startswith("//") else target
 
 
 @contextlib.contextmanager
