@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import postgres_server
 from ferroflow.persistence import backends
 
 
@@ -126,6 +127,9 @@ class StoreCase:
 DURABLE_BACKENDS = [
     StoreCase("sqlite", lambda where: f"sqlite:///{where / 'flows.db'}", _sqlite_integrity),
     StoreCase("dir", lambda where: f"dir://{where / 'store'}", _dir_integrity, crash_share=0.5),
+    # A fresh database on the throwaway server (tests/postgres_server.py; skipped without one
+    # locally, a failure in CI).
+    StoreCase("postgres", lambda where: postgres_server.uri_for(where), lambda uri: "ok", crash_share=0.5),
 ]
 
 
