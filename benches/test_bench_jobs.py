@@ -1,0 +1,145 @@
+"""Jobboard and conductors on the tests' PostgreSQL server (tests/postgres_server.py): throughput
+and takeover latency, measured with real conductor processes (``ferroflow conductor``).
+
+- ``test_jobs_per_second``: N one-atom jobs posted first, then 1, 2 or 4 conductor processes
+  started; the rate is read from the board's own consume times (jobs consumed after the first,
+  over the time from the first consume to the last), so process start-up and posting are not in it.
+- ``test_takeover_latency``: 4 conductors, 2 long jobs (so a free conductor is always waiting);
+  the conductor running the first job is SIGKILLed and replaced; the latency is from the SIGKILL
+  to that job's next atom started by another conductor. Claims and flow leases last
+  ``EXPIRY`` seconds.
+
+Results are printed (``-s``) and kept in ``benchmark.extra_info`` when pytest-benchmark measures.
+In CI mode (``--benchmark-disable``) the sizes are small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import postgres_server
+from ferroflow.jobs import backends, posting
+from ferroflow.persistence import backends as persistence_backends
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+EXPIRY = 2.0
+
+
+def _conductor(uri: str, name: str, log: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ferroflow", "conductor", "--board", uri, "--board-name", "bench", "--store", uri,
+             "--name", name, "--trust", "takeover_flows", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=TESTS,
+        )  # fmt: skip
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _setup(uri: str):
+    store = persistence_backends.fetch(uri)
+    with contextlib.closing(store.get_connection()) as conn:
+        conn.upgrade()
+    board = backends.fetch("bench", {"board": uri}, persistence=store)
+    board.connect()
+    return store, board
+
+
+@pytest.mark.parametrize("conductors", [1, 2, 4])
+def test_jobs_per_second(conductors: int, tmp_path: Path, ci_mode: bool, benchmark) -> None:
+    jobs = 60 if ci_mode else 600
+    uri = postgres_server.fresh_uri()
+    store, board = _setup(uri)
+    journal = tmp_path / "journal"
+    try:
+        for i in range(jobs):
+            posting.post_flow(board, store, "takeover_flows.journaled", (f"j{i}", 1, 0.0, str(journal)))
+        procs = [_conductor(uri, f"c{n}", tmp_path / f"c{n}.log") for n in range(conductors)]
+        try:
+            deadline = time.monotonic() + 600
+            while board.job_count and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert board.job_count == 0
+        finally:
+            _stop(procs)
+        consumed = sorted(job.last_modified for job in board.list_all())
+    finally:
+        board.close()
+    rate = (len(consumed) - 1) / (consumed[-1] - consumed[0])
+    print(f"\n{conductors} conductor(s): {rate:.0f} one-atom jobs/s ({jobs} jobs)")
+    benchmark.extra_info["jobs_per_second"] = rate
+    benchmark.pedantic(lambda: None, rounds=1)
+    assert rate > 5
+
+
+def test_takeover_latency(tmp_path: Path, ci_mode: bool, benchmark) -> None:
+    rounds = 2 if ci_mode else 7
+    uri = postgres_server.fresh_uri()
+    store, board = _setup(uri)
+    journal = tmp_path / "journal"
+    flags = ("--claim-expiry", str(EXPIRY), "--lease-seconds", str(EXPIRY))
+    procs = {}
+    latencies = []
+    try:
+        for n in range(4):
+            proc = _conductor(uri, f"c{n}", tmp_path / f"c{n}.log", *flags)
+            procs[proc.pid] = proc
+        for r in range(rounds):
+            for k in range(2):
+                posting.post_flow(board, store, "takeover_flows.journaled", (f"r{r}k{k}", 60, 0.1, str(journal)))
+            victim_job = f"r{r}k0"
+            pid = None
+            deadline = time.monotonic() + 60
+            while pid is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                lines = journal.read_text().splitlines() if journal.exists() else []
+                starts = [line.split() for line in lines if line.startswith(f"start {victim_job} ")]
+                if len(starts) >= 5:
+                    pid = int(starts[-1][3])
+            assert pid is not None
+            procs.pop(pid).send_signal(signal.SIGKILL)
+            killed_at = time.time()
+            proc = _conductor(uri, f"c{r}-new", tmp_path / f"r{r}.log", *flags)
+            procs[proc.pid] = proc
+            taken = None
+            while taken is None and time.monotonic() < deadline + 30:
+                time.sleep(0.02)
+                for line in journal.read_text().splitlines():
+                    kind, job, _atom, other, at = line.split()
+                    if kind == "start" and job == victim_job and int(other) != pid and float(at) > killed_at:
+                        taken = float(at) - killed_at
+                        break
+            assert taken is not None
+            latencies.append(taken)
+            while board.job_count and time.monotonic() < deadline + 120:
+                time.sleep(0.1)
+    finally:
+        _stop(list(procs.values()))
+        board.close()
+    print(
+        f"\ntakeover latency (claim expiry {EXPIRY:g} s, {len(latencies)} SIGKILLs): min {min(latencies):.2f} s, "
+        f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s"
+    )
+    benchmark.extra_info["takeover_latency"] = latencies
+    benchmark.pedantic(lambda: None, rounds=1)
+    assert max(latencies) <= EXPIRY + 1.0
