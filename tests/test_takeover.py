@@ -202,3 +202,51 @@ def test_takeover_on_the_sqlite_board(tmp_path, capsys):
 @pytest.fixture(autouse=True)
 def _tests_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_conductors_survive_a_server_restart(tmp_path):
+    """The PostgreSQL server restarts while 2 conductors run: they reconnect (board, listener,
+    store), and every job still ends consumed with its flow SUCCESS, no atom run twice at once or
+    again after its SUCCESS was saved."""
+    server = postgres_server.server()
+    if server.cluster is None:
+        pytest.skip("the server is not the tests' own cluster: it cannot be restarted")
+    uri = server.fresh_uri()
+    journal = tmp_path / "journal"
+    store = persistence_backends.fetch(uri)
+    with contextlib.closing(store.get_connection()) as conn:
+        conn.upgrade()
+    board = backends.fetch("takeover", {"board": uri}, persistence=store)
+    board.connect()
+    fleet = Fleet(uri, uri, tmp_path, jobs_each=2)
+    try:
+        jobs = [
+            posting.post_flow(board, store, "takeover_flows.journaled", (f"r{i}", 10, 0.1, str(journal)))
+            for i in range(8)
+        ]
+        fleet.start()
+        fleet.start()
+        while not journal.exists() or len(journal.read_text().splitlines()) < 10:
+            time.sleep(0.05)
+        server.restart()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if board.job_count == 0:
+                    break
+            time.sleep(0.2)
+        assert board.job_count == 0
+        assert all(job.state == states.COMPLETE and not job.trashed for job in jobs)
+        assert all(proc.poll() is None for proc in fleet.procs.values())  # they kept running
+    finally:
+        fleet.stop_all()
+        board.close()
+    runs = read_journal(journal)
+    with contextlib.closing(store.get_connection()) as conn:
+        for job in jobs:
+            fd = conn.get_logbook(job.book_uuid).find(job.details["flow_uuid"])
+            assert fd.state == states.SUCCESS, (job, fd.state)
+            for ad in fd:
+                if ad.name.startswith("a"):
+                    executions = sorted(runs[(fd.name.removeprefix("job-"), ad.name)], key=lambda e: e.start)
+                    check_atom(fd.name, ad.name, executions, ad.results, fleet.killed)

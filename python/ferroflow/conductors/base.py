@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -69,14 +70,26 @@ class Conductor:
         return self._notifier
 
     def _flow_detail_from_job(self, job: Job) -> Any:
-        """The flow detail ``job.details['flow_uuid']`` names in the job's book, or the book's only one."""
+        """The flow detail ``job.details['flow_uuid']`` names in the job's book, or the book's only one.
+
+        With a ``flow_uuid`` and a persistence backend, only that flow detail is read (not the
+        whole book).
+        """
+        flow_uuid = (job.details or {}).get("flow_uuid")
+        if flow_uuid is not None and job.book_uuid is not None and hasattr(self._persistence, "get_connection"):
+            with contextlib.closing(self._persistence.get_connection()) as conn:
+                try:
+                    return conn.get_flow_details(flow_uuid)
+                except exceptions.NotFound:
+                    raise exceptions.NotFound(
+                        f"Job {job.uuid} ({job.name!r}): no flow detail {flow_uuid} in the persistence"
+                    ) from None
         book = job.book
         if book is None:
             raise exceptions.NotFound(
                 f"Job {job.uuid} ({job.name!r}) names no book"
                 + (f" (book {job.book_uuid} is not in the persistence)" if job.book_uuid else "")
             )
-        flow_uuid = (job.details or {}).get("flow_uuid")
         if flow_uuid is not None:
             flow_detail = book.find(flow_uuid)
             if flow_detail is None:

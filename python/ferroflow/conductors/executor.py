@@ -24,12 +24,17 @@ from typing import Any
 from ferroflow import exceptions, states
 from ferroflow.conductors import base
 from ferroflow.jobs.base import Job
+from ferroflow.persistence import ownership
 
 __all__ = ["ExecutorConductor"]
 
 LOG = logging.getLogger(__name__)
 
 CONSUME, ABANDON, TRASH, LOST = "consume", "abandon", "trash", "lost"
+# Why an attempt ended: done (consume), failed, suspended, or busy (the flow owned by another engine).
+DONE, FAILED, SUSPENDED, BUSY = "done", "failed", "suspended", "busy"
+#: Seconds between attempts at a flow whose lease another engine still holds.
+RETRY_BUSY = 0.25
 
 
 class ExecutorConductor(base.Conductor):
@@ -178,18 +183,38 @@ class ExecutorConductor(base.Conductor):
 
     # -- one job -------------------------------------------------------------------------------
     def _dispatch_job(self, job: Job) -> str:
-        """Runs the job's flow; returns what to do with the job (consume, abandon, trash or lost)."""
+        """Runs the job's flow; returns what to do with the job (consume, abandon, trash or lost).
+
+        A flow still owned by another engine (its lease not yet expired: a conductor that died
+        or lost its store a moment ago) is tried again, holding the claim, until that lease
+        ends. A job abandoned on a failure is abandoned after a short pause, so that a
+        conductor whose store is failing does not spin on claiming and abandoning it.
+        """
         claim = self._jobboard.claim_of(job)
         lost = threading.Event()
         if claim is not None:
             claim.on_lost(lambda _claim: lost.set())
+        deadline = time.monotonic() + ownership.lease_seconds_from(self._engine_options.get("lease_seconds")) + 1.0
+        while True:
+            outcome, why = self._dispatch_once(job, lost)
+            if why != BUSY or lost.is_set() or self._stopping.is_set() or time.monotonic() >= deadline:
+                break
+            self._stopping.wait(RETRY_BUSY)
+        if lost.is_set():
+            return LOST
+        if outcome == ABANDON and why != SUSPENDED:
+            self._stopping.wait(min(1.0, claim.seconds / 3 if claim is not None else 1.0))
+        return outcome
+
+    def _dispatch_once(self, job: Job, lost: threading.Event) -> tuple[str, str]:
+        """One attempt: ``(outcome, why)``, ``why`` saying whether the flow was busy, failed or suspended."""
         try:
             engine = self._engine_from_job(job)
         except (exceptions.StorageFailure, exceptions.JobFailure) as exc:
             self._log.warning(
                 "conductor %s: job %s (%s) could not be loaded, abandoned: %s", self._name, job.uuid, job.name, exc
             )
-            return ABANDON
+            return ABANDON, FAILED
         except Exception as exc:
             self._log.error(
                 "conductor %s: job %s (%s) cannot be dispatched, trashed: %s: %s",
@@ -199,7 +224,7 @@ class ExecutorConductor(base.Conductor):
                 type(exc).__name__,
                 exc,
             )
-            return TRASH
+            return TRASH, FAILED
         with self._slots:
             self._running[job.uuid] = engine
         listeners = self._listeners_from_job(job, engine)
@@ -207,6 +232,8 @@ class ExecutorConductor(base.Conductor):
             listener.register()
         details = {"job": job, "engine": engine, "conductor": self}
         notify = self._notifier.notify
+        why = DONE
+        event = ""
         try:
             for stage, event in (
                 (engine.compile, "compilation"),
@@ -226,12 +253,16 @@ class ExecutorConductor(base.Conductor):
                 "consumed" if consume else "abandoned",
                 exc,
             )
-            outcome = CONSUME if consume else ABANDON
+            outcome, why = (CONSUME, DONE) if consume else (ABANDON, FAILED)
         except self.NO_CONSUME_EXCEPTIONS as exc:
-            self._log.warning(
-                "conductor %s: job %s stopped on %s, abandoned: %s", self._name, job.uuid, type(exc).__name__, exc
-            )
-            outcome = ABANDON
+            outcome, why = ABANDON, FAILED
+            if isinstance(exc, exceptions.InvalidState) and event == "preparation":
+                why = BUSY  # the flow's lease is another engine's: tried again until it ends
+                self._log.info("conductor %s: job %s: %s", self._name, job.uuid, exc)
+            else:
+                self._log.warning(
+                    "conductor %s: job %s stopped on %s, abandoned: %s", self._name, job.uuid, type(exc).__name__, exc
+                )
         except Exception as exc:
             self._log.warning(
                 "conductor %s: job %s failed, consumed: %s: %s", self._name, job.uuid, type(exc).__name__, exc
@@ -240,15 +271,13 @@ class ExecutorConductor(base.Conductor):
         else:
             if engine.storage.get_flow_state() == states.SUSPENDED:
                 self._log.info("conductor %s: job %s suspended", self._name, job.uuid)
-                outcome = ABANDON
+                outcome, why = ABANDON, SUSPENDED
             else:
                 outcome = CONSUME
         finally:
             for listener in listeners:
                 listener.deregister()
-        if lost.is_set():
-            return LOST
-        return outcome
+        return outcome, why
 
     def _run_engine(self, engine: Any, job: Job, lost: threading.Event) -> None:
         suspended = False
