@@ -37,6 +37,7 @@ class CheckingClaimListener(base.Listener):
         self._job = job
         self._board = board
         self._owner = owner
+        self._on_job_loss: Callable[[Any, str, dict], None]
         if on_job_loss is None:
             self._on_job_loss = self._suspend_engine_on_loss
         elif not callable(on_job_loss):
