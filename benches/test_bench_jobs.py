@@ -143,3 +143,40 @@ def test_takeover_latency(tmp_path: Path, ci_mode: bool, benchmark) -> None:
     benchmark.extra_info["takeover_latency"] = latencies
     benchmark.pedantic(lambda: None, rounds=1)
     assert max(latencies) <= EXPIRY + 1.0
+
+
+def test_post_and_claim_do_not_grow_with_finished_jobs(ci_mode: bool, benchmark) -> None:
+    """Post, claim and consume cycles timed on an empty board, then with 100,000 consumed jobs
+    in the table (10,000 in CI mode): the partial indexes keep finished rows off that path."""
+    finished = 10_000 if ci_mode else 100_000
+    cycles = 300
+    uri = postgres_server.fresh_uri()
+    _, board = _setup(uri)
+
+    def cycle_ms() -> float:
+        started = time.perf_counter()
+        for _ in range(cycles):
+            board.post("cycle")
+            board.consume(board.claim_next("w"), "w")
+        return (time.perf_counter() - started) / cycles * 1000
+
+    try:
+        cycle_ms()  # warm up
+        empty = cycle_ms()
+        import psycopg
+
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO ferroflow_jobs (board, uuid, name, details, priority, state, owner, epoch, created_on, "
+                "last_modified) SELECT 'bench', 'done-' || i, 'done', '{}', 2, 'COMPLETE', 'w', 1, i, i "
+                "FROM generate_series(1, %s) AS i",
+                (finished,),
+            )
+            conn.execute("ANALYZE ferroflow_jobs")
+        full = cycle_ms()
+    finally:
+        board.close()
+    print(f"\npost+claim+consume: {empty:.2f} ms on an empty board, {full:.2f} ms with {finished:,} consumed jobs")
+    benchmark.extra_info.update(empty_ms=empty, full_ms=full)
+    benchmark.pedantic(lambda: None, rounds=1)
+    assert full < empty * 1.5 + 0.5
