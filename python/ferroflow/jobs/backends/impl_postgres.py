@@ -47,7 +47,9 @@ class PostgresJobBoard(SqlJobBoard):
         return urlunsplit(("postgresql", netloc, parts.path, "", ""))
 
     def _open(self) -> Any:
-        return psycopg.connect(self.uri, autocommit=False, connect_timeout=10)
+        # Claims are renewed on this connection by the heartbeat thread that also renews flow
+        # leases: a connection attempt to an unreachable server must not hold it for long.
+        return psycopg.connect(self.uri, autocommit=False, connect_timeout=max(2, int(self.claim_expiry / 3)))
 
     def _begin(self, conn: Any) -> None:
         pass  # psycopg opens a transaction on the first statement
