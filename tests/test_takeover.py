@@ -8,8 +8,9 @@ result was saved. Afterwards:
 
 - every job is consumed (not trashed) and its flow is SUCCESS;
 - no two executions of an atom overlap in time (an execution cut by a SIGKILL lasts until the kill);
-- the execution whose result was saved is the atom's last one: an atom whose SUCCESS was saved
-  never ran again.
+- the execution whose result was saved is the atom's last one, and no execution after which its
+  process went on to the flow's next atom (so its SUCCESS was saved) was followed by another:
+  an atom whose SUCCESS was saved never ran again.
 
 Claims and flow leases last 2 s, so a job of a killed conductor is taken over 2 s later. The
 takeover latencies (SIGKILL to the job's next atom started elsewhere) are printed.
@@ -45,6 +46,8 @@ class Execution:
     pid: int
     start: float
     end: float | None = None
+    #: The same process then started the flow's next atom.
+    moved_on: bool = False
 
 
 @dataclass
@@ -103,6 +106,12 @@ def read_journal(path: Path) -> dict[tuple[str, str], list[Execution]]:
             open_runs[(job, atom, pid)] = execution
         else:
             open_runs.pop((job, atom, pid)).end = at
+    for (job, atom), executions in runs.items():
+        following = runs.get((job, f"a{int(atom[1:]) + 1:02d}"), [])
+        for execution in executions:
+            execution.moved_on = execution.end is not None and any(
+                e.pid == execution.pid and e.start >= execution.end for e in following
+            )
     return runs
 
 
@@ -182,6 +191,10 @@ def check_atom(flow: str, atom: str, executions: list[Execution], saved: str, ki
             execution.end = killed[execution.pid]
     for before, after in itertools.pairwise(executions):
         assert after.start >= before.end, f"{where}: executions overlap: {before} and {after}"
+    for execution in executions[:-1]:
+        # Its process went on to the next atom of the (linear) flow: this one's SUCCESS was saved
+        # by then, so it must never have run again.
+        assert not execution.moved_on, f"{where}: ran again after its SUCCESS was saved: {executions}"
     last = executions[-1]
     assert saved == f"{last.pid}:{last.start:.6f}", f"{where}: saved {saved!r} but ran again afterwards: {executions}"
 

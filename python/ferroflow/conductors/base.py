@@ -79,7 +79,7 @@ class Conductor:
         if flow_uuid is not None and job.book_uuid is not None and hasattr(self._persistence, "get_connection"):
             with contextlib.closing(self._persistence.get_connection()) as conn:
                 try:
-                    return conn.get_flow_details(flow_uuid)
+                    return conn.get_flow_details(flow_uuid, lazy=True)  # the engine reads its atoms
                 except exceptions.NotFound:
                     raise exceptions.NotFound(
                         f"Job {job.uuid} ({job.name!r}): no flow detail {flow_uuid} in the persistence"
