@@ -100,5 +100,5 @@ def test_reported_progress_and_its_details_are_restored(tmp_path) -> None:
     resumed.compile()
     resumed.prepare()
     assert resumed.storage.get_task_progress("second") == 0.25
-    assert resumed.storage.get_task_progress_details("second") == {"rows": 10}
+    assert resumed.storage.get_task_progress_details("second") == {"at_progress": 0.25, "details": {"rows": 10}}
     assert resumed.storage.get_task_progress("first") == 0.0

@@ -363,3 +363,38 @@ def test_a_task_overriding_update_progress_hears_the_engine_steps() -> None:
 
     engines.run(linear_flow.Flow("f").add(Loud("loud"), Add("quiet")))
     assert heard == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_progress_details_are_kept_as_taskflow_keeps_them(store, tmp_path) -> None:
+    """meta['progress_details'] = {'at_progress', 'details'} of the last report with details, None
+    once progress was reported without; details a task notifies directly are kept too."""
+
+    class Detailed(task.Task):
+        def execute(self):
+            self.notifier.notify(task.EVENT_UPDATE_PROGRESS, {"progress": 0.5, "rows": 3})
+
+    class Plain(task.Task):
+        def execute(self):
+            self.update_progress(0.5)
+
+    backend = backends.fetch("memory://" if store == "memory" else f"sqlite:///{tmp_path / 'p.db'}")
+    _book, fd = persistence_utils.temporary_flow_detail(backend)
+    engine = engines.load(linear_flow.Flow("f").add(Detailed("d"), Plain("p")), flow_detail=fd, backend=backend)
+    engine.run()
+    assert engine.storage.get_task_progress("d") == 1.0
+    assert engine.storage.get_task_progress_details("d") == {"at_progress": 0.5, "details": {"rows": 3}}
+    assert engine.storage.get_task_progress_details("p") is None
+    saved = {ad.name: ad.meta for ad in backend.get_connection().get_atoms_for_flow(fd.uuid)}
+    assert saved["d"] == {"progress": 1.0, "progress_details": {"at_progress": 0.5, "details": {"rows": 3}}}
+    assert saved["p"] == {"progress": 1.0, "progress_details": None}
+
+
+def test_progress_details_reach_storage_from_the_serial_lane() -> None:
+    class Detailed(task.Task):
+        def execute(self):
+            self.notifier.notify(task.EVENT_UPDATE_PROGRESS, {"progress": 0.25, "step": "one"})
+
+    engine = engines.load(Detailed("d"))
+    engine.run()
+    assert engine.storage.get_task_progress_details("d") == {"at_progress": 0.25, "details": {"step": "one"}}

@@ -65,6 +65,22 @@ def _is_iterable(obj: Any) -> bool:
     return not isinstance(obj, str) and isinstance(obj, Iterable)
 
 
+class _TaskNotifier(notifier.RestrictedNotifier):
+    """A task's own notifier: an ``update_progress`` event, whether sent by `Task.update_progress`
+    or notified directly with details (``{'progress': p, ...}``), is also reported to the engine
+    running the task (TaskFlow's engine listens to it for the task's progress and its details)."""
+
+    def __init__(self, task: Task, watchable_events: Iterable[str]) -> None:
+        super().__init__(watchable_events)
+        self._task = task
+
+    def notify(self, event_type: str, details: dict[str, Any]) -> None:
+        if event_type == EVENT_UPDATE_PROGRESS and "progress" in details:
+            extra = {k: v for k, v in details.items() if k != "progress"}
+            self._task._report_progress(details["progress"], extra or None)
+        super().notify(event_type, details)
+
+
 class Task(atom.Atom):
     """An atom that does work in :meth:`execute` and can undo it in :meth:`revert`.
 
@@ -103,7 +119,7 @@ class Task(atom.Atom):
             revert_requires=revert_requires,
             on_version_change=on_version_change,
         )
-        self._notifier: notifier.RestrictedNotifier | None = None  # made on first use: most tasks never need one
+        self._notifier: _TaskNotifier | None = None  # made on first use: most tasks never need one
 
     #: Set by the engine while it runs this task, so reported progress is stored without
     #: registering (and deregistering) a listener around every call.
@@ -116,7 +132,7 @@ class Task(atom.Atom):
         if events is None:
             global _notifiers_made
             _notifiers_made += 1
-            events = self._notifier = notifier.RestrictedNotifier(self.TASK_EVENTS)
+            events = self._notifier = _TaskNotifier(self, self.TASK_EVENTS)
         return events
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -137,6 +153,7 @@ class Task(atom.Atom):
         """A shallow copy, with a copy of the notifier (emptied unless ``retain_listeners``)."""
         clone = copy.copy(self)
         clone._notifier = self.notifier.copy()
+        clone._notifier._task = clone
         if not retain_listeners:
             clone._notifier.reset()
         return clone
@@ -149,16 +166,21 @@ class Task(atom.Atom):
                 "Progress value must be greater or equal to 0.0 or less than or equal to 1.0 instead of being '%s'",
                 progress,
             )
+        events = self._notifier
+        if events is not None:
+            events.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})  # (reports it, see _TaskNotifier)
+        else:
+            self._report_progress(clamped, None)
+
+    def _report_progress(self, progress: float, details: dict[str, Any] | None) -> None:
+        """Hands reported progress (and details) to the engine running this task, if any."""
         sink = self._progress_sink
         if sink is not None:
-            sink(clamped)
+            sink(progress, details)
         else:
             lane_sink = getattr(LANE, "sink", None)
             if lane_sink is not None:
-                lane_sink.report(self, clamped)
-        events = self._notifier
-        if events is not None:
-            events.notify(EVENT_UPDATE_PROGRESS, {"progress": clamped})
+                lane_sink.report(self, progress if not details else (progress, details))
 
 
 class FunctorTask(Task):

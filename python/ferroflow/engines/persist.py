@@ -333,6 +333,8 @@ class Persister:
             # Progress equal to what the state implies is not kept (most atoms): see Storage.progress_of.
             if progress is not None and (details is not None or progress != (1.0 if code in _DONE else 0.0)):
                 storage.progress[index] = (progress, details)
+            if "progress_details" in meta:
+                storage.progress_details[index] = details
             if len(meta) > 1 or progress is None:  # it holds more than the progress
                 self._metas[index] = dict(meta)
 
@@ -598,6 +600,8 @@ class Persister:
         progress = ad.meta.get("progress")
         if progress is not None:
             storage.progress[index] = (progress, ad.meta.get("progress_details"))
+        if "progress_details" in ad.meta:
+            storage.progress_details[index] = ad.meta["progress_details"]
 
     def _prepare_injector(self, storage: Any, saved: SavedAtoms, created: list[Any]) -> None:
         """Flow-level ``store`` values persist in TaskFlow's injector detail."""
@@ -697,14 +701,15 @@ class Persister:
         if is_retry:
             return meta if meta is not None else _EMPTY_META
         progress, details = storage.progress_of(atom)
-        if meta is None and details is None:
+        has_details = atom in storage.progress_details  # (TaskFlow writes None once erased)
+        if meta is None and not has_details:
             text = _PROGRESS_METAS.get(progress)
             if text is not None:
                 return text
         if meta is None:
             meta = self._metas[atom] = {}
         meta["progress"] = progress
-        if details is not None:
+        if has_details:
             meta["progress_details"] = details
         return meta
 
@@ -726,7 +731,7 @@ class Persister:
         ad.revert_failure = storage.revert_failures.get(atom)
         if not engine._is_retry(atom):
             ad.meta["progress"], details = storage.progress_of(atom)
-            if details is not None:
+            if atom in storage.progress_details:
                 ad.meta["progress_details"] = details
 
     def save_flow_state(self, engine: Any, state: str) -> None:

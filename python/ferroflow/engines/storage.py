@@ -69,6 +69,9 @@ class Storage:
         #: Progress a task reported itself while running; when absent, progress follows the state
         #: (1.0 once SUCCESS/REVERTED, else 0.0), exactly what TaskFlow's engine writes at each step.
         self.progress: dict[int, tuple[float, Any]] = {}
+        #: TaskFlow's ``meta['progress_details']`` of the atoms that have one: ``{'at_progress': p,
+        #: 'details': {...}}``, or None once a task reported progress without details.
+        self.progress_details: dict[int, Any] = {}
         self._uuids: list[str | None] = []
         self._meta_writer: Any = None
         self._flow_meta: dict[str, Any] = {}
@@ -253,24 +256,34 @@ class Storage:
         return History(list(contents), failure)
 
     def progress_of(self, index: int) -> tuple[float, Any]:
-        """``(progress, details)`` of an atom: what it reported, else what its state implies."""
+        """``(progress, details)`` of an atom: the progress it reported, else what its state
+        implies, and its ``meta['progress_details']`` (see `progress_details`)."""
         reported = self.progress.get(index)
-        if reported is not None:
-            return reported
-        return (1.0 if self.states[index] in _DONE_STATES else 0.0), None
+        progress = reported[0] if reported is not None else 1.0 if self.states[index] in _DONE_STATES else 0.0
+        return progress, self.progress_details.get(index)
 
     def get_task_progress(self, task_name: str) -> float:
         return self.progress_of(self.index_of(task_name))[0]
 
     def get_task_progress_details(self, task_name: str) -> Any:
-        return self.progress_of(self.index_of(task_name))[1]
+        """``{'at_progress': p, 'details': {...}}`` of the last progress reported with details, or None."""
+        return self.progress_details.get(self.index_of(task_name))
 
-    def report_progress(self, index: int, progress: float) -> None:
-        """What a running task reports through ``update_progress``."""
+    def report_progress(self, index: int, progress: Any, details: Any = None) -> None:
+        """What a running task reports (``update_progress``, or its notifier's ``update_progress``
+        event with details); the Rust lane's sink passes ``(progress, details)`` as ``progress``."""
+        if type(progress) is tuple:
+            progress, details = progress
         self.progress[index] = (progress, None)
+        self.progress_details[index] = {"at_progress": progress, "details": details} if details else None
 
     def set_task_progress(self, task_name: str, progress: float, details: Any = None) -> None:
-        self.progress[self.index_of(task_name)] = (progress, details)
+        """As TaskFlow: ``details`` are kept with the progress they came at (``{}`` erases them,
+        None leaves the last ones)."""
+        index = self.index_of(task_name)
+        self.progress[index] = (progress, None)
+        if details is not None:
+            self.progress_details[index] = {"at_progress": progress, "details": details} if details else None
 
     # -- metadata ----------------------------------------------------------------------------
     def attach_meta_writer(self, writer: Any, flow_meta: dict[str, Any]) -> None:
