@@ -447,7 +447,6 @@ def test_graph_flow_added_without_resolving_takes_the_nearest_provider_with_a_re
     assert engine.storage.get("c") == 2 and engine.storage.get_atom_state("b") == states.IGNORE
 
 
-@pytest.mark.xfail(strict=True, reason="item 9, open: a failure read back from the store has lost its traceback")
 def test_a_resumed_engine_reraises_the_original_exception_type(tmp_path) -> None:
     """Item 9: the second engine, given the same flow detail, re-raises the RuntimeError itself."""
     backend = backends.fetch(f"sqlite:///{tmp_path}/f.db")

@@ -18,6 +18,7 @@ import functools
 import gc
 import threading
 import time
+import weakref
 from collections.abc import Generator, Iterator
 from concurrent import futures
 from typing import Any
@@ -53,6 +54,9 @@ _ENGINE_PROGRESS = {
 #: Result types every codec saves as they are (the common no-value / flag / count results).
 _ALWAYS_SAVEABLE = frozenset({bool, int})
 _NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
+#: Failures engines of this process recorded with a backend, by (atom uuid, execute/revert), for as
+#: long as something else holds them (see `ActionEngine._adopt_live_failures`).
+_LIVE_FAILURES: weakref.WeakValueDictionary[tuple[str, int], Failure] = weakref.WeakValueDictionary()
 
 
 class Compilation:
@@ -175,6 +179,7 @@ class ActionEngine(ResumptionMixin):
             except BaseException:
                 self._persist.release()  # a refused prepare (versions, migrations...) keeps nothing
                 raise
+            self._adopt_live_failures()
         self._change_flow_state(states.RESUMING)
         for atom in self._compilation.atoms:
             if atom.inject:
@@ -327,6 +332,19 @@ class ActionEngine(ResumptionMixin):
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         raise NotImplementedError
+
+    def _adopt_live_failures(self) -> None:
+        """Failures read back from the store have lost their traceback (and so, re-raised, their
+        type). Where this process still holds the original of one (an engine here recorded it and
+        it is still referenced), the original is used: it is what gets re-raised, as TaskFlow does
+        when a program hands the flow detail of one engine to the next."""
+        storage = self._storage
+        for failures, kind in ((storage.failures, _EXECUTE), (storage.revert_failures, _REVERT)):
+            for index, failure in failures.items():
+                if failure.exc_info is None:
+                    original = _LIVE_FAILURES.get((storage.atom_uuid(index), kind))
+                    if original is not None and original.matches(failure):
+                        failures[index] = original
 
     def _take_storage_changes(self) -> None:
         """States, intentions and results a program set through ``engine.storage`` since the last
@@ -554,10 +572,14 @@ class ActionEngine(ResumptionMixin):
                     storage.retry_histories.setdefault(index, []).append((value, {}))
             else:
                 storage.failures[index] = value
+                if self._persist is not None:
+                    _LIVE_FAILURES[(storage.atom_uuid(index), _EXECUTE)] = value
         elif ok:
             storage.revert_results[index] = value
         else:
             storage.revert_failures[index] = value
+            if self._persist is not None:
+                _LIVE_FAILURES[(storage.atom_uuid(index), _REVERT)] = value
         if then_schedule and (self._suspend_requested or self.atom_notifier._topics):
             # A listener told of this completion may suspend the engine: the next round is
             # fetched after the notifications, never handed out and then taken back.
