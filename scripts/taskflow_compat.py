@@ -13,7 +13,9 @@ What it does, from a TaskFlow sdist downloaded at run time (never kept in this r
 3. Runs both copies with pytest and compares outcomes test by test: a test is *eligible* when TaskFlow
    itself passes it.
 4. Runs every example that needs no external service under TaskFlow and, migrated, under ferroflow, and
-   compares their standard output byte for byte (uuids masked, as TaskFlow's own example test does).
+   compares their standard output byte for byte once what differs between any two runs is masked (uuids,
+   as TaskFlow's own example test does; object addresses, timestamps, traceback frames; see
+   `normalise_output`). An example is *eligible* when TaskFlow runs it to the end.
 5. Prints the counts and fails when ferroflow passes fewer than ``UNIT_FLOOR`` eligible tests or matches
    fewer than ``EXAMPLES_FLOOR`` examples.
 """

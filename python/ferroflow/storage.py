@@ -194,7 +194,7 @@ class Storage:
         with self._lock:
             return self._detail(atom_name).uuid
 
-    def get_atom_state(self, atom_name: str) -> str:
+    def get_atom_state(self, atom_name: str) -> str | None:
         with self._lock:
             return self._detail(atom_name).state
 
@@ -214,7 +214,7 @@ class Storage:
             ad.intention = intention
             self._save_atom(ad)
 
-    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str, str]]:
+    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[str | None, str]]:
         with self._lock:
             return {name: (self.get_atom_state(name), self.get_atom_intention(name)) for name in atom_names}
 

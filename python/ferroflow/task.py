@@ -74,8 +74,8 @@ class _TaskNotifier(notifier.RestrictedNotifier):
         super().__init__(watchable_events)
         self._task = task
 
-    def notify(self, event_type: str, details: dict[str, Any]) -> None:
-        if event_type == EVENT_UPDATE_PROGRESS and "progress" in details:
+    def notify(self, event_type: str, details: dict | None) -> None:
+        if event_type == EVENT_UPDATE_PROGRESS and details and "progress" in details:
             extra = {k: v for k, v in details.items() if k != "progress"}
             self._task._report_progress(details["progress"], extra or None)
         super().notify(event_type, details)
@@ -123,10 +123,10 @@ class Task(atom.Atom):
 
     #: Set by the engine while it runs this task, so reported progress is stored without
     #: registering (and deregistering) a listener around every call.
-    _progress_sink: Callable[[float], None] | None = None
+    _progress_sink: Callable[[float, Any], None] | None = None
 
     @property
-    def notifier(self) -> notifier.RestrictedNotifier:
+    def notifier(self) -> _TaskNotifier:
         """Dispatches the task's own events (``update_progress``) to registered callbacks."""
         events = self._notifier
         if events is None:

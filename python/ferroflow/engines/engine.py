@@ -94,7 +94,7 @@ class ActionEngine(ResumptionMixin):
         self._options: dict[str, Any] = dict(options or {})
         flow_uuid = getattr(flow_detail, "uuid", None)
         # (A flow that is not a flow or an atom is refused by compile(), as TaskFlow does.)
-        flow_name = getattr(flow_detail, "name", None) or getattr(flow, "name", None) or flow_uuid
+        flow_name = getattr(flow_detail, "name", None) or getattr(flow, "name", None)
         self._storage = Storage(flow_name, flow_uuid, backend)
         self.notifier = Notifier()
         self.atom_notifier = Notifier()

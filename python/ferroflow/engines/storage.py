@@ -48,9 +48,9 @@ NO_VALUE = object()
 class Storage:
     """TaskFlow-compatible storage facade over the engine's per-atom arrays."""
 
-    def __init__(self, flow_name: str, flow_uuid: str | None = None, backend: Any = None) -> None:
-        self._flow_name = flow_name
+    def __init__(self, flow_name: str | None, flow_uuid: str | None = None, backend: Any = None) -> None:
         self._flow_uuid = flow_uuid or str(uuid.uuid4())
+        self._flow_name = flow_name if flow_name is not None else self._flow_uuid  # (TaskFlow's fallback)
         self._flow_state: str | None = None
         self._injected: dict[str, Any] = {}
         self._transient: dict[str, Any] = {}
@@ -416,8 +416,10 @@ class Storage:
             if stored is not NO_VALUE:
                 mapped[argument] = stored
                 continue
+            candidates: list[int]
             if visible is not None and name in visible:
-                candidates = [visible[name]] if visible[name] is not None else []
+                seen = visible[name]
+                candidates = [seen] if seen is not None else []
             else:
                 candidates = list(self._providers().get(name, ()))
             for provider in candidates:
