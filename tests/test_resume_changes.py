@@ -35,7 +35,7 @@ class Flow:
 
     def __init__(self, workdir: pathlib.Path, store: Any) -> None:
         self.workdir = workdir
-        #: The durable backend (`conftest.StoreCase`) and the store's URI.
+        #: The durable backend (`store_cases.StoreCase`) and the store's URI.
         self.store = store
         self.db = store.uri(workdir)
         self.uuid = ""

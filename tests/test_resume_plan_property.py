@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 import resume_changes_factories as rc
-from conftest import DURABLE_BACKENDS
 from ferroflow import states
+from store_cases import DURABLE_BACKENDS
 
 CHILD = os.path.abspath(rc.__file__)
 KILLED = -9

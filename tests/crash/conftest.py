@@ -15,7 +15,7 @@ random moment, planned one of three ways:
   also give `PROGRESS` kills lines to stop at early (``progress_triggers`` of `CrashRunner.run_round`).
 
 After each kill the child is reaped (a zombie would still look alive to the lease takeover), the
-store is checked whole (`conftest.StoreCase.integrity`: SQLite's ``PRAGMA integrity_check``, or
+store is checked whole (`store_cases.StoreCase.integrity`: SQLite's ``PRAGMA integrity_check``, or
 every file of a dir:// store readable, linked and private) and read through the public Connection
 API, and a `Snapshot` records what the store knew with the journal's length at that instant.
 When a child finishes on its own, one more child is started and must find nothing to do.
@@ -224,7 +224,7 @@ class _Flow:
 
 class CrashRunner:
     """Runs flows in child processes of a fresh interpreter each, killing them at random, on the
-    durable backend ``store`` (a `conftest.StoreCase`)."""
+    durable backend ``store`` (a `store_cases.StoreCase`)."""
 
     def __init__(self, workdir: Path, store: Any, worker: str = WORKER_MODULE) -> None:
         self.workdir = workdir
