@@ -14,15 +14,15 @@
 //! levels without a candidate are skipped, and only graph flows need an ancestry check (direct link
 //! first, then a search bounded by the topological rank). No transitive-predecessor sets.
 //!
-//! The same walk detects `TaskFlow`'s `AmbiguousDependency` (raised by `graph_flow.Flow.add`): a child
-//! of a graph flow requires a name that it does not satisfy itself, that the flow's retry does not
-//! provide, and that two or more children added before it provide.
+//! Two providers of one name in one graph flow are `TaskFlow`'s `AmbiguousDependency` only when a
+//! child is added with its requirements resolved (`graph_flow.Flow.add` raises it, in Python, as
+//! `TaskFlow`'s does); children added with `resolve_requires=False` and linked by hand take the
+//! nearest provider like any other, so compiling never raises it.
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 
-use crate::error::{CoreError, CoreResult};
 use crate::graph::hash::FastMap;
-use crate::graph::tree::{py_list, Child, FlatTree, Flow, LocalLinks, TreeOrder};
+use crate::graph::tree::{FlatTree, Flow, LocalLinks, TreeOrder};
 use crate::graph::{CompiledFlow, Csr, NONE};
 use crate::spec::{AtomSpec, Pattern};
 
@@ -30,26 +30,20 @@ use crate::spec::{AtomSpec, Pattern};
 /// `requires ++ optional` (resp. `revert_requires ++ revert_optional`). `NONE` = no visible provider.
 pub(crate) type ResolvedProviders = (Vec<Vec<u32>>, Vec<Vec<u32>>);
 
-/// Resolves the providers of every argument of every atom (see the module docs), failing with
-/// `CoreError::Ambiguous` where `TaskFlow`'s graph flow would.
-pub(crate) fn resolve(
-    atoms: &[AtomSpec],
-    tree: &FlatTree,
-    links: &LocalLinks,
-    order: &TreeOrder,
-) -> CoreResult<ResolvedProviders> {
+/// Resolves the providers of every argument of every atom (see the module docs).
+pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, order: &TreeOrder) -> ResolvedProviders {
     let mut resolver = Resolver {
-        scope: Scope { atoms, tree, links, order, candidates: Candidates::new(atoms, order) },
+        scope: Scope { tree, links, order, candidates: Candidates::new(atoms, order) },
         scratch: Scratch::default(),
     };
     let mut execute = Vec::with_capacity(atoms.len());
     let mut revert = Vec::with_capacity(atoms.len());
     for (index, atom) in atoms.iter().enumerate() {
         let index = index as u32;
-        execute.push(resolver.lookup_all(index, &atom.requires, &atom.optional)?);
-        revert.push(resolver.lookup_all(index, &atom.revert_requires, &atom.revert_optional)?);
+        execute.push(resolver.lookup_all(index, &atom.requires, &atom.optional));
+        revert.push(resolver.lookup_all(index, &atom.revert_requires, &atom.revert_optional));
     }
-    Ok((execute, revert))
+    (execute, revert)
 }
 
 /// The required (not optional) argument names of each atom that no atom provides visibly and that
@@ -124,7 +118,6 @@ impl<'a> Candidates<'a> {
 
 /// Read-only context of a resolution.
 struct Scope<'a, 's> {
-    atoms: &'a [AtomSpec],
     tree: &'a FlatTree<'s>,
     links: &'a LocalLinks,
     order: &'a TreeOrder,
@@ -138,9 +131,6 @@ struct Scratch {
     stamp: Vec<u32>,
     epoch: u32,
     queue: Vec<u32>,
-    /// Per (graph flow, name id): the two earliest-added children providing the name, as
-    /// (spec position, provider atom), earliest first.
-    earliest: FastMap<(u32, u32), Vec<(u32, u32)>>,
 }
 
 struct Resolver<'a, 's> {
@@ -149,15 +139,8 @@ struct Resolver<'a, 's> {
 }
 
 impl<'a> Resolver<'a, '_> {
-    fn lookup_all(&mut self, atom: u32, required: &'a [String], optional: &'a [String]) -> CoreResult<Vec<u32>> {
-        let mut found = Vec::with_capacity(required.len() + optional.len());
-        for name in required {
-            found.push(self.scope.lookup(&mut self.scratch, atom, name, true)?);
-        }
-        for name in optional {
-            found.push(self.scope.lookup(&mut self.scratch, atom, name, false)?);
-        }
-        Ok(found)
+    fn lookup_all(&mut self, atom: u32, required: &'a [String], optional: &'a [String]) -> Vec<u32> {
+        required.iter().chain(optional).map(|name| self.scope.lookup(&mut self.scratch, atom, name)).collect()
     }
 }
 
@@ -166,12 +149,11 @@ impl<'a> Scope<'a, '_> {
         &self.tree.flows[id as usize]
     }
 
-    /// The provider of `name` for `atom`, or `NONE`; checks ambiguity on the way when `required`.
-    fn lookup(&self, scratch: &mut Scratch, atom: u32, name: &'a str, required: bool) -> CoreResult<u32> {
-        let Some((name_id, candidates)) = self.candidates.get(name) else {
-            return Ok(NONE);
+    /// The provider of `name` for `atom`, or `NONE`.
+    fn lookup(&self, scratch: &mut Scratch, atom: u32, name: &'a str) -> u32 {
+        let Some((_, candidates)) = self.candidates.get(name) else {
+            return NONE;
         };
-        let check_ambiguity = required && candidates.len() >= 2;
         // The atom's child position and the flow holding it; a retry is searched from above its flow.
         let (mut position, mut level) = match self.tree.retry_flow(atom) {
             Some(flow) => (self.flow(flow).position, self.flow(flow).parent),
@@ -179,24 +161,17 @@ impl<'a> Scope<'a, '_> {
         };
         let mut below = self.order.pre[atom as usize];
         loop {
-            // Skip the levels whose span holds no candidate below `below`, except graph flows when
-            // their ambiguity check is due.
+            // Skip the levels whose span holds no candidate below `below`.
             let nearest = last_below(candidates, below);
-            while level != NONE
-                && nearest.is_none_or(|nearest| self.order.span[level as usize].0 > nearest)
-                && !(check_ambiguity && self.flow(level).pattern == Pattern::Graph)
-            {
+            while level != NONE && nearest.is_none_or(|nearest| self.order.span[level as usize].0 > nearest) {
                 position = self.flow(level).position;
                 level = self.flow(level).parent;
             }
             if level == NONE {
-                return Ok(NONE);
-            }
-            if check_ambiguity && self.flow(level).pattern == Pattern::Graph {
-                self.check_ambiguity(scratch, atom, (name_id, name), level, position, candidates)?;
+                return NONE;
             }
             if let Some(index) = self.search_level(scratch, level, position, below, candidates) {
-                return Ok(self.order.atom_at[index as usize]);
+                return self.order.atom_at[index as usize];
             }
             below = self.order.span[level as usize].0;
             position = self.flow(level).position;
@@ -269,79 +244,6 @@ impl<'a> Scope<'a, '_> {
             }
         }
         false
-    }
-
-    /// `TaskFlow`'s `graph_flow.Flow.add` check for a requirement of the child at `position` that
-    /// reached this graph flow unsatisfied.
-    fn check_ambiguity(
-        &self,
-        scratch: &mut Scratch,
-        atom: u32,
-        (name_id, name): (u32, &str),
-        level: u32,
-        position: u32,
-        candidates: &[u32],
-    ) -> CoreResult<()> {
-        let flow = self.flow(level);
-        let (start, end) = self.order.span[level as usize];
-        let has_retry = flow.retry != NONE;
-        if has_retry && candidates.binary_search(&start).is_ok() {
-            return Ok(()); // what the flow's retry provides is not looked for among children
-        }
-        let first = candidates.partition_point(|&index| index < start + u32::from(has_retry));
-        let last = candidates.partition_point(|&index| index < end);
-        if last - first < 2 {
-            return Ok(());
-        }
-        let earliest = scratch
-            .earliest
-            .entry((level, name_id))
-            .or_insert_with(|| self.earliest_providers(flow, &candidates[first..last]));
-        match earliest.as_slice() {
-            [(_, first_atom), (second_position, second_atom)] if *second_position < position => {
-                let mut providers = [self.atom_name(*first_atom), self.atom_name(*second_atom)];
-                providers.sort_unstable();
-                let adding = match self.tree.child_at(level, position) {
-                    Child::Atom(_) => format!("'{}'", self.atom_name(atom)),
-                    Child::Flow(sub) => {
-                        format!("'{}' (atom '{}' requires it)", self.flow(sub).name, self.atom_name(atom))
-                    }
-                };
-                Err(CoreError::Ambiguous(format!(
-                    "Resolution error detected when adding {adding} to graph flow '{}', multiple providers {} \
-                     found for required symbol '{name}'",
-                    flow.name,
-                    py_list(&providers)
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The two earliest-added children of `flow` whose subtree provides a name (given the name's
-    /// candidates inside the flow's children), each with its last provider atom.
-    fn earliest_providers(&self, flow: &Flow, candidates: &[u32]) -> Vec<(u32, u32)> {
-        let mut per_child: Vec<(u32, u32)> = Vec::new();
-        let mut last_rank = NONE;
-        for &index in candidates {
-            let rank = self.order.rank_containing(flow, index);
-            let atom = self.order.atom_at[index as usize];
-            if rank == last_rank {
-                if let Some(entry) = per_child.last_mut() {
-                    entry.1 = atom;
-                }
-            } else {
-                per_child.push((self.order.order[flow.slot(rank)], atom));
-                last_rank = rank;
-            }
-        }
-        per_child.sort_unstable();
-        per_child.truncate(2);
-        per_child
-    }
-
-    fn atom_name(&self, atom: u32) -> &str {
-        &self.atoms[atom as usize].name
     }
 }
 
@@ -533,37 +435,20 @@ mod tests {
     }
 
     #[test]
-    fn two_earlier_providers_in_a_graph_flow_are_ambiguous() {
+    fn two_providers_linked_by_hand_in_a_graph_flow_give_the_nearest() {
+        // TaskFlow's `add(..., resolve_requires=False)` then manual links p1 -> p2 -> c: no error,
+        // c sees p2 (its nearest predecessor providing x).
         let spec = spec_with(
+            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
+            graph(vec![atom(0), atom(1), atom(2)], &[(0, 1), (1, 2)]).named("g"),
+        );
+        assert_eq!(providers_of(&spec, "c"), vec!["p2"]);
+        // Only p1 linked to c: p2 is not a predecessor, so p1 it is.
+        let one = spec_with(
             vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
             graph(vec![atom(0), atom(1), atom(2)], &[(0, 2)]).named("g"),
         );
-        assert_eq!(
-            compile(&spec).unwrap_err(),
-            CoreError::Ambiguous(
-                "Resolution error detected when adding 'c' to graph flow 'g', multiple providers ['p1', 'p2'] \
-                 found for required symbol 'x'"
-                    .into()
-            )
-        );
-    }
-
-    #[test]
-    fn ambiguity_names_atoms_inside_subflows() {
-        let spec = spec_with(
-            vec![t("p1", &[], &["x"]), t("p2", &[], &["x"]), t("c", &["x"], &[])],
-            graph(vec![linear(vec![atom(0)]), linear(vec![atom(1)]), linear(vec![atom(2)]).named("sub")], &[])
-                .named("g"),
-        );
-        let err = compile(&spec).unwrap_err();
-        assert_eq!(
-            err,
-            CoreError::Ambiguous(
-                "Resolution error detected when adding 'sub' (atom 'c' requires it) to graph flow 'g', multiple \
-                 providers ['p1', 'p2'] found for required symbol 'x'"
-                    .into()
-            )
-        );
+        assert_eq!(providers_of(&one, "c"), vec!["p1"]);
     }
 
     #[test]

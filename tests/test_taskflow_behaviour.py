@@ -428,7 +428,6 @@ def test_the_flow_detail_given_to_a_resuming_engine_shows_the_run(scheme, tmp_pa
     assert again.state == states.SUCCESS
 
 
-@pytest.mark.xfail(strict=True, reason="item 5, open: a graph flow's ambiguity is checked at compile for every child")
 def test_graph_flow_added_without_resolving_takes_the_nearest_provider_with_a_result() -> None:
     """Item 5: a → b → c linked by hand (resolve_requires=False), all providing and requiring x; b is
     ignored by a decider, so c gets a's x (TaskFlow resolves by scope at run time)."""

@@ -3,8 +3,7 @@
 //! 1. `tree::flatten` — validate and flatten the pattern tree (`Compilation`, `Duplicate`);
 //! 2. `build::build` — the execution graph, with joins (`build.rs`);
 //! 3. `topo::topo_order` — a topological order, or `Cycle` naming the atoms of one;
-//! 4. `tree::TreeOrder` + `names::resolve` — `TaskFlow`'s scope order and argument providers
-//!    (`Ambiguous`);
+//! 4. `tree::TreeOrder` + `names::resolve` — `TaskFlow`'s scope order and argument providers;
 //! 5. retry ownership and scopes (here) and link deciders (`deciders.rs`).
 //!
 //! Everything is iterative and (near) linear in the size of the spec.
@@ -19,7 +18,8 @@ use crate::spec::FlowSpec;
 
 /// Compiles `spec` into the execution graph and lookup tables the scheduler runs.
 ///
-/// Errors: `Compilation` (malformed spec), `Duplicate` (atom names), `Cycle`, `Ambiguous`.
+/// Errors: `Compilation` (malformed spec), `Duplicate` (atom names), `Cycle`. (Two providers of one
+/// name in a graph flow are refused where `TaskFlow` refuses them: by `graph_flow.Flow.add`.)
 /// Arguments nobody provides are not an error here (a store may supply them): see
 /// [`crate::names::unsatisfied`].
 pub fn compile(spec: &FlowSpec) -> CoreResult<CompiledFlow> {
@@ -32,7 +32,7 @@ pub fn compile(spec: &FlowSpec) -> CoreResult<CompiledFlow> {
     drop(reversed);
     let topo = topo_order(&spec.atoms, &tree, &graph, &preds, &succs)?;
     let order = TreeOrder::new(&tree, &links);
-    let (providers, revert_providers) = names::resolve(&spec.atoms, &tree, &links, &order)?;
+    let (providers, revert_providers) = names::resolve(&spec.atoms, &tree, &links, &order);
     let retry_of = retry_owners(&tree);
     let retry_scope = retry_scopes(&topo, &retry_of);
     let deciders = compile_deciders(&tree, &links, &succs);

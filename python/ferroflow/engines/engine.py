@@ -512,12 +512,43 @@ class ActionEngine(ResumptionMixin):
                             continue
                         storage.value_from(provider, name)  # raises NotFound with the details
                 kwargs[arg] = value
+            elif (
+                provider is not None
+                and states_[provider] == _STATE_IGNORE
+                and (fallback := self._fallback(index, name)) is not None
+            ):
+                # Its provider was skipped by a decider: the next one in scope (TaskFlow's lookup).
+                kwargs[arg] = storage.value_from(fallback, name)
             elif not self._is_optional(atom, arg, name, revert):
                 raise exceptions.NotFound(
                     f"Atom {atom.name!r} of flow {self._flow.name!r} requires {name!r} (argument "
                     f"{arg!r}) but no provider, store value or injected value has it"
                 )
         return kwargs
+
+    def _fallback(self, index: int, name: str) -> int | None:
+        """The provider of ``name`` for atom ``index`` when the one it sees was ignored: among the
+        atoms that run before it, provide ``name`` and have a result, the nearest (latest in
+        topological order). Only reached when a decider skipped a provider."""
+        storage = self._storage
+        compiled = self.compilation.compiled
+        before: dict[int, list[int]] = {}
+        for u, v in compiled.atom_edges():
+            before.setdefault(v, []).append(u)
+        ancestors: set[int] = set()
+        stack = list(before.get(index, ()))
+        while stack:
+            atom = stack.pop()
+            if atom not in ancestors:
+                ancestors.add(atom)
+                stack.extend(before.get(atom, ()))
+        position = {atom: i for i, atom in enumerate(compiled.topo)}
+        candidates = [
+            p
+            for p in storage.providers_of(name)
+            if p in ancestors and storage.states[p] in _RESULT_READABLE and p not in storage.failures
+        ]
+        return max(candidates, key=position.__getitem__, default=None)
 
     @staticmethod
     def _is_optional(atom: Any, arg: str, name: str, revert: bool) -> bool:

@@ -362,6 +362,10 @@ class Storage:
             self._providers_of = mapping
         return self._providers_of
 
+    def providers_of(self, name: str) -> list[int]:
+        """The atoms whose result provides ``name``, in the order TaskFlow registers them."""
+        return list(self._providers().get(name, ()))
+
     def value_from(self, provider: int, name: str) -> Any:
         """The value ``name`` taken from atom ``provider``'s result."""
         atom = self._atoms[provider]
