@@ -46,7 +46,7 @@ class Execution:
     pid: int
     start: float
     end: float | None = None
-    #: The same process then started the flow's next atom.
+    #: The same process then started the flow's next atom, before this atom ran again.
     moved_on: bool = False
 
 
@@ -108,9 +108,14 @@ def read_journal(path: Path) -> dict[tuple[str, str], list[Execution]]:
             open_runs.pop((job, atom, pid)).end = at
     for (job, atom), executions in runs.items():
         following = runs.get((job, f"a{int(atom[1:]) + 1:02d}"), [])
+        starts = sorted(e.start for e in executions)
         for execution in executions:
+            # Only a start of the next atom before this atom's next execution (by any process)
+            # shows this one's SUCCESS was saved: a write that failed (the store unreachable) makes
+            # the process abandon the job, claim it again and re-run the atom, then go on.
+            rerun = next((start for start in starts if start > execution.start), float("inf"))
             execution.moved_on = execution.end is not None and any(
-                e.pid == execution.pid and e.start >= execution.end for e in following
+                e.pid == execution.pid and execution.end <= e.start < rerun for e in following
             )
     return runs
 
@@ -210,6 +215,33 @@ def test_takeover_on_the_sqlite_board(tmp_path, capsys):
     run_takeover(f"sqlite:///{tmp_path}/jobs.db", f"sqlite:///{tmp_path}/store.db", tmp_path, jobs_each=1, seconds=0.1)
     with capsys.disabled():
         print(capsys.readouterr().out)
+
+
+def test_journal_a_rerun_after_a_failed_write_is_not_a_move_on(tmp_path):
+    """The server-restart failure: a process ran a02, its SUCCESS write failed (the server was
+    shutting down), it abandoned the job, claimed it again, re-ran a02 and then went on to a03.
+    Its first execution did not move on (a03 started only after the re-run): no rerun after a
+    saved SUCCESS. Had a03 started between the two executions, it would have."""
+    journal = tmp_path / "journal"
+    lines = [
+        "start r0 a02 16945 100.0",
+        "end r0 a02 16945 100.1",
+        "start r0 a02 16945 101.8",
+        "end r0 a02 16945 101.9",
+        "start r0 a03 16945 101.91",
+        "end r0 a03 16945 102.0",
+    ]
+    journal.write_text("\n".join(lines) + "\n")
+    first, second = read_journal(journal)[("r0", "a02")]
+    assert not first.moved_on and second.moved_on
+    check_atom("job-r0", "a02", [first, second], f"16945:{second.start:.6f}", {})
+
+    lines[2:2] = ["start r0 a03 16945 100.2", "end r0 a03 16945 100.3"]  # it did go on, then re-ran a02
+    journal.write_text("\n".join(lines) + "\n")
+    first, second = read_journal(journal)[("r0", "a02")]
+    assert first.moved_on
+    with pytest.raises(AssertionError, match="ran again after its SUCCESS was saved"):
+        check_atom("job-r0", "a02", [first, second], f"16945:{second.start:.6f}", {})
 
 
 @pytest.fixture(autouse=True)
