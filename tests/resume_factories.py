@@ -226,7 +226,8 @@ def main(argv: list[str]) -> int:
     [--resume FLOW_UUID]``.
 
     Loads a new flow from `chain` into the store ``<db>`` (a SQLite file, or a backend URI), writes
-    the flow detail's uuid to ``<workdir>/flow_uuid``, then runs it and prints ``done <flow state>`` or ``raised <type> <message>``.
+    the flow detail's uuid to ``<workdir>/flow_uuid``, then runs it and prints ``done <flow state>``
+    or ``raised <type> <message>``.
     """
     db, workdir = argv[0], argv[1]
     factory_kwargs, store, options = (json.loads(text) for text in argv[2:5])
