@@ -42,16 +42,25 @@ flow detail).
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ferroflow import _core, codec, states
+from ferroflow import _core
 from ferroflow import exceptions as exc
 from ferroflow.persistence import base, models, saved
+from ferroflow.persistence.columns import atom_row as _atom_row
+from ferroflow.persistence.columns import book_row as _book_row
+from ferroflow.persistence.columns import datetime_of as _datetime
+from ferroflow.persistence.columns import dumps as _dumps
+from ferroflow.persistence.columns import encode_change, encode_transition
+from ferroflow.persistence.columns import flow_row as _flow_row
+from ferroflow.persistence.columns import missing as _missing
+from ferroflow.persistence.columns import same_atom as _same_atom
+from ferroflow.persistence.columns import same_book as _same_book
+from ferroflow.persistence.columns import same_flow as _same_flow
 from ferroflow.persistence.saved import SavedAtoms
 from ferroflow.types.failure import Failure
 
@@ -66,89 +75,13 @@ DURABILITIES = ("process", "fsync")
 #: Accepted values of the ``mode`` option: read-write (the default) and read-only.
 MODES = ("rw", "ro")
 
-#: Columns :meth:`SQLiteConnection.apply` can update in place.
-UPDATABLE_FIELDS = frozenset({"state", "intention", "results", "failure", "revert_results", "revert_failure", "meta"})
 
 _MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
-_EPOCH = datetime.datetime(1970, 1, 1)
-_SECOND = datetime.timedelta(seconds=1)
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# For failures: an exception's args may be any object; those JSON cannot hold are kept as repr().
-_encode_failure = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
-_decode = json.JSONDecoder().decode
 # Store handles inherited through fork(): never used nor closed in the child (SQLite forbids both).
 _FORKED_AWAY: list[Any] = []
 
 
 # -- models <-> rows ----------------------------------------------------------------------------
-
-
-def _dumps(value: Any, field: str) -> str:
-    """JSON text of ``value``; a TypeError naming ``field`` and the offending type if it has none."""
-    if value is None:
-        return "null"
-    if not value and type(value) is dict:
-        return "{}"
-    try:
-        return _encode(value)
-    except (TypeError, ValueError, RecursionError):
-        pass
-    try:
-        codec.JSON.dumps(value)  # raises the descriptive error
-    except TypeError as e:
-        raise TypeError(f"its {field} cannot be saved by the sqlite backend: {e}") from None
-    raise AssertionError("unreachable: the json codec accepted what json refused")
-
-
-def _unsaveable(kind: str, name: str, uuid: str, error: TypeError) -> TypeError:
-    return TypeError(f"{kind} '{name}' ({uuid}): {error}")
-
-
-def _dumps_failure(failure: Any) -> str | None:
-    """JSON text of a failure's dict form; never fails because of the exception's args."""
-    if not failure:
-        return None
-    if isinstance(failure, dict):
-        return _encode_failure(failure)
-    try:
-        return _encode_failure(failure.to_dict())
-    except (TypeError, ValueError):  # args JSON cannot hold even as repr (non-string dict keys...)
-        return _encode_failure(failure.to_dict(include_args=False))
-
-
-def _loads(text: str | None) -> Any:
-    if text is None or text == "null":
-        return None
-    if text == "{}":
-        return {}
-    return _decode(text)
-
-
-def _timestamp(when: datetime.datetime | None) -> float | None:
-    if when is None:
-        return None
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.UTC).replace(tzinfo=None)
-    return (when - _EPOCH) / _SECOND
-
-
-def _datetime(seconds: float | None) -> datetime.datetime | None:
-    return None if seconds is None else _EPOCH + datetime.timedelta(seconds=seconds)
-
-
-def _book_row(book: models.LogBook) -> BookRow:
-    created_at = _timestamp(book.created_at)
-    try:
-        meta = _dumps(book.meta, "meta")
-    except TypeError as e:
-        raise _unsaveable("logbook", book.name, book.uuid, e) from None
-    return (
-        book.uuid,
-        book.name,
-        meta,
-        time.time() if created_at is None else created_at,
-        _timestamp(book.updated_at),
-    )
 
 
 def _book_from(row: BookRow) -> models.LogBook:
@@ -160,63 +93,11 @@ def _book_from(row: BookRow) -> models.LogBook:
     return book
 
 
-def _flow_row(fd: models.FlowDetail, book_uuid: str, now: float) -> FlowRow:
-    try:
-        meta = _dumps(fd.meta, "meta")
-    except TypeError as e:
-        raise _unsaveable("flow detail", fd.name, fd.uuid, e) from None
-    return (fd.uuid, book_uuid, fd.name, fd.state, meta, now, now)
-
-
 def _flow_from(row: FlowRow) -> models.FlowDetail:
     fd = models.FlowDetail(row[2], uuid=row[0])
     fd.state = row[3]
     fd.meta = saved.decode_meta(row[4], f"flow detail '{row[0]}' ({row[2]!r})")
     return fd
-
-
-def _history(history: Any) -> list[Any]:
-    """A retry's history with its failures in (JSON-safe) dict form."""
-    return [
-        (value, {name: _loads(_dumps_failure(failure)) for name, failure in failures.items()})
-        for value, failures in history or ()
-    ]
-
-
-def _results(ad: models.AtomDetail) -> Any:
-    if isinstance(ad, models.RetryDetail):
-        return _history(ad.results)
-    return ad.results
-
-
-def _atom_row(ad: models.AtomDetail, flow_uuid: str, now: float) -> AtomRow:
-    try:
-        return (
-            ad.uuid,
-            flow_uuid,
-            ad.name,
-            models.atom_detail_type(ad),
-            ad.state,
-            ad.intention or states.EXECUTE,
-            _dumps(_results(ad), "results"),
-            _dumps_failure(ad.failure),
-            _dumps(ad.revert_results, "revert results"),
-            _dumps_failure(ad.revert_failure),
-            _version(ad.version),
-            _dumps(ad.meta, "meta"),
-            now,
-            now,
-        )
-    except TypeError as e:
-        raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
-
-
-def _version(version: Any) -> str | None:
-    if version is None or isinstance(version, str):
-        return version
-    if isinstance(version, tuple | list):
-        return ".".join(str(part) for part in version)
-    return str(version)
 
 
 def _atom_from(row: AtomRow) -> models.AtomDetail:
@@ -252,74 +133,6 @@ def _misshapen_field(data: dict[str, Any]) -> str:
             except (ValueError, TypeError, KeyError, AttributeError):
                 return field
     return "results"
-
-
-# A row is rewritten only when its content (every field but the uuid and the timestamps) changed.
-
-
-def _same_book(row: BookRow, old: BookRow) -> bool:
-    return row[1:] == old[1:]  # a book's timestamps are content
-
-
-def _same_flow(row: FlowRow, old: FlowRow) -> bool:
-    return row[1:5] == old[1:5]
-
-
-def _same_atom(row: AtomRow, old: AtomRow) -> bool:
-    return row[1:12] == old[1:12]
-
-
-def _column(field: str, value: Any) -> Any:
-    """One column of a transition, encoded (``history`` is a retry's results, decoded form)."""
-    if field == "state" or field == "intention":
-        return value
-    if field == "results" or field == "revert_results":
-        return _dumps(value, field.replace("_", " "))
-    if field == "history":
-        return _dumps(_history(value), "results")
-    if field == "failure" or field == "revert_failure":
-        return _dumps_failure(value)
-    return value if isinstance(value, str) else _dumps(value, "meta")  # meta: a dict or its JSON text
-
-
-def _transition(ad: models.AtomDetail, fields: Iterable[str], now: float) -> dict[str, Any]:
-    """The transition writing ``fields`` of a model."""
-    change: dict[str, Any] = {"uuid": ad.uuid, "updated_at": now}
-    try:
-        for field in fields:
-            if field not in UPDATABLE_FIELDS:
-                known = ", ".join(sorted(UPDATABLE_FIELDS))
-                raise ValueError(f"apply() cannot update {field!r}; updatable fields: {known}")
-            value = getattr(ad, field)
-            if value is None and (field == "state" or field == "intention"):
-                raise ValueError(f"atom detail '{ad.name}' ({ad.uuid}): apply() cannot clear the {field}")
-            retry_results = field == "results" and isinstance(ad, models.RetryDetail)
-            change[field] = _column("history" if retry_results else field, value)
-    except TypeError as e:
-        raise _unsaveable("atom detail", ad.name, ad.uuid, e) from None
-    return change
-
-
-def _change(change: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """An engine's change of one atom row (decoded values, see `SQLiteConnection.apply`) in the
-    store's transition form."""
-    row: dict[str, Any] = {"uuid": change["uuid"], "updated_at": now}
-    try:
-        for field, value in change.items():
-            if field == "history":
-                row["results"] = _column(field, value)
-            elif field in UPDATABLE_FIELDS:
-                row[field] = _column(field, value)
-            elif field != "uuid":
-                raise ValueError(f"apply() cannot change {field!r} of atom detail {change['uuid']}")
-    except TypeError as e:
-        raise _unsaveable("atom detail", change["uuid"], change["uuid"], e) from None
-    return row
-
-
-def _missing(what: str, uuid: str) -> exc.NotFound:
-    # The wording of the other backends (and TaskFlow's).
-    return exc.NotFound(f"No {what} found with uuid '{uuid}'")
 
 
 # -- backend ------------------------------------------------------------------------------------
@@ -706,8 +519,8 @@ class SQLiteConnection(base.Connection):
         """
         now = time.time()
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
-        changes = [_transition(ad, fields, now) for ad, fields in atom_updates]
-        changes += [_change(change, now) for change in atom_changes]
+        changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
+        changes += [encode_change(change, {"uuid": change["uuid"], "updated_at": now}) for change in atom_changes]
         flows = [] if flow_state is None else [(flow_state[0], flow_state[1], now)]
         metas = [] if flow_meta is None else [(flow_meta[0], _dumps(dict(flow_meta[1]), "meta"), now)]
         records = []
