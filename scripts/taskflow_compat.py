@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Eligible tests ferroflow must pass (set to what the latest run passed; raise it as compatibility grows).
-UNIT_FLOOR = 809
+UNIT_FLOOR = 811
 #: Examples whose output must equal TaskFlow's.
 EXAMPLES_FLOOR = 26
 
@@ -222,6 +222,11 @@ TIMING_DEPENDENT = {
     "create_parallel_volume": (
         "five tasks sleep random times on a thread pool and print from it: lines in completion order",
         _racing_volumes,
+    ),
+    "parallel_table_multiply": (
+        "prints the parallel engine's states: how many times it waits depends on how many of its tasks"
+        " are done at the first wait (consecutive WAITING/ANALYZING pairs are compared as one)",
+        lambda t: re.sub(r"(WAITING\nANALYZING\n)+", "WAITING\nANALYZING\n", t),
     ),
     "build_a_car": (_SET_ORDER, _sorted_lines),
     "buildsystem": (_SET_ORDER, _sorted_lines),
