@@ -228,6 +228,11 @@ TIMING_DEPENDENT = {
         " are done at the first wait (consecutive WAITING/ANALYZING pairs are compared as one)",
         lambda t: re.sub(r"(WAITING\nANALYZING\n)+", "WAITING\nANALYZING\n", t),
     ),
+    "wrapped_exception": (
+        "two tasks sleep the same second on a thread pool and both fail: their failures are listed in the"
+        " order they finished, on TaskFlow as on ferroflow",
+        _sorted_lines,
+    ),
     "build_a_car": (_SET_ORDER, _sorted_lines),
     "buildsystem": (_SET_ORDER, _sorted_lines),
 }
