@@ -316,18 +316,25 @@ def import_factory(spec: str) -> Callable[..., Any]:
             f"{module_name!r} is a file path; give a dotted module name importable from the "
             "working directory (like mypkg.flows)"
         )
+    obj = _import_attribute(module_name, attribute)
+    if not callable(obj):
+        raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a callable flow factory")
+    return obj
+
+
+def _import_attribute(module_name: str, attribute: str, context: str = "") -> Any:
+    """``module_name`` imported from the working directory, then its dotted ``attribute``;
+    UsageError (prefixed with ``context``) when either is missing."""
     add_cwd_to_path()
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}; {import_hint()}") from exc
+        raise UsageError(f"{context}cannot import module {module_name!r}: {exc}; {import_hint()}") from exc
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise UsageError(f"module {module_name!r} has no {attribute!r}") from None
-    if not callable(obj):
-        raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a callable flow factory")
+            raise UsageError(f"{context}module {module_name!r} has no {attribute!r}") from None
     return obj
 
 
@@ -363,16 +370,7 @@ def import_migrations(spec: str) -> list[Any]:
             f"--migrations {spec!r}: module {module_name!r} is part of the Python standard library or of ferroflow; "
             "name the module of your own code that lists the migrations"
         )
-    add_cwd_to_path()
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"--migrations: cannot import module {module_name!r}: {exc}; {import_hint()}") from exc
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"--migrations: module {module_name!r} has no {attribute!r}") from None
+    obj = _import_attribute(module_name, attribute, "--migrations: ")
     if not isinstance(obj, list | tuple):
         raise UsageError(
             f"--migrations {spec!r} is a {type(obj).__name__}, not a list of Rename, Split or Merge migrations"

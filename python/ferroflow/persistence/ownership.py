@@ -179,12 +179,12 @@ class Lease:
         """Gives the lease up (nothing when not held; never another owner's)."""
         _HEARTBEAT.discard(self)
         self.conn.fence(None)
+        if self._finalizer is not None:  # (also after a loss: there is nothing left to release then)
+            self._finalizer.detach()
+            self._finalizer = None
         if self.epoch is None:
             return
         self.epoch = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
         self.conn.release_lease(self.flow_uuid, self.owner)
 
     @property
