@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from bench_support import FSYNC_CAP, FSYNC_CI_CAP, SIZES, bench_phase, cap
-from ferroflow import engines, states
-from ferroflow.benchmarking import flows
-from ferroflow.persistence import backends, models
+from ferroflow import states
+from ferroflow.benchmarking.ferro import FerroflowRun
+from ferroflow.persistence import backends
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import postgres_server
@@ -29,47 +29,16 @@ import postgres_server
 DURABILITY = {"postgres": "process", "postgres-fsync": "fsync"}
 
 
-class PostgresRun:
+class PostgresRun(FerroflowRun):
     """One ferroflow run of ``n`` no-op atoms of ``shape`` on a new PostgreSQL database, phase by phase
-    (the phases of `ferroflow.benchmarking.ferro.FerroflowRun`)."""
-
-    phases = ("build", "load", "compile", "prepare", "run")
+    (the phases of `ferroflow.benchmarking.ferro.FerroflowRun`, which this is with another store)."""
 
     def __init__(self, shape: str, n: int, store: str = "postgres", engine: str = "serial") -> None:
-        self.shape, self.n, self.engine_kind = shape, n, engine
-        uri = postgres_server.fresh_uri()
-        self.backend: Any = backends.fetch(f"{uri}?durability={DURABILITY[store]}")
+        super().__init__(shape, n, engine=engine)  # (in memory: no SQLite file is made)
+        self.store = store
+        self.backend = backends.fetch(f"{postgres_server.fresh_uri()}?durability={DURABILITY[store]}")
         with self.backend.get_connection() as conn:
             conn.upgrade()
-        self.flow: Any = None
-        self.engine: Any = None
-
-    def build(self) -> None:
-        self.flow = flows.build(self.shape, self.n)
-
-    def load(self) -> None:
-        self.engine = engines.load(
-            self.flow, book=models.LogBook("bench"), backend=self.backend, engine=self.engine_kind
-        )
-
-    def compile(self) -> None:
-        self.engine.compile()
-
-    def prepare(self) -> None:
-        self.engine.prepare()
-        self.engine.validate()
-
-    def run(self) -> None:
-        self.engine.run()
-        state = self.engine.storage.get_flow_state()
-        if state != states.SUCCESS:
-            raise RuntimeError(f"ferroflow {self.shape} flow of {self.n} atoms ended {state} on PostgreSQL")
-
-    def close(self) -> None:
-        self.engine = self.flow = None
-        if self.backend is not None:
-            self.backend.close()
-            self.backend = None
 
 
 @pytest.mark.parametrize("n", SIZES)
