@@ -456,3 +456,23 @@ def test_a_resumed_engine_reraises_the_original_exception_type(tmp_path) -> None
     second = engines.load(linear_flow.Flow("f").add(Add("a"), Fail("b")), flow_detail=fd, backend=backend)
     with pytest.raises(RuntimeError, match="boom"):
         second.run()
+
+
+@pytest.mark.parametrize("scheme", ["dir", "sqlite", "memory"])
+def test_the_flow_detail_load_creates_in_the_callers_book_holds_the_run(scheme, tmp_path) -> None:
+    """TaskFlow's ``persistence_example``: ``load(flow, backend=..., book=book)`` adds a new flow detail
+    to ``book``; after the run (here one that fails and reverts) it holds every atom detail, in flow
+    order, on SQLite's fast path too (filled once, when the run stops)."""
+    conf = {"dir": {"connection": "dir", "path": str(tmp_path / "d")}, "sqlite": f"sqlite:///{tmp_path}/s.db"}
+    backend = backends.fetch(conf.get(scheme, "memory://"))
+    backend.get_connection().upgrade()
+    book = models.LogBook("my-test")
+    engine = engines.load(linear_flow.Flow("hello").add(Add("hi"), Fail("bye")), backend=backend, book=book)
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    (fd,) = list(book)
+    assert fd.state == states.REVERTED
+    assert [(ad.name, ad.state, ad.failure is not None) for ad in fd] == [
+        ("hi", states.REVERTED, False),
+        ("bye", states.REVERTED, True),
+    ]

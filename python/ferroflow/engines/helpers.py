@@ -125,10 +125,12 @@ def load(
     _check_resume_options(options)
     from ferroflow.engines import persist
 
+    created_in_book = flow_detail is None and book is not None
     backend_obj, flow_detail = persist.attach(flow, flow_detail, book, backend)
     result = engine_cls(flow, flow_detail=flow_detail, backend=backend_obj, options=options)
     if backend_obj is not None:
         result._persist = persist.Persister(backend_obj, flow_detail, options.get("lease_seconds"))
+        result._persist.fill_user_detail = created_in_book
         result.storage.attach_meta_writer(result._persist, flow_detail.meta)
     elif flow_detail is not None:
         result.storage.attach_meta_writer(None, flow_detail.meta)

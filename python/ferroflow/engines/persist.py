@@ -111,6 +111,9 @@ class Persister:
         #: Fast path: whether atoms were written since the user's flow detail was last brought up
         #: to date (`_sync_user_detail`).
         self._unsynced = False
+        #: Fast path: fill the user's flow detail even when it holds no atom detail (`load`
+        #: created it in the caller's book).
+        self.fill_user_detail = False
         self.owner = ownership.new_owner_id()
         self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
         self.lease: ownership.Lease | None = None
@@ -266,12 +269,14 @@ class Persister:
         """Fast path: brings the atom details the user's flow detail holds up to date with the
         store (and adds those it lacks), once atoms were written. A flow detail holding none
         (loaded lazily, or new) is left so: the engine keeps no model per atom on this path, and
-        reading them all back would cost what the fast path saves."""
+        reading them all back would cost what the fast path saves. Except the one `load` created
+        in the caller's book (`fill_user_detail`): the caller sees it only through that book,
+        as TaskFlow fills it, so it is filled, once per run (when the run stops), never per atom."""
         if not self._unsynced:
             return
         self._unsynced = False
         fd = self.flow_detail
-        if len(fd) == 0:
+        if len(fd) == 0 and not self.fill_user_detail:
             return
         self._adopt(self._conn.get_atoms_for_flow(fd.uuid))
 
