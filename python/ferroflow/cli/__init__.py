@@ -19,9 +19,10 @@ from ferroflow.cli import bench, check, common, conductor, delete, demo, graph, 
 __all__ = ["main"]
 
 DESCRIPTION = """\
-ferroflow runs workflows and saves every state transition to a SQLite database, so that a run
-whose process dies can be resumed where it stopped, even after its code changed. The database
-is --db PATH, else $FERROFLOW_DB, else ./ferroflow.db. User guide:
+ferroflow runs workflows and saves every state transition to a store, so that a run whose
+process dies can be resumed where it stopped, even after its code changed. The store is --db
+PATH|URI (a SQLite file, dir:///path or postgresql://user@host:port/dbname), else $FERROFLOW_DB,
+else the SQLite file ./ferroflow.db. User guide:
 https://github.com/ferroflow/ferroflow/blob/main/docs/index.md
 """
 

@@ -31,7 +31,7 @@ Check the flows saved in the database and report what needs attention:
 Unfinished flows (not SUCCESS, REVERTED or FAILURE) are rebuilt by their saved factory, under
 the same trust as `ferroflow resume` (--trust MODULE, else $FERROFLOW_TRUSTED_MODULES, else
 the package that saved the flow), and planned without running or writing anything; --all checks
-finished flows too. The database is opened read-only. Exit status: 0 nothing needs attention,
+finished flows too. The store is opened read-only. Exit status: 0 nothing needs attention,
 1 something does (each problem on one line: flow, kind, what and what to do), 2 usage error.
 """
 
@@ -78,12 +78,12 @@ class FlowReport:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     options = common.trust_options(args)
     common.add_cwd_to_path()
     now = time.time()
     reports = []
-    with common.open_backend(path, read_only=True) as backend:
+    with common.open_store(store, read_only=True) as backend:
         for flow in common.list_flows(backend):
             report = FlowReport(flow.uuid, flow.name, flow.state)
             _check_owner(backend, flow, report, args.pending_for, now)
@@ -96,7 +96,7 @@ def check_command(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "database": str(path),
+                    "database": store.label,
                     "flows_checked": len(reports),
                     "needing_attention": len(troubled),
                     "flows": [asdict(report) for report in troubled],
@@ -113,7 +113,7 @@ def check_command(args: argparse.Namespace) -> int:
                         f"flow {report.uuid} ({report.name}, {report.state}): {problem.kind}: {problem.message}"
                     )
                 )
-        checked = f"{common.plural(len(reports), 'flow')} checked in {path}"
+        checked = f"{common.plural(len(reports), 'flow')} checked in {store}"
         if troubled:
             print(f"\n{checked}: {len(troubled)} need attention ({common.plural(problems, 'problem')})")
         else:
@@ -136,7 +136,8 @@ def _check_owner(backend: Any, flow: common.FlowRecord, report: FlowReport, pend
         why = owner.why if owner is not None else "no engine holds it (its engine stopped without finishing it)"
         report.add("dead-owner", f"{flow.state} but its engine is dead: {why}; {resume}")
         return
-    updated = max(flow.updated_at, common.atom_states(backend, flow.uuid).last_update or 0.0)
+    # (a dir:// store keeps no time of a flow's last change: a PENDING flow is dated by its logbook)
+    updated = common.last_change(backend, flow) or flow.created_at or now
     idle = now - updated
     if idle >= pending_for:
         report.add(

@@ -47,8 +47,9 @@ class CommandError(Exception):
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        help=f"the SQLite database file, or its sqlite:/// URI (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+        metavar="PATH|URI",
+        help=f"the store: a SQLite database file (or its sqlite:/// URI), a dir:///path directory or a "
+        f"postgresql://user@host:port/dbname database (default: ${DB_ENV}, else ./{DEFAULT_DB})",
     )
 
 
@@ -156,31 +157,159 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 # -- the database ------------------------------------------------------------------------------
 
 
-#: The database the running command uses, once known: error messages name it.
-current_db: Path | None = None
+#: The store the running command uses, once known: error messages name it (a SQLite file's
+#: path, ``dir:///path``, a PostgreSQL URI without its password).
+current_db: str | None = None
+
+#: ``--db`` URI schemes, by the kind of store they name.
+_SCHEMES = {"sqlite": "sqlite", "dir": "dir", "file": "dir", "postgresql": "postgresql", "postgres": "postgresql"}
+_ACCEPTED = "a SQLite file path, or a sqlite:///path, dir:///path or postgresql://user@host:port/dbname URI"
+#: The directories of a ``dir://`` store's layout.
+_DIR_LAYOUT = ("books", "flow_details", "atom_details")
+
+
+@dataclass(frozen=True)
+class Store:
+    """The store ``--db`` (else ``$FERROFLOW_DB``, else the default) names."""
+
+    #: ``'sqlite'``, ``'dir'`` or ``'postgresql'``.
+    kind: str
+    #: What `ferroflow.persistence.backends.fetch` takes.
+    uri: str
+    #: As messages name it (never with a password): a SQLite file's path, ``dir:///path``, a
+    #: PostgreSQL URI.
+    label: str
+    #: The SQLite file or the ``dir://`` directory (``None`` for PostgreSQL).
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _db_text(given: str | None) -> str:
+    return given or os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+def _origin(given: str | None) -> str:
+    return "--db" if given else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
+
+
+def locate_store(given: str | None, must_exist: bool) -> Store:
+    """The store from ``--db``, ``$FERROFLOW_DB`` or the default: a SQLite file (a path or a
+    ``sqlite:///`` URI), a ``dir://`` directory or a PostgreSQL database. With ``must_exist``, a
+    SQLite file or ``dir://`` directory that is not there is a UsageError (a PostgreSQL database is
+    checked when opened: `open_store`); without, the directory that will hold it must exist."""
+    global current_db
+    text = _db_text(given)
+    scheme = text.partition("://")[0].lower().split("+", 1)[0] if "://" in text else ""
+    if not scheme or scheme == "sqlite":
+        path = db_path(given, must_exist)
+        return Store("sqlite", db_uri(path), str(path), path)
+    kind = _SCHEMES.get(scheme)
+    if kind is None:
+        shown = _without_password(text)
+        if scheme == "memory":
+            raise UsageError(
+                f"a memory:// store lives and dies with one process, so the command line cannot use it ({shown}); "
+                f"give {_ACCEPTED}"
+            )
+        raise UsageError(f"the command line takes {_ACCEPTED}, not {shown!r}")
+    if kind == "dir":
+        return _locate_dir(text, given, must_exist)
+    return _locate_postgres(text)
+
+
+def _locate_dir(text: str, given: str | None, must_exist: bool) -> Store:
+    global current_db
+    from ferroflow.persistence import base
+
+    raw = base.path_from_conf({"connection": text.partition("?")[0]}) or ""
+    if not raw:
+        raise UsageError(f"no path in the URI {text!r} (like dir:///var/lib/flows or dir://flows)")
+    path = Path(raw).expanduser().absolute()
+    label = f"dir://{path}"
+    current_db = label
+    if must_exist:
+        if not path.is_dir():
+            raise UsageError(
+                f"no store at {label} ({_origin(given)}): directory {path} does not exist; "
+                f"give an existing store with --db URI or ${DB_ENV}"
+            )
+        missing = [name for name in _DIR_LAYOUT if not (path / name).is_dir()]
+        if missing:
+            raise UsageError(
+                f"no store at {label} ({_origin(given)}): directory {path} is not a ferroflow dir:// store "
+                f"(it has no {', '.join(name + '/' for name in missing)})"
+            )
+    elif not path.parent.is_dir():
+        raise UsageError(f"cannot create the store {label}: directory {path.parent} does not exist")
+    query = text.partition("?")[2]
+    return Store("dir", f"dir://{path}" + (f"?{query}" if query else ""), label, path)
+
+
+def _locate_postgres(text: str) -> Store:
+    global current_db
+    from ferroflow import exceptions
+    from ferroflow.persistence import backends
+
+    current_db = _without_password(text)
+    try:
+        backend = backends.fetch(text)
+    except ValueError as exc:
+        raise UsageError(f"--db {current_db}: {_scrub(str(exc), text)}") from None
+    except exceptions.NotFound as exc:  # psycopg is not installed
+        raise CommandError(f"cannot use the PostgreSQL store {current_db}: {exc}") from None
+    try:
+        current_db = str(backend.label)
+    finally:
+        backend.close()
+    return Store("postgresql", text, current_db)
+
+
+def _without_password(uri: str) -> str:
+    """``uri`` with its password (if any) replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if not password:
+        return uri
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _scrub(message: str, uri: str) -> str:
+    """``message`` with ``uri``'s password (if any) hidden."""
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    return message.replace(password, "***") if password else message
 
 
 def db_path(given: str | None, must_exist: bool) -> Path:
-    """The absolute database path from ``--db``, ``$FERROFLOW_DB`` or the default (a path, or
-    a ``sqlite:///`` URI)."""
+    """The absolute SQLite database path from ``--db``, ``$FERROFLOW_DB`` or the default (a path,
+    or a ``sqlite:///`` URI); `locate_store` takes the other stores too."""
     global current_db
-    text = given or os.environ.get(DB_ENV) or DEFAULT_DB
+    text = _db_text(given)
     if "://" in text:
         scheme = text.partition("://")[0]
-        if scheme != "sqlite":
-            raise UsageError(
-                f"the command line works on SQLite stores: give a file path or a sqlite:/// URI, not {text!r}"
-            )
+        if scheme.lower().split("+", 1)[0] != "sqlite":
+            raise UsageError(f"this command works on SQLite stores: give a file path or a sqlite:/// URI, not {text!r}")
         from ferroflow.persistence import base
 
         text = base.path_from_conf({"connection": text.partition("?")[0]}) or ""
         if not text:
             raise UsageError(f"no path in the URI {given!r} (like sqlite:///flows.db or sqlite:////abs/flows.db)")
     path = Path(text).expanduser().absolute()
-    current_db = path
+    current_db = str(path)
     if must_exist and not path.is_file():
-        origin = "--db" if given else (f"${DB_ENV}" if os.environ.get(DB_ENV) else "the default database")
-        raise UsageError(f"no database at {path} ({origin}); give its path with --db PATH or ${DB_ENV}")
+        raise UsageError(f"no database at {path} ({_origin(given)}); give its path with --db PATH or ${DB_ENV}")
     if not path.parent.is_dir():
         raise UsageError(f"cannot create the database {path}: directory {path.parent} does not exist")
     return path
@@ -206,6 +335,90 @@ def open_backend(path: Path, read_only: bool = False) -> Iterator[Any]:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def open_store(store: Store, read_only: bool = False, must_exist: bool = True) -> Iterator[Any]:
+    """The backend of ``store``, closed afterwards. Read-write, its schema is created or upgraded
+    (with ``must_exist``, a PostgreSQL database without a ferroflow schema is refused, not given
+    one). With ``read_only`` nothing is ever written and nothing is created: a SQLite file is
+    opened ``mode=ro``, a PostgreSQL database with read-only transactions (``mode=ro``), a
+    ``dir://`` store by connections that refuse every write."""
+    if store.kind == "sqlite":
+        assert store.path is not None
+        with open_backend(store.path, read_only) as backend:
+            yield backend
+        return
+    from ferroflow import exceptions
+
+    backend = _fetch(store, read_only)
+    try:
+        try:
+            if store.kind == "postgresql" and must_exist and not read_only:
+                _probe_postgres(store)
+            with contextlib.closing(backend.get_connection()) as conn:
+                conn.upgrade()
+        except exceptions.StorageFailure as exc:
+            raise _open_error(store, exc) from exc
+        try:
+            yield backend
+        except exceptions.StorageFailure as exc:
+            raise CommandError(f"cannot use the database {store.label}: {exc}") from exc
+    finally:
+        backend.close()
+
+
+def _fetch(store: Store, read_only: bool) -> Any:
+    from ferroflow.cli import stores
+    from ferroflow.persistence import backends
+
+    try:
+        if store.kind == "dir":
+            backend = backends.fetch(store.uri)
+            return stores.ReadOnlyDirBackend(backend.conf) if read_only else backend
+        return backends.fetch({"connection": store.uri, "mode": "ro" if read_only else "rw"})
+    except ValueError as exc:
+        raise UsageError(f"--db {store.label}: {_scrub(str(exc), store.uri)}") from None
+
+
+def _probe_postgres(store: Store) -> None:
+    """Refuses (UsageError) a PostgreSQL database that holds no ferroflow store, before a
+    read-write backend would create its schema; an older schema passes (it is upgraded)."""
+    from ferroflow import exceptions
+
+    probe = _fetch(store, read_only=True)
+    try:
+        probe.get_connection().close()
+    except exceptions.StorageFailure as exc:
+        error = _open_error(store, exc)
+        if isinstance(error, UsageError):
+            raise error from exc
+        # (an older schema, refused read-only, is upgraded by the read-write backend)
+    finally:
+        probe.close()
+
+
+def _open_error(store: Store, exc: Exception) -> Exception:
+    """The error of a store that could not be opened: a UsageError when there is no such store
+    (a PostgreSQL database that does not exist, or holds no ferroflow schema), else a
+    CommandError."""
+    text = str(exc)
+    if store.kind == "postgresql":
+        if "no ferroflow schema" in text:
+            return UsageError(
+                f"no ferroflow store in {store.label}: the database has no ferroflow tables (`ferroflow run "
+                "--db URI` creates them)"
+            )
+        if "database" in text and "does not exist" in text:
+            return UsageError(f"no database {store.label}: {text}; create it first (createdb), or give another")
+    return CommandError(f"cannot use the database {store.label}: {text}")
+
+
+def store_label(backend: Any) -> str:
+    """How messages (and ``--db``) name an open backend's store."""
+    from ferroflow.cli import stores
+
+    return stores.label_of(backend)
+
+
 # -- flows in the database ---------------------------------------------------------------------
 
 
@@ -219,8 +432,11 @@ class FlowRecord:
     meta: dict[str, Any]
     book_uuid: str
     book_name: str
-    created_at: float
-    updated_at: float
+    #: When it was saved (UNIX seconds; on a ``dir://`` store, which keeps no time of a flow,
+    #: when its logbook was).
+    created_at: float | None
+    #: When it last changed (``None``: the store keeps no such time, as a ``dir://`` store).
+    updated_at: float | None
 
     @property
     def factory(self) -> str | None:
@@ -230,24 +446,23 @@ class FlowRecord:
 
 
 def list_flows(backend: Any) -> list[FlowRecord]:
-    """Every flow detail of the database, oldest first."""
-    store = backend.store()
-    flows = []
-    for book_uuid, book_name, *_ in store.list_logbooks():
-        for uuid, _book, name, state, meta, created_at, updated_at in store.flows_for_book(book_uuid):
-            flows.append(
-                FlowRecord(
-                    uuid,
-                    name,
-                    state or states.PENDING,
-                    flow_meta(uuid, meta),
-                    book_uuid,
-                    book_name,
-                    created_at,
-                    updated_at or created_at,
-                )
-            )
-    flows.sort(key=lambda flow: flow.created_at)
+    """Every flow detail of the store, oldest first."""
+    from ferroflow.cli import stores
+
+    flows = [
+        FlowRecord(
+            uuid,
+            name,
+            state or states.PENDING,
+            meta if isinstance(meta, dict) else flow_meta(uuid, meta),
+            book_uuid,
+            book_name,
+            created_at,
+            updated_at,
+        )
+        for uuid, name, state, meta, book_uuid, book_name, created_at, updated_at in stores.flow_rows(backend)
+    ]
+    flows.sort(key=lambda flow: flow.created_at or 0.0)
     return flows
 
 
@@ -286,16 +501,23 @@ class AtomStates:
 
 def atom_states(backend: Any, flow_uuid: str) -> AtomStates:
     """Each atom's saved state (without reading results), and when an atom last changed."""
+    from ferroflow.cli import stores
+
     by_name: dict[str, str] = {}
     last_update = None
-    for row in backend.store().atoms_for_flow(flow_uuid):
-        name, state, updated_at = row[2], row[4], row[13]
+    for name, state, updated_at in stores.atom_rows(backend, flow_uuid):
         if is_injector(name):
             continue
         by_name[name] = state or states.PENDING
         if updated_at is not None and (last_update is None or updated_at > last_update):
             last_update = updated_at
     return AtomStates(by_name, last_update)
+
+
+def last_change(backend: Any, flow: FlowRecord) -> float | None:
+    """When the flow or one of its atoms last changed (``None``: the store keeps no such time)."""
+    times = [t for t in (flow.updated_at, atom_states(backend, flow.uuid).last_update) if t is not None]
+    return max(times) if times else None
 
 
 def is_injector(name: str) -> bool:

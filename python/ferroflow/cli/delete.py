@@ -8,20 +8,23 @@ import time
 from typing import Any
 
 from ferroflow import states
-from ferroflow.cli import common
+from ferroflow.cli import common, stores
 
 DELETE_DESCRIPTION = """\
 Delete a flow saved in the database: its flow detail, its atoms and their results (and its
 logbook, when no other flow is in it). A flow that a live engine holds (its lease is unexpired
 and its process is not known to be gone) is refused: stop that engine first, or wait for its
-lease to expire. Exit status: 0 deleted, 1 refused, 2 usage error.
+lease to expire. On a dir:// store, which has no call deleting one flow, the flow's logbook is
+deleted, so a flow whose logbook holds other flows is refused there. Exit status: 0 deleted, 1
+refused, 2 usage error.
 """
 
 PRUNE_DESCRIPTION = """\
 Delete the flows in the given states (--state, repeatable) that have not changed for longer
 than --older-than (like 90s, 15m, 12h, 7d or 2w): for example the flows a cron job left behind.
 Flows that a live engine holds are never deleted: they are listed as kept. --dry-run lists what would be
-deleted without deleting anything. Exit status: 0 done (also when nothing matched), 1 the
+deleted without deleting anything. A dir:// store keeps no time of a flow's last change: there,
+only --older-than 0 is accepted. Exit status: 0 done (also when nothing matched), 1 the
 database could not be used, 2 usage error.
 """
 
@@ -78,7 +81,7 @@ _FLOW_STATES = (
 
 
 class Refused(Exception):
-    """A live engine holds the flow."""
+    """A live engine holds the flow, or the store cannot delete it alone."""
 
 
 def delete_flow(backend: Any, flow: common.FlowRecord, now: float | None = None) -> None:
@@ -95,36 +98,44 @@ def delete_flow(backend: Any, flow: common.FlowRecord, now: float | None = None)
             "or wait until its lease expires"
         )
     gone = owner.owner if owner is not None else None
-    holder = backend.store().delete_flow_detail(flow.uuid, now, gone)
+    try:
+        holder = stores.delete_flow_detail(backend, flow.uuid, flow.book_uuid, now, gone)
+    except stores.Unsupported as exc:
+        raise Refused(f"flow {flow.uuid} ({flow.name}): {exc}") from None
     if holder is not None:  # taken between the look and the delete
         raise Refused(f"flow {flow.uuid} ({flow.name}) is held by a live engine (owner {holder}); stop it first")
 
 
 def delete_command(args: argparse.Namespace) -> int:
-    path = common.db_path(args.db, must_exist=True)
-    with common.open_backend(path) as backend:
+    store = common.locate_store(args.db, must_exist=True)
+    with common.open_store(store) as backend:
         flow = common.find_flow(common.list_flows(backend), args.flow)
         atoms = sum(common.atom_states(backend, flow.uuid).counts.values())
         try:
             delete_flow(backend, flow)
         except Refused as exc:
             raise common.CommandError(f"cannot delete: {exc}") from None
-    print(f"deleted flow {flow.uuid} ({common.printable(flow.name)}, {flow.state}, {atoms} atoms) from {path}")
+    print(f"deleted flow {flow.uuid} ({common.printable(flow.name)}, {flow.state}, {atoms} atoms) from {store}")
     return common.EXIT_OK
 
 
 def prune_command(args: argparse.Namespace) -> int:
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     wanted = {state for group in args.state for state in group}
     now = time.time()
     cutoff = now - args.older_than
-    with common.open_backend(path, read_only=args.dry_run) as backend:
+    if store.kind == "dir" and args.older_than > 0:
+        raise common.UsageError(
+            f"prune --older-than needs the time each flow last changed, which a dir:// store ({store}) does not "
+            "keep; give --older-than 0 to prune by state alone"
+        )
+    with common.open_store(store, read_only=args.dry_run) as backend:
         chosen = []
         for flow in common.list_flows(backend):
             if flow.state not in wanted:
                 continue
-            updated = max(flow.updated_at, common.atom_states(backend, flow.uuid).last_update or 0.0)
-            if updated <= cutoff:
+            updated = common.last_change(backend, flow)
+            if updated is None or updated <= cutoff:
                 chosen.append((flow, updated))
         deleted = kept = 0
         for flow, updated in chosen:
@@ -146,10 +157,10 @@ def prune_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(
             f"{common.plural(len(chosen), 'flow')} in state {states_text} unchanged for {age} or more would be "
-            f"deleted from {path}"
+            f"deleted from {store}"
         )
     else:
         count = common.plural(deleted, "flow")
         held = f" ({common.plural(kept, 'flow')} held by a live engine kept)" if kept else ""
-        print(f"deleted {count} in state {states_text} unchanged for {age} or more from {path}{held}")
+        print(f"deleted {count} in state {states_text} unchanged for {age} or more from {store}{held}")
     return common.EXIT_OK

@@ -54,10 +54,10 @@ def add_parser(subparsers: Any) -> None:
 def graph_command(args: argparse.Namespace) -> int:
     from ferroflow import engines
 
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     options = common.trust_options(args)
     common.add_cwd_to_path()
-    with common.open_backend(path, read_only=True) as backend:
+    with common.open_store(store, read_only=True) as backend:
         flow = common.find_flow(common.list_flows(backend), args.flow)
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(flow.uuid, lazy=True)

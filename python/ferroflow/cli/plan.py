@@ -18,6 +18,7 @@ current version, the action resuming takes (reuse, run, rerun, revert, orphan, m
 fail) and why. Without FLOW_UUID, plans the one flow that has not finished (none: says so and
 exits 0). --migrations, --on-version-change, --provider-change and --rewind-to plan the resume
 that `ferroflow resume` runs with the same options. --json prints the same as JSON, for tools.
+The store is opened read-only.
 Exit status: 0 planned (or nothing to plan), 1 the flow could not be rebuilt or planned, 2 usage
 error.
 """
@@ -40,13 +41,13 @@ def plan_command(args: argparse.Namespace) -> int:
     from ferroflow import engines
     from ferroflow.engines import resume_plan
 
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     common.add_cwd_to_path()
     options = {**common.change_options(args), **common.trust_options(args)}
-    with common.open_backend(path, read_only=True) as backend:
+    with common.open_store(store, read_only=True) as backend:
         record = _target(common.list_flows(backend), args.flow)
         if record is None:
-            print(f"nothing to plan: every flow in {path} has finished (name one to plan it anyway)")
+            print(f"nothing to plan: every flow in {store} has finished (name one to plan it anyway)")
             return common.EXIT_OK
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(record.uuid, lazy=True)

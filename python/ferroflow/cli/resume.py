@@ -92,13 +92,13 @@ def resume_command(args: argparse.Namespace) -> int:
 
 def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
     """Resumes (or rewinds) the flows ``args`` name (``resume`` and ``rewind``)."""
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     options = {**common.engine_options(args), **common.trust_options(args), **common.change_options(args)}
     common.add_cwd_to_path()
-    with common.open_backend(path) as backend:
+    with common.open_store(store) as backend:
         targets = _targets(common.list_flows(backend), args.flow, getattr(args, "all", False))
         if not targets:
-            print(f"nothing to resume: every flow in {path} has finished")
+            print(f"nothing to resume: every flow in {store} has finished")
             return common.EXIT_OK
         status = common.EXIT_OK
         for record in targets:
@@ -180,7 +180,7 @@ def resume_flow(
         action = lambda: engine.rewind(to=rewind_to)  # noqa: E731
     else:
         action = None
-    watcher = run_engine(engine, progress, flow_uuid, backend.path, action)
+    watcher = run_engine(engine, progress, flow_uuid, common.store_label(backend), action)
     outcome.state = engine.storage.get_flow_state()
     outcome.failure = watcher.first_failure
     outcome.ran = watcher.ran

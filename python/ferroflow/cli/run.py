@@ -16,11 +16,12 @@ from ferroflow.migrations import OrphanRevertError
 
 DESCRIPTION = """\
 Build a flow by calling FACTORY from MODULE (a dotted module importable from the working
-directory) with the --arg values, and run it. Every atom transition is saved to the database,
-with the factory's name and arguments, so that a run that is killed can be finished later with
-`ferroflow resume`. Prints the flow's uuid when it starts and its final state when it ends
-(stdout); progress goes to stderr. Exit status: 0 SUCCESS, 1 the flow failed (REVERTED or
-FAILURE) or could not run, 2 usage error.
+directory) with the --arg values, and run it. Every atom transition is saved to the store (a
+SQLite file or a dir:// directory, created if missing, or an existing PostgreSQL database, whose
+tables are created), with the factory's name and arguments, so that a run that is killed can be
+finished later with `ferroflow resume`. Prints the flow's uuid when it starts and its final
+state when it ends (stdout); progress goes to stderr. Exit status: 0 SUCCESS, 1 the flow failed
+(REVERTED or FAILURE) or could not run, 2 usage error.
 """
 
 
@@ -70,8 +71,8 @@ def run_command(args: argparse.Namespace) -> int:
     common.import_factory(args.factory)  # a usage error, if any, before the database is touched
     factory_name = args.factory.replace(":", ".", 1)  # the name saved for resuming processes
     options = common.engine_options(args)
-    path = common.db_path(args.db, must_exist=False)
-    with common.open_backend(path) as backend:
+    store = common.locate_store(args.db, must_exist=False)
+    with common.open_store(store, must_exist=False) as backend:
         book = models.LogBook(f"ferroflow run {args.factory}")
         engine = None
         try:
@@ -88,7 +89,7 @@ def run_command(args: argparse.Namespace) -> int:
         total = len(engine.compilation.atoms)
         print(started_line(flow_uuid, flow_name, total), flush=True)
         progress = ProgressLine("run", total, enabled=not args.no_progress)
-        watcher = run_engine(engine, progress, flow_uuid, path)
+        watcher = run_engine(engine, progress, flow_uuid, store.label)
         state = engine.storage.get_flow_state()
         print(f"flow {flow_uuid} ({common.printable(flow_name)}): {state} in {progress.elapsed:.2f}s", flush=True)
     return report_outcome(flow_uuid, state, watcher.first_failure)

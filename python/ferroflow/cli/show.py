@@ -18,8 +18,10 @@ lease expired: resume it). With FLOW_UUID (or a unique prefix of it), list that 
 name, state, intention, version and a preview of the result. --state keeps the flows (or atoms)
 in the given states; a table shows at most --limit rows (default 100; 0 for all).
 --json prints the same as strict JSON (whole results, failures as dicts), for tools: a float
-that JSON cannot hold is written as the string "NaN", "Infinity" or "-Infinity". The database is
-opened read-only: nothing is written to it, and a file that is not a ferroflow store is refused.
+that JSON cannot hold is written as the string "NaN", "Infinity" or "-Infinity". The store (a
+SQLite file, a dir:// directory or a PostgreSQL database) is opened read-only: nothing is written
+to it, nothing is created, and what is not a ferroflow store is refused. A dir:// store keeps no
+time of a flow's last change: UPDATED is "-" there.
 """
 
 _PREVIEW = 48
@@ -72,15 +74,15 @@ def _limit(text: str) -> int:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    path = common.db_path(args.db, must_exist=True)
+    store = common.locate_store(args.db, must_exist=True)
     wanted = {state for group in args.state or () for state in group} or None
     limit = args.limit if args.limit is not None else (0 if args.json else DEFAULT_LIMIT)
-    with common.open_backend(path, read_only=True) as backend:
+    with common.open_store(store, read_only=True) as backend:
         flows = common.list_flows(backend)
         if args.flow:
             text = _show_flow(backend, common.find_flow(flows, args.flow), args.json, wanted, limit)
         else:
-            text = _show_flows(backend, flows, args.json, path, wanted, limit)
+            text = _show_flows(backend, flows, args.json, store, wanted, limit)
     print(text)
     return common.EXIT_OK
 
@@ -110,7 +112,8 @@ def _show_flows(
         owners = {flow.uuid: common.owner_of(conn, flow.uuid) for flow in flows}
     for flow in flows:
         atoms = common.atom_states(backend, flow.uuid)
-        updated = max(flow.updated_at, atoms.last_update or 0.0)
+        times = [t for t in (flow.updated_at, atoms.last_update) if t is not None]
+        updated = max(times) if times else None
         listed.append((flow, atoms.counts, updated))
     if as_json:
         return _dumps(
