@@ -16,8 +16,8 @@ def durable_backend(request: pytest.FixtureRequest) -> StoreCase:
 
 @pytest.fixture
 def sqlite_store() -> StoreCase:
-    """The SQLite store alone, for what only it offers: the ``ferroflow`` command line takes a
-    SQLite database (``--db``), no other backend."""
+    """The SQLite store alone, for tests of what they drive on it only (the ``ferroflow`` command
+    line takes every durable backend: ``tests/test_cli_backends.py``)."""
     return next(case for case in DURABLE_BACKENDS if case.name == "sqlite")
 
 
