@@ -59,6 +59,11 @@ _NO_RERAISE = frozenset({states.SUCCESS, states.SUSPENDED})
 _LIVE_FAILURES: weakref.WeakValueDictionary[tuple[str, int], Failure] = weakref.WeakValueDictionary()
 
 
+def _memory_backend_of(engine_ref: weakref.ref[ActionEngine]) -> Any:
+    engine = engine_ref()
+    return None if engine is None else persist.attach_memory_backend(engine)
+
+
 class Compilation:
     """What ``compile()`` produced: the atoms by index and the Rust execution graph."""
 
@@ -96,6 +101,8 @@ class ActionEngine(ResumptionMixin):
         # (A flow that is not a flow or an atom is refused by compile(), as TaskFlow does.)
         flow_name = getattr(flow_detail, "name", None) or getattr(flow, "name", None)
         self._storage = Storage(flow_name, flow_uuid, backend)
+        if backend is None:
+            self._storage.backend_maker = functools.partial(_memory_backend_of, weakref.ref(self))
         self.notifier = Notifier()
         self.atom_notifier = Notifier()
         self._compilation: Compilation | None = None

@@ -71,6 +71,41 @@ def attach(flow: Any, flow_detail: Any, book: Any, backend: Any) -> tuple[Any, A
     return backend, flow_detail
 
 
+def attach_memory_backend(engine: Any) -> Any:
+    """The memory backend of an engine loaded without a backend, made when the program first asks
+    for ``engine.storage.backend`` (TaskFlow's storage keeps such an engine in a
+    ``MemoryBackend({'deep_copy': False})``). It holds the engine's flow detail (outside any book)
+    and, once prepared, a detail per atom as the engine has it; the engine writes every change to
+    it from then on. Engines never asked keep running without one (their fast path)."""
+    from ferroflow.persistence.backends import impl_memory
+
+    storage = engine.storage
+    backend = impl_memory.MemoryBackend({"deep_copy": False})
+    fd = engine._flow_detail
+    if fd is None:
+        fd = models.FlowDetail(storage.flow_name, uuid=storage.flow_uuid)
+    fd.meta.update(storage.flow_meta)  # what the program set before asking
+    with backend.get_connection() as conn:
+        conn.update_flow_details(fd, ignore_missing=True)
+    persister = Persister(backend, fd, engine.options.get("lease_seconds"))
+    atom_metas = dict(storage._atom_meta)
+    engine._backend, engine._flow_detail = backend, fd
+    if engine._prepared:
+        persister.prepare(engine)
+        assert persister.details is not None  # (a memory backend keeps models)
+        for index, meta in atom_metas.items():
+            persister.details[index].meta.update(meta)
+        persister.save(engine, [(index, STATE_CODES[states.PENDING], 0) for index in range(len(persister.details))])
+        state = storage.get_flow_state()
+        if state is not None:
+            persister.save_flow_state(engine, state)
+        # Asked mid-run: the loop running may not write what follows; all is written at its end.
+        persister.resave_at_run_end = state not in _RUN_ENDS
+    engine._persist = persister
+    storage.attach_meta_writer(persister, fd.meta)
+    return backend
+
+
 def check_serializable(name: str, value: Any) -> None:
     """Raises a clear TypeError when ``value`` cannot be saved by a JSON backend."""
     try:
@@ -114,6 +149,8 @@ class Persister:
         #: Fast path: fill the user's flow detail even when it holds no atom detail (`load`
         #: created it in the caller's book).
         self.fill_user_detail = False
+        #: Write every atom when the run stops (`attach_memory_backend` during a run).
+        self.resave_at_run_end = False
         self.owner = ownership.new_owner_id()
         self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
         self.lease: ownership.Lease | None = None
@@ -744,6 +781,9 @@ class Persister:
         flow detail is brought up to date on the fast path too (`_sync_user_detail`)."""
         fd = self.flow_detail
         fd.state = state
+        if self.resave_at_run_end and state in _RUN_ENDS:
+            self.resave_at_run_end = False
+            self.save(engine, [(index, STATE_CODES[states.PENDING], 0) for index in range(len(engine.storage.states))])
         if self._fast:
             self._conn.apply(flow_state=(fd.uuid, state))
             if state in _RUN_ENDS and self.details is None:

@@ -78,6 +78,8 @@ class Storage:
         self._atom_meta: dict[int, dict[str, Any]] = {}
         self._providers_of: dict[str, list[int]] | None = None
         self._backend = backend
+        #: Makes the backend when ``backend`` is first asked for and there is none (set by the engine).
+        self.backend_maker: Callable[[], Any] | None = None
         #: Atoms whose state, intention or results were set through this API rather than by the
         #: scheduler (a program preparing or repairing a flow): handed to the scheduler when the
         #: next run starts (`ferroflow.engines.engine.ActionEngine`).
@@ -125,7 +127,10 @@ class Storage:
 
     @property
     def backend(self) -> Any:
-        """The persistence backend the engine writes to (``None`` for a memory-only run)."""
+        """The persistence backend the engine writes to. An engine loaded without one makes a
+        memory backend of its details when first asked (`ferroflow.engines.persist.attach_memory_backend`)."""
+        if self._backend is None and self.backend_maker is not None:
+            self._backend = self.backend_maker()
         return self._backend
 
     @property
