@@ -130,5 +130,16 @@ DURABLE_BACKENDS = [
     StoreCase("postgres", lambda where: postgres_server.uri_for(where), lambda uri: "ok", crash_share=0.5),
 ]
 
+#: Rows a group of the batch-durability SQLite store below holds at most before it commits.
+BATCH_ROWS = 16
+#: The SQLite store with ``durability=batch`` (not a backend of its own, so not in the list
+#: above): the crash tests run on it too, asserting how much a kill may make run again.
+BATCH_SQLITE = StoreCase(
+    "sqlite-batch",
+    lambda where: f"sqlite:///{where / 'flows.db'}?durability=batch&batch_transitions={BATCH_ROWS}",
+    _sqlite_integrity,
+    crash_share=0.5,
+)
 
-__all__ = ["DURABLE_BACKENDS", "StoreCase", "store_path"]
+
+__all__ = ["BATCH_ROWS", "BATCH_SQLITE", "DURABLE_BACKENDS", "StoreCase", "store_path"]

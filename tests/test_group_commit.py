@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from concurrent import futures
+
+import pytest
 
 from ferroflow import engines, task
 from ferroflow.patterns import linear_flow, unordered_flow
@@ -71,3 +74,72 @@ def test_each_step_of_a_chain_writes_only_the_rows_it_changed(tmp_path, monkeypa
         assert {ad.name: ad.state for ad in saved if not ad.name.startswith("_")} == {
             f"c{i}": "SUCCESS" for i in range(50)
         }
+
+
+# -- durability="batch": transitions committed in groups ---------------------------------------------
+
+
+def _states_seen_by_another_backend(uri: str, flow_uuid: str) -> dict[str, str]:
+    other = backends.fetch(uri.split("?")[0])
+    try:
+        with other.get_connection() as conn:
+            return {ad.name: ad.state for ad in conn.get_flow_details(flow_uuid) if not ad.name.startswith("_")}
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(("rows", "least_seen"), [(1000, 0), (20, 40)])
+def test_batch_durability_commits_in_groups_and_everything_by_the_end_of_the_run(tmp_path, rows, least_seen) -> None:
+    uri = f"sqlite:///{tmp_path}/b.db?durability=batch&batch_transitions={rows}&batch_ms=60000"
+    seen_mid_run: list[dict[str, str]] = []
+    engine_box: list = []
+
+    class Peek(Quick):
+        def execute(self) -> str:
+            seen_mid_run.append(_states_seen_by_another_backend(uri, engine_box[0].storage.flow_uuid))
+            return self.name
+
+    flow = linear_flow.Flow("chain").add(*[Quick(f"c{i}") for i in range(50)], Peek("peek"))
+    engine = engines.load(flow, backend=uri)
+    engine_box.append(engine)
+    engine.run()
+    # While the flow ran, another connection saw what whole groups committed: a prefix of the
+    # chain, missing at most the atoms of one open group (two rows each: RUNNING, SUCCESS).
+    done = sorted((name for name, state in seen_mid_run[0].items() if state == "SUCCESS"), key=lambda n: int(n[1:]))
+    assert done == [f"c{i}" for i in range(len(done))]
+    assert least_seen <= len(done) <= 50 and (rows < 100 or not done), done
+    # The run returned with everything committed: the final flow state closes the group.
+    final = _states_seen_by_another_backend(uri, engine.storage.flow_uuid)
+    assert set(final.values()) == {"SUCCESS"} and len(final) == 51
+
+
+def test_batch_durability_commits_an_open_group_while_a_long_atom_runs(tmp_path) -> None:
+    uri = f"sqlite:///{tmp_path}/t.db?durability=batch&batch_transitions=1000&batch_ms=20"
+    seen: list[dict[str, str]] = []
+    engine_box: list = []
+
+    class Slow(Quick):
+        def execute(self) -> str:
+            time.sleep(0.3)  # far longer than batch_ms: the timer, not the engine, commits
+            seen.append(_states_seen_by_another_backend(uri, engine_box[0].storage.flow_uuid))
+            return self.name
+
+    flow = linear_flow.Flow("slow").add(Quick("first"), Slow("slow"))
+    engine = engines.load(flow, backend=uri)
+    engine_box.append(engine)
+    engine.run()
+    assert seen == [{"first": "SUCCESS", "slow": "RUNNING"}]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("durability=sometimes", "Unknown durability 'sometimes'"),
+        ("durability=batch&batch_transitions=0", "batch_transitions must be a positive number"),
+        ("durability=batch&batch_ms=-1", "batch_ms must be a positive number"),
+        ("durability=batch&batch_ms=lots", "batch_ms must be a positive number, not 'lots'"),
+    ],
+)
+def test_batch_settings_are_checked(tmp_path, query: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        backends.fetch(f"sqlite:///{tmp_path}/x.db?{query}")

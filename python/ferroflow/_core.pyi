@@ -159,8 +159,16 @@ def rewind_order(flow: CompiledFlow, atom: int) -> list[int]: ...
 
 class SqliteStore:
     def __new__(
-        cls, path: str | os.PathLike[str], durability: str = "process", read_only: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        durability: str = "process",
+        read_only: bool = False,
+        batch_transitions: int | None = None,
+        batch_ms: float | None = None,
     ) -> SqliteStore: ...
+    @property
+    def group_commit(self) -> tuple[int, float] | None: ...
+    def flush(self) -> None: ...
     @staticmethod
     def in_memory() -> SqliteStore: ...
     @property

@@ -18,7 +18,10 @@
 //! atom's new resume record, JSON text).
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -28,7 +31,7 @@ use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
     AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms,
-    LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Transition,
+    GroupCommit, LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Transition,
 };
 
 type LogBookTuple = (String, String, String, f64, Option<f64>);
@@ -46,15 +49,78 @@ const ATOM_FIELDS: usize = 14;
 #[pyclass(frozen, module = "ferroflow._core")]
 pub struct SqliteStore {
     /// `None` once closed.
-    inner: Mutex<Option<Store>>,
+    inner: Arc<Mutex<Option<Store>>>,
     /// The path, for the "closed" error and the `path` property.
     path: String,
+    /// `durability="batch"`: the thread that commits a group once it is due, even while the
+    /// engine is busy running a long atom.
+    flusher: Option<Flusher>,
+}
+
+/// Commits the open group of a batch-durability store once it is `max_delay` old. It parks while
+/// no group is open (each apply unparks it), and holds no reference to the store while it sleeps.
+struct Flusher {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    fn start(store: Weak<Mutex<Option<Store>>>) -> std::io::Result<Flusher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::Builder::new().name("ferroflow-group-commit".into()).spawn(move || loop {
+            thread::park();
+            loop {
+                if stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                let Some(inner) = store.upgrade() else { return };
+                let wait = match inner.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                    Some(store) => store.flush_due(),
+                    None => return,
+                };
+                drop(inner);
+                match wait {
+                    Some(wait) => thread::sleep(wait),
+                    None => break,
+                }
+            }
+        })?;
+        Ok(Flusher { thread, stop })
+    }
+
+    fn wake(&self) {
+        self.thread.thread().unpark();
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop.store(true, Ordering::Release);
+            flusher.wake();
+            // (not joined: it may be waiting for the lock this drop could be called under)
+        }
+        // A store dropped without close() still commits its open group: only a kill loses one.
+        if let Some(store) = self.inner.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            let _ = store.flush();
+        }
+    }
 }
 
 impl SqliteStore {
-    fn wrap(store: Store) -> SqliteStore {
+    fn wrap(store: Store) -> PyResult<SqliteStore> {
         let path = store.path().to_owned();
-        SqliteStore { inner: Mutex::new(Some(store)), path }
+        let batched = store.group_commit().is_some();
+        let inner = Arc::new(Mutex::new(Some(store)));
+        let flusher = if batched {
+            Some(Flusher::start(Arc::downgrade(&inner)).map_err(|e| {
+                PyCoreError(CoreError::Storage(format!("store '{path}': cannot start its group commit thread: {e}")))
+            })?)
+        } else {
+            None
+        };
+        Ok(SqliteStore { inner, path, flusher })
     }
 
     /// Runs `op` on the open store with the GIL released.
@@ -82,22 +148,61 @@ impl SqliteStore {
     /// created as a new store (mode 0600). With `read_only`, opens an existing store read-only:
     /// nothing is written (no WAL switch, no upgrade). A file that is not a ferroflow store is
     /// refused with `StorageFailure`, untouched.
+    ///
+    /// `durability="batch"` commits engine batches in groups of at most `batch_transitions` atom
+    /// rows and `batch_ms` milliseconds (see `GroupCommit`).
     #[new]
-    #[pyo3(signature = (path, durability = "process", read_only = false))]
-    fn new(py: Python<'_>, path: PathBuf, durability: &str, read_only: bool) -> PyResult<SqliteStore> {
+    #[pyo3(signature = (path, durability = "process", read_only = false, batch_transitions = None, batch_ms = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        durability: &str,
+        read_only: bool,
+        batch_transitions: Option<usize>,
+        batch_ms: Option<f64>,
+    ) -> PyResult<SqliteStore> {
         let durability = match durability {
             "process" => Durability::Process,
             "fsync" => Durability::Fsync,
+            "batch" => Durability::Batch,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "unknown durability {other:?}; expected 'process' or 'fsync'"
+                    "unknown durability {other:?}; expected 'process', 'fsync' or 'batch'"
                 )))
             }
         };
+        let mut group = GroupCommit::default();
+        if let Some(rows) = batch_transitions {
+            if rows == 0 {
+                return Err(PyValueError::new_err("batch_transitions must be at least 1"));
+            }
+            group.max_transitions = rows;
+        }
+        if let Some(ms) = batch_ms {
+            if !(ms.is_finite() && ms > 0.0 && ms <= 60_000.0) {
+                return Err(PyValueError::new_err(format!("batch_ms must be in (0, 60000], not {ms}")));
+            }
+            group.max_delay = Duration::from_secs_f64(ms / 1000.0);
+        }
         let store = py
-            .detach(move || if read_only { Store::open_read_only(path) } else { Store::open(path, durability) })
+            .detach(move || {
+                let mut store = if read_only { Store::open_read_only(path) } else { Store::open(path, durability) }?;
+                store.set_group_commit(group);
+                Ok(store)
+            })
             .map_err(PyCoreError)?;
-        Ok(SqliteStore::wrap(store))
+        SqliteStore::wrap(store)
+    }
+
+    /// `(max atom rows, max milliseconds)` of a group with `durability="batch"`, else `None`.
+    #[getter]
+    fn group_commit(&self, py: Python<'_>) -> PyResult<Option<(usize, f64)>> {
+        self.with(py, |s| Ok(s.group_commit().map(|g| (g.max_transitions, g.max_delay.as_secs_f64() * 1000.0))))
+    }
+
+    /// Commits the open group of applied batches now (`durability="batch"`; a no-op otherwise).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Store::flush)
     }
 
     /// Whether the store was opened read-only.
@@ -110,7 +215,7 @@ impl SqliteStore {
     #[staticmethod]
     fn in_memory(py: Python<'_>) -> PyResult<SqliteStore> {
         let store = py.detach(Store::open_in_memory).map_err(PyCoreError)?;
-        Ok(SqliteStore::wrap(store))
+        SqliteStore::wrap(store)
     }
 
     /// The path the store was opened on (`:memory:` in memory).
@@ -325,7 +430,11 @@ impl SqliteStore {
                 .map(|(flow_uuid, meta, updated_at)| FlowMetaChange { flow_uuid, meta, updated_at })
                 .collect(),
         };
-        self.with(py, move |s| s.apply(&batch))
+        self.with(py, move |s| s.apply(&batch))?;
+        if let Some(flusher) = &self.flusher {
+            flusher.wake();
+        }
+        Ok(())
     }
 
     /// `(atom uuid, inputs, revert kind, revert name)` of the flow's details with a resume record.

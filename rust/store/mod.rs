@@ -17,6 +17,14 @@
 //! - [`Durability::Fsync`] (`synchronous=FULL`): the WAL is also fsync'ed at every commit, so a
 //!   committed transaction also survives power loss and OS crashes, at the price of one fsync per
 //!   commit. Group commit ([`Batch`]) amortises it over the atoms that finish together.
+//! - [`Durability::Batch`] (`synchronous=NORMAL`): [`Store::apply`] batches are committed in
+//!   groups ([`GroupCommit`]: every few milliseconds or every few hundred atom rows, at each flow
+//!   state change, and before any other write), so a batch no longer costs a commit. Every batch
+//!   is still all or nothing (a savepoint), and groups commit in order, so what a kill leaves is
+//!   always a state the store passed through: a kill loses at most the open group (the atoms it
+//!   recorded run again on resume), never a committed one, and never corrupts the file. While a
+//!   group is open this connection holds the write lock (other writers wait, up to the busy
+//!   timeout): someone must call [`Store::flush_due`] on a timer (the Python class does).
 //!
 //! Several handles, in one or several processes, may share a file: readers never block the writer,
 //! writers queue behind each other for up to a busy timeout, and each flow detail carries an owner
@@ -36,7 +44,7 @@ mod sqlite;
 mod tests;
 
 pub use schema::LATEST_VERSION;
-pub use sqlite::{Durability, Lease, ResumeSummary, Store};
+pub use sqlite::{Durability, GroupCommit, Lease, ResumeSummary, Store};
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 

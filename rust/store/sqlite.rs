@@ -3,7 +3,7 @@
 //! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
@@ -35,15 +35,42 @@ pub enum Durability {
     Process,
     /// WAL + `synchronous=FULL`: also survives power loss and OS crashes (one fsync per commit).
     Fsync,
+    /// WAL + `synchronous=NORMAL`, with [`Store::apply`] batches committed in groups
+    /// ([`GroupCommit`]): a kill loses at most the last open group, never a committed one.
+    Batch,
 }
 
 impl Durability {
     fn synchronous(self) -> &'static str {
         match self {
-            Durability::Process => "NORMAL",
+            Durability::Process | Durability::Batch => "NORMAL",
             Durability::Fsync => "FULL",
         }
     }
+}
+
+/// When [`Durability::Batch`] commits the group of [`Store::apply`] batches it holds open: once
+/// it holds `max_transitions` atom rows, once its first batch is `max_delay` old (checked at each
+/// apply and by whoever calls [`Store::flush_due`]), at a flow state change, and before any other
+/// write. What a kill can lose is therefore bounded by both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    pub max_transitions: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit { max_transitions: 256, max_delay: Duration::from_millis(10) }
+    }
+}
+
+/// The open group of a [`Durability::Batch`] store: a `BEGIN IMMEDIATE` transaction not yet
+/// committed.
+#[derive(Debug, Clone, Copy)]
+struct OpenGroup {
+    since: Instant,
+    rows: usize,
 }
 
 /// The current owner of a flow detail and when its lease ends (unix seconds).
@@ -68,6 +95,13 @@ pub struct Store {
     checkpointer: Option<Checkpointer>,
     /// Opened by [`Store::open_read_only`]: nothing is ever written to the file.
     read_only: bool,
+    /// Set with [`Durability::Batch`]: [`Store::apply`] commits in groups.
+    group: Option<GroupCommit>,
+    /// The group of applied batches not committed yet.
+    open_group: Option<OpenGroup>,
+    /// Why a commit made by [`Store::flush_due`] (off the caller's path) failed: the next write
+    /// reports it.
+    flush_failure: Option<String>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -134,6 +168,9 @@ impl Store {
         let label = path.display().to_string();
         let conn = file::open(path, &label, Access::ReadWrite)?;
         let mut store = Store::configure(conn, label, Some(durability))?;
+        if durability == Durability::Batch {
+            store.group = Some(GroupCommit::default());
+        }
         store.checkpointer = Checkpointer::start(path);
         if store.checkpointer.is_some() {
             store
@@ -158,7 +195,7 @@ impl Store {
         if schema::read_version(&conn).map_err(|e| open_failed(&label, &e))? < LATEST_VERSION {
             schema::view_as_latest(&conn, &label)?;
         }
-        Ok(Store { conn, label, checkpointer: None, read_only: true })
+        Ok(Store { read_only: true, ..Store::new(conn, label) })
     }
 
     /// A private, empty in-memory store (for tests; nothing is durable).
@@ -192,7 +229,11 @@ impl Store {
         // SQLite's default 2 MiB page cache would re-read most pages from the OS at every commit.
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(|e| open_failed(&label, &e))?;
         schema::migrate(&mut conn, &label)?;
-        Ok(Store { conn, label, checkpointer: None, read_only: false })
+        Ok(Store::new(conn, label))
+    }
+
+    fn new(conn: Connection, label: String) -> Store {
+        Store { conn, label, checkpointer: None, read_only: false, group: None, open_group: None, flush_failure: None }
     }
 
     /// The path this store was opened on (`:memory:` for an in-memory store).
@@ -200,8 +241,9 @@ impl Store {
         &self.label
     }
 
-    /// Closes the connection, reporting any error sqlite gives on close.
-    pub fn close(self) -> CoreResult<()> {
+    /// Closes the connection (committing an open group first), reporting any error sqlite gives.
+    pub fn close(mut self) -> CoreResult<()> {
+        self.flush()?;
         let Store { conn, label, checkpointer, .. } = self;
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
         conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
@@ -228,6 +270,7 @@ impl Store {
             }
             return Ok(version);
         }
+        self.flush()?;
         schema::migrate(&mut self.conn, &self.label)
     }
 
@@ -555,22 +598,89 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        self.write("applying a batch", |conn| {
-            if let Some(fence) = &batch.fence {
-                check_fence(conn, fence)?;
+        match self.group {
+            None => self.write("applying a batch", |conn| apply_batch(conn, batch)),
+            Some(group) => self.apply_in_group(batch, group),
+        }
+    }
+
+    /// [`Durability::Batch`]: applies `batch` inside the open group (opened if needed) under a
+    /// savepoint, so that it is still all or nothing, then commits the group if it is due.
+    fn apply_in_group(&mut self, batch: &Batch, group: GroupCommit) -> CoreResult<()> {
+        if let Some(failure) = self.flush_failure.take() {
+            return Err(CoreError::Storage(failure));
+        }
+        let applied = (|| -> Inner<()> {
+            if self.open_group.is_none() || self.conn.is_autocommit() {
+                self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                self.open_group = Some(OpenGroup { since: Instant::now(), rows: 0 });
             }
-            apply_parts(
-                conn,
-                &Parts {
-                    atoms: &batch.atom_details,
-                    fresh: batch.fresh_atoms.as_ref(),
-                    transitions: &batch.transitions,
-                    resume_records: &batch.resume_records,
-                    flow_states: &batch.flow_states,
-                    flow_metas: &batch.flow_metas,
-                },
-            )
-        })
+            self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
+            if let Err(e) = apply_batch(&self.conn, batch) {
+                if !self.conn.is_autocommit() {
+                    self.conn.prepare_cached("ROLLBACK TO batch")?.execute([])?;
+                    self.conn.prepare_cached("RELEASE batch")?.execute([])?;
+                }
+                return Err(e);
+            }
+            self.conn.prepare_cached("RELEASE batch")?.execute([])?;
+            Ok(())
+        })();
+        if self.conn.is_autocommit() {
+            // sqlite rolled the whole group back by itself (I/O error, full disk): it is lost,
+            // like the open group of a killed process.
+            self.open_group = None;
+        }
+        self.finish("applying a batch", applied)?;
+        let Some(open) = self.open_group.as_mut() else { return Ok(()) };
+        open.rows += batch.atom_details.len() + batch.transitions.len() + batch.resume_records.len();
+        let due = open.rows >= group.max_transitions || open.since.elapsed() >= group.max_delay;
+        // A flow's state (and meta) is what a caller waits for: never left in an open group.
+        if due || !batch.flow_states.is_empty() || !batch.flow_metas.is_empty() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sets when a [`Durability::Batch`] store commits its groups.
+    pub fn set_group_commit(&mut self, group: GroupCommit) {
+        if self.group.is_some() {
+            self.group = Some(group);
+        }
+    }
+
+    /// The group commit settings (`None` unless the store was opened with [`Durability::Batch`]).
+    pub fn group_commit(&self) -> Option<GroupCommit> {
+        self.group
+    }
+
+    /// Commits the open group of applied batches, if any ([`Durability::Batch`]; a no-op otherwise).
+    pub fn flush(&mut self) -> CoreResult<()> {
+        if self.open_group.take().is_none() || self.conn.is_autocommit() {
+            return Ok(());
+        }
+        let committed = self.conn.prepare_cached("COMMIT").and_then(|mut commit| commit.execute([]));
+        if let Err(e) = committed {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(CoreError::Storage(format!("store '{}': committing a group failed: {e}", self.label)));
+        }
+        Ok(())
+    }
+
+    /// For a timer off the writer's path: commits the open group if it is older than its
+    /// `max_delay`, and returns how long until the open group is due (`None`: no group open). A
+    /// failed commit is reported by the next write.
+    pub fn flush_due(&mut self) -> Option<Duration> {
+        let (open, group) = (self.open_group?, self.group?);
+        if let Some(left) = group.max_delay.checked_sub(open.since.elapsed()).filter(|left| !left.is_zero()) {
+            return Some(left);
+        }
+        if let Err(e) = self.flush() {
+            self.flush_failure = Some(e.to_string());
+        }
+        None
     }
 
     // ---- ownership ----------------------------------------------------------------------------
@@ -662,6 +772,8 @@ impl Store {
 
     /// Runs `body` in one immediate transaction, committing only if it succeeds.
     fn write<T>(&mut self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
+        // Writes stay in order: an open group commits before anything else is written.
+        self.flush()?;
         let result = (|| -> Inner<T> {
             let tx = WriteTx::begin(&self.conn)?;
             let value = body(&self.conn)?;
@@ -784,6 +896,24 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
 }
 
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
+/// Applies a [`Batch`] inside the caller's transaction, checking its fence first.
+fn apply_batch(conn: &Connection, batch: &Batch) -> Inner<()> {
+    if let Some(fence) = &batch.fence {
+        check_fence(conn, fence)?;
+    }
+    apply_parts(
+        conn,
+        &Parts {
+            atoms: &batch.atom_details,
+            fresh: batch.fresh_atoms.as_ref(),
+            transitions: &batch.transitions,
+            resume_records: &batch.resume_records,
+            flow_states: &batch.flow_states,
+            flow_metas: &batch.flow_metas,
+        },
+    )
+}
+
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
     let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas } = *parts;
     if let Some(fresh) = fresh {

@@ -1,6 +1,6 @@
 //! Store behaviour: round trips, NULLs, cascades, upserts, errors, atomic batches, leases, files.
 //! The `#[ignore]`d benchmarks at the end print timings: `cargo test --release -- --ignored --nocapture bench`.
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::error::{CoreError, CoreResult};
@@ -643,8 +643,11 @@ fn bench_commits(durability: Durability, commits: u32, per_commit: u32) {
         .collect();
     let started = Instant::now();
     for group in transitions.chunks(per_commit as usize) {
-        store.apply_transitions(group).unwrap();
+        let mut batch = Batch::new();
+        batch.transitions = group.to_vec();
+        store.apply(&batch).unwrap();
     }
+    store.flush().unwrap();
     let elapsed = started.elapsed();
     assert_eq!(store.get_atom_detail(&atoms[0].uuid).unwrap().state.as_deref(), Some("SUCCESS"));
     eprintln!(
@@ -666,6 +669,109 @@ fn bench_group_commits() {
     bench_commits(Durability::Process, 12_500, 8);
     bench_commits(Durability::Fsync, 2_000, 1);
     bench_commits(Durability::Fsync, 2_000, 8);
+    bench_commits(Durability::Batch, 100_000, 1);
+}
+
+// ---- group commit (Durability::Batch) ----------------------------------------------------------
+
+/// A batch-durability store (groups of `rows` rows, `delay`) holding book `b`, flow `f` and atoms
+/// `a0..a{n}`, and a second handle on its file.
+fn grouped(dir: &tempfile::TempDir, n: usize, rows: usize, delay: Duration) -> (Store, Store) {
+    let path = dir.path().join("grouped.db");
+    let mut store = Store::open(&path, Durability::Batch).unwrap();
+    store.set_group_commit(GroupCommit { max_transitions: rows, max_delay: delay });
+    store.save_logbook(&book("b")).unwrap();
+    store.save_flow_detail(&flow("f", "b")).unwrap();
+    let atoms: Vec<_> = (0..n).map(|i| atom(&format!("a{i}"), "f")).collect();
+    store.upsert_atom_details(&atoms).unwrap();
+    let other = Store::open(&path, Durability::Process).unwrap();
+    (store, other)
+}
+
+fn step(atom: &str, state: &str) -> Batch {
+    let mut batch = Batch::new();
+    batch.transition(Transition { state: Some(state.into()), ..Transition::new(atom) });
+    batch
+}
+
+fn state_of(store: &Store, atom: &str) -> String {
+    store.get_atom_detail(atom).unwrap().state.unwrap()
+}
+
+#[test]
+fn grouped_batches_commit_together_once_the_group_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 3, 3, Duration::from_secs(60));
+    store.apply(&step("a0", "RUNNING")).unwrap();
+    store.apply(&step("a0", "SUCCESS")).unwrap();
+    // The writer reads its own group; another connection sees only what is committed.
+    assert_eq!(state_of(&store, "a0"), "SUCCESS");
+    assert_eq!(state_of(&other, "a0"), "PENDING");
+    store.apply(&step("a1", "RUNNING")).unwrap();
+    assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "RUNNING".into()));
+    store.apply(&step("a1", "SUCCESS")).unwrap();
+    assert_eq!(state_of(&other, "a1"), "RUNNING");
+    store.flush().unwrap();
+    assert_eq!(state_of(&other, "a1"), "SUCCESS");
+    store.flush().unwrap(); // nothing open: a no-op
+}
+
+#[test]
+fn a_flow_state_change_or_any_other_write_commits_the_open_group_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
+    store.apply(&step("a0", "SUCCESS")).unwrap();
+    let mut end = step("a1", "SUCCESS");
+    end.flow_state("f", "SUCCESS", None);
+    store.apply(&end).unwrap();
+    assert_eq!(other.get_flow_detail("f").unwrap().state.as_deref(), Some("SUCCESS"));
+    assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "SUCCESS".into()));
+
+    store.apply(&step("a0", "REVERTING")).unwrap();
+    assert_eq!(state_of(&other, "a0"), "SUCCESS");
+    store.acquire_lease("f", "me", 10.0, 0.0).unwrap().unwrap();
+    assert_eq!(state_of(&other, "a0"), "REVERTING");
+}
+
+#[test]
+fn a_failing_batch_in_a_group_undoes_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
+    store.apply(&step("a0", "SUCCESS")).unwrap();
+    let mut bad = step("a1", "SUCCESS");
+    bad.transition(Transition { state: Some("SUCCESS".into()), ..Transition::new("ghost") });
+    assert!(is_not_found(&store.apply(&bad), "atom detail 'ghost'"));
+    assert_eq!(state_of(&store, "a1"), "PENDING");
+    store.apply(&step("a1", "RUNNING")).unwrap();
+    store.flush().unwrap();
+    assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "RUNNING".into()));
+}
+
+#[test]
+fn a_due_group_is_committed_by_the_timer_and_a_lost_lease_still_fences_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, mut other) = grouped(&dir, 1, 1000, Duration::from_millis(20));
+    assert_eq!(store.flush_due(), None);
+    store.apply(&step("a0", "RUNNING")).unwrap();
+    let wait = store.flush_due().expect("a group is open");
+    assert!(wait <= Duration::from_millis(20));
+    assert_eq!(state_of(&other, "a0"), "PENDING");
+    std::thread::sleep(wait);
+    assert_eq!(store.flush_due(), None);
+    assert_eq!(state_of(&other, "a0"), "RUNNING");
+
+    // Fenced batches in a group: once another owner holds the lease, the next one is refused.
+    let epoch = store.acquire_lease("f", "me", 1.0, 0.0).unwrap().unwrap();
+    let fenced = |state: &str| {
+        let mut batch = step("a0", state);
+        batch.fence = Some(Fence { flow_uuid: "f".into(), owner: "me".into(), epoch });
+        batch
+    };
+    store.apply(&fenced("SUCCESS")).unwrap();
+    store.flush().unwrap();
+    other.acquire_lease("f", "thief", 10.0, 5.0).unwrap().unwrap();
+    assert!(matches!(store.apply(&fenced("FAILURE")), Err(CoreError::LeaseLost(_))));
+    assert_eq!(state_of(&other, "a0"), "SUCCESS");
 }
 
 #[test]
