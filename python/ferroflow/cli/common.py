@@ -260,7 +260,7 @@ def _locate_postgres(text: str) -> Store:
     except exceptions.NotFound as exc:  # psycopg is not installed
         raise CommandError(f"cannot use the PostgreSQL store {current_db}: {exc}") from None
     try:
-        current_db = str(backend.label)
+        current_db = store_label(backend)
     finally:
         backend.close()
     return Store("postgresql", text, current_db)
@@ -380,17 +380,18 @@ def _fetch(store: Store, read_only: bool) -> Any:
 
 
 def _probe_postgres(store: Store) -> None:
-    """Refuses (UsageError) a PostgreSQL database that holds no ferroflow store, before a
-    read-write backend would create its schema; an older schema passes (it is upgraded)."""
+    """Refuses a PostgreSQL database that holds no ferroflow store (UsageError) or cannot be
+    reached, before a read-write backend would create its schema; an older schema passes (the
+    read-write backend upgrades it). A read-only backend refuses both with a StorageFailure told
+    apart by its message (`impl_postgres.PostgresBackend._check_schema`'s)."""
     from ferroflow import exceptions
 
     probe = _fetch(store, read_only=True)
     try:
         probe.get_connection().close()
     except exceptions.StorageFailure as exc:
-        error = _open_error(store, exc)
-        if isinstance(error, UsageError):
-            raise error from exc
+        if "opened read-only" not in str(exc) or "no ferroflow schema" in str(exc):
+            raise _open_error(store, exc) from exc
         # (an older schema, refused read-only, is upgraded by the read-write backend)
     finally:
         probe.close()
