@@ -263,3 +263,34 @@ def test_a_dir_store_refuses_pruning_by_age_and_deleting_one_flow_of_a_shared_lo
 
     pruned = ferroflow("prune", "--state", "SUCCESS", "--older-than", "0", "--db", uri, cwd=workdir)
     assert pruned.returncode == 0 and "deleted 1 flow in state SUCCESS" in pruned.stdout, pruned.stderr
+
+
+def test_a_dir_store_opened_read_only_refuses_every_write_and_creates_nothing(tmp_path: Path) -> None:
+    from ferroflow import exceptions
+    from ferroflow.cli import stores
+    from ferroflow.persistence import backends, models
+
+    root = tmp_path / "store"
+    with backends.backend(f"dir://{root}") as backend, backend.get_connection() as conn:
+        book = models.LogBook("book")
+        book.add(models.FlowDetail("flow", uuid="f1"))
+        conn.save_logbook(book)
+    before = _tree(root)
+    reader = stores.ReadOnlyDirBackend({"connection": f"dir://{root}"})
+    with reader.get_connection() as conn:
+        conn.upgrade()  # only checks the layout
+        assert [fd.uuid for fd in conn.get_flows_for_book(book.uuid)] == ["f1"]
+        for write in (
+            lambda: conn.save_logbook(models.LogBook("other")),
+            lambda: conn.update_flow_details(models.FlowDetail("flow", uuid="f1")),
+            lambda: conn.acquire_lease("f1", "me", 30),
+            lambda: conn.destroy_logbook(book.uuid),
+            conn.clear_all,
+        ):
+            with pytest.raises(exceptions.StorageFailure, match="opened read-only"):
+                write()
+    assert _tree(root) == before
+    missing = stores.ReadOnlyDirBackend({"connection": f"dir://{tmp_path / 'missing'}"})
+    with missing.get_connection() as conn, pytest.raises(exceptions.StorageFailure, match="Missing required"):
+        conn.upgrade()
+    assert not (tmp_path / "missing").exists()
