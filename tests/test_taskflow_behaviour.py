@@ -476,3 +476,63 @@ def test_the_flow_detail_load_creates_in_the_callers_book_holds_the_run(scheme, 
         ("hi", states.REVERTED, False),
         ("bye", states.REVERTED, True),
     ]
+
+
+def test_the_storage_flow_detail_of_an_engine_without_a_backend_holds_its_details() -> None:
+    """``engine.storage._flowdetail`` (TaskFlow's attribute): the flow detail the storage writes; an
+    engine loaded without a backend makes it, with its memory backend, on first access, keeping
+    the atom uuids it gave out and the metadata set before."""
+    engine = engines.load(linear_flow.Flow("f").add(Add("a")))
+    engine.run()
+    engine.storage.update_atom_metadata("a", {"seen": True})
+    uuid = engine.storage.get_atom_uuid("a")
+    fd = engine.storage._flowdetail
+    assert fd is engine.storage._flowdetail
+    ad = fd.find(uuid)
+    assert (ad.name, ad.state, ad.results, ad.meta) == ("a", states.SUCCESS, 1, {"seen": True, "progress": 1.0})
+    assert fd.state == states.SUCCESS
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_a_resumed_rollback_reraises_the_failure_of_an_atom_since_removed(kind) -> None:
+    """A flow suspended while reverting the failure of ``c`` resumes without ``c`` (an orphan): the
+    rollback finishes and ``run()`` re-raises ``c``'s failure, as TaskFlow does, rather than
+    ending REVERTED without an error."""
+    backend = impl_memory.MemoryBackend()
+    log: list[str] = []
+    engine = engines.load(
+        linear_flow.Flow("f").add(Record("a", log), Record("b", log), Fail("c")), backend=backend, engine=kind
+    )
+
+    def suspend_after_b(state, details):
+        if details["task_name"] == "b" and state == states.REVERTED:
+            engine.suspend()
+
+    engine.atom_notifier.register("*", suspend_after_b)
+    engine.run()
+    assert engine.storage.get_flow_state() == states.SUSPENDED
+    resumed = engines.load(
+        linear_flow.Flow("f").add(Record("a", log), Record("b", log)),
+        flow_detail=engine.storage._flowdetail,
+        backend=backend,
+        engine=kind,
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        resumed.run()
+    assert resumed.storage.get_flow_state() == states.REVERTED
+    assert log[-1] == "a:revert"
+
+
+def test_exc_info_tuples_compare_by_type_text_and_traceback() -> None:
+    """``failure._are_equal_exc_info_tuples`` (TaskFlow's name for what ``Failure.__eq__`` uses)."""
+    from ferroflow.types import failure as failure_mod
+
+    try:
+        raise RuntimeError("Woot!")
+    except RuntimeError as exc:
+        info = (RuntimeError, exc, exc.__traceback__)
+    assert failure_mod._are_equal_exc_info_tuples(None, None)
+    assert not failure_mod._are_equal_exc_info_tuples(None, info)
+    assert not failure_mod._are_equal_exc_info_tuples(info, None)
+    assert failure_mod._are_equal_exc_info_tuples(info, failure_mod._copy_exc_info(info))
+    assert not failure_mod._are_equal_exc_info_tuples(info, (RuntimeError, RuntimeError("other"), None))

@@ -335,7 +335,7 @@ class ActionEngine(ResumptionMixin):
             # otherwise the execute failures that made the flow revert (or stop, never_resolve).
             storage = self._storage
             failures = list(storage.revert_failures.values()) or list(storage.failures.values())
-            Failure.reraise_if_any(failures)
+            Failure.reraise_if_any(failures or self._orphan_failures())
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         raise NotImplementedError
@@ -352,6 +352,19 @@ class ActionEngine(ResumptionMixin):
                     original = _LIVE_FAILURES.get((storage.atom_uuid(index), kind))
                     if original is not None and original.matches(failure):
                         failures[index] = original
+
+    def _orphan_failures(self) -> list[Failure]:
+        """Failures of saved details whose atom is gone (orphans): what made a resumed flow roll
+        back when nothing it runs failed (TaskFlow re-raises the failure of every detail). The
+        original exception where this process still holds it (`_adopt_live_failures`)."""
+        found = []
+        for ad in self._persist.orphans if self._persist is not None else ():
+            failure = ad.failure
+            if failure is None:
+                continue
+            original = _LIVE_FAILURES.get((ad.uuid, _EXECUTE)) if failure.exc_info is None else None
+            found.append(original if original is not None and original.matches(failure) else failure)
+        return found
 
     def _take_storage_changes(self) -> None:
         """States, intentions and results a program set through ``engine.storage`` since the last

@@ -208,7 +208,9 @@ class Persister:
                     fresh_retries.append(is_retry)
                     fresh_versions.append(version)
                 else:
-                    ad = models.RetryDetail(atom.name) if is_retry else models.TaskDetail(atom.name)
+                    # (keeping a uuid the engine already gave out: `attach_memory_backend` after a run)
+                    known = storage.known_uuid(index)
+                    ad = models.RetryDetail(atom.name, known) if is_retry else models.TaskDetail(atom.name, known)
                     ad.state = states.PENDING
                     ad.intention = states.EXECUTE
                     ad.version = version

@@ -118,6 +118,10 @@ class Storage:
             value = self._uuids[index] = str(uuid.uuid4())
         return value
 
+    def known_uuid(self, index: int) -> str | None:
+        """The atom's uuid if one was given out or set already (`atom_uuid` makes one)."""
+        return self._uuids[index]
+
     def set_atom_uuid(self, index: int, value: str) -> None:
         self._uuids[index] = value
 
@@ -132,6 +136,17 @@ class Storage:
         if self._backend is None and self.backend_maker is not None:
             self._backend = self.backend_maker()
         return self._backend
+
+    @property
+    def _flowdetail(self) -> Any:
+        """The flow detail this storage writes (TaskFlow's storage attribute, which programs and
+        TaskFlow's tests read): its backend's; an engine loaded without a backend makes its memory
+        backend first (`backend`). On SQLite's fast path it holds the atom details a run wrote
+        only once that run stopped, if it held any before."""
+        if self._meta_writer is None:
+            self.backend  # noqa: B018 (made on first access, with the flow detail it writes)
+        writer = self._meta_writer
+        return None if writer is None else writer.flow_detail
 
     @property
     def flow_name(self) -> str:

@@ -60,7 +60,10 @@ def _copy_exc_info(exc_info: ExcInfo | None) -> ExcInfo | None:
     return (exc_type, copy_mod.copy(exc_value), tb)
 
 
-def _same_exc_info(ei1: Any, ei2: Any) -> bool:
+def _are_equal_exc_info_tuples(ei1: Any, ei2: Any) -> bool:
+    """Whether two ``exc_info`` tuples (or ``None``) describe the same exception: one type, the
+    same ``str`` and ``repr`` of the value, and the same traceback or one formatting the same (so
+    a tuple equals its `_copy_exc_info`). TaskFlow's name, which its failure tests call."""
     if ei1 == ei2:
         return True
     if ei1 is None or ei2 is None:
@@ -184,7 +187,7 @@ class Failure:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Failure):
             return NotImplemented
-        return self._matches(other) and _same_exc_info(self.exc_info, other.exc_info)
+        return self._matches(other) and _are_equal_exc_info_tuples(self.exc_info, other.exc_info)
 
     def __ne__(self, other: object) -> bool:
         return not (self == other)
