@@ -536,3 +536,53 @@ def test_exc_info_tuples_compare_by_type_text_and_traceback() -> None:
     assert not failure_mod._are_equal_exc_info_tuples(info, None)
     assert failure_mod._are_equal_exc_info_tuples(info, failure_mod._copy_exc_info(info))
     assert not failure_mod._are_equal_exc_info_tuples(info, (RuntimeError, RuntimeError("other"), None))
+
+
+def test_the_graph_flow_examples_result_lists_names_as_taskflow_prints_them() -> None:
+    """Item 11, TaskFlow's ``graph_flow`` example as it is: its printed result (``engines.run``'s
+    dict) lists the store, then what the atoms provide in the order TaskFlow registers them (a
+    topological order of the graph, the nested linear flow in its own order), the same over runs
+    and on both engines; which of the atoms ready together TaskFlow's serial engine runs first is
+    not part of it (that follows a set of task objects, so it changes between TaskFlow's runs)."""
+
+    class Adder(task.Task):
+        def execute(self, x, y):
+            return x + y
+
+    def example_flow():
+        return graph_flow.Flow("root").add(
+            linear_flow.Flow("nested_linear").add(
+                Adder("add2", provides="x2", rebind=["y3", "y4"]), Adder("add1", provides="x1", rebind=["y1", "y2"])
+            ),
+            Adder("add5", provides="x5", rebind=["x1", "x3"]),
+            Adder("add3", provides="x3", rebind=["x1", "x2"]),
+            Adder("add4", provides="x4", rebind=["x2", "y5"]),
+            Adder("add6", provides="x6", rebind=["x5", "x4"]),
+            Adder("add7", provides="x7", rebind=["x6", "x6"]),
+        )
+
+    store = {"y1": 1, "y2": 3, "y3": 5, "y4": 7, "y5": 9}
+    printed_by_taskflow = (
+        "{'y1': 1, 'y2': 3, 'y3': 5, 'y4': 7, 'y5': 9, 'x2': 12, 'x1': 4, 'x3': 16, 'x4': 21, 'x5': 20, 'x6': 41, "
+        "'x7': 82}"
+    )
+    for kind in ("serial", "parallel", "serial"):
+        assert str(engines.run(example_flow(), engine=kind, store=store)) == printed_by_taskflow
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+@pytest.mark.parametrize("pattern", [unordered_flow, graph_flow])
+def test_atoms_failing_in_one_round_are_raised_together_as_a_wrapped_failure(kind, pattern) -> None:
+    """Item 9, second half: two atoms ready together both fail; the serial engine, like the parallel
+    one (and TaskFlow's), runs both and raises a WrappedFailure of the two, not the first alone."""
+
+    class Other(task.Task):
+        def execute(self):
+            raise ValueError("other")
+
+    with pytest.raises(exceptions.WrappedFailure) as wrapped:
+        engines.run(pattern.Flow("both").add(Fail("a"), Other("b")), engine=kind)
+    assert sorted(str(failure) for failure in wrapped.value) == [
+        "Failure: RuntimeError: boom",
+        "Failure: ValueError: other",
+    ]
