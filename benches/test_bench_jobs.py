@@ -1,9 +1,10 @@
 """Jobboard and conductors on the tests' PostgreSQL server (tests/postgres_server.py): throughput
 and takeover latency, measured with real conductor processes (``ferroflow conductor``).
 
-- ``test_jobs_per_second``: N one-atom jobs posted first, then 1, 2 or 4 conductor processes
-  started; the rate is read from the board's own consume times (jobs consumed after the first,
-  over the time from the first consume to the last), so process start-up and posting are not in it.
+- ``test_jobs_per_second``: N jobs of 1 or 20 no-op atoms posted first, then 1, 2 or 4 conductor
+  processes started; the rate is read from the board's own consume times (jobs consumed after the
+  first, over the time from the first consume to the last), so process start-up and posting are
+  not in it (`ferroflow.benchmarking.jobs`, which ``ferroflow bench --board`` runs too).
 - ``test_takeover_latency``: 4 conductors, 2 long jobs (so a free conductor is always waiting);
   the conductor running the first job is SIGKILLed and replaced; the latency is from the SIGKILL
   to that job's next atom started by another conductor. Claims and flow leases last
@@ -15,11 +16,8 @@ In CI mode (``--benchmark-disable``) the sizes are small.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,68 +26,35 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import postgres_server
-from ferroflow.jobs import backends, posting
-from ferroflow.persistence import backends as persistence_backends
+from ferroflow.benchmarking import jobs as bench_jobs
+from ferroflow.jobs import posting
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 EXPIRY = 2.0
 
 
-def _conductor(uri: str, name: str, log: Path, *extra: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ferroflow", "conductor", "--board", uri, "--board-name", "bench", "--store", uri,
-             "--name", name, "--trust", "takeover_flows", *extra],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=TESTS,
-        )  # fmt: skip
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def _conductor(uri: str, name: str, log: Path, *extra: str):
+    return bench_jobs.start_conductor(
+        uri, uri, "bench", name, log, *extra, trust="takeover_flows", cwd=TESTS, pythonpath=str(TESTS)
+    )
 
 
 def _setup(uri: str):
-    store = persistence_backends.fetch(uri)
-    with contextlib.closing(store.get_connection()) as conn:
-        conn.upgrade()
-    board = backends.fetch("bench", {"board": uri}, persistence=store)
-    board.connect()
-    return store, board
+    return bench_jobs.open_board(uri, uri, "bench")
 
 
-@pytest.mark.parametrize("conductors", [1, 2, 4])
-def test_jobs_per_second(conductors: int, tmp_path: Path, ci_mode: bool, benchmark) -> None:
-    jobs = 60 if ci_mode else 600
-    uri = postgres_server.fresh_uri()
-    store, board = _setup(uri)
-    journal = tmp_path / "journal"
-    try:
-        for i in range(jobs):
-            posting.post_flow(board, store, "takeover_flows.journaled", (f"j{i}", 1, 0.0, str(journal)))
-        procs = [_conductor(uri, f"c{n}", tmp_path / f"c{n}.log") for n in range(conductors)]
-        try:
-            deadline = time.monotonic() + 600
-            while board.job_count and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert board.job_count == 0
-        finally:
-            _stop(procs)
-        consumed = sorted(job.last_modified for job in board.list_all())
-    finally:
-        board.close()
-    rate = (len(consumed) - 1) / (consumed[-1] - consumed[0])
-    print(f"\n{conductors} conductor(s): {rate:.0f} one-atom jobs/s ({jobs} jobs)")
-    benchmark.extra_info["jobs_per_second"] = rate
+@pytest.mark.parametrize("atoms", bench_jobs.DEFAULT_ATOMS)
+@pytest.mark.parametrize("conductors", bench_jobs.DEFAULT_CONDUCTORS)
+def test_jobs_per_second(conductors: int, atoms: int, tmp_path: Path, ci_mode: bool, benchmark) -> None:
+    jobs = bench_jobs.default_jobs(atoms) // (10 if ci_mode else 1)
+    result = bench_jobs.measure_conductors(postgres_server.fresh_uri(), conductors, jobs, atoms, workdir=tmp_path)
+    print(
+        f"\n{conductors} conductor(s), {atoms}-atom jobs: {result.jobs_per_second:.0f} jobs/s, "
+        f"{result.atoms_per_second:.0f} atoms/s ({jobs} jobs)"
+    )
+    benchmark.extra_info.update(jobs_per_second=result.jobs_per_second, atoms_per_second=result.atoms_per_second)
     benchmark.pedantic(lambda: None, rounds=1)
-    assert rate > 5
+    assert result.jobs_per_second > 5
 
 
 def test_takeover_latency(tmp_path: Path, ci_mode: bool, benchmark) -> None:
@@ -134,7 +99,7 @@ def test_takeover_latency(tmp_path: Path, ci_mode: bool, benchmark) -> None:
             while board.job_count and time.monotonic() < deadline + 120:
                 time.sleep(0.1)
     finally:
-        _stop(list(procs.values()))
+        bench_jobs.stop_conductors(list(procs.values()))
         board.close()
     print(
         f"\ntakeover latency (claim expiry {EXPIRY:g} s, {len(latencies)} SIGKILLs): min {min(latencies):.2f} s, "

@@ -17,6 +17,13 @@ hand-written topological loop over the same callables, and raw sqlite3 writes of
 and, with --peers, on TaskFlow and DBOS when they are installed (pip install 'ferroflow[compare]'),
 at the sizes they finish within the time budget. Prints a table of the cost per atom, flows
 resumed per second, peak memory and the ratios between systems measured in this run.
+
+With --board URI it measures conductors instead: jobs of 1 and of 20 no-op atoms posted on that
+jobboard (under a board name of their own) and run by 1, 2 and 4 `ferroflow conductor`
+processes, in jobs/s and atoms/s; their flows are kept in --store (default: the board's
+database). On a postgresql:// board it also measures the per-atom cost of a linear flow on a new
+database of that server (--sizes, default 10000; the role must be allowed to create databases),
+and with --peers TaskFlow's SQLAlchemy backend on the same server.
 Exit status: 0 every ferroflow case ran, 1 one failed, 2 usage error.
 """
 
@@ -30,16 +37,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--sizes",
         type=_sizes,
-        default=suite.DEFAULT_SIZES,
         metavar="N,N,...",
-        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))})",
+        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))}; 10000 with --board)",
     )
     parser.add_argument(
         "--rounds",
         type=common.positive_int,
-        default=suite.DEFAULT_ROUNDS,
         metavar="R",
-        help="runs of each case; the median is reported (default: %(default)s)",
+        help=f"runs of each case; the median is reported (default: {suite.DEFAULT_ROUNDS}; 1 with --board)",
     )
     parser.add_argument(
         "--flows",
@@ -63,6 +68,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--workdir", metavar="DIR", help="where the databases go (default: a temporary directory, removed at the end)"
     )
+    parser.add_argument(
+        "--board", metavar="URI", help="measure conductors on this jobboard (postgresql://... or sqlite:///...)"
+    )
+    parser.add_argument("--store", metavar="URI", help="with --board: the conductors' store (default: the board)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=bench_command)
 
@@ -90,11 +99,15 @@ def _positive_float(text: str) -> float:
 def bench_command(args: argparse.Namespace) -> int:
     from ferroflow.benchmarking import report, suite
 
+    if args.board:
+        return board_command(args)
+    if args.store:
+        raise common.UsageError("--store goes with --board")
     if args.plot:
         _check_matplotlib()
     options = suite.Options(
-        sizes=args.sizes,
-        rounds=args.rounds,
+        sizes=args.sizes or suite.DEFAULT_SIZES,
+        rounds=args.rounds or suite.DEFAULT_ROUNDS,
         flows=args.flows,
         peers=args.peers,
         max_seconds=args.max_seconds,
@@ -144,6 +157,49 @@ def bench_command(args: argparse.Namespace) -> int:
         raise common.CommandError(
             f"{len(failed)} ferroflow case(s) failed: " + "; ".join(f"{r.case.label()}: {r.note}" for r in failed)
         )
+    return common.EXIT_OK
+
+
+def board_command(args: argparse.Namespace) -> int:
+    """``ferroflow bench --board URI``: conductors on that board (and the store's per-atom cost)."""
+    import json
+
+    from ferroflow.benchmarking import board
+
+    if args.plot:
+        raise common.UsageError("--plot draws the standard benchmarks, not --board's")
+    options = board.BoardOptions(
+        board=args.board,
+        store=args.store,
+        rounds=args.rounds or 1,
+        sizes=args.sizes or (10_000,),
+        peers=args.peers,
+        max_seconds=args.max_seconds,
+        workdir=args.workdir,
+    )
+
+    def progress(m: board.Measurement) -> None:
+        if not args.quiet:
+            what = ", ".join(f"{v:,.1f}" for v in m.values) + f" {m.unit}" if m.values else m.note
+            print(f"  {m.system} {m.detail} N={m.n:,}: {what}", file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"ferroflow bench: conductors on {board._label(args.board)}", file=sys.stderr, flush=True)
+    try:
+        report = board.run_board_bench(options, progress)
+    except ValueError as exc:
+        raise common.UsageError(f"--board {board._label(args.board)}: {exc}") from None
+    except Exception as exc:
+        raise common.CommandError(f"cannot measure on {board._label(args.board)}: {exc}") from None
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({k: v for k, v in report.items() if not k.startswith("_")}, out, indent=2)
+    print(board.text_report(report))
+    if args.json:
+        print(f"\nwrote {args.json}")
+    failed = [m for m in report["_results"] if m.system == "ferroflow" and m.note.startswith("failed")]
+    if failed:
+        raise common.CommandError(f"{len(failed)} measurement(s) failed: " + "; ".join(m.note for m in failed))
     return common.EXIT_OK
 
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ferroflow.cli import common
 from ferroflow.cli.jobs import add_board_arguments, open_board, open_store, store_uri
@@ -60,7 +61,7 @@ def conductor_command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = dict(common.trust_options(args))
     if args.lease_seconds is not None:
         options["lease_seconds"] = args.lease_seconds
-    store = open_store(store_uri(args))
+    store = open_store(without_spin(store_uri(args)))
     conf = {} if args.claim_expiry is None else {"claim_expiry": args.claim_expiry}
     with open_board(args, persistence=store, **conf) as board:
         conductor = conductors.fetch(
@@ -96,6 +97,21 @@ def conductor_command(args: argparse.Namespace) -> int:
             flush=True,
         )
     return common.EXIT_OK
+
+
+def without_spin(uri: str) -> str:
+    """A PostgreSQL store URI with ``busy_wait_us=0`` unless it sets it: a conductor's writes wait
+    for the server in poll() rather than spinning. Spinning saves a lone engine tens of µs per
+    write on an idle machine, but conductors are many processes sharing the cores with the server:
+    there, a spinning conductor takes the CPU the server needs to answer it (on 2 cores, 4
+    conductors ran ~25% more jobs/s without it)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        return uri
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "busy_wait_us" for key, _ in query):
+        return uri
+    return urlunsplit(parts._replace(query=urlencode([*query, ("busy_wait_us", "0")])))
 
 
 def board_uri_label(board: Any) -> str:

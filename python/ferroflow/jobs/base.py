@@ -149,7 +149,7 @@ class Job:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            self.board._wait_for_change(token, max_delay if left is None else min(left, max_delay))
+            self.board._wait_for_change(token, max_delay if left is None else min(left, max_delay), done=True)
 
     def __repr__(self) -> str:
         return f"<Job {self.name!r} {self.uuid} {self._state} priority={self.priority.value}>"
@@ -228,7 +228,8 @@ class JobBoard:
     def _change_token(self) -> int:
         raise NotImplementedError
 
-    def _wait_for_change(self, token: int, timeout: float | None) -> bool:
+    def _wait_for_change(self, token: int, timeout: float | None, done: bool = False) -> bool:
+        """Waits for a change after ``token`` (``done``: finished jobs count as changes too)."""
         raise NotImplementedError
 
     def _next_wake(self, left: float | None) -> float | None:

@@ -36,6 +36,8 @@ __all__ = ["SqlJobBoard"]
 LOG = logging.getLogger(__name__)
 
 TABLE = "ferroflow_jobs"
+#: Values of the ``durability`` conf key (the stores' own).
+DURABILITIES = ("process", "fsync")
 _COLUMNS = "uuid, name, details, book_uuid, book_name, priority, state, owner, created_on, last_modified"
 
 
@@ -65,7 +67,8 @@ class SqlJobBoard(base.JobBoard):
     """A board in a SQL table; subclasses give the connection, the clock and the wake-ups.
 
     Conf keys: ``board`` (the kind or a URI), ``claim_expiry`` (seconds, default
-    `~ferroflow.jobs.claims.DEFAULT_CLAIM_EXPIRY`).
+    `~ferroflow.jobs.claims.DEFAULT_CLAIM_EXPIRY`), ``durability`` (``process``, the default, or
+    ``fsync``: see the backends).
     """
 
     #: SQL giving the database's time in seconds since the epoch.
@@ -77,6 +80,9 @@ class SqlJobBoard(base.JobBoard):
         super().__init__(name, conf)
         self._persistence = persistence
         self.claim_expiry = _positive(conf.get("claim_expiry", claims.DEFAULT_CLAIM_EXPIRY), "claim_expiry")
+        self.durability = conf.get("durability", "process")
+        if self.durability not in DURABILITIES:
+            raise ValueError(f"Jobboard {name!r}: durability must be one of {DURABILITIES}, got {self.durability!r}")
         self._lock = threading.RLock()
         self._conn: Any = None
         self._claims: dict[str, claims.Claim] = {}
@@ -87,8 +93,15 @@ class SqlJobBoard(base.JobBoard):
     def _open(self) -> Any:
         raise NotImplementedError
 
-    def _begin(self, conn: Any) -> None:
+    def _begin(self, conn: Any, single: bool) -> None:
+        """Starts a transaction (``single``: it is one statement, which a backend may run alone)."""
         raise NotImplementedError
+
+    def _commit(self, conn: Any, single: bool) -> None:
+        conn.commit()
+
+    def _rollback(self, conn: Any) -> None:
+        conn.rollback()
 
     def _schema(self) -> list[str]:
         raise NotImplementedError
@@ -96,11 +109,12 @@ class SqlJobBoard(base.JobBoard):
     def _sql(self, text: str) -> str:
         return text.replace("{now}", self.NOW).replace("{lock}", self.LOCK_ROWS)
 
-    def _announce(self, cursor: Any) -> None:
-        """Tells other processes that the board changed (inside the transaction)."""
+    def _announce(self, cursor: Any, done: bool = False) -> None:
+        """Tells other processes that the board changed (inside the transaction); ``done``: only
+        that a job finished (consumed or trashed), which concerns `Job.wait`, not conductors."""
 
-    def _start_watching(self) -> None:
-        """Starts feeding `_changes` with other processes' changes."""
+    def _start_watching(self, done: bool = False) -> None:
+        """Starts feeding `_changes` with other processes' changes (``done``: finished jobs too)."""
 
     def _stop_watching(self) -> None:
         pass
@@ -143,10 +157,10 @@ class SqlJobBoard(base.JobBoard):
             try:
                 conn = self._open()
                 cursor = conn.cursor()
-                self._begin(conn)
+                self._begin(conn, False)
                 for statement in self._schema():
                     cursor.execute(statement)
-                conn.commit()
+                self._commit(conn, False)
             except exceptions.TaskFlowException:
                 raise
             except Exception as exc:
@@ -158,18 +172,19 @@ class SqlJobBoard(base.JobBoard):
         return self._conn
 
     @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[Any]:
-        """One transaction on the board's connection, its errors as JobFailure naming ``what``."""
+    def _transaction(self, what: str, single: bool = False) -> Iterator[Any]:
+        """One transaction on the board's connection, its errors as JobFailure naming ``what``;
+        ``single``: the body runs one statement (on PostgreSQL, one round trip, no BEGIN/COMMIT)."""
         with self._lock:
             conn = self._ensure_conn()
             try:
-                self._begin(conn)
+                self._begin(conn, single)
                 cursor = conn.cursor()
                 yield cursor
-                conn.commit()
+                self._commit(conn, single)
             except BaseException as exc:
                 with contextlib.suppress(Exception):
-                    conn.rollback()
+                    self._rollback(conn)
                 if self._is_disconnect(exc):
                     with contextlib.suppress(Exception):
                         conn.close()
@@ -214,17 +229,16 @@ class SqlJobBoard(base.JobBoard):
         job_uuid = str(uuidlib.uuid4())
         book_uuid = getattr(book, "uuid", None)
         book_name = getattr(book, "name", None)
-        with self._transaction(f"posting job {name!r}") as cur:
-            row = self._execute(
-                cur,
-                f"INSERT INTO {TABLE} (board, uuid, name, details, book_uuid, book_name, priority, state, epoch, "
-                "created_on, last_modified) VALUES (%s, %s, %s, %s, %s, %s, %s, 'UNCLAIMED', 0, {now}, {now}) "
-                "RETURNING created_on",
-                (self.name, job_uuid, name, details_text, book_uuid, book_name, prio.rank),
-            ).fetchone()
-            self._announce(cur)
+        row = self._insert_job((self.name, job_uuid, name, details_text, book_uuid, book_name, prio.rank))
         created = float(row[0])
         return Job(self, name, job_uuid, details, book_uuid, book_name, prio, created, created, states.UNCLAIMED)
+
+    def _insert_job(self, values: tuple) -> tuple:
+        """Inserts a job row and announces it (one transaction); ``(created_on,)``."""
+        with self._transaction(f"posting job {values[2]!r}") as cur:
+            row = self._execute(cur, _INSERT_JOB + " RETURNING created_on", values).fetchone()
+            self._announce(cur)
+        return row
 
     # -- claims --------------------------------------------------------------------------------
     def claim(self, job: Job, who: str, expiry: float | None = None) -> None:
@@ -235,7 +249,7 @@ class SqlJobBoard(base.JobBoard):
         """
         _check_who(who)
         seconds = self.claim_expiry if expiry is None else _positive(expiry, "expiry")
-        with self._transaction(f"claiming job {job.uuid}") as cur:
+        with self._transaction(f"claiming job {job.uuid}", single=True) as cur:
             row = self._execute(
                 cur,
                 f"UPDATE {TABLE} SET state = 'CLAIMED', owner = %s, epoch = epoch + 1, expires_at = {{now}} + %s, "
@@ -262,6 +276,15 @@ class SqlJobBoard(base.JobBoard):
         """
         _check_who(who)
         seconds = self.claim_expiry if expiry is None else _positive(expiry, "expiry")
+        row = self._claim_next_row(who, seconds)
+        if row is None:
+            return None
+        job = self._job_from(row[1:])
+        self._hold(job.uuid, who, int(row[0]), seconds)
+        return job
+
+    def _claim_next_row(self, who: str, seconds: float) -> tuple | None:
+        """Releases expired claims and claims the next job: ``(epoch, *_COLUMNS)`` or None."""
         with self._transaction("claiming the next job") as cur:
             released = self._execute(
                 cur,
@@ -282,11 +305,7 @@ class SqlJobBoard(base.JobBoard):
             ).fetchone()
             if row is not None and released:
                 self._announce(cur)
-        if row is None:
-            return None
-        job = self._job_from(row[1:])
-        self._hold(job.uuid, who, int(row[0]), seconds)
-        return job
+        return row
 
     def _hold(self, job_uuid: str, who: str, epoch: int, seconds: float) -> None:
         claim = claims.Claim(job_uuid, who, epoch, seconds, self._renew)
@@ -298,7 +317,7 @@ class SqlJobBoard(base.JobBoard):
         claim.start()
 
     def _renew(self, job_uuid: str, who: str, epoch: int, seconds: float) -> None:
-        with self._transaction(f"renewing the claim on job {job_uuid}") as cur:
+        with self._transaction(f"renewing the claim on job {job_uuid}", single=True) as cur:
             count = self._execute(
                 cur,
                 f"UPDATE {TABLE} SET expires_at = {{now}} + %s WHERE board = %s AND uuid = %s AND owner = %s AND "
@@ -349,20 +368,7 @@ class SqlJobBoard(base.JobBoard):
             claim = self._claims.get(job.uuid)
         if claim is not None and claim.owner != who:
             claim = None
-        epoch_clause = "" if claim is None else " AND epoch = %s"
-        params: tuple = (new_state, new_state, self.name, job.uuid, who)
-        if claim is not None:
-            params += (claim.epoch,)
-        with self._transaction(f"{verb} of job {job.uuid}") as cur:
-            count = self._execute(
-                cur,
-                f"UPDATE {TABLE} SET state = %s, owner = CASE WHEN %s = 'UNCLAIMED' THEN NULL ELSE owner END, "
-                "expires_at = NULL, last_modified = {now} WHERE board = %s AND uuid = %s AND state = 'CLAIMED' "
-                f"AND owner = %s{epoch_clause}",
-                params,
-            ).rowcount
-            if count == 1:
-                self._announce(cur)
+        count = self._finish_row(job, who, new_state, verb, None if claim is None else claim.epoch)
         if claim is not None:
             claim.stop()
         if count == 1:
@@ -383,11 +389,21 @@ class SqlJobBoard(base.JobBoard):
             "by another owner"
         )
 
+    def _finish_row(self, job: Job, who: str, new_state: str, verb: str, epoch: int | None) -> int:
+        """Moves ``who``'s claimed job to ``new_state`` (at ``epoch`` if given) and announces it:
+        how many rows changed (1, or 0 when the claim is not held)."""
+        with self._transaction(f"{verb} of job {job.uuid}") as cur:
+            count = self._execute(cur, _finish_sql(epoch is not None), _finish_params(self, job, who, new_state, epoch))
+            count = count.rowcount
+            if count == 1:
+                self._announce(cur, done=new_state != states.UNCLAIMED)
+        return count
+
     # -- reading -------------------------------------------------------------------------------
     @property
     def job_count(self) -> int:
         """Jobs not yet complete."""
-        with self._transaction("counting jobs") as cur:
+        with self._transaction("counting jobs", single=True) as cur:
             return int(
                 self._execute(
                     cur,
@@ -414,7 +430,7 @@ class SqlJobBoard(base.JobBoard):
 
     def _list_jobs(self, only_unclaimed: bool, include_complete: bool = False) -> list[Job]:
         states_sql = "'UNCLAIMED', 'CLAIMED'" + (", 'COMPLETE', 'TRASHED'" if include_complete else "")
-        with self._transaction("listing jobs") as cur:
+        with self._transaction("listing jobs", single=True) as cur:
             rows = self._execute(
                 cur,
                 f"SELECT {_COLUMNS.replace('state,', _LIVE_STATE + ',')} FROM {TABLE} WHERE board = %s AND state "
@@ -435,7 +451,7 @@ class SqlJobBoard(base.JobBoard):
 
         :raises NotFound: no job, or several, match.
         """
-        with self._transaction("finding a job") as cur:
+        with self._transaction("finding a job", single=True) as cur:
             rows = self._execute(
                 cur,
                 f"SELECT {_COLUMNS.replace('state,', _LIVE_STATE + ',')} FROM {TABLE} WHERE board = %s AND "
@@ -448,7 +464,7 @@ class SqlJobBoard(base.JobBoard):
         return self._job_from(rows[0])
 
     def _has_unclaimed(self) -> bool:
-        with self._transaction("looking for unclaimed jobs") as cur:
+        with self._transaction("looking for unclaimed jobs", single=True) as cur:
             row = self._execute(
                 cur,
                 f"SELECT 1 FROM {TABLE} WHERE board = %s AND (state = 'UNCLAIMED' OR (state = 'CLAIMED' AND "
@@ -458,7 +474,7 @@ class SqlJobBoard(base.JobBoard):
         return row is not None
 
     def _job_row(self, uuid: str) -> tuple[str, str | None, float] | None:
-        with self._transaction(f"reading job {uuid}") as cur:
+        with self._transaction(f"reading job {uuid}", single=True) as cur:
             row = self._execute(
                 cur,
                 f"SELECT {_LIVE_STATE}, owner, last_modified FROM {TABLE} WHERE board = %s AND uuid = %s",
@@ -471,7 +487,7 @@ class SqlJobBoard(base.JobBoard):
 
     def seconds_to_next_expiry(self) -> float | None:
         """Seconds until the earliest claim of this board expires (None without claims)."""
-        with self._transaction("reading claim expiries") as cur:
+        with self._transaction("reading claim expiries", single=True) as cur:
             row = self._execute(
                 cur,
                 f"SELECT min(expires_at) - {{now}} FROM {TABLE} WHERE board = %s AND state = 'CLAIMED'",
@@ -519,13 +535,33 @@ class SqlJobBoard(base.JobBoard):
     def _change_token(self) -> int:
         return self._changes.token
 
-    def _wait_for_change(self, token: int, timeout: float | None) -> bool:
-        self._start_watching()
+    def _wait_for_change(self, token: int, timeout: float | None, done: bool = False) -> bool:
+        self._start_watching(done)
         return self._changes.wait(token, timeout)
 
     def interrupt(self) -> None:
         """Wakes every thread waiting on this board (a conductor's ``stop``)."""
         self._changes.bump()
+
+
+_INSERT_JOB = (
+    f"INSERT INTO {TABLE} (board, uuid, name, details, book_uuid, book_name, priority, state, epoch, created_on, "
+    "last_modified) VALUES (%s, %s, %s, %s, %s, %s, %s, 'UNCLAIMED', 0, {now}, {now})"
+)
+
+
+def _finish_sql(fenced: bool) -> str:
+    """The UPDATE that finishes (or releases) a claimed job: parameters `_finish_params`."""
+    return (
+        f"UPDATE {TABLE} SET state = %s, owner = CASE WHEN %s = 'UNCLAIMED' THEN NULL ELSE owner END, "
+        "expires_at = NULL, last_modified = {now} WHERE board = %s AND uuid = %s AND state = 'CLAIMED' "
+        "AND owner = %s" + (" AND epoch = %s" if fenced else "")
+    )
+
+
+def _finish_params(board: SqlJobBoard, job: Job, who: str, new_state: str, epoch: int | None) -> tuple:
+    params: tuple = (new_state, new_state, board.name, job.uuid, who)
+    return params if epoch is None else (*params, epoch)
 
 
 #: The state a reader sees: a claim past its expiry reads UNCLAIMED.

@@ -3,7 +3,9 @@
 ``fetch(name, conf, persistence=...)``: ``conf['board']`` is ``"postgres"`` (or ``"postgresql"``)
 or ``"sqlite"``, or a URI: ``postgresql://user@host:port/db`` or ``sqlite:///path/jobs.db``. With a
 kind rather than a URI, ``conf['connection']`` gives the database (a URI or, for SQLite, a path).
-Other conf keys: ``claim_expiry`` (seconds a claim lasts unrenewed, default 6).
+Other conf keys: ``claim_expiry`` (seconds a claim lasts unrenewed, default 6); ``durability``
+(``process``, the default: a commit survives the process being killed; ``fsync``: also the
+server's or the host's crash, each commit waiting for the disk).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ferroflow.jobs.sql_board import SqlJobBoard
 
 __all__ = ["backend", "fetch"]
 
-CONF_KEYS = frozenset({"board", "connection", "claim_expiry"})
+CONF_KEYS = frozenset({"board", "connection", "claim_expiry", "durability"})
 KINDS = ("postgres", "postgresql", "sqlite")
 
 

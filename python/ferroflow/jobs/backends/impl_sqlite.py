@@ -4,7 +4,8 @@ Writes take the file's write lock (``BEGIN IMMEDIATE``), so claims are serialise
 itself (no ``SKIP LOCKED`` is needed). SQLite has no notifications: a waiter polls the file's
 ``PRAGMA data_version`` (one cheap read, no table scanned), every 5 ms after a change and backing
 off to every 200 ms while nothing changes. The file is in WAL mode with ``synchronous=NORMAL``: a
-killed process loses nothing; a power loss may lose the last claims or posts.
+killed process loses nothing; a power loss may lose the last claims or posts (conf
+``durability="fsync"``: ``synchronous=FULL``, nothing lost).
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ class SQLiteJobBoard(SqlJobBoard):
     def _open(self) -> Any:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'fsync' else 'NORMAL'}")
         return conn
 
-    def _begin(self, conn: Any) -> None:
+    def _begin(self, conn: Any, single: bool) -> None:
         conn.execute("BEGIN IMMEDIATE")
 
     def _sql(self, text: str) -> str:
@@ -75,7 +76,7 @@ class SQLiteJobBoard(SqlJobBoard):
         pass  # the watcher sees other processes' commits; our own callers know what they wrote
 
     # -- polling -------------------------------------------------------------------------------
-    def _start_watching(self) -> None:
+    def _start_watching(self, done: bool = False) -> None:
         with self._lock:
             if self._watcher is not None and self._watcher.is_alive():
                 return

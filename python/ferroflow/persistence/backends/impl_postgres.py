@@ -716,6 +716,13 @@ class PostgresConnection(base.Connection):
     def __init__(self, backend: PostgresBackend) -> None:
         self._backend = backend
         self._fence: tuple[str, str, int] | None = None
+        # Read with a statement that was needed anyway, for the read that comes next (an engine's
+        # prepare: its lease, then its flow row, then its atoms, then their resume records): each
+        # is used once, by the next read of the same flow on this connection, and dropped by any
+        # write of this connection. The flow row comes from the statement taking the lease (the
+        # row as that statement locked it), the resume records with the atoms (one snapshot).
+        self._next_flow_row: tuple[str, tuple[Any, ...]] | None = None
+        self._next_records: tuple[str, list[tuple[str, str]]] | None = None
         backend.run("connecting", lambda conn: None)  # fail here, not on first use, if unreachable
 
     @property
@@ -723,6 +730,7 @@ class PostgresConnection(base.Connection):
         return self._backend
 
     def _run(self, doing: str, body: Callable[[psycopg.Connection[Any]], Any], retry: bool = False) -> Any:
+        self._next_flow_row = self._next_records = None
         return self._backend.run(doing, body, retry)
 
     def _read(self, doing: str, body: Callable[[psycopg.Connection[Any]], Any]) -> Any:
@@ -901,6 +909,10 @@ class PostgresConnection(base.Connection):
         return iter(flows)
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
+        ahead, self._next_flow_row = self._next_flow_row, None
+        if lazy and ahead is not None and ahead[0] == fd_uuid:
+            return self._flow_from(ahead[1])
+
         def load(conn: psycopg.Connection[Any]) -> list[models.FlowDetail]:
             if lazy:
                 return self._flows(conn, "f.uuid = %s", (fd_uuid,), lazy)
@@ -941,15 +953,17 @@ class PostgresConnection(base.Connection):
         """The atom details of a flow as columns (`ferroflow.persistence.saved.SavedAtoms`): what an
         engine's prepare reads, without a model per row (a model is made from the columns, without
         another query, when prepare asks for one). An unknown flow has none."""
+        self._next_records = None
         rows = self._read(
             "loading the atom details of a flow",
             lambda conn: conn.execute(
                 "SELECT uuid, name, atom_type = 'RETRY_DETAIL', state, intention, version, results, failure, "
-                "revert_results, revert_failure, meta FROM atomdetails WHERE parent_uuid = %s ORDER BY seq",
+                "revert_results, revert_failure, meta, resume FROM atomdetails WHERE parent_uuid = %s ORDER BY seq",
                 (fd_uuid,),
             ).fetchall(),
         )
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(11)]
+        self._next_records = (fd_uuid, [(row[0], row[11]) for row in rows if row[11] is not None])
+        columns = [list(column) for column in zip(*rows, strict=True)][:11] if rows else [[] for _ in range(11)]
         uuids, names, retries, states_, intentions, versions, results, failures, reverts, revert_failures, metas = (
             columns
         )
@@ -1148,6 +1162,7 @@ class PostgresConnection(base.Connection):
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
+        self._next_flow_row = self._next_records = None
         if (
             type(atom_changes) is list
             and 0 < len(atom_changes) <= _LANE_MAX
@@ -1243,6 +1258,54 @@ class PostgresConnection(base.Connection):
         self._backend.run("writing transitions", write, link=True)  # type: ignore[arg-type]
         return True
 
+    def apply_steps(self, steps: list[tuple[str, str, str, str | None, str | None, str | None]]) -> None:
+        """The steps every forward run is made of, in one statement (one round trip, one commit;
+        fenced as `apply`): ``(uuid, state, intention, results, meta, resume record)``, a task
+        starting (``results`` and ``meta`` None: its state and intention are written) or a task
+        succeeding (its results and meta as JSON text, no failure, its resume record if not None).
+
+        :raises NotFound: an atom detail does not exist (nothing is written).
+        :raises LeaseLost: the fence no longer holds the flow's lease (nothing is written).
+        """
+        self._next_flow_row = self._next_records = None
+        fence = self._fence
+        now = repr(time.time()).encode()
+        key: list[Any] = [fence is not None]
+        values: list[bytes | None] = []
+        if fence is not None:
+            values += [fence[0].encode(), fence[1].encode(), str(fence[2]).encode()]
+        uuids = []
+        try:
+            for uuid, state, intention, results, meta, record in steps:
+                uuids.append(uuid)
+                if results is None and meta is None:
+                    key.append((_STEP_START, record is not None))
+                    values += [state.encode(), intention.encode()]
+                else:
+                    key.append((_STEP_DONE, record is not None))
+                    values += [state.encode(), intention.encode(), (results or "null").encode(), None]
+                    values.append((meta or "{}").encode())
+                if record is not None:
+                    values.append(record.encode())
+                values += [now, uuid.encode()]
+        except UnicodeEncodeError as e:
+            raise TypeError(
+                f"atom detail {uuids[-1] if uuids else ''}: it holds text that is not valid Unicode ({e})"
+            ) from None
+        sql = _lane_sql(tuple(key))
+
+        def write(link: _Link) -> None:
+            try:
+                link.execute_values(sql, values)
+            except psycopg.Error as e:
+                if e.sqlstate == _LEASE_LOST and fence is not None:
+                    raise self._lost(link.conn, fence, "write") from None
+                if e.sqlstate == _MISSING:
+                    raise self._missing_of(link.conn, [], uuids) from None
+                raise
+
+        self._backend.run("writing transitions", write, link=True)  # type: ignore[arg-type]
+
     @staticmethod
     def _add_update(batch: _Batch, change: dict[str, Any]) -> None:
         uuid = change["uuid"]
@@ -1333,6 +1396,9 @@ class PostgresConnection(base.Connection):
     def resume_summaries(self, flow_uuid: str) -> list[tuple[str, str | None, str | None, str | None]]:
         """``(atom uuid, inputs, revert kind, revert name)`` of the flow's atom details that have a
         resume record, in the order they were first saved (none for an unknown flow)."""
+        ahead, self._next_records = self._next_records, None
+        if ahead is not None and ahead[0] == flow_uuid:
+            return [(uuid, *base._resume_summary(record)) for uuid, record in ahead[1]]
         rows = self._read(
             "reading the resume records of a flow",
             lambda conn: conn.execute(
@@ -1382,10 +1448,11 @@ class PostgresConnection(base.Connection):
                 "UPDATE flowdetails SET lease_epoch = lease_epoch + CASE WHEN owner IS DISTINCT FROM %(owner)s "
                 "THEN 1 ELSE 0 END, owner = %(owner)s, lease_until = (SELECT t FROM now) + %(seconds)s "
                 "WHERE uuid = %(flow)s AND (owner IS NULL OR owner = %(owner)s OR lease_until IS NULL "
-                "OR lease_until <= (SELECT t FROM now)) RETURNING lease_epoch",
+                f"OR lease_until <= (SELECT t FROM now)) RETURNING lease_epoch, {_FLOW_COLUMNS}",
                 {"owner": owner, "seconds": seconds, "flow": flow_uuid},
             ).fetchone()
             if row is not None:
+                self._next_flow_row = (flow_uuid, row[1:])  # the engine's prepare reads it next
                 return int(row[0]), None
             held = conn.execute(
                 f"SELECT owner, lease_until, {_NOW} FROM flowdetails WHERE uuid = %s", (flow_uuid,)
@@ -1609,6 +1676,11 @@ def _one_statement(
 _LANE_MAX = 16
 _LANE_SQL: dict[tuple[Any, ...], str] = {}
 _LANE_COLUMN = {"history": "results"}
+
+
+#: The fields `PostgresConnection.apply_steps` writes for a task starting and for one succeeding.
+_STEP_START = ("uuid", "state", "intention")
+_STEP_DONE = ("uuid", "state", "intention", "results", "failure", "meta")
 
 
 def _lane_column(field: str, value: Any) -> str | None:
