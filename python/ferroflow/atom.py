@@ -376,6 +376,209 @@ def _arg_mappings(
     return mappings
 
 
+# -- the per-class plan: what an atom's mappings depend on that only its class decides --------------
+#
+# Building an atom with the common arguments (``requires`` None, a str, a list or tuple of names;
+# ``provides`` None or a str; no ``rebind``/``inject``/``ignore_list``/``revert_*``; ``auto_extract``)
+# needs only its class's execute/revert signatures, which `_ClassPlan` holds, computed once per class.
+# The mappings are then made directly (every argument maps to itself), as `_compute_arg_mappings`
+# would make them; atoms with other arguments, or whose class overrides ``_build_arg_mapping``, take
+# that general path.
+
+
+class _Side(NamedTuple):
+    """One function's parameters as the fast path reads them."""
+
+    required: tuple[str, ...]  #: parameters without a default (ignored ones left out)
+    defaults: tuple[str, ...]  #: parameters with a default, in order (ignored ones left out)
+    every: tuple[str, ...]  #: all named parameters (for the "extra arguments" check, as the general path)
+    accepts_kwargs: bool
+
+
+def _side(params: _Params, ignore: Collection[str] = ()) -> _Side:
+    required = tuple(a for a in params.required if a not in ignore)
+    defaults = tuple(a for a in params.every if a not in ignore and a not in params.required)
+    return _Side(required, defaults, params.every, params.accepts_kwargs)
+
+
+class _ClassPlan:
+    """What the mappings of a class's atoms (or of functor tasks of the same functions) depend on
+    besides their arguments (see above)."""
+
+    __slots__ = ("default_args", "execute", "fast", "revert", "revert_side", "same_revert", "side", "strict")
+
+    def __init__(self, execute: Any, revert: Any, fast: bool) -> None:
+        self.execute, self.revert = execute, revert
+        self.default_args: _ArgMappings | None = None  # (``requires`` None: made by the general path)
+        self.fast = fast
+
+    @classmethod
+    def of_class(cls, atom_class: type, instance: Atom) -> _ClassPlan:
+        plan = cls(atom_class.execute, atom_class.revert, False)
+        execute, revert = instance.execute, instance.revert
+        plan.fast = (
+            atom_class._build_arg_mapping is Atom._build_arg_mapping
+            and type(execute) is MethodType
+            and type(revert) is MethodType
+            and type(execute.__func__) is FunctionType
+            and type(revert.__func__) is FunctionType
+            # (a class that sets one of the mapping attributes itself reads it, as before: no lazy path)
+            and all(isinstance(getattr(atom_class, attr, None), _LazyMappings) for attr in _MAPPING_ATTRS)
+        )
+        if plan.fast:
+            same_revert = _same_revert_mapping(instance, [], execute, revert)
+            revert_params = None if same_revert else _callable_params(revert)
+            plan._sides(_callable_params(execute), revert_params)
+        return plan
+
+    def _sides(self, params: _Params, revert_params: _Params | None) -> None:
+        """``revert_params`` None: revert maps as execute does."""
+        self.side = _side(params)
+        self.same_revert = revert_params is None
+        self.revert_side = self.side if revert_params is None else _side(revert_params, _DEFAULT_REVERT_ARGS)
+        strict = [side.every for side in (self.side, self.revert_side) if not side.accepts_kwargs]
+        self.strict = frozenset(strict[0]).intersection(*strict[1:]) if strict else None
+
+    def accepts(self, names: tuple) -> bool:
+        """Whether atoms built with ``requires=names`` get their mappings from this plan without error
+        (every name hashable and, where the functions take no ``**kwargs``, a parameter of both);
+        otherwise the general path makes them, and raises what it raises."""
+        strict = self.strict
+        try:
+            if strict is None:
+                for name in names:
+                    hash(name)
+            else:
+                for name in names:
+                    if name not in strict:
+                        return False
+        except TypeError:
+            return False
+        return True
+
+
+_CLASS_PLANS: dict[type, _ClassPlan] = {}
+_FUNCTION_PLANS: dict[tuple, _ClassPlan] = {}
+#: ``(plan, *requires names)`` -> the mappings (shared by the atoms built alike, as `_ARG_MAPPINGS`).
+_FAST_ARGS: dict[tuple, _ArgMappings] = {}
+
+
+def _class_plan(atom: Atom) -> _ClassPlan:
+    cls = type(atom)
+    plan = _CLASS_PLANS.get(cls)
+    if plan is None or plan.execute is not cls.execute or plan.revert is not cls.revert:
+        plan = _ClassPlan.of_class(cls, atom)
+        if len(_CLASS_PLANS) >= _CACHE_MAX:
+            _CLASS_PLANS.clear()
+        _CLASS_PLANS[cls] = plan
+    return plan
+
+
+def _plain_function(function: Any) -> bool:
+    kind = type(function)
+    return kind is FunctionType or (kind is MethodType and type(function.__func__) is FunctionType)
+
+
+def functions_plan(execute: Callable, revert: Callable | None) -> _ClassPlan | None:
+    """The plan of functor tasks of ``execute`` and ``revert`` (``None`` when they are not plain
+    functions or methods): ``revert`` maps the same ``requires`` with its own parameters, ignoring
+    ``result`` and ``flow_failures``; no ``revert`` maps as ``execute``."""
+    key = (execute, revert)
+    try:
+        plan = _FUNCTION_PLANS.get(key)
+    except TypeError:
+        return None
+    if plan is None:
+        if not _plain_function(execute) or (revert is not None and not _plain_function(revert)):
+            return None
+        plan = _ClassPlan(execute, revert, True)
+        plan._sides(_callable_params(execute), None if revert is None else _callable_params(revert))
+        if len(_FUNCTION_PLANS) >= _CACHE_MAX:
+            _FUNCTION_PLANS.clear()
+        _FUNCTION_PLANS[key] = plan
+    return plan
+
+
+def _identity_mapping(keys: Iterable[str], more: Iterable[str] = ()) -> FrozenOrderedDict:
+    """``{k: k}`` for ``keys`` then ``more``, read-only."""
+    frozen = FrozenOrderedDict.__new__(FrozenOrderedDict)
+    for key in keys:
+        _od_setitem(frozen, key, key)
+    for key in more:
+        _od_setitem(frozen, key, key)
+    return frozen
+
+
+def _set_of_keys(keys: dict[str, None]) -> OrderedSet:
+    """An OrderedSet holding ``keys`` (a ``dict.fromkeys``, taken as is)."""
+    if not keys:
+        return _EMPTY_SET
+    made = OrderedSet.__new__(OrderedSet)
+    made._data = keys
+    return made
+
+
+def _fast_side(side: _Side, names: Sequence[str], atom_name: Any) -> tuple[FrozenOrderedDict, OrderedSet, OrderedSet]:
+    """``(rebind, requires, optional)`` of one function for ``names`` (``requires``), nothing rebound:
+    what `_build_arg_mapping` and `Atom._build_arg_mapping` give then."""
+    if side.required:
+        keys = dict.fromkeys(side.required)
+        if names:
+            keys.update(dict.fromkeys(names))
+    else:
+        keys = dict.fromkeys(names)
+    if keys and not side.accepts_kwargs:
+        every = side.every
+        extra = [a for a in keys if a not in every]
+        if extra:
+            raise ValueError(f"Extra arguments given to atom {atom_name}: {extra}")
+    optional = [a for a in side.defaults if a not in keys] if side.defaults else ()
+    if not keys and not optional:
+        return _EMPTY_MAPPING, _EMPTY_SET, _EMPTY_SET
+    return _identity_mapping(keys, optional), _set_of_keys(keys), _ordered_set(optional)
+
+
+def _str_result_mappings(provides: str) -> _ResultMappings:
+    """`_result_mappings` of a ``str`` ``provides``."""
+    save_as = FrozenOrderedDict.__new__(FrozenOrderedDict)
+    _od_setitem(save_as, provides, None)
+    found = (save_as, _set_of_keys({provides: None}))
+    _cache_put(_RESULT_MAPPINGS, provides, found)
+    return found
+
+
+def _fast_args(plan: _ClassPlan, requires: str | list | tuple, atom_name: Any) -> _ArgMappings | None:
+    """The shared mappings of an atom of ``plan`` built with ``requires`` (a str, list or tuple) and
+    the defaults; ``None`` when an item cannot be hashed (the general path then reports it)."""
+    key = (plan, requires) if type(requires) is str else (plan, *requires)
+    try:
+        found = _FAST_ARGS.get(key)
+    except TypeError:
+        return None
+    if found is None:
+        found = _fast_arg_mappings(plan, (requires,) if type(requires) is str else requires, atom_name)
+        if len(_FAST_ARGS) >= _CACHE_MAX:
+            _FAST_ARGS.clear()
+        _FAST_ARGS[key] = found
+    return found
+
+
+def _fast_arg_mappings(plan: _ClassPlan, names: Sequence[str], atom_name: Any) -> _ArgMappings:
+    """`_arg_mappings` for an atom of a fast plan built with ``requires=names`` and the defaults."""
+    rebind, requires, optional = _fast_side(plan.side, names, atom_name)
+    if plan.same_revert:
+        return rebind, optional, rebind, optional, requires, not optional
+    revert_rebind, revert_requires, revert_optional = _fast_side(plan.revert_side, names, atom_name)
+    if revert_rebind == rebind:  # (OrderedDict equality is order-sensitive)
+        revert_rebind = rebind
+    if revert_optional is not optional and tuple(revert_optional) == tuple(optional):
+        revert_optional = optional
+    if not all(name in requires for name in revert_requires):
+        requires = requires.union(revert_requires)
+    simple = not optional and revert_rebind is rebind and revert_optional is optional
+    return rebind, optional, revert_rebind, revert_optional, requires, simple
+
+
 def split_args(
     rebind: Mapping[str, str], optional: Collection[str], inject: Mapping[str, Any] | None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -464,6 +667,148 @@ def _compute_arg_mappings(
     return exec_rebind, optional, revert_rebind_, revert_optional, all_requires
 
 
+def _new_keeping_arguments(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """``__new__`` of the atom classes that override ``revert``: keeps the constructor arguments."""
+    self = object.__new__(cls)
+    self._constructor_arguments = (args, kwargs)
+    return self
+
+
+_MAPPING_ATTRS = ("save_as", "provides", "rebind", "optional", "revert_rebind", "revert_optional", "requires")
+
+
+def _make_mappings(atom: Atom) -> None:
+    """Makes the mapping attributes of an atom built with the common arguments (``atom._lazy``),
+    keeping any the atom was given since."""
+    state = atom.__dict__
+    lazy = state.pop("_lazy", None)
+    if lazy is None:
+        return
+    plan, names, provides = lazy
+    if provides is not None:
+        found = _RESULT_MAPPINGS.get(provides)
+        if found is None:
+            found = _str_result_mappings(provides)
+        state.setdefault("save_as", found[0])
+        state.setdefault("provides", found[1])
+    if names is not None:
+        args = _fast_args(plan, names, state.get("name"))
+        assert args is not None  # (hashable: checked by the constructor)
+        state.setdefault("_shared_args", args)
+        for attr, value in zip(_MAPPING_ATTRS[2:], args[:5], strict=True):
+            state.setdefault(attr, value)
+
+
+class _LazyMappings:
+    """An atom's mapping attribute (``rebind``, ``requires``, …), made on first read.
+
+    Atoms built with the common arguments (see `_ClassPlan`) keep only those (``_lazy``) until one of
+    their mappings is read: then all of them are made, as the constructor would have, and stored on
+    the atom, where later reads find them directly. Assigning the attribute stores the new value on
+    that atom only (this is not a data descriptor).
+    """
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, atom: Any, owner: type | None = None) -> Any:
+        if atom is None:
+            return self
+        _make_mappings(atom)
+        try:
+            return atom.__dict__[self.name]
+        except KeyError:
+            if self.name == "_shared_args":
+                return None
+            raise AttributeError(f"{type(atom).__name__!r} object has no attribute {self.name!r}") from None
+
+
+def requires_names(requires: Any) -> tuple | None:
+    """``requires`` as a tuple of names when it is None, a str, a list or a tuple; else ``None``."""
+    if requires is None:
+        return ()
+    kind = type(requires)
+    if kind is str:
+        return (requires,)
+    if kind is tuple:
+        return requires
+    if kind is list:
+        return tuple(requires)  # (a copy: the caller may change the list)
+    return None
+
+
+def _init_atom(
+    atom: Atom,
+    name: Any,
+    provides: Any,
+    requires: Any,
+    auto_extract: Any,
+    rebind: Any,
+    inject: Any,
+    ignore_list: Any,
+    revert_rebind: Any,
+    revert_requires: Any,
+    on_version_change: Any,
+    plan: _ClassPlan | None = None,
+) -> bool:
+    """`Atom.__init__`; ``plan``: the mappings come from it (a functor task's, see `functions_plan`).
+    Returns whether the mappings were made (from ``plan`` or the class's), ``False`` when ``plan``
+    was given but the arguments need the general path (the caller makes them)."""
+    if provides is None:
+        provides = atom.default_provides
+    atom.name = name
+    if on_version_change is not None:
+        atom.on_version_change = on_version_change
+    atom.inject = inject
+    lazy_provides = None
+    own_plan = plan is not None
+    if provides is None:
+        atom.save_as, atom.provides = _EMPTY_MAPPING, _EMPTY_SET
+    elif type(provides) is str:
+        lazy_provides = provides
+    else:
+        atom.save_as, atom.provides = _result_mappings(provides)
+    if (
+        rebind is None
+        and not inject
+        and not ignore_list
+        and revert_rebind is None
+        and revert_requires is None
+        and auto_extract
+    ):
+        if plan is None:
+            cls = type(atom)
+            plan = _CLASS_PLANS.get(cls)
+            if plan is None or plan.execute is not cls.execute or plan.revert is not cls.revert:
+                plan = _class_plan(atom)
+        if plan.fast:
+            if requires is None:
+                args = plan.default_args
+                if args is None:
+                    if own_plan:
+                        args = _fast_arg_mappings(plan, (), name)
+                    else:
+                        args = _arg_mappings(atom, None, True, None, None, None, None, None)
+                    plan.default_args = args
+                if lazy_provides is not None:
+                    atom._lazy = (plan, None, lazy_provides)
+                atom._set_mappings(args)
+                return True
+            names = requires_names(requires)
+            if names is not None and plan.accepts(names):
+                atom._lazy = (plan, names, lazy_provides)
+                return True
+    if lazy_provides is not None:
+        atom.save_as, atom.provides = _result_mappings(lazy_provides)
+    if own_plan:
+        return False
+    args = _arg_mappings(atom, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires)
+    atom._set_mappings(args)
+    return True
+
+
 class Atom(abc.ABC):
     """A named unit of work that takes named inputs and may produce named outputs.
 
@@ -517,20 +862,35 @@ class Atom(abc.ABC):
     #: ``migrate(old_version, old_result) -> new_result``; ``None`` defers to the engine's
     #: ``on_version_change`` option (see :mod:`ferroflow.migrations`). Settable per class too.
     on_version_change: Any = None
-    #: The shared tuple the constructor assigned the argument mappings from (see ``_arg_mappings``);
-    #: lowering uses it while the attributes are still those.
-    _shared_args: _ArgMappings | None = None
     #: ``(args, kwargs)`` this atom was constructed with (only atoms that override ``revert``).
     _constructor_arguments: tuple[tuple[Any, ...], dict[str, Any]]
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Atom:
+    # The mapping attributes are set by the constructor, or (common arguments, see `_LazyMappings`)
+    # made on first read.
+    save_as = _LazyMappings()
+    provides = _LazyMappings()
+    rebind = _LazyMappings()
+    optional = _LazyMappings()
+    revert_rebind = _LazyMappings()
+    revert_optional = _LazyMappings()
+    requires = _LazyMappings()
+    #: The shared tuple the constructor assigned the argument mappings from (see ``_arg_mappings``);
+    #: lowering uses it while the attributes are still those (``None`` if the constructor did not run).
+    _shared_args = _LazyMappings()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
         # The constructor arguments of an atom that can undo something are kept so that, once
         # its code is removed from its flow, a saved detail can still rebuild it to revert it
-        # (see ferroflow.engines.revert_refs).
-        self = super().__new__(cls)
-        if cls.revert is not Atom.revert:
-            self._constructor_arguments = (args, kwargs)
-        return self
+        # (see ferroflow.engines.revert_refs). Only those classes pay for a __new__.
+        if cls.revert is not Atom.revert and "__new__" not in cls.__dict__ and cls.__new__ is object.__new__:
+            cls.__new__ = staticmethod(_new_keeping_arguments)  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # (pickled and copied with its mappings made: a copy never depends on the class plan cache)
+        if "_lazy" in self.__dict__:
+            _make_mappings(self)
+        return self.__dict__
 
     def __init__(
         self,
@@ -546,16 +906,22 @@ class Atom(abc.ABC):
         *,
         on_version_change: Any = None,
     ) -> None:
-        if provides is None:
-            provides = self.default_provides
-        self.name = name
-        if on_version_change is not None:
-            self.on_version_change = on_version_change
-        self.inject = inject
-        self.save_as, self.provides = _result_mappings(provides)
-        self._shared_args = args = _arg_mappings(
-            self, requires, auto_extract, rebind, inject, ignore_list, revert_rebind, revert_requires
+        _init_atom(
+            self,
+            name,
+            provides,
+            requires,
+            auto_extract,
+            rebind,
+            inject,
+            ignore_list,
+            revert_rebind,
+            revert_requires,
+            on_version_change,
         )
+
+    def _set_mappings(self, args: _ArgMappings) -> None:
+        self._shared_args = args
         (
             self.rebind,
             self.optional,

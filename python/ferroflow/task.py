@@ -119,8 +119,9 @@ class Task(atom.Atom):
             revert_requires=revert_requires,
             on_version_change=on_version_change,
         )
-        self._notifier: _TaskNotifier | None = None  # made on first use: most tasks never need one
 
+    #: The task's own notifier, made on first use (most tasks never need one).
+    _notifier: _TaskNotifier | None = None
     #: Set by the engine while it runs this task, so reported progress is stored without
     #: registering (and deregistering) a listener around every call.
     _progress_sink: Callable[[float, Any], None] | None = None
@@ -211,11 +212,18 @@ class FunctorTask(Task):
             raise ValueError("Function to use for reverting must be callable")
         if name is None:
             name = _callable_name(execute)
-        super().__init__(name, provides=provides, inject=inject)
         self._execute = execute
         self._revert = revert
         if version is not None:
             self.version = version
+        if rebind is None and not inject and auto_extract:
+            # The common arguments: the mappings come from the functions' plan (made on first read).
+            plan = atom.functions_plan(execute, revert)
+            if plan is not None and atom._init_atom(
+                self, name, provides, requires, auto_extract, None, inject, None, None, None, None, plan
+            ):
+                return
+        super().__init__(name, provides=provides, inject=inject)
         self.rebind, exec_requires, self.optional = self._build_arg_mapping(execute, requires, rebind, auto_extract)
         if revert:
             self.revert_rebind, revert_requires, self.revert_optional = self._build_arg_mapping(

@@ -1,0 +1,217 @@
+"""Atoms built with the common arguments take their mappings from a per-class plan, made on first
+read: every TaskFlow-visible attribute is what the general path (and TaskFlow) gives, and one atom's
+attributes never leak into another's."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import pickle
+
+import pytest
+from taskflow import task as tf_task
+
+from ferroflow import atom, task
+from ferroflow.types.sets import OrderedSet
+
+ATTRS = ("name", "version", "inject", "save_as", "provides", "rebind", "optional")
+ATTRS += ("revert_rebind", "revert_optional", "requires")
+
+
+class OpenArgs(task.Task):
+    def execute(self, **inputs):
+        return 1
+
+
+class Positional(task.Task):
+    def execute(self, a, b=2):
+        return a
+
+
+class PositionalOpen(task.Task):
+    def execute(self, a, b=2, **more):
+        return a
+
+
+class OwnRevert(task.Task):
+    def execute(self, a, **more):
+        return a
+
+    def revert(self, a, c, result, flow_failures, d=1, **more):
+        pass
+
+
+class SameRevert(task.Task):
+    def execute(self, a, b=2, **more):
+        return a
+
+    def revert(self, a, b=2, **more):
+        pass
+
+
+class StrictRevert(task.Task):
+    def execute(self, **more):
+        return 1
+
+    def revert(self, a, result, flow_failures):
+        pass
+
+
+CLASSES = [OpenArgs, Positional, PositionalOpen, OwnRevert, SameRevert]
+REQUIRES = [None, "a", ["a"], ("a", "x", "y"), ["x", "a", "x"], []]
+PROVIDES = [None, "out", ["o1", "o2"]]
+
+
+def _valid(cls: type, requires) -> bool:
+    names = atom.requires_names(requires)
+    return cls is not Positional or all(name in ("a", "b") for name in names)
+
+
+def _attributes(a: atom.Atom) -> dict:
+    """Every attribute by value and type (mappings as item lists)."""
+    found = {}
+    for attr in ATTRS:
+        value = getattr(a, attr)
+        items = list(value.items()) if isinstance(value, collections.OrderedDict) else value
+        items = list(items) if isinstance(value, OrderedSet) else items
+        found[attr] = (type(value).__mro__[-2] if isinstance(value, collections.OrderedDict) else type(value), items)
+    return found
+
+
+def _general(cls: type, name: str, provides, requires) -> atom.Atom:
+    """The same atom built by the general path (``rebind={}`` maps nothing but is not the default)."""
+    made = cls(name, provides=provides, requires=requires, rebind={})
+    assert "_lazy" not in vars(made)
+    return made
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("requires", REQUIRES)
+@pytest.mark.parametrize("provides", PROVIDES)
+def test_attributes_are_those_of_the_general_path(cls, requires, provides) -> None:
+    if not _valid(cls, requires):
+        pytest.skip("not a valid combination")
+    fast = cls("t", provides=provides, requires=requires)
+    assert _attributes(fast) == _attributes(_general(cls, "t", provides, requires))
+    assert isinstance(fast.rebind, collections.OrderedDict) and isinstance(fast.save_as, collections.OrderedDict)
+    assert isinstance(fast.requires, OrderedSet) and isinstance(fast.provides, OrderedSet)
+
+
+@pytest.mark.parametrize("cls", [OpenArgs, PositionalOpen, OwnRevert, SameRevert])
+def test_attributes_match_taskflow(cls) -> None:
+    tf_cls = type(cls.__name__, (tf_task.Task,), {k: v for k, v in vars(cls).items() if k in ("execute", "revert")})
+    for requires in (None, "a", ["a", "x"], ("x", "a")):
+        for provides in (None, "out", ("o1", "o2")):
+            ours, theirs = (
+                cls("t", provides=provides, requires=requires),
+                tf_cls("t", provides=provides, requires=requires),
+            )
+            for attr in ("rebind", "save_as", "revert_rebind"):
+                assert list(getattr(ours, attr).items()) == list(getattr(theirs, attr).items()), (attr, requires)
+            for attr in ("requires", "optional", "provides", "revert_optional"):
+                assert list(getattr(ours, attr)) == list(getattr(theirs, attr)), (attr, requires)
+            assert (ours.name, ours.inject) == (theirs.name, theirs.inject)
+
+
+def test_functor_tasks_are_those_of_the_general_path() -> None:
+    def add(x, y=1, **more):
+        return x + y
+
+    def undo(x, z, result, flow_failures):
+        pass
+
+    cases = [(None, r) for r in (None, "x", ["x", "z"], ("q",))] + [(undo, r) for r in (None, "z", ["x", "z"])]
+    for revert, requires in cases:
+        fast = task.FunctorTask(add, name="f", provides="out", requires=requires, revert=revert)
+        general = task.FunctorTask(add, name="f", provides="out", requires=requires, revert=revert, rebind={})
+        assert _attributes(fast) == _attributes(general), (revert, requires)
+        assert fast._constructor_arguments == (
+            (add,),
+            {"name": "f", "provides": "out", "requires": requires, "revert": revert},
+        )
+
+
+def test_functor_task_of_a_callable_object_takes_the_general_path() -> None:
+    class Doubler:
+        def __call__(self, x):
+            return 2 * x
+
+    f = task.FunctorTask(Doubler(), name="d", requires=["x"])
+    assert list(f.rebind.items()) == [("x", "x")] and list(f.requires) == ["x"]
+
+
+def test_changing_one_atom_does_not_change_another() -> None:
+    first, second = OpenArgs("a", provides="v", requires=["p"]), OpenArgs("b", provides="v", requires=["p"])
+    first.rebind = collections.OrderedDict([("p", "other")])
+    first.requires = OrderedSet(["other"])
+    first.provides = OrderedSet(["w"])
+    assert list(second.rebind.items()) == [("p", "p")] and list(second.requires) == ["p"]
+    assert list(second.provides) == ["v"] and list(OpenArgs("c", provides="v", requires=["p"]).requires) == ["p"]
+    with pytest.raises(TypeError, match="read-only"):
+        second.rebind["p"] = "changed"  # shared mappings are read-only; assign a new one instead
+
+
+def test_an_attribute_assigned_before_any_read_is_kept() -> None:
+    t = OpenArgs("t", provides="v", requires=["p", "q"])
+    t.requires = OrderedSet(["mine"])
+    assert list(t.requires) == ["mine"] and list(t.rebind.items()) == [("p", "p"), ("q", "q")]
+    assert list(t.provides) == ["v"]
+
+
+def test_the_callers_list_is_copied() -> None:
+    names = ["p"]
+    t = OpenArgs("t", requires=names)
+    names.append("q")
+    assert list(t.requires) == ["p"]
+
+
+def test_errors_are_raised_by_the_constructor() -> None:
+    with pytest.raises(ValueError, match=r"Extra arguments given to atom t: \['x'\]"):
+        Positional("t", requires=["x"])
+    with pytest.raises(ValueError, match=r"Extra arguments given to atom r: \['b'\]"):
+        StrictRevert("r", requires=["b"])
+    with pytest.raises(TypeError, match="unhashable"):
+        OpenArgs("t", requires=[["x"]])
+
+
+def test_missing_attributes_still_raise_attribute_error() -> None:
+    class NoInit(task.Task):
+        def __init__(self) -> None:  # (does not call the base constructor)
+            pass
+
+        def execute(self):
+            pass
+
+    bare = NoInit()
+    assert bare._shared_args is None
+    with pytest.raises(AttributeError, match="requires"):
+        bare.requires  # noqa: B018
+    assert getattr(bare, "rebind", "absent") == "absent"
+
+
+@pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))])
+def test_copies_and_pickles_have_the_attributes(clone) -> None:
+    t = SameRevert("t", provides="v", requires=("a", "x"))
+    cloned = clone(t)
+    assert "_lazy" not in vars(cloned) and _attributes(cloned) == _attributes(t)
+
+
+def test_only_atoms_that_revert_keep_their_constructor_arguments() -> None:
+    assert not hasattr(OpenArgs("t", requires=["p"]), "_constructor_arguments")
+    assert OwnRevert("t", requires=["c"])._constructor_arguments == (("t",), {"requires": ["c"]})
+
+    class Sub(OwnRevert):
+        pass
+
+    assert Sub("s")._constructor_arguments == (("s",), {})
+
+
+def test_a_class_attribute_named_like_a_mapping_takes_the_general_path() -> None:
+    class WithAttribute(task.Task):
+        requires = "class-level"
+
+        def execute(self, **inputs):
+            pass
+
+    t = WithAttribute("t", requires=["p"])
+    assert "_lazy" not in vars(t) and list(t.requires) == ["p"]
