@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Eligible tests ferroflow must pass (set to what the latest run passed; raise it as compatibility grows).
-UNIT_FLOOR = 811
+UNIT_FLOOR = 840
 #: Examples whose output must equal TaskFlow's.
-EXAMPLES_FLOOR = 26
+EXAMPLES_FLOOR = 29
 
 TEST_FILES = [
     "tests/unit/test_engines.py",
@@ -115,41 +115,16 @@ EXCLUDED: list[tuple[str, str, str, str]] = [
 
 #: Eligible tests that reach into TaskFlow's private names, which ferroflow does not reproduce:
 #: (test class or ``Class.test`` suffix, private name, why). Counted apart from the others.
+#: (Those that map onto what ferroflow has are provided and pass: ``impl_memory.FakeFilesystem``,
+#: public in TaskFlow and documented in ferroflow; ``failure._are_equal_exc_info_tuples``, what
+#: ``Failure.__eq__`` uses; ``engine.storage._flowdetail``, the flow detail the storage writes.)
 PRIVATE_NAMES = [
     (
-        "MemoryFilesystemTest",
-        "impl_memory.FakeFilesystem",
-        "TaskFlow's in-memory filesystem behind MemoryBackend; ferroflow's memory backend keeps records",
+        "test_restart_reverted_unordered_flows_with_retries",
+        "engine._task_executor",
+        "TaskFlow engine's executor object, compared with its ParallelGreenThreadTaskExecutor class;"
+        " ferroflow's parallel engine takes a concurrent.futures executor per run and has no such classes",
     ),
-    (
-        "ExcInfoUtilsTest.test_none_equals",
-        "failure._are_equal_exc_info_tuples",
-        "a private helper of TaskFlow's Failure",
-    ),
-    (
-        "ExcInfoUtilsTest.test_none_ne_tuple",
-        "failure._are_equal_exc_info_tuples",
-        "a private helper of TaskFlow's Failure",
-    ),
-    (
-        "ExcInfoUtilsTest.test_tuple_equals_itself",
-        "failure._are_equal_exc_info_tuples",
-        "a private helper of TaskFlow's Failure",
-    ),
-    (
-        "ExcInfoUtilsTest.test_tuple_nen_none",
-        "failure._are_equal_exc_info_tuples",
-        "a private helper of TaskFlow's Failure",
-    ),
-    (
-        "ExcInfoUtilsTest.test_typle_equals_copy",
-        "failure._are_equal_exc_info_tuples",
-        "a private helper of TaskFlow's Failure",
-    ),
-    ("TestEventTimeListener.test_event_time", "engine.storage._flowdetail", "TaskFlow storage's attribute"),
-    ("test_suspend_and_resume_linear_flow_on_revert", "engine.storage._flowdetail", "TaskFlow storage's attribute"),
-    ("test_suspend_and_revert_even_if_task_is_gone", "engine.storage._flowdetail", "TaskFlow storage's attribute"),
-    ("test_restart_reverted_unordered_flows_with_retries", "engine._task_executor", "TaskFlow engine's attribute"),
 ]
 
 #: Eligible tests whose outcome a documented ferroflow improvement (DESIGN.md) changes: (suffix, why).
@@ -165,6 +140,16 @@ def _category(test_id: str) -> str | None:
             return f"improvement: {why}"
     return None
 
+
+#: Eligible examples whose output a documented deliberate difference changes: (name, why). They are
+#: run and compared like the others, and counted apart.
+DELIBERATE_EXAMPLES = {
+    "resume_vm_boot": (
+        "saves its flow factory, a function of the script run as __main__: ferroflow refuses to save it"
+        " (a resuming process never imports code from a store outside trusted modules, and no trust"
+        " setting trusts __main__, see ferroflow.trust), where TaskFlow saves it"
+    ),
+}
 
 #: Examples not run: (name, reason).
 EXCLUDED_EXAMPLES = {
@@ -603,6 +588,16 @@ def main(argv: list[str] | None = None) -> int:
         same = [r.name for r in runs if r.same]
         eligible = [r.name for r in runs if r.eligible]
         print(f"examples: {len(same)} of {len(eligible)} eligible give TaskFlow's output")
+        apart_examples = [name for name in eligible if name in DELIBERATE_EXAMPLES]
+        if apart_examples:
+            counted_examples = [name for name in eligible if name not in DELIBERATE_EXAMPLES]
+            won_examples = sum(1 for name in counted_examples if name in same)
+            print(
+                f"  without the {len(apart_examples)} a documented deliberate difference changes: "
+                f"{won_examples} of {len(counted_examples)}"
+            )
+            for name in apart_examples:
+                print(f"  {name}: {'same' if name in same else 'differs'} [deliberate: {DELIBERATE_EXAMPLES[name]}]")
         report["examples"] = {
             r.name: {
                 "same": r.same,
