@@ -14,6 +14,7 @@ step; whatever it cannot do comes back to this loop at the atom where it stopped
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import gc
 import threading
@@ -942,12 +943,50 @@ class SerialActionEngine(ActionEngine):
 
 
 class ParallelActionEngine(ActionEngine):
-    """Runs independent atoms concurrently on threads.
+    """Runs independent atoms concurrently on threads, or in processes.
 
-    ``executor`` may be a `concurrent.futures.Executor` (owned by the caller: never shut down here)
-    or one of the strings ``thread``/``threads``/``threaded``; ``max_workers`` sizes the pool the
-    engine creates itself. Retries run on the engine thread, as in TaskFlow.
+    ``executor`` may be a `concurrent.futures.Executor` (owned by the caller: never shut down here),
+    one of the strings ``thread``/``threads``/``threaded`` (the default), or one of
+    ``process``/``processes``/``processpool`` (`PROCESS_KINDS`: a `concurrent.futures.ProcessPoolExecutor`,
+    as TaskFlow's examples use ``executor='processes'``); ``max_workers`` sizes the pool the engine
+    creates itself. Retries run on the engine thread, as in TaskFlow.
+
+    In processes (CPU-bound atoms): each task is pickled, with its arguments, into a worker process
+    that runs it and sends back its result, so its tasks must pickle (classes defined at module
+    level, no lambdas); compiling checks this and raises `~ferroflow.exceptions.CompilationFailure`
+    naming the atom and the flow. Changes a task makes to itself in the worker stay there. Progress a
+    task reports there (``update_progress``, or its notifier's ``update_progress`` event) reaches the
+    engine, the task's notifier listeners and storage when the task completes, in order, not live.
     """
+
+    def compile(self) -> None:
+        compiled_before = self._compilation is not None
+        super().compile()
+        if not compiled_before and self._in_processes():
+            self._check_picklable()
+
+    def _in_processes(self) -> bool:
+        executor = self._options.get("executor")
+        if isinstance(executor, futures.ProcessPoolExecutor):
+            return True
+        return isinstance(executor, str) and executor.lower() in PROCESS_KINDS
+
+    def _check_picklable(self) -> None:
+        """Every task of the flow pickles (retries run on the engine thread)."""
+        import pickle
+
+        for index, atom in enumerate(self._atoms):
+            if self._retry_flags[index]:
+                continue
+            try:
+                pickle.dumps(_for_process(atom))
+            except Exception as exc:
+                raise exceptions.CompilationFailure(
+                    f"Atom {atom.name!r} of flow {self._flow.name!r} cannot run in a process executor: "
+                    f"it cannot be pickled ({type(exc).__name__}: {exc}). Define its class (and the "
+                    "functions it calls) at module level and keep unpicklable objects (locks, "
+                    "connections, lambdas) out of its attributes, or use executor='threads'"
+                ) from exc
 
     def _make_executor(self) -> tuple[futures.Executor, bool]:
         executor = self._options.get("executor")
@@ -958,15 +997,57 @@ class ParallelActionEngine(ActionEngine):
             return executor, False
         if executor is None or (isinstance(executor, str) and executor.lower() in _THREAD_KINDS):
             return futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ferroflow"), True
+        if isinstance(executor, str) and executor.lower() in PROCESS_KINDS:
+            return futures.ProcessPoolExecutor(max_workers=max_workers), True
         if isinstance(executor, str):
             raise ValueError(
-                f"Unknown executor kind {executor!r}; use one of {sorted(_THREAD_KINDS)} or pass a "
-                "concurrent.futures.Executor instance"
+                f"Unknown executor kind {executor!r}; use one of {sorted(_THREAD_KINDS | PROCESS_KINDS)} or "
+                "pass a concurrent.futures.Executor instance"
             )
         raise TypeError(f"executor must be a concurrent.futures.Executor or a string, not {type(executor).__name__}")
 
+    def _submit_to_process(self, executor: futures.Executor, index: int, kind: int) -> futures.Future:
+        """Submits a task to a worker process: its arguments are fetched here (a failure to fetch them
+        is the task's failure, as on threads)."""
+        persist = self._persist
+        if persist is not None:
+            persist.keep_lease()
+        atom = _for_process(self._atoms[index])
+        storage = self._storage
+        try:
+            kwargs = self._arguments(index, revert=kind == _REVERT)
+            if kind == _EXECUTE:
+                return executor.submit(_run_in_process, atom, kind, kwargs, None, None)
+            result = storage.failures.get(index)
+            if result is None:
+                result = storage.interrupted.get(index, storage.results[index])
+            return executor.submit(_run_in_process, atom, kind, kwargs, result, storage.get_execute_failures())
+        except Exception:
+            done: futures.Future = futures.Future()
+            done.set_result((False, Failure(), ()))
+            return done
+
+    def _replay_progress(self, index: int, reported: tuple) -> None:
+        """Progress a task reported in its worker process, as it would have arrived on a thread."""
+        if not reported:
+            return
+        atom = self._atoms[index]
+        storage = self._storage
+        events = getattr(atom, "_notifier", None)
+        if events is None:
+            for progress, details in reported:
+                storage.report_progress(index, progress, details)
+            return
+        atom._progress_sink = functools.partial(storage.report_progress, index)
+        try:
+            for progress, details in reported:
+                events.notify(task_mod.EVENT_UPDATE_PROGRESS, {**(details or {}), "progress": progress})
+        finally:
+            atom._progress_sink = None
+
     def _loop(self, timeout: float | None) -> Iterator[str]:
         executor, owned = self._make_executor()
+        in_processes = isinstance(executor, futures.ProcessPoolExecutor)
         running: dict[futures.Future, tuple[int, int]] = {}
         order: dict[futures.Future, int] = {}
         seq = 0
@@ -980,7 +1061,10 @@ class ParallelActionEngine(ActionEngine):
                         ok, value = self._call(index, kind)
                         self._complete(index, kind, ok, value)
                         continue
-                    future = executor.submit(self._call, index, kind)
+                    if in_processes:
+                        future = self._submit_to_process(executor, index, kind)
+                    else:
+                        future = executor.submit(self._call, index, kind)
                     running[future] = (index, kind)
                     order[future] = seq
                     seq += 1
@@ -996,7 +1080,14 @@ class ParallelActionEngine(ActionEngine):
                     for future in sorted(done, key=order.__getitem__):
                         index, kind = running.pop(future)
                         order.pop(future)
-                        ok, value = future.result()
+                        if in_processes:
+                            try:
+                                ok, value, reported = future.result()
+                            except Exception:  # the worker died, or the result did not pickle
+                                ok, value, reported = False, Failure(), ()
+                            self._replay_progress(index, reported)
+                        else:
+                            ok, value = future.result()
                         self._complete(index, kind, ok, value)
                 yield states.ANALYZING
         finally:
@@ -1004,8 +1095,31 @@ class ParallelActionEngine(ActionEngine):
                 executor.shutdown(wait=True)
 
 
+def _for_process(atom: Any) -> Any:
+    """What is sent to a worker process: the task, without its notifier (whose listeners stay
+    here: what the task reports is replayed to them, see `ParallelActionEngine._replay_progress`)."""
+    if getattr(atom, "_notifier", None) is None:
+        return atom
+    clone = copy.copy(atom)
+    clone._notifier = None
+    return clone
+
+
+def _run_in_process(atom: Any, kind: int, kwargs: dict[str, Any], result: Any, failures: Any) -> tuple:
+    """Runs a task's execute (or revert) in a worker process: ``(ok, value, progress reported)``."""
+    reported: list[tuple[Any, Any]] = []
+    atom._progress_sink = lambda progress, details: reported.append((progress, details))
+    if kind == _EXECUTE:
+        ok, value = actions.execute_task(atom, kwargs)
+    else:
+        ok, value = actions.revert_task(atom, kwargs, result, failures)
+    return ok, value, tuple(reported)
+
+
 THREAD_KINDS = frozenset({"thread", "threads", "threaded"})
 _THREAD_KINDS = THREAD_KINDS
+#: ``executor`` strings that run tasks in worker processes (TaskFlow's spellings).
+PROCESS_KINDS = frozenset({"process", "processes", "processpool"})
 
 # TaskFlow programs import (and print) the engines from ``engines.action_engine.engine``: their
 # public home, so that is the module their repr, pickling and reflection name.
