@@ -28,7 +28,7 @@ class InlineExecutor(futures.Executor):
 
 
 def _record_applies(monkeypatch) -> list[list[tuple[str, str]]]:
-    """Each apply() call's atom rows as ``(atom uuid, state)`` (see `_named`)."""
+    """Each apply() (or apply_steps()) call's atom rows as ``(atom uuid, state)`` (see `_named`)."""
     batches: list[list[tuple[str, str]]] = []
     original = impl_sqlite.SQLiteConnection.apply
 
@@ -39,7 +39,15 @@ def _record_applies(monkeypatch) -> list[list[tuple[str, str]]]:
         batches.append(batch)
         return original(self, *args, atom_updates=updates, atom_changes=changes, **kwargs)
 
+    original_steps = impl_sqlite.SQLiteConnection.apply_steps
+
+    def spy_steps(self, steps):
+        steps = list(steps)
+        batches.append([(uuid, state) for uuid, state, *_ in steps])
+        return original_steps(self, steps)
+
     monkeypatch.setattr(impl_sqlite.SQLiteConnection, "apply", spy)
+    monkeypatch.setattr(impl_sqlite.SQLiteConnection, "apply_steps", spy_steps)
     return batches
 
 

@@ -37,6 +37,7 @@ use crate::store::{
 type LogBookTuple = (String, String, String, f64, Option<f64>);
 type FlowTuple = (String, String, String, Option<String>, String, f64, Option<f64>);
 type FlowStateTuple = (String, String, Option<f64>);
+type StepTuple = (String, String, String, Option<String>, Option<String>, Option<String>);
 type FreshTuple = (String, f64, Vec<String>, Vec<String>, Vec<bool>, Vec<Option<String>>);
 
 /// Number of fields of an atom detail tuple.
@@ -123,8 +124,21 @@ impl SqliteStore {
         Ok(SqliteStore { inner, path, flusher })
     }
 
-    /// Runs `op` on the open store with the GIL released.
+    /// Runs `op` on the open store with the GIL released, after committing the open group of a
+    /// batch-durability store (so that every read sees what was applied, and writes stay in order).
     pub(super) fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
+    where
+        T: Send,
+        F: FnOnce(&mut Store) -> CoreResult<T> + Send,
+    {
+        self.with_open_group(py, |store| {
+            store.flush()?;
+            op(store)
+        })
+    }
+
+    /// [`SqliteStore::with`] without committing the open group first (`apply` joins it).
+    fn with_open_group<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
     where
         T: Send,
         F: FnOnce(&mut Store) -> CoreResult<T> + Send,
@@ -202,7 +216,7 @@ impl SqliteStore {
 
     /// Commits the open group of applied batches now (`durability="batch"`; a no-op otherwise).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        self.with(py, Store::flush)
+        self.with(py, |_| Ok(()))
     }
 
     /// Whether the store was opened read-only.
@@ -430,7 +444,43 @@ impl SqliteStore {
                 .map(|(flow_uuid, meta, updated_at)| FlowMetaChange { flow_uuid, meta, updated_at })
                 .collect(),
         };
-        self.with(py, move |s| s.apply(&batch))?;
+        self.with_open_group(py, move |s| s.apply(&batch))?;
+        if let Some(flusher) = &self.flusher {
+            flusher.wake();
+        }
+        Ok(())
+    }
+
+    /// The commonest engine transitions, without a dict each: `(atom uuid, state, intention,
+    /// results, meta, resume record)`, all at `updated_at`, as one batch (see `apply`). `results`
+    /// set also clears the failure (a task succeeding); `None` keeps a column.
+    #[pyo3(signature = (steps, updated_at, fence = None))]
+    fn apply_steps(
+        &self,
+        py: Python<'_>,
+        steps: Vec<StepTuple>,
+        updated_at: f64,
+        fence: Option<(String, String, i64)>,
+    ) -> PyResult<()> {
+        let batch = Batch {
+            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
+            transitions: steps
+                .into_iter()
+                .map(|(atom_uuid, state, intention, results, meta, resume)| Transition {
+                    failure: if results.is_some() { Nullable::Clear } else { Nullable::Keep },
+                    atom_uuid,
+                    state: Some(state),
+                    intention: Some(intention),
+                    results,
+                    meta,
+                    resume,
+                    updated_at: Some(updated_at),
+                    ..Transition::default()
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        self.with_open_group(py, move |s| s.apply(&batch))?;
         if let Some(flusher) = &self.flusher {
             flusher.wake();
         }

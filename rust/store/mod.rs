@@ -17,14 +17,15 @@
 //! - [`Durability::Fsync`] (`synchronous=FULL`): the WAL is also fsync'ed at every commit, so a
 //!   committed transaction also survives power loss and OS crashes, at the price of one fsync per
 //!   commit. Group commit ([`Batch`]) amortises it over the atoms that finish together.
-//! - [`Durability::Batch`] (`synchronous=NORMAL`): [`Store::apply`] batches are committed in
-//!   groups ([`GroupCommit`]: every few milliseconds or every few hundred atom rows, at each flow
-//!   state change, and before any other write), so a batch no longer costs a commit. Every batch
-//!   is still all or nothing (a savepoint), and groups commit in order, so what a kill leaves is
-//!   always a state the store passed through: a kill loses at most the open group (the atoms it
-//!   recorded run again on resume), never a committed one, and never corrupts the file. While a
-//!   group is open this connection holds the write lock (other writers wait, up to the busy
-//!   timeout): someone must call [`Store::flush_due`] on a timer (the Python class does).
+//! - [`Durability::Batch`] (`synchronous=NORMAL`): the atom transitions of [`Store::apply`] are
+//!   held in memory and committed in groups ([`GroupCommit`]: every few milliseconds or every few
+//!   hundred transitions, at each flow state change, and before any other write), an atom's
+//!   transitions within a group merged into one row write. A group commits whole, in order, so
+//!   what a kill leaves is always a state the store passed through: a kill loses at most the open
+//!   group (its atoms run again on resume), never a committed one, and never corrupts the file.
+//!   Reads of this handle see the open group once [`Store::flush`]ed (the Python class flushes
+//!   before every other call), and someone must call [`Store::flush_due`] on a timer (the Python
+//!   class does).
 //!
 //! Several handles, in one or several processes, may share a file: readers never block the writer,
 //! writers queue behind each other for up to a busy timeout, and each flow detail carries an owner
@@ -181,6 +182,30 @@ impl Transition {
     /// A transition of `atom_uuid` that changes nothing yet.
     pub fn new(atom_uuid: impl Into<String>) -> Transition {
         Transition { atom_uuid: atom_uuid.into(), ..Transition::default() }
+    }
+
+    /// Folds a later transition of the same atom into this one: what `later` changes wins, what
+    /// it keeps stays as this one left it (writing the result equals writing both in order).
+    pub fn merge(&mut self, later: &Transition) {
+        fn take<T: Clone>(column: &mut Option<T>, later: Option<&T>) {
+            if let Some(value) = later {
+                *column = Some(value.clone());
+            }
+        }
+        fn take_nullable(column: &mut Nullable, later: &Nullable) {
+            if *later != Nullable::Keep {
+                column.clone_from(later);
+            }
+        }
+        take(&mut self.state, later.state.as_ref());
+        take(&mut self.intention, later.intention.as_ref());
+        take(&mut self.results, later.results.as_ref());
+        take_nullable(&mut self.failure, &later.failure);
+        take(&mut self.revert_results, later.revert_results.as_ref());
+        take_nullable(&mut self.revert_failure, &later.revert_failure);
+        take(&mut self.meta, later.meta.as_ref());
+        take(&mut self.updated_at, later.updated_at.as_ref());
+        take(&mut self.resume, later.resume.as_ref());
     }
 }
 

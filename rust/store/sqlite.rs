@@ -2,6 +2,8 @@
 //!
 //! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -49,10 +51,10 @@ impl Durability {
     }
 }
 
-/// When [`Durability::Batch`] commits the group of [`Store::apply`] batches it holds open: once
-/// it holds `max_transitions` atom rows, once its first batch is `max_delay` old (checked at each
-/// apply and by whoever calls [`Store::flush_due`]), at a flow state change, and before any other
-/// write. What a kill can lose is therefore bounded by both.
+/// When [`Durability::Batch`] commits the group of [`Store::apply`] transitions it holds: once it
+/// holds `max_transitions` of them, once its first is `max_delay` old (checked at each apply and
+/// by whoever calls [`Store::flush_due`]), at a flow state change, and before any other write.
+/// What a kill can lose is therefore bounded by both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommit {
     pub max_transitions: usize,
@@ -65,12 +67,30 @@ impl Default for GroupCommit {
     }
 }
 
-/// The open group of a [`Durability::Batch`] store: a `BEGIN IMMEDIATE` transaction not yet
-/// committed.
-#[derive(Debug, Clone, Copy)]
+/// The open group of a [`Durability::Batch`] store: transitions applied but not yet written, one
+/// per atom (a later transition of an atom is merged into its earlier one, so an atom that starts
+/// and finishes within a group costs one row write).
+#[derive(Debug, Default)]
 struct OpenGroup {
-    since: Instant,
-    rows: usize,
+    since: Option<Instant>,
+    /// Transitions applied since the group opened (before merging): the `max_transitions` bound.
+    applied: usize,
+    transitions: Vec<Transition>,
+    by_atom: HashMap<String, usize>,
+    /// The fence of the group's batches, checked when the group is written.
+    fence: Option<Fence>,
+}
+
+impl OpenGroup {
+    fn add(&mut self, transition: &Transition) {
+        self.applied += 1;
+        if let Some(&at) = self.by_atom.get(&transition.atom_uuid) {
+            self.transitions[at].merge(transition);
+        } else {
+            self.by_atom.insert(transition.atom_uuid.clone(), self.transitions.len());
+            self.transitions.push(transition.clone());
+        }
+    }
 }
 
 /// The current owner of a flow detail and when its lease ends (unix seconds).
@@ -97,9 +117,9 @@ pub struct Store {
     read_only: bool,
     /// Set with [`Durability::Batch`]: [`Store::apply`] commits in groups.
     group: Option<GroupCommit>,
-    /// The group of applied batches not committed yet.
-    open_group: Option<OpenGroup>,
-    /// Why a commit made by [`Store::flush_due`] (off the caller's path) failed: the next write
+    /// The transitions applied but not written yet ([`Durability::Batch`]).
+    open_group: RefCell<OpenGroup>,
+    /// Why a commit made by [`Store::flush_due`] (off the caller's path) failed: the next apply
     /// reports it.
     flush_failure: Option<String>,
 }
@@ -233,7 +253,15 @@ impl Store {
     }
 
     fn new(conn: Connection, label: String) -> Store {
-        Store { conn, label, checkpointer: None, read_only: false, group: None, open_group: None, flush_failure: None }
+        Store {
+            conn,
+            label,
+            checkpointer: None,
+            read_only: false,
+            group: None,
+            open_group: RefCell::default(),
+            flush_failure: None,
+        }
     }
 
     /// The path this store was opened on (`:memory:` for an in-memory store).
@@ -242,7 +270,7 @@ impl Store {
     }
 
     /// Closes the connection (committing an open group first), reporting any error sqlite gives.
-    pub fn close(mut self) -> CoreResult<()> {
+    pub fn close(self) -> CoreResult<()> {
         self.flush()?;
         let Store { conn, label, checkpointer, .. } = self;
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
@@ -604,39 +632,34 @@ impl Store {
         }
     }
 
-    /// [`Durability::Batch`]: applies `batch` inside the open group (opened if needed) under a
-    /// savepoint, so that it is still all or nothing, then commits the group if it is due.
+    /// [`Durability::Batch`]: a batch of atom transitions only joins the open group (written when
+    /// the group commits: a missing atom or a lost lease is reported then, and the whole group is
+    /// refused); any other batch commits the group, then itself.
     fn apply_in_group(&mut self, batch: &Batch, group: GroupCommit) -> CoreResult<()> {
         if let Some(failure) = self.flush_failure.take() {
             return Err(CoreError::Storage(failure));
         }
-        let applied = (|| -> Inner<()> {
-            if self.open_group.is_none() || self.conn.is_autocommit() {
-                self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                self.open_group = Some(OpenGroup { since: Instant::now(), rows: 0 });
-            }
-            self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
-            if let Err(e) = apply_batch(&self.conn, batch) {
-                if !self.conn.is_autocommit() {
-                    self.conn.prepare_cached("ROLLBACK TO batch")?.execute([])?;
-                    self.conn.prepare_cached("RELEASE batch")?.execute([])?;
-                }
-                return Err(e);
-            }
-            self.conn.prepare_cached("RELEASE batch")?.execute([])?;
-            Ok(())
-        })();
-        if self.conn.is_autocommit() {
-            // sqlite rolled the whole group back by itself (I/O error, full disk): it is lost,
-            // like the open group of a killed process.
-            self.open_group = None;
+        let transitions_only = batch.atom_details.is_empty()
+            && batch.fresh_atoms.is_none()
+            && batch.resume_records.is_empty()
+            && batch.flow_states.is_empty()
+            && batch.flow_metas.is_empty();
+        if !transitions_only {
+            return self.write("applying a batch", |conn| apply_batch(conn, batch));
         }
-        self.finish("applying a batch", applied)?;
-        let Some(open) = self.open_group.as_mut() else { return Ok(()) };
-        open.rows += batch.atom_details.len() + batch.transitions.len() + batch.resume_records.len();
-        let due = open.rows >= group.max_transitions || open.since.elapsed() >= group.max_delay;
-        // A flow's state (and meta) is what a caller waits for: never left in an open group.
-        if due || !batch.flow_states.is_empty() || !batch.flow_metas.is_empty() {
+        if self.open_group.borrow().fence != batch.fence {
+            self.flush()?; // a group is written under one fence
+        }
+        let due = {
+            let mut open = self.open_group.borrow_mut();
+            open.fence.clone_from(&batch.fence);
+            let since = *open.since.get_or_insert_with(Instant::now);
+            for transition in &batch.transitions {
+                open.add(transition);
+            }
+            open.applied >= group.max_transitions || since.elapsed() >= group.max_delay
+        };
+        if due {
             self.flush()?;
         }
         Ok(())
@@ -654,27 +677,28 @@ impl Store {
         self.group
     }
 
-    /// Commits the open group of applied batches, if any ([`Durability::Batch`]; a no-op otherwise).
-    pub fn flush(&mut self) -> CoreResult<()> {
-        if self.open_group.take().is_none() || self.conn.is_autocommit() {
+    /// Writes and commits the open group of applied transitions, if any ([`Durability::Batch`]; a
+    /// no-op otherwise). On failure the group is dropped, as a kill would lose it.
+    pub fn flush(&self) -> CoreResult<()> {
+        if self.open_group.borrow().transitions.is_empty() {
             return Ok(());
         }
-        let committed = self.conn.prepare_cached("COMMIT").and_then(|mut commit| commit.execute([]));
-        if let Err(e) = committed {
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+        let open = self.open_group.take();
+        self.write("committing a group of transitions", |conn| {
+            if let Some(fence) = &open.fence {
+                check_fence(conn, fence)?;
             }
-            return Err(CoreError::Storage(format!("store '{}': committing a group failed: {e}", self.label)));
-        }
-        Ok(())
+            apply_parts(conn, &Parts { transitions: &open.transitions, ..Parts::default() })
+        })
     }
 
     /// For a timer off the writer's path: commits the open group if it is older than its
     /// `max_delay`, and returns how long until the open group is due (`None`: no group open). A
-    /// failed commit is reported by the next write.
+    /// failed commit is reported by the next apply.
     pub fn flush_due(&mut self) -> Option<Duration> {
-        let (open, group) = (self.open_group?, self.group?);
-        if let Some(left) = group.max_delay.checked_sub(open.since.elapsed()).filter(|left| !left.is_zero()) {
+        let group = self.group?;
+        let since = self.open_group.borrow().since?;
+        if let Some(left) = group.max_delay.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) {
             return Some(left);
         }
         if let Err(e) = self.flush() {
@@ -771,7 +795,7 @@ impl Store {
     // ---- plumbing -----------------------------------------------------------------------------
 
     /// Runs `body` in one immediate transaction, committing only if it succeeds.
-    fn write<T>(&mut self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
+    fn write<T>(&self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
         // Writes stay in order: an open group commits before anything else is written.
         self.flush()?;
         let result = (|| -> Inner<T> {

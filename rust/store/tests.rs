@@ -699,13 +699,12 @@ fn state_of(store: &Store, atom: &str) -> String {
 }
 
 #[test]
-fn grouped_batches_commit_together_once_the_group_is_full() {
+fn grouped_transitions_commit_together_once_the_group_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, other) = grouped(&dir, 3, 3, Duration::from_secs(60));
     store.apply(&step("a0", "RUNNING")).unwrap();
     store.apply(&step("a0", "SUCCESS")).unwrap();
-    // The writer reads its own group; another connection sees only what is committed.
-    assert_eq!(state_of(&store, "a0"), "SUCCESS");
+    // Nothing is written before the group commits.
     assert_eq!(state_of(&other, "a0"), "PENDING");
     store.apply(&step("a1", "RUNNING")).unwrap();
     assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "RUNNING".into()));
@@ -714,6 +713,32 @@ fn grouped_batches_commit_together_once_the_group_is_full() {
     store.flush().unwrap();
     assert_eq!(state_of(&other, "a1"), "SUCCESS");
     store.flush().unwrap(); // nothing open: a no-op
+}
+
+#[test]
+fn an_atoms_transitions_in_one_group_merge_into_one_row_write() {
+    let mut first =
+        Transition { state: Some("RUNNING".into()), intention: Some("EXECUTE".into()), ..Transition::new("a") };
+    first.failure = Nullable::Set("{}".into());
+    let later = Transition {
+        state: Some("SUCCESS".into()),
+        results: Some("1".into()),
+        failure: Nullable::Clear,
+        resume: Some("r".into()),
+        ..Transition::new("a")
+    };
+    first.merge(&later);
+    let expected = Transition {
+        state: Some("SUCCESS".into()),
+        intention: Some("EXECUTE".into()),
+        results: Some("1".into()),
+        failure: Nullable::Clear,
+        resume: Some("r".into()),
+        ..Transition::new("a")
+    };
+    assert_eq!(first, expected);
+    first.merge(&Transition::new("a"));
+    assert_eq!(first, expected, "a later transition keeping every column changes nothing");
 }
 
 #[test]
@@ -734,21 +759,21 @@ fn a_flow_state_change_or_any_other_write_commits_the_open_group_first() {
 }
 
 #[test]
-fn a_failing_batch_in_a_group_undoes_only_itself() {
+fn a_group_with_a_missing_atom_is_refused_whole_when_it_commits() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
     store.apply(&step("a0", "SUCCESS")).unwrap();
-    let mut bad = step("a1", "SUCCESS");
-    bad.transition(Transition { state: Some("SUCCESS".into()), ..Transition::new("ghost") });
-    assert!(is_not_found(&store.apply(&bad), "atom detail 'ghost'"));
-    assert_eq!(state_of(&store, "a1"), "PENDING");
+    store.apply(&step("ghost", "SUCCESS")).unwrap();
+    assert!(is_not_found(&store.flush(), "atom detail 'ghost'"));
+    assert_eq!(state_of(&other, "a0"), "PENDING");
+    // The store goes on: the next group commits.
     store.apply(&step("a1", "RUNNING")).unwrap();
     store.flush().unwrap();
-    assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "RUNNING".into()));
+    assert_eq!(state_of(&other, "a1"), "RUNNING");
 }
 
 #[test]
-fn a_due_group_is_committed_by_the_timer_and_a_lost_lease_still_fences_it() {
+fn a_due_group_is_committed_by_the_timer_and_a_lost_lease_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, mut other) = grouped(&dir, 1, 1000, Duration::from_millis(20));
     assert_eq!(store.flush_due(), None);
@@ -760,7 +785,8 @@ fn a_due_group_is_committed_by_the_timer_and_a_lost_lease_still_fences_it() {
     assert_eq!(store.flush_due(), None);
     assert_eq!(state_of(&other, "a0"), "RUNNING");
 
-    // Fenced batches in a group: once another owner holds the lease, the next one is refused.
+    // A group is written under its batches' fence: once another owner holds the lease, the
+    // whole group is refused.
     let epoch = store.acquire_lease("f", "me", 1.0, 0.0).unwrap().unwrap();
     let fenced = |state: &str| {
         let mut batch = step("a0", state);
@@ -769,8 +795,9 @@ fn a_due_group_is_committed_by_the_timer_and_a_lost_lease_still_fences_it() {
     };
     store.apply(&fenced("SUCCESS")).unwrap();
     store.flush().unwrap();
+    store.apply(&fenced("FAILURE")).unwrap();
     other.acquire_lease("f", "thief", 10.0, 5.0).unwrap().unwrap();
-    assert!(matches!(store.apply(&fenced("FAILURE")), Err(CoreError::LeaseLost(_))));
+    assert!(matches!(store.flush(), Err(CoreError::LeaseLost(_))));
     assert_eq!(state_of(&other, "a0"), "SUCCESS");
 }
 

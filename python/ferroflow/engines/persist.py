@@ -16,11 +16,13 @@ from typing import Any
 from ferroflow import _core, codec, exceptions, migrations, states
 from ferroflow.engines import resume_plan, revert_refs
 from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_NAMES, STATE_CODES, STATE_NAMES
-from ferroflow.persistence import models, ownership
+from ferroflow.persistence import columns, models, ownership
 from ferroflow.persistence.saved import SavedAtoms, damaged
 
 _TASK, _RETRY = 0, 1
 _SUCCESS_CODE = STATE_CODES[states.SUCCESS]
+_RUNNING_CODE = STATE_CODES[states.RUNNING]
+_RUNNING, _SUCCESS, _EXECUTE = states.RUNNING, states.SUCCESS, states.EXECUTE
 _EXECUTE_CODE = INTENTION_CODES[states.EXECUTE]
 _FIELDS = ("state", "intention", "results", "failure", "revert_results", "revert_failure", "meta")
 # The columns a transition into each state can change (a state's own data plus progress in meta);
@@ -679,12 +681,18 @@ class Persister:
         An atom completing also gets its resume record (where the backend keeps them): who
         provided its inputs, and how to revert it once its code is gone (`revert_refs`).
         """
+        storage = engine.storage
+        if self.details is None:
+            steps = self._steps(engine, storage, transitions)
+            if steps is not None:
+                self._conn.apply_steps(steps)
+                self._unsynced = True
+                return
         touched: dict[int, frozenset[str]] = {}
         for atom, state, _ in transitions:
             fields = _FIELDS_BY_STATE[state]
             seen = touched.get(atom)
             touched[atom] = fields if seen is None or seen is fields else seen | fields
-        storage = engine.storage
         records = None
         if self._records:
             for atom, state, intention in transitions:
@@ -713,6 +721,34 @@ class Persister:
         else:
             for atom in touched:
                 self._conn.update_atom_details(details[atom])
+
+    def _steps(
+        self, engine: Any, storage: Any, transitions: list[tuple[int, int, int]]
+    ) -> list[tuple[str, str, str, str | None, str | None, str | None]] | None:
+        """The fast path's rows of a batch made only of the steps every forward run is made of (a
+        task starting, a task succeeding with nothing but its progress in meta), as
+        `SQLiteConnection.apply_steps` takes them; ``None`` for any other batch (the general
+        path writes it)."""
+        if len(transitions) > 1 and len({atom for atom, _, _ in transitions}) != len(transitions):
+            return None  # an atom touched twice in one batch: the general path merges its fields
+        steps = []
+        is_retry = engine._is_retry
+        for atom, state, intention in transitions:
+            if intention != _EXECUTE_CODE or is_retry(atom):
+                return None
+            if state == _RUNNING_CODE:
+                steps.append((storage.atom_uuid(atom), _RUNNING, _EXECUTE, None, None, None))
+                continue
+            if state != _SUCCESS_CODE or atom in self._metas or atom in storage.progress_details:
+                return None
+            meta = _PROGRESS_METAS.get(storage.progress_of(atom)[0])
+            if meta is None:
+                return None
+            result = storage.results[atom]
+            results = "null" if result is None else columns.dumps(result, "results")
+            record = resume_record(engine, atom) if self._records else None
+            steps.append((storage.atom_uuid(atom), _SUCCESS, _EXECUTE, results, meta, record))
+        return steps
 
     def _change(self, engine: Any, storage: Any, atom: int, fields: frozenset[str]) -> dict[str, Any]:
         """The fast path's change of one atom row: its state and the ``fields`` it changed."""

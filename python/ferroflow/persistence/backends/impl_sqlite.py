@@ -565,6 +565,16 @@ class SQLiteConnection(base.Connection):
         fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
         self._store.apply(rows, changes, flows, metas, records, fresh, self._fence)
 
+    def apply_steps(self, steps: Iterable[tuple[str, str, str, str | None, str | None, str | None]]) -> None:
+        """Write the commonest engine transitions in one transaction, as :meth:`apply` would: each
+        step is ``(atom uuid, state, intention, results, meta, resume record)`` with the payloads
+        as JSON text. ``results`` set (a task succeeding) also clears the atom's failure; a
+        ``None`` keeps that column (a task starting sets its state and intention only).
+
+        :raises NotFound: an atom detail does not exist (nothing is written).
+        """
+        self._store.apply_steps(list(steps), time.time(), self._fence)
+
     # -- resumption records ---------------------------------------------------------------------
 
     def resume_summaries(self, flow_uuid: str) -> list[tuple[str, str | None, str | None, str | None]]:
