@@ -227,9 +227,11 @@ class FakeFilesystem:
 
         :raises NotFound: the parent path does not exist.
         """
-        path = self.normpath(path)
         value = self._copy(value)
-        inode = self._by_path.get(path)
+        inode = self._by_path.get(path)  # (a path already normalised, the common case)
+        if inode is None:
+            path = self.normpath(path)
+            inode = self._by_path.get(path)
         if inode is not None:
             inode.value = value
             return
