@@ -294,3 +294,34 @@ def test_a_dir_store_opened_read_only_refuses_every_write_and_creates_nothing(tm
     with missing.get_connection() as conn, pytest.raises(exceptions.StorageFailure, match="Missing required"):
         conn.upgrade()
     assert not (tmp_path / "missing").exists()
+
+
+def test_sqlite_options_in_the_db_uri_reach_the_store(workdir: Path) -> None:
+    """``--db 'sqlite:///path?durability=batch'``: the run and the resume write with group commit
+    (a kill in ``c`` loses at most the open group: here ``a`` and ``b`` run again), and a
+    read-only command opens the same file without the options; a bad option is a usage error."""
+    db = workdir / "batch.db"
+    uri = f"sqlite:///{db}?durability=batch&batch_transitions=1000&batch_ms=60000"
+    deploy(workdir, kill="c")
+    killed = ferroflow("run", "appflows:make", "--db", uri, "--no-progress", cwd=workdir)
+    assert killed.returncode == -9, (killed.stdout, killed.stderr)
+    assert take_journal(workdir) == ["execute a", "execute b", "execute c"]
+    deploy(workdir)
+    uuid = flow_uuid_in(killed.stdout)
+    shown = ferroflow("show", uuid, "--db", uri, cwd=workdir)
+    assert shown.returncode == 0, shown.stderr
+    # Nothing of the run was committed: the open group (a, b, c's transitions) died with it.
+    from ferroflow.persistence import backends
+
+    with backends.backend(f"sqlite:///{db}?mode=ro") as backend, backend.get_connection() as conn:
+        saved = {ad.name: ad.state for ad in conn.get_flow_details(uuid) if not ad.name.startswith("_")}
+    assert saved == {"a": "PENDING", "b": "PENDING", "c": "PENDING", "d": "PENDING"}
+    resumed = ferroflow("resume", uuid, "--db", uri, "--no-progress", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert take_journal(workdir) == ["execute a", "execute b", "execute c", "execute d"]
+
+    bad = ferroflow("show", "--db", f"sqlite:///{db}?durability=whenever", cwd=workdir)
+    assert bad.returncode == 0, bad.stderr  # read-only: writes nothing, so takes no write options
+    bad = ferroflow("resume", uuid, "--db", f"sqlite:///{db}?durability=whenever", cwd=workdir)
+    assert bad.returncode == 2, bad.stderr
+    one_line_error(bad.stderr, "Unknown durability 'whenever'")

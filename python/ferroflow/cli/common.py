@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import parse_qsl
 
 from ferroflow import states
 from ferroflow.engines.storage import INJECTOR_NAME
@@ -204,7 +205,8 @@ def locate_store(given: str | None, must_exist: bool) -> Store:
     scheme = text.partition("://")[0].lower().split("+", 1)[0] if "://" in text else ""
     if not scheme or scheme == "sqlite":
         path = db_path(given, must_exist)
-        return Store("sqlite", db_uri(path), str(path), path)
+        query = text.partition("?")[2] if scheme else ""  # (options: ?durability=batch...)
+        return Store("sqlite", db_uri(path) + (f"?{query}" if query else ""), str(path), path)
     kind = _SCHEMES.get(scheme)
     if kind is None:
         shown = _without_password(text)
@@ -321,18 +323,21 @@ def db_uri(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def open_backend(path: Path, read_only: bool = False) -> Iterator[Any]:
+def open_backend(path: Path, read_only: bool = False, options: dict[str, str] | None = None) -> Iterator[Any]:
     """The SQLite backend of ``path`` (schema upgraded; with ``read_only``, opened read-only and
-    never written), closed afterwards."""
+    never written), closed afterwards. ``options``: conf keys the ``--db`` URI gave (such as
+    ``durability``); a read-only backend writes nothing, so it takes none."""
     from ferroflow import exceptions
     from ferroflow.persistence import backends
 
-    conf = {"connection": db_uri(path), "mode": "ro" if read_only else "rw"}
+    conf = {**({} if read_only else (options or {})), "connection": db_uri(path), "mode": "ro" if read_only else "rw"}
     try:
         with backends.backend(conf) as backend:
             yield backend
     except exceptions.StorageFailure as exc:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
+    except ValueError as exc:  # an unknown option or value in the URI
+        raise UsageError(f"--db {path}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -344,7 +349,8 @@ def open_store(store: Store, read_only: bool = False, must_exist: bool = True) -
     ``dir://`` store by connections that refuse every write."""
     if store.kind == "sqlite":
         assert store.path is not None
-        with open_backend(store.path, read_only) as backend:
+        options = dict(parse_qsl(store.uri.partition("?")[2]))
+        with open_backend(store.path, read_only, options) as backend:
             yield backend
         return
     from ferroflow import exceptions
