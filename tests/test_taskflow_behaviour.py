@@ -586,3 +586,29 @@ def test_atoms_failing_in_one_round_are_raised_together_as_a_wrapped_failure(kin
         "Failure: RuntimeError: boom",
         "Failure: ValueError: other",
     ]
+
+
+def test_the_flow_detail_load_creates_in_a_book_reads_its_details_only_when_looked_at(tmp_path, monkeypatch) -> None:
+    """On SQLite's fast path the engine keeps no model per atom: the flow detail ``load()`` created in
+    the caller's book reads its atom details from the store when first looked at, not before (a run
+    nobody inspects pays nothing), and shows the store as it is then."""
+    from ferroflow.persistence.backends import impl_sqlite
+
+    backend = backends.fetch(f"sqlite:///{tmp_path}/lazy.db")
+    backend.get_connection().upgrade()
+    made: list[str] = []
+    original = impl_sqlite._atom_from
+
+    def counting(row):
+        made.append(row[2])
+        return original(row)
+
+    monkeypatch.setattr(impl_sqlite, "_atom_from", counting)
+    book = models.LogBook("lazy")
+    engine = engines.load(linear_flow.Flow("f").add(Add("a"), Add("b"), Add("c")), backend=backend, book=book)
+    engine.run()
+    assert made == []
+    (fd,) = list(book)
+    assert [(ad.name, ad.state) for ad in fd] == [("a", states.SUCCESS), ("b", states.SUCCESS), ("c", states.SUCCESS)]
+    assert sorted(made) == ["a", "b", "c"]
+    assert fd.find(engine.storage.get_atom_uuid("b")).results == 1

@@ -10,7 +10,9 @@ the engine notifies anyone or starts anything that depends on them.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from ferroflow import _core, codec, exceptions, migrations, states
@@ -19,6 +21,7 @@ from ferroflow.engines.storage import INJECTOR_NAME, INTENTION_CODES, INTENTION_
 from ferroflow.persistence import columns, models, ownership
 from ferroflow.persistence.saved import SavedAtoms, damaged
 
+LOG = logging.getLogger(__name__)
 _TASK, _RETRY = 0, 1
 _SUCCESS_CODE = STATE_CODES[states.SUCCESS]
 _RUNNING_CODE = STATE_CODES[states.RUNNING]
@@ -116,6 +119,73 @@ def check_serializable(name: str, value: Any) -> None:
         raise TypeError(
             f"result of atom {name!r} cannot be saved: {exc}; return plain data (dict/list/str/int/float/bool/None)"
         ) from None
+
+
+class _DetailsFromStore(dict):
+    """The atom details of a flow detail (its ``_atomdetails_by_id``), read from the backend when
+    first used: iterated, counted, searched or added to. Until then it holds nothing and costs
+    nothing. A backend that can no longer be read (closed) leaves it empty, with a warning."""
+
+    def __init__(self, backend: Any, flow_uuid: str) -> None:
+        super().__init__()
+        self._source: tuple[Any, str] | None = (backend, flow_uuid)
+
+    @property
+    def pending(self) -> bool:
+        return self._source is not None
+
+    def _fill(self) -> None:
+        source, self._source = self._source, None
+        if source is None:
+            return
+        backend, flow_uuid = source
+        try:
+            with backend.get_connection() as conn:
+                details = list(conn.get_atoms_for_flow(flow_uuid))
+        except Exception as exc:  # (a flow detail being looked at must not raise)
+            LOG.warning("atom details of flow detail %s could not be read from its backend: %s", flow_uuid, exc)
+            return
+        for ad in details:
+            dict.setdefault(self, ad.uuid, ad)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._fill()
+        return dict.__iter__(self)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: str) -> Any:
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._fill()
+        dict.__setitem__(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._fill()
+        return dict.get(self, key, default)
+
+    def keys(self) -> Any:
+        self._fill()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._fill()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._fill()
+        return dict.items(self)
+
+    def __repr__(self) -> str:
+        return "<atom details, not read yet>" if self.pending else dict.__repr__(self)
 
 
 class Persister:
@@ -311,13 +381,19 @@ class Persister:
         store (and adds those it lacks), once atoms were written. A flow detail holding none
         (loaded lazily, or new) is left so: the engine keeps no model per atom on this path, and
         reading them all back would cost what the fast path saves. Except the one `load` created
-        in the caller's book (`fill_user_detail`): the caller sees it only through that book,
-        as TaskFlow fills it, so it is filled, once per run (when the run stops), never per atom."""
+        in the caller's book (`fill_user_detail`), which the caller sees only through that book:
+        it reads its atom details from the store when first looked at (`_DetailsFromStore`), as
+        TaskFlow's shows them, and costs nothing when nobody looks."""
         if not self._unsynced:
             return
         self._unsynced = False
         fd = self.flow_detail
-        if len(fd) == 0 and not self.fill_user_detail:
+        held = fd._atomdetails_by_id
+        if isinstance(held, _DetailsFromStore) and held.pending:
+            return  # (read when looked at: it will show the store as it is then)
+        if len(held) == 0:
+            if self.fill_user_detail:
+                fd._atomdetails_by_id = _DetailsFromStore(self.backend, fd.uuid)
             return
         self._adopt(self._conn.get_atoms_for_flow(fd.uuid))
 
