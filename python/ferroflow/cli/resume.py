@@ -140,8 +140,14 @@ def resume_flow(
     from ferroflow import engines
 
     with contextlib.closing(backend.get_connection()) as conn:
-        flow_detail = conn.get_flow_details(flow_uuid)
-    interrupted = {ad.name for ad in flow_detail if ad.state == states.RUNNING}
+        # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
+        columns = hasattr(backend, "store")
+        flow_detail = conn.get_flow_details(flow_uuid, lazy=columns)
+    if columns:
+        _, names, _, saved_states, *_ = backend.store().atom_columns(flow_uuid)
+        interrupted = {name for name, state in zip(names, saved_states, strict=True) if state == states.RUNNING}
+    else:
+        interrupted = {ad.name for ad in flow_detail if ad.state == states.RUNNING}
     what = "rewind" if rewind_to is not None else "resume"
     try:
         engine = engines.load_from_detail(flow_detail, backend=backend, **options)
