@@ -29,10 +29,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 
 from ferroflow.jobs.base import Job
 from ferroflow.jobs.sql_board import _COLUMNS, _INSERT_JOB, TABLE, SqlJobBoard, _finish_params, _finish_sql
+from ferroflow.persistence.backends.impl_postgres import _Link
 
 __all__ = ["PostgresJobBoard"]
 
@@ -76,6 +77,7 @@ class PostgresJobBoard(SqlJobBoard):
         super().__init__(name, conf, persistence)
         self.uri = uri
         self._listeners: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._lane: _Link | None = None
 
     def _where(self) -> str:
         parts = urlsplit(self.uri)
@@ -129,33 +131,43 @@ class PostgresJobBoard(SqlJobBoard):
 
     # -- one statement each --------------------------------------------------------------------
     def _insert_job(self, values: tuple) -> tuple:
-        with self._transaction(f"posting job {values[2]!r}", single=True) as cur:
-            return self._execute(
-                cur,
+        with self._transaction(f"posting job {values[2]!r}", single=True):
+            return self._rows(
                 f"WITH job AS ({_INSERT_JOB} RETURNING created_on) SELECT created_on, pg_notify(%s, %s)::text FROM job",
-                (*values, CHANNEL, self.name),
-            ).fetchone()
+                [*values, CHANNEL, self.name],
+            )[0]
 
     def _claim_next_row(self, who: str, seconds: float) -> tuple | None:
-        with self._transaction("claiming the next job", single=True) as cur:
-            row = self._execute(cur, _CLAIM_NEXT, (self.name, self.name, who, seconds, CHANNEL, self.name)).fetchone()
-        if row[-1]:
+        with self._transaction("claiming the next job", single=True):
+            row = self._rows(_CLAIM_NEXT, [self.name, self.name, who, seconds, CHANNEL, self.name])[0]
+        if int(row[-1] or 0):
             LOG.info("board %s: expired claim(s) released", self.name)
         return None if row[0] is None else row[:-1]
 
     def _finish_row(self, job: Job, who: str, new_state: str, verb: str, epoch: int | None) -> int:
         channel = CHANNEL if new_state == "UNCLAIMED" else DONE_CHANNEL
-        with self._transaction(f"{verb} of job {job.uuid}", single=True) as cur:
-            row = self._execute(
-                cur,
+        with self._transaction(f"{verb} of job {job.uuid}", single=True):
+            row = self._rows(
                 f"WITH job AS ({_finish_sql(epoch is not None)} RETURNING 1) "
                 "SELECT count(*), count(pg_notify(%s, %s)) FROM job",
-                (*_finish_params(self, job, who, new_state, epoch), channel, self.name),
-            ).fetchone()
-        return int(row[0])
+                [*_finish_params(self, job, who, new_state, epoch), channel, self.name],
+            )[0]
+        return int(row[0])  # type: ignore[arg-type]
 
     def _is_disconnect(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.OperationalError) or (self._conn is not None and self._conn.broken)
+        conn = self._conn
+        return isinstance(exc, psycopg.OperationalError) or (
+            conn is not None and (conn.broken or conn.closed or conn.pgconn.status != ConnStatus.OK)
+        )
+
+    def _rows(self, sql: str, params: list[Any]) -> list[tuple[str | None, ...]]:
+        """Runs one statement of the hot path (post, claim, finish, renew) as a prepared statement
+        through libpq (as the store's engine writes), inside `_transaction`: rows as text."""
+        conn = self._conn
+        lane = self._lane
+        if lane is None or lane.conn is not conn:
+            lane = self._lane = _Link(conn, prefix="ferroflow_board_")
+        return lane.rows(self._sql(sql), params)
 
     # -- LISTEN --------------------------------------------------------------------------------
     def _start_watching(self, done: bool = False) -> None:

@@ -290,10 +290,12 @@ _PREPARED_MAX = 256
 class _Link:
     """A pooled server connection, with the statements it prepared for :meth:`execute`."""
 
-    __slots__ = ("conn", "pid", "prepared", "spin")
+    __slots__ = ("conn", "pid", "prefix", "prepared", "spin")
 
-    def __init__(self, conn: psycopg.Connection[Any], spin: float = 0.0) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], spin: float = 0.0, prefix: str = "ferroflow_") -> None:
         self.conn = conn
+        #: Names of the statements it prepares: prefix and a number (never psycopg's ``_pg3_``).
+        self.prefix = prefix
         self.prepared: dict[str, bytes] = {}
         self.pid = os.getpid()
         #: Seconds `execute_values` spins for its answer before it sleeps.
@@ -330,20 +332,45 @@ class _Link:
         """
         self.execute_values(sql, [_param(value) for value in params])
 
-    def execute_values(self, sql: str, values: list[bytes | None]) -> None:
-        """`execute` with the parameters already in PostgreSQL's text format."""
+    def rows(self, sql: str, params: list[Any]) -> list[tuple[str | None, ...]]:
+        """`execute` of a statement returning rows: its rows, each column as text (None for NULL)."""
+        result = self.execute_values(sql, [_param(value) for value in params])
+        columns = range(result.nfields)
+        value = result.get_value
+        return [
+            tuple(None if (cell := value(row, column)) is None else cell.decode() for column in columns)
+            for row in range(result.ntuples)
+        ]
+
+    def execute_values(self, sql: str, values: list[bytes | None]) -> Any:
+        """`execute` with the parameters already in PostgreSQL's text format; the result.
+
+        psycopg deallocates every prepared statement of its connection when a transaction of its
+        own rolls back (``DEALLOCATE ALL``): a statement found gone is prepared again, once.
+        """
+        try:
+            return self._execute_prepared(sql, values)
+        except pg_errors.InvalidSqlStatementName:
+            if self.conn.pgconn.transaction_status != TransactionStatus.IDLE:
+                raise
+            self.prepared.clear()
+            return self._execute_prepared(sql, values)
+
+    def _execute_prepared(self, sql: str, values: list[bytes | None]) -> Any:
         pgconn = self.conn.pgconn
         name = self.prepared.get(sql)
         if name is None:
             if len(self.prepared) >= _PREPARED_MAX:  # a rare shape: not kept
-                _check(pgconn.exec_params(_numbered(sql), values))  # type: ignore[arg-type]
-                return
-            name = f"ferroflow_{len(self.prepared)}".encode()
+                result = pgconn.exec_params(_numbered(sql), values)  # type: ignore[arg-type]
+                _check(result)
+                return result
+            name = f"{self.prefix}{len(self.prepared)}".encode()
             _check(pgconn.prepare(name, _numbered(sql)))
             self.prepared[sql] = name
         if self.spin <= 0:
-            _check(pgconn.exec_prepared(name, values))  # type: ignore[arg-type]
-            return
+            result = pgconn.exec_prepared(name, values)  # type: ignore[arg-type]
+            _check(result)
+            return result
         pgconn.send_query_prepared(name, values)  # type: ignore[arg-type]
         fileno = pgconn.socket
         while pgconn.flush():  # parameters larger than the socket's buffer
@@ -366,6 +393,7 @@ class _Link:
             if next_result.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK) and error is None:
                 error = next_result
         _check(error or result)
+        return result
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -913,9 +941,18 @@ class PostgresConnection(base.Connection):
         if lazy and ahead is not None and ahead[0] == fd_uuid:
             return self._flow_from(ahead[1])
 
+        if lazy:  # one row: on the libpq lane
+            rows = self._backend.run(
+                "loading a flow detail",
+                lambda link: link.rows(f"SELECT {_FLOW_COLUMNS} FROM flowdetails WHERE uuid = %s", [fd_uuid]),
+                retry=True,
+                link=True,
+            )
+            if not rows:
+                raise _missing("flow details", fd_uuid)
+            return self._flow_from(rows[0])
+
         def load(conn: psycopg.Connection[Any]) -> list[models.FlowDetail]:
-            if lazy:
-                return self._flows(conn, "f.uuid = %s", (fd_uuid,), lazy)
             with _snapshot(conn):
                 return self._flows(conn, "f.uuid = %s", (fd_uuid,), lazy)
 
@@ -954,16 +991,19 @@ class PostgresConnection(base.Connection):
         engine's prepare reads, without a model per row (a model is made from the columns, without
         another query, when prepare asks for one). An unknown flow has none."""
         self._next_records = None
-        rows = self._read(
+        rows = self._backend.run(
             "loading the atom details of a flow",
-            lambda conn: conn.execute(
+            lambda link: link.rows(
                 "SELECT uuid, name, atom_type = 'RETRY_DETAIL', state, intention, version, results, failure, "
                 "revert_results, revert_failure, meta, resume FROM atomdetails WHERE parent_uuid = %s ORDER BY seq",
-                (fd_uuid,),
-            ).fetchall(),
+                [fd_uuid],
+            ),
+            retry=True,
+            link=True,
         )
         self._next_records = (fd_uuid, [(row[0], row[11]) for row in rows if row[11] is not None])
         columns = [list(column) for column in zip(*rows, strict=True)][:11] if rows else [[] for _ in range(11)]
+        columns[2] = [retry == "t" for retry in columns[2]]
         uuids, names, retries, states_, intentions, versions, results, failures, reverts, revert_failures, metas = (
             columns
         )
@@ -1260,9 +1300,10 @@ class PostgresConnection(base.Connection):
 
     def apply_steps(self, steps: list[tuple[str, str, str, str | None, str | None, str | None]]) -> None:
         """The steps every forward run is made of, in one statement (one round trip, one commit;
-        fenced as `apply`): ``(uuid, state, intention, results, meta, resume record)``, a task
-        starting (``results`` and ``meta`` None: its state and intention are written) or a task
-        succeeding (its results and meta as JSON text, no failure, its resume record if not None).
+        fenced as `apply`), as `SQLiteConnection.apply_steps` takes them: ``(uuid, state,
+        intention, results, meta, resume record)``, payloads as JSON text; ``results`` set (a task
+        succeeding) also clears the failure; a ``None`` keeps its column (a task starting writes
+        its state and intention only).
 
         :raises NotFound: an atom detail does not exist (nothing is written).
         :raises LeaseLost: the fence no longer holds the flow's lease (nothing is written).
@@ -1278,13 +1319,15 @@ class PostgresConnection(base.Connection):
         try:
             for uuid, state, intention, results, meta, record in steps:
                 uuids.append(uuid)
-                if results is None and meta is None:
-                    key.append((_STEP_START, record is not None))
-                    values += [state.encode(), intention.encode()]
+                values += [state.encode(), intention.encode()]
+                if results is None:
+                    fields = _STEP_START if meta is None else _STEP_START_META
                 else:
-                    key.append((_STEP_DONE, record is not None))
-                    values += [state.encode(), intention.encode(), (results or "null").encode(), None]
-                    values.append((meta or "{}").encode())
+                    fields = _STEP_DONE if meta is None else _STEP_DONE_META
+                    values += [results.encode(), None]
+                if meta is not None:
+                    values.append(meta.encode())
+                key.append((fields, record is not None))
                 if record is not None:
                     values.append(record.encode())
                 values += [now, uuid.encode()]
@@ -1442,25 +1485,19 @@ class PostgresConnection(base.Connection):
         """
         seconds = base._lease_seconds(seconds)
 
-        def acquire(conn: psycopg.Connection[Any]) -> tuple[int | None, tuple[Any, ...] | None]:
-            row = conn.execute(
-                f"WITH now AS (SELECT {_NOW} AS t) "
-                "UPDATE flowdetails SET lease_epoch = lease_epoch + CASE WHEN owner IS DISTINCT FROM %(owner)s "
-                "THEN 1 ELSE 0 END, owner = %(owner)s, lease_until = (SELECT t FROM now) + %(seconds)s "
-                "WHERE uuid = %(flow)s AND (owner IS NULL OR owner = %(owner)s OR lease_until IS NULL "
-                f"OR lease_until <= (SELECT t FROM now)) RETURNING lease_epoch, {_FLOW_COLUMNS}",
-                {"owner": owner, "seconds": seconds, "flow": flow_uuid},
-            ).fetchone()
-            if row is not None:
-                self._next_flow_row = (flow_uuid, row[1:])  # the engine's prepare reads it next
-                return int(row[0]), None
-            held = conn.execute(
+        def acquire(link: _Link) -> tuple[int | None, tuple[Any, ...] | None]:
+            rows = link.rows(_ACQUIRE_LEASE, [owner, owner, seconds, flow_uuid, owner])
+            if rows:
+                self._next_flow_row = (flow_uuid, rows[0][1:])  # the engine's prepare reads it next
+                return int(rows[0][0]), None  # type: ignore[arg-type]
+            held = link.conn.execute(
                 f"SELECT owner, lease_until, {_NOW} FROM flowdetails WHERE uuid = %s", (flow_uuid,)
             ).fetchone()
             return None, held
 
         for _ in range(3):  # the holder may release or expire between the two statements
-            epoch, held = self._run("acquiring a flow lease", acquire)
+            self._next_flow_row = self._next_records = None
+            epoch, held = self._backend.run("acquiring a flow lease", acquire, link=True)  # type: ignore[arg-type]
             if epoch is not None:
                 return epoch
             if held is None:
@@ -1499,18 +1536,18 @@ class PostgresConnection(base.Connection):
         :raises NotFound: the flow detail does not exist.
         """
 
-        def release(conn: psycopg.Connection[Any]) -> bool | None:
-            row = conn.execute(
+        def release(link: _Link) -> bool | None:
+            if link.rows(
                 "UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = %s AND owner = %s RETURNING 1",
-                (flow_uuid, owner),
-            ).fetchone()
-            if row is not None:
+                [flow_uuid, owner],
+            ):
                 return True
-            if conn.execute("SELECT 1 FROM flowdetails WHERE uuid = %s", (flow_uuid,)).fetchone() is None:
+            if not link.rows("SELECT 1 FROM flowdetails WHERE uuid = %s", [flow_uuid]):
                 return None
             return False
 
-        released = self._run("releasing a flow lease", release)
+        self._next_flow_row = self._next_records = None
+        released = self._backend.run("releasing a flow lease", release, link=True)  # type: ignore[arg-type]
         if released is None:
             raise _missing("flow details", flow_uuid)
         return released
@@ -1533,6 +1570,17 @@ class PostgresConnection(base.Connection):
         if owner is None:
             return None
         return owner, float(until if until is not None else float("-inf")), int(epoch)
+
+
+#: Takes or extends a flow's lease (parameters: owner, owner, seconds, flow uuid, owner); returns
+#: the epoch and the flow's columns (the row as this statement locked it).
+_ACQUIRE_LEASE = (
+    f"WITH now AS (SELECT {_NOW} AS t) "
+    "UPDATE flowdetails SET lease_epoch = lease_epoch + CASE WHEN owner IS DISTINCT FROM %s "
+    "THEN 1 ELSE 0 END, owner = %s, lease_until = (SELECT t FROM now) + %s "
+    "WHERE uuid = %s AND (owner IS NULL OR owner = %s OR lease_until IS NULL "
+    f"OR lease_until <= (SELECT t FROM now)) RETURNING lease_epoch, {_FLOW_COLUMNS}"
+)
 
 
 class _BatchMissing(Exception):
@@ -1571,14 +1619,13 @@ def _statements(batch: _Batch, returning: bool) -> list[tuple[str, list[Any], in
     parts: list[tuple[str, list[Any], int]] = []
     suffix = " RETURNING 1" if returning else ""
     if batch.fresh is not None:
-        batch.scalar = False
         flow_uuid, uuids, names, kinds, versions = batch.fresh
         parts.append(
             (
                 f"INSERT INTO atomdetails ({_ATOM_COLUMNS}) SELECT f.uuid, %s, f.name, f.kind, 'PENDING', 'EXECUTE', "
                 "'null', NULL, 'null', NULL, f.version, '{}', %s, %s "
                 "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS f(uuid, name, kind, version)",
-                [flow_uuid, now, now, uuids, names, kinds, versions],
+                [flow_uuid, now, now, *map(_text_array, (uuids, names, kinds, versions))],
                 0,
             )
         )
@@ -1609,7 +1656,6 @@ def _statements(batch: _Batch, returning: bool) -> list[tuple[str, list[Any], in
             change = changes[0]
             parts.append((sql, [*(change[column] for column in shape), now, change["uuid"]], 1))
         else:
-            batch.scalar = False
             key = ("updates", shape, returning)
             sql = _SQL_CACHE.get(key)
             if sql is None:
@@ -1619,8 +1665,8 @@ def _statements(batch: _Batch, returning: bool) -> list[tuple[str, list[Any], in
                     f"UPDATE atomdetails AS a SET {sets}updated_at = %s FROM unnest({arrays}) "
                     f"AS c(uuid, {', '.join(shape)}) WHERE a.uuid = c.uuid{suffix}"
                 )
-            params: list[Any] = [now, [change["uuid"] for change in changes]]
-            params += [[change[column] for change in changes] for column in shape]
+            params: list[Any] = [now, _text_array([change["uuid"] for change in changes])]
+            params += [_text_array([change[column] for change in changes]) for column in shape]
             parts.append((sql, params, len(changes)))
     for flow_uuid, change in batch.flows.items():
         shape = tuple(column for column in ("state", "meta") if column in change)
@@ -1633,6 +1679,20 @@ def _statements(batch: _Batch, returning: bool) -> list[tuple[str, list[Any], in
             )
         )
     return parts
+
+
+def _text_array(values: list[Any]) -> str:
+    """A ``text[]`` parameter in PostgreSQL's text format (``{"a","b",NULL}``): statements with
+    such arrays keep the libpq lane (`_Link.execute`) rather than psycopg's adaptation."""
+    items = []
+    for value in values:
+        if value is None:
+            items.append("NULL")
+        else:
+            if type(value) is not str:
+                value = repr(value) if type(value) is float else str(value)
+            items.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(items) + "}"
 
 
 def _one_statement(
@@ -1680,7 +1740,9 @@ _LANE_COLUMN = {"history": "results"}
 
 #: The fields `PostgresConnection.apply_steps` writes for a task starting and for one succeeding.
 _STEP_START = ("uuid", "state", "intention")
-_STEP_DONE = ("uuid", "state", "intention", "results", "failure", "meta")
+_STEP_START_META = ("uuid", "state", "intention", "meta")
+_STEP_DONE = ("uuid", "state", "intention", "results", "failure")
+_STEP_DONE_META = ("uuid", "state", "intention", "results", "failure", "meta")
 
 
 def _lane_column(field: str, value: Any) -> str | None:
