@@ -1,6 +1,8 @@
 """Building the flow: constructing N tasks with ``requires``/``provides`` (each requires the value the
 one before provides, as in a chain), against TaskFlow's Task and a pure-Python floor (a plain class
-setting the same attributes in ``__init__``), plus adding them to a linear and a graph flow.
+setting the same attributes in ``__init__``), plus adding them to a linear and a graph flow, and
+compiling the linear one (the argument mappings of atoms built with the common arguments are made
+when first read: by lowering, see ``ferroflow.atom._LazyMappings``).
 
 Read ``extra_info["us_per_atom"]`` of each case; ``test_build_ratios`` times the systems in one
 run (best of `ROUNDS`, garbage collection on, as users build) and records the ratios:
@@ -18,7 +20,7 @@ import pytest
 from taskflow import task as tf_task
 
 from bench_support import ROUNDS, SIZES
-from ferroflow import task
+from ferroflow import engines, task
 from ferroflow.patterns import graph_flow, linear_flow
 
 
@@ -70,6 +72,14 @@ def build_graph(n: int) -> Any:
     return graph_flow.Flow("chain").add(*build_ferroflow(n))
 
 
+def build_and_compile(n: int) -> Any:
+    """Building, adding and compiling: what the mappings not made at build cost later (lowering
+    reads them, under a paused collector)."""
+    engine = engines.load(build_linear(n))
+    engine.compile()
+    return engine
+
+
 BUILDERS: dict[str, Callable[[int], Any]] = {
     "ferroflow": build_ferroflow,
     "ferroflow-functor": build_functor,
@@ -77,6 +87,7 @@ BUILDERS: dict[str, Callable[[int], Any]] = {
     "floor": build_floor,
     "ferroflow-linear-add": build_linear,
     "ferroflow-graph-add": build_graph,
+    "ferroflow-linear-compile": build_and_compile,
 }
 
 

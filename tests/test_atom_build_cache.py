@@ -81,7 +81,7 @@ def _attributes(a: atom.Atom) -> dict:
 def _general(cls: type, name: str, provides, requires) -> atom.Atom:
     """The same atom built by the general path (``rebind={}`` maps nothing but is not the default)."""
     made = cls(name, provides=provides, requires=requires, rebind={})
-    assert "_lazy" not in vars(made)
+    assert not vars(made).get("_lazy_args") and not vars(made).get("_lazy_provides")
     return made
 
 
@@ -193,7 +193,7 @@ def test_missing_attributes_still_raise_attribute_error() -> None:
 def test_copies_and_pickles_have_the_attributes(clone) -> None:
     t = SameRevert("t", provides="v", requires=("a", "x"))
     cloned = clone(t)
-    assert "_lazy" not in vars(cloned) and _attributes(cloned) == _attributes(t)
+    assert not vars(cloned).get("_lazy_args") and _attributes(cloned) == _attributes(t)
 
 
 def test_only_atoms_that_revert_keep_their_constructor_arguments() -> None:
@@ -214,4 +214,34 @@ def test_a_class_attribute_named_like_a_mapping_takes_the_general_path() -> None
             pass
 
     t = WithAttribute("t", requires=["p"])
-    assert "_lazy" not in vars(t) and list(t.requires) == ["p"]
+    assert "_lazy_args" not in vars(t) and list(t.requires) == ["p"]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_names_read_without_making_the_mappings_are_the_attributes(cls) -> None:
+    for requires in REQUIRES:
+        if not _valid(cls, requires):
+            continue
+        t = cls("t", provides="out", requires=requires)
+        names, provided = atom.required_names(t), atom.provided_names(t)
+        lazy = atom.lazy_arg_names(t)
+        assert names == tuple(t.requires) and provided == tuple(t.provides) == ("out",)
+        if lazy is not None:
+            assert lazy == (tuple(t.requires), tuple(t.optional)) and t.revert_rebind is t.rebind
+
+
+def test_graph_flow_links_lazy_atoms_without_making_their_mappings() -> None:
+    from ferroflow.patterns import graph_flow
+
+    atoms = [OpenArgs(f"t{i}", provides=f"v{i}", requires=[f"v{i - 1}"] if i else None) for i in range(3)]
+    flow = graph_flow.Flow("g").add(*atoms)
+    assert all(vars(a).get("_lazy_args") is not None for a in atoms[1:])
+    assert [(u.name, v.name) for u, v, _meta in flow.iter_links()] == [("t0", "t1"), ("t1", "t2")]
+
+
+def test_an_assigned_mapping_is_what_names_are_read_from() -> None:
+    t = OpenArgs("t", provides="v", requires=["p"])
+    t.requires = OrderedSet(["q"])
+    t.provides = OrderedSet(["w"])
+    assert atom.lazy_arg_names(t) is None
+    assert atom.required_names(t) == ("q",) and atom.provided_names(t) == ("w",)

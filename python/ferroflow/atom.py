@@ -405,12 +405,23 @@ class _ClassPlan:
     """What the mappings of a class's atoms (or of functor tasks of the same functions) depend on
     besides their arguments (see above)."""
 
-    __slots__ = ("default_args", "execute", "fast", "revert", "revert_side", "same_revert", "side", "strict")
+    __slots__ = (
+        "default_args",
+        "execute",
+        "fast",
+        "names_only",
+        "revert",
+        "revert_side",
+        "same_revert",
+        "side",
+        "strict",
+    )
 
     def __init__(self, execute: Any, revert: Any, fast: bool) -> None:
         self.execute, self.revert = execute, revert
         self.default_args: _ArgMappings | None = None  # (``requires`` None: made by the general path)
         self.fast = fast
+        self.names_only = False
 
     @classmethod
     def of_class(cls, atom_class: type, instance: Atom) -> _ClassPlan:
@@ -438,6 +449,10 @@ class _ClassPlan:
         self.revert_side = self.side if revert_params is None else _side(revert_params, _DEFAULT_REVERT_ARGS)
         strict = [side.every for side in (self.side, self.revert_side) if not side.accepts_kwargs]
         self.strict = frozenset(strict[0]).intersection(*strict[1:]) if strict else None
+        #: The mappings are the ``requires`` names alone: revert maps as execute, which takes
+        #: ``**kwargs`` and no named parameter.
+        side = self.side
+        self.names_only = self.same_revert and side.accepts_kwargs and not side.every
 
     def accepts(self, names: tuple) -> bool:
         """Whether atoms built with ``requires=names`` get their mappings from this plan without error
@@ -565,6 +580,15 @@ def _fast_args(plan: _ClassPlan, requires: str | list | tuple, atom_name: Any) -
 
 def _fast_arg_mappings(plan: _ClassPlan, names: Sequence[str], atom_name: Any) -> _ArgMappings:
     """`_arg_mappings` for an atom of a fast plan built with ``requires=names`` and the defaults."""
+    if plan.names_only and names:
+        # (the common case, inlined: every argument is one of the names, nothing optional)
+        keys = dict.fromkeys(names)
+        rebind = FrozenOrderedDict.__new__(FrozenOrderedDict)
+        for key in keys:
+            _od_setitem(rebind, key, key)
+        requires = OrderedSet.__new__(OrderedSet)
+        requires._data = keys
+        return rebind, _EMPTY_SET, rebind, _EMPTY_SET, requires, True
     rebind, requires, optional = _fast_side(plan.side, names, atom_name)
     if plan.same_revert:
         return rebind, optional, rebind, optional, requires, not optional
@@ -677,35 +701,106 @@ def _new_keeping_arguments(cls: type, *args: Any, **kwargs: Any) -> Any:
 _MAPPING_ATTRS = ("save_as", "provides", "rebind", "optional", "revert_rebind", "revert_optional", "requires")
 
 
-def _make_mappings(atom: Atom) -> None:
-    """Makes the mapping attributes of an atom built with the common arguments (``atom._lazy``),
-    keeping any the atom was given since."""
+_RESULT_ATTRS = frozenset(("save_as", "provides"))
+_ARG_ATTRS = ("rebind", "optional", "revert_rebind", "revert_optional", "requires")
+
+
+def _make_mappings(atom: Atom, attr: str) -> None:
+    """Makes the mapping attributes of an atom built with the common arguments: ``save_as`` and
+    ``provides`` (from ``atom._lazy_provides``) when ``attr`` is one of them, else the argument
+    mappings (from ``atom._lazy_args``); keeps any of them the atom was given since."""
     state = atom.__dict__
-    lazy = state.pop("_lazy", None)
-    if lazy is None:
-        return
-    plan, names, provides = lazy
-    if provides is not None:
+    if attr in _RESULT_ATTRS:
+        provides = state.get("_lazy_provides")
+        if provides is None:
+            return
+        state["_lazy_provides"] = None
         found = _RESULT_MAPPINGS.get(provides)
         if found is None:
             found = _str_result_mappings(provides)
-        state.setdefault("save_as", found[0])
-        state.setdefault("provides", found[1])
-    if names is not None:
-        args = _fast_args(plan, names, state.get("name"))
-        assert args is not None  # (hashable: checked by the constructor)
+        if "save_as" in state or "provides" in state:
+            state.setdefault("save_as", found[0])
+            state.setdefault("provides", found[1])
+        else:
+            state.update(save_as=found[0], provides=found[1])
+        return
+    lazy = state.get("_lazy_args")
+    if lazy is None:
+        return
+    state["_lazy_args"] = None
+    plan, names = lazy
+    args = _fast_args(plan, names, state.get("name"))
+    assert args is not None  # (hashable: checked by the constructor)
+    if (
+        "rebind" in state
+        or "optional" in state
+        or "revert_rebind" in state
+        or "revert_optional" in state
+        or ("requires" in state or "_shared_args" in state)
+    ):
         state.setdefault("_shared_args", args)
-        for attr, value in zip(_MAPPING_ATTRS[2:], args[:5], strict=True):
-            state.setdefault(attr, value)
+        for attr_name, value in zip(_ARG_ATTRS, args[:5], strict=True):
+            state.setdefault(attr_name, value)
+    else:
+        rebind, optional, revert_rebind, revert_optional, requires, _ = args
+        state.update(
+            _shared_args=args,
+            rebind=rebind,
+            optional=optional,
+            revert_rebind=revert_rebind,
+            revert_optional=revert_optional,
+            requires=requires,
+        )
+
+
+def _make_all_mappings(atom: Atom) -> None:
+    _make_mappings(atom, "save_as")
+    _make_mappings(atom, "rebind")
+
+
+def lazy_arg_names(atom: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """``(requires, optional)`` storage names of an atom whose argument mappings are not made yet
+    (built with the common arguments, none of them read or assigned since, nothing injected), when
+    its revert maps as its execute: what lowering needs, without making the mappings. ``None``
+    otherwise (read the attributes)."""
+    state = getattr(atom, "__dict__", None)
+    lazy = state.get("_lazy_args") if state is not None else None
+    if lazy is None or state.get("inject"):
+        return None
+    plan, names = lazy
+    if not plan.same_revert or any(attr in state for attr in _ARG_ATTRS):
+        return None
+    side = plan.side
+    keys = dict.fromkeys(side.required) if side.required else {}
+    keys.update(dict.fromkeys(names))
+    optional = tuple(a for a in side.defaults if a not in keys) if side.defaults else ()
+    return tuple(keys), optional
+
+
+def provided_names(node: Any) -> tuple[str, ...]:
+    """``tuple(node.provides)``, without making the mappings of an atom that has not made them."""
+    state = getattr(node, "__dict__", None)
+    if state is not None:
+        provides = state.get("_lazy_provides")
+        if provides is not None and "provides" not in state:
+            return (provides,)
+    return tuple(node.provides)
+
+
+def required_names(node: Any) -> tuple[str, ...]:
+    """``tuple(node.requires)``, without making the mappings of an atom that has not made them."""
+    lazy = lazy_arg_names(node)
+    return lazy[0] if lazy is not None else tuple(node.requires)
 
 
 class _LazyMappings:
     """An atom's mapping attribute (``rebind``, ``requires``, …), made on first read.
 
-    Atoms built with the common arguments (see `_ClassPlan`) keep only those (``_lazy``) until one of
-    their mappings is read: then all of them are made, as the constructor would have, and stored on
-    the atom, where later reads find them directly. Assigning the attribute stores the new value on
-    that atom only (this is not a data descriptor).
+    Atoms built with the common arguments (see `_ClassPlan`) keep only those (``_lazy_provides``,
+    ``_lazy_args``) until one of their mappings is read: then those of its group (``save_as`` and
+    ``provides``; the argument mappings) are made, as the constructor would have, and stored on the
+    atom, where later reads find them directly. Assigning the attribute stores the new value on that
+    atom only (this is not a data descriptor).
     """
 
     __slots__ = ("name",)
@@ -716,7 +811,7 @@ class _LazyMappings:
     def __get__(self, atom: Any, owner: type | None = None) -> Any:
         if atom is None:
             return self
-        _make_mappings(atom)
+        _make_mappings(atom, self.name)
         try:
             return atom.__dict__[self.name]
         except KeyError:
@@ -793,12 +888,14 @@ def _init_atom(
                         args = _arg_mappings(atom, None, True, None, None, None, None, None)
                     plan.default_args = args
                 if lazy_provides is not None:
-                    atom._lazy = (plan, None, lazy_provides)
+                    atom._lazy_provides = lazy_provides
                 atom._set_mappings(args)
                 return True
             names = requires_names(requires)
             if names is not None and plan.accepts(names):
-                atom._lazy = (plan, names, lazy_provides)
+                if lazy_provides is not None:
+                    atom._lazy_provides = lazy_provides
+                atom._lazy_args = (plan, names)
                 return True
     if lazy_provides is not None:
         atom.save_as, atom.provides = _result_mappings(lazy_provides)
@@ -888,9 +985,10 @@ class Atom(abc.ABC):
 
     def __getstate__(self) -> dict[str, Any]:
         # (pickled and copied with its mappings made: a copy never depends on the class plan cache)
-        if "_lazy" in self.__dict__:
-            _make_mappings(self)
-        return self.__dict__
+        state = self.__dict__
+        if state.get("_lazy_args") is not None or state.get("_lazy_provides") is not None:
+            _make_all_mappings(self)
+        return state
 
     def __init__(
         self,

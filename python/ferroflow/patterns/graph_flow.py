@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ferroflow import deciders as de
 from ferroflow import exceptions as exc
 from ferroflow import flow
+from ferroflow.atom import provided_names, required_names
 
 if TYPE_CHECKING:
     from ferroflow.retry import Retry
@@ -99,7 +100,7 @@ class Flow(flow.Flow):
                 fresh.setdefault(node, None)
         if not fresh:
             return self
-        plans = [(node, tuple(node.requires), tuple(node.provides)) for node in fresh]
+        plans = [(node, required_names(node), provided_names(node)) for node in fresh]
         if resolve_existing and self._unresolved:
             # Waiting lists must reflect the graph as it was before this call (TaskFlow's semantics).
             unresolved = self._unresolved
