@@ -11,6 +11,7 @@ import pytest
 
 from ferroflow import engines, exceptions, task
 from ferroflow.patterns import linear_flow, unordered_flow
+from ferroflow.persistence import backends
 
 
 class Square(task.Task):
@@ -134,3 +135,30 @@ def test_progress_reported_in_a_worker_reaches_listeners_and_storage() -> None:
     assert heard[2].get("step") == "half"
     assert engine.storage.get_task_progress("reporter") == 1.0  # (the engine's own 1.0 at completion)
     assert engine.storage.get_task_progress_details("reporter")["details"] == {"step": "half"}
+
+
+def test_results_from_workers_are_persisted(tmp_path) -> None:
+    uri = f"sqlite:///{tmp_path / 'flows.db'}"
+    store = {f"in{i}": i + 1 for i in range(3)}
+    engine = engines.load(_squares(3), store=store, backend=uri, engine="parallel", executor="processes")
+    engine.run()
+    flow_uuid = engine.storage.flow_uuid
+    backend = backends.fetch({"connection": uri})
+    with backend.get_connection() as conn:
+        details = [fd for book in conn.get_logbooks() for fd in book if fd.uuid == flow_uuid]
+    assert len(details) == 1
+    results = {ad.name: ad.results for ad in details[0]}
+    assert [results[f"sq{i}"][0] for i in range(3)] == [1, 4, 9]
+
+
+def test_functor_tasks_of_module_functions_run_in_workers() -> None:
+    flow = linear_flow.Flow("functors").add(
+        task.FunctorTask(_triple, name="triple", provides="tripled", requires=["x"])
+    )
+    engine = engines.load(flow, store={"x": 5}, engine="parallel", executor="processes")
+    engine.run()
+    assert engine.storage.fetch("tripled") == 15
+
+
+def _triple(x: int) -> int:
+    return 3 * x
