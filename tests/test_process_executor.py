@@ -3,6 +3,7 @@ picklability is checked at compile time, progress they report comes back."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from concurrent import futures
@@ -162,3 +163,11 @@ def test_functor_tasks_of_module_functions_run_in_workers() -> None:
 
 def _triple(x: int) -> int:
     return 3 * x
+
+
+def test_spawned_workers() -> None:
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        engine = engines.load(_squares(2), store={"in0": 2, "in1": 3}, engine="parallel", executor=pool)
+        engine.run()
+    assert [engine.storage.fetch(f"out{i}")[0] for i in range(2)] == [4, 9]
