@@ -703,59 +703,46 @@ _MAPPING_ATTRS = ("save_as", "provides", "rebind", "optional", "revert_rebind", 
 
 _RESULT_ATTRS = frozenset(("save_as", "provides"))
 _ARG_ATTRS = ("rebind", "optional", "revert_rebind", "revert_optional", "requires")
+_ARG_INDEX = {name: index for index, name in enumerate(_ARG_ATTRS)}
+_LAZY_KEYS = ("_lazy_args", "_lazy_provides")
 
 
-def _make_mappings(atom: Atom, attr: str) -> None:
-    """Makes the mapping attributes of an atom built with the common arguments: ``save_as`` and
-    ``provides`` (from ``atom._lazy_provides``) when ``attr`` is one of them, else the argument
-    mappings (from ``atom._lazy_args``); keeps any of them the atom was given since."""
+def _make_mapping(atom: Atom, attr: str) -> None:
+    """Makes mapping attribute ``attr`` of an atom built with the common arguments (from
+    ``atom._lazy_provides`` or ``atom._lazy_args``), and only it: an engine reads ``rebind`` and
+    ``save_as``, and the other mappings cost nothing until read. The argument mappings are taken
+    from one tuple (``_shared_args``, made with the first of them), so they are shared, as the
+    constructor shares them."""
     state = atom.__dict__
     if attr in _RESULT_ATTRS:
         provides = state.get("_lazy_provides")
-        if provides is None:
-            return
-        state["_lazy_provides"] = None
-        found = _RESULT_MAPPINGS.get(provides)
-        if found is None:
-            found = _str_result_mappings(provides)
-        if "save_as" in state or "provides" in state:
-            state.setdefault("save_as", found[0])
-            state.setdefault("provides", found[1])
-        else:
-            state.update(save_as=found[0], provides=found[1])
+        if provides is not None:
+            found = _RESULT_MAPPINGS.get(provides)
+            if found is None:
+                found = _str_result_mappings(provides)
+            state[attr] = found[0] if attr == "save_as" else found[1]
         return
     lazy = state.get("_lazy_args")
     if lazy is None:
         return
-    state["_lazy_args"] = None
-    plan, names = lazy
-    args = _fast_args(plan, names, state.get("name"))
-    assert args is not None  # (hashable: checked by the constructor)
-    if (
-        "rebind" in state
-        or "optional" in state
-        or "revert_rebind" in state
-        or "revert_optional" in state
-        or ("requires" in state or "_shared_args" in state)
-    ):
-        state.setdefault("_shared_args", args)
-        for attr_name, value in zip(_ARG_ATTRS, args[:5], strict=True):
-            state.setdefault(attr_name, value)
-    else:
-        rebind, optional, revert_rebind, revert_optional, requires, _ = args
-        state.update(
-            _shared_args=args,
-            rebind=rebind,
-            optional=optional,
-            revert_rebind=revert_rebind,
-            revert_optional=revert_optional,
-            requires=requires,
-        )
+    args = state.get("_shared_args")
+    if args is None:
+        plan, names = lazy
+        args = _fast_args(plan, names, state.get("name"))
+        assert args is not None  # (hashable: checked by the constructor)
+        state["_shared_args"] = args
+    if attr != "_shared_args":
+        state[attr] = args[_ARG_INDEX[attr]]
 
 
-def _make_all_mappings(atom: Atom) -> None:
-    _make_mappings(atom, "save_as")
-    _make_mappings(atom, "rebind")
+def _make_all_mappings(atom: Atom) -> dict[str, Any]:
+    """Makes every mapping attribute not made (nor assigned) yet; returns the atom's state without
+    what it was built from (as a constructor that made them would have left it)."""
+    state = atom.__dict__
+    for attr in _MAPPING_ATTRS:
+        if attr not in state:
+            _make_mapping(atom, attr)
+    return {key: value for key, value in state.items() if key not in _LAZY_KEYS}
 
 
 def lazy_arg_names(atom: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
@@ -797,10 +784,9 @@ class _LazyMappings:
     """An atom's mapping attribute (``rebind``, ``requires``, …), made on first read.
 
     Atoms built with the common arguments (see `_ClassPlan`) keep only those (``_lazy_provides``,
-    ``_lazy_args``) until one of their mappings is read: then those of its group (``save_as`` and
-    ``provides``; the argument mappings) are made, as the constructor would have, and stored on the
-    atom, where later reads find them directly. Assigning the attribute stores the new value on that
-    atom only (this is not a data descriptor).
+    ``_lazy_args``) until one of their mappings is read: then it is made, as the constructor would
+    have made it, and stored on the atom, where later reads find it directly. Assigning the
+    attribute stores the new value on that atom only (this is not a data descriptor).
     """
 
     __slots__ = ("name",)
@@ -811,7 +797,7 @@ class _LazyMappings:
     def __get__(self, atom: Any, owner: type | None = None) -> Any:
         if atom is None:
             return self
-        _make_mappings(atom, self.name)
+        _make_mapping(atom, self.name)
         try:
             return atom.__dict__[self.name]
         except KeyError:
@@ -987,7 +973,7 @@ class Atom(abc.ABC):
         # (pickled and copied with its mappings made: a copy never depends on the class plan cache)
         state = self.__dict__
         if state.get("_lazy_args") is not None or state.get("_lazy_provides") is not None:
-            _make_all_mappings(self)
+            return _make_all_mappings(self)
         return state
 
     def __init__(
