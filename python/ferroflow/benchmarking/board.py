@@ -6,7 +6,9 @@ the same PostgreSQL server, beside TaskFlow's (with ``--peers``), measured in on
 - On a ``postgresql://`` board: the run phase of a linear flow of no-op atoms on a new database of
   that server (its role must be allowed to create databases), ferroflow with its default
   durability; with ``peers``, TaskFlow 6.5's SQLAlchemy backend on the same server, at the sizes
-  predicted to finish within ``max_seconds`` (it grows faster than linearly).
+  predicted to finish within ``max_seconds`` (it grows faster than linearly); and TaskFlow's
+  blocking conductors on its Redis jobboard (a private ``redis-server``, when installed) with
+  their flows on the same server (`taskflow_jobs`), on the same one-atom jobs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = ["BoardOptions", "run_board_bench", "text_report"]
 
 #: TaskFlow's sizes on PostgreSQL, tried in order while predicted to fit the time budget.
 TASKFLOW_SIZES = (100, 1_000, 10_000)
+#: One-atom jobs per measurement of TaskFlow's conductors (a few jobs/s).
+TASKFLOW_JOBS = 60
 
 
 @dataclass
@@ -90,6 +94,8 @@ def run_board_bench(options: BoardOptions, progress: Callable[[Measurement], Non
             done(m)
     if is_postgres(options.board):
         _per_atom(options, done)
+        if options.peers:
+            _taskflow_conductors(options, done)
     return {
         "board": _label(options.board),
         "load": {"before": load_before, "after": os.getloadavg()},
@@ -138,6 +144,26 @@ def _per_atom(options: BoardOptions, done: Callable[[Measurement], None]) -> Non
         done(m)
 
 
+def _taskflow_conductors(options: BoardOptions, done: Callable[[Measurement], None]) -> None:
+    from ferroflow.benchmarking import taskflow_jobs
+
+    why = taskflow_jobs.available()
+    if why is not None:
+        done(Measurement("conductors", "taskflow", "Redis board", 0, note=f"not measured: {why}"))
+        return
+    server = options.store if options.store and is_postgres(options.store) else options.board
+    for conductors in options.conductors:
+        m = Measurement(
+            "conductors", "taskflow", f"{conductors} conductor(s), 1-atom jobs", TASKFLOW_JOBS, unit="jobs/s"
+        )
+        try:  # one round: its rate hardly varies (its conductors sleep between looks)
+            r = taskflow_jobs.measure_conductors(server, conductors, TASKFLOW_JOBS, 1)
+            m.values.append(r.jobs_per_second)
+        except Exception as exc:
+            m.note = f"failed: {type(exc).__name__}: {exc}"
+        done(m)
+
+
 def _label(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme == "sqlite":
@@ -160,18 +186,24 @@ def text_report(report: dict[str, Any]) -> str:
     lines = [
         f"Board {report['board']}; load average {before[0]:.2f} before, {after[0]:.2f} after ({os.cpu_count()} CPUs)",
         "",
-        "| Conductors | Atoms per job | Jobs | Jobs/s (median) | Atoms/s (median) | Runs (jobs/s) |",
-        "|---|---|---|---|---|---|",
+        "| System | Conductors | Atoms per job | Jobs | Jobs/s (median) | Atoms/s (median) | Runs (jobs/s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in results:
         if m.what != "conductors":
+            continue
+        if " conductor(s), " not in m.detail:
+            lines.append(f"| {m.system} | - | - | - | - | - | {m.note} |")
             continue
         conductors, atoms = m.detail.split(" conductor(s), ")
         atoms = atoms.split("-")[0]
         median = m.median
         runs = ", ".join(_number(v) for v in m.values) or m.note
         atoms_s = None if median is None else median * int(atoms)
-        lines.append(f"| {conductors} | {atoms} | {m.n:,} | {_number(median)} | {_number(atoms_s)} | {runs} |")
+        system = "TaskFlow 6.5 (Redis board)" if m.system == "taskflow" else "ferroflow"
+        lines.append(
+            f"| {system} | {conductors} | {atoms} | {m.n:,} | {_number(median)} | {_number(atoms_s)} | {runs} |"
+        )
     per_atom = [m for m in results if m.what == "per-atom"]
     if per_atom:
         lines += ["", "| Per-atom cost, run phase | N | µs/atom (median) | Runs |", "|---|---|---|---|"]
