@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import pickle
 
 import pytest
@@ -78,10 +79,12 @@ def _attributes(a: atom.Atom) -> dict:
     return found
 
 
-def _general(cls: type, name: str, provides, requires) -> atom.Atom:
-    """The same atom built by the general path (``rebind={}`` maps nothing but is not the default)."""
-    made = cls(name, provides=provides, requires=requires, rebind={})
-    assert not vars(made).get("_lazy_args") and not vars(made).get("_lazy_provides")
+def _general(cls: type, name: str, provides, requires, rebind=None) -> atom.Atom:
+    """The same atom's attributes as the general path computes them (`atom._arg_mappings`)."""
+    made = object.__new__(cls)
+    made.name, made.inject = name, None
+    made.save_as, made.provides = atom._result_mappings(provides)
+    made._set_mappings(atom._arg_mappings(made, requires, True, rebind, None, None, None, None))
     return made
 
 
@@ -92,6 +95,7 @@ def test_attributes_are_those_of_the_general_path(cls, requires, provides) -> No
     if not _valid(cls, requires):
         pytest.skip("not a valid combination")
     fast = cls("t", provides=provides, requires=requires)
+    assert vars(fast).get("_lazy_args") is not None or requires in (None, [])
     assert _attributes(fast) == _attributes(_general(cls, "t", provides, requires))
     assert isinstance(fast.rebind, collections.OrderedDict) and isinstance(fast.save_as, collections.OrderedDict)
     assert isinstance(fast.requires, OrderedSet) and isinstance(fast.provides, OrderedSet)
@@ -113,6 +117,22 @@ def test_attributes_match_taskflow(cls) -> None:
             assert (ours.name, ours.inject) == (theirs.name, theirs.inject)
 
 
+REBINDS = [{}, [], {"a": "z"}, ["z"], ("z", "x"), {"a": "z", "b": "y"}, ["z", "y", "b"]]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("rebind", REBINDS)
+@pytest.mark.parametrize("requires", [None, ["a"], ("x",)])
+def test_rebound_attributes_are_those_of_the_general_path(cls, rebind, requires) -> None:
+    try:
+        expected = _attributes(_general(cls, "t", "out", requires, rebind))
+    except ValueError as exc:  # (what the general path refuses, the constructor refuses alike)
+        with pytest.raises(ValueError, match=str(exc).replace("[", r"\[").replace("]", r"\]")):
+            cls("t", provides="out", requires=requires, rebind=rebind)
+        return
+    assert _attributes(cls("t", provides="out", requires=requires, rebind=rebind)) == expected
+
+
 def test_functor_tasks_are_those_of_the_general_path() -> None:
     def add(x, y=1, **more):
         return x + y
@@ -120,14 +140,22 @@ def test_functor_tasks_are_those_of_the_general_path() -> None:
     def undo(x, z, result, flow_failures):
         pass
 
-    cases = [(None, r) for r in (None, "x", ["x", "z"], ("q",))] + [(undo, r) for r in (None, "z", ["x", "z"])]
-    for revert, requires in cases:
-        fast = task.FunctorTask(add, name="f", provides="out", requires=requires, revert=revert)
-        general = task.FunctorTask(add, name="f", provides="out", requires=requires, revert=revert, rebind={})
+    cases = [(None, r, None) for r in (None, "x", ["x", "z"], ("q",))]
+    cases += [(undo, r, None) for r in (None, "z", ["x", "z"])]
+    cases += [(None, None, {"x": "ex"}), (None, ["q"], ["ex", "why"]), (undo, None, {"x": "ex", "z": "zed"})]
+    for revert, requires, rebind in cases:
+        fast = task.FunctorTask(add, name="f", provides="out", requires=requires, revert=revert, rebind=rebind)
+        # (callables that are not plain functions take the general path)
+        undo_ = functools.partial(revert) if revert else None
+        general = task.FunctorTask(
+            functools.partial(add), name="f", provides="out", requires=requires, revert=undo_, rebind=rebind
+        )
+        assert not vars(general).get("_lazy_args")
+        assert vars(fast).get("_lazy_args") or (requires is None and rebind is None)
         assert _attributes(fast) == _attributes(general), (revert, requires)
         assert fast._constructor_arguments == (
             (add,),
-            {"name": "f", "provides": "out", "requires": requires, "revert": revert},
+            {"name": "f", "provides": "out", "requires": requires, "revert": revert, "rebind": rebind},
         )
 
 

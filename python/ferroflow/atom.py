@@ -415,6 +415,7 @@ class _ClassPlan:
         "same_revert",
         "side",
         "strict",
+        "strict_sides",
     )
 
     def __init__(self, execute: Any, revert: Any, fast: bool) -> None:
@@ -447,12 +448,36 @@ class _ClassPlan:
         self.side = _side(params)
         self.same_revert = revert_params is None
         self.revert_side = self.side if revert_params is None else _side(revert_params, _DEFAULT_REVERT_ARGS)
-        strict = [side.every for side in (self.side, self.revert_side) if not side.accepts_kwargs]
+        sides = (self.side,) if self.same_revert else (self.side, self.revert_side)
+        strict = [side.every for side in sides if not side.accepts_kwargs]
         self.strict = frozenset(strict[0]).intersection(*strict[1:]) if strict else None
+        #: ``(how many required parameters, every parameter)`` of the functions without ``**kwargs``.
+        self.strict_sides = [(len(side.required), frozenset(side.every)) for side in sides if not side.accepts_kwargs]
         #: The mappings are the ``requires`` names alone: revert maps as execute, which takes
         #: ``**kwargs`` and no named parameter.
         side = self.side
         self.names_only = self.same_revert and side.accepts_kwargs and not side.every
+
+    def accepts_rebind(self, rebind: tuple) -> bool:
+        """Whether ``rebind`` (see `rebind_spec`) maps only parameters of the functions without
+        ``**kwargs`` (list items beyond the required parameters are bound 1:1), to hashable names."""
+        kind, items = rebind
+        try:
+            if kind is dict:
+                for _arg, name in items:
+                    hash(name)
+                args: Any = [arg for arg, _name in items]
+            else:
+                for name in items:
+                    hash(name)
+                args = None
+            for required, every in self.strict_sides:
+                for arg in args if args is not None else items[required:]:
+                    if arg not in every:
+                        return False
+        except TypeError:
+            return False
+        return True
 
     def accepts(self, names: tuple) -> bool:
         """Whether atoms built with ``requires=names`` get their mappings from this plan without error
@@ -533,9 +558,13 @@ def _set_of_keys(keys: dict[str, None]) -> OrderedSet:
     return made
 
 
-def _fast_side(side: _Side, names: Sequence[str], atom_name: Any) -> tuple[FrozenOrderedDict, OrderedSet, OrderedSet]:
-    """``(rebind, requires, optional)`` of one function for ``names`` (``requires``), nothing rebound:
-    what `_build_arg_mapping` and `Atom._build_arg_mapping` give then."""
+def _fast_side(
+    side: _Side, names: Sequence[str], atom_name: Any, rebind: tuple | None = None
+) -> tuple[FrozenOrderedDict, OrderedSet, OrderedSet]:
+    """``(rebind, requires, optional)`` of one function for ``names`` (``requires``) and ``rebind``
+    (see `rebind_spec`): what `_build_arg_mapping` and `Atom._build_arg_mapping` give then."""
+    if rebind is not None:
+        return _fast_side_rebound(side, names, atom_name, rebind)
     if side.required:
         keys = dict.fromkeys(side.required)
         if names:
@@ -553,6 +582,50 @@ def _fast_side(side: _Side, names: Sequence[str], atom_name: Any) -> tuple[Froze
     return _identity_mapping(keys, optional), _set_of_keys(keys), _ordered_set(optional)
 
 
+def _fast_side_rebound(
+    side: _Side, names: Sequence[str], atom_name: Any, rebind: tuple
+) -> tuple[FrozenOrderedDict, OrderedSet, OrderedSet]:
+    required: dict[str, str] = {arg: arg for arg in side.required}
+    for name in names:
+        required[name] = name
+    kind, items = rebind
+    if kind is dict:
+        required.update(items)
+    else:  # (a list: by position against the required parameters, the rest 1:1)
+        required.update(zip(side.required, items, strict=False))
+        for arg in items[len(side.required) :]:
+            required[arg] = arg
+    if required and not side.accepts_kwargs:
+        every = side.every
+        extra = [a for a in required if a not in every]
+        if extra:
+            raise ValueError(f"Extra arguments given to atom {atom_name}: {extra}")
+    optional = [a for a in side.defaults if a not in required] if side.defaults else ()
+    if not required and not optional:
+        return _EMPTY_MAPPING, _EMPTY_SET, _EMPTY_SET
+    mapping = FrozenOrderedDict.__new__(FrozenOrderedDict)
+    for arg, name in required.items():
+        _od_setitem(mapping, arg, name)
+    for arg in optional:
+        _od_setitem(mapping, arg, arg)
+    return mapping, _ordered_set(required.values()), _ordered_set(optional)
+
+
+def rebind_spec(rebind: Any) -> tuple | None:
+    """``rebind`` in the hashable form the fast path keys on: ``(dict, ((arg, name), ...))`` or
+    ``(list, (name, ...))``; ``None`` for other kinds (the general path reads those)."""
+    kind = type(rebind)
+    if kind is dict:
+        return dict, tuple(rebind.items())
+    if kind is list or kind is tuple:
+        return list, tuple(rebind)
+    return None
+
+
+#: Marks the cache keys of atoms built with a ``rebind`` (see `_fast_args`).
+_REBOUND = object()
+
+
 def _str_result_mappings(provides: str) -> _ResultMappings:
     """`_result_mappings` of a ``str`` ``provides``."""
     save_as = FrozenOrderedDict.__new__(FrozenOrderedDict)
@@ -562,25 +635,35 @@ def _str_result_mappings(provides: str) -> _ResultMappings:
     return found
 
 
-def _fast_args(plan: _ClassPlan, requires: str | list | tuple, atom_name: Any) -> _ArgMappings | None:
-    """The shared mappings of an atom of ``plan`` built with ``requires`` (a str, list or tuple) and
-    the defaults; ``None`` when an item cannot be hashed (the general path then reports it)."""
-    key = (plan, requires) if type(requires) is str else (plan, *requires)
+def _fast_args(
+    plan: _ClassPlan, requires: str | list | tuple, atom_name: Any, rebind: tuple | None = None
+) -> _ArgMappings | None:
+    """The shared mappings of an atom of ``plan`` built with ``requires`` (a str, list or tuple),
+    ``rebind`` (see `rebind_spec`) and the defaults; ``None`` when an item cannot be hashed (the
+    general path then reports it)."""
+    if rebind is not None:
+        key: tuple = (plan, _REBOUND, rebind, *requires)
+    else:
+        key = (plan, requires) if type(requires) is str else (plan, *requires)
     try:
         found = _FAST_ARGS.get(key)
     except TypeError:
         return None
     if found is None:
-        found = _fast_arg_mappings(plan, (requires,) if type(requires) is str else requires, atom_name)
+        names = (requires,) if type(requires) is str else requires
+        found = _fast_arg_mappings(plan, names, atom_name, rebind)
         if len(_FAST_ARGS) >= _CACHE_MAX:
             _FAST_ARGS.clear()
         _FAST_ARGS[key] = found
     return found
 
 
-def _fast_arg_mappings(plan: _ClassPlan, names: Sequence[str], atom_name: Any) -> _ArgMappings:
-    """`_arg_mappings` for an atom of a fast plan built with ``requires=names`` and the defaults."""
-    if plan.names_only and names:
+def _fast_arg_mappings(
+    plan: _ClassPlan, names: Sequence[str], atom_name: Any, rebind_: tuple | None = None
+) -> _ArgMappings:
+    """`_arg_mappings` for an atom of a fast plan built with ``requires=names``, ``rebind`` (see
+    `rebind_spec`) and the defaults."""
+    if plan.names_only and names and rebind_ is None:
         # (the common case, inlined: every argument is one of the names, nothing optional)
         keys = dict.fromkeys(names)
         rebind = FrozenOrderedDict.__new__(FrozenOrderedDict)
@@ -589,10 +672,10 @@ def _fast_arg_mappings(plan: _ClassPlan, names: Sequence[str], atom_name: Any) -
         requires = OrderedSet.__new__(OrderedSet)
         requires._data = keys
         return rebind, _EMPTY_SET, rebind, _EMPTY_SET, requires, True
-    rebind, requires, optional = _fast_side(plan.side, names, atom_name)
+    rebind, requires, optional = _fast_side(plan.side, names, atom_name, rebind_)
     if plan.same_revert:
         return rebind, optional, rebind, optional, requires, not optional
-    revert_rebind, revert_requires, revert_optional = _fast_side(plan.revert_side, names, atom_name)
+    revert_rebind, revert_requires, revert_optional = _fast_side(plan.revert_side, names, atom_name, rebind_)
     if revert_rebind == rebind:  # (OrderedDict equality is order-sensitive)
         revert_rebind = rebind
     if revert_optional is not optional and tuple(revert_optional) == tuple(optional):
@@ -727,8 +810,8 @@ def _make_mapping(atom: Atom, attr: str) -> None:
         return
     args = state.get("_shared_args")
     if args is None:
-        plan, names = lazy
-        args = _fast_args(plan, names, state.get("name"))
+        plan, names, rebind = lazy
+        args = _fast_args(plan, names, state.get("name"), rebind)
         assert args is not None  # (hashable: checked by the constructor)
         state["_shared_args"] = args
     if attr != "_shared_args":
@@ -754,8 +837,8 @@ def lazy_arg_names(atom: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     lazy = state.get("_lazy_args") if state is not None else None
     if lazy is None or state.get("inject"):
         return None
-    plan, names = lazy
-    if not plan.same_revert or any(attr in state for attr in _ARG_ATTRS):
+    plan, names, rebind = lazy
+    if rebind is not None or not plan.same_revert or any(attr in state for attr in _ARG_ATTRS):
         return None
     side = plan.side
     keys = dict.fromkeys(side.required) if side.required else {}
@@ -851,8 +934,11 @@ def _init_atom(
         lazy_provides = provides
     else:
         atom.save_as, atom.provides = _result_mappings(provides)
+    rebound = None
+    if rebind is not None:
+        rebound = rebind_spec(rebind)
     if (
-        rebind is None
+        (rebind is None or rebound is not None)
         and not inject
         and not ignore_list
         and revert_rebind is None
@@ -864,8 +950,8 @@ def _init_atom(
             plan = _CLASS_PLANS.get(cls)
             if plan is None or plan.execute is not cls.execute or plan.revert is not cls.revert:
                 plan = _class_plan(atom)
-        if plan.fast:
-            if requires is None:
+        if plan.fast and (rebound is None or plan.accepts_rebind(rebound)):
+            if requires is None and rebound is None:
                 args = plan.default_args
                 if args is None:
                     if own_plan:
@@ -881,7 +967,7 @@ def _init_atom(
             if names is not None and plan.accepts(names):
                 if lazy_provides is not None:
                     atom._lazy_provides = lazy_provides
-                atom._lazy_args = (plan, names)
+                atom._lazy_args = (plan, names, rebound)
                 return True
     if lazy_provides is not None:
         atom.save_as, atom.provides = _result_mappings(lazy_provides)

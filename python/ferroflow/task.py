@@ -216,11 +216,11 @@ class FunctorTask(Task):
         self._revert = revert
         if version is not None:
             self.version = version
-        if rebind is None and not inject and auto_extract:
+        if not inject and auto_extract:
             # The common arguments: the mappings come from the functions' plan (made on first read).
             plan = atom.functions_plan(execute, revert)
             if plan is not None and atom._init_atom(
-                self, name, provides, requires, auto_extract, None, inject, None, None, None, None, plan
+                self, name, provides, requires, auto_extract, rebind, inject, None, None, None, None, plan
             ):
                 return
         super().__init__(name, provides=provides, inject=inject)
