@@ -153,10 +153,19 @@ def test_functor_tasks_are_those_of_the_general_path() -> None:
         assert not vars(general).get("_lazy_args")
         assert vars(fast).get("_lazy_args") or (requires is None and rebind is None)
         assert _attributes(fast) == _attributes(general), (revert, requires)
-        assert fast._constructor_arguments == (
-            (add,),
-            {"name": "f", "provides": "out", "requires": requires, "revert": revert, "rebind": rebind},
-        )
+        assert not hasattr(fast, "_constructor_arguments")  # (FunctorTask itself is never referenced)
+
+
+class SubFunctor(task.FunctorTask):
+    pass
+
+
+def test_functor_task_subclasses_keep_their_constructor_arguments() -> None:
+    def undo(x, result, flow_failures):
+        pass
+
+    sub = SubFunctor(abs, name="s", requires=["x"], revert=undo)
+    assert sub._constructor_arguments == ((abs,), {"name": "s", "requires": ["x"], "revert": undo})
 
 
 def test_functor_task_of_a_callable_object_takes_the_general_path() -> None:

@@ -1052,7 +1052,14 @@ class Atom(abc.ABC):
         # The constructor arguments of an atom that can undo something are kept so that, once
         # its code is removed from its flow, a saved detail can still rebuild it to revert it
         # (see ferroflow.engines.revert_refs). Only those classes pay for a __new__.
-        if cls.revert is not Atom.revert and "__new__" not in cls.__dict__ and cls.__new__ is object.__new__:
+        # (``_arguments_unused``, set in a class's own body: its references are never made, see
+        # revert_refs: ferroflow's own classes, which a reference may not name)
+        if (
+            cls.revert is not Atom.revert
+            and "__new__" not in cls.__dict__
+            and cls.__new__ is object.__new__
+            and not cls.__dict__.get("_arguments_unused")
+        ):
             cls.__new__ = staticmethod(_new_keeping_arguments)  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:

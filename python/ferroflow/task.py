@@ -194,6 +194,10 @@ class FunctorTask(Task):
     not turn them into requirements (TaskFlow listed them in :attr:`requires`, failing validation).
     """
 
+    # Revert references never name ferroflow's own classes (see ferroflow.engines.revert_refs), so
+    # this one keeps no constructor arguments; subclasses (importable by name) do.
+    _arguments_unused = True
+
     def __init__(
         self,
         execute: Callable,
