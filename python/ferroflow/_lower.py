@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from ferroflow import deciders as de
 from ferroflow import exceptions
 from ferroflow import flow as flow_mod
-from ferroflow.atom import Atom, get_version_string, spec_names
+from ferroflow.atom import Atom, get_version_string, lazy_arg_names, provided_names, spec_names
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
 from ferroflow.retry import Retry
 from ferroflow.task import Task
@@ -140,44 +140,42 @@ class _Lowering:
             self._visit(atom)  # raises
         seen.add(key)
         name = atom.name
-        if not isinstance(name, str):
+        if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")
         if name == RESERVED_NAME:
             raise exceptions.CompilationFailure(
                 f"Atom name {name!r} is reserved: the flow's store values are saved under it (as TaskFlow does), "
                 "so a flow with an atom of that name could never be resumed; rename the atom"
             )
-        inject = atom.inject
-        rebind, optional, revert_rebind, revert_optional = (
-            atom.rebind,
-            atom.optional,
-            atom.revert_rebind,
-            atom.revert_optional,
-        )
-        as_list, no_names = self._as_list, self._no_names
-        # An atom whose mappings are still the "simple" ones its constructor made needs only its requires.
-        args = atom._shared_args
+        set_lists = self._set_lists
+        # The common case first: mappings the constructor assigned from its shared tuple, never
+        # replaced, nothing injected: the atom needs only its requires. (Instance attributes are
+        # read as attributes: cheaper than dict lookups. An atom whose mappings are not made yet
+        # is not asked for them: reading one would make them.)
+        state = getattr(atom, "__dict__", None)
+        args = None if state is None or state.get("_lazy_args") is not None else atom._shared_args
         if (
             args is not None
             and args[5]
-            and not inject
-            and args[0] is rebind
-            and args[1] is optional
-            and args[2] is revert_rebind
-            and args[3] is revert_optional
+            and args[0] is atom.rebind
+            and args[1] is atom.optional
+            and args[2] is atom.revert_rebind
+            and args[3] is atom.revert_optional
+            and not atom.inject
         ):
-            requires_list = revert_requires_list = self._set_list(args[4])
-            optional_list = revert_optional_list = no_names
+            found = set_lists.get(id(args[4]))
+            requires_list = revert_requires_list = found[0] if found is not None else self._set_list(args[4])
+            optional_list = revert_optional_list = self._no_names
         else:
-            requires, optional_, revert_requires, revert_optional_ = spec_names(
-                rebind, optional, revert_rebind, revert_optional, inject
-            )
-            requires_list = as_list(requires) if requires else no_names
-            optional_list = as_list(optional_) if optional_ else no_names
-            revert_requires_list = requires_list if revert_requires is requires else as_list(revert_requires)
-            revert_optional_list = optional_list if revert_optional_ is optional_ else as_list(revert_optional_)
-        provided_list = self._set_list(atom.provides)
-        # Atoms mostly share one version object (the constructor's ``(1, 0)``): one string per object.
+            requires_list, optional_list, revert_requires_list, revert_optional_list = self._arg_lists(atom)
+        # ``provides`` as the constructor made it (usually a shared set), else as the atom gives it
+        if state is not None and state.get("_lazy_provides") is not None:
+            provided_list = self._as_list(provided_names(atom))
+        else:
+            provides = atom.provides
+            found = set_lists.get(id(provides))
+            provided_list = found[0] if found is not None else self._set_list(provides)
+        # Atoms mostly share one version object (the class's ``(1, 0)``): one string per object.
         # (By identity: equal versions can print differently, as 1 and 1.0 do.)
         version = atom.version
         found = self._versions.get(id(version))
@@ -205,6 +203,45 @@ class _Lowering:
         atoms.append(atom)
         return len(atoms) - 1
 
+    def _arg_lists(self, atom: Atom) -> tuple[list[str], list[str], list[str], list[str]]:
+        """``(requires, optional, revert_requires, revert_optional)`` of an atom whose mappings are
+        not the constructor's shared ones (or not made yet)."""
+        as_list, no_names = self._as_list, self._no_names
+        # An atom built with the common arguments whose mappings were never read: its names, without
+        # making the mappings (see ferroflow.atom.lazy_arg_names).
+        lazy = lazy_arg_names(atom)
+        if lazy is not None:
+            requires_list = as_list(lazy[0])
+            optional_list = as_list(lazy[1])
+            return requires_list, optional_list, requires_list, optional_list
+        inject = atom.inject
+        rebind, optional, revert_rebind, revert_optional = (
+            atom.rebind,
+            atom.optional,
+            atom.revert_rebind,
+            atom.revert_optional,
+        )
+        args = atom._shared_args
+        if (
+            args is not None
+            and args[5]
+            and not inject
+            and args[0] is rebind
+            and args[1] is optional
+            and args[2] is revert_rebind
+            and args[3] is revert_optional
+        ):
+            requires_list = self._set_list(args[4])
+            return requires_list, no_names, requires_list, no_names
+        requires, optional_, revert_requires, revert_optional_ = spec_names(
+            rebind, optional, revert_rebind, revert_optional, inject
+        )
+        requires_list = as_list(requires) if requires else no_names
+        optional_list = as_list(optional_) if optional_ else no_names
+        revert_requires_list = requires_list if revert_requires is requires else as_list(revert_requires)
+        revert_optional_list = optional_list if revert_optional_ is optional_ else as_list(revert_optional_)
+        return requires_list, optional_list, revert_requires_list, revert_optional_list
+
     def _as_list(self, names: tuple[str, ...]) -> list[str]:
         """``list(names)``, one list per distinct tuple (the spec lists are only read)."""
         if not names:
@@ -218,18 +255,15 @@ class _Lowering:
         return found
 
     def _set_list(self, names: Any) -> list[str]:
-        """``list(names)`` for an atom's (usually shared) set of names: one list per set object."""
-        if type(names) is OrderedSet:
-            names = names._data  # (the same names in the same order, without Python-level calls)
-        if not names:
-            return self._no_names
-        key = id(names)
-        found = self._set_lists.get(key)
+        """``list(names)`` for an atom's (usually shared) set of names: one list per set object,
+        remembered by the object's id (``add_atom`` looks it up there first)."""
+        found = self._set_lists.get(id(names))
         if found is not None:
             return found[0]
-        made = list(names)
+        data = names._data if type(names) is OrderedSet else names  # (same names, same order, no calls)
+        made = list(data) if data else self._no_names
         if len(self._set_lists) < _SHARED_LISTS_MAX:
-            self._set_lists[key] = (made, names)  # (keeps `names` alive: its id stays its own)
+            self._set_lists[id(names)] = (made, names)  # (keeps `names` alive: its id stays its own)
         return made
 
     def _open(self, flow: flow_mod.Flow) -> _Frame:

@@ -23,6 +23,49 @@ use crate::spec::FlowSpec;
 /// Arguments nobody provides are not an error here (a store may supply them): see
 /// [`crate::names::unsatisfied`].
 pub fn compile(spec: &FlowSpec) -> CoreResult<CompiledFlow> {
+    compile_parts(spec).map(|parts| parts.with_atoms(spec.atoms.clone()))
+}
+
+/// [`compile`], keeping the atoms of `spec` instead of copying them (what the Python binding
+/// calls: a copy of 100,000 atom specs cost about as much as the rest of a linear flow's compile).
+pub fn compile_owned(spec: FlowSpec) -> CoreResult<CompiledFlow> {
+    let parts = compile_parts(&spec)?;
+    Ok(parts.with_atoms(spec.atoms))
+}
+
+/// Everything of a `CompiledFlow` but its atoms.
+struct Parts {
+    node_count: usize,
+    preds: Csr,
+    succs: Csr,
+    topo: Vec<u32>,
+    retry_of: Vec<u32>,
+    retry_scope: Vec<Vec<u32>>,
+    providers: Vec<Vec<u32>>,
+    revert_providers: Vec<Vec<u32>>,
+    deciders: Vec<super::EdgeDecider>,
+}
+
+impl Parts {
+    fn with_atoms(self, atoms: Vec<crate::spec::AtomSpec>) -> CompiledFlow {
+        let Parts { node_count, preds, succs, topo, retry_of, retry_scope, providers, revert_providers, deciders } =
+            self;
+        CompiledFlow {
+            atoms,
+            node_count,
+            preds,
+            succs,
+            topo,
+            retry_of,
+            retry_scope,
+            providers,
+            revert_providers,
+            deciders,
+        }
+    }
+}
+
+fn compile_parts(spec: &FlowSpec) -> CoreResult<Parts> {
     let tree = flatten(spec)?;
     let links = LocalLinks::new(&tree);
     let graph = build(&tree, &links);
@@ -36,8 +79,7 @@ pub fn compile(spec: &FlowSpec) -> CoreResult<CompiledFlow> {
     let retry_of = retry_owners(&tree);
     let retry_scope = retry_scopes(&topo, &retry_of);
     let deciders = compile_deciders(&tree, &links, &succs);
-    Ok(CompiledFlow {
-        atoms: spec.atoms.clone(),
+    Ok(Parts {
         node_count: graph.node_count,
         preds,
         succs,
@@ -478,5 +520,80 @@ mod tests {
         eprintln!("linear of 1,000 unordered x 100: compiled in {:?}", started.elapsed());
         assert_eq!(compiled.node_count, groups * per_group + groups - 1);
         assert_eq!(compiled.succs.targets.len(), 2 * per_group * (groups - 1));
+    }
+
+    // -- benchmarks: `cargo test --release --lib -- --ignored --nocapture bench_compile` ----------
+
+    const BENCH_ATOMS: usize = 100_000;
+    const BENCH_ROUNDS: usize = 5;
+
+    /// Best of `BENCH_ROUNDS` compilations of `spec` (`compile_owned`, as the Python binding
+    /// calls it; the copy it is given is made before the clock starts), printed with the time per atom.
+    fn bench_compile(what: &str, spec: &FlowSpec) -> CompiledFlow {
+        let mut best = std::time::Duration::MAX;
+        let mut compiled = None;
+        for _ in 0..BENCH_ROUNDS {
+            let copy = spec.clone();
+            let started = Instant::now();
+            let done = compile_owned(copy).unwrap();
+            best = best.min(started.elapsed());
+            drop(compiled.replace(done));
+        }
+        let per_atom = best.as_secs_f64() * 1e6 / f64::from(u32::try_from(spec.atoms.len()).unwrap());
+        eprintln!("compile {what}: {best:?} (best of {BENCH_ROUNDS}), {per_atom:.3} us/atom");
+        compiled.unwrap()
+    }
+
+    /// Atom `i` requires what atom `parent(i)` provides (`v{parent}`) and provides `v{i}`.
+    fn chained_atoms(parent: impl Fn(usize) -> Option<usize>) -> Vec<AtomSpec> {
+        (0..BENCH_ATOMS)
+            .map(|i| {
+                let requires = parent(i).map(|p| format!("v{p}"));
+                let requires: Vec<&str> = requires.as_deref().into_iter().collect();
+                AtomSpec::task(&format!("t{i}"), &requires, &[&format!("v{i}")])
+            })
+            .collect()
+    }
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn bench_compile_100k_linear_no_arguments() {
+        // (what `ferroflow plan` compiles for a flow of no-op tasks)
+        let names: Vec<String> = (0..BENCH_ATOMS).map(|i| format!("t{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let spec = spec(&names, linear((0..BENCH_ATOMS).map(atom).collect()));
+        let compiled = bench_compile("linear flow of 100,000 no-argument atoms", &spec);
+        assert_eq!(compiled.topo.len(), BENCH_ATOMS);
+    }
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn bench_compile_100k_linear_chain() {
+        let atoms = chained_atoms(|i| i.checked_sub(1));
+        let spec = spec_with(atoms, linear((0..BENCH_ATOMS).map(atom).collect()));
+        let compiled = bench_compile("linear chain of 100,000 atoms (each requires the previous)", &spec);
+        assert_eq!(compiled.providers[BENCH_ATOMS - 1], vec![(BENCH_ATOMS - 2) as u32]);
+    }
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn bench_compile_100k_graph_tree() {
+        let atoms = chained_atoms(|i| if i == 0 { None } else { Some(i / 2) });
+        let links: Vec<(usize, usize)> = (1..BENCH_ATOMS).map(|i| (i / 2, i)).collect();
+        let spec = spec_with(atoms, graph((0..BENCH_ATOMS).map(atom).collect(), &links));
+        let compiled = bench_compile("graph flow of 100,000 atoms (binary tree links)", &spec);
+        assert_eq!(compiled.providers[BENCH_ATOMS - 1], vec![((BENCH_ATOMS - 1) / 2) as u32]);
+    }
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn bench_compile_100k_nested_unordered() {
+        let (groups, per_group) = (1_000, BENCH_ATOMS / 1_000);
+        let names: Vec<String> = (0..BENCH_ATOMS).map(|i| format!("t{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let root =
+            linear((0..groups).map(|g| unordered((0..per_group).map(|i| atom(g * per_group + i)).collect())).collect());
+        let compiled = bench_compile("linear of 1,000 unordered flows x 100 atoms", &spec(&names, root));
+        assert_eq!(compiled.topo.len(), BENCH_ATOMS);
     }
 }

@@ -10,7 +10,7 @@ pub(crate) mod testutil;
 mod topo;
 pub(crate) mod tree;
 
-pub use compile::compile;
+pub use compile::{compile, compile_owned};
 
 /// Adjacency in compressed-sparse-row form: the neighbours of node `i` are
 /// `targets[offsets[i]..offsets[i + 1]]`. One allocation for 100,000 nodes instead of 100,000 `Vec`s.

@@ -112,6 +112,6 @@ impl CompiledFlow {
 #[pyfunction]
 pub fn compile(py: Python<'_>, atoms: Vec<AtomTuple>, root: &Bound<'_, PyAny>) -> PyResult<CompiledFlow> {
     let spec = convert::flow_spec(atoms, root)?;
-    let compiled = py.detach(|| graph::compile(&spec)).map_err(PyCoreError::from)?;
+    let compiled = py.detach(|| graph::compile_owned(spec)).map_err(PyCoreError::from)?;
     Ok(CompiledFlow { inner: Arc::new(compiled) })
 }

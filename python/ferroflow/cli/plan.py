@@ -15,13 +15,19 @@ and only from trusted modules: --trust MODULE, else $FERROFLOW_TRUSTED_MODULES, 
 that saved the flow; never the standard library) and matched against what is saved, without
 running or writing anything. One line per atom and per saved detail: saved state and version,
 current version, the action resuming takes (reuse, run, rerun, revert, orphan, migrate, ignore,
-fail) and why. Without FLOW_UUID, plans the one flow that has not finished (none: says so and
+fail) and why. A plan of more than 100 lines folds each run of 3 or more consecutive atoms with
+the same states, versions, action and reason into one line ("t0 … t49999 (50000 atoms)"); --all
+prints every line. Without FLOW_UUID, plans the one flow that has not finished (none: says so and
 exits 0). --migrations, --on-version-change, --provider-change and --rewind-to plan the resume
-that `ferroflow resume` runs with the same options. --json prints the same as JSON, for tools.
+that `ferroflow resume` runs with the same options. --json prints every entry as JSON, for tools.
 The store is opened read-only.
 Exit status: 0 planned (or nothing to plan), 1 the flow could not be rebuilt or planned, 2 usage
 error.
 """
+
+
+#: A plan with more entries than this is printed folded (see DESCRIPTION) unless --all is given.
+FOLD_OVER = 100
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,6 +36,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("flow", nargs="?", metavar="FLOW_UUID", help="the flow's uuid (or a unique prefix of it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"one line per entry (a table of more than {FOLD_OVER} lines folds runs of alike atoms)",
+    )
     parser.add_argument("--rewind-to", metavar="ATOM", help="plan a rewind to ATOM instead of a resume")
     common.add_change_arguments(parser)
     common.add_db_argument(parser)
@@ -63,7 +74,11 @@ def plan_command(args: argparse.Namespace) -> int:
     else:
         counts = ", ".join(f"{n} {action}" for action, n in sorted(plan.counts().items()))
         print(f"flow {plan.flow_uuid} ({common.printable(plan.flow_name)}): {counts or 'nothing saved'}\n")
-        print(common.printable_lines(plan.format_table()))
+        fold = not args.all and len(plan) > FOLD_OVER
+        table = plan.format_table(fold=fold, escape=common.printable)
+        if fold and table.count("\n") < len(plan):
+            table += "\n(runs of alike atoms folded: --all prints one line per atom)"
+        print(table)
     return common.EXIT_OK
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import itertools
 import json
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
@@ -65,19 +67,34 @@ class ResumePlan(Sequence[PlanEntry]):
         self._core = core_plan
         self.flow_uuid = flow_uuid
         self.flow_name = flow_name
+        self._raw_entries: list[tuple] | None = None
         self._entries: list[PlanEntry] | None = None
         self._by_name: dict[str, PlanEntry] | None = None
 
-    @property
-    def entries(self) -> list[PlanEntry]:
-        """Every entry, built on first use."""
-        if self._entries is None:
+    def _raw(self) -> list[tuple]:
+        """The core's entry tuples ``(name, saved_state, saved_version, version, action, reason,
+        atom index, saved index)``, read once (the table and the counts need no `PlanEntry`)."""
+        if self._raw_entries is None:
             # Plain tuples of strings cannot form cycles: the collector has nothing to find among
             # them, and walking a large flow's heap on each of their allocations would dominate.
             enabled = gc.isenabled()
             gc.disable()
             try:
-                self._entries = [PlanEntry(*raw[:6]) for raw in self._core.entries()]
+                self._raw_entries = self._core.entries()
+            finally:
+                if enabled:
+                    gc.enable()
+        return self._raw_entries
+
+    @property
+    def entries(self) -> list[PlanEntry]:
+        """Every entry, built on first use."""
+        if self._entries is None:
+            raw = self._raw()
+            enabled = gc.isenabled()
+            gc.disable()  # (see _raw)
+            try:
+                self._entries = list(map(PlanEntry._make, map(_FIELDS, raw)))
             finally:
                 if enabled:
                     gc.enable()
@@ -117,7 +134,7 @@ class ResumePlan(Sequence[PlanEntry]):
 
     def counts(self) -> collections.Counter[str]:
         """How many entries take each action."""
-        return collections.Counter(entry.action for entry in self.entries)
+        return collections.Counter(map(_ACTION, self._raw()))
 
     def orphans(self) -> list[str]:
         """Names of saved details whose atom is no longer in the flow."""
@@ -127,15 +144,21 @@ class ResumePlan(Sequence[PlanEntry]):
         """The entries as dicts (for tools)."""
         return [entry._asdict() for entry in self.entries]
 
-    def format_table(self) -> str:
-        """A plain-text table: one line per entry."""
-        headers = ("NAME", "SAVED STATE", "SAVED VERSION", "VERSION", "ACTION", "REASON")
-        rows = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in entry] for entry in self.entries]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(headers) - 1)]
-        return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-            for row in rows
-        )
+    def format_table(self, fold: bool = False, escape: Callable[[str], str] | None = None) -> str:
+        """A plain-text table: one line per entry; with ``fold``, each run of at least `FOLD_RUN`
+        consecutive entries with the same saved state, saved version, version, action and reason
+        is one line naming its first and last atom and how many it holds (``t0 … t49999 (50000
+        atoms)``). ``escape`` (``ferroflow.cli.common.printable``) rewrites cells holding
+        characters that are not printable, before the columns are aligned."""
+        raw = self._raw()
+        enabled = gc.isenabled()
+        gc.disable()  # (tuples of strings: see _raw)
+        try:
+            columns = _folded(raw) if fold else list(zip(*map(_FIELDS, raw), strict=True))
+            return _table(columns or [()] * len(_HEADERS), escape)
+        finally:
+            if enabled:
+                gc.enable()
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {action}" for action, n in sorted(self.counts().items()))
@@ -219,11 +242,20 @@ def structured_provides(engine: Any) -> list[int]:
     if found is None:
         found = [
             index
-            for index, save_as in enumerate(atom.save_as for atom in engine.compilation.atoms)
-            if len(save_as) > 1 or (save_as and None not in save_as.values())
+            for index, save_as in enumerate(map(_save_as_of, engine.compilation.atoms))
+            if save_as is not None and (len(save_as) > 1 or (save_as and None not in save_as.values()))
         ]
         engine._structured_provides = found
     return found
+
+
+def _save_as_of(atom: Any) -> Any:
+    """``atom.save_as``, or None for an atom that saves its whole result under one name and has
+    not made its mappings yet (``provides="name"``: reading them would make them)."""
+    state = getattr(atom, "__dict__", None)
+    if state is not None and "save_as" not in state and isinstance(state.get("_lazy_provides"), str):
+        return None
+    return atom.save_as
 
 
 def result_misfit(result: Any, save_as: Any) -> str | None:
@@ -396,6 +428,53 @@ def dumps(plan: ResumePlan) -> str:
         indent=2,
         ensure_ascii=False,
     )
+
+
+#: Fewest consecutive entries `ResumePlan.format_table` folds into one line.
+FOLD_RUN = 3
+
+_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 5)
+_ACTION = operator.itemgetter(4)
+_SAME = operator.itemgetter(1, 2, 3, 4, 5)  # what entries folded together share
+_HEADERS = ("NAME", "SAVED STATE", "SAVED VERSION", "VERSION", "ACTION", "REASON")
+
+
+def _folded(raw: list[tuple]) -> list[tuple[Any, ...]]:
+    """The columns of the folded table of ``raw`` entries (see `ResumePlan.format_table`)."""
+    names: list[str] = []
+    others: list[tuple] = []
+    keys = list(map(_SAME, raw))
+    start = 0
+    for _, run in itertools.groupby(range(len(raw)), keys.__getitem__):
+        last = collections.deque(run, maxlen=1)
+        end = last[0] + 1 if last else start + 1
+        count = end - start
+        if count >= FOLD_RUN:
+            names.append(f"{raw[start][0]} … {raw[end - 1][0]} ({count} atoms)")
+            others.append(keys[start])
+        else:
+            names.extend(entry[0] for entry in raw[start:end])
+            others.extend(keys[start:end])
+        start = end
+    return [names, *zip(*others, strict=True)] if names else []
+
+
+def _table(columns: Sequence[Sequence[Any]], escape: Callable[[str], str] | None) -> str:
+    """Columns (``None`` printed ``-``) as aligned text under `_HEADERS`, the last column unpadded."""
+    texts = []
+    for column in columns:
+        if None in column:
+            column = ["-" if value is None else value for value in column]
+        if not all(type(value) is str for value in column):
+            column = list(map(str, column))
+        if escape is not None and not "".join(column).isprintable():
+            column = list(map(escape, column))
+        texts.append(column)
+    widths = [
+        max(len(header), max(map(len, column), default=0)) for header, column in zip(_HEADERS, texts, strict=True)
+    ]
+    line = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
+    return "\n".join([line.format(*_HEADERS), *map(line.format, *texts)])
 
 
 __all__ = ["PlanEntry", "ResumePlan", "compute"]
