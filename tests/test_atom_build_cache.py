@@ -282,3 +282,12 @@ def test_an_assigned_mapping_is_what_names_are_read_from() -> None:
     t.provides = OrderedSet(["w"])
     assert atom.lazy_arg_names(t) is None
     assert atom.required_names(t) == ("q",) and atom.provided_names(t) == ("w",)
+
+
+def test_save_as_is_made_with_rebind_so_that_running_makes_nothing() -> None:
+    t = OpenArgs("t", provides="v", requires=["p"])
+    assert "rebind" not in vars(t)
+    assert list(t.save_as.items()) == [("v", None)]
+    assert list(vars(t)["rebind"].items()) == [("p", "p")]
+    assert "requires" not in vars(t)  # (made when read, from the same shared tuple)
+    assert t.requires is t._shared_args[4]

@@ -804,6 +804,10 @@ def _make_mapping(atom: Atom, attr: str) -> None:
             if found is None:
                 found = _str_result_mappings(provides)
             state[attr] = found[0] if attr == "save_as" else found[1]
+        if attr == "save_as" and "rebind" not in state and state.get("_lazy_args") is not None:
+            # An engine reads save_as when it compiles and rebind when it runs: rebind is made
+            # with save_as, so that running makes nothing.
+            _make_mapping(atom, "rebind")
         return
     lazy = state.get("_lazy_args")
     if lazy is None:
