@@ -90,6 +90,24 @@ def lower(root: Any) -> LoweredFlow:
     return LoweredFlow(lowering.atoms, lowering.spec_atoms, node, lowering.deciders)
 
 
+def result_keys(atoms: list[Atom]) -> list[Any]:
+    """Each atom's ``save_as`` (storage name -> index or key into its result; None: the whole
+    result), as the engine reads values out of results (``.get(name)`` only). An atom built with
+    ``provides="name"`` whose mappings are not made yet gets an empty mapping instead, whose
+    ``.get`` is None for every name as its ``save_as``'s is (``{"name": None}``): making 100,000
+    of those would cost more than the rest of a compile."""
+    whole: dict[str, Any] = {}  # (one per engine; only read)
+    keys = []
+    append = keys.append
+    for atom in atoms:
+        state = getattr(atom, "__dict__", None)
+        if state is not None and "save_as" not in state and type(state.get("_lazy_provides")) is str:
+            append(whole)
+        else:
+            append(atom.save_as)
+    return keys
+
+
 def _unknown(item: Any) -> TypeError:
     return TypeError(f"Unknown object '{item}' ({type(item)}) requested to compile")
 

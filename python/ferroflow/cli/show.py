@@ -178,14 +178,14 @@ def _owner_json(owner: common.Owner | None) -> dict[str, Any] | None:
 # -- one flow ------------------------------------------------------------------------------------
 
 
+#: At most this many rows of a flow are read one by one (from its columns); more are read at once.
+_ONE_BY_ONE = 1000
+
+
 def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool, wanted: set[str] | None, limit: int) -> str:
     with contextlib.closing(backend.get_connection()) as conn:
-        details = [ad for ad in conn.get_atoms_for_flow(flow.uuid) if not common.is_injector(ad.name)]
+        total, details, left_out = _flow_atoms(conn, flow.uuid, wanted, limit)
         owner = common.owner_of(conn, flow.uuid)
-    total = len(details)
-    if wanted is not None:
-        details = [ad for ad in details if (ad.state or "PENDING") in wanted]
-    details, left_out = _limited(details, limit)
     if as_json:
         return _dumps(
             {
@@ -214,6 +214,44 @@ def _show_flow(backend: Any, flow: common.FlowRecord, as_json: bool, wanted: set
     rows = [(ad.name, ad.state, ad.intention, ad.version, _preview(ad)) for ad in details]
     table = common.format_table(("NAME", "STATE", "INTENTION", "VERSION", "RESULT"), rows)
     return "\n".join(header) + "\n\n" + table + _more(left_out, "atoms")
+
+
+def _flow_atoms(conn: Any, flow_uuid: str, wanted: set[str] | None, limit: int) -> tuple[int, list[Any], int]:
+    """``(atom count, the details shown, how many more were left out)`` of a flow (its store
+    values' pseudo atom left out). A backend that reads a flow's atoms as columns (SQLite,
+    PostgreSQL) gives names and states without a model per row: the shown details are made
+    from their rows (a 100,000-atom flow shows its first 100 without decoding the rest)."""
+    columns = getattr(conn, "saved_atoms", None)
+    saved = columns(flow_uuid) if columns is not None else None
+    if saved is None or not saved.raw:
+        return _atoms_of(list(conn.get_atoms_for_flow(flow_uuid)), wanted, limit)
+    names, states = saved.names, saved.states
+    positions = range(len(names))
+    injector = common.INJECTOR_NAME
+    if injector in names:
+        positions = [i for i in positions if names[i] != injector]
+    total = len(positions)
+    if wanted is not None:
+        # (a saved state is one of a few shared strings: test each once)
+        keep = {state: (state or "PENDING") in wanted for state in set(states)}
+        positions = [i for i in positions if keep[states[i]]]
+    positions, left_out = _limited(positions, limit)
+    if len(positions) <= _ONE_BY_ONE:
+        return total, [saved.detail(i) for i in positions], left_out
+    every = list(conn.get_atoms_for_flow(flow_uuid))  # (one read: cheaper than many for a long listing)
+    if len(every) != len(names):  # (changed between the two reads: what the second read says)
+        return _atoms_of(every, wanted, limit)
+    return total, [every[i] for i in positions], left_out
+
+
+def _atoms_of(details: list[Any], wanted: set[str] | None, limit: int) -> tuple[int, list[Any], int]:
+    """`_flow_atoms` over the models of every saved detail of a flow."""
+    details = [ad for ad in details if not common.is_injector(ad.name)]
+    total = len(details)
+    if wanted is not None:
+        details = [ad for ad in details if (ad.state or "PENDING") in wanted]
+    details, left_out = _limited(details, limit)
+    return total, details, left_out
 
 
 def _call_text(factory: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ferroflow import _core, exceptions, states
 from ferroflow import task as task_mod
-from ferroflow._lower import lower
+from ferroflow._lower import lower, result_keys
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
@@ -153,15 +153,18 @@ class ActionEngine(ResumptionMixin):
         """Lowers the flow and compiles it in Rust (idempotent)."""
         if self._compilation is not None:
             return
-        lowered = lower(self._flow)
-        compiled = _core.compile(lowered.spec_atoms, lowered.root)
+        # (what is made here is acyclic and lasts: see paused_gc; a collection walking the flow's
+        # atoms on each allocation threshold would cost more than the compile)
+        with paused_gc():
+            lowered = lower(self._flow)
+            compiled = _core.compile(lowered.spec_atoms, lowered.root)
+            self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
+            self._save_as = result_keys(lowered.atoms)
         self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
         self._storage.bind_atoms(lowered.atoms)
         self._storage.visible_providers = self._visible_providers
         self._storage.atom_order = self._taskflow_order
         self._atoms = lowered.atoms
-        self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
-        self._save_as = [atom.save_as for atom in lowered.atoms]
         self._scheduler = _core.Scheduler(compiled)
         self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
