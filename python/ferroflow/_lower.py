@@ -100,12 +100,15 @@ def result_keys(atoms: list[Atom]) -> list[Any]:
     keys = []
     append = keys.append
     for atom in atoms:
-        state = getattr(atom, "__dict__", None)
-        if state is not None and "save_as" not in state and type(state.get("_lazy_provides")) is str:
-            append(whole)
-        else:
-            append(atom.save_as)
+        state = getattr(atom, "__dict__", _NO_STATE)
+        save_as = state.get("save_as")  # (made: as the constructor or a read left it)
+        if save_as is None:
+            save_as = whole if type(state.get("_lazy_provides")) is str else atom.save_as
+        append(save_as)
     return keys
+
+
+_NO_STATE: dict[str, Any] = {}  # (an atom without an instance dict: read its attributes)
 
 
 def _unknown(item: Any) -> TypeError:
