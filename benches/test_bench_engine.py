@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bench_support import FSYNC_CAP, FSYNC_CI_CAP, SIZES, bench_phase, cap
-from ferroflow.benchmarking.dbfiles import MEMORY, SQLITE, SQLITE_FSYNC
+from ferroflow.benchmarking.dbfiles import MEMORY, SQLITE, SQLITE_BATCH, SQLITE_FSYNC
 from ferroflow.benchmarking.ferro import FerroflowRun
 
 
@@ -24,7 +24,7 @@ def test_run_in_memory(benchmark, shape: str, engine: str, n: int) -> None:
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize(("shape", "engine"), [("linear", "serial"), ("graph", "serial"), ("unordered", "parallel")])
-@pytest.mark.parametrize("store", [SQLITE, SQLITE_FSYNC])
+@pytest.mark.parametrize("store", [SQLITE, SQLITE_FSYNC, SQLITE_BATCH])
 def test_run_on_sqlite(benchmark, tmp_path, ci_mode: bool, store: str, shape: str, engine: str, n: int) -> None:
     if store == SQLITE_FSYNC:
         cap(n, ci_mode, full=FSYNC_CAP, ci=FSYNC_CI_CAP)

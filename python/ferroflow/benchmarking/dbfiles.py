@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 #: Store names: in memory, SQLite with the default durability, SQLite fsync'ed at every commit.
-MEMORY, SQLITE, SQLITE_FSYNC = "memory", "sqlite", "sqlite-fsync"
-STORES = (MEMORY, SQLITE, SQLITE_FSYNC)
+MEMORY, SQLITE, SQLITE_FSYNC, SQLITE_BATCH = "memory", "sqlite", "sqlite-fsync", "sqlite-batch"
+STORES = (MEMORY, SQLITE, SQLITE_FSYNC, SQLITE_BATCH)
 #: ferroflow's ``durability`` option for each SQLite store.
-DURABILITY = {SQLITE: "process", SQLITE_FSYNC: "fsync"}
+DURABILITY = {SQLITE: "process", SQLITE_FSYNC: "fsync", SQLITE_BATCH: "batch"}
 
 _counter = itertools.count()
 

@@ -35,7 +35,8 @@ _INSERT = (
 )
 _RUNNING = "UPDATE atomdetails SET state = 'RUNNING', updated_at = ? WHERE uuid = ?"
 _SUCCESS = "UPDATE atomdetails SET state = 'SUCCESS', results = ?, updated_at = ? WHERE uuid = ?"
-_SYNCHRONOUS = {dbfiles.SQLITE: "NORMAL", dbfiles.SQLITE_FSYNC: "FULL"}
+# (raw sqlite3 has no group commit: its floor for ferroflow's batch durability commits each atom)
+_SYNCHRONOUS = {dbfiles.SQLITE: "NORMAL", dbfiles.SQLITE_FSYNC: "FULL", dbfiles.SQLITE_BATCH: "NORMAL"}
 
 
 def requires_of(shape: str, n: int) -> list[list[int]]:

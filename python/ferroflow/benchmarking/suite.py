@@ -166,6 +166,7 @@ def standard_cases(options: Options) -> list[Case]:
     add(RUN, [FERROFLOW], ["unordered", "graph"], dbfiles.MEMORY, "parallel", sizes)
     add(RUN, [FERROFLOW, FLOOR, *peers], ["linear", "graph"], dbfiles.SQLITE, "serial", sizes)
     add(RUN, [FERROFLOW, FLOOR], ["linear", "graph"], dbfiles.SQLITE_FSYNC, "serial", sizes)
+    add(RUN, [FERROFLOW], ["linear", "graph"], dbfiles.SQLITE_BATCH, "serial", sizes)
     add(RUN, [FERROFLOW], ["unordered"], dbfiles.SQLITE, "parallel", sizes)
     add(RESUME, [FERROFLOW, *peers], ["linear"], dbfiles.SQLITE, "serial", sizes)
     many_systems = [FERROFLOW, *(p for p in peers if p == TASKFLOW)]
@@ -384,8 +385,8 @@ def _workdir(given: str | None) -> Iterator[str]:
 
 
 def _peer_store(store: str) -> str:
-    """Peers have one SQLite durability (their defaults): compared with both of ferroflow's."""
-    return dbfiles.SQLITE if store == dbfiles.SQLITE_FSYNC else store
+    """Peers have one SQLite durability (their defaults): compared with each of ferroflow's."""
+    return dbfiles.SQLITE if store in (dbfiles.SQLITE_FSYNC, dbfiles.SQLITE_BATCH) else store
 
 
 def compute_ratios(results: list[Result]) -> None:
