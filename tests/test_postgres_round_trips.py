@@ -150,3 +150,30 @@ def test_rows_read_ahead_are_used_once_and_never_after_a_write(uri) -> None:
             assert conn.get_flow_details(fd.uuid, lazy=True).state == states.SUCCESS  # read again: used once
     finally:
         backend.close()
+
+
+def test_many_atoms_starting_together_are_written_as_one_batch(uri) -> None:
+    """A batch of more steps than the one-statement lane takes (12,000 atoms of a wide flow
+    starting together) goes through the general batch, all or nothing, instead of one statement
+    nested too deep for the server ("stack depth limit exceeded")."""
+    from ferroflow.patterns import unordered_flow
+
+    class Quick(task.Task):
+        def execute(self) -> str:
+            return self.name
+
+    n = 12_000
+    engine = engines.load(unordered_flow.Flow("wide").add(*[Quick(f"t{i}") for i in range(n)]), backend=uri)
+    engine.compile()
+    engine.prepare()
+    uuids = [engine.storage.atom_uuid(i) for i in range(n)]
+    backend = persistence_backends.fetch(uri)
+    try:
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.apply_steps([(uuid, states.RUNNING, states.EXECUTE, None, None, None) for uuid in uuids])
+            conn.apply_steps([(uuids[0], states.SUCCESS, states.EXECUTE, '"t0"', '{"progress":1.0}', None)])
+            saved = conn.get_flow_details(engine.storage.flow_uuid)
+    finally:
+        backend.close()
+    found = {ad.name: ad.state for ad in saved if not ad.name.startswith("_")}
+    assert found == {f"t{i}": states.SUCCESS if i == 0 else states.RUNNING for i in range(n)}

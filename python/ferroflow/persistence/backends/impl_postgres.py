@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import select
 import threading
@@ -1308,6 +1309,10 @@ class PostgresConnection(base.Connection):
         :raises NotFound: an atom detail does not exist (nothing is written).
         :raises LeaseLost: the fence no longer holds the flow's lease (nothing is written).
         """
+        if len(steps) > _LANE_MAX:
+            # (one statement per atom would nest too deep for the server: the general batch)
+            self.apply(atom_changes=[_step_change(step) for step in steps], resume_records=_step_records(steps))
+            return
         self._next_flow_row = self._next_records = None
         fence = self._fence
         now = repr(time.time()).encode()
@@ -1754,6 +1759,22 @@ def _lane_column(field: str, value: Any) -> str | None:
     if field in UPDATABLE_FIELDS or field == "history":
         return _column(field, value)  # type: ignore[no-any-return]
     raise ValueError(f"apply() cannot change {field!r} of an atom detail")
+
+
+def _step_change(step: tuple[str, str, str, str | None, str | None, str | None]) -> dict[str, Any]:
+    """An `apply_steps` step as the change `apply` takes (decoded results, meta as JSON text)."""
+    uuid, state, intention, results, meta, _record = step
+    change: dict[str, Any] = {"uuid": uuid, "state": state, "intention": intention}
+    if results is not None:
+        change["results"] = json.loads(results)
+        change["failure"] = None
+    if meta is not None:
+        change["meta"] = meta
+    return change
+
+
+def _step_records(steps: list[tuple[str, str, str, str | None, str | None, str | None]]) -> list[tuple[str, str]]:
+    return [(step[0], step[5]) for step in steps if step[5] is not None]
 
 
 def _lane_sql(key: tuple[Any, ...]) -> str:
