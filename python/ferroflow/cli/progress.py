@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
 from ferroflow import states
+from ferroflow.engines.storage import INTENTION_CODES, STATE_CODES
 
 _TTY_INTERVAL = 0.1  # redraw a terminal line at most 10 times a second
 _LOG_INTERVAL = 1.0  # elsewhere (a pipe, a log file) write a new line at most once a second
+_POLL = 0.1  # how often the watcher reads the engine's counts for the line
+#: States only an atom that executed (in this run) can end in.
+_EXECUTED_CODES = frozenset(
+    STATE_CODES[state]
+    for state in (
+        states.RUNNING,
+        states.SUCCESS,
+        states.FAILURE,
+        states.REVERTING,
+        states.REVERTED,
+        states.REVERT_FAILURE,
+    )
+)
 
 
 class ProgressLine:
@@ -80,6 +95,15 @@ class ProgressLine:
             self._stream.flush()
 
     @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two refreshes of the line."""
+        return self._interval
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
@@ -92,33 +116,102 @@ def _isatty(stream: TextIO) -> bool:
 
 
 class EngineWatcher:
-    """Follows one engine's atom notifications while registered (use as a context manager).
+    """Follows one engine's run (use as a context manager around it): the progress line, the first
+    atom that failed, and which atoms executed (``ran``).
 
-    Counts atoms that completed (advancing ``progress``) and were reverted, remembers the names of
-    the atoms that executed (an atom resumed in state RUNNING runs again without a new RUNNING
-    event, as in TaskFlow, so its completion counts too), and the first atom that failed.
+    By default it registers no listener: a listener makes the engine build and deliver an event per
+    transition, and commit each completion on its own rather than with the next atom's start, which
+    costs a CLI run about as much as its atoms. Instead a thread refreshes ``progress`` from the
+    engine's state array (`_POLL` times a second at most), and when the run ends ``ran`` and
+    ``first_failure`` are read from storage: ``ran`` holds the atoms that were neither SUCCESS nor
+    headed for a revert when the run started and ended in a state only executing reaches.
+
+    With ``follow_events`` (a rewind, where atoms SUCCESS before run again) it follows the atom
+    notifications instead: an atom resumed in state RUNNING runs again without a new RUNNING event,
+    as in TaskFlow, so its completion counts too.
     """
 
     _EVENTS = (states.RUNNING, states.SUCCESS, states.FAILURE, states.REVERTED)
 
-    def __init__(self, engine: Any, progress: ProgressLine | None = None) -> None:
+    def __init__(self, engine: Any, progress: ProgressLine | None = None, follow_events: bool = False) -> None:
+        self._engine = engine
         self._notifier = engine.atom_notifier
+        self._follow_events = follow_events
         self.progress = progress
         self.completed = 0
         self.reverted = 0
         self.ran: set[str] = set()
         self.first_failure: tuple[str, Any] | None = None
+        self._before: tuple[list[int], list[int]] | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def __enter__(self) -> EngineWatcher:
-        for event in self._EVENTS:
-            self._notifier.register(event, self._on_event)
+        if self._follow_events:
+            for event in self._EVENTS:
+                self._notifier.register(event, self._on_event)
+            return self
+        storage = self._engine.storage
+        self._before = (list(storage.states), list(storage.intentions))
+        if self.progress is not None and self.progress.enabled:
+            self._poller = threading.Thread(target=self._poll, name="ferroflow-progress", daemon=True)
+            self._poller.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for event in self._EVENTS:
-            self._notifier.deregister(event, self._on_event)
+        if self._follow_events:
+            for event in self._EVENTS:
+                self._notifier.deregister(event, self._on_event)
+        else:
+            self._stop.set()
+            if self._poller is not None:
+                self._poller.join()
+            self.collect()
         if self.progress is not None:
             self.progress.finish()
+
+    def _counts(self) -> tuple[int, int]:
+        """``(atoms SUCCESS, atoms REVERTED)`` now (C-speed counts over the state array)."""
+        codes = self._engine.storage.states
+        return codes.count(STATE_CODES[states.SUCCESS]), codes.count(STATE_CODES[states.REVERTED])
+
+    def _poll(self) -> None:
+        progress = self.progress
+        assert progress is not None
+        while not self._stop.wait(min(progress.interval, _POLL)):
+            self._show(*self._counts())
+
+    def _show(self, done: int, reverted: int) -> None:
+        progress = self.progress
+        if progress is None:
+            return
+        if reverted:
+            progress.note = f"reverting: {reverted} reverted"
+        progress.update(done)
+
+    def collect(self) -> None:
+        """Reads ``ran``, ``completed``, ``reverted`` and ``first_failure`` from storage as they are
+        now (done when the watcher exits; call it earlier to see them inside the block). Following
+        events, they are always up to date and this does nothing."""
+        if self._follow_events:
+            return
+        engine, (before_states, before_intentions) = self._engine, self._before or ([], [])
+        storage = engine.storage
+        after = storage.states
+        names = [atom.name for atom in engine.compilation.atoms]
+        success, revert = STATE_CODES[states.SUCCESS], INTENTION_CODES[states.REVERT]
+        self.ran = {
+            names[index]
+            for index, (old, now) in enumerate(zip(before_states, after, strict=False))
+            if now in _EXECUTED_CODES and old != success and before_intentions[index] != revert
+        }
+        done, self.reverted = self._counts()
+        self.completed = done - before_states.count(success)
+        self._show(done, self.reverted)
+        failures = storage.failures
+        if failures:
+            first = min(failures)
+            self.first_failure = (names[first], failures[first])
 
     def _on_event(self, event_type: str, details: dict[str, Any]) -> None:
         name = details.get("task_name") or details.get("retry_name") or "?"

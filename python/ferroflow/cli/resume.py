@@ -12,6 +12,7 @@ from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import ProgressLine
 from ferroflow.cli.run import report_outcome, run_engine
+from ferroflow.engines.storage import STATE_CODES
 
 DESCRIPTION = """\
 Resume a flow saved in the database: its flow is rebuilt by the factory recorded when it was
@@ -141,13 +142,7 @@ def resume_flow(
 
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
-        columns = hasattr(backend, "store")
-        flow_detail = conn.get_flow_details(flow_uuid, lazy=columns)
-    if columns:
-        _, names, _, saved_states, *_ = backend.store().atom_columns(flow_uuid)
-        interrupted = {name for name, state in zip(names, saved_states, strict=True) if state == states.RUNNING}
-    else:
-        interrupted = {ad.name for ad in flow_detail if ad.state == states.RUNNING}
+        flow_detail = conn.get_flow_details(flow_uuid, lazy=hasattr(backend, "store"))
     what = "rewind" if rewind_to is not None else "resume"
     try:
         engine = engines.load_from_detail(flow_detail, backend=backend, **options)
@@ -166,7 +161,8 @@ def resume_flow(
         raise common.CommandError(
             f"cannot {what} flow {flow_uuid} ({flow_detail.name}): {common.describe_load_error(exc)}"
         ) from exc
-    reused = sum(1 for name in names if engine.storage.get_atom_state(name) == states.SUCCESS)
+    reused = engine.storage.states.count(STATE_CODES[states.SUCCESS])
+    interrupted = {names[index] for index in engine._persist.interrupted}
     progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
     outcome = ResumeOutcome(
         flow_uuid,
@@ -174,7 +170,7 @@ def resume_flow(
         states.PENDING,
         len(names),
         reused,
-        interrupted=interrupted & set(names),
+        interrupted=interrupted,
         engine=engine,
         rewound_to=rewind_to,
     )
@@ -186,7 +182,10 @@ def resume_flow(
         action = lambda: engine.rewind(to=rewind_to)  # noqa: E731
     else:
         action = None
-    watcher = run_engine(engine, progress, flow_uuid, common.store_label(backend), action)
+    # A rewind runs atoms that were SUCCESS again: only the events tell which.
+    watcher = run_engine(
+        engine, progress, flow_uuid, common.store_label(backend), action, follow_events=rewind_to is not None
+    )
     outcome.state = engine.storage.get_flow_state()
     outcome.failure = watcher.first_failure
     outcome.ran = watcher.ran

@@ -117,21 +117,27 @@ def _build_error(exc: BaseException) -> str:
 
 
 def run_engine(
-    engine: Any, progress: ProgressLine, flow_uuid: str, path: Any, action: Callable[[], None] | None = None
+    engine: Any,
+    progress: ProgressLine,
+    flow_uuid: str,
+    path: Any,
+    action: Callable[[], None] | None = None,
+    follow_events: bool = False,
 ) -> EngineWatcher:
     """Runs a prepared engine (``action``, default ``engine.run``) with a progress line; returns
-    what the watcher saw (first failure, atoms that ran); the final state is
-    ``engine.storage.get_flow_state()``.
+    what the watcher saw (first failure, atoms that ran; see `EngineWatcher` for
+    ``follow_events``); the final state is ``engine.storage.get_flow_state()``.
 
     A flow that fails (REVERTED, FAILURE) is an outcome, not an error; anything else that stops
     the engine is a CommandError.
     """
     try:
-        with EngineWatcher(engine, progress) as watcher:
+        with EngineWatcher(engine, progress, follow_events) as watcher:
             try:
                 (action or engine.run)()
             except Exception as exc:
                 state = engine.storage.get_flow_state()
+                watcher.collect()
                 if state not in (states.REVERTED, states.FAILURE):
                     raise common.CommandError(f"flow {flow_uuid} stopped ({state}): {_describe(exc)}") from exc
                 if watcher.first_failure is None:

@@ -208,6 +208,8 @@ class Persister:
         self._injector: models.TaskDetail | None = None
         #: Saved details without an atom that a rollback must revert (see `resumption`).
         self.orphans: list[models.AtomDetail] = []
+        #: Indexes of the atoms saved RUNNING (the engine stopped while they ran), found by `prepare`.
+        self.interrupted: list[int] = []
         # Resume records (who provided an atom's inputs, how to revert it once its code is
         # gone) are kept beside the details by the backends that can (all built-in ones: the
         # SQLite store in a column, record backends in the atom's record), never in their meta.
@@ -321,6 +323,7 @@ class Persister:
         self._prepare_injector(storage, saved, created)
         rows = created + [ad for ad in upserts.values() if ad not in created]
         self._write_prepared(rows, meta_changed, fresh if fresh_uuids else None)
+        self.interrupted = [index for index, state, _ in restore if state == _RUNNING_CODE]
         if restore:
             scheduler = engine._scheduler
             scheduler.restore(restore)
