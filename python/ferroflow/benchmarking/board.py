@@ -165,13 +165,9 @@ def _taskflow_conductors(options: BoardOptions, done: Callable[[Measurement], No
 
 
 def _label(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme == "sqlite":
-        return uri
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return f"{parts.scheme}://{netloc}{parts.path}"
+    from ferroflow.benchmarking.report import server_label
+
+    return uri if urlsplit(uri).scheme == "sqlite" else server_label(uri)
 
 
 def _number(value: float | None) -> str:

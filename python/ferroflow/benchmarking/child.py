@@ -4,7 +4,9 @@ Jobs: ``run`` (one run of one system, phases timed), ``resume`` (one saved flow 
 ``resume-many`` (many saved flows resumed), ``dbos-crash`` / ``dbos-recover`` (a DBOS workflow
 killed halfway, then recovered). Each prints one JSON line: the phases' seconds and the peak
 resident memory of the process (``peak_rss_mb``; ``baseline_rss_mb`` is the peak before the job
-started, after the imports). `run_child` starts one and reads that line.
+started, after the imports); ``resume`` and ``dbos-recover`` also give ``first_atom``, the
+`time.monotonic` at which the first resumed atom (DBOS: step) started. `run_child` starts one
+and reads that line.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def _job(args: argparse.Namespace) -> dict[str, Any]:
         case = suite.Case(suite.RUN, args.system, args.shape, args.store, args.engine, args.n)
         return {"phases": phases.time_phases(suite.make_run(case, args.workdir))}
     if args.job == "resume":
-        return {"phases": resume.resume_one(args.system, Path(args.db), args.flow)}
+        stamps: dict[str, float] = {}
+        timings = resume.resume_one(args.system, resume.location(args.db), args.flow, stamps)
+        return {"phases": timings, **stamps}
     if args.job == "resume-many":
         uuids = json.loads(Path(args.uuids).read_text())
         return {"phases": resume.resume_many(args.system, Path(args.db), uuids), "flows": len(uuids)}
@@ -43,7 +47,7 @@ def _job(args: argparse.Namespace) -> dict[str, Any]:
         launched = time.perf_counter()
         dbos_peer.recover_workflow(args.workflow, args.n)
         finished = time.perf_counter()
-    return {"phases": {"launch": launched - started, "run": finished - launched}}
+    return {"phases": {"launch": launched - started, "run": finished - launched}, "first_atom": dbos_peer.first_step()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_child(argv: Sequence[str], timeout: float | None = None) -> dict[str, Any]:
     """Runs a child job (``argv`` after ``child``) in a fresh interpreter; its JSON outcome, plus
-    ``process_seconds``: the child's wall time, interpreter start and imports included."""
+    ``process_seconds``: the child's wall time, interpreter start and imports included, and
+    ``launched``: the `time.monotonic` (one clock for every process) just before it started."""
     command = [sys.executable, "-m", "ferroflow.benchmarking.child", *argv]
+    launched = time.monotonic()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     elapsed = time.perf_counter() - started
@@ -87,6 +93,7 @@ def run_child(argv: Sequence[str], timeout: float | None = None) -> dict[str, An
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     outcome: dict[str, Any] = json.loads(lines[-1]) if lines else {}
     outcome["process_seconds"] = elapsed
+    outcome["launched"] = launched
     outcome["stdout"] = done.stdout
     return outcome
 

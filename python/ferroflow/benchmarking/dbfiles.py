@@ -10,6 +10,9 @@ from pathlib import Path
 #: Store names: in memory, SQLite with the default durability, SQLite fsync'ed at every commit.
 MEMORY, SQLITE, SQLITE_FSYNC, SQLITE_BATCH = "memory", "sqlite", "sqlite-fsync", "sqlite-batch"
 STORES = (MEMORY, SQLITE, SQLITE_FSYNC, SQLITE_BATCH)
+#: Other stores a flow is resumed from (``ferroflow bench --resume``): a ``dir://`` directory, a
+#: new database on a PostgreSQL server.
+DIR, POSTGRES = "dir", "postgres"
 #: ferroflow's ``durability`` option for each SQLite store.
 DURABILITY = {SQLITE: "process", SQLITE_FSYNC: "fsync", SQLITE_BATCH: "batch"}
 

@@ -8,13 +8,16 @@ required values as arguments for the random DAG. DBOS has no in-memory mode.
 
 DBOS is one launched instance per process: `session` launches it on a SQLite file and destroys it
 afterwards; `DbosRun` needs one. A workflow killed halfway is recovered by the next process that
-launches DBOS on the same file (`start_crashing_workflow` / `recover_workflow`).
+launches DBOS on the same file (`start_crashing_workflow` / `recover_workflow`); `first_step`
+tells when the recovering process ran its first step (the steps done before the crash are
+replayed from the database, not run).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +31,14 @@ from ferroflow.benchmarking import dbfiles, flows
 CRASH_AT_ENV = "FERROFLOW_BENCH_DBOS_CRASH_AT"
 
 _session: dict[str, Any] = {}
+#: `time.monotonic` of the first step this process ran (see `first_step`).
+_first_step: list[float] = []
 
 
 @DBOS.step()
 def noop_step() -> None:
+    if not _first_step:
+        _first_step.append(time.monotonic())
     return None
 
 
@@ -135,3 +142,9 @@ def recover_workflow(workflow_id: str, n: int) -> None:
     result = DBOS.retrieve_workflow(workflow_id).get_result()
     if result != n:
         raise RuntimeError(f"recovered DBOS workflow {workflow_id} returned {result!r}, not {n}")
+
+
+def first_step() -> float | None:
+    """`time.monotonic` of the first no-op step this process ran (DBOS runs a step's body only
+    when it has no saved outcome: after a crash, the first step of the recovered half), or None."""
+    return _first_step[0] if _first_step else None

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ferroflow.benchmarking import dbfiles, flows, suite
 from ferroflow.benchmarking.phases import Summary
@@ -154,6 +155,8 @@ def environment() -> dict[str, Any]:
 
 def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str, Any]:
     """Everything measured, raw rounds included."""
+    from ferroflow.benchmarking import resumebench
+
     out = []
     for result in results:
         case = result.case
@@ -171,6 +174,7 @@ def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str
             "wall_seconds": result.wall,
             "peak_rss_mb": result.peak_rss_mb,
             "ratios": result.ratios,
+            "extras": result.extras,
         }
         if result.measured:
             phases = {name: s.as_dict() for name in result.rounds[0] if (s := result.phase(name)) is not None}
@@ -183,6 +187,9 @@ def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str
                 "flows_per_second": flows.as_dict() if flows else None,
                 "peak_rss_mb": peak.as_dict() if peak else None,
             }
+            resumed = resumebench.summary_json(result)
+            if resumed is not None:
+                record["summary"]["resume"] = resumed
         out.append(record)
     return {
         "format": 1,
@@ -193,6 +200,8 @@ def to_json(results: Sequence[suite.Result], options: suite.Options) -> dict[str
             "flows": options.flows,
             "peers": options.peers,
             "max_seconds": options.max_seconds,
+            "resume": options.resume,
+            "postgres": server_label(options.postgres) if options.postgres else None,
         },
         "results": out,
     }
@@ -206,17 +215,26 @@ def write_json(path: str | os.PathLike[str], results: Sequence[suite.Result], op
 _LINES = ("ferroflow", "ferroflow (parallel)", "floor", "taskflow", "dbos")
 
 
-def _order(known: Sequence[str], name: str) -> int:
+def order(known: Sequence[str], name: str) -> int:
+    """Where ``name`` goes among ``known`` (unknown names last): a plot's order and colours."""
     return known.index(name) if name in known else len(known)
+
+
+def server_label(uri: str) -> str:
+    """A server URI without its user and password (for reports)."""
+    parts = urlsplit(uri)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 class PlotUnavailable(RuntimeError):
     """matplotlib is not installed."""
 
 
-def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
-    """Per-atom cost of the run phase against N, one line per system, one panel per store and
-    shape (log-log), saved as a PNG."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files, no display); `PlotUnavailable` without it."""
     try:
         import matplotlib
 
@@ -224,6 +242,13 @@ def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise PlotUnavailable("--plot needs matplotlib: pip install 'ferroflow[plot]'") from exc
+    return plt
+
+
+def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
+    """Per-atom cost of the run phase against N, one line per system, one panel per store and
+    shape (log-log), saved as a PNG."""
+    plt = pyplot()
     series: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
     for result in suite.iter_measured(results):
         case = result.case
@@ -234,19 +259,19 @@ def plot(path: str | os.PathLike[str], results: Sequence[suite.Result]) -> None:
         panel.setdefault(line, []).append((case.n, result.per_unit_us().median))
     if not series:
         raise ValueError("nothing to plot: no run scenario was measured")
-    panels = sorted(series, key=lambda key: (_order(dbfiles.STORES, key[0]), _order(flows.SHAPES, key[1])))
+    panels = sorted(series, key=lambda key: (order(dbfiles.STORES, key[0]), order(flows.SHAPES, key[1])))
     columns = min(3, len(panels))
     rows = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
     for ax, key in zip(axes.flat, panels, strict=False):
-        for line, points in sorted(series[key].items(), key=lambda item: _order(_LINES, item[0])):
+        for line, points in sorted(series[key].items(), key=lambda item: order(_LINES, item[0])):
             points.sort()
             ax.plot(
                 [n for n, _ in points],
                 [cost for _, cost in points],
                 marker="o",
                 label=line,
-                color=f"C{_order(_LINES, line)}",
+                color=f"C{order(_LINES, line)}",
             )
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -22,9 +22,20 @@ from typing import Any
 
 from ferroflow.benchmarking import dbfiles, flows
 
+#: Where a flow is saved: a SQLite file (default durability), or a store URI (``dir:///path``,
+#: ``postgresql://...``; TaskFlow's backend of the same kind is used for TaskFlow).
+Location = Path | str
+
+
+def location(text: str) -> Location:
+    """A `Location` from the command line: a URI stays a string, anything else is a path."""
+    return text if "://" in text else Path(text)
+
+
 #: Systems that can resume a saved flow through TaskFlow's API.
 SYSTEMS = ("ferroflow", "taskflow")
 _SUSPENDED = "SUSPENDED"
+_RUNNING = "RUNNING"
 _SUCCESS = "SUCCESS"
 
 
@@ -46,15 +57,16 @@ class Api:
         saved atoms from the store itself (as columns), TaskFlow's storage needs them loaded."""
         return self.system == "ferroflow"
 
-    def open_backend(self, path: Path) -> Any:
-        """The library's SQLite backend on ``path`` (default durability), schema upgraded."""
+    def open_backend(self, location: Location) -> Any:
+        """The library's backend at ``location`` (see `Location`), schema upgraded."""
         if self.system == "taskflow":
             from ferroflow.benchmarking import taskflow_peer
 
-            return taskflow_peer.open_backend(path)
+            return taskflow_peer.open_backend(location)
         from ferroflow.persistence import backends
 
-        backend = backends.fetch(dbfiles.ferroflow_uri(path, dbfiles.SQLITE))
+        uri = location if isinstance(location, str) else dbfiles.ferroflow_uri(location, dbfiles.SQLITE)
+        backend = backends.fetch(uri)
         with contextlib.closing(backend.get_connection()) as conn:
             conn.upgrade()
         return backend
@@ -81,7 +93,7 @@ def api(system: str) -> Api:
 
 
 @contextlib.contextmanager
-def _backend(lib: Api, path: Path) -> Iterator[Any]:
+def _backend(lib: Api, path: Location) -> Iterator[Any]:
     backend = lib.open_backend(path)
     try:
         yield backend
@@ -106,7 +118,7 @@ def _run_suspending_after(engine: Any, done: int) -> None:
         raise RuntimeError(f"the flow was to be suspended after {done} atoms but ended {state}")
 
 
-def suspend_halfway(system: str, path: Path, shape: str, n: int) -> str:
+def suspend_halfway(system: str, path: Location, shape: str, n: int) -> str:
     """Saves a flow of ``n`` atoms of ``shape`` to ``path``, suspended halfway; its uuid."""
     if n < 2:
         raise ValueError("a flow suspended halfway needs at least 2 atoms")
@@ -139,8 +151,23 @@ def write_uuids(path: Path, uuids: list[str]) -> Path:
     return listing
 
 
-def resume_one(system: str, path: Path, flow_uuid: str) -> dict[str, float]:
-    """Resumes one saved flow from ``path`` to its end; seconds of ``load``, ``match`` and ``run``."""
+def stamp_first_start(notifier: Any, stamps: dict[str, float]) -> None:
+    """Records in ``stamps['first_atom']`` the `time.monotonic` of the first atom's RUNNING event
+    told to ``notifier`` (an engine's ``atom_notifier``), as a user's listener would see it. The
+    listener then deregisters itself, so the rest of the run is not observed (ferroflow runs an
+    unobserved engine on its faster paths)."""
+
+    def on_running(event_type: str, details: dict[str, Any]) -> None:
+        stamps.setdefault("first_atom", time.monotonic())
+        notifier.deregister(_RUNNING, on_running)
+
+    notifier.register(_RUNNING, on_running)
+
+
+def resume_one(system: str, path: Location, flow_uuid: str, stamps: dict[str, float] | None = None) -> dict[str, float]:
+    """Resumes one saved flow from ``path`` to its end; seconds of ``load``, ``match`` and ``run``.
+
+    With ``stamps``, the first resumed atom's start is recorded in it (`stamp_first_start`)."""
     lib = api(system)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -156,6 +183,8 @@ def resume_one(system: str, path: Path, flow_uuid: str) -> dict[str, float]:
         engine.prepare()
         engine.validate()
         timings["match"] = time.perf_counter() - started
+        if stamps is not None:
+            stamp_first_start(engine.atom_notifier, stamps)
         started = time.perf_counter()
         engine.run()
         timings["run"] = time.perf_counter() - started

@@ -45,14 +45,17 @@ DEFAULT_MAX_SECONDS = 60.0
 
 #: Largest size (atoms; flows for resume-many) a peer is run at, whatever the prediction says: on
 #: a 2-core machine TaskFlow spends ~10 ms/atom on a linear flow in memory at N=1,000 (quadratic),
-#: ~90 ms/atom on SQLite; DBOS 2-20 ms/step on SQLite (fsync'ed commits).
+#: ~90 ms/atom on SQLite (30 ms resumed; 4 ms on its directory backend); DBOS 2-20 ms/step on
+#: SQLite (fsync'ed commits). Resume caps are per store.
 PEER_CAPS: dict[tuple[str, str], int] = {
     (TASKFLOW, RUN + ":" + dbfiles.MEMORY): 10_000,
     (TASKFLOW, RUN + ":" + dbfiles.SQLITE): 1_000,
-    (TASKFLOW, RESUME): 500,
+    (TASKFLOW, RESUME + ":" + dbfiles.SQLITE): 1_000,
+    (TASKFLOW, RESUME + ":" + dbfiles.POSTGRES): 1_000,
+    (TASKFLOW, RESUME + ":" + dbfiles.DIR): 10_000,
     (TASKFLOW, RESUME_MANY): 20,
     (DBOS, RUN + ":" + dbfiles.SQLITE): 10_000,
-    (DBOS, RESUME): 2_000,
+    (DBOS, RESUME + ":" + dbfiles.SQLITE): 10_000,
 }
 
 
@@ -96,6 +99,9 @@ class Result:
     ratios: dict[str, float] = field(default_factory=dict)
     #: Wall time of each round, setup included (for the time budget).
     wall: list[float] = field(default_factory=list)
+    #: Per round, what a resume in a fresh process measures besides its phases (resume scenario;
+    #: see `resumebench.resume_round`): ``process_seconds``, ``first_atom_seconds``, ``resumed_atoms``.
+    extras: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def measured(self) -> bool:
@@ -138,6 +144,11 @@ class Options:
     peers: bool = False
     max_seconds: float = DEFAULT_MAX_SECONDS
     workdir: str | None = None
+    #: ``--resume``: resumption throughput only (`resumebench.resume_cases`).
+    resume: bool = False
+    #: A PostgreSQL server URI (``--store postgresql://...``): resumes are also measured on new
+    #: databases of it.
+    postgres: str | None = None
 
 
 def peer_available(system: str) -> bool:
@@ -179,7 +190,7 @@ def standard_cases(options: Options) -> list[Case]:
 
 
 def _cap(case: Case) -> int | None:
-    key = RUN + ":" + case.store if case.scenario == RUN else case.scenario
+    key = case.scenario + ":" + case.store if case.scenario in (RUN, RESUME) else case.scenario
     return PEER_CAPS.get((case.system, key))
 
 
@@ -207,12 +218,17 @@ def make_run(case: Case, workdir: str | None = None) -> phases.PhasedRun:
     raise ValueError(f"unknown system {case.system!r}; known: {', '.join(SYSTEMS)}")
 
 
-def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], float | None]:
-    """One round of ``case``: seconds per phase, and the peak memory of its fresh process."""
-    from ferroflow.benchmarking import child, resume
+def _round(
+    case: Case, workdir: str, timeout: float, postgres: str | None = None
+) -> tuple[dict[str, float], float | None, dict[str, float] | None]:
+    """One round of ``case``: seconds per phase, the peak memory of its fresh process, and what a
+    resume measures besides (`Result.extras`)."""
+    from ferroflow.benchmarking import child, resume, resumebench
 
     if case.scenario == RUN:
-        return phases.time_phases(make_run(case, workdir)), None
+        return phases.time_phases(make_run(case, workdir)), None, None
+    if case.scenario == RESUME:
+        return resumebench.resume_round(case, workdir, timeout, postgres)
     if case.scenario == PEAK_MEMORY:
         outcome = child.run_child(
             [
@@ -232,50 +248,39 @@ def _round(case: Case, workdir: str, timeout: float) -> tuple[dict[str, float], 
             ],
             timeout,
         )
-        return outcome["phases"], outcome["peak_rss_mb"]
+        return outcome["phases"], outcome["peak_rss_mb"], None
     path = dbfiles.new_db_path(workdir, f"{case.scenario}-{case.system}")
     try:
-        if case.system == DBOS:
-            crashed = child.run_child(
-                ["dbos-crash", "--db", str(path), "--n", str(case.n), "--crash-at", str(case.n // 2)], timeout
-            )
-            workflow_id = crashed["stdout"].split()[0]
-            outcome = child.run_child(
-                ["dbos-recover", "--db", str(path), "--workflow", workflow_id, "--n", str(case.n)], timeout
-            )
-        elif case.scenario == RESUME:
-            flow_uuid = resume.suspend_halfway(case.system, path, case.shape, case.n)
-            outcome = child.run_child(
-                ["resume", "--system", case.system, "--db", str(path), "--flow", flow_uuid], timeout
-            )
-        else:
-            uuids = resume.suspend_many(case.system, path, case.n, SMALL_FLOW_ATOMS)
-            listing = resume.write_uuids(path, uuids)
-            outcome = child.run_child(
-                ["resume-many", "--system", case.system, "--db", str(path), "--uuids", str(listing)], timeout
-            )
-            listing.unlink()
+        uuids = resume.suspend_many(case.system, path, case.n, SMALL_FLOW_ATOMS)
+        listing = resume.write_uuids(path, uuids)
+        outcome = child.run_child(
+            ["resume-many", "--system", case.system, "--db", str(path), "--uuids", str(listing)], timeout
+        )
+        listing.unlink()
     finally:
         dbfiles.remove_db(path)
-    return outcome["phases"], outcome["peak_rss_mb"]
+    return outcome["phases"], outcome["peak_rss_mb"], None
 
 
 # -- the suite ---------------------------------------------------------------------------------
 
 
-def measure(case: Case, rounds: int, max_seconds: float, workdir: str) -> Result:
-    """Up to ``rounds`` rounds of ``case``; fewer once they have taken ``max_seconds`` together."""
+def measure(case: Case, rounds: int, max_seconds: float, workdir: str, postgres: str | None = None) -> Result:
+    """Up to ``rounds`` rounds of ``case``; fewer once they have taken ``max_seconds`` together.
+    ``postgres``: the server of the ``postgres`` store (resume scenario)."""
     result = Result(case)
     spent = 0.0
     for _ in range(rounds):
         gc.collect()
         started = time.perf_counter()
-        timings, peak = _round(case, workdir, timeout=max(10 * max_seconds, 60.0))
+        timings, peak, extras = _round(case, workdir, max(10 * max_seconds, 60.0), postgres)
         wall = time.perf_counter() - started
         result.rounds.append(timings)
         result.wall.append(wall)
         if peak is not None:
             result.peak_rss_mb.append(peak)
+        if extras is not None:
+            result.extras.append(extras)
         spent += wall
         if spent >= max_seconds:
             break
@@ -348,7 +353,7 @@ def run_suite(cases: list[Case], options: Options, on_result: Callable[[Result],
                     result = Result(case, note=reason)
                 else:
                     try:
-                        result = measure(case, options.rounds, options.max_seconds, workdir)
+                        result = measure(case, options.rounds, options.max_seconds, workdir, options.postgres)
                     except Exception as exc:  # one broken case does not lose the others
                         result = Result(case, note=f"error: {type(exc).__name__}: {exc}", failed=True)
                 results[case] = result

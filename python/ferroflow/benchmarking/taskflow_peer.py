@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from taskflow import engines, states, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
@@ -59,9 +60,21 @@ def uri(path: Any) -> str:
     return f"sqlite:///{path}"
 
 
-def open_backend(path: Any) -> Any:
-    """TaskFlow's SQLAlchemy backend on ``path``, its schema created."""
-    backend = backends.fetch({"connection": uri(path)})
+def conf(location: Any) -> dict[str, Any]:
+    """TaskFlow's backend conf for a benchmark location: a SQLite file path (SQLAlchemy), a
+    ``dir:///path`` URI (its directory backend) or a ``postgresql://`` URI (SQLAlchemy with psycopg)."""
+    if not isinstance(location, str):
+        return {"connection": uri(location)}
+    if location.startswith("dir://"):
+        return {"connection": "dir", "path": urlsplit(location).path}
+    if location.startswith(("postgresql://", "postgres://")):
+        return {"connection": "postgresql+psycopg://" + location.split("://", 1)[1]}
+    raise ValueError(f"no TaskFlow backend for {location!r}")
+
+
+def open_backend(location: Any) -> Any:
+    """TaskFlow's backend at ``location`` (see `conf`), its schema created."""
+    backend = backends.fetch(conf(location))
     with contextlib.closing(backend.get_connection()) as conn:
         conn.upgrade()
     return backend

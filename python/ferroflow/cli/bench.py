@@ -18,6 +18,14 @@ and, with --peers, on TaskFlow and DBOS when they are installed (pip install 'fe
 at the sizes they finish within the time budget. Prints a table of the cost per atom, flows
 resumed per second, peak memory and the ratios between systems measured in this run.
 
+With --resume it measures resumption throughput as a user sees it instead: a linear flow of N
+no-op atoms stopped halfway (suspended; DBOS's workflow killed) and resumed by a fresh process, on
+SQLite, dir:// and, with --store postgresql://..., a new database of that server (the role must be
+allowed to create databases); with --peers, TaskFlow (SQLAlchemy on SQLite and PostgreSQL, its
+directory backend) and DBOS (SQLite). Prints the process's total seconds, the seconds from its
+launch to the first resumed atom, atoms resumed per second and the ratios to ferroflow on SQLite;
+--plot draws atoms/s and time to first atom against N.
+
 With --board URI it measures conductors instead: jobs of 1 and of 20 no-op atoms posted on that
 jobboard (under a board name of their own) and run by 1, 2 and 4 `ferroflow conductor`
 processes, in jobs/s and atoms/s; their flows are kept in --store (default: the board's
@@ -64,14 +72,26 @@ def add_parser(subparsers: Any) -> None:
         help="skip a case predicted to run longer; stop repeating one after it took this long (default: %(default)s)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every measurement as JSON")
-    parser.add_argument("--plot", metavar="PATH", help="draw cost per atom against N as a PNG (matplotlib)")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="draw cost per atom (--resume: atoms/s, first atom) against N as a PNG (matplotlib)",
+    )
     parser.add_argument(
         "--workdir", metavar="DIR", help="where the databases go (default: a temporary directory, removed at the end)"
     )
     parser.add_argument(
         "--board", metavar="URI", help="measure conductors on this jobboard (postgresql://... or sqlite:///...)"
     )
-    parser.add_argument("--store", metavar="URI", help="with --board: the conductors' store (default: the board)")
+    parser.add_argument(
+        "--resume", action="store_true", help="measure resumption throughput: atoms resumed/s, time to first atom"
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URI",
+        help="with --board: the conductors' store (default: the board); "
+        "with --resume: a postgresql:// server to resume from too",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=bench_command)
 
@@ -97,12 +117,16 @@ def _positive_float(text: str) -> float:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from ferroflow.benchmarking import report, suite
+    from ferroflow.benchmarking import report, resumebench, suite
 
     if args.board:
+        if args.resume:
+            raise common.UsageError("--resume and --board are separate benchmarks: give one")
         return board_command(args)
+    if args.store and not args.resume:
+        raise common.UsageError("--store goes with --board or --resume")
     if args.store:
-        raise common.UsageError("--store goes with --board")
+        _check_postgres_store(args.store)
     if args.plot:
         _check_matplotlib()
     options = suite.Options(
@@ -112,6 +136,8 @@ def bench_command(args: argparse.Namespace) -> int:
         peers=args.peers,
         max_seconds=args.max_seconds,
         workdir=args.workdir,
+        resume=args.resume,
+        postgres=args.store,
     )
     if args.peers:
         missing = [peer for peer in suite.PEERS if not suite.peer_available(peer)]
@@ -121,12 +147,17 @@ def bench_command(args: argparse.Namespace) -> int:
                 "(pip install 'ferroflow[compare]')",
                 file=sys.stderr,
             )
-    cases = suite.standard_cases(options)
+    cases = resumebench.resume_cases(options) if args.resume else suite.standard_cases(options)
 
     def progress(result: suite.Result) -> None:
         if args.quiet:
             return
-        if result.measured:
+        rate = resumebench.atoms_per_second(result)
+        if rate is not None:
+            first = resumebench.extra(result, resumebench.FIRST_ATOM)
+            what = f"{report.number(rate.median)} atoms/s, first atom after {first.median:.3f} s"  # type: ignore[union-attr]
+            what += f" ({len(result.rounds)} runs)"
+        elif result.measured:
             cost = result.per_unit_us()
             what = f"{report.number(cost.median)} us/{result.case.unit[:-1]} ({len(result.rounds)} runs)"
         else:
@@ -141,14 +172,16 @@ def bench_command(args: argparse.Namespace) -> int:
             flush=True,
         )
     results = suite.run_suite(cases, options, on_result=progress)
+    if args.resume:
+        resumebench.compute_resume_ratios(results)
     if args.json:  # first: the measurements are what took time
         report.write_json(args.json, results, options)
-    print(report.text_report(results))
+    print(resumebench.text_report(results) if args.resume else report.text_report(results))
     if args.json:
         print(f"\nwrote {args.json}")
     if args.plot:
         try:
-            report.plot(args.plot, results)
+            (resumebench.plot if args.resume else report.plot)(args.plot, results)
         except (report.PlotUnavailable, ValueError) as exc:
             raise common.CommandError(str(exc)) from exc
         print(f"wrote {args.plot}")
@@ -201,6 +234,24 @@ def board_command(args: argparse.Namespace) -> int:
     if failed:
         raise common.CommandError(f"{len(failed)} measurement(s) failed: " + "; ".join(m.note for m in failed))
     return common.EXIT_OK
+
+
+def _check_postgres_store(uri: str) -> None:
+    """``--store`` of ``--resume``: a PostgreSQL server where databases can be created, checked
+    before measuring anything."""
+    from ferroflow.benchmarking import report, resumebench
+
+    if not uri.startswith(("postgresql://", "postgres://")):
+        raise common.UsageError(
+            f"--store with --resume takes a postgresql:// server URI, not {uri.split('://')[0]}:// "
+            "(SQLite and dir:// are always measured)"
+        )
+    try:
+        resumebench.check_server(uri)
+    except Exception as exc:
+        raise common.CommandError(
+            f"cannot create a database on {report.server_label(uri)} (--store): {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _check_matplotlib() -> None:
