@@ -17,6 +17,8 @@ import contextlib
 import copy
 import functools
 import gc
+import operator
+import queue
 import threading
 import time
 import weakref
@@ -30,6 +32,7 @@ from ferroflow._lower import lower, result_keys
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
+from ferroflow.engines.workers import WorkerPool
 from ferroflow.flow import Flow, paused_gc
 from ferroflow.types.failure import Failure
 from ferroflow.types.graph import DiGraph
@@ -991,7 +994,7 @@ class ParallelActionEngine(ActionEngine):
                     "connections, lambdas) out of its attributes, or use executor='threads'"
                 ) from exc
 
-    def _make_executor(self) -> tuple[futures.Executor, bool]:
+    def _make_executor(self) -> tuple[futures.Executor | None, bool]:
         executor = self._options.get("executor")
         max_workers = self._options.get("max_workers")
         if max_workers is not None:
@@ -999,7 +1002,9 @@ class ParallelActionEngine(ActionEngine):
         if isinstance(executor, futures.Executor):
             return executor, False
         if executor is None or (isinstance(executor, str) and executor.lower() in _THREAD_KINDS):
-            return futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ferroflow"), True
+            if max_workers is not None and max_workers <= 0:
+                raise ValueError("max_workers must be greater than 0")
+            return None, True  # the engine's own threads (a `WorkerPool`)
         if isinstance(executor, str) and executor.lower() in PROCESS_KINDS:
             return futures.ProcessPoolExecutor(max_workers=max_workers), True
         if isinstance(executor, str):
@@ -1050,52 +1055,118 @@ class ParallelActionEngine(ActionEngine):
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         executor, owned = self._make_executor()
+        # Outcomes arrive in `done` as (seq, index, kind, ok, value): from the workers of a
+        # `WorkerPool` (the engine's threads, or runners in a caller's executor), or with ok None
+        # and the future as value from a process future's done-callback.
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        pool: WorkerPool | None = None
         in_processes = isinstance(executor, futures.ProcessPoolExecutor)
-        running: dict[futures.Future, tuple[int, int]] = {}
-        order: dict[futures.Future, int] = {}
+        if not in_processes:
+            pool = WorkerPool(self._call, done, self._max_workers() if owned else None, executor)
+        in_flight = 0
         seq = 0
+        finished = False
         try:
             while True:
                 ready = self._schedule(self._batch_size)
                 if ready:
                     yield states.SCHEDULING
-                for index, kind in ready:
-                    if self._is_retry(index):
-                        ok, value = self._call(index, kind)
-                        self._complete(index, kind, ok, value)
-                        continue
-                    if in_processes:
-                        future = self._submit_to_process(executor, index, kind)
-                    else:
-                        future = executor.submit(self._call, index, kind)
-                    running[future] = (index, kind)
-                    order[future] = seq
-                    seq += 1
-                if not running:
+                    jobs: list[tuple[int, int]] = []
+                    for action in ready:
+                        if self._is_retry(action[0]):
+                            # Retries run here, once the actions before them are handed out.
+                            seq = self._hand_out(executor, pool, done, jobs, seq)
+                            in_flight += len(jobs)
+                            jobs = []
+                            ok, value = self._call(*action)
+                            self._complete(action[0], action[1], ok, value)
+                        else:
+                            jobs.append(action)
+                    seq = self._hand_out(executor, pool, done, jobs, seq)
+                    in_flight += len(jobs)
+                if not in_flight:
                     if ready:
                         continue
+                    finished = True
                     return
                 yield states.WAITING
-                done, _ = futures.wait(running, timeout=timeout, return_when=futures.FIRST_COMPLETED)
+                batch = _take_outcomes(done, timeout)
+                in_flight -= len(batch)
                 # Completions that arrived together are analysed together, in submission order,
                 # and committed in one transaction.
                 with self._group():
-                    for future in sorted(done, key=order.__getitem__):
-                        index, kind = running.pop(future)
-                        order.pop(future)
-                        if in_processes:
-                            try:
-                                ok, value, reported = future.result()
-                            except Exception:  # the worker died, or the result did not pickle
-                                ok, value, reported = False, Failure(), ()
-                            self._replay_progress(index, reported)
-                        else:
-                            ok, value = future.result()
+                    for _, index, kind, ok, value in batch:
+                        if ok is None:
+                            ok, value = self._outcome_of(index, value)
                         self._complete(index, kind, ok, value)
                 yield states.ANALYZING
         finally:
-            if owned:
+            if pool is not None:
+                pool.shutdown(cancel=not finished)  # (a caller's executor is left as it is)
+            elif owned:
                 executor.shutdown(wait=True)
+
+    def _max_workers(self) -> int | None:
+        max_workers = self._options.get("max_workers")
+        return None if max_workers is None else int(max_workers)
+
+    def _hand_out(
+        self,
+        executor: futures.Executor | None,
+        pool: WorkerPool | None,
+        done: queue.SimpleQueue,
+        jobs: list[tuple[int, int]],
+        seq: int,
+    ) -> int:
+        """Hands ``jobs`` to the pool, or to worker processes (a future each, reported into
+        ``done`` by a done-callback); returns the next seq."""
+        if pool is not None:
+            pool.submit(jobs)
+            return seq + len(jobs)
+        assert executor is not None
+        put = done.put
+        for index, kind in jobs:
+            future = self._submit_to_process(executor, index, kind)
+            future.add_done_callback(functools.partial(_report_future, put, seq, index, kind))
+            seq += 1
+        return seq
+
+    def _outcome_of(self, index: int, reported: Any) -> tuple[bool, Any]:
+        """``(ok, value)`` of a process future, replaying the progress its task reported; an error
+        raised by a worker thread (not by the task: the engine's own code) is raised here."""
+        if not isinstance(reported, futures.Future):
+            raise reported
+        try:
+            ok, value, progress = reported.result()
+        except Exception:  # the worker died, or the result did not pickle
+            ok, value, progress = False, Failure(), ()
+        self._replay_progress(index, progress)
+        return ok, value
+
+
+_SEQ = operator.itemgetter(0)
+
+
+def _report_future(put: Any, seq: int, index: int, kind: int, future: futures.Future) -> None:
+    put((seq, index, kind, None, future))
+
+
+def _take_outcomes(done: queue.SimpleQueue, timeout: float | None) -> list[tuple]:
+    """Waits (up to ``timeout``) for an outcome, then takes all that arrived, in submission order."""
+    try:
+        batch = [done.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    get = done.get_nowait
+    append = batch.append
+    try:
+        while True:
+            append(get())
+    except queue.Empty:
+        pass
+    if len(batch) > 1:
+        batch.sort(key=_SEQ)
+    return batch
 
 
 def _for_process(atom: Any) -> Any:

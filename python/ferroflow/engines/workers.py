@@ -1,0 +1,195 @@
+"""How the parallel engine hands ready atoms to threads: in chunks, with outcomes reported in batches.
+
+A `concurrent.futures.Executor` costs a `Future` and a work item per atom, and waiting on a set of
+futures costs time that grows with the set: 12-20 µs per no-op atom on 2 cores. Here the engine
+appends a round's actions to one list; a worker takes the next *chunk* of it under one lock,
+runs it and puts each outcome, as it comes, into one `queue.SimpleQueue` that the engine drains
+in batches.
+
+The workers are the pool's own threads (named ``ferroflow_<n>``, started as work needs them and
+kept, idle, until `WorkerPool.shutdown`), or *runners* submitted to a caller's executor: each
+takes chunks until the list is empty, then returns its thread to the executor.
+
+Chunks are guided: a worker takes ``max(1, queued // (workers * CHUNK_FACTOR))`` actions, so a
+big round of quick atoms goes out in a few hand-offs, while the chunks shrink to one action as
+the list empties: the last actions go out one by one, so slow atoms never wait behind one
+worker's long chunk while the others idle.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+#: A worker takes at most ``1 / (workers * CHUNK_FACTOR)`` of what is queued at once.
+CHUNK_FACTOR = 4
+#: Taken actions are dropped from the list once there are this many and they are half of it.
+_COMPACT_AT = 4096
+#: The seq of a report that a runner submitted to a caller's executor never ran or broke.
+BROKEN = -1
+
+
+def default_workers() -> int:
+    """`concurrent.futures.ThreadPoolExecutor`'s default size."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def chunk_size(queued: int, workers: int) -> int:
+    """How many of ``queued`` actions a worker takes at once (see the module's docstring)."""
+    return max(1, queued // (workers * CHUNK_FACTOR))
+
+
+class WorkerPool:
+    """Runs ``call(index, kind)`` for submitted ``(index, kind)`` actions on up to ``max_workers``
+    workers; each outcome is put into ``done`` as ``(seq, index, kind, ok, value)``, ``seq``
+    numbering the actions in submission order from 0.
+
+    ``call`` is expected not to raise (the engine's `_call` makes every error a failure); if it
+    does, the outcome has ``ok`` None and the exception as ``value``, and the worker goes on. A
+    runner that the caller's ``executor`` cancels (or that breaks) is reported with seq `BROKEN`
+    and the exception, so that the engine raises it instead of waiting for outcomes that will
+    never come.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[int, int], tuple[bool, Any]],
+        done: queue.SimpleQueue,
+        max_workers: int | None = None,
+        executor: futures.Executor | None = None,
+        prefix: str = "ferroflow",
+    ) -> None:
+        if max_workers is None:
+            width = getattr(executor, "_max_workers", None)  # a ThreadPoolExecutor's size
+            max_workers = width if isinstance(width, int) and width > 0 else default_workers()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        self._call = call
+        self._done = done
+        self._max_workers = max_workers
+        self._executor = executor
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        #: Actions not yet taken: ``_queued[_taken:]``; ``_base`` is the seq of ``_queued[0]``.
+        self._queued: list[tuple[int, int]] = []
+        self._taken = 0
+        self._base = 0
+        #: Own threads waiting for work and not yet woken; runners in the caller's executor.
+        self._idle = 0
+        self._runners = 0
+        self._closing = False
+        self._threads: list[threading.Thread] = []
+        #: Chunks taken so far, and their sizes (what the tests count).
+        self.chunks: list[int] = []
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    def submit(self, actions: list[tuple[int, int]]) -> None:
+        """Queues ``actions`` after those submitted before, and wakes or starts workers for them."""
+        if not actions:
+            return
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("cannot submit to a worker pool that was shut down")
+            queued = self._queued
+            taken = self._taken
+            if taken == len(queued) or (taken >= _COMPACT_AT and 2 * taken >= len(queued)):
+                del queued[:taken]  # forget what workers took (amortised: at most half the list)
+                self._base += taken
+                self._taken = 0
+            queued.extend(actions)
+            waiting = len(queued) - self._taken
+            if self._executor is None:
+                wake = min(self._idle, waiting)
+                if wake:
+                    self._idle -= wake
+                    self._wake.notify(wake)
+                start = min(waiting - wake, self._max_workers - len(self._threads))
+            else:
+                start = min(waiting, self._max_workers - self._runners)
+                self._runners += start
+        for _ in range(start):
+            if self._executor is None:
+                self._start_thread()
+            else:
+                self._start_runner()
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _start_runner(self) -> None:
+        assert self._executor is not None
+        try:
+            future = self._executor.submit(self._work)
+        except BaseException:
+            with self._lock:
+                self._runners -= 1
+            raise
+        future.add_done_callback(self._runner_done)
+
+    def _runner_done(self, future: futures.Future) -> None:
+        error = futures.CancelledError() if future.cancelled() else future.exception()
+        if error is not None:  # it never took its chunks (or broke between them)
+            with self._lock:
+                self._runners -= 1
+            self._done.put((BROKEN, BROKEN, BROKEN, None, error))
+
+    def _take(self) -> tuple[int, list[tuple[int, int]]] | None:
+        """The next chunk and the seq of its first action. None when there is none: at once for a
+        runner (it returns to its executor), once shut down for an own thread (it waits till then)."""
+        with self._lock:
+            while self._taken == len(self._queued):
+                if self._executor is not None:
+                    self._runners -= 1
+                    return None
+                if self._closing:
+                    return None
+                self._idle += 1  # (`submit` takes it back when it wakes this thread)
+                self._wake.wait()
+            start = self._taken
+            queued = self._queued
+            size = chunk_size(len(queued) - start, self._max_workers)
+            self._taken = start + size
+            self.chunks.append(size)
+            return self._base + start, queued[start : start + size]
+
+    def _work(self) -> None:
+        call, put, take = self._call, self._done.put, self._take
+        while True:
+            chunk = take()
+            if chunk is None:
+                return
+            seq, actions = chunk
+            for index, kind in actions:
+                try:
+                    ok, value = call(index, kind)
+                except BaseException as exc:  # reported (raised on the engine thread), never lost
+                    ok, value = None, exc
+                put((seq, index, kind, ok, value))
+                seq += 1
+
+    def shutdown(self, cancel: bool = False) -> list[tuple[int, int]]:
+        """Lets the own threads end once what is queued has run (or, with ``cancel``, drops what
+        no worker took yet and returns it) and waits for them; runners in a caller's executor
+        end by themselves when nothing is left."""
+        with self._lock:
+            self._closing = True
+            dropped: list[tuple[int, int]] = []
+            if cancel:
+                dropped = self._queued[self._taken :]
+                del self._queued[self._taken :]
+            self._wake.notify_all()
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join()
+        return dropped
