@@ -10,10 +10,12 @@ The workers are the pool's own threads (named ``ferroflow_<n>``, started as work
 kept, idle, until `WorkerPool.shutdown`), or *runners* submitted to a caller's executor: each
 takes chunks until the list is empty, then returns its thread to the executor.
 
-Chunks are guided: a worker takes ``max(1, queued // (workers * CHUNK_FACTOR))`` actions, so a
-big round of quick atoms goes out in a few hand-offs, while the chunks shrink to one action as
-the list empties: the last actions go out one by one, so slow atoms never wait behind one
-worker's long chunk while the others idle.
+Chunks adapt to the atoms' duration. A worker takes at most ``queued // (workers * CHUNK_FACTOR)``
+actions (guided: the chunks shrink to one action as the list empties, so the workers end
+together), and at most what it would run in about `CHUNK_BUDGET` seconds at the pace measured so
+far: the first chunk is one action, and the limit at most doubles with each chunk run. Quick atoms
+go out hundreds at a time; atoms that take a millisecond or more go out one by one, so no atom waits
+behind another worker's long chunk while the others idle.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
-#: A worker takes at most ``1 / (workers * CHUNK_FACTOR)`` of what is queued at once.
+#: A worker takes at most ``1 / (workers * CHUNK_FACTOR)`` of what is queued at once ...
 CHUNK_FACTOR = 4
+#: ... and at most what it runs in about this many seconds at the pace measured so far.
+CHUNK_BUDGET = 0.002
 #: Taken actions are dropped from the list once there are this many and they are half of it.
 _COMPACT_AT = 4096
 #: The seq of a report that a runner submitted to a caller's executor never ran or broke.
@@ -38,9 +43,17 @@ def default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def chunk_size(queued: int, workers: int) -> int:
-    """How many of ``queued`` actions a worker takes at once (see the module's docstring)."""
-    return max(1, queued // (workers * CHUNK_FACTOR))
+def chunk_size(queued: int, workers: int, limit: int) -> int:
+    """How many of ``queued`` actions a worker takes at once, with the pace's ``limit``."""
+    return max(1, min(limit, queued // (workers * CHUNK_FACTOR)))
+
+
+def next_limit(limit: int, size: int, seconds: float) -> int:
+    """The chunk limit after a chunk of ``size`` actions ran in ``seconds``: what runs in
+    `CHUNK_BUDGET` at that pace, at most twice the chunk (and at least one action)."""
+    if seconds <= 0.0:
+        return max(limit, 2 * size)
+    return max(1, min(2 * size, int(CHUNK_BUDGET * size / seconds)))
 
 
 class WorkerPool:
@@ -62,6 +75,7 @@ class WorkerPool:
         max_workers: int | None = None,
         executor: futures.Executor | None = None,
         prefix: str = "ferroflow",
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_workers is None:
             width = getattr(executor, "_max_workers", None)  # a ThreadPoolExecutor's size
@@ -73,6 +87,7 @@ class WorkerPool:
         self._max_workers = max_workers
         self._executor = executor
         self._prefix = prefix
+        self._clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         #: Actions not yet taken: ``_queued[_taken:]``; ``_base`` is the seq of ``_queued[0]``.
@@ -83,6 +98,8 @@ class WorkerPool:
         self._idle = 0
         self._runners = 0
         self._closing = False
+        #: The most actions a chunk may hold at the pace measured so far (see `next_limit`).
+        self._limit = 1
         self._threads: list[threading.Thread] = []
         #: Chunks taken so far, and their sizes (what the tests count).
         self.chunks: list[int] = []
@@ -143,10 +160,13 @@ class WorkerPool:
                 self._runners -= 1
             self._done.put((BROKEN, BROKEN, BROKEN, None, error))
 
-    def _take(self) -> tuple[int, list[tuple[int, int]]] | None:
-        """The next chunk and the seq of its first action. None when there is none: at once for a
-        runner (it returns to its executor), once shut down for an own thread (it waits till then)."""
+    def _take(self, ran: int, seconds: float) -> tuple[int, list[tuple[int, int]]] | None:
+        """The next chunk and the seq of its first action, after one of ``ran`` actions took
+        ``seconds``. None when there is none: at once for a runner (it returns to its
+        executor), once shut down for an own thread (it waits till then)."""
         with self._lock:
+            if ran:
+                self._limit = next_limit(self._limit, ran, seconds)
             while self._taken == len(self._queued):
                 if self._executor is not None:
                     self._runners -= 1
@@ -157,18 +177,21 @@ class WorkerPool:
                 self._wake.wait()
             start = self._taken
             queued = self._queued
-            size = chunk_size(len(queued) - start, self._max_workers)
+            size = chunk_size(len(queued) - start, self._max_workers, self._limit)
             self._taken = start + size
             self.chunks.append(size)
             return self._base + start, queued[start : start + size]
 
     def _work(self) -> None:
-        call, put, take = self._call, self._done.put, self._take
+        call, put, take, clock = self._call, self._done.put, self._take, self._clock
+        ran, seconds = 0, 0.0
         while True:
-            chunk = take()
+            chunk = take(ran, seconds)
             if chunk is None:
                 return
             seq, actions = chunk
+            ran = len(actions)
+            started = clock()
             for index, kind in actions:
                 try:
                     ok, value = call(index, kind)
@@ -176,6 +199,7 @@ class WorkerPool:
                     ok, value = None, exc
                 put((seq, index, kind, ok, value))
                 seq += 1
+            seconds = clock() - started
 
     def shutdown(self, cancel: bool = False) -> list[tuple[int, int]]:
         """Lets the own threads end once what is queued has run (or, with ``cancel``, drops what
