@@ -1,8 +1,11 @@
-"""Resuming suspended flows in a FRESH process, from the SQLite file alone.
+"""Resuming suspended flows in a FRESH process, from the store alone.
 
-``resume-halfway``: a linear flow suspended once half its atoms were done is resumed by a new
-interpreter (load: open the file, read the flow detail, rebuild the flow with its factory; match:
-load an engine on the detail, compile, prepare; run). ``resume-small-flows``: 1,000 suspended
+``resume-halfway-<store>``: a linear flow suspended once half its atoms were done (DBOS: killed at
+the middle step) is resumed by a new interpreter (load: open the store, read the flow detail,
+rebuild the flow with its factory; match: load an engine on the detail, compile, prepare; run), on
+SQLite and ``dir://``, as ``ferroflow bench --resume`` does (`ferroflow.benchmarking.resumebench`);
+``extra_info`` has its figures: the process's seconds, the seconds from launch to the first resumed
+atom, atoms resumed per second. ``resume-small-flows``: 1,000 suspended
 10-atom flows resumed one after the other by one new process. The time measured is the whole
 child process (interpreter start and imports included); its own phase timings are in
 ``extra_info``.
@@ -10,10 +13,12 @@ child process (interpreter start and imports included); its own phase timings ar
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from bench_support import SIZES, cap
-from ferroflow.benchmarking import child, dbfiles, resume
+from ferroflow.benchmarking import child, dbfiles, resume, resumebench, suite
 
 SMALL_FLOWS, SMALL_FLOWS_CI = 1_000, 200
 
@@ -29,46 +34,55 @@ def _record(benchmark, outcome: dict) -> None:
     benchmark.extra_info["peak_rss_mb"] = outcome["peak_rss_mb"]
 
 
-@pytest.mark.parametrize("n", [100, *SIZES])
-@pytest.mark.parametrize("system", ["ferroflow", "taskflow"])
-def test_resume_halfway(benchmark, tmp_path, ci_mode: bool, system: str, n: int) -> None:
-    _peer(system)
-    if system == "taskflow":
-        cap(n, ci_mode, full=100, ci=100)
-    benchmark.group = "resume-halfway"
-    benchmark.extra_info.update(atoms=n, system=system)
+def _record_throughput(benchmark, extras: dict) -> None:
+    """What ``ferroflow bench --resume`` reports: the whole process, the first resumed atom."""
+    benchmark.extra_info["process_seconds"] = extras[resumebench.PROCESS]
+    benchmark.extra_info["first_atom_seconds"] = extras[resumebench.FIRST_ATOM]
+    benchmark.extra_info["atoms_resumed_per_second"] = extras[resumebench.RESUMED] / extras[resumebench.PROCESS]
+
+
+def _resume_halfway(benchmark, tmp_path, case: suite.Case, rounds: int) -> None:
+    """Times the fresh process resuming ``case``'s flow, stopped halfway in an untimed setup."""
+    benchmark.group = f"resume-halfway-{case.store}"
+    benchmark.extra_info.update(atoms=case.n, system=case.system, store=case.store)
     outcomes = []
+    locations = contextlib.ExitStack()
 
     def setup():
-        path = dbfiles.new_db_path(tmp_path, "resume")
-        return (path, resume.suspend_halfway(system, path, "linear", n)), {}
+        where = locations.enter_context(resumebench.new_location(case, tmp_path))
+        return (resumebench.stop_halfway(case, where),), {}
 
-    def resume_in_child(path, flow_uuid):
-        outcomes.append(child.run_child(["resume", "--system", system, "--db", str(path), "--flow", flow_uuid]))
+    def resume_in_child(argv):
+        outcomes.append(resumebench.resume_in_child(case, argv))
 
-    benchmark.pedantic(resume_in_child, setup=setup, rounds=3)
-    assert set(outcomes[-1]["phases"]) == {"load", "match", "run"}
-    _record(benchmark, outcomes[-1])
+    with locations:
+        benchmark.pedantic(resume_in_child, setup=setup, rounds=rounds)
+    timings, peak, extras = outcomes[-1]
+    benchmark.extra_info.update({f"{phase}_seconds": seconds for phase, seconds in timings.items()})
+    benchmark.extra_info["peak_rss_mb"] = peak
+    _record_throughput(benchmark, extras)
+    assert extras[resumebench.RESUMED] == case.n - case.n // 2
+    assert 0 < extras[resumebench.FIRST_ATOM] < extras[resumebench.PROCESS]
+
+
+@pytest.mark.parametrize("n", [100, *SIZES])
+@pytest.mark.parametrize("store", [dbfiles.SQLITE, dbfiles.DIR])
+@pytest.mark.parametrize("system", ["ferroflow", "taskflow"])
+def test_resume_halfway(benchmark, tmp_path, ci_mode: bool, system: str, store: str, n: int) -> None:
+    _peer(system)
+    if system == "taskflow":
+        cap(n, ci_mode, full=100 if store == dbfiles.SQLITE else 1_000, ci=100)
+    elif store == dbfiles.DIR:
+        cap(n, ci_mode, ci=1_000)
+    case = suite.Case(suite.RESUME, system, "linear", store, "serial", n)
+    _resume_halfway(benchmark, tmp_path, case, rounds=3)
+    assert set(benchmark.extra_info) >= {"load_seconds", "match_seconds", "run_seconds"}
 
 
 def test_resume_halfway_dbos(benchmark, tmp_path, ci_mode: bool) -> None:
     pytest.importorskip("dbos")
-    n = 100
-    benchmark.group = "resume-halfway"
-    benchmark.extra_info.update(atoms=n, system="dbos")
-    outcomes = []
-
-    def setup():
-        path = dbfiles.new_db_path(tmp_path, "dbos-resume")
-        crashed = child.run_child(["dbos-crash", "--db", str(path), "--n", str(n), "--crash-at", str(n // 2)])
-        return (path, crashed["stdout"].split()[0]), {}
-
-    def recover_in_child(path, workflow_id):
-        outcomes.append(child.run_child(["dbos-recover", "--db", str(path), "--workflow", workflow_id,
-                                         "--n", str(n)]))
-
-    benchmark.pedantic(recover_in_child, setup=setup, rounds=1 if ci_mode else 3)
-    _record(benchmark, outcomes[-1])
+    case = suite.Case(suite.RESUME, "dbos", "linear", dbfiles.SQLITE, "serial", 100)
+    _resume_halfway(benchmark, tmp_path, case, rounds=1 if ci_mode else 3)
 
 
 @pytest.mark.parametrize("system", ["ferroflow", "taskflow"])
@@ -85,8 +99,9 @@ def test_resume_small_flows(benchmark, tmp_path, ci_mode: bool, system: str) -> 
         return (path, listing), {}
 
     def resume_in_child(path, listing):
-        outcomes.append(child.run_child(["resume-many", "--system", system, "--db", str(path),
-                                         "--uuids", str(listing)]))
+        outcomes.append(
+            child.run_child(["resume-many", "--system", system, "--db", str(path), "--uuids", str(listing)])
+        )
 
     benchmark.pedantic(resume_in_child, setup=setup, rounds=1 if ci_mode else 3)
     outcome = outcomes[-1]

@@ -44,8 +44,13 @@ def test_bench_prints_the_table_and_writes_json(tmp_path, capsys) -> None:
     assert "x floor" in out and "us/atom" in out and "flows/s" in out
     records = _records(out_json)
     scenarios = {(r["scenario"], r["system"]) for r in records}
-    assert {("run", "ferroflow"), ("run", "floor"), ("resume", "ferroflow"), ("resume-many", "ferroflow"),
-            ("peak-memory", "ferroflow")} <= scenarios
+    assert {
+        ("run", "ferroflow"),
+        ("run", "floor"),
+        ("resume", "ferroflow"),
+        ("resume-many", "ferroflow"),
+        ("peak-memory", "ferroflow"),
+    } <= scenarios
     assert not any(r["failed"] for r in records), [r["note"] for r in records if r["failed"]]
     run = _find(records, scenario="run", system="ferroflow", store="memory", engine="serial", shape="graph", n=16)
     assert set(run["rounds"][0]) == {"build", "load", "compile", "prepare", "run"}
@@ -76,12 +81,17 @@ def test_bench_with_peers_reports_ratios_and_plots(tmp_path, capsys) -> None:
     if importlib.util.find_spec("dbos") is not None:
         dbos = _find(records, scenario="resume", system="dbos", n=6)
         assert dbos["summary"]["per_unit_us"]["median"] > 0
-        assert "dbos" in _find(records, scenario="run", system="ferroflow", store="sqlite", shape="graph",
-                               engine="serial", n=6)["ratios"]
+        assert (
+            "dbos"
+            in _find(records, scenario="run", system="ferroflow", store="sqlite", shape="graph", engine="serial", n=6)[
+                "ratios"
+            ]
+        )
 
 
-@pytest.mark.parametrize("argv", [["--sizes", "0"], ["--sizes", "1"], ["--sizes", "ten"], ["--rounds", "0"],
-                                  ["--max-seconds", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["--sizes", "0"], ["--sizes", "1"], ["--sizes", "ten"], ["--rounds", "0"], ["--max-seconds", "-1"]]
+)
 def test_bench_usage_errors(capsys, argv: list[str]) -> None:
     status = main(["bench", *argv])
     assert status == 2
@@ -98,8 +108,9 @@ def test_plot_without_matplotlib_is_a_usage_error_before_measuring(monkeypatch, 
 
 
 def test_bench_is_listed_in_help() -> None:
-    done = subprocess.run([sys.executable, "-m", "ferroflow", "bench", "--help"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ferroflow", "bench", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--peers" in done.stdout and "--plot" in done.stdout and "--sizes" in done.stdout
 
 
@@ -157,16 +168,21 @@ def test_suspend_halfway_then_resume_in_this_process(tmp_path) -> None:
 # -- suite logic -----------------------------------------------------------------------------------
 
 
-def _result(system: str, n: int, run_seconds: list[float], scenario: str = suite.RUN,
-            store: str = dbfiles.MEMORY) -> suite.Result:
+def _result(
+    system: str, n: int, run_seconds: list[float], scenario: str = suite.RUN, store: str = dbfiles.MEMORY
+) -> suite.Result:
     case = suite.Case(scenario, system, "linear", store, "serial", n)
     return suite.Result(case, rounds=[{"build": 1.0, "run": s} for s in run_seconds], wall=[s + 1 for s in run_seconds])
 
 
 def test_ratios_compare_medians_per_atom_in_the_same_run() -> None:
     ferro = _result(suite.FERROFLOW, 1000, [0.010, 0.002, 0.003])  # median 3 us/atom
-    results = [ferro, _result(suite.FLOOR, 1000, [0.0005, 0.001]), _result(suite.TASKFLOW, 1000, [30.0]),
-               _result(suite.TASKFLOW, 100, [0.5])]
+    results = [
+        ferro,
+        _result(suite.FLOOR, 1000, [0.0005, 0.001]),
+        _result(suite.TASKFLOW, 1000, [30.0]),
+        _result(suite.TASKFLOW, 100, [0.5]),
+    ]
     suite.compute_ratios(results)
     assert ferro.per_unit_us().median == pytest.approx(3.0)
     assert ferro.ratios[suite.FLOOR] == pytest.approx(3.0 / 0.75)
@@ -214,8 +230,9 @@ def test_standard_cases_follow_the_options() -> None:
 
 def test_table_rows_of_skipped_and_failed_cases_fit_the_headers() -> None:
     measured = _result(suite.FERROFLOW, 100, [0.001])
-    skipped = suite.Result(suite.Case(suite.RUN, suite.TASKFLOW, "linear", "memory", "serial", 10**6),
-                           note="skipped: above the cap")
+    skipped = suite.Result(
+        suite.Case(suite.RUN, suite.TASKFLOW, "linear", "memory", "serial", 10**6), note="skipped: above the cap"
+    )
     headers, rows = report.result_rows([measured, skipped])
     assert [len(row) for row in rows] == [len(headers)] * 2
     assert rows[1][-1] == "skipped: above the cap" and rows[0][headers.index("cost")] == "10.0 us/atom"
@@ -224,3 +241,146 @@ def test_table_rows_of_skipped_and_failed_cases_fit_the_headers() -> None:
 
 def test_numbers_are_shown_with_sensible_digits() -> None:
     assert [report.number(v) for v in (0.1234, 12.345, 123.4, 12345.6)] == ["0.12", "12.3", "123", "12,346"]
+
+
+# -- ferroflow bench --resume ----------------------------------------------------------------------
+
+
+def _resume_records(tmp_path, capsys, *argv: str) -> tuple[str, list[dict]]:
+    out_json = tmp_path / "resume.json"
+    status = main(
+        [
+            "bench",
+            "--resume",
+            "--sizes",
+            "100",
+            "--rounds",
+            "1",
+            "--quiet",
+            "--json",
+            str(out_json),
+            "--workdir",
+            str(tmp_path / "w"),
+            *argv,
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert status == 0, out
+    return out, _records(out_json)
+
+
+def test_bench_resume_reports_throughput_on_sqlite_and_dir(tmp_path, capsys) -> None:
+    out, records = _resume_records(tmp_path, capsys)
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["system", "store", "N", "resumed", "runs"]
+    for column in ("total s", "first atom s", "atoms/s", "x total", "x first", "in-process s", "peak MB"):
+        assert column in out.splitlines()[0]
+    assert "suspended" in out and "first resumed atom" in out  # the legend says what was measured
+    assert [(r["system"], r["store"], r["n"]) for r in records] == [
+        ("ferroflow", "sqlite", 100),
+        ("ferroflow", "dir", 100),
+    ]
+    for record in records:
+        assert record["scenario"] == "resume" and not record["failed"], record["note"]
+        resumed = record["summary"]["resume"]
+        assert resumed["resumed_atoms"] == 50
+        total = resumed["process_seconds"]["median"]
+        first = resumed["first_atom_seconds"]["median"]
+        assert 0 < first < total  # the first resumed atom starts after the launch and before the exit
+        assert resumed["atoms_per_second"]["median"] == pytest.approx(50 / total)
+        assert set(record["rounds"][0]) == {"load", "match", "run"}
+        assert set(record["extras"][0]) == {"process_seconds", "first_atom_seconds", "resumed_atoms"}
+    sqlite_row, dir_row = records
+    assert sqlite_row["ratios"]["total_vs_ferroflow_sqlite"] == 1.0
+    expected = (
+        dir_row["summary"]["resume"]["process_seconds"]["median"]
+        / sqlite_row["summary"]["resume"]["process_seconds"]["median"]
+    )
+    assert dir_row["ratios"]["total_vs_ferroflow_sqlite"] == pytest.approx(expected)
+    options = json.loads((tmp_path / "resume.json").read_text())["options"]
+    assert options["resume"] is True and options["postgres"] is None
+    work = tmp_path / "w"
+    assert not list(work.glob("*.db")) and not list(work.glob("*.dir"))  # stores removed
+
+
+def test_resume_cases_follow_the_options(monkeypatch) -> None:
+    from ferroflow.benchmarking import resumebench
+
+    monkeypatch.setattr(suite, "peer_available", lambda peer: True)
+    alone = resumebench.resume_cases(suite.Options(sizes=(10, 20), resume=True))
+    assert {(c.system, c.store) for c in alone} == {("ferroflow", "sqlite"), ("ferroflow", "dir")}
+    assert {c.n for c in alone} == {10, 20} and {c.scenario for c in alone} == {suite.RESUME}
+    everything = resumebench.resume_cases(suite.Options(sizes=(10,), peers=True, postgres="postgresql://h/db"))
+    assert [(c.system, c.store) for c in everything] == [
+        ("ferroflow", "sqlite"),
+        ("ferroflow", "dir"),
+        ("ferroflow", "postgres"),
+        ("taskflow", "sqlite"),
+        ("taskflow", "dir"),
+        ("taskflow", "postgres"),
+        ("dbos", "sqlite"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--store", "sqlite:///x.db"], "postgresql://"), (["--board", "sqlite:///b.db"], "--resume and --board")],
+)
+def test_bench_resume_usage_errors(capsys, argv: list[str], message: str) -> None:
+    status = main(["bench", "--resume", "--sizes", "4", *argv])
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_store_without_board_or_resume_is_a_usage_error(capsys) -> None:
+    assert main(["bench", "--store", "postgresql://h/db"]) == 2
+    assert "--board or --resume" in capsys.readouterr().err
+
+
+def test_bench_resume_table_rows_of_skipped_cases_fit_the_headers() -> None:
+    from ferroflow.benchmarking import resumebench
+
+    skipped = suite.Result(
+        suite.Case(suite.RESUME, suite.TASKFLOW, "linear", "dir", "serial", 10**5), note="skipped: above the cap"
+    )
+    headers, rows = resumebench.result_rows([skipped])
+    assert len(rows[0]) == len(headers) and rows[0][-1] == "skipped: above the cap"
+
+
+def test_bench_resume_on_a_postgres_server(tmp_path, capsys) -> None:
+    import postgres_server
+
+    admin_uri = postgres_server.server().admin_uri  # skipped (failed in CI) without a server
+    _, records = _resume_records(tmp_path, capsys, "--store", admin_uri)
+    assert [r["store"] for r in records] == ["sqlite", "dir", "postgres"]
+    postgres = records[2]
+    assert not postgres["failed"], postgres["note"]
+    assert postgres["summary"]["resume"]["resumed_atoms"] == 50
+    assert postgres["ratios"]["first_atom_vs_ferroflow_sqlite"] > 0
+    options = json.loads((tmp_path / "resume.json").read_text())["options"]
+    assert options["postgres"].startswith("postgresql://") and "@" not in options["postgres"]  # no password
+    import psycopg
+
+    with psycopg.connect(admin_uri) as conn:  # the benchmark's databases were dropped
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE '%resume%'").fetchall()
+    assert left == []
+
+
+def test_bench_resume_on_an_unreachable_server_fails_before_measuring(tmp_path, capsys) -> None:
+    pytest.importorskip("psycopg")
+    status = main(
+        [
+            "bench",
+            "--resume",
+            "--sizes",
+            "4",
+            "--store",
+            "postgresql://nobody:secret@127.0.0.1:1/x",
+            "--workdir",
+            str(tmp_path / "w"),
+        ]
+    )
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "cannot create a database on postgresql://127.0.0.1:1/x" in err and "secret" not in err
+    assert not (tmp_path / "w").exists()

@@ -76,9 +76,9 @@ def resume_cases(options: suite.Options) -> list[suite.Case]:
 
 
 @contextlib.contextmanager
-def _location(case: suite.Case, workdir: str, postgres: str | None) -> Iterator[Any]:
-    """A new, empty place to save ``case``'s flow (a SQLite path, a ``dir://`` or PostgreSQL URI),
-    removed afterwards."""
+def new_location(case: suite.Case, workdir: str | os.PathLike[str], postgres: str | None = None) -> Iterator[Any]:
+    """A new, empty place to save ``case``'s flow: a SQLite path, a ``dir://`` URI or the URI of a
+    new database on the server ``postgres``; removed afterwards."""
     stem = f"{case.scenario}-{case.system}"
     if case.store == dbfiles.SQLITE:
         path = dbfiles.new_db_path(workdir, stem)
@@ -106,29 +106,32 @@ def _location(case: suite.Case, workdir: str, postgres: str | None) -> Iterator[
         raise ValueError(f"no resume benchmark on store {case.store!r}; known: {', '.join(STORES)}")
 
 
-def resume_round(
-    case: suite.Case, workdir: str, timeout: float, postgres: str | None = None
-) -> tuple[dict[str, float], float | None, dict[str, float]]:
-    """One round of a resume case: the child's phases, its peak memory, and `suite.Result.extras`."""
+def stop_halfway(case: suite.Case, where: Any, timeout: float | None = None) -> list[str]:
+    """Saves ``case``'s flow at ``where`` (a `new_location`) stopped halfway; the arguments of the
+    `child` job that resumes it (`resume_in_child`)."""
     from ferroflow.benchmarking import child, resume
 
-    with _location(case, workdir, postgres) as where:
-        if case.system == suite.DBOS:
-            if case.store != dbfiles.SQLITE:
-                raise ValueError(f"DBOS resumes from its SQLite system database only, not {case.store!r}")
-            crash_at = flows.halfway(case.n)
-            crashed = child.run_child(
-                ["dbos-crash", "--db", str(where), "--n", str(case.n), "--crash-at", str(crash_at)], timeout
-            )
-            workflow_id = crashed["stdout"].split()[0]
-            outcome = child.run_child(
-                ["dbos-recover", "--db", str(where), "--workflow", workflow_id, "--n", str(case.n)], timeout
-            )
-        else:
-            flow_uuid = resume.suspend_halfway(case.system, where, case.shape, case.n)
-            outcome = child.run_child(
-                ["resume", "--system", case.system, "--db", str(where), "--flow", flow_uuid], timeout
-            )
+    if case.system == suite.DBOS:
+        if case.store != dbfiles.SQLITE:
+            raise ValueError(f"DBOS resumes from its SQLite system database only, not {case.store!r}")
+        crash_at = flows.halfway(case.n)
+        crashed = child.run_child(
+            ["dbos-crash", "--db", str(where), "--n", str(case.n), "--crash-at", str(crash_at)], timeout
+        )
+        workflow_id = crashed["stdout"].split()[0]
+        return ["dbos-recover", "--db", str(where), "--workflow", workflow_id, "--n", str(case.n)]
+    flow_uuid = resume.suspend_halfway(case.system, where, case.shape, case.n)
+    return ["resume", "--system", case.system, "--db", str(where), "--flow", flow_uuid]
+
+
+def resume_in_child(
+    case: suite.Case, argv: list[str], timeout: float | None = None
+) -> tuple[dict[str, float], float | None, dict[str, float]]:
+    """Resumes the flow `stop_halfway` saved in a fresh process: its phases, its peak memory, and
+    `suite.Result.extras` (total, first atom, resumed atoms)."""
+    from ferroflow.benchmarking import child
+
+    outcome = child.run_child(argv, timeout)
     if outcome.get("first_atom") is None:
         raise RuntimeError(f"{case.label()}: the resumed process ran no atom")
     extras = {
@@ -137,6 +140,14 @@ def resume_round(
         RESUMED: float(case.n - flows.halfway(case.n)),
     }
     return outcome["phases"], outcome["peak_rss_mb"], extras
+
+
+def resume_round(
+    case: suite.Case, workdir: str, timeout: float, postgres: str | None = None
+) -> tuple[dict[str, float], float | None, dict[str, float]]:
+    """One round of a resume case (`suite.measure`): `stop_halfway`, then `resume_in_child`."""
+    with new_location(case, workdir, postgres) as where:
+        return resume_in_child(case, stop_halfway(case, where, timeout), timeout)
 
 
 def check_server(uri: str) -> None:
