@@ -9,11 +9,19 @@ With ``p`` threads no schedule beats ``max(critical path, total work / p)`` (the
 threads that is the critical path, with 2 the total work halved. Each case asserts the engine
 stays within `SLACK` of it and records wall time, critical path, ideal and the serial engine's
 time in ``extra_info`` (``--benchmark-json``). ``--benchmark-disable`` runs a scaled-down flow once.
+
+The engine's own cost on `GOAL_WORKERS` threads (issue 15, goal 5) is measured on an unordered flow:
+``test_parallel_noop_overhead`` times no-op atoms (goal: at most `NOOP_GOAL_US` µs per atom, wall
+and CPU of all threads), ``test_parallel_sleep_speedup`` atoms that sleep 1 ms (goal: at least
+`SPEEDUP_GOAL` times faster than the serial engine), each with the engine's own threads
+(``max_workers``) and with a caller's ``ThreadPoolExecutor``; the serial engine is timed in the
+same run and the ratios go in ``extra_info``.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -22,7 +30,7 @@ from typing import Any
 import pytest
 
 from ferroflow import engines, task
-from ferroflow.patterns import graph_flow
+from ferroflow.patterns import graph_flow, unordered_flow
 
 MAX_WIDTH = 8
 SEED = 11
@@ -159,3 +167,120 @@ def test_parallel_reaches_the_ideal_schedule(benchmark, case, serial, threads: i
     )
     assert all(values == serial_results for values in results), "the parallel engine's results differ from serial"
     assert best <= SLACK * ideal + GRACE, f"best wall {best:.3f} s vs ideal {ideal:.3f} s"
+
+
+# -- the engine's own cost on 4 threads (issue 15, goal 5) -----------------------------------------
+
+GOAL_WORKERS = 4
+#: (atoms measured, atoms with ``--benchmark-disable``).
+NOOP_ATOMS = (20_000, 2_000)
+SLEEP_ATOMS = (400, 40)
+SLEEP_S = 0.001
+NOOP_GOAL_US = 5.0
+SPEEDUP_GOAL = 3.5
+#: What the measured mode asserts (the goals, with room for a shared 2-core machine).
+NOOP_FLOOR_CPU_US = NOOP_GOAL_US
+SPEEDUP_FLOOR = 3.0
+POOLS = ["max_workers", "user executor"]
+
+
+class Noop(task.Task):
+    def execute(self) -> None:
+        return None
+
+
+class Nap(task.Task):
+    def execute(self) -> None:
+        time.sleep(SLEEP_S)
+
+
+def _prepared(cls: type[task.Task], n: int, **options: Any) -> Any:
+    flow = unordered_flow.Flow("wide").add(*[cls(f"t{i}") for i in range(n)])
+    engine = engines.load(flow, **options)
+    engine.compile()
+    engine.prepare()
+    engine.validate()
+    return engine
+
+
+def _timed_run(engine: Any) -> tuple[float, float]:
+    """(wall, CPU of every thread of the process) of ``engine.run()``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    engine.run()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert engine.storage.get_flow_state() == "SUCCESS"
+    return wall, cpu
+
+
+def _serial(cls: type[task.Task], n: int, rounds: int = 3) -> float:
+    return min(_timed_run(_prepared(cls, n, engine="serial"))[0] for _ in range(rounds))
+
+
+def _parallel_rounds(benchmark: Any, cls: type[task.Task], n: int, pool: str) -> list[tuple[float, float]]:
+    """Times ``run()`` of fresh parallel engines on `GOAL_WORKERS` threads (build, compile and
+    prepare are untimed setup)."""
+    timings: list[tuple[float, float]] = []
+    with futures.ThreadPoolExecutor(max_workers=GOAL_WORKERS, thread_name_prefix="caller") as executor:
+        options: dict[str, Any] = {"executor": executor} if pool == "user executor" else {"max_workers": GOAL_WORKERS}
+
+        def setup() -> tuple[tuple[Any], dict[str, Any]]:
+            return (_prepared(cls, n, engine="parallel", **options),), {}
+
+        benchmark.pedantic(lambda engine: timings.append(_timed_run(engine)), setup=setup, rounds=5)
+    return timings
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_parallel_noop_overhead(benchmark, ci_mode: bool, pool: str) -> None:
+    n = NOOP_ATOMS[1] if ci_mode else NOOP_ATOMS[0]
+    serial = _serial(Noop, n)
+    benchmark.group = "parallel-noop"
+    timings = _parallel_rounds(benchmark, Noop, n, pool)
+    wall_us = statistics.median(w for w, _ in timings) / n * 1e6
+    cpu_us = statistics.median(c for _, c in timings) / n * 1e6
+    serial_us = serial / n * 1e6
+    benchmark.extra_info.update(
+        atoms=n,
+        workers=GOAL_WORKERS,
+        pool=pool,
+        us_per_atom=round(wall_us, 2),
+        cpu_us_per_atom=round(cpu_us, 2),
+        serial_us_per_atom=round(serial_us, 2),
+        ratio_to_serial=round(wall_us / serial_us, 1),
+        goal_us_per_atom=NOOP_GOAL_US,
+        meets_goal=wall_us <= NOOP_GOAL_US,
+    )
+    print(
+        f"\n[no-op, {GOAL_WORKERS} workers, {pool}] {n} atoms: {wall_us:.2f} us/atom wall, {cpu_us:.2f} CPU "
+        f"(serial {serial_us:.2f}: x{wall_us / serial_us:.1f}; goal <= {NOOP_GOAL_US:g})"
+    )
+    if not ci_mode:
+        assert cpu_us <= NOOP_FLOOR_CPU_US, f"{cpu_us:.2f} us of CPU per no-op atom"
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_parallel_sleep_speedup(benchmark, ci_mode: bool, pool: str) -> None:
+    n = SLEEP_ATOMS[1] if ci_mode else SLEEP_ATOMS[0]
+    serial = _serial(Nap, n, rounds=1)
+    benchmark.group = "parallel-sleep-1ms"
+    timings = _parallel_rounds(benchmark, Nap, n, pool)
+    wall = statistics.median(w for w, _ in timings)
+    speedup = serial / wall
+    benchmark.extra_info.update(
+        atoms=n,
+        workers=GOAL_WORKERS,
+        pool=pool,
+        sleep_s=SLEEP_S,
+        wall_s=round(wall, 4),
+        serial_s=round(serial, 4),
+        ideal_s=round(n * SLEEP_S / GOAL_WORKERS, 4),
+        speedup_over_serial=round(speedup, 2),
+        goal_speedup=SPEEDUP_GOAL,
+        meets_goal=speedup >= SPEEDUP_GOAL,
+    )
+    print(
+        f"\n[sleep {SLEEP_S * 1e3:g} ms, {GOAL_WORKERS} workers, {pool}] {n} atoms: {wall:.3f} s, "
+        f"serial {serial:.3f} s: speed-up {speedup:.2f}x (goal >= {SPEEDUP_GOAL:g})"
+    )
+    if not ci_mode:
+        assert speedup >= SPEEDUP_FLOOR, f"speed-up {speedup:.2f}x over serial"
