@@ -38,7 +38,7 @@ def _drain(done: queue.SimpleQueue, n: int) -> list[tuple]:
 
 def test_pool_reports_every_action_once_numbered_in_submission_order() -> None:
     done: queue.SimpleQueue = queue.SimpleQueue()
-    pool = workers.WorkerPool(lambda index, kind: (True, index * 10 + kind), done, max_workers=3)
+    pool = workers.WorkerPool(lambda index, kind: (True, index * 10 + kind), done, max_workers=3, record=True)
     try:
         pool.submit([(i, 0) for i in range(500)])
         pool.submit([(i, 1) for i in range(500, 700)])
@@ -65,7 +65,7 @@ def test_quick_actions_go_out_in_growing_chunks_capped_by_the_queue() -> None:
             assert gate.wait(WAIT)
         return True, None
 
-    pool = workers.WorkerPool(call, done, max_workers=1, clock=_Clock(0.0))
+    pool = workers.WorkerPool(call, done, max_workers=1, clock=_Clock(0.0), record=True)
     try:
         pool.submit([(0, 0)])
         pool.submit([(i, 0) for i in range(1, 2001)])
@@ -89,7 +89,7 @@ def test_slow_actions_go_out_one_by_one() -> None:
     """Actions slower than the chunk budget are never grouped: no action waits behind another
     in one worker's chunk while a worker is free."""
     done: queue.SimpleQueue = queue.SimpleQueue()
-    pool = workers.WorkerPool(lambda index, kind: (True, None), done, max_workers=4, clock=_Clock(1.0))
+    pool = workers.WorkerPool(lambda index, kind: (True, None), done, max_workers=4, clock=_Clock(1.0), record=True)
     try:
         pool.submit([(i, 0) for i in range(400)])
         _drain(done, 400)

@@ -957,6 +957,12 @@ class ParallelActionEngine(ActionEngine):
     as TaskFlow's examples use ``executor='processes'``); ``max_workers`` sizes the pool the engine
     creates itself. Retries run on the engine thread, as in TaskFlow.
 
+    On threads, ready atoms go to the workers in chunks that adapt to the atoms' pace (quick atoms
+    hundreds at a time, slow ones one by one: `ferroflow.engines.workers`), and their outcomes come
+    back through one queue; a caller's executor gets a *runner* per worker thread, not a future per
+    atom. Outcomes that arrive together are analysed together, in the order their atoms were handed
+    out, and committed in one transaction.
+
     In processes (CPU-bound atoms): each task is pickled, with its arguments, into a worker process
     that runs it and sends back its result, so its tasks must pickle (classes defined at module
     level, no lambdas); compiling checks this and raises `~ferroflow.exceptions.CompilationFailure`
@@ -1103,7 +1109,7 @@ class ParallelActionEngine(ActionEngine):
         finally:
             if pool is not None:
                 pool.shutdown(cancel=not finished)  # (a caller's executor is left as it is)
-            elif owned:
+            elif owned and executor is not None:
                 executor.shutdown(wait=True)
 
     def _max_workers(self) -> int | None:

@@ -76,6 +76,7 @@ class WorkerPool:
         executor: futures.Executor | None = None,
         prefix: str = "ferroflow",
         clock: Callable[[], float] = time.perf_counter,
+        record: bool = False,
     ) -> None:
         if max_workers is None:
             width = getattr(executor, "_max_workers", None)  # a ThreadPoolExecutor's size
@@ -101,8 +102,8 @@ class WorkerPool:
         #: The most actions a chunk may hold at the pace measured so far (see `next_limit`).
         self._limit = 1
         self._threads: list[threading.Thread] = []
-        #: Chunks taken so far, and their sizes (what the tests count).
-        self.chunks: list[int] = []
+        #: With ``record``, the size of each chunk taken so far (what the tests count).
+        self.chunks: list[int] | None = [] if record else None
 
     @property
     def max_workers(self) -> int:
@@ -179,7 +180,8 @@ class WorkerPool:
             queued = self._queued
             size = chunk_size(len(queued) - start, self._max_workers, self._limit)
             self._taken = start + size
-            self.chunks.append(size)
+            if self.chunks is not None:
+                self.chunks.append(size)
             return self._base + start, queued[start : start + size]
 
     def _work(self) -> None:
