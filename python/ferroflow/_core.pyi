@@ -127,6 +127,27 @@ class ResumePlan:
     def entry_count(self) -> int: ...
     def entries(self) -> list[PlanEntryTuple]: ...
     def saved_name(self, index: int) -> str | None: ...
+    @property
+    def has_payloads(self) -> bool: ...
+    def saved_uuid(self, index: int) -> str | None: ...
+    def saved_position(self, name: str) -> int | None: ...
+    def restore_columns(self) -> RestoreColumns: ...
+
+#: ``(states, intentions, uuids, versions, results, revert_results, metas, slow, fresh, restore,
+#: interrupted)``: see ``ResumePlan.restore_columns``.
+RestoreColumns = tuple[
+    list[int],
+    list[int],
+    list[str | None],
+    list[str | None],
+    list[tuple[int, str]],
+    list[tuple[int, str]],
+    list[tuple[str, list[int]]],
+    list[int],
+    list[int],
+    list[tuple[int, int, int]],
+    list[int],
+]
 
 def resume_plan(
     flow: CompiledFlow,
@@ -150,6 +171,9 @@ def resume_plan_stored(
     pending: Sequence[MigrationTuple] = (),
     applied: Sequence[MigrationTuple] = (),
     reverts: RevertsTuple | None = None,
+    misfits: dict[int, str] = ...,
+    unrevertable: dict[int, str] = ...,
+    restoring: bool = False,
 ) -> ResumePlan: ...
 def check_migrations(
     flow: CompiledFlow, saved: Sequence[SavedTuple], to_apply: Sequence[MigrationTuple]

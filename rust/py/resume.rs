@@ -13,7 +13,7 @@ use std::sync::Arc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
-use pyo3::IntoPyObjectExt;
+use pyo3::{IntoPyObject, IntoPyObjectExt};
 
 use super::errors::PyCoreError;
 use super::flow::CompiledFlow;
@@ -23,7 +23,7 @@ use crate::resume::{
     self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanRequest, ProviderPolicy, SavedAtom,
     VersionPolicy,
 };
-use crate::store::{AtomType, ResumeRow};
+use crate::store::{AtomType, RestoreRows, ResumeRow};
 
 type SavedTuple = (
     String,
@@ -46,6 +46,8 @@ pub struct ResumePlan {
     saved: Vec<SavedAtom>,
     plan: Plan,
     problems: Vec<String>,
+    /// Read with the plan when asked (`resume_plan_stored(restoring=True)`).
+    payloads: Option<Payloads>,
 }
 
 impl ResumePlan {
@@ -58,7 +60,7 @@ impl ResumePlan {
         } else {
             Vec::new()
         };
-        ResumePlan { flow, saved, plan, problems }
+        ResumePlan { flow, saved, plan, problems, payloads: None }
     }
 }
 
@@ -86,6 +88,103 @@ impl ResumePlan {
     #[getter]
     fn orphans(&self) -> Vec<u32> {
         self.plan.orphans.clone()
+    }
+
+    /// What an engine's prepare restores from a plan read with `restoring=True`, per compiled
+    /// atom, as columns: `(states, intentions, uuids, versions, results, revert_results, metas,
+    /// slow, fresh, restore, interrupted)`.
+    ///
+    /// A *plain* matched detail (a task's, without failures, that no version policy touches:
+    /// reused when SUCCESS, else saved at the atom's current version) is restored from these:
+    /// `states`/`intentions` its codes (the scheduler's), `versions` its saved version,
+    /// `results`/`revert_results` `(atom, JSON text)` of the payloads that are not null, `metas`
+    /// `(meta JSON text, [atoms])` for metas other than `{}`, `restore` `(atom, state,
+    /// intention)` of those not PENDING/EXECUTE, `interrupted` those saved RUNNING while
+    /// reverting. `uuids` holds the saved uuid of every matched atom (None: `fresh`, no detail
+    /// yet); `slow` lists the matched atoms that are not plain (restored from models).
+    fn restore_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let Some(p) = &self.payloads else {
+            return Err(PyValueError::new_err("this plan was not read with restoring=True"));
+        };
+        let n = self.flow.atoms.len();
+        // (u32, not u8: a Vec<u8> would reach Python as bytes, not a list)
+        let mut states = vec![0u32; n];
+        let mut intentions = vec![0u32; n];
+        let mut uuids: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
+        let mut versions: Vec<Option<&str>> = vec![None; n];
+        let (mut results, mut revert_results) = (Vec::new(), Vec::new());
+        let mut by_meta: Vec<Vec<u32>> = vec![Vec::new(); p.metas.len()];
+        let (mut slow, mut fresh, mut restore, mut interrupted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (atom, spec) in self.flow.atoms.iter().enumerate() {
+            let index = u32::try_from(atom).unwrap_or(u32::MAX);
+            let position = self.plan.matched[atom];
+            if position == NONE {
+                fresh.push(index);
+                uuids.push(py.None().into_bound(py));
+                continue;
+            }
+            let at = position as usize;
+            uuids.push(PyString::new(py, &p.uuids[at]).into_any());
+            let saved = &self.saved[at];
+            let state = saved.state();
+            let plain = !saved.is_retry
+                && !p.has_failure[at]
+                && !p.has_revert_failure[at]
+                && if state == crate::sched::State::Success {
+                    self.plan.actions[atom] == PlanAction::Reuse
+                } else {
+                    spec.version.is_empty() || saved.version.as_deref() == Some(spec.version.as_str())
+                };
+            if !plain {
+                slow.push(index);
+                continue;
+            }
+            let intention = saved.intention();
+            states[atom] = state as u32;
+            intentions[atom] = intention as u32;
+            versions[atom] = saved.version.as_deref();
+            if let Some(text) = &p.results[at] {
+                results.push((index, text.as_str()));
+            }
+            if let Some(text) = &p.revert_results[at] {
+                revert_results.push((index, text.as_str()));
+            }
+            let meta = p.meta[at] as usize;
+            if p.metas[meta] != "{}" {
+                by_meta[meta].push(index);
+            }
+            if state as u8 != 0 || intention as u8 != 0 {
+                restore.push((index, state as u8, intention as u8));
+            }
+            if state == crate::sched::State::Running && intention != crate::sched::Intention::Execute {
+                interrupted.push(index);
+            }
+        }
+        let metas: Vec<(&str, Vec<u32>)> = p
+            .metas
+            .iter()
+            .zip(by_meta)
+            .filter(|(_, atoms)| !atoms.is_empty())
+            .map(|(text, atoms)| (text.as_str(), atoms))
+            .collect();
+        (states, intentions, uuids, versions, results, revert_results, metas, slow, fresh, restore, interrupted)
+            .into_pyobject(py)
+    }
+
+    /// Whether the plan was read with its payloads (`restoring=True`).
+    #[getter]
+    fn has_payloads(&self) -> bool {
+        self.payloads.is_some()
+    }
+
+    /// The uuid of saved detail `index`, when read with the payloads (else None).
+    fn saved_uuid(&self, index: usize) -> Option<String> {
+        self.payloads.as_ref().and_then(|p| p.uuids.get(index).cloned())
+    }
+
+    /// The index of the first saved detail named `name`, or None.
+    fn saved_position(&self, name: &str) -> Option<usize> {
+        self.saved.iter().position(|s| s.name == name)
     }
 
     /// The name of saved detail `index` (as the plan read it), or None past the end.
@@ -294,10 +393,14 @@ pub fn resume_plan(
 
 /// The resumption plan of `flow` against the atom details of `flow_uuid` in a SQLite store, read
 /// and matched without the GIL and without a Python object per saved detail.
+///
+/// With `restoring`, the payload columns are read in the same pass and kept with the plan, for
+/// [`ResumePlan::restore_columns`] (an engine's prepare).
 #[pyfunction]
 #[pyo3(signature = (
     store, flow_uuid, flow, policies, default_policy = "reuse", provider_policy = "keep", flow_reverted = false,
-    pending = Vec::new(), applied = Vec::new(), reverts = None, misfits = HashMap::new(), unrevertable = HashMap::new()
+    pending = Vec::new(), applied = Vec::new(), reverts = None, misfits = HashMap::new(), unrevertable = HashMap::new(),
+    restoring = false
 ))]
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 pub fn resume_plan_stored(
@@ -314,6 +417,7 @@ pub fn resume_plan_stored(
     reverts: Option<RevertsTuple>,
     misfits: HashMap<u32, String>,
     unrevertable: HashMap<u32, String>,
+    restoring: bool,
 ) -> PyResult<ResumePlan> {
     let options = Options::new(
         policies,
@@ -326,12 +430,57 @@ pub fn resume_plan_stored(
         misfits,
         unrevertable,
     )?;
-    let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
-    let saved: Vec<SavedAtom> = rows.into_iter().map(saved_from_row).collect();
+    let (saved, payloads, path) = if restoring {
+        let (rows, path) = store.with(py, |s| Ok((s.restore_rows(flow_uuid)?, s.path().to_owned())))?;
+        let (saved, payloads) = Payloads::split(rows);
+        (saved, Some(payloads), path)
+    } else {
+        let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
+        (rows.into_iter().map(saved_from_row).collect(), None, path)
+    };
     let of_flow = format!(" of flow detail '{flow_uuid}' in store '{path}'");
     resume::check_saved(&saved, &of_flow).map_err(PyCoreError)?;
     let compiled = flow.inner.clone();
-    Ok(py.detach(|| ResumePlan::new(compiled, saved, &options)))
+    let mut plan = py.detach(|| ResumePlan::new(compiled, saved, &options));
+    plan.payloads = payloads;
+    Ok(plan)
+}
+
+/// The payload columns of the saved details a plan was made from (see `restore_columns`).
+struct Payloads {
+    uuids: Vec<String>,
+    results: Vec<Option<String>>,
+    revert_results: Vec<Option<String>>,
+    has_failure: Vec<bool>,
+    has_revert_failure: Vec<bool>,
+    meta: Vec<u32>,
+    metas: Vec<String>,
+}
+
+impl Payloads {
+    fn split(rows: RestoreRows) -> (Vec<SavedAtom>, Payloads) {
+        let n = rows.rows.len();
+        let mut saved = Vec::with_capacity(n);
+        let mut p = Payloads {
+            uuids: Vec::with_capacity(n),
+            results: Vec::with_capacity(n),
+            revert_results: Vec::with_capacity(n),
+            has_failure: Vec::with_capacity(n),
+            has_revert_failure: Vec::with_capacity(n),
+            meta: Vec::with_capacity(n),
+            metas: rows.metas,
+        };
+        for row in rows.rows {
+            saved.push(saved_from_row(row.resume));
+            p.uuids.push(row.uuid);
+            p.results.push(row.results);
+            p.revert_results.push(row.revert_results);
+            p.has_failure.push(row.has_failure);
+            p.has_revert_failure.push(row.has_revert_failure);
+            p.meta.push(row.meta);
+        }
+        (saved, p)
+    }
 }
 
 /// Every reason why `migrations` cannot be applied to the saved details (empty: they can).

@@ -281,6 +281,29 @@ pub struct FreshAtoms {
     pub versions: Vec<Option<String>>,
 }
 
+/// A saved atom detail as an engine's prepare restores it (`Store::restore_rows`): what the plan
+/// needs, and the payload columns, read in the same pass. Payloads stay JSON text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RestoreRow {
+    pub resume: ResumeRow,
+    pub uuid: String,
+    /// JSON text of the result; `None` for JSON `null` (most atoms).
+    pub results: Option<String>,
+    pub revert_results: Option<String>,
+    pub has_failure: bool,
+    pub has_revert_failure: bool,
+    /// Index into [`RestoreRows::metas`].
+    pub meta: u32,
+}
+
+/// The rows of [`RestoreRow`] of one flow, in the order they were first saved, with each distinct
+/// meta text kept once (most atoms share one of a few).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RestoreRows {
+    pub rows: Vec<RestoreRow>,
+    pub metas: Vec<String>,
+}
+
 /// What resuming needs from one saved atom detail (see `crate::resume`), read without loading
 /// its payloads: the first fields of its resume record, and the migration marker of its meta.
 #[derive(Debug, Clone, PartialEq, Default)]

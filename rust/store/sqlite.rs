@@ -14,7 +14,7 @@ use super::file::{self, Access};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
     AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
-    Nullable, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
+    Nullable, RestoreRow, RestoreRows, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
 
@@ -575,6 +575,29 @@ impl Store {
         self.finish("reading the atom details of a flow for resuming", rows)
     }
 
+    /// Every atom detail of a flow as an engine's prepare restores it ([`RestoreRows`]): one pass
+    /// that reads what [`Store::resume_rows`] reads and the payload columns, with JSON `null`
+    /// payloads and repeated metas kept as nothing and once.
+    pub fn restore_rows(&self, flow_uuid: &str) -> CoreResult<RestoreRows> {
+        let rows = (|| -> Inner<RestoreRows> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT name, atom_type, state, intention, version, resume,
+                        CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
+                             THEN json_extract(meta, '$.ferroflow.migrated.migration') END,
+                        uuid, results, failure IS NOT NULL, revert_results, revert_failure IS NOT NULL, meta
+                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+            )?;
+            let mut out = RestoreRows::default();
+            let mut meta_index: HashMap<String, u32> = HashMap::new();
+            let mut query = stmt.query([flow_uuid])?;
+            while let Some(row) = query.next()? {
+                out.rows.push(restore_row(row, &mut meta_index, &mut out.metas)?);
+            }
+            Ok(out)
+        })();
+        self.finish("reading the atom details of a flow for resuming", rows)
+    }
+
     /// The resume records of a flow's atom details that have one, as `(atom uuid, inputs,
     /// revert kind, revert name)` (see [`ResumeRow`]), in the order the details were first saved.
     pub fn resume_summaries(&self, flow_uuid: &str) -> CoreResult<Vec<ResumeSummary>> {
@@ -834,6 +857,51 @@ impl ResumeRecordFields {
         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         ResumeRecordFields { inputs: Some(inputs.to_owned()), revert_kind: text(kind), revert_name: text(name) }
     }
+}
+
+/// One row of [`Store::restore_rows`]; its meta text is added to `metas` if new.
+fn restore_row(
+    row: &Row<'_>,
+    meta_index: &mut HashMap<String, u32>,
+    metas: &mut Vec<String>,
+) -> rusqlite::Result<RestoreRow> {
+    let record = row.get_ref(5)?.as_str_or_null()?.map(ResumeRecordFields::parse).unwrap_or_default();
+    let meta_text = row.get_ref(12)?.as_str_or_null()?.unwrap_or("{}");
+    let meta = if let Some(&known) = meta_index.get(meta_text) {
+        known
+    } else {
+        let next = u32::try_from(metas.len()).unwrap_or(u32::MAX);
+        meta_index.insert(meta_text.to_owned(), next);
+        metas.push(meta_text.to_owned());
+        next
+    };
+    Ok(RestoreRow {
+        resume: ResumeRow {
+            name: row.get(0)?,
+            atom_type: row.get(1)?,
+            state: row.get(2)?,
+            intention: row.get(3)?,
+            version: row.get(4)?,
+            inputs: record.inputs,
+            revert_kind: record.revert_kind,
+            revert_name: record.revert_name,
+            retired_by: text_or_none(row, 6)?,
+        },
+        uuid: row.get(7)?,
+        results: json_payload(row, 8)?,
+        has_failure: row.get(9)?,
+        revert_results: json_payload(row, 10)?,
+        has_revert_failure: row.get(11)?,
+        meta,
+    })
+}
+
+/// A JSON payload column: `None` for JSON `null` (or SQL NULL), else its text.
+fn json_payload(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match row.get_ref(index)?.as_str_or_null()? {
+        None | Some("null") => None,
+        Some(text) => Some(text.to_owned()),
+    })
 }
 
 /// A JSON value extracted by SQLite as text; any other type (a number, an object) reads as `None`.

@@ -287,6 +287,38 @@ fn a_batch_renames_a_detail_and_records_the_migration_in_flow_meta_together() {
 }
 
 #[test]
+fn restore_rows_read_the_resume_fields_and_the_payloads_in_one_pass() {
+    let mut store = populated(0);
+    let done = AtomDetailRow {
+        name: "b".into(),
+        state: Some("SUCCESS".into()),
+        results: r#"{"x": 1}"#.into(),
+        meta: r#"{"progress":1.0}"#.into(),
+        ..atom("u1", "f")
+    };
+    let failed = AtomDetailRow {
+        name: "c".into(),
+        state: Some("FAILURE".into()),
+        failure: Some("{}".into()),
+        meta: r#"{"progress":1.0}"#.into(),
+        ..atom("u2", "f")
+    };
+    let fresh = AtomDetailRow { name: "d".into(), meta: "{}".into(), ..atom("u3", "f") };
+    store.upsert_atom_details(&[done, failed, fresh]).unwrap();
+    let read = store.restore_rows("f").unwrap();
+    let resume = store.resume_rows("f").unwrap();
+    assert_eq!(read.rows.iter().map(|r| r.resume.clone()).collect::<Vec<_>>(), resume, "same plan input");
+    let uuids: Vec<&str> = read.rows.iter().map(|r| r.uuid.as_str()).collect();
+    assert_eq!(uuids, ["u1", "u2", "u3"]);
+    assert_eq!(read.rows[0].results.as_deref(), Some(r#"{"x": 1}"#));
+    assert_eq!((read.rows[2].results.as_deref(), read.rows[2].revert_results.as_deref()), (None, None), "null");
+    assert_eq!(read.rows.iter().map(|r| r.has_failure).collect::<Vec<_>>(), [false, true, false]);
+    assert_eq!(read.metas, [r#"{"progress":1.0}"#, "{}"], "each distinct meta once");
+    assert_eq!(read.rows.iter().map(|r| r.meta).collect::<Vec<_>>(), [0, 0, 1]);
+    assert!(store.restore_rows("nothing").unwrap().rows.is_empty());
+}
+
+#[test]
 fn resume_rows_read_the_resume_record_without_payloads() {
     let mut store = populated(0);
     let recorded = AtomDetailRow {

@@ -268,8 +268,15 @@ class Persister:
         flow_reverted = fd.state == states.REVERTED
         spec_atoms = compilation.spec_atoms
         by_rows = self.details is None and saved.raw
-        versions = self._versions
-        for index, atom in enumerate(compilation.atoms):
+        versions = self._versions = [None] * len(compilation.atoms)
+        indexes: Any = range(len(compilation.atoms))
+        bulk = by_rows and plan.has_payloads
+        if bulk:
+            # Plain rows restored in bulk from the plan's read; only the others go through the loop.
+            indexes = self._restore_columns(storage, saved, plan, restore)
+        atoms = compilation.atoms
+        for index in indexes:
+            atom = atoms[index]
             spec = spec_atoms[index]
             is_retry = spec[1] == _RETRY
             version = spec[2] or None
@@ -293,9 +300,9 @@ class Persister:
                     self.details.append(ad)
                     uuid_ = ad.uuid
                 storage.set_atom_uuid(index, uuid_)
-                versions.append(version)
+                versions[index] = version
                 continue
-            if by_rows and _plain_row(saved, position, actions[index], version):
+            if by_rows and not bulk and _plain_row(saved, position, actions[index], version):
                 self._restore_row(storage, index, saved, position)
                 kept = True
                 version = saved.versions[position]
@@ -315,8 +322,8 @@ class Persister:
                 version = ad.version
             if kept and (storage.states[index] or storage.intentions[index]):
                 restore.append((index, storage.states[index], storage.intentions[index]))
-            storage.set_atom_uuid(index, saved.uuids[position])
-            versions.append(version)
+            storage.set_atom_uuid(index, saved.uuid(position))
+            versions[index] = version
         if to_revert:
             meta_changed = True
             self._record_reverts(engine, to_revert)
@@ -414,9 +421,11 @@ class Persister:
         options = resume_plan.core_options(engine, fd.meta, fd.state, None, with_pending=False)
         store = getattr(self.backend, "store", None)
         if saved.raw and not migrated and callable(store):
+            # Read with the payloads when prepare restores the rows itself (`_restore_columns`).
+            restoring = self.details is None
 
             def plan_with(**checked: Any) -> Any:
-                return _core.resume_plan_stored(store(), fd.uuid, compiled, **options, **checked)
+                return _core.resume_plan_stored(store(), fd.uuid, compiled, **options, **checked, restoring=restoring)
 
         else:
             if self._records and not recorded:
@@ -426,9 +435,76 @@ class Persister:
             def plan_with(**checked: Any) -> Any:
                 return _core.resume_plan(compiled, tuples, **options, **checked)
 
+        first = plan_with()
+        if getattr(first, "has_payloads", False):  # the plan read the saved rows: no need to again
+            saved.uuid_of, saved.position_of = first.saved_uuid, first.saved_position
         # Saved results that no longer fit their atom's provides: the plan again, with them.
-        plan, self._misfits = resume_plan.checked(engine, plan_with(), plan_with, saved.detail)
+        plan, self._misfits = resume_plan.checked(engine, first, plan_with, saved.detail)
         return plan
+
+    def _restore_columns(
+        self, storage: Any, saved: SavedAtoms, plan: Any, restore: list[tuple[int, int, int]]
+    ) -> list[int]:
+        """Restores every plain saved task (see `_plain_row`) from the columns the plan read with
+        it (`ResumePlan.restore_columns`), as `_restore_row` does one; returns the atoms left for
+        the loop: new ones and those restored from models, in atom order."""
+        (
+            codes,
+            intention_codes,
+            uuids,
+            versions,
+            results,
+            revert_results,
+            metas,
+            slow,
+            fresh,
+            plain_restore,
+            interrupted,
+        ) = plan.restore_columns()
+        storage.states[:] = codes
+        storage.intentions[:] = intention_codes
+        storage.set_atom_uuids(uuids)
+        self._versions[:] = versions
+        restore.extend(plain_restore)
+        decode_of = self._decode_payload
+        for column, pairs, field in (
+            (storage.results, results, "results"),
+            (storage.revert_results, revert_results, "revert_results"),
+        ):
+            for index, text in pairs:
+                column[index] = decode_of(saved, plan, index, text, field)
+        for text, indexes in metas:
+            try:
+                meta = self._meta_of(text)
+            except (ValueError, RecursionError, TypeError) as e:
+                raise _damaged_row(saved, plan.matched[indexes[0]], e, "meta") from None
+            if meta:
+                self._restore_meta(storage, indexes, meta, codes)
+        for index in interrupted:
+            storage.interrupted[index] = _interrupted(plan.saved_name(plan.matched[index]))
+        return sorted(slow + fresh) if slow and fresh else slow or fresh
+
+    @staticmethod
+    def _decode_payload(saved: SavedAtoms, plan: Any, index: int, text: str, field: str) -> Any:
+        try:
+            return _decode(text)
+        except (ValueError, RecursionError) as e:
+            raise _damaged_row(saved, plan.matched[index], e, field) from None
+
+    def _restore_meta(self, storage: Any, indexes: list[int], meta: dict[str, Any], codes: list[int]) -> None:
+        """What one saved meta, shared by the plain rows of ``indexes``, restores (as `_restore_row`)."""
+        progress = meta.get("progress")
+        details = meta.get("progress_details")
+        keep_all = len(meta) > 1 or progress is None  # it holds more than the progress
+        has_details = "progress_details" in meta
+        for index in indexes:
+            # Progress equal to what the state implies is not kept (most atoms): see Storage.progress_of.
+            if progress is not None and (details is not None or progress != (1.0 if codes[index] in _DONE else 0.0)):
+                storage.progress[index] = (progress, details)
+            if has_details:
+                storage.progress_details[index] = details
+            if keep_all:
+                self._metas[index] = dict(meta)
 
     def _restore_row(self, storage: Any, index: int, saved: SavedAtoms, position: int) -> None:
         """Restores a plain saved task (no failure, not a retry) from its row's columns."""

@@ -125,6 +125,10 @@ class Storage:
     def set_atom_uuid(self, index: int, value: str) -> None:
         self._uuids[index] = value
 
+    def set_atom_uuids(self, values: list[str | None]) -> None:
+        """Every atom's uuid at once (None: given when first asked), in atom order."""
+        self._uuids[:] = values
+
     # -- flow ----------------------------------------------------------------------------------
     #: The name of the pseudo atom holding flow-level ``store`` values.
     injector_name = INJECTOR_NAME

@@ -64,25 +64,68 @@ class SavedAtoms:
         "_cache",
         "_details",
         "_make_detail",
+        "_read_columns",
         "failures",
         "intentions",
         "metas",
         "names",
+        "position_of",
         "results",
         "retries",
         "revert_failures",
         "revert_results",
         "states",
+        "uuid_of",
         "uuids",
         "versions",
     )
 
+    _COLUMNS = frozenset(
+        (
+            "uuids",
+            "names",
+            "retries",
+            "states",
+            "intentions",
+            "versions",
+            "results",
+            "failures",
+            "revert_results",
+            "revert_failures",
+            "metas",
+        )
+    )
+
     def __init__(
         self,
-        columns: Sequence[list[Any]],
+        columns: Sequence[list[Any]] | None,
         make_detail: Callable[[int], models.AtomDetail] | None = None,
         details: list[models.AtomDetail] | None = None,
+        read_columns: Callable[[], Sequence[list[Any]]] | None = None,
     ) -> None:
+        """``columns`` as described above; or ``None`` and ``read_columns``, which reads them when
+        one is first used (an engine's prepare that restores from the plan's own read never does).
+        ``make_detail(position)`` reads one detail's model; `uuid_of` and `position_of`
+        (settable) give a position's uuid and a name's position without reading the columns."""
+        self._make_detail = make_detail
+        self._details = details
+        self._cache: dict[int, models.AtomDetail] = {}
+        self._read_columns = read_columns
+        self.uuid_of: Callable[[int], str | None] | None = None
+        self.position_of: Callable[[str], int | None] | None = None
+        if columns is not None:
+            self._set_columns(columns)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a column not read yet (slots that are set never come here).
+        read = self._read_columns if name in SavedAtoms._COLUMNS else None
+        if read is None:
+            raise AttributeError(name)
+        self._read_columns = None
+        self._set_columns(read())
+        return getattr(self, name)
+
+    def _set_columns(self, columns: Sequence[list[Any]]) -> None:
         (
             self.uuids,
             self.names,
@@ -96,9 +139,6 @@ class SavedAtoms:
             self.revert_failures,
             self.metas,
         ) = columns
-        self._make_detail = make_detail
-        self._details = details
-        self._cache: dict[int, models.AtomDetail] = {}
 
     @classmethod
     def from_details(cls, details: list[models.AtomDetail]) -> SavedAtoms:
@@ -129,6 +169,8 @@ class SavedAtoms:
 
     def position(self, name: str) -> int | None:
         """The position of the detail named ``name`` (the first one), or None."""
+        if self.position_of is not None:
+            return self.position_of(name)
         try:
             return self.names.index(name)
         except ValueError:
@@ -143,6 +185,11 @@ class SavedAtoms:
             assert self._make_detail is not None
             ad = self._cache[position] = self._make_detail(position)
         return ad
+
+    def uuid(self, position: int) -> str:
+        """The uuid of one saved detail (from `uuid_of` when set: the columns stay unread)."""
+        uuid = self.uuid_of(position) if self.uuid_of is not None else None
+        return uuid if uuid is not None else self.uuids[position]
 
     def details(self) -> list[models.AtomDetail]:
         """Models of every saved detail (migrations work on models)."""

@@ -372,15 +372,15 @@ class SQLiteConnection(base.Connection):
 
     def saved_atoms(self, fd_uuid: str) -> SavedAtoms:
         """The atom details of a flow as columns (`ferroflow.persistence.saved.SavedAtoms`):
-        what an engine's prepare reads, without a model per row. An unknown flow has none."""
+        what an engine's prepare reads, without a model per row, read when first used. An
+        unknown flow has none."""
         store = self._store
-        columns = store.atom_columns(fd_uuid)
-        uuids = columns[0]
 
         def make_detail(position: int) -> models.AtomDetail:
-            return _atom_from(store.get_atom_detail(uuids[position]))
+            return _atom_from(store.get_atom_detail(saved.uuid(position)))
 
-        return SavedAtoms(columns, make_detail=make_detail)
+        saved = SavedAtoms(None, make_detail=make_detail, read_columns=lambda: store.atom_columns(fd_uuid))
+        return saved
 
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         store = self._store
