@@ -113,6 +113,14 @@ class WorkerPool:
         """Queues ``actions`` after those submitted before, and wakes or starts workers for them."""
         if not actions:
             return
+        if self._executor is None:
+            # Own threads start before the actions are queued: a thread's start waits until it
+            # runs, which, once a worker runs quick atoms, can take the GIL's switch interval.
+            with self._lock:
+                waiting = len(self._queued) - self._taken + len(actions)
+                start = min(waiting - self._idle, self._max_workers - len(self._threads))
+            for _ in range(start):
+                self._start_thread()
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit to a worker pool that was shut down")
@@ -129,15 +137,11 @@ class WorkerPool:
                 if wake:
                     self._idle -= wake
                     self._wake.notify(wake)
-                start = min(waiting - wake, self._max_workers - len(self._threads))
-            else:
-                start = min(waiting, self._max_workers - self._runners)
-                self._runners += start
+                return
+            start = min(waiting, self._max_workers - self._runners)
+            self._runners += start
         for _ in range(start):
-            if self._executor is None:
-                self._start_thread()
-            else:
-                self._start_runner()
+            self._start_runner()
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
