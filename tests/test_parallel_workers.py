@@ -98,6 +98,66 @@ def test_slow_actions_go_out_one_by_one() -> None:
     assert pool.chunks == [1] * 400
 
 
+def test_an_idle_worker_steals_what_a_blocked_worker_holds() -> None:
+    """At a quick pace a worker takes many actions at once; one of them blocks until all the
+    others ran, which only happens if the other worker steals the rest of its chunk."""
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    others_ran = threading.Event()
+    count = [0]
+    lock = threading.Lock()
+    blocker, total = 1_000, 200  # (the blocking action, and the round it is first of)
+
+    def call(index: int, kind: int) -> tuple[bool, Any]:
+        if index == blocker:
+            return True, others_ran.wait(WAIT)
+        if index > blocker:
+            with lock:
+                count[0] += 1
+                if count[0] == total - 1:
+                    others_ran.set()
+        return True, None
+
+    pool = workers.WorkerPool(call, done, max_workers=2, clock=_Clock(0.0), record=True)
+    try:
+        pool.submit([(i, 0) for i in range(400)])  # quick: the limit grows
+        _drain(done, 400)
+        assert pool.chunks is not None and max(pool.chunks) >= 32
+        pool.chunks.clear()
+        pool.submit([(blocker + i, 0) for i in range(total)])
+        outcomes = {index: value for _, index, _, _, value in _drain(done, total)}
+    finally:
+        pool.shutdown()
+    assert outcomes[blocker] is True  # the others ran while it blocked
+    assert pool.chunks[0] > 1  # the blocker's chunk held others ...
+    assert pool.stolen > 0  # ... which the other worker took
+
+
+@pytest.mark.parametrize("max_workers", [2, 4, 8])
+def test_with_stealing_every_action_is_reported_exactly_once(max_workers: int) -> None:
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    blocked = threading.Event()
+
+    def call(index: int, kind: int) -> tuple[bool, Any]:
+        if index % 97 == 0:  # now and then an action that lets the others steal
+            blocked.wait(0.0005)
+        return True, index
+
+    pool = workers.WorkerPool(call, done, max_workers=max_workers)
+    seen: list[int] = []
+    try:
+        first = 0
+        for size in [1, 3, 700, 2, 5_000, 64, 1, 1_500]:
+            pool.submit([(i, 0) for i in range(first, first + size)])
+            first += size
+            outcomes = _drain(done, size)
+            assert all(seq == index == value for seq, index, _, _, value in outcomes)
+            seen.extend(seq for seq, *_ in outcomes)
+    finally:
+        pool.shutdown()
+    assert sorted(seen) == list(range(first))
+    assert done.empty()
+
+
 def test_next_limit_follows_the_pace() -> None:
     budget = workers.CHUNK_BUDGET
     assert workers.next_limit(1, 1, 0.0) == 2  # too quick to measure: double

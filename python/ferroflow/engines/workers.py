@@ -14,8 +14,11 @@ Chunks adapt to the atoms' duration. A worker takes at most ``queued // (workers
 actions (guided: the chunks shrink to one action as the list empties, so the workers end
 together), and at most what it would run in about `CHUNK_BUDGET` seconds at the pace measured so
 far: the first chunk is one action, and the limit at most doubles with each chunk run. Quick atoms
-go out hundreds at a time; atoms that take a millisecond or more go out one by one, so no atom waits
-behind another worker's long chunk while the others idle.
+go out hundreds at a time; atoms that take a millisecond or more go out one by one.
+
+A worker that finds the queue empty steals the later half of the longest chunk another worker has
+not started: an atom that blocks or runs long (after quick ones set the pace) never holds back
+those handed out with it while a worker is free.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -102,6 +106,10 @@ class WorkerPool:
         #: The most actions a chunk may hold at the pace measured so far (see `next_limit`).
         self._limit = 1
         self._threads: list[threading.Thread] = []
+        #: Each busy worker's chunk (by thread id): the ``(seq, action)`` pairs it has not started.
+        self._chunks: dict[int, deque[tuple[int, tuple[int, int]]]] = {}
+        #: Actions idle workers took from others' chunks.
+        self.stolen = 0
         #: With ``record``, the size of each chunk taken so far (what the tests count).
         self.chunks: list[int] | None = [] if record else None
 
@@ -165,14 +173,28 @@ class WorkerPool:
                 self._runners -= 1
             self._done.put((BROKEN, BROKEN, BROKEN, None, error))
 
-    def _take(self, ran: int, seconds: float) -> tuple[int, list[tuple[int, int]]] | None:
-        """The next chunk and the seq of its first action, after one of ``ran`` actions took
-        ``seconds``. None when there is none: at once for a runner (it returns to its
-        executor), once shut down for an own thread (it waits till then)."""
+    def _take(self, ran: int, seconds: float) -> deque[tuple[int, tuple[int, int]]] | None:
+        """The calling worker's next chunk, as ``(seq, action)`` pairs, after its last chunk ran
+        ``ran`` actions in ``seconds``: from the queue, else stolen from another worker's chunk.
+        None when there is none: at once for a runner (it returns to its executor), once shut
+        down for an own thread (it waits till then)."""
+        me = threading.get_ident()
         with self._lock:
             if ran:
                 self._limit = next_limit(self._limit, ran, seconds)
-            while self._taken == len(self._queued):
+            while True:
+                start = self._taken
+                queued = self._queued
+                if start < len(queued):
+                    size = chunk_size(len(queued) - start, self._max_workers, self._limit)
+                    self._taken = start + size
+                    seq = self._base + start
+                    chunk = deque(zip(range(seq, seq + size), queued[start : start + size], strict=True))
+                    break
+                chunk = self._steal(me)
+                if chunk is not None:
+                    break
+                self._chunks.pop(me, None)
                 if self._executor is not None:
                     self._runners -= 1
                     return None
@@ -180,32 +202,60 @@ class WorkerPool:
                     return None
                 self._idle += 1  # (`submit` takes it back when it wakes this thread)
                 self._wake.wait()
-            start = self._taken
-            queued = self._queued
-            size = chunk_size(len(queued) - start, self._max_workers, self._limit)
-            self._taken = start + size
+            self._chunks[me] = chunk
             if self.chunks is not None:
-                self.chunks.append(size)
-            return self._base + start, queued[start : start + size]
+                self.chunks.append(len(chunk))
+            return chunk
+
+    def _steal(self, me: int) -> deque[tuple[int, tuple[int, int]]] | None:
+        """The later half (rounded up) of the longest chunk another worker has not started yet:
+        an atom that blocks, or runs long, never holds back those handed out with it while a
+        worker is free."""
+        victim = None
+        for owner, chunk in self._chunks.items():
+            if owner != me and chunk and (victim is None or len(chunk) > len(victim)):
+                victim = chunk
+        if victim is None:
+            return None
+        stolen = []
+        pop = victim.pop  # (the owner pops from the left meanwhile: each pop is atomic)
+        for _ in range((len(victim) + 1) // 2):
+            try:
+                stolen.append(pop())
+            except IndexError:
+                break
+        if not stolen:
+            return None
+        stolen.reverse()
+        self.stolen += len(stolen)
+        return deque(stolen)
 
     def _work(self) -> None:
         call, put, take, clock = self._call, self._done.put, self._take, self._clock
         ran, seconds = 0, 0.0
-        while True:
-            chunk = take(ran, seconds)
-            if chunk is None:
-                return
-            seq, actions = chunk
-            ran = len(actions)
-            started = clock()
-            for index, kind in actions:
-                try:
-                    ok, value = call(index, kind)
-                except BaseException as exc:  # reported (raised on the engine thread), never lost
-                    ok, value = None, exc
-                put((seq, index, kind, ok, value))
-                seq += 1
-            seconds = clock() - started
+        try:
+            while True:
+                chunk = take(ran, seconds)
+                if chunk is None:
+                    return
+                popleft = chunk.popleft
+                ran = 0
+                started = clock()
+                while True:
+                    try:
+                        seq, (index, kind) = popleft()
+                    except IndexError:  # done (or the rest was stolen)
+                        break
+                    try:
+                        ok, value = call(index, kind)
+                    except BaseException as exc:  # reported (raised on the engine thread), never lost
+                        ok, value = None, exc
+                    put((seq, index, kind, ok, value))
+                    ran += 1
+                seconds = clock() - started
+        finally:
+            with self._lock:
+                self._chunks.pop(threading.get_ident(), None)
 
     def shutdown(self, cancel: bool = False) -> list[tuple[int, int]]:
         """Lets the own threads end once what is queued has run (or, with ``cancel``, drops what
@@ -215,7 +265,14 @@ class WorkerPool:
             self._closing = True
             dropped: list[tuple[int, int]] = []
             if cancel:
-                dropped = self._queued[self._taken :]
+                for chunk in self._chunks.values():  # (what the workers hold and did not start)
+                    while True:
+                        try:
+                            dropped.append(chunk.pop()[1])
+                        except IndexError:
+                            break
+                dropped.reverse()
+                dropped.extend(self._queued[self._taken :])
                 del self._queued[self._taken :]
             self._wake.notify_all()
         current = threading.current_thread()
