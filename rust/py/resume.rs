@@ -23,7 +23,7 @@ use crate::resume::{
     self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanRequest, ProviderPolicy, SavedAtom,
     VersionPolicy,
 };
-use crate::store::{AtomType, RestoreRows, ResumeRow};
+use crate::store::{AtomType, RestoreRow, ResumeRow};
 
 type SavedTuple = (
     String,
@@ -124,7 +124,7 @@ impl ResumePlan {
                 continue;
             }
             let at = position as usize;
-            uuids.push(PyString::new(py, &p.uuids[at]).into_any());
+            uuids.push(PyString::new(py, p.uuid(at).unwrap_or_default()).into_any());
             let saved = &self.saved[at];
             let state = saved.state();
             let plain = !saved.is_retry
@@ -143,11 +143,11 @@ impl ResumePlan {
             states[atom] = state as u32;
             intentions[atom] = intention as u32;
             versions[atom] = saved.version.as_deref();
-            if let Some(text) = &p.results[at] {
-                results.push((index, text.as_str()));
+            if let Some(text) = Payloads::payload(&p.results, at) {
+                results.push((index, text));
             }
-            if let Some(text) = &p.revert_results[at] {
-                revert_results.push((index, text.as_str()));
+            if let Some(text) = Payloads::payload(&p.revert_results, at) {
+                revert_results.push((index, text));
             }
             let meta = p.meta[at] as usize;
             if p.metas[meta] != "{}" {
@@ -179,7 +179,7 @@ impl ResumePlan {
 
     /// The uuid of saved detail `index`, when read with the payloads (else None).
     fn saved_uuid(&self, index: usize) -> Option<String> {
-        self.payloads.as_ref().and_then(|p| p.uuids.get(index).cloned())
+        self.payloads.as_ref().and_then(|p| p.uuid(index)).map(str::to_owned)
     }
 
     /// The index of the first saved detail named `name`, or None.
@@ -250,7 +250,18 @@ impl ResumePlan {
 
 fn saved_atom(t: SavedTuple) -> SavedAtom {
     let (name, is_retry, state, intention, version, inputs, revert_kind, revert_name, retired_by) = t;
-    SavedAtom { name, is_retry, state, intention, version, inputs, revert_kind, revert_name, retired_by }
+    let shared = |text: Option<String>| text.map(Arc::from);
+    SavedAtom {
+        name,
+        is_retry,
+        state: shared(state),
+        intention: shared(intention),
+        version: shared(version),
+        inputs: shared(inputs),
+        revert_kind: shared(revert_kind),
+        revert_name: shared(revert_name),
+        retired_by: shared(retired_by),
+    }
 }
 
 fn saved_from_row(row: ResumeRow) -> SavedAtom {
@@ -431,8 +442,11 @@ pub fn resume_plan_stored(
         unrevertable,
     )?;
     let (saved, payloads, path) = if restoring {
-        let (rows, path) = store.with(py, |s| Ok((s.restore_rows(flow_uuid)?, s.path().to_owned())))?;
-        let (saved, payloads) = Payloads::split(rows);
+        let (saved, payloads, path) = store.with(py, |s| {
+            let (mut saved, mut payloads) = (Vec::new(), Payloads::default());
+            payloads.metas = s.restore_rows_each(flow_uuid, |row| saved.push(payloads.add(row)))?;
+            Ok((saved, payloads, s.path().to_owned()))
+        })?;
         (saved, Some(payloads), path)
     } else {
         let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
@@ -446,11 +460,16 @@ pub fn resume_plan_stored(
     Ok(plan)
 }
 
-/// The payload columns of the saved details a plan was made from (see `restore_columns`).
+/// The payload columns of the saved details a plan was made from (see `restore_columns`), lean
+/// for a million rows: uuids packed in one text, payloads kept only where not null.
+#[derive(Default)]
 struct Payloads {
-    uuids: Vec<String>,
-    results: Vec<Option<String>>,
-    revert_results: Vec<Option<String>>,
+    /// Every uuid, one after the other; `uuid_ends[i]` is where detail `i`'s ends.
+    uuid_text: String,
+    uuid_ends: Vec<usize>,
+    /// `(saved index, JSON text)` of the payloads that are not null, by saved index.
+    results: Vec<(u32, String)>,
+    revert_results: Vec<(u32, String)>,
     has_failure: Vec<bool>,
     has_revert_failure: Vec<bool>,
     meta: Vec<u32>,
@@ -458,28 +477,33 @@ struct Payloads {
 }
 
 impl Payloads {
-    fn split(rows: RestoreRows) -> (Vec<SavedAtom>, Payloads) {
-        let n = rows.rows.len();
-        let mut saved = Vec::with_capacity(n);
-        let mut p = Payloads {
-            uuids: Vec::with_capacity(n),
-            results: Vec::with_capacity(n),
-            revert_results: Vec::with_capacity(n),
-            has_failure: Vec::with_capacity(n),
-            has_revert_failure: Vec::with_capacity(n),
-            meta: Vec::with_capacity(n),
-            metas: rows.metas,
-        };
-        for row in rows.rows {
-            saved.push(saved_from_row(row.resume));
-            p.uuids.push(row.uuid);
-            p.results.push(row.results);
-            p.revert_results.push(row.revert_results);
-            p.has_failure.push(row.has_failure);
-            p.has_revert_failure.push(row.has_revert_failure);
-            p.meta.push(row.meta);
+    /// Keeps a row's payloads; its plan input is returned.
+    fn add(&mut self, row: RestoreRow) -> SavedAtom {
+        let index = u32::try_from(self.meta.len()).unwrap_or(u32::MAX);
+        self.uuid_text.push_str(&row.uuid);
+        self.uuid_ends.push(self.uuid_text.len());
+        if let Some(text) = row.results {
+            self.results.push((index, text));
         }
-        (saved, p)
+        if let Some(text) = row.revert_results {
+            self.revert_results.push((index, text));
+        }
+        self.has_failure.push(row.has_failure);
+        self.has_revert_failure.push(row.has_revert_failure);
+        self.meta.push(row.meta);
+        saved_from_row(row.resume)
+    }
+
+    fn uuid(&self, index: usize) -> Option<&str> {
+        let end = *self.uuid_ends.get(index)?;
+        let start = if index == 0 { 0 } else { self.uuid_ends[index - 1] };
+        self.uuid_text.get(start..end)
+    }
+
+    /// The payload of saved detail `at` in a sparse column.
+    fn payload(column: &[(u32, String)], at: usize) -> Option<&str> {
+        let at = u32::try_from(at).ok()?;
+        column.binary_search_by_key(&at, |(index, _)| *index).ok().map(|found| column[found].1.as_str())
     }
 }
 

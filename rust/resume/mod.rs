@@ -16,6 +16,7 @@ mod plan;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 pub use plan::{plan, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest};
 
@@ -101,18 +102,18 @@ pub struct SavedAtom {
     /// `true` for a retry detail.
     pub is_retry: bool,
     /// The saved state name (`None`: never given one, same as PENDING).
-    pub state: Option<String>,
-    pub intention: Option<String>,
-    pub version: Option<String>,
+    pub state: Option<Arc<str>>,
+    pub intention: Option<Arc<str>>,
+    pub version: Option<Arc<str>>,
     /// The input fingerprint saved when the atom last ran (`None`: never recorded).
-    pub inputs: Option<String>,
+    pub inputs: Option<Arc<str>>,
     /// How an orphan would be reverted: `"noop"`, `"class"`, `"function"`, `"unavailable"`, or
     /// `None` when no revert reference was saved.
-    pub revert_kind: Option<String>,
+    pub revert_kind: Option<Arc<str>>,
     /// The importable name in the revert reference (class or function).
-    pub revert_name: Option<String>,
+    pub revert_name: Option<Arc<str>>,
     /// The migration that retired this detail, if one did.
-    pub retired_by: Option<String>,
+    pub retired_by: Option<Arc<str>>,
 }
 
 /// Refuses saved details whose state or intention is a name this code does not know: a damaged

@@ -23,9 +23,9 @@ fn chain(names: &[&str]) -> CompiledFlow {
 fn saved(name: &str, state: &str) -> SavedAtom {
     SavedAtom {
         name: name.to_owned(),
-        state: Some(state.to_owned()),
-        intention: Some("EXECUTE".to_owned()),
-        version: Some("1.0".to_owned()),
+        state: Some(state.into()),
+        intention: Some("EXECUTE".into()),
+        version: Some("1.0".into()),
         ..SavedAtom::default()
     }
 }
@@ -390,10 +390,10 @@ fn unknown_saved_states_and_intentions_are_refused_never_read_as_pending() {
         "{err}"
     );
     details[1].state = None; // never given a state: PENDING, as TaskFlow writes it
-    details[1].intention = Some("SOMETIMES".to_owned());
+    details[1].intention = Some("SOMETIMES".into());
     let err = check_saved(&details, "").unwrap_err();
     assert!(matches!(&err, CoreError::Storage(m) if m.contains("unknown intention 'SOMETIMES'")), "{err}");
-    details[1].intention = Some("REVERT".to_owned());
+    details[1].intention = Some("REVERT".into());
     assert_eq!(check_saved(&details, ""), Ok(()));
 }
 

@@ -47,6 +47,8 @@ mod tests;
 pub use schema::LATEST_VERSION;
 pub use sqlite::{Durability, GroupCommit, Lease, ResumeSummary, Store};
 
+use std::sync::Arc;
+
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 /// One logbook (`taskflow.persistence.models.LogBook`), without its flow details.
@@ -307,19 +309,42 @@ pub struct RestoreRows {
 /// What resuming needs from one saved atom detail (see `crate::resume`), read without loading
 /// its payloads: the first fields of its resume record, and the migration marker of its meta.
 #[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Texts that repeat across a flow's atoms (states, versions, input fingerprints, revert
+/// references) share one allocation (`Arc<str>`): a million-atom flow holds a few of each.
 pub struct ResumeRow {
     pub name: String,
     pub atom_type: Option<AtomType>,
-    pub state: Option<String>,
-    pub intention: String,
-    pub version: Option<String>,
+    pub state: Option<Arc<str>>,
+    pub intention: Arc<str>,
+    pub version: Option<Arc<str>>,
     /// Who provided its inputs when it last completed.
-    pub inputs: Option<String>,
+    pub inputs: Option<Arc<str>>,
     /// How it is reverted once its atom is gone (see [`ResumeRecord`]).
-    pub revert_kind: Option<String>,
-    pub revert_name: Option<String>,
+    pub revert_kind: Option<Arc<str>>,
+    pub revert_name: Option<Arc<str>>,
     /// `meta.ferroflow.migrated.migration`: the migration that retired this detail.
-    pub retired_by: Option<String>,
+    pub retired_by: Option<Arc<str>>,
+}
+
+/// Shares one `Arc<str>` among equal texts read from many rows, up to [`Interner::MAX`] distinct
+/// ones (past that, texts are mostly unique and sharing would only cost).
+#[derive(Default)]
+pub struct Interner(std::collections::HashSet<Arc<str>>);
+
+impl Interner {
+    pub const MAX: usize = 4096;
+
+    pub fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(text) {
+            return known.clone();
+        }
+        let made: Arc<str> = Arc::from(text);
+        if self.0.len() < Self::MAX {
+            self.0.insert(made.clone());
+        }
+        made
+    }
 }
 
 impl Batch {

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
@@ -13,8 +14,8 @@ use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::file::{self, Access};
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
-    AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, LogBookRow,
-    Nullable, RestoreRow, RestoreRows, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
+    AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, Interner,
+    LogBookRow, Nullable, RestoreRow, RestoreRows, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
 
@@ -554,22 +555,12 @@ impl Store {
                              THEN json_extract(meta, '$.ferroflow.migrated.migration') END
                  FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
             )?;
-            let rows = stmt
-                .query_map([flow_uuid], |row| {
-                    let record = row.get_ref(5)?.as_str_or_null()?.map(ResumeRecordFields::parse).unwrap_or_default();
-                    Ok(ResumeRow {
-                        name: row.get(0)?,
-                        atom_type: row.get(1)?,
-                        state: row.get(2)?,
-                        intention: row.get(3)?,
-                        version: row.get(4)?,
-                        inputs: record.inputs,
-                        revert_kind: record.revert_kind,
-                        revert_name: record.revert_name,
-                        retired_by: text_or_none(row, 6)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut texts = Interner::default();
+            let mut rows = Vec::new();
+            let mut query = stmt.query([flow_uuid])?;
+            while let Some(row) = query.next()? {
+                rows.push(resume_row(row, &mut texts)?);
+            }
             Ok(rows)
         })();
         self.finish("reading the atom details of a flow for resuming", rows)
@@ -579,7 +570,15 @@ impl Store {
     /// that reads what [`Store::resume_rows`] reads and the payload columns, with JSON `null`
     /// payloads and repeated metas kept as nothing and once.
     pub fn restore_rows(&self, flow_uuid: &str) -> CoreResult<RestoreRows> {
-        let rows = (|| -> Inner<RestoreRows> {
+        let mut rows = Vec::new();
+        let metas = self.restore_rows_each(flow_uuid, |row| rows.push(row))?;
+        Ok(RestoreRows { rows, metas })
+    }
+
+    /// [`Store::restore_rows`] handing each row to `on_row` as it is read (no list of them all:
+    /// a million-atom flow's rows are never held twice); returns the distinct metas.
+    pub fn restore_rows_each(&self, flow_uuid: &str, mut on_row: impl FnMut(RestoreRow)) -> CoreResult<Vec<String>> {
+        let metas = (|| -> Inner<Vec<String>> {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT name, atom_type, state, intention, version, resume,
                         CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
@@ -587,15 +586,16 @@ impl Store {
                         uuid, results, failure IS NOT NULL, revert_results, revert_failure IS NOT NULL, meta
                  FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
             )?;
-            let mut out = RestoreRows::default();
+            let mut metas = Vec::new();
             let mut meta_index: HashMap<String, u32> = HashMap::new();
+            let mut texts = Interner::default();
             let mut query = stmt.query([flow_uuid])?;
             while let Some(row) = query.next()? {
-                out.rows.push(restore_row(row, &mut meta_index, &mut out.metas)?);
+                on_row(restore_row(row, &mut texts, &mut meta_index, &mut metas)?);
             }
-            Ok(out)
+            Ok(metas)
         })();
-        self.finish("reading the atom details of a flow for resuming", rows)
+        self.finish("reading the atom details of a flow for resuming", metas)
     }
 
     /// The resume records of a flow's atom details that have one, as `(atom uuid, inputs,
@@ -859,13 +859,47 @@ impl ResumeRecordFields {
     }
 }
 
+/// The [`ResumeRow`] of a row whose first 7 columns are those of [`Store::resume_rows`].
+fn resume_row(row: &Row<'_>, texts: &mut Interner) -> rusqlite::Result<ResumeRow> {
+    let mut text = |index: usize| -> rusqlite::Result<Option<Arc<str>>> {
+        Ok(match row.get_ref(index)? {
+            rusqlite::types::ValueRef::Text(bytes) => Some(texts.get(&String::from_utf8_lossy(bytes))),
+            _ => None,
+        })
+    };
+    let state = text(2)?;
+    let intention = text(3)?.unwrap_or_else(|| Arc::from(""));
+    let version = text(4)?;
+    let retired_by = text(6)?;
+    let (mut inputs, mut revert_kind, mut revert_name) = (None, None, None);
+    if let Some(record) = row.get_ref(5)?.as_str_or_null()? {
+        let mut fields = record.splitn(4, RESUME_FIELD_END);
+        if let (Some(i), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next()) {
+            inputs = Some(texts.get(i));
+            revert_kind = (!kind.is_empty()).then(|| texts.get(kind));
+            revert_name = (!name.is_empty()).then(|| texts.get(name));
+        }
+    }
+    Ok(ResumeRow {
+        name: row.get(0)?,
+        atom_type: row.get(1)?,
+        state,
+        intention,
+        version,
+        inputs,
+        revert_kind,
+        revert_name,
+        retired_by,
+    })
+}
+
 /// One row of [`Store::restore_rows`]; its meta text is added to `metas` if new.
 fn restore_row(
     row: &Row<'_>,
+    texts: &mut Interner,
     meta_index: &mut HashMap<String, u32>,
     metas: &mut Vec<String>,
 ) -> rusqlite::Result<RestoreRow> {
-    let record = row.get_ref(5)?.as_str_or_null()?.map(ResumeRecordFields::parse).unwrap_or_default();
     let meta_text = row.get_ref(12)?.as_str_or_null()?.unwrap_or("{}");
     let meta = if let Some(&known) = meta_index.get(meta_text) {
         known
@@ -876,17 +910,7 @@ fn restore_row(
         next
     };
     Ok(RestoreRow {
-        resume: ResumeRow {
-            name: row.get(0)?,
-            atom_type: row.get(1)?,
-            state: row.get(2)?,
-            intention: row.get(3)?,
-            version: row.get(4)?,
-            inputs: record.inputs,
-            revert_kind: record.revert_kind,
-            revert_name: record.revert_name,
-            retired_by: text_or_none(row, 6)?,
-        },
+        resume: resume_row(row, texts)?,
         uuid: row.get(7)?,
         results: json_payload(row, 8)?,
         has_failure: row.get(9)?,
@@ -901,14 +925,6 @@ fn json_payload(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>>
     Ok(match row.get_ref(index)?.as_str_or_null()? {
         None | Some("null") => None,
         Some(text) => Some(text.to_owned()),
-    })
-}
-
-/// A JSON value extracted by SQLite as text; any other type (a number, an object) reads as `None`.
-fn text_or_none(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
-    Ok(match row.get_ref(index)? {
-        rusqlite::types::ValueRef::Text(text) => Some(String::from_utf8_lossy(text).into_owned()),
-        _ => None,
     })
 }
 
