@@ -125,6 +125,8 @@ class WorkerPool:
             # Own threads start before the actions are queued: a thread's start waits until it
             # runs, which, once a worker runs quick atoms, can take the GIL's switch interval.
             with self._lock:
+                if self._closing:
+                    raise RuntimeError("cannot submit to a worker pool that was shut down")
                 waiting = len(self._queued) - self._taken + len(actions)
                 start = min(waiting - self._idle, self._max_workers - len(self._threads))
             for _ in range(start):
