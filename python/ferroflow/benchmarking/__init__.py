@@ -8,6 +8,7 @@ comparable and a slow phase stands out.
 
 Modules: `flows` (the flows and their DAG), `phases` (timing helpers), `ferro` / `floor` /
 `taskflow_peer` / `dbos_peer` (one per system), `resume` (suspended flows resumed in a fresh
-process), `child` (the fresh process), `suite` (the standard scenarios ``ferroflow bench`` runs)
-and `report` (table, JSON and plot).
+process), `child` (the fresh process), `suite` (the standard scenarios ``ferroflow bench`` runs),
+`report` (table, JSON and plot) and `resumebench` (``ferroflow bench --resume``: resumption
+throughput on each store, its table and plot).
 """
