@@ -14,21 +14,137 @@
 //! an observer appearing mid-run or a `_step` that closed the lane (the rest of the round), a
 //! suspend request (at the next round: a round handed out runs to its end, as on the general path).
 //! What it gives back is already handed out and mirrored: the engine runs it, never takes it back.
+//!
+//! A run persisted on SQLite with `durability="batch"` runs in the lane too: there each step joins
+//! a group commit anyway, so the Python per step would be most of its cost. The lane then writes
+//! the steps it runs itself (`LaneWriter`: a task starting; a task succeeding, with its result's
+//! JSON, its progress meta and its resume record), one batch per round into the store's open group,
+//! exactly as the engine's persister writes them. A completion it cannot write that way (a result
+//! the engine must check, a revert reference naming code, progress the task reported) goes back to
+//! the engine, which checks and writes it; before any atom starts, a lost lease stops the lane.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::scheduler::Scheduler;
+use super::store::{self, SqliteStore};
 use crate::graph::{CompiledFlow, NONE};
-use crate::sched::{Action, ActionKind, State, Transition};
+use crate::resume;
+use crate::sched::{Action, ActionKind, Intention, State, Transition};
 use crate::spec::AtomKind;
+use crate::store::{Transition as StoreTransition, RESUME_FIELD_END as FIELD_END};
 
-/// `(atoms completed, actions handed out but not run, failed atom and its exception)`.
-type LaneStop = (u32, Vec<(u32, u8)>, Option<(u32, Py<PyAny>)>);
+/// `(atoms completed, actions handed out but not run, failed atom and its exception, an atom
+/// that ran and whose completion the engine records itself, with its result)`.
+type LaneStop = (u32, Vec<(u32, u8)>, Option<(u32, Py<PyAny>)>, Option<(u32, Py<PyAny>)>);
+
+/// What the lane needs to persist the steps it runs (`durability="batch"` on SQLite): given by
+/// the engine's persister as `(store, fence, uuids, lease, is_noop_class, result_text, meta)`.
+type WriterArgs = (Py<SqliteStore>, Option<(String, String, i64)>, Py<PyList>, Py<PyAny>, Py<PyAny>, Py<PyAny>, String);
+
+/// Writes the lane's steps into the store's open group, as the engine's persister writes them
+/// (`Persister._steps`): a task starting (state, intention), a task succeeding (its result as
+/// JSON text, its progress meta and its resume record). Steps are held until the lane hands over,
+/// calls into the engine, or starts the atoms of its next round, then written as one batch.
+struct LaneWriter {
+    store: Py<SqliteStore>,
+    fence: Option<(String, String, i64)>,
+    /// `storage._uuids`: each atom's detail uuid.
+    uuids: Py<PyList>,
+    /// The flow's lease (its `lost` is set once the heartbeat finds it lost), or None.
+    lease: Py<PyAny>,
+    /// `is_noop_class(atom) -> bool`: whether the atom's class reverts as a no-op (its resume
+    /// record is then the input fingerprint and `noop`); asked once per class.
+    is_noop: Py<PyAny>,
+    noop: HashMap<usize, bool>,
+    /// `result_text(atom, value) -> str | None`: the JSON text a result is saved as, None when
+    /// only the engine may record it (a value that cannot be saved becomes a failure there).
+    result_text: Py<PyAny>,
+    /// The meta of a task that succeeded without reporting progress.
+    meta: String,
+    pending: Vec<StoreTransition>,
+}
+
+impl LaneWriter {
+    fn new(args: WriterArgs) -> LaneWriter {
+        let (store, fence, uuids, lease, is_noop, result_text, meta) = args;
+        LaneWriter { store, fence, uuids, lease, is_noop, noop: HashMap::new(), result_text, meta, pending: Vec::new() }
+    }
+
+    fn uuid(&self, py: Python<'_>, atom: u32) -> PyResult<Option<String>> {
+        let value = self.uuids.bind(py).get_item(atom as usize)?;
+        if value.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(value.extract()?))
+    }
+
+    fn lease_lost(&self, py: Python<'_>) -> PyResult<bool> {
+        let lease = self.lease.bind(py);
+        Ok(!lease.is_none() && !lease.getattr(intern!(py, "lost"))?.is_none())
+    }
+
+    /// The SUCCESS step of `atom` with result `value`, or None when the engine must record it.
+    fn success(
+        &mut self,
+        py: Python<'_>,
+        flow: &CompiledFlow,
+        atom: u32,
+        task: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<StoreTransition>> {
+        let key = task.get_type().as_ptr() as usize;
+        let noop = if let Some(&noop) = self.noop.get(&key) {
+            noop
+        } else {
+            let noop = self.is_noop.call1(py, (task,))?.is_truthy(py)?;
+            self.noop.insert(key, noop);
+            noop
+        };
+        if !noop {
+            return Ok(None);
+        }
+        let text = if value.is_none() {
+            "null".to_owned()
+        } else {
+            let text = self.result_text.bind(py).call1((atom, value))?;
+            if text.is_none() {
+                return Ok(None);
+            }
+            text.extract()?
+        };
+        let Some(uuid) = self.uuid(py, atom)? else { return Ok(None) };
+        let record = format!("{}{FIELD_END}noop{FIELD_END}{FIELD_END}", resume::input_fingerprint(flow, atom as usize));
+        Ok(Some(store::step(
+            uuid,
+            State::Success.name().to_owned(),
+            Intention::Execute.name().to_owned(),
+            Some(text),
+            Some(self.meta.clone()),
+            Some(record),
+            0.0,
+        )))
+    }
+
+    /// Writes the held steps (one batch in the store's group).
+    fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let mut steps = std::mem::take(&mut self.pending);
+        for step in &mut steps {
+            step.updated_at = Some(now);
+        }
+        self.store.bind(py).get().apply_step_batch(py, steps, self.fence.clone())
+    }
+}
 
 /// Routes `update_progress` of the task the lane is running to the engine's storage: one per
 /// lane, pointed at each task as it runs (`Task.update_progress` finds it through a thread-local
@@ -84,6 +200,8 @@ pub struct Lane {
     has_hooks: Py<PyAny>,
     hooked: HashMap<usize, bool>,
     batch: usize,
+    /// Set when the run is persisted (see `LaneWriter`).
+    writer: Option<LaneWriter>,
 }
 
 #[pymethods]
@@ -92,7 +210,7 @@ impl Lane {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         engine, atoms, results, states, intentions, save_as, store, transient, progress, notifier, report, has_hooks,
-        batch
+        batch, writer = None
     ))]
     fn new(
         py: Python<'_>,
@@ -109,6 +227,7 @@ impl Lane {
         report: Py<PyAny>,
         has_hooks: Py<PyAny>,
         batch: usize,
+        writer: Option<WriterArgs>,
     ) -> PyResult<Lane> {
         let sink = Py::new(py, ProgressSink { report, atom: AtomicU32::new(0), task: AtomicUsize::new(0) })?;
         Ok(Lane {
@@ -126,6 +245,7 @@ impl Lane {
             has_hooks,
             hooked: HashMap::new(),
             batch,
+            writer: writer.map(LaneWriter::new),
         })
     }
 
@@ -136,8 +256,22 @@ impl Lane {
     }
 
     /// Runs plain rounds until the flow has nothing ready or something needs the engine (see the
-    /// module documentation); returns what it stopped at.
+    /// module documentation); returns what it stopped at. A persisted run's steps are all written
+    /// (into the store's open group) before it returns.
     fn run(&mut self, py: Python<'_>, scheduler: &Bound<'_, Scheduler>) -> PyResult<LaneStop> {
+        let stop = self.run_rounds(py, scheduler);
+        let flushed = match &mut self.writer {
+            Some(writer) => writer.flush(py),
+            None => Ok(()),
+        };
+        let stop = stop?;
+        flushed?;
+        Ok(stop)
+    }
+}
+
+impl Lane {
+    fn run_rounds(&mut self, py: Python<'_>, scheduler: &Bound<'_, Scheduler>) -> PyResult<LaneStop> {
         let flow = scheduler.borrow().inner.flow().clone();
         let atoms = self.atoms.bind(py).clone();
         let results = self.results.bind(py).clone();
@@ -147,7 +281,7 @@ impl Lane {
             // Between rounds: the engine takes over once a suspend is asked for or someone
             // observes (a round, once handed out, runs to its end as on the general path).
             if self.suspended(py)? || self.observed(py)? {
-                return Ok((completed, Vec::new(), None));
+                return Ok((completed, Vec::new(), None, None));
             }
             round.clear();
             let marked = {
@@ -155,18 +289,28 @@ impl Lane {
                 sched.inner.schedule(self.batch, &mut round);
                 sched.inner.take_transitions()
             };
-            self.mirror(py, &marked, None)?;
+            self.mirror(py, &marked, None, None)?;
             if round.is_empty() {
-                return Ok((completed, Vec::new(), None));
+                return Ok((completed, Vec::new(), None, None));
             }
             // Deciders are consulted for a whole round before any of it runs: the engine does it.
             if round.iter().any(|action| action.kind != ActionKind::Execute) {
-                return Ok((completed, handed_out(&round), None));
+                return Ok((completed, handed_out(&round), None, None));
+            }
+            // The round's starts (and the last round's completions) are written before it runs.
+            if let Some(writer) = &mut self.writer {
+                writer.flush(py)?;
             }
             for (position, action) in round.iter().enumerate() {
                 let atom = action.atom;
                 if position > 0 && self.observed(py)? {
-                    return Ok((completed, handed_out(&round[position..]), None));
+                    return Ok((completed, handed_out(&round[position..]), None, None));
+                }
+                // An engine that lost its flow starts nothing more: the engine raises LeaseLost.
+                if let Some(writer) = &self.writer {
+                    if writer.lease_lost(py)? {
+                        return Ok((completed, handed_out(&round[position..]), None, None));
+                    }
                 }
                 let task = atoms.get_item(atom as usize)?;
                 let arguments = if self.is_plain(py, &flow, atom, &atoms)? {
@@ -180,9 +324,12 @@ impl Lane {
                     Arguments::Undecided => {
                         // The engine runs and completes this one its own way, then says whether
                         // the lane may go on (a failure, a suspend or an observer end it).
+                        if let Some(writer) = &mut self.writer {
+                            writer.flush(py)?; // (the engine writes next: in order)
+                        }
                         let go_on = self.engine.bind(py).call_method1(intern!(py, "_step"), (atom,))?;
                         if !go_on.is_truthy()? {
-                            return Ok((completed, handed_out(&round[position + 1..]), None));
+                            return Ok((completed, handed_out(&round[position + 1..]), None, None));
                         }
                         continue;
                     }
@@ -193,6 +340,18 @@ impl Lane {
                 sink.clear();
                 match outcome {
                     Ok(value) => {
+                        let success = match &mut self.writer {
+                            None => None,
+                            Some(writer) => match writer.success(py, &flow, atom, &task, &value)? {
+                                Some(step) => Some(step),
+                                None => {
+                                    // A result to check, or a revert reference to record: the
+                                    // engine completes this atom its own way.
+                                    let rest = handed_out(&round[position + 1..]);
+                                    return Ok((completed, rest, None, Some((atom, value.unbind()))));
+                                }
+                            },
+                        };
                         results.set_item(atom as usize, &value)?;
                         let done = {
                             let mut sched = scheduler.borrow_mut();
@@ -200,13 +359,13 @@ impl Lane {
                             sched.inner.take_transitions()
                         };
                         completed += 1;
-                        self.mirror(py, &done, Some((atom, value)))?;
+                        self.mirror(py, &done, Some((atom, value)), success)?;
                     }
                     // As the engine's own call: an Exception is the atom's failure, anything else
                     // (KeyboardInterrupt, SystemExit) stops the run.
                     Err(err) if err.is_instance_of::<PyException>(py) => {
                         let rest = handed_out(&round[position + 1..]);
-                        return Ok((completed, rest, Some((atom, err.into_value(py).into_any()))));
+                        return Ok((completed, rest, Some((atom, err.into_value(py).into_any())), None));
                     }
                     Err(err) => return Err(err),
                 }
@@ -323,16 +482,34 @@ impl Lane {
     /// Mirrors transitions into the storage lists. A batch holding a reset (PENDING) or a revert
     /// (REVERTED), or made while someone observes, goes through the engine's own `_apply` (which
     /// resets results, publishes and notifies), with `outcome`: the completed atom and its result.
+    ///
+    /// A persisted run holds the steps of the batch (a task starting; `success`, the completed
+    /// atom's step) for the writer; a batch with anything else goes through the engine's `_apply`,
+    /// which writes it (after the steps held so far).
     fn mirror(
-        &self,
+        &mut self,
         py: Python<'_>,
         transitions: &[Transition],
         outcome: Option<(u32, Bound<'_, PyAny>)>,
+        success: Option<StoreTransition>,
     ) -> PyResult<()> {
         if transitions.is_empty() {
             return Ok(());
         }
-        if transitions.iter().any(|t| matches!(t.state, State::Pending | State::Reverted)) || self.observed(py)? {
+        let mut general =
+            transitions.iter().any(|t| matches!(t.state, State::Pending | State::Reverted)) || self.observed(py)?;
+        if !general {
+            if let Some(writer) = &mut self.writer {
+                match lean_steps(py, writer, transitions, outcome.as_ref().map(|(atom, _)| *atom), success)? {
+                    Some(steps) => writer.pending.extend(steps),
+                    None => general = true,
+                }
+            }
+        }
+        if general {
+            if let Some(writer) = &mut self.writer {
+                writer.flush(py)?;
+            }
             let codes: Vec<(u32, u8, u8)> =
                 transitions.iter().map(|t| (t.atom, t.state as u8, t.intention as u8)).collect();
             self.engine.bind(py).call_method1(intern!(py, "_apply"), (codes, outcome))?;
@@ -356,6 +533,36 @@ enum Arguments<'py> {
     /// The fast lookup cannot decide (no provider, a provider not done, a missing key): the
     /// engine finds them (or the error) itself.
     Undecided,
+}
+
+/// The writer's steps for `transitions` — tasks starting, and the completion of `completed`
+/// (whose step is `success`) — or None when the batch holds anything else.
+fn lean_steps(
+    py: Python<'_>,
+    writer: &LaneWriter,
+    transitions: &[Transition],
+    completed: Option<u32>,
+    mut success: Option<StoreTransition>,
+) -> PyResult<Option<Vec<StoreTransition>>> {
+    let mut steps = Vec::with_capacity(transitions.len());
+    for t in transitions {
+        if t.intention != Intention::Execute {
+            return Ok(None);
+        }
+        match t.state {
+            State::Running => {
+                let Some(uuid) = writer.uuid(py, t.atom)? else { return Ok(None) };
+                let (running, execute) = (State::Running.name().to_owned(), Intention::Execute.name().to_owned());
+                steps.push(store::step(uuid, running, execute, None, None, None, 0.0));
+            }
+            State::Success if completed == Some(t.atom) => match success.take() {
+                Some(step) => steps.push(step),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(steps))
 }
 
 fn handed_out(actions: &[Action]) -> Vec<(u32, u8)> {

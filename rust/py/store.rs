@@ -126,6 +126,26 @@ impl SqliteStore {
 
     /// Runs `op` on the open store with the GIL released, after committing the open group of a
     /// batch-durability store (so that every read sees what was applied, and writes stay in order).
+    /// Applies engine steps (see `apply_steps`) as one batch: what the serial engine's lane
+    /// writes from Rust (`super::lane`), without Python tuples.
+    pub(super) fn apply_step_batch(
+        &self,
+        py: Python<'_>,
+        transitions: Vec<Transition>,
+        fence: Option<(String, String, i64)>,
+    ) -> PyResult<()> {
+        let batch = Batch {
+            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
+            transitions,
+            ..Batch::default()
+        };
+        self.with_open_group(py, move |s| s.apply(&batch))?;
+        if let Some(flusher) = &self.flusher {
+            flusher.wake();
+        }
+        Ok(())
+    }
+
     pub(super) fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
     where
         T: Send,
@@ -153,6 +173,30 @@ impl SqliteStore {
             }
         })
         .map_err(|e| PyCoreError(e).into())
+    }
+}
+
+/// One engine step (see `SqliteStore::apply_steps`): `results` set also clears the failure (a
+/// task succeeding); `None` keeps a column.
+pub(super) fn step(
+    atom_uuid: String,
+    state: String,
+    intention: String,
+    results: Option<String>,
+    meta: Option<String>,
+    resume: Option<String>,
+    updated_at: f64,
+) -> Transition {
+    Transition {
+        failure: if results.is_some() { Nullable::Clear } else { Nullable::Keep },
+        atom_uuid,
+        state: Some(state),
+        intention: Some(intention),
+        results,
+        meta,
+        resume,
+        updated_at: Some(updated_at),
+        ..Transition::default()
     }
 }
 
@@ -462,29 +506,13 @@ impl SqliteStore {
         updated_at: f64,
         fence: Option<(String, String, i64)>,
     ) -> PyResult<()> {
-        let batch = Batch {
-            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
-            transitions: steps
-                .into_iter()
-                .map(|(atom_uuid, state, intention, results, meta, resume)| Transition {
-                    failure: if results.is_some() { Nullable::Clear } else { Nullable::Keep },
-                    atom_uuid,
-                    state: Some(state),
-                    intention: Some(intention),
-                    results,
-                    meta,
-                    resume,
-                    updated_at: Some(updated_at),
-                    ..Transition::default()
-                })
-                .collect(),
-            ..Batch::default()
-        };
-        self.with_open_group(py, move |s| s.apply(&batch))?;
-        if let Some(flusher) = &self.flusher {
-            flusher.wake();
-        }
-        Ok(())
+        let transitions = steps
+            .into_iter()
+            .map(|(atom_uuid, state, intention, results, meta, resume)| {
+                step(atom_uuid, state, intention, results, meta, resume, updated_at)
+            })
+            .collect();
+        self.apply_step_batch(py, transitions, fence)
     }
 
     /// `(atom uuid, inputs, revert kind, revert name)` of the flow's details with a resume record.

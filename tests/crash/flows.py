@@ -135,6 +135,13 @@ class Step(task.Task):
         _pause(self._max_pause_us // 2)
 
 
+class ForwardStep(Step):
+    """A `Step` whose revert is the default no-op: a flow that never fails needs none, and a task
+    without one is what the serial engine's lane writes itself under ``durability=batch``."""
+
+    revert = task.Task.revert
+
+
 def build(kind: str, n: int, seed: int, journal: str, fail_at: int = -1, max_pause_us: int = 2000) -> Any:
     """The flow factory: ``n`` `Step` atoms, linear or a seeded random DAG; atom ``fail_at`` raises.
 
@@ -148,8 +155,9 @@ def build(kind: str, n: int, seed: int, journal: str, fail_at: int = -1, max_pau
     if kind in SEMANTIC_KINDS:
         return build_semantics(kind, n, journal, fail_at, max_pause_us)
     inputs = atom_inputs(kind, n, seed)
+    step = Step if fail_at >= 0 else ForwardStep  # (a flow that never fails never reverts)
     steps = [
-        Step(i, needs, journal, _pause_of(i, fail_at, max_pause_us), i == fail_at) for i, needs in enumerate(inputs)
+        step(i, needs, journal, _pause_of(i, fail_at, max_pause_us), i == fail_at) for i, needs in enumerate(inputs)
     ]
     flow = linear_flow.Flow(f"crash-{kind}") if kind == LINEAR else graph_flow.Flow(f"crash-{kind}")
     return flow.add(*steps)

@@ -842,12 +842,16 @@ class SerialActionEngine(ActionEngine):
     """Runs atoms one after another on the caller's thread."""
 
     _lane: Any = None
+    #: What the lane writes persisted steps with (`Persister.lane_writer`), for this run.
+    _lane_writer: Any = None
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
         call, complete, limit = self._call, self._complete, self._batch_size
         # run() consumes no engine states: only run_iter() gets the per-round ones.
         stepping = self._stepping
         self._lane = None
+        persist = self._persist
+        self._lane_writer = persist.lane_writer(self) if persist is not None else None
         ready, marked, published = self._fetch(limit)
         while ready or marked:
             # TaskFlow yields SCHEDULING before it schedules: a run_iter() consumer that asks to
@@ -895,16 +899,21 @@ class SerialActionEngine(ActionEngine):
             outer = getattr(task_mod.LANE, "sink", None)  # (an engine run from inside a task)
             task_mod.LANE.sink = lane.sink
             try:
-                completed, rest, failed = lane.run(self._scheduler)
+                completed, rest, failed, unfinished = lane.run(self._scheduler)
             finally:
                 task_mod.LANE.sink = outer
             self._completed += completed
+            if completed and self._lane_writer is not None:
+                self._persist.lane_wrote()
+            if unfinished is not None:  # ran in the lane; completed (checked, written) here
+                index, value = unfinished
+                self._complete(index, _EXECUTE, True, value)
             if failed is not None:
                 index, exc = failed
                 self._complete(index, _EXECUTE, False, Failure.from_exception(exc))
             if rest:
                 return rest, [], True
-            if failed is None:
+            if failed is None and unfinished is None:
                 break  # nothing ready, or the lane closed: the general path decides
         return *self._next_round(limit), False
 
@@ -916,12 +925,13 @@ class SerialActionEngine(ActionEngine):
         return self._lane_open()
 
     def _lane_open(self) -> bool:
-        """Whether the lane may run: nothing to persist, notify or step through, no failure to
-        resolve, no suspend asked for, no values injected for single atoms."""
+        """Whether the lane may run: nothing to persist (unless the lane writes the steps itself:
+        `Persister.lane_writer`), notify or step through, no failure to resolve, no suspend asked
+        for, no values injected for single atoms."""
         storage = self._storage
         return not (
             self._stepping
-            or self._persist is not None
+            or (self._persist is not None and self._lane_writer is None)
             or self._grouped is not None
             or self._suspend_requested
             or storage.failures
@@ -945,6 +955,7 @@ class SerialActionEngine(ActionEngine):
             storage.report_progress,
             actions.has_execute_hooks,
             self._batch_size,
+            self._lane_writer,
         )
 
 

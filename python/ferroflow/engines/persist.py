@@ -1005,6 +1005,37 @@ class Persister:
         if not lease.held:
             lease.acquire()
 
+    def lane_writer(self, engine: Any) -> tuple[Any, ...] | None:
+        """What the serial engine's Rust lane needs to write the steps it runs itself (a task
+        starting, a task succeeding with nothing but its progress in meta, as `_steps` writes
+        them), or None: the engine writes every step. Only on SQLite with ``durability="batch"``,
+        where each step joins a group commit anyway, so that Python per step would be most of the
+        cost. Atoms the lane cannot write that way (a result to check, a revert reference naming
+        code, progress reported) it hands back to the engine's general path."""
+        if not self._fast or self.details is not None or not self._records:
+            return None
+        parts = getattr(self._conn, "lane_parts", None)
+        parts = parts() if parts is not None else None
+        if parts is None:
+            return None
+        store, fence = parts
+
+        def result_text(index: int, value: Any) -> str | None:
+            ok, _ = engine._check_serializable(index, value)
+            if not ok:
+                return None
+            try:
+                return columns.dumps(value, "results")
+            except TypeError:
+                return None
+
+        uuids = engine.storage.uuid_column
+        return (store, fence, uuids, self.lease, revert_refs.reverts_as_noop, result_text, _PROGRESS_METAS[1.0])
+
+    def lane_wrote(self) -> None:
+        """The lane wrote atoms: the caller's flow detail is brought up to date at the end."""
+        self._unsynced = True
+
     def keep_lease(self) -> None:
         """Raises :class:`~ferroflow.exceptions.LeaseLost` once the heartbeat found the lease lost
         (cheap: called before every round)."""

@@ -101,6 +101,16 @@ def decode_record(text: str | None) -> dict[str, Any]:
     return {"inputs": inputs, "revert": reference}
 
 
+def reverts_as_noop(atom: Any) -> bool:
+    """Whether every atom of ``atom``'s class reverts as a no-op, so that its revert reference is
+    `NOOP` whatever the instance (a functor task's depends on the instance: False)."""
+    cls = type(atom)
+    cached = _CLASS_CACHE.get(cls)
+    if cached is None:
+        cached = _CLASS_CACHE[cls] = _describe_class(cls)
+    return cached[0] == "noop"
+
+
 def _class_reference(atom: Any) -> tuple[str, str]:
     cls = type(atom)
     cached = _CLASS_CACHE.get(cls)

@@ -125,6 +125,11 @@ class Storage:
     def set_atom_uuid(self, index: int, value: str) -> None:
         self._uuids[index] = value
 
+    @property
+    def uuid_column(self) -> list[str | None]:
+        """Every atom's uuid (None: not given out yet), in atom order: the list itself, not a copy."""
+        return self._uuids
+
     def set_atom_uuids(self, values: list[str | None]) -> None:
         """Every atom's uuid at once (None: given when first asked), in atom order."""
         self._uuids[:] = values
