@@ -15,12 +15,13 @@
 //! suspend request (at the next round: a round handed out runs to its end, as on the general path).
 //! What it gives back is already handed out and mirrored: the engine runs it, never takes it back.
 //!
-//! A run persisted on SQLite with `durability="batch"` runs in the lane too: there each step joins
-//! a group commit anyway, so the Python per step would be most of its cost. The lane then writes
-//! the steps it runs itself (`LaneWriter`: a task starting; a task succeeding, with its result's
-//! JSON, its progress meta and its resume record), one batch per round into the store's open group,
-//! exactly as the engine's persister writes them. A completion it cannot write that way (a result
-//! the engine must check, a revert reference naming code, progress the task reported) goes back to
+//! A run persisted on SQLite's fast path runs in the lane too, which then writes the steps it
+//! runs itself (`LaneWriter`: a task starting; a task succeeding, with its result's JSON, its
+//! progress meta and its resume record) in the batches the engine's persister writes them in: a
+//! round's starts with the completion before them, then each completion before the next atom
+//! runs; one transaction each, or into the store's open group with `durability="batch"` (where
+//! the Python per step was most of the cost). A completion it cannot write that way (a result the
+//! engine must check, a revert reference naming code, progress the task reported) goes back to
 //! the engine, which checks and writes it; before any atom starts, a lost lease stops the lane.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -51,7 +52,7 @@ type WriterArgs = (Py<SqliteStore>, Option<(String, String, i64)>, Py<PyList>, P
 /// Writes the lane's steps into the store's open group, as the engine's persister writes them
 /// (`Persister._steps`): a task starting (state, intention), a task succeeding (its result as
 /// JSON text, its progress meta and its resume record). Steps are held until the lane hands over,
-/// calls into the engine, or starts the atoms of its next round, then written as one batch.
+/// calls into the engine, or starts its next atom, then written as one batch.
 struct LaneWriter {
     store: Py<SqliteStore>,
     fence: Option<(String, String, i64)>,
@@ -297,12 +298,14 @@ impl Lane {
             if round.iter().any(|action| action.kind != ActionKind::Execute) {
                 return Ok((completed, handed_out(&round), None, None));
             }
-            // The round's starts (and the last round's completions) are written before it runs.
-            if let Some(writer) = &mut self.writer {
-                writer.flush(py)?;
-            }
             for (position, action) in round.iter().enumerate() {
                 let atom = action.atom;
+                // Written before each atom runs, as the engine writes them: the round's starts
+                // with the completion before them, then each completion on its own, so a kill
+                // loses at most the atom in flight (with durability=batch these join the group).
+                if let Some(writer) = &mut self.writer {
+                    writer.flush(py)?;
+                }
                 if position > 0 && self.observed(py)? {
                     return Ok((completed, handed_out(&round[position..]), None, None));
                 }

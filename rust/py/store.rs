@@ -18,7 +18,7 @@
 //! atom's new resume record, JSON text).
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -56,6 +56,8 @@ pub struct SqliteStore {
     /// `durability="batch"`: the thread that commits a group once it is due, even while the
     /// engine is busy running a long atom.
     flusher: Option<Flusher>,
+    /// Atom rows written through this handle (inserted, replaced or changed by a transition).
+    rows_written: AtomicU64,
 }
 
 /// Commits the open group of a batch-durability store once it is `max_delay` old. It parks while
@@ -121,11 +123,9 @@ impl SqliteStore {
         } else {
             None
         };
-        Ok(SqliteStore { inner, path, flusher })
+        Ok(SqliteStore { inner, path, flusher, rows_written: AtomicU64::new(0) })
     }
 
-    /// Runs `op` on the open store with the GIL released, after committing the open group of a
-    /// batch-durability store (so that every read sees what was applied, and writes stay in order).
     /// Applies engine steps (see `apply_steps`) as one batch: what the serial engine's lane
     /// writes from Rust (`super::lane`), without Python tuples.
     pub(super) fn apply_step_batch(
@@ -139,13 +139,17 @@ impl SqliteStore {
             transitions,
             ..Batch::default()
         };
+        let rows = batch_rows(&batch);
         self.with_open_group(py, move |s| s.apply(&batch))?;
+        self.rows_written.fetch_add(rows, Ordering::Relaxed);
         if let Some(flusher) = &self.flusher {
             flusher.wake();
         }
         Ok(())
     }
 
+    /// Runs `op` on the open store with the GIL released, after committing the open group of a
+    /// batch-durability store (so that every read sees what was applied, and writes stay in order).
     pub(super) fn with<T, F>(&self, py: Python<'_>, op: F) -> PyResult<T>
     where
         T: Send,
@@ -174,6 +178,12 @@ impl SqliteStore {
         })
         .map_err(|e| PyCoreError(e).into())
     }
+}
+
+/// The atom rows a batch writes (see `SqliteStore::rows_written`).
+fn batch_rows(batch: &Batch) -> u64 {
+    let fresh = batch.fresh_atoms.as_ref().map_or(0, |f| f.uuids.len());
+    (batch.atom_details.len() + batch.transitions.len() + fresh) as u64
 }
 
 /// One engine step (see `SqliteStore::apply_steps`): `results` set also clears the failure (a
@@ -488,7 +498,9 @@ impl SqliteStore {
                 .map(|(flow_uuid, meta, updated_at)| FlowMetaChange { flow_uuid, meta, updated_at })
                 .collect(),
         };
+        let rows = batch_rows(&batch);
         self.with_open_group(py, move |s| s.apply(&batch))?;
+        self.rows_written.fetch_add(rows, Ordering::Relaxed);
         if let Some(flusher) = &self.flusher {
             flusher.wake();
         }
@@ -513,6 +525,13 @@ impl SqliteStore {
             })
             .collect();
         self.apply_step_batch(py, transitions, fence)
+    }
+
+    /// How many atom rows this handle has written (each insert, replacement or transition of
+    /// one row counts once; the rows of a group count when they join it).
+    #[getter]
+    fn rows_written(&self) -> u64 {
+        self.rows_written.load(Ordering::Relaxed)
     }
 
     /// `(atom uuid, inputs, revert kind, revert name)` of the flow's details with a resume record.

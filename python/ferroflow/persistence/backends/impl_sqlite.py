@@ -565,11 +565,10 @@ class SQLiteConnection(base.Connection):
         fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
         self._store.apply(rows, changes, flows, metas, records, fresh, self._fence)
 
-    def lane_parts(self) -> tuple[Any, tuple[str, str, int] | None] | None:
-        """``(store handle, fence)`` for an engine that writes its steps from Rust into the open
-        group (`ferroflow._core.Lane`): with ``durability="batch"`` only, else None."""
-        if self._backend.durability != "batch":
-            return None
+    def lane_parts(self) -> tuple[Any, tuple[str, str, int]]:
+        """``(store handle, fence)`` for an engine that writes its steps from Rust
+        (`ferroflow._core.Lane`): each batch is a transaction, or joins the open group with
+        ``durability="batch"``, as `apply_steps` does."""
         return self._store, self._fence
 
     def apply_steps(self, steps: Iterable[tuple[str, str, str, str | None, str | None, str | None]]) -> None:

@@ -1,6 +1,7 @@
-"""``durability=batch`` on SQLite: the serial engine's Rust lane writes the steps it runs itself
-(`Persister.lane_writer`). What it writes is exactly what the engine's own path writes; atoms it
-cannot write that way go back to the engine; a lost lease stops it before the next atom."""
+"""On SQLite the serial engine's Rust lane writes the steps it runs itself (`Persister.lane_writer`),
+with either durability. What it writes is exactly what the engine's own path writes (taken when
+someone listens to the atoms); atoms it cannot write that way go back to the engine; a lost lease
+stops it before the next atom."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from ferroflow import engines, exceptions, task
-from ferroflow.patterns import linear_flow
+from ferroflow.patterns import linear_flow, unordered_flow
 from ferroflow.persistence.backends import impl_sqlite
 
 _COLUMNS = "name, atom_type, state, intention, results, failure IS NOT NULL, revert_results, meta, version, resume"
@@ -78,8 +79,10 @@ def _count_python_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _run(path: Path, durability: str, unsaveable: bool = False) -> Any:
+def _run(path: Path, durability: str, unsaveable: bool = False, lane: bool = True) -> Any:
     engine = engines.load(_flow(unsaveable), backend=f"sqlite:///{path}?durability={durability}")
+    if not lane:  # someone listening: the engine's own path runs and writes every atom
+        engine.atom_notifier.register("FAILURE", lambda *_: None)
     try:
         engine.run()
     except Exception:
@@ -87,22 +90,26 @@ def _run(path: Path, durability: str, unsaveable: bool = False) -> Any:
     return engine
 
 
-def test_the_lane_writes_what_the_engine_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _run(tmp_path / "process.db", "process")
+@pytest.mark.parametrize("durability", ["process", "batch"])
+def test_the_lane_writes_what_the_engine_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
+) -> None:
+    _run(tmp_path / "engine.db", durability, lane=False)
     calls = _count_python_steps(monkeypatch)
-    engine = _run(tmp_path / "batch.db", "batch")
+    engine = _run(tmp_path / "lane.db", durability)
     assert engine.storage.get_flow_state() == "SUCCESS"
-    assert _rows(tmp_path / "batch.db") == _rows(tmp_path / "process.db")
+    assert _rows(tmp_path / "lane.db") == _rows(tmp_path / "engine.db")
     # The 20 plain atoms (and a, b, c) were written from Rust: the engine wrote only the atoms
     # it completed itself (d: a revert to record; e: a functor task; f: reported progress).
     assert calls[0] <= 8, calls
 
 
-def test_a_result_that_cannot_be_saved_fails_the_atom_as_on_the_engine_path(tmp_path: Path) -> None:
-    process = _run(tmp_path / "process.db", "process", unsaveable=True)
-    batch = _run(tmp_path / "batch.db", "batch", unsaveable=True)
-    assert batch.storage.get_flow_state() == process.storage.get_flow_state() == "REVERTED"
-    assert _rows(tmp_path / "batch.db") == _rows(tmp_path / "process.db")
+@pytest.mark.parametrize("durability", ["process", "batch"])
+def test_a_result_that_cannot_be_saved_fails_the_atom_as_on_the_engine_path(tmp_path: Path, durability: str) -> None:
+    by_engine = _run(tmp_path / "engine.db", durability, unsaveable=True, lane=False)
+    by_lane = _run(tmp_path / "lane.db", durability, unsaveable=True)
+    assert by_lane.storage.get_flow_state() == by_engine.storage.get_flow_state() == "REVERTED"
+    assert _rows(tmp_path / "lane.db") == _rows(tmp_path / "engine.db")
 
 
 class LosesTheLease(task.Task):
@@ -120,11 +127,40 @@ class Counted(task.Task):
         Counted.runs += 1
 
 
-def test_a_lost_lease_stops_the_lane_before_the_next_atom(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["process", "batch"])
+def test_a_lost_lease_stops_the_lane_before_the_next_atom(tmp_path: Path, durability: str) -> None:
     flow = linear_flow.Flow("lease").add(Plain("a"), LosesTheLease("lose"), *[Counted(f"c{i}") for i in range(5)])
-    engine = engines.load(flow, backend=f"sqlite:///{tmp_path}/lease.db?durability=batch")
+    engine = engines.load(flow, backend=f"sqlite:///{tmp_path}/lease.db?durability={durability}")
     LosesTheLease.engine = engine
     Counted.runs = 0
     with pytest.raises(exceptions.LeaseLost):
         engine.run()
     assert Counted.runs == 0
+
+
+class Journaled(task.Task):
+    executed: list[str] = []
+
+    def execute(self) -> None:
+        Journaled.executed.append(self.name)
+
+
+class Checker(task.Task):
+    db = ""
+    seen: tuple[list[str], list[str]] = ([], [])
+
+    def execute(self) -> None:
+        with sqlite3.connect(Checker.db) as db:
+            saved = sorted(name for (name,) in db.execute("SELECT name FROM atomdetails WHERE state = 'SUCCESS'"))
+        Checker.seen = (sorted(Journaled.executed), saved)
+
+
+def test_each_completion_is_committed_before_the_next_atom_runs(tmp_path: Path) -> None:
+    # One round of 9 atoms: a kill while one runs loses at most that one (as on the engine path).
+    Checker.db = str(tmp_path / "round.db")
+    Journaled.executed = []
+    flow = unordered_flow.Flow("round").add(*[Journaled(f"j{i}") for i in range(8)], Checker("check"))
+    engine = engines.load(flow, backend=f"sqlite:///{Checker.db}")
+    engine.run()
+    executed, saved = Checker.seen
+    assert executed and saved == executed
