@@ -291,3 +291,68 @@ def test_save_as_is_made_with_rebind_so_that_running_makes_nothing() -> None:
     assert list(vars(t)["rebind"].items()) == [("p", "p")]
     assert "requires" not in vars(t)  # (made when read, from the same shared tuple)
     assert t.requires is t._shared_args[4]
+
+
+@pytest.mark.parametrize("requires", [["p", "q", "p"], ("p",), "p"])
+def test_identity_arg_names_are_the_rebind_of_an_atom_built_with_requires_alone(requires) -> None:
+    t = OpenArgs("t", provides="v", requires=requires)
+    names = atom.identity_arg_names(t)
+    assert "rebind" not in vars(t) and "_shared_args" not in vars(t)  # (read without making them)
+    assert names == tuple(t.rebind) == tuple(t.rebind.values()) == tuple(t.revert_rebind)
+    assert not t.optional and not t.revert_optional
+
+
+def test_identity_arg_names_leave_other_atoms_to_their_attributes() -> None:
+    assert atom.identity_arg_names(OpenArgs("t", requires=["p"], rebind={"a": "p"})) is None
+    assert atom.identity_arg_names(OpenArgs("t", requires=["p"], inject={"p": 1})) is None
+    assert atom.identity_arg_names(OpenArgs("t")) is None
+    assert atom.identity_arg_names(Positional("t", requires=["a"])) is None
+    assigned = OpenArgs("t", requires=["p"])
+    assigned.rebind = {"p": "other"}
+    assert atom.identity_arg_names(assigned) is None
+
+
+class Recording(task.Task):
+    def execute(self, **inputs):
+        return sum(inputs.values()) + 1
+
+    def revert(self, **inputs):
+        inputs.pop("flow_failures")
+        REVERTED.append((self.name, inputs.pop("result"), inputs))
+
+
+class Fails(task.Task):
+    def execute(self, **inputs):
+        raise RuntimeError("no")
+
+
+REVERTED: list = []
+
+
+def test_an_engine_fetches_arguments_without_making_the_mappings_of_atoms_built_with_requires_alone(
+    tmp_path,
+) -> None:
+    # (on SQLite: the engine's own argument lookup; the in-memory serial lane reads ``rebind``)
+    from ferroflow import engines
+    from ferroflow.patterns import graph_flow
+
+    def run(*atoms):
+        return engines.load(graph_flow.Flow("g").add(*atoms), backend=f"sqlite:///{tmp_path / 'g.db'}")
+
+    REVERTED.clear()
+    a = Recording("a", provides="x")
+    b = Recording("b", provides="y", requires=["x"])
+    c = Recording("c", provides="z", requires=["x", "y", "x"])
+    engine = run(a, b, c)
+    engine.run()
+    for made in (b, c):
+        assert "rebind" not in vars(made) and "_shared_args" not in vars(made)
+    assert engine.storage.fetch("z") == 4  # (x = 1, y = 2, z = 1 + 2 + 1)
+
+    # Reverting fetches them the same way.
+    a, b, c = Recording("a", provides="x"), Recording("b", provides="y", requires=["x"]), Fails("c", requires=["y"])
+    engine = run(a, b, c)
+    with pytest.raises(RuntimeError, match="no"):
+        engine.run()
+    assert sorted(REVERTED, key=repr) == [("a", 1, {}), ("b", 2, {"x": 1})]
+    assert "rebind" not in vars(b)

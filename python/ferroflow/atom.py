@@ -851,6 +851,24 @@ def lazy_arg_names(atom: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     return tuple(keys), optional
 
 
+def identity_arg_names(atom: Any) -> tuple[str, ...] | None:
+    """The argument names of an atom whose argument mappings are not made yet and map each argument
+    to the storage name it has (built with ``requires`` alone, for functions taking ``**kwargs`` and
+    no named parameter, revert mapping as execute; nothing injected, rebound or optional, none of
+    the mappings read or assigned since): what an engine needs to fetch its arguments, without
+    making the mappings, which would then stay on the atom. ``None`` otherwise (read the
+    attributes)."""
+    state = getattr(atom, "__dict__", None)
+    lazy = state.get("_lazy_args") if state is not None else None
+    if lazy is None or state.get("inject"):
+        return None
+    plan, names, rebind = lazy
+    if rebind is not None or not names or not plan.names_only or any(attr in state for attr in _ARG_ATTRS):
+        return None
+    # (the keys `_fast_arg_mappings` gives the rebind: the names, without repeats)
+    return (names,) if type(names) is str else tuple(dict.fromkeys(names))
+
+
 def provided_names(node: Any) -> tuple[str, ...]:
     """``tuple(node.provides)``, without making the mappings of an atom that has not made them."""
     state = getattr(node, "__dict__", None)

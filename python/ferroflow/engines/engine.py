@@ -27,6 +27,7 @@ from concurrent import futures
 from typing import Any
 
 from ferroflow import _core, exceptions, states
+from ferroflow import atom as atom_mod
 from ferroflow import task as task_mod
 from ferroflow._lower import lower, result_keys
 from ferroflow.engines import actions, persist
@@ -498,23 +499,28 @@ class ActionEngine(ResumptionMixin):
         atom would cost memory and collector time that grow with the flow.
         """
         atom = self._atoms[index]
-        rebind = atom.revert_rebind if revert else atom.rebind
-        if not rebind:
-            return {}
+        # An atom built with ``requires`` alone maps each argument to itself: its names are read
+        # without making its mappings (which would stay on the atom: see the docstring).
+        identity = atom_mod.identity_arg_names(atom)
+        if identity is not None:
+            pairs: Any = tuple(zip(identity, identity, strict=True))
+            plain = True
+        else:
+            rebind = atom.revert_rebind if revert else atom.rebind
+            if not rebind:
+                return {}
+            pairs = rebind.items()
+            plain = not atom.inject and not (atom.revert_optional if revert else atom.optional)
         compilation = self._compilation
         providers = compilation.compiled.revert_providers(index) if revert else compilation.compiled.providers(index)
-        if (
-            len(providers) == len(rebind)
-            and not atom.inject
-            and not (atom.revert_optional if revert else atom.optional)
-        ):
+        if plain and len(providers) == len(pairs):
             # The common case: the compiled names are the rebind's storage names, in order.
-            sources = zip(rebind.items(), providers, strict=True)
+            sources = zip(pairs, providers, strict=True)
         else:
             spec = compilation.spec_atoms[index]
             names = spec[6] + spec[7] if revert else spec[4] + spec[5]
             by_name = dict(zip(names, providers, strict=True))
-            sources = (((arg, name), by_name.get(name)) for arg, name in rebind.items())
+            sources = (((arg, name), by_name.get(name)) for arg, name in pairs)
         storage = self._storage
         injected = storage.atom_injected(atom.name) if storage.has_atom_injected() else None
         store, transient = storage.injected, storage.transient
