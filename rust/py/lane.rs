@@ -45,9 +45,20 @@ use crate::store::{Transition as StoreTransition, RESUME_FIELD_END as FIELD_END}
 /// that ran and whose completion the engine records itself, with its result)`.
 type LaneStop = (u32, Vec<(u32, u8)>, Option<(u32, Py<PyAny>)>, Option<(u32, Py<PyAny>)>);
 
-/// What the lane needs to persist the steps it runs (`durability="batch"` on SQLite): given by
-/// the engine's persister as `(store, fence, uuids, lease, is_noop_class, result_text, meta)`.
-type WriterArgs = (Py<SqliteStore>, Option<(String, String, i64)>, Py<PyList>, Py<PyAny>, Py<PyAny>, Py<PyAny>, String);
+/// What the lane needs to persist the steps it runs (SQLite's fast path): given by the engine's
+/// persister as `(store, fence, uuids, lease, is_noop_class, result_text, meta, metas,
+/// progress_details)`.
+type WriterArgs = (
+    Py<SqliteStore>,
+    Option<(String, String, i64)>,
+    Py<PyList>,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    String,
+    Py<PyDict>,
+    Py<PyDict>,
+);
 
 /// Writes the lane's steps into the store's open group, as the engine's persister writes them
 /// (`Persister._steps`): a task starting (state, intention), a task succeeding (its result as
@@ -69,13 +80,29 @@ struct LaneWriter {
     result_text: Py<PyAny>,
     /// The meta of a task that succeeded without reporting progress.
     meta: String,
+    /// The persister's metas held beyond the progress, and `storage.progress_details`, by atom:
+    /// an atom in either has more meta to write than `meta` (the engine writes it).
+    metas: Py<PyDict>,
+    progress_details: Py<PyDict>,
     pending: Vec<StoreTransition>,
 }
 
 impl LaneWriter {
     fn new(args: WriterArgs) -> LaneWriter {
-        let (store, fence, uuids, lease, is_noop, result_text, meta) = args;
-        LaneWriter { store, fence, uuids, lease, is_noop, noop: HashMap::new(), result_text, meta, pending: Vec::new() }
+        let (store, fence, uuids, lease, is_noop, result_text, meta, metas, progress_details) = args;
+        LaneWriter {
+            store,
+            fence,
+            uuids,
+            lease,
+            is_noop,
+            noop: HashMap::new(),
+            result_text,
+            meta,
+            metas,
+            progress_details,
+            pending: Vec::new(),
+        }
     }
 
     fn uuid(&self, py: Python<'_>, atom: u32) -> PyResult<Option<String>> {
@@ -109,6 +136,10 @@ impl LaneWriter {
             noop
         };
         if !noop {
+            return Ok(None);
+        }
+        let (metas, details) = (self.metas.bind(py), self.progress_details.bind(py));
+        if (!metas.is_empty() && metas.contains(atom)?) || (!details.is_empty() && details.contains(atom)?) {
             return Ok(None);
         }
         let text = if value.is_none() {

@@ -1029,7 +1029,18 @@ class Persister:
                 return None
 
         uuids = engine.storage.uuid_column
-        return (store, fence, uuids, self.lease, revert_refs.reverts_as_noop, result_text, _PROGRESS_METAS[1.0])
+        metas, details = self._metas, engine.storage.progress_details
+        return (
+            store,
+            fence,
+            uuids,
+            self.lease,
+            revert_refs.reverts_as_noop,
+            result_text,
+            _PROGRESS_METAS[1.0],
+            metas,
+            details,
+        )
 
     def lane_wrote(self) -> None:
         """The lane wrote atoms: the caller's flow detail is brought up to date at the end."""
