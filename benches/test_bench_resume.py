@@ -6,9 +6,10 @@ rebuild the flow with its factory; match: load an engine on the detail, compile,
 SQLite and ``dir://``, as ``ferroflow bench --resume`` does (`ferroflow.benchmarking.resumebench`);
 ``extra_info`` has its figures: the process's seconds, the seconds from launch to the first resumed
 atom, atoms resumed per second. ``resume-small-flows``: 1,000 suspended
-10-atom flows resumed one after the other by one new process. The time measured is the whole
-child process (interpreter start and imports included); its own phase timings are in
-``extra_info``.
+10-atom flows resumed one after the other by one new process (ferroflow with
+`ferroflow.engines.resume_many`, at the default durability and at ``durability=batch``; read
+``extra_info["flows_per_second"]``). The time measured is the whole child process (interpreter
+start and imports included); its own phase timings are in ``extra_info``.
 """
 
 from __future__ import annotations
@@ -85,12 +86,15 @@ def test_resume_halfway_dbos(benchmark, tmp_path, ci_mode: bool) -> None:
     _resume_halfway(benchmark, tmp_path, case, rounds=1 if ci_mode else 3)
 
 
-@pytest.mark.parametrize("system", ["ferroflow", "taskflow"])
-def test_resume_small_flows(benchmark, tmp_path, ci_mode: bool, system: str) -> None:
+@pytest.mark.parametrize(
+    ("system", "store"),
+    [("ferroflow", dbfiles.SQLITE), ("ferroflow", dbfiles.SQLITE_BATCH), ("taskflow", dbfiles.SQLITE)],
+)
+def test_resume_small_flows(benchmark, tmp_path, ci_mode: bool, system: str, store: str) -> None:
     _peer(system)
     count = (SMALL_FLOWS_CI if ci_mode else SMALL_FLOWS) if system == "ferroflow" else (5 if ci_mode else 20)
     benchmark.group = "resume-small-flows"
-    benchmark.extra_info.update(flows=count, atoms_per_flow=10, system=system)
+    benchmark.extra_info.update(flows=count, atoms_per_flow=10, system=system, store=store)
     outcomes = []
 
     def setup():
@@ -99,9 +103,9 @@ def test_resume_small_flows(benchmark, tmp_path, ci_mode: bool, system: str) -> 
         return (path, listing), {}
 
     def resume_in_child(path, listing):
-        outcomes.append(
-            child.run_child(["resume-many", "--system", system, "--db", str(path), "--uuids", str(listing)])
-        )
+        # ferroflow resumes them with engines.resume_many, at the store's durability.
+        where = dbfiles.ferroflow_uri(path, store) if system == "ferroflow" else str(path)
+        outcomes.append(child.run_child(["resume-many", "--system", system, "--db", where, "--uuids", str(listing)]))
 
     benchmark.pedantic(resume_in_child, setup=setup, rounds=1 if ci_mode else 3)
     outcome = outcomes[-1]

@@ -104,9 +104,10 @@ impl Drop for SqliteStore {
             flusher.wake();
             // (not joined: it may be waiting for the lock this drop could be called under)
         }
-        // A store dropped without close() still commits its open group: only a kill loses one.
+        // A store dropped without close() still commits its open group and held writes: only a
+        // kill loses them.
         if let Some(store) = self.inner.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            let _ = store.flush();
+            let _ = store.end_hold();
         }
     }
 }
@@ -271,6 +272,29 @@ impl SqliteStore {
     /// Commits the open group of applied batches now (`durability="batch"`; a no-op otherwise).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |_| Ok(()))
+    }
+
+    /// `durability="batch"`: from now on every write of this store joins one open transaction,
+    /// committed on the group bounds (`batch_ms`, `batch_transitions` writes) and by `end_hold()`,
+    /// instead of committing alone (see `Store::begin_hold`: a kill loses at most the open
+    /// transaction). Returns False, holding nothing, on another durability.
+    fn begin_hold(&self, py: Python<'_>) -> PyResult<bool> {
+        let held = self.with(py, Store::begin_hold)?;
+        if let Some(flusher) = &self.flusher {
+            flusher.wake();
+        }
+        Ok(held)
+    }
+
+    /// Commits what `begin_hold()` held; writes commit one by one again.
+    fn end_hold(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_open_group(py, |s| s.end_hold())
+    }
+
+    /// Whether writes are held (`begin_hold()`).
+    #[getter]
+    fn holding(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_open_group(py, |s| Ok(s.holding()))
     }
 
     /// Whether the store was opened read-only.

@@ -94,6 +94,16 @@ impl OpenGroup {
     }
 }
 
+/// A write transaction held open across writes ([`Store::begin_hold`]): each write runs in a
+/// savepoint of it (still all or nothing), and the transaction commits on the group bounds.
+#[derive(Debug, Default)]
+struct Held {
+    /// When the open transaction began (`None`: none open; the next write begins one).
+    since: Option<Instant>,
+    /// Writes made in the open transaction.
+    writes: usize,
+}
+
 /// The current owner of a flow detail and when its lease ends (unix seconds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -123,6 +133,8 @@ pub struct Store {
     /// Why a commit made by [`Store::flush_due`] (off the caller's path) failed: the next apply
     /// reports it.
     flush_failure: Option<String>,
+    /// Set between [`Store::begin_hold`] and [`Store::end_hold`].
+    held: RefCell<Option<Held>>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -262,6 +274,7 @@ impl Store {
             group: None,
             open_group: RefCell::default(),
             flush_failure: None,
+            held: RefCell::new(None),
         }
     }
 
@@ -272,7 +285,7 @@ impl Store {
 
     /// Closes the connection (committing an open group first), reporting any error sqlite gives.
     pub fn close(self) -> CoreResult<()> {
-        self.flush()?;
+        self.end_hold()?;
         let Store { conn, label, checkpointer, .. } = self;
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
         conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
@@ -720,14 +733,122 @@ impl Store {
     /// failed commit is reported by the next apply.
     pub fn flush_due(&mut self) -> Option<Duration> {
         let group = self.group?;
-        let since = self.open_group.borrow().since?;
+        let held_since = self.held.borrow().as_ref().and_then(|held| held.since);
+        let since = match (self.open_group.borrow().since, held_since) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         if let Some(left) = group.max_delay.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) {
             return Some(left);
         }
-        if let Err(e) = self.flush() {
+        if let Err(e) = self.flush().and_then(|()| self.commit_held()) {
             self.flush_failure = Some(e.to_string());
         }
         None
+    }
+
+    // ---- held transactions ---------------------------------------------------------------------
+
+    /// [`Durability::Batch`]: from now on, every write of this handle (flow states, leases, new
+    /// details, the groups of transitions) joins one open transaction instead of committing
+    /// alone, which commits once it is `max_delay` old or holds `max_transitions` writes (checked
+    /// at each write and by [`Store::flush_due`]), and at [`Store::end_hold`]. Each write is
+    /// still all or nothing (a savepoint), and the file only ever holds what a committed prefix
+    /// of the writes made: a kill loses at most the open transaction, as it loses an open group.
+    /// For work made of many small writes, such as resuming many small flows. Other writers
+    /// wait for the open transaction (at most `max_delay` plus one write). Returns false, and
+    /// holds nothing, on a store of another durability.
+    pub fn begin_hold(&mut self) -> CoreResult<bool> {
+        if self.group.is_none() {
+            return Ok(false);
+        }
+        if self.held.borrow().is_none() {
+            self.flush()?;
+            *self.held.borrow_mut() = Some(Held::default());
+        }
+        Ok(true)
+    }
+
+    /// Commits what [`Store::begin_hold`] held and goes back to one transaction per write.
+    pub fn end_hold(&self) -> CoreResult<()> {
+        let flushed = self.flush();
+        let committed = self.commit_held();
+        *self.held.borrow_mut() = None;
+        flushed.and(committed)
+    }
+
+    /// Whether writes are held ([`Store::begin_hold`]).
+    pub fn holding(&self) -> bool {
+        self.held.borrow().is_some()
+    }
+
+    /// Commits the held transaction, if one is open.
+    fn commit_held(&self) -> CoreResult<()> {
+        let open = self.held.borrow_mut().as_mut().and_then(|held| {
+            held.writes = 0;
+            held.since.take()
+        });
+        if open.is_none() || self.conn.is_autocommit() {
+            return Ok(());
+        }
+        let committed = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map(drop);
+        if committed.is_err() && !self.conn.is_autocommit() {
+            // (a failed rollback leaves nothing more to undo: the connection reports it on next use)
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.finish("committing held writes", committed.map_err(Fail::from))
+    }
+
+    /// [`Store::write`] while held: `body` in a savepoint of the held transaction (begun first if
+    /// none is open), which then commits if it is due.
+    fn write_held<T>(&self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
+        let result = (|| -> Inner<T> {
+            let began = self.held.borrow().as_ref().is_some_and(|held| held.since.is_some());
+            if !began {
+                self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                if let Some(held) = self.held.borrow_mut().as_mut() {
+                    held.since = Some(Instant::now());
+                }
+            }
+            self.conn.prepare_cached("SAVEPOINT ferroflow_write")?.execute([])?;
+            match body(&self.conn) {
+                Ok(value) => {
+                    self.conn.prepare_cached("RELEASE ferroflow_write")?.execute([])?;
+                    Ok(value)
+                }
+                Err(fail) => {
+                    if self.conn.is_autocommit() {
+                        // SQLite rolled the whole transaction back (I/O error, full disk): the
+                        // writes held since the last commit are gone, as a kill would lose them.
+                        if let Some(held) = self.held.borrow_mut().as_mut() {
+                            held.since = None;
+                            held.writes = 0;
+                        }
+                        return Err(CoreError::Storage(format!(
+                            "store '{}': {doing} failed and the writes held since the last commit were rolled back: {}",
+                            self.label,
+                            match fail {
+                                Fail::Sql(e) => e.to_string(),
+                                Fail::Core(e) => e.to_string(),
+                            }
+                        ))
+                        .into());
+                    }
+                    self.conn.execute_batch("ROLLBACK TO ferroflow_write; RELEASE ferroflow_write")?;
+                    Err(fail)
+                }
+            }
+        })();
+        let value = self.finish(doing, result)?;
+        let due = self.held.borrow_mut().as_mut().is_some_and(|held| {
+            held.writes += 1;
+            let group = self.group.unwrap_or_default();
+            held.writes >= group.max_transitions || held.since.is_some_and(|since| since.elapsed() >= group.max_delay)
+        });
+        if due {
+            self.commit_held()?;
+        }
+        Ok(value)
     }
 
     // ---- ownership ----------------------------------------------------------------------------
@@ -821,6 +942,9 @@ impl Store {
     fn write<T>(&self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
         // Writes stay in order: an open group commits before anything else is written.
         self.flush()?;
+        if self.held.borrow().is_some() {
+            return self.write_held(doing, body);
+        }
         let result = (|| -> Inner<T> {
             let tx = WriteTx::begin(&self.conn)?;
             let value = body(&self.conn)?;

@@ -790,6 +790,102 @@ fn a_flow_state_change_or_any_other_write_commits_the_open_group_first() {
     assert_eq!(state_of(&other, "a0"), "REVERTING");
 }
 
+// ---- held writes (Store::begin_hold) -----------------------------------------------------------
+
+#[test]
+fn held_writes_of_every_kind_commit_together_on_the_bounds_and_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 4, Duration::from_secs(60));
+    assert!(store.begin_hold().unwrap());
+    assert!(store.holding());
+    store.apply(&step("a0", "RUNNING")).unwrap();
+    let mut state = Batch::new();
+    state.flow_state("f", "RUNNING", None);
+    store.apply(&state).unwrap(); // flushes the group into the held transaction: 1 write
+    store.acquire_lease("f", "me", 10.0, 0.0).unwrap().unwrap(); // 2
+                                                                 // This handle reads its own held writes; another sees nothing of them.
+    assert_eq!(state_of(&store, "a0"), "RUNNING");
+    assert_eq!(state_of(&other, "a0"), "PENDING");
+    assert_eq!(other.get_flow_detail("f").unwrap().state, None);
+    assert_eq!(other.lease("f").unwrap(), None);
+    store.apply(&step("a1", "SUCCESS")).unwrap();
+    store.release_lease("f", "me").unwrap(); // flushes a1 (3), then 4: the transaction is due
+    assert_eq!(state_of(&other, "a1"), "SUCCESS");
+    assert_eq!(other.get_flow_detail("f").unwrap().state.as_deref(), Some("RUNNING"));
+
+    store.apply(&step("a0", "SUCCESS")).unwrap();
+    store.flush().unwrap(); // into the held transaction, not committed
+    assert_eq!(state_of(&other, "a0"), "RUNNING");
+    store.end_hold().unwrap();
+    assert!(!store.holding());
+    assert_eq!(state_of(&other, "a0"), "SUCCESS");
+    // Writes commit one by one again.
+    store.apply(&state).unwrap();
+    store.apply(&step("a1", "REVERTED")).unwrap();
+    store.acquire_lease("f", "me", 10.0, 0.0).unwrap().unwrap();
+    assert_eq!(state_of(&other, "a1"), "REVERTED");
+}
+
+#[test]
+fn a_failing_held_write_applies_nothing_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
+    store.begin_hold().unwrap();
+    let mut first = Batch::new();
+    first.flow_state("f", "RUNNING", None);
+    store.apply(&first).unwrap();
+    // A batch naming a missing atom among good rows is refused whole.
+    let mut bad = Batch::new();
+    bad.flow_state("f", "FAILURE", None);
+    bad.upsert_atom(atom("ghost", "nowhere"));
+    assert!(store.apply(&bad).is_err());
+    assert!(store.acquire_lease("nowhere", "me", 10.0, 0.0).is_err());
+    store.end_hold().unwrap();
+    assert_eq!(other.get_flow_detail("f").unwrap().state.as_deref(), Some("RUNNING"));
+    assert!(other.get_atom_detail("ghost").is_err());
+}
+
+#[test]
+fn held_writes_commit_when_old_enough_even_with_no_write_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_millis(5));
+    store.begin_hold().unwrap();
+    let mut state = Batch::new();
+    state.flow_state("f", "RUNNING", None);
+    store.apply(&state).unwrap();
+    assert_eq!(other.get_flow_detail("f").unwrap().state, None);
+    assert!(store.flush_due().is_some(), "not due yet: the time left is returned");
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(store.flush_due(), None);
+    assert_eq!(other.get_flow_detail("f").unwrap().state.as_deref(), Some("RUNNING"));
+}
+
+#[test]
+fn a_kill_loses_at_most_the_open_held_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grouped.db");
+    let (mut store, other) = grouped(&dir, 2, 2, Duration::from_secs(60));
+    store.begin_hold().unwrap();
+    for state in ["RUNNING", "SUSPENDED", "SUCCESS"] {
+        let mut batch = Batch::new();
+        batch.flow_state("f", state, None);
+        store.apply(&batch).unwrap();
+    }
+    // Two writes committed; the third is open when the handle goes without end_hold (a kill).
+    std::mem::forget(store);
+    drop(other);
+    let reopened = Store::open(&path, Durability::Process).unwrap();
+    assert_eq!(reopened.get_flow_detail("f").unwrap().state.as_deref(), Some("SUSPENDED"));
+}
+
+#[test]
+fn only_a_batch_store_holds_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("p.db"), Durability::Process).unwrap();
+    assert!(!store.begin_hold().unwrap());
+    assert!(!store.holding());
+}
+
 #[test]
 fn a_group_with_a_missing_atom_is_refused_whole_when_it_commits() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,7 +35,7 @@ def _job(args: argparse.Namespace) -> dict[str, Any]:
         return {"phases": timings, **stamps}
     if args.job == "resume-many":
         uuids = json.loads(Path(args.uuids).read_text())
-        return {"phases": resume.resume_many(args.system, Path(args.db), uuids), "flows": len(uuids)}
+        return {"phases": resume.resume_many(args.system, resume.location(args.db), uuids), "flows": len(uuids)}
     from ferroflow.benchmarking import dbos_peer
 
     if args.job == "dbos-crash":

@@ -184,6 +184,7 @@ def standard_cases(options: Options) -> list[Case]:
     for system in many_systems:
         count = min(options.flows, PEER_CAPS.get((system, RESUME_MANY), options.flows))
         cases.append(Case(RESUME_MANY, system, "linear", dbfiles.SQLITE, "serial", count))
+    cases.append(Case(RESUME_MANY, FERROFLOW, "linear", dbfiles.SQLITE_BATCH, "serial", options.flows))
     add(PEAK_MEMORY, [FERROFLOW], ["linear"], dbfiles.MEMORY, "serial", [largest])
     add(PEAK_MEMORY, [FERROFLOW], ["linear"], dbfiles.SQLITE, "serial", [largest])
     return cases
@@ -253,8 +254,10 @@ def _round(
     try:
         uuids = resume.suspend_many(case.system, path, case.n, SMALL_FLOW_ATOMS)
         listing = resume.write_uuids(path, uuids)
+        # (saved at the default durability; resumed at the case's)
+        where = dbfiles.ferroflow_uri(path, case.store) if case.system == FERROFLOW else str(path)
         outcome = child.run_child(
-            ["resume-many", "--system", case.system, "--db", str(path), "--uuids", str(listing)], timeout
+            ["resume-many", "--system", case.system, "--db", where, "--uuids", str(listing)], timeout
         )
         listing.unlink()
     finally:

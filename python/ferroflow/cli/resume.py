@@ -12,6 +12,7 @@ from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import ProgressLine
 from ferroflow.cli.run import report_outcome, run_engine
+from ferroflow.engines.many import Resumer
 from ferroflow.engines.storage import STATE_CODES
 
 DESCRIPTION = """\
@@ -102,19 +103,28 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
             print(f"nothing to resume: every flow in {store} has finished")
             return common.EXIT_OK
         status = common.EXIT_OK
-        for record in targets:
-            try:
-                outcome = resume_flow(
-                    backend, record.uuid, options, show_progress=not args.no_progress, rewind_to=rewind_to
-                )
-            except common.CommandError as exc:
-                if len(targets) == 1:
-                    raise
-                common.error(str(exc))
-                status = common.EXIT_FAILED
-                continue
-            print(outcome.summary(), flush=True)
-            status = max(status, report_outcome(outcome.flow_uuid, outcome.state, outcome.failure))
+        # Flows built alike share their build and compilation; with durability=batch their
+        # writes commit together (see ferroflow.engines.many).
+        resumer = Resumer(backend, **options)
+        with resumer.held_writes():
+            for record in targets:
+                try:
+                    outcome = resume_flow(
+                        backend,
+                        record.uuid,
+                        options,
+                        show_progress=not args.no_progress,
+                        rewind_to=rewind_to,
+                        resumer=resumer,
+                    )
+                except common.CommandError as exc:
+                    if len(targets) == 1:
+                        raise
+                    common.error(str(exc))
+                    status = common.EXIT_FAILED
+                    continue
+                print(outcome.summary(), flush=True)
+                status = max(status, report_outcome(outcome.flow_uuid, outcome.state, outcome.failure))
     return status
 
 
@@ -135,18 +145,17 @@ def resume_flow(
     show_progress: bool = True,
     label: str = "resume",
     rewind_to: str | None = None,
+    resumer: Resumer | None = None,
 ) -> ResumeOutcome:
     """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end (with
-    ``rewind_to``, rewinds it to that atom first)."""
-    from ferroflow import engines
-
+    ``rewind_to``, rewinds it to that atom first). ``resumer``: the `Resumer` that loads it
+    (one for all the flows of a command), else one of its own."""
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
         flow_detail = conn.get_flow_details(flow_uuid, lazy=hasattr(backend, "store"))
     what = "rewind" if rewind_to is not None else "resume"
     try:
-        engine = engines.load_from_detail(flow_detail, backend=backend, **options)
-        engine.compile()
+        engine = (resumer or Resumer(backend, **options)).load(flow_detail)
         names = [atom.name for atom in engine.compilation.atoms]
         if rewind_to is not None and rewind_to not in names:
             shown = ", ".join(repr(name) for name in names[:10]) + (", ..." if len(names) > 10 else "")

@@ -164,16 +164,31 @@ class ActionEngine(ResumptionMixin):
             compiled = _core.compile(lowered.spec_atoms, lowered.root)
             self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
             self._save_as = result_keys(lowered.atoms)
-        self._compilation = Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders)
-        self._storage.bind_atoms(lowered.atoms)
-        self._storage.visible_providers = self._visible_providers
-        self._storage.atom_order = self._taskflow_order
-        self._atoms = lowered.atoms
-        self._scheduler = _core.Scheduler(compiled)
-        self._gates: dict[int, list[tuple[Any, list[int], list[int]]]] = {}
+        self._gates = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
             for entry in entries:
                 self._gates.setdefault(entry, []).append((lowered.deciders[decider_id], history, targets))
+        self._bind(Compilation(lowered.atoms, compiled, lowered.spec_atoms, lowered.deciders))
+
+    def _compile_like(self, template: ActionEngine) -> None:
+        """Takes the compilation of ``template``, an engine compiled from this engine's very flow
+        object (`ferroflow.engines.many` resumes many flows built alike on one compilation)."""
+        if template._flow is not self._flow or template._compilation is None:
+            raise ValueError("an engine compiles like another only on the same flow object, once compiled")
+        if self._compilation is not None:
+            return
+        self._retry_flags = template._retry_flags
+        self._save_as = template._save_as
+        self._gates = template._gates
+        self._bind(template._compilation)
+
+    def _bind(self, compilation: Compilation) -> None:
+        self._compilation = compilation
+        self._storage.bind_atoms(compilation.atoms)
+        self._storage.visible_providers = self._visible_providers
+        self._storage.atom_order = self._taskflow_order
+        self._atoms = compilation.atoms
+        self._scheduler = _core.Scheduler(compilation.compiled)
 
     def prepare(self) -> None:
         """Binds atoms to storage (and saved details when a backend is attached)."""

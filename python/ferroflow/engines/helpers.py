@@ -117,12 +117,34 @@ def load(
     renewing (default 30 s, or ``$FERROFLOW_LEASE_SECONDS``); a heartbeat renews it every third
     of that while the engine holds it (`ferroflow.persistence.ownership`).
     """
+    engine_cls, options = checked_options(engine, kwargs, namespace)
+    return build(engine_cls, flow, options, store=store, flow_detail=flow_detail, book=book, backend=backend)
+
+
+def checked_options(
+    engine: str, kwargs: dict[str, Any], namespace: str = ENGINES_NAMESPACE
+) -> tuple[type[ActionEngine], dict[str, Any]]:
+    """The engine class ``engine`` names and its options, checked (see `load`): what `build`
+    takes, so that many engines with the same options check them once."""
     options = dict(kwargs)
     kind = _parse_engine(engine, options)
     engine_cls = _engine_class(kind, namespace)
     known = KNOWN_OPTIONS | frozenset(getattr(engine_cls, "known_options", ()))
     backends.check_names(options, known, "engine option", f" (engine {kind!r})")
     _check_resume_options(options)
+    return engine_cls, options
+
+
+def build(
+    engine_cls: type[ActionEngine],
+    flow: Any,
+    options: dict[str, Any],
+    store: dict[str, Any] | None = None,
+    flow_detail: Any = None,
+    book: Any = None,
+    backend: Any = None,
+) -> ActionEngine:
+    """`load` with the engine class and options `checked_options` gave."""
     from ferroflow.engines import persist
 
     created_in_book = flow_detail is None and book is not None

@@ -51,9 +51,16 @@ DEFAULT_LEASE_SECONDS = 30.0
 LEASE_ENV = "FERROFLOW_LEASE_SECONDS"
 
 
+_HOST: tuple[int, str] | None = None
+
+
 def new_owner_id() -> str:
     """A unique owner id, ``host:pid:token`` (the host and pid let a dead local owner be seen)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    global _HOST
+    pid = os.getpid()
+    if _HOST is None or _HOST[0] != pid:  # (asked once per process: it is a system call)
+        _HOST = (pid, socket.gethostname())
+    return f"{_HOST[1]}:{pid}:{uuid.uuid4().hex[:12]}"
 
 
 def lease_seconds_from(value: Any = None) -> float:
@@ -213,12 +220,17 @@ class _Heartbeat:
         self._due: dict[int, tuple[float, weakref.ref[Lease]]] = {}
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        #: When the thread wakes next by itself (monotonic): a lease due later needs no wake-up
+        #: (many short runs would otherwise switch to the thread at each start).
+        self._wakes_at = 0.0
 
     def add(self, lease: Lease) -> None:
         with self._cond:
             self._ensure_thread()
-            self._due[id(lease)] = (time.monotonic() + lease.interval, weakref.ref(lease))
-            self._cond.notify()
+            at = time.monotonic() + lease.interval
+            self._due[id(lease)] = (at, weakref.ref(lease))
+            if at < self._wakes_at:
+                self._cond.notify()
 
     def discard(self, lease: Lease) -> None:
         with self._cond:
@@ -246,8 +258,10 @@ class _Heartbeat:
                 now = time.monotonic()
                 due = [(key, ref) for key, (at, ref) in self._due.items() if at <= now]
                 if not due:
-                    wait = min((at for at, _ in self._due.values()), default=now + 60.0) - now
-                    self._cond.wait(timeout=max(wait, 0.001))
+                    wait = max(min((at for at, _ in self._due.values()), default=now + 60.0) - now, 0.001)
+                    self._wakes_at = now + wait
+                    self._cond.wait(timeout=wait)
+                    self._wakes_at = 0.0
                     continue
             for key, ref in due:
                 lease = ref()

@@ -49,6 +49,7 @@ flow detail).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import threading
@@ -258,6 +259,23 @@ class SQLiteBackend(base.Backend):
 
     def get_connection(self) -> SQLiteConnection:
         return SQLiteConnection(self)
+
+    @contextlib.contextmanager
+    def held_writes(self) -> Iterator[bool]:
+        """With ``durability=batch``: inside, every write (flow states, leases, the engines'
+        groups of transitions) joins one open transaction, committed once it is ``batch_ms`` old
+        or holds ``batch_transitions`` writes, and on leaving, instead of committing one by one.
+        A kill loses at most the open transaction, as it loses an open group; each write stays
+        all or nothing. Yields whether writes are held: False on another durability, or inside
+        another ``held_writes`` (nothing changes then)."""
+        store = self.store()
+        if store.holding or not store.begin_hold():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            store.end_hold()
 
     def close(self) -> None:
         """Close the store file (an in-memory store is discarded); a later connection reopens it."""

@@ -1,0 +1,182 @@
+"""Resuming many saved flows in one go (``engines.resume_many``, ``ferroflow resume --all``).
+
+Resuming flows one by one pays, per flow, for what is mostly the same work: importing and calling
+the factory, lowering and compiling the flow, and (on SQLite) committing every flow state, lease
+and atom step alone. Here flows whose saved factory record (name, arguments) is the same share one
+built flow and one compilation, and with ``durability=batch`` on SQLite their writes commit
+together (`SQLiteBackend.held_writes`): a kill loses at most the open transaction, as it loses an
+open group, and what was committed before is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ferroflow import states, trust
+from ferroflow.engines import factories, helpers, persist
+from ferroflow.persistence import ownership
+from ferroflow.types.failure import Failure
+
+__all__ = ["FlowResult", "Resumer", "resume_many"]
+
+
+@dataclass
+class FlowResult:
+    """What resuming one flow of `resume_many` did."""
+
+    flow_uuid: str
+    flow_name: str
+    #: The flow's state at the end (SUCCESS, REVERTED, FAILURE, SUSPENDED), or None when it could
+    #: not be resumed at all (see ``error``).
+    state: str | None
+    #: The failure the run raised (what made the flow revert or fail), if any.
+    failure: Failure | None = None
+    #: Why the flow could not be resumed (its factory is untrusted or gone, another engine owns
+    #: it, its saved details are refused...): nothing of it ran.
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the flow ended SUCCESS."""
+        return self.state == states.SUCCESS
+
+
+class Resumer:
+    """Loads saved flows to resume, sharing between flows built alike what they can share.
+
+    `load` rebuilds a saved flow with its factory, resolved through trust (``trusted_modules``,
+    as `load_from_detail`), and returns its engine, compiled. With ``share_flows`` (the default),
+    flows whose saved factory and arguments are equal share one built flow and one compilation:
+    the factory is called once per distinct record, so its atoms run one flow after another (an
+    atom that keeps state on itself between executes sees it carried over; pass
+    ``share_flows=False`` to build each flow anew). All the engines share one owner id for their
+    leases, as a conductor's jobs do.
+
+    ``engine`` and ``options`` are engine options (`ferroflow.engines.helpers.load`), the same
+    for every flow.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        trusted_modules: Any = None,
+        share_flows: bool = True,
+        engine: str = "default",
+        **options: Any,
+    ) -> None:
+        self.backend = persist.resolve_backend(backend)
+        self._given = trust.explicit(trusted_modules)
+        if self._given is not None:
+            options["trusted_modules"] = self._given
+        self._share = share_flows
+        self._engine_cls, self._options = helpers.checked_options(engine, options)
+        self._owner = ownership.new_owner_id()
+        #: A compiled engine per saved factory record: the flow and compilation others take.
+        self._templates: dict[str, Any] = {}
+
+    def load(self, flow_detail: Any) -> Any:
+        """The engine of ``flow_detail``, compiled (not prepared: `prepare` takes its lease).
+
+        :raises UntrustedCode, ImportError, ValueError: as `load_from_detail`.
+        """
+        key = _structure_key(flow_detail) if self._share else None
+        template = self._templates.get(key) if key is not None else None
+        flow = template._flow if template is not None else factories.flow_from_detail(flow_detail, self._given)
+        engine = helpers.build(
+            self._engine_cls, flow, dict(self._options), flow_detail=flow_detail, backend=self.backend
+        )
+        if engine._persist is not None:
+            engine._persist.owner = self._owner
+        if template is not None:
+            engine._compile_like(template)
+        else:
+            engine.compile()
+            if key is not None:
+                self._templates[key] = engine
+        return engine
+
+    @contextlib.contextmanager
+    def held_writes(self) -> Iterator[bool]:
+        """On SQLite with ``durability=batch``: the writes of the engines run inside join
+        transactions committed every ``batch_ms`` or ``batch_transitions`` writes, and on leaving
+        (`SQLiteBackend.held_writes`); a kill loses at most the open transaction. Elsewhere
+        nothing changes (every flow commits as a lone engine run does). Yields whether held."""
+        held = getattr(self.backend, "held_writes", None)
+        if held is None:
+            yield False
+            return
+        with held() as holding:
+            yield holding
+
+
+def resume_many(
+    flows: Iterable[Any],
+    backend: Any,
+    *,
+    trusted_modules: Any = None,
+    share_flows: bool = True,
+    on_result: Callable[[FlowResult], None] | None = None,
+    engine: str = "default",
+    **options: Any,
+) -> list[FlowResult]:
+    """Resumes each saved flow of ``flows`` (flow details, or their uuids) to its end, one after
+    the other, and returns what each did, in order. A flow that fails or cannot be resumed does
+    not stop the others: its `FlowResult` says why.
+
+    Flows are loaded by a `Resumer` (``trusted_modules``, ``share_flows``, ``engine`` and
+    ``options`` are its): flows built alike share one built flow and one compilation. On SQLite
+    with ``durability=batch``, the writes of all the flows join transactions committed every
+    ``batch_ms`` or ``batch_transitions`` writes, and everything is committed when this returns;
+    a kill loses at most the open transaction (its flows resume from the last commit). With any
+    other durability or backend, every flow commits as a lone engine run does.
+
+    ``on_result`` is called with each flow's result as soon as it is known (for progress).
+    """
+    resumer = Resumer(backend, trusted_modules=trusted_modules, share_flows=share_flows, engine=engine, **options)
+    lazy = hasattr(resumer.backend, "store")  # SQLite: prepare reads the saved atoms as columns
+    results: list[FlowResult] = []
+    with contextlib.closing(resumer.backend.get_connection()) as conn, resumer.held_writes():
+        for item in flows:
+            if isinstance(item, str):
+                try:
+                    flow_detail = conn.get_flow_details(item, lazy=lazy)
+                except Exception as exc:
+                    result = FlowResult(item, "", None, error=exc)
+                else:
+                    result = _resume_one(resumer, flow_detail)
+            else:
+                result = _resume_one(resumer, item)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def _resume_one(resumer: Resumer, flow_detail: Any) -> FlowResult:
+    result = FlowResult(str(flow_detail.uuid), flow_detail.name, None)
+    try:
+        engine = resumer.load(flow_detail)
+        engine.prepare()
+        engine.validate()
+    except Exception as exc:
+        result.error = exc
+        return result
+    try:
+        engine.run()
+    except Exception:
+        result.failure = Failure()
+    result.state = engine.storage.get_flow_state()
+    return result
+
+
+def _structure_key(flow_detail: Any) -> str | None:
+    """The saved factory record as text: flows with the same one are built alike. (Its repr:
+    records read back from the store keep their saved key order, so equal records of one
+    program read alike; two that differ only in order merely miss the cache.)"""
+    meta = getattr(flow_detail, "meta", None)
+    record = meta.get(factories.FACTORY_META) if isinstance(meta, dict) else None
+    return repr(record) if isinstance(record, dict) else None
