@@ -179,3 +179,21 @@ def test_sigkill_during_held_writes_loses_at_most_the_open_transaction(tmp_path:
     store = backends.fetch(f"sqlite:///{path}")
     assert store.store().integrity_check() == "ok"
     store.close()
+
+
+@pytest.mark.parametrize("query", ["", "?durability=batch"])
+def test_cli_resume_all_counts_flows_on_one_line(tmp_path: Path, logs: tuple[Path, Path], query: str) -> None:
+    from cli_support import env, ferroflow
+
+    path = tmp_path / "many.db"
+    uuids = many_flows.start(f"sqlite:///{path}", 5, 4)
+    logs[1].unlink()
+    environ = env(**{many_flows.FACTORY_LOG_ENV: str(logs[1]), "PYTHONPATH": str(TESTS)})
+    done = ferroflow("resume", "--all", "--db", f"sqlite:///{path}{query}", cwd=tmp_path, environ=environ)
+    assert done.returncode == 0, done.stderr
+    for flow_uuid in uuids:
+        assert f"flow {flow_uuid} (small-ok): SUCCESS" in done.stdout
+    # One line counting flows (not one per flow counting its atoms), and one factory call.
+    assert "resume: 5/5 flows (100%)" in done.stderr and " atoms (" not in done.stderr
+    assert _lines(logs[1]) == ["factory ok"]
+    assert _flow_states(f"sqlite:///{path}", uuids) == ["SUCCESS"] * 5

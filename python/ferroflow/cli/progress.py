@@ -35,9 +35,17 @@ class ProgressLine:
     """
 
     def __init__(
-        self, label: str, total: int, done: int = 0, stream: TextIO | None = None, enabled: bool = True
+        self,
+        label: str,
+        total: int,
+        done: int = 0,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        unit: str = "atoms",
     ) -> None:
         self.label = label
+        #: What is counted (``atoms``; ``flows`` for a command resuming many).
+        self.unit = unit
         self.total = total
         self.done = done
         #: Extra words shown after the counts (e.g. how many atoms were reverted).
@@ -82,8 +90,16 @@ class ProgressLine:
         done = min(self.done, self.total)  # an atom retried succeeds more than once
         percent = 100.0 * done / self.total if self.total else 100.0
         rate = (self.done - self._done_at_start) / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {done}/{self.total} atoms ({percent:.0f}%), {rate:,.0f} atoms/s"
+        unit = self.unit
+        text = f"{self.label}: {done}/{self.total} {unit} ({percent:.0f}%), {rate:,.0f} {unit}/s"
         return f"{text}, {self.note}" if self.note else text
+
+    def clear(self) -> None:
+        """Erases the line from a terminal (before other output; the next refresh redraws it)."""
+        if self._enabled and self._tty and self._shown is not None:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = None
 
     def finish(self) -> None:
         """Shows the final counts and ends the line."""

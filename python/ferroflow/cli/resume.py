@@ -103,6 +103,11 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
             print(f"nothing to resume: every flow in {store} has finished")
             return common.EXIT_OK
         status = common.EXIT_OK
+        # One flow shows its atoms' progress; several show one line counting flows.
+        several = len(targets) > 1
+        flows_line = ProgressLine(
+            "resume", len(targets), stream=sys.stderr, enabled=several and not args.no_progress, unit="flows"
+        )
         # Flows built alike share their build and compilation; with durability=batch their
         # writes commit together (see ferroflow.engines.many).
         resumer = Resumer(backend, **options)
@@ -113,18 +118,23 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
                         backend,
                         record.uuid,
                         options,
-                        show_progress=not args.no_progress,
+                        show_progress=not args.no_progress and not several,
                         rewind_to=rewind_to,
                         resumer=resumer,
                     )
                 except common.CommandError as exc:
-                    if len(targets) == 1:
+                    if not several:
                         raise
+                    flows_line.clear()
                     common.error(str(exc))
                     status = common.EXIT_FAILED
+                    flows_line.advance()
                     continue
+                flows_line.clear()
                 print(outcome.summary(), flush=True)
                 status = max(status, report_outcome(outcome.flow_uuid, outcome.state, outcome.failure))
+                flows_line.advance()
+        flows_line.finish()
     return status
 
 
