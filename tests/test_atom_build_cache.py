@@ -302,6 +302,13 @@ def test_identity_arg_names_are_the_rebind_of_an_atom_built_with_requires_alone(
     assert not t.optional and not t.revert_optional
 
 
+def test_an_atom_built_with_no_requires_has_no_identity_arguments() -> None:
+    t = OpenArgs("t", provides="v", requires=[])
+    assert atom.identity_arg_names(t) == ()
+    assert "rebind" not in vars(t) and "_shared_args" not in vars(t)
+    assert not t.rebind and not t.revert_rebind
+
+
 def test_identity_arg_names_leave_other_atoms_to_their_attributes() -> None:
     assert atom.identity_arg_names(OpenArgs("t", requires=["p"], rebind={"a": "p"})) is None
     assert atom.identity_arg_names(OpenArgs("t", requires=["p"], inject={"p": 1})) is None
@@ -332,8 +339,7 @@ REVERTED: list = []
 def test_an_engine_fetches_arguments_without_making_the_mappings_of_atoms_built_with_requires_alone(
     tmp_path,
 ) -> None:
-    # (the engine's own argument lookup, taken while someone listens; the serial engine's Rust
-    # lane still reads ``rebind``)
+    # (the engine's own argument lookup, taken while someone listens; the Rust lane's is below)
     from ferroflow import engines
     from ferroflow.patterns import graph_flow
 
@@ -359,3 +365,20 @@ def test_an_engine_fetches_arguments_without_making_the_mappings_of_atoms_built_
         engine.run()
     assert sorted(REVERTED, key=repr) == [("a", 1, {}), ("b", 2, {"x": 1})]
     assert "rebind" not in vars(b)
+
+
+@pytest.mark.parametrize("store", [None, "sqlite"])
+def test_the_rust_lane_fetches_arguments_without_making_the_mappings(tmp_path, store) -> None:
+    # (nobody listens: the serial engine's Rust lane runs the atoms and, on SQLite, writes them)
+    from ferroflow import engines
+    from ferroflow.patterns import graph_flow
+
+    a = Recording("a", provides="x", requires=[])
+    b = Recording("b", provides="y", requires=["x"])
+    c = Recording("c", provides="z", requires=["x", "y", "x"])
+    backend = f"sqlite:///{tmp_path / 'g.db'}" if store else None
+    engine = engines.load(graph_flow.Flow("g").add(a, b, c), backend=backend)
+    engine.run()
+    for made in (a, b, c):
+        assert "rebind" not in vars(made) and "_shared_args" not in vars(made), made.name
+    assert engine.storage.fetch("z") == 4  # (looking results up by name makes them: after)

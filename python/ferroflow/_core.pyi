@@ -95,6 +95,8 @@ class Lane:
         report: Any,
         has_hooks: Any,
         batch: int,
+        writer: Any = None,
+        identity_names: Any = None,
     ) -> None: ...
     @property
     def sink(self) -> ProgressSink: ...

@@ -863,8 +863,10 @@ def identity_arg_names(atom: Any) -> tuple[str, ...] | None:
     if lazy is None or state.get("inject"):
         return None
     plan, names, rebind = lazy
-    if rebind is not None or not names or not plan.names_only or any(attr in state for attr in _ARG_ATTRS):
+    if rebind is not None or not plan.names_only or any(attr in state for attr in _ARG_ATTRS):
         return None
+    if not names:
+        return None if type(names) is str else ()  # (built with ``requires=[]``: no argument)
     # (the keys `_fast_arg_mappings` gives the rebind: the names, without repeats)
     return (names,) if type(names) is str else tuple(dict.fromkeys(names))
 

@@ -231,6 +231,11 @@ pub struct Lane {
     /// `has_execute_hooks(cls) -> bool`, asked once per class.
     has_hooks: Py<PyAny>,
     hooked: HashMap<usize, bool>,
+    /// `identity_arg_names(atom)`: the argument names of an atom built lazily with `requires`
+    /// alone (each maps to itself), or None. Asked for atoms whose `__dict__` holds `_lazy_args`
+    /// instead of reading `rebind`, which would make mappings that then stay on the atom (tracked
+    /// objects feeding the collector's full passes on big flows).
+    identity_names: Option<Py<PyAny>>,
     batch: usize,
     /// Set when the run is persisted (see `LaneWriter`).
     writer: Option<LaneWriter>,
@@ -242,7 +247,7 @@ impl Lane {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         engine, atoms, results, states, intentions, save_as, store, transient, progress, notifier, report, has_hooks,
-        batch, writer = None
+        batch, writer = None, identity_names = None
     ))]
     fn new(
         py: Python<'_>,
@@ -260,6 +265,7 @@ impl Lane {
         has_hooks: Py<PyAny>,
         batch: usize,
         writer: Option<WriterArgs>,
+        identity_names: Option<Py<PyAny>>,
     ) -> PyResult<Lane> {
         let sink = Py::new(py, ProgressSink { report, atom: AtomicU32::new(0), task: AtomicUsize::new(0) })?;
         Ok(Lane {
@@ -276,6 +282,7 @@ impl Lane {
             sink,
             has_hooks,
             hooked: HashMap::new(),
+            identity_names,
             batch,
             writer: writer.map(LaneWriter::new),
         })
@@ -455,6 +462,12 @@ impl Lane {
         atom: u32,
         task: &Bound<'py, PyAny>,
     ) -> PyResult<Arguments<'py>> {
+        if let Some(names) = self.identity_arg_names(py, task)? {
+            if names.is_empty() {
+                return Ok(Arguments::Nothing);
+            }
+            return self.lookup(py, flow, scheduler, atom, names.iter().map(|name| (name.clone(), name)));
+        }
         let rebind = task.getattr(intern!(py, "rebind"))?;
         // Anything unusual (a rebind or save_as that is not a dict, a name that is not a str)
         // is left to the engine, which reports it properly.
@@ -464,12 +477,42 @@ impl Lane {
         if rebind.is_empty() {
             return Ok(Arguments::Nothing);
         }
+        self.lookup(py, flow, scheduler, atom, rebind.iter())
+    }
+
+    /// The names of an atom built lazily with `requires` alone (see `identity_names`), or None
+    /// (read its `rebind`).
+    fn identity_arg_names<'py>(
+        &self,
+        py: Python<'py>,
+        task: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        let Some(identity) = &self.identity_names else { return Ok(None) };
+        let Ok(state) = task.getattr(intern!(py, "__dict__")) else { return Ok(None) };
+        let Ok(state) = state.cast_into::<PyDict>() else { return Ok(None) };
+        if !state.contains(intern!(py, "_lazy_args"))? {
+            return Ok(None);
+        }
+        let names = identity.call1(py, (task,))?.into_bound(py);
+        Ok(names.cast_into::<pyo3::types::PyTuple>().ok())
+    }
+
+    /// Looks each `(argument, storage name)` up as the engine does (transient store, store, then
+    /// the visible provider's result).
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        flow: &CompiledFlow,
+        scheduler: &Bound<'py, Scheduler>,
+        atom: u32,
+        pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    ) -> PyResult<Arguments<'py>> {
         let spec = &flow.atoms[atom as usize];
         let providers = &flow.providers[atom as usize];
         let store = self.store.bind(py);
         let transient = self.transient.bind(py);
         let kwargs = PyDict::new(py);
-        for (arg, name) in rebind.iter() {
+        for (arg, name) in pairs {
             if !transient.is_empty() {
                 if let Some(value) = transient.get_item(&name)? {
                     kwargs.set_item(arg, value)?;

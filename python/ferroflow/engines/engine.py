@@ -977,6 +977,7 @@ class SerialActionEngine(ActionEngine):
             actions.has_execute_hooks,
             self._batch_size,
             self._lane_writer,
+            atom_mod.identity_arg_names,
         )
 
 
