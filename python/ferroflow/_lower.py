@@ -38,7 +38,16 @@ from typing import Any, NamedTuple
 from ferroflow import deciders as de
 from ferroflow import exceptions
 from ferroflow import flow as flow_mod
-from ferroflow.atom import Atom, get_version_string, lazy_arg_names, provided_names, spec_names
+from ferroflow.atom import (
+    _ARG_ATTRS,
+    _MAPPING_ATTRS,
+    Atom,
+    _LazyMappings,
+    get_version_string,
+    lazy_arg_names,
+    provided_names,
+    spec_names,
+)
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
 from ferroflow.retry import Retry
 from ferroflow.task import Task
@@ -146,6 +155,9 @@ class _Lowering:
         self._lists: dict[tuple[str, ...], list[str]] = {}  # see _as_list
         self._set_lists: dict[int, tuple[list[str], Any]] = {}  # see _set_list
         self._versions: dict[int, tuple[str, Any]] = {}  # id(version) -> (its string, it)
+        self._one_lists: dict[str, list[str]] = {}  # name -> [name] (see _add_tasks)
+        self._names_lists: dict[tuple[str, ...], list[str]] = {}  # names -> them without repeats
+        self._names_only: dict[Any, bool] = {}  # class plan -> its atoms' names are their requires
 
     def _visit(self, item: Any) -> None:
         key = id(item)
@@ -200,12 +212,7 @@ class _Lowering:
         # (By identity: equal versions can print differently, as 1 and 1.0 do.)
         version = atom.version
         found = self._versions.get(id(version))
-        if found is not None:
-            version_text = found[0]
-        else:
-            version_text = get_version_string(atom) or ""
-            if len(self._versions) < _SHARED_LISTS_MAX:
-                self._versions[id(version)] = (version_text, version)  # (keeps it alive: its id stays its own)
+        version_text = found[0] if found is not None else self._version_text(atom, version)
         priority = atom.priority
         atoms = self.atoms
         self.spec_atoms.append(
@@ -223,6 +230,143 @@ class _Lowering:
         )
         atoms.append(atom)
         return len(atoms) - 1
+
+    def _add_tasks(self, children: list[Any], position: int, nodes: list[tuple], kinds: dict[type, int]) -> int:
+        """Adds ``children[position:]`` as `add_atom` does, while they are tasks of a plain class (see
+        `_plain_class`), and their nodes to ``nodes``; returns the position of the first child that
+        is not. The common atoms are read here, in one loop, from their instance dicts: one built
+        with ``requires`` names alone (its mappings not made) or with its class's shared mappings,
+        ``provides`` one name (or shared), nothing injected. Others take `add_atom`."""
+        count = len(children)
+        seen = self._seen
+        atoms = self.atoms
+        add_atom, spec_append, atoms_append, nodes_append, seen_add = (
+            self.add_atom,
+            self.spec_atoms.append,
+            atoms.append,
+            nodes.append,
+            seen.add,
+        )
+        versions, set_lists, one_lists, names_lists = (
+            self._versions,
+            self._set_lists,
+            self._one_lists,
+            self._names_lists,
+        )
+        names_only = self._names_only
+        no_names = self._no_names
+        arg_attrs = _ARG_ATTR_SET
+        plain = None  # the last plain class seen (children are mostly of one class)
+        index = len(atoms)
+        while position < count:
+            atom = children[position]
+            if type(atom) is not plain:
+                kind = kinds.get(type(atom))
+                if kind is None:
+                    kind = kinds[type(atom)] = _child_kind(atom)
+                if kind != _CHILD_PLAIN_TASK:
+                    return position
+                plain = type(atom)
+            position += 1
+            state = atom.__dict__
+            name = state.get("name")
+            requires_list = None
+            if (
+                type(name) is str
+                and name != RESERVED_NAME
+                and not state.get("inject", True)  # (nothing injected; the attribute set)
+                and id(atom) not in seen
+            ):
+                lazy = state.get("_lazy_args")
+                if lazy is not None:
+                    plan, names, rebind = lazy
+                    if rebind is None and arg_attrs.isdisjoint(state):
+                        simple = names_only.get(plan)
+                        if simple is None:
+                            simple = names_only[plan] = bool(plan.names_only)
+                        if not simple:
+                            found = lazy_arg_names(atom)
+                            if found is not None:
+                                requires_list = self._as_list(found[0])
+                                optional_list = self._as_list(found[1])
+                        elif len(names) == 1:  # (the lists are shared while there is room: see _as_list)
+                            only = names[0]
+                            requires_list = one_lists.get(only)
+                            if requires_list is None:
+                                requires_list = [only]
+                                if len(one_lists) < _SHARED_LISTS_MAX:
+                                    one_lists[only] = requires_list
+                            optional_list = no_names
+                        elif not names:
+                            requires_list = optional_list = no_names
+                        else:
+                            requires_list = names_lists.get(names)
+                            if requires_list is None:
+                                requires_list = list(dict.fromkeys(names))
+                                if len(names_lists) < _SHARED_LISTS_MAX:
+                                    names_lists[names] = requires_list
+                            optional_list = no_names
+                else:
+                    args = state.get("_shared_args")
+                    if (
+                        args is not None
+                        and args[5]
+                        and args[0] is state.get("rebind")
+                        and args[1] is state.get("optional")
+                        and args[2] is state.get("revert_rebind")
+                        and args[3] is state.get("revert_optional")
+                    ):
+                        found = set_lists.get(id(args[4]))
+                        requires_list = found[0] if found is not None else self._set_list(args[4])
+                        optional_list = no_names
+            if requires_list is None:  # (or an error: add_atom raises it)
+                nodes_append(("atom", add_atom(atom, KIND_TASK)))
+                index += 1
+                continue
+            seen_add(id(atom))
+            provided = state.get("_lazy_provides")
+            if provided is None:
+                provides = state["provides"] if "provides" in state else atom.provides
+                found = set_lists.get(id(provides))
+                provided_list = found[0] if found is not None else self._set_list(provides)
+            elif "provides" in state:
+                provided_list = self._as_list(provided_names(atom))
+            else:
+                provided_list = one_lists.get(provided)
+                if provided_list is None:
+                    provided_list = [provided]
+                    if len(one_lists) < _SHARED_LISTS_MAX:
+                        one_lists[provided] = provided_list
+            version = atom.version
+            found = versions.get(id(version))
+            version_text = found[0] if found is not None else self._version_text(atom, version)
+            priority = atom.priority
+            spec_append(
+                (
+                    name,
+                    KIND_TASK,
+                    version_text,
+                    priority if type(priority) is int else int(priority),
+                    requires_list,
+                    optional_list,
+                    requires_list,
+                    optional_list,
+                    provided_list,
+                )
+            )
+            atoms_append(atom)
+            nodes_append(("atom", index))
+            index += 1
+        return position
+
+    def _version_text(self, atom: Atom, version: Any) -> str:
+        """The version string of ``atom`` (whose ``version`` is ``version``), remembered by the version
+        object's identity (atoms mostly share one: the class's ``(1, 0)``; equal versions can print
+        differently, as 1 and 1.0 do)."""
+        version_text = get_version_string(atom) or ""
+        if len(self._versions) < _SHARED_LISTS_MAX:
+            self._versions[id(version)] = (version_text, version)  # (keeps it alive: its id stays its own)
+        return version_text
 
     def _arg_lists(self, atom: Atom) -> tuple[list[str], list[str], list[str], list[str]]:
         """``(requires, optional, revert_requires, revert_optional)`` of an atom whose mappings are
@@ -370,10 +514,13 @@ class _Lowering:
             nested = None
             while position < count:
                 child = children[position]
-                position += 1
                 kind = kinds.get(type(child))
                 if kind is None:
                     kind = kinds[type(child)] = _child_kind(child)
+                if kind == _CHILD_PLAIN_TASK:
+                    position = self._add_tasks(children, position, nodes, kinds)
+                    continue
+                position += 1
                 if kind == _CHILD_TASK:
                     nodes.append(("atom", add_atom(child, KIND_TASK)))
                 elif kind == _CHILD_FLOW:
@@ -392,15 +539,41 @@ class _Lowering:
             stack[-1].nodes.append(node)
 
 
-_CHILD_TASK, _CHILD_FLOW, _CHILD_OTHER = 0, 1, 2
+#: Kinds of child, by type: a task whose class reads its mapping attributes (and name) from the
+#: instance as `Atom` does (`_Lowering._add_tasks` reads them there), another task, a flow, neither.
+_CHILD_PLAIN_TASK, _CHILD_TASK, _CHILD_FLOW, _CHILD_OTHER = 0, 1, 2, 3
+_ARG_ATTR_SET = frozenset(_ARG_ATTRS)
 
 
 def _child_kind(child: Any) -> int:
     if isinstance(child, flow_mod.Flow):
         return _CHILD_FLOW
     if isinstance(child, Task):
-        return _CHILD_TASK
+        return _CHILD_PLAIN_TASK if _plain_class(type(child)) else _CHILD_TASK
     return _CHILD_OTHER
+
+
+def _plain_class(cls: type) -> bool:
+    """Whether instances of ``cls`` keep ``name``, ``inject`` and the mapping attributes in their
+    ``__dict__`` (the mappings: or not made yet), as `Atom` does: no property, slot or attribute
+    hook of a subclass changes how they read."""
+    if cls.__getattribute__ is not object.__getattribute__:
+        return False
+    for attr in (*_MAPPING_ATTRS, "_shared_args"):
+        if type(_class_attribute(cls, attr)) is not _LazyMappings:
+            return False
+    for attr in ("name", "inject"):
+        kind = type(_class_attribute(cls, attr))
+        if hasattr(kind, "__set__") or hasattr(kind, "__delete__"):  # (a data descriptor wins over the dict)
+            return False
+    return True
+
+
+def _class_attribute(cls: type, attr: str) -> Any:
+    for klass in cls.__mro__:
+        if attr in klass.__dict__:
+            return klass.__dict__[attr]
+    return None
 
 
 def _children_in_add_order(flow: flow_mod.Flow) -> list[Any]:

@@ -1,0 +1,174 @@
+"""Lowering's loop over a flow's plain tasks (`_Lowering._add_tasks`) gives the specs, errors and
+sharing `add_atom` (the general path, reading each atom's attributes) gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ferroflow import exceptions, task
+from ferroflow._lower import KIND_TASK, RESERVED_NAME, _Lowering, lower
+from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
+
+
+class Kwargs(task.Task):
+    def execute(self, **inputs: Any) -> int:
+        return 1
+
+
+class Named(task.Task):
+    def execute(self, a: Any, b: Any = 1, **more: Any) -> Any:
+        return a
+
+
+class Reverting(task.Task):
+    def execute(self, a: Any, **more: Any) -> Any:
+        return a
+
+    def revert(self, a: Any, c: Any = 2, **kwargs: Any) -> None:
+        pass
+
+
+class NoArgs(task.Task):
+    def execute(self) -> int:
+        return 1
+
+
+class NameProperty(task.Task):
+    """Not plain: its name is a property (the loop leaves it to add_atom)."""
+
+    @property
+    def name(self) -> str:
+        return "from-property"
+
+    @name.setter
+    def name(self, value: str) -> None:
+        pass
+
+    def execute(self) -> int:
+        return 1
+
+
+class Versioned(task.Task):
+    version = "2.5"
+    priority = 4
+
+    def execute(self, **inputs: Any) -> int:
+        return 1
+
+
+def _atoms() -> list[Any]:
+    """Atoms built every way the loop reads, and ways it leaves to add_atom."""
+    assigned = Kwargs("assigned", requires=["x"])
+    assigned.requires = assigned.requires  # (a mapping assigned after the constructor)
+    read = Kwargs("read", requires=["x", "y"], provides="r")
+    _ = read.rebind  # (its mappings made by a read)
+    made_provides = Kwargs("made-provides", requires="x", provides="mp")
+    _ = made_provides.provides
+    versioned = Versioned("own-version", provides="v")
+    versioned.version = (3, 1)
+    versioned.priority = 2.0
+    return [
+        Kwargs("none"),
+        Kwargs("one", requires=["x"], provides="p1"),
+        Kwargs("one-str", requires="x", provides="p1"),
+        Kwargs("two", requires=["x", "y"], provides="p2"),
+        Kwargs("repeats", requires=("x", "y", "x"), provides="p3"),
+        Kwargs("empty", requires=[]),
+        Kwargs("several-provides", provides=["a", "b"]),
+        Kwargs("set-provides", provides={"c", "d"}),
+        Named("named", provides="n"),
+        Named("named-requires", requires=["z"], provides="nr"),
+        Named("rebound", rebind={"a": "stored"}),
+        Named("injected", inject={"a": 1}),
+        Kwargs("injected-kwargs", requires=["x"], inject={"x": 1}),
+        Reverting("reverting", requires=["q"]),
+        NoArgs("no-args"),
+        NoArgs("no-args-provides", provides="np"),
+        NameProperty("ignored"),
+        assigned,
+        read,
+        made_provides,
+        Versioned("class-version"),
+        versioned,
+    ]
+
+
+def _reference(atoms: list[Any]) -> list[tuple]:
+    lowering = _Lowering()
+    for atom in atoms:
+        lowering.add_atom(atom, KIND_TASK)
+    return lowering.spec_atoms
+
+
+@pytest.mark.parametrize("make", [linear_flow.Flow, unordered_flow.Flow, graph_flow.Flow])
+def test_specs_are_add_atoms(make: Any) -> None:
+    expected = _reference(_atoms())
+    atoms = _atoms()
+    if make is graph_flow.Flow:
+        flow = make("f").add(*atoms, resolve_requires=False, resolve_existing=False)
+    else:
+        flow = make("f").add(*atoms)
+    lowered = lower(flow)
+    assert lowered.atoms == atoms
+    assert lowered.spec_atoms == expected
+    assert lowered.root[4] == [("atom", i) for i in range(len(atoms))]
+
+
+def test_equal_names_share_one_list() -> None:
+    atoms = [Kwargs(f"t{i}", requires=["x"] if i % 2 else ["x", "y"], provides="p") for i in range(6)]
+    specs = lower(linear_flow.Flow("f").add(*atoms)).spec_atoms
+    assert specs[1][4] == ["x"] and specs[0][4] == ["x", "y"]
+    assert len({id(spec[4]) for spec in specs}) == 2
+    assert len({id(spec[8]) for spec in specs}) == 1
+    assert all(spec[4] is spec[6] and spec[5] is spec[7] == [] for spec in specs)
+
+
+def test_errors_are_add_atoms() -> None:
+    t = Kwargs("t", requires=["x"])
+    with pytest.raises(ValueError, match="duplicate"):
+        lower(linear_flow.Flow("f").add(t, linear_flow.Flow("g").add(t)))
+    with pytest.raises(exceptions.CompilationFailure, match="reserved"):
+        lower(linear_flow.Flow("f").add(Kwargs("a"), Kwargs(RESERVED_NAME)))
+    bad = Kwargs("b")
+    bad.name = 5
+    with pytest.raises(TypeError, match="must be a string"):
+        lower(linear_flow.Flow("f").add(Kwargs("a"), bad))
+    # (the first error in flow order wins, as one atom at a time)
+    with pytest.raises(ValueError, match="duplicate"):
+        lower(linear_flow.Flow("f").add(t, linear_flow.Flow("g").add(t, Kwargs(RESERVED_NAME))))
+
+
+def test_a_str_subclass_name_is_kept() -> None:
+    class Name(str):
+        pass
+
+    t = Kwargs(Name("sub"), requires=["x"])
+    (spec,) = lower(linear_flow.Flow("f").add(t)).spec_atoms
+    assert spec == _reference([t])[0] and type(spec[0]) is Name
+
+
+def test_common_atoms_take_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[str] = []
+    general = _Lowering.add_atom
+
+    def add_atom(self: _Lowering, atom: Any, kind: int) -> int:
+        called.append(atom.name)
+        return general(self, atom, kind)
+
+    monkeypatch.setattr(_Lowering, "add_atom", add_atom)
+    atoms = _atoms()
+    lower(linear_flow.Flow("f").add(*atoms))
+    # (what the loop leaves to add_atom: arguments beyond names, a name property, mappings assigned)
+    assert called == [
+        "named",
+        "named-requires",
+        "rebound",
+        "injected",
+        "injected-kwargs",
+        "reverting",
+        "from-property",
+        "assigned",
+        "read",
+    ]
