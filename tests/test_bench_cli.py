@@ -56,8 +56,9 @@ def test_bench_prints_the_table_and_writes_json(tmp_path, capsys) -> None:
     assert set(run["rounds"][0]) == {"build", "load", "compile", "prepare", "run"}
     assert run["summary"]["per_unit_us"]["median"] > 0
     assert run["ratios"]["floor"] > 0
-    many = _find(records, scenario="resume-many", system="ferroflow")
-    assert many["n"] == 3 and many["summary"]["flows_per_second"]["median"] > 0
+    for store in ("sqlite", "sqlite-batch"):  # (engines.resume_many at both durabilities)
+        many = _find(records, scenario="resume-many", system="ferroflow", store=store)
+        assert many["n"] == 3 and many["summary"]["flows_per_second"]["median"] > 0
     peak = _find(records, scenario="peak-memory", system="ferroflow", store="sqlite")
     assert peak["n"] == 16 and peak["summary"]["peak_rss_mb"]["median"] > 5
     resumed = _find(records, scenario="resume", system="ferroflow", n=8)
@@ -224,7 +225,8 @@ def test_standard_cases_follow_the_options() -> None:
     cases = suite.standard_cases(suite.Options(sizes=(10, 20), flows=7, peers=False))
     assert {c.system for c in cases} == {suite.FERROFLOW, suite.FLOOR}
     assert {c.n for c in cases if c.scenario == suite.RUN} == {10, 20}
-    assert [c.n for c in cases if c.scenario == suite.RESUME_MANY] == [7]
+    many = [(c.store, c.n) for c in cases if c.scenario == suite.RESUME_MANY]
+    assert many == [("sqlite", 7), ("sqlite-batch", 7)]
     assert {(c.store, c.n) for c in cases if c.scenario == suite.PEAK_MEMORY} == {("memory", 20), ("sqlite", 20)}
 
 
