@@ -197,3 +197,13 @@ def test_cli_resume_all_counts_flows_on_one_line(tmp_path: Path, logs: tuple[Pat
     assert "resume: 5/5 flows (100%)" in done.stderr and " atoms (" not in done.stderr
     assert _lines(logs[1]) == ["factory ok"]
     assert _flow_states(f"sqlite:///{path}", uuids) == ["SUCCESS"] * 5
+
+
+def test_every_durable_backend_resumes_many_flows(tmp_path: Path, logs: tuple[Path, Path], durable_backend) -> None:
+    uri = durable_backend.uri(tmp_path)
+    uuids = many_flows.start(uri, 4, 4)
+    logs[0].unlink()
+    results = engines.resume_many(uuids, uri)
+    assert [(r.flow_uuid, r.state, r.error) for r in results] == [(u, "SUCCESS", None) for u in uuids]
+    assert collections.Counter(_lines(logs[0])) == collections.Counter({"ok s2": 4, "ok s3": 4})
+    assert _flow_states(uri, uuids) == ["SUCCESS"] * 4
