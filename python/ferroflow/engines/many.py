@@ -86,9 +86,8 @@ class Resumer:
         key = _structure_key(flow_detail) if self._share else None
         template = self._templates.get(key) if key is not None else None
         flow = template._flow if template is not None else factories.flow_from_detail(flow_detail, self._given)
-        engine = helpers.build(
-            self._engine_cls, flow, dict(self._options), flow_detail=flow_detail, backend=self.backend
-        )
+        # (the engine copies the options it is given: one checked dict serves every flow)
+        engine = helpers.build(self._engine_cls, flow, self._options, flow_detail=flow_detail, backend=self.backend)
         if engine._persist is not None:
             engine._persist.owner = self._owner
         if template is not None:
