@@ -17,11 +17,16 @@ def test_peak_memory(benchmark, tmp_path, store: str, n: int) -> None:
     outcomes = []
 
     def run_in_child():
-        outcomes.append(child.run_child(["run", "--shape", "linear", "--n", str(n), "--store", store,
-                                         "--workdir", str(tmp_path)]))
+        outcomes.append(
+            child.run_child(["run", "--shape", "linear", "--n", str(n), "--store", store, "--workdir", str(tmp_path)])
+        )
 
     benchmark.pedantic(run_in_child, rounds=1)
     outcome = outcomes[-1]
     assert outcome["peak_rss_mb"] >= outcome["baseline_rss_mb"] > 0
-    benchmark.extra_info.update(atoms=n, peak_rss_mb=outcome["peak_rss_mb"],
-                                baseline_rss_mb=outcome["baseline_rss_mb"], phases=outcome["phases"])
+    benchmark.extra_info.update(
+        atoms=n,
+        peak_rss_mb=outcome["peak_rss_mb"],
+        baseline_rss_mb=outcome["baseline_rss_mb"],
+        phases=outcome["phases"],
+    )
