@@ -19,7 +19,7 @@
 //! `TaskFlow`'s does); children added with `resolve_requires=False` and linked by hand take the
 //! nearest provider like any other, so compiling never raises it.
 use std::collections::HashSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault};
 
 use crate::graph::hash::FastMap;
 use crate::graph::tree::{FlatTree, Flow, LocalLinks, TreeOrder};
@@ -40,8 +40,15 @@ pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, o
     let mut revert = Vec::with_capacity(atoms.len());
     for (index, atom) in atoms.iter().enumerate() {
         let index = index as u32;
-        execute.push(resolver.lookup_all(index, &atom.requires, &atom.optional));
-        revert.push(resolver.lookup_all(index, &atom.revert_requires, &atom.revert_optional));
+        let providers = resolver.lookup_all(index, &atom.requires, &atom.optional);
+        // (a lookup depends on the atom and the name only: revert mapping as execute, the usual
+        // case, has the same providers)
+        if atom.revert_requires == atom.requires && atom.revert_optional == atom.optional {
+            revert.push(providers.clone());
+        } else {
+            revert.push(resolver.lookup_all(index, &atom.revert_requires, &atom.revert_optional));
+        }
+        execute.push(providers);
     }
     (execute, revert)
 }
@@ -87,7 +94,7 @@ struct Candidates<'a> {
 
 impl<'a> Candidates<'a> {
     fn new(atoms: &'a [AtomSpec], order: &TreeOrder) -> Self {
-        let mut ids: FastMap<&str, u32> = FastMap::default();
+        let mut ids: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(atoms.len(), BuildHasherDefault::default());
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(atoms.len());
         let mut last_index: Vec<u32> = Vec::new();
         for (index, &atom) in order.atom_at.iter().enumerate() {
@@ -382,6 +389,19 @@ mod tests {
         // Children [c, p2, p1]: order p2, p1, c; c gets p1.
         let spec2 = spec_with(atoms, graph(vec![atom(0), atom(2), atom(1)], &[(1, 0), (2, 0)]));
         assert_eq!(providers_of(&spec2, "c"), vec!["p1"]);
+    }
+
+    #[test]
+    fn graph_flow_provider_in_a_subflow_next_to_empty_ones() {
+        // Graph [empty, sub[p], empty, c] with sub -> c: p is nested (its own rank in `sub` is 0,
+        // the empty flow's rank in the graph), c gets it from the subflow, not from an atom child.
+        let atoms = vec![t("p", &[], &["x"]), t("q", &[], &["x"]), t("c", &["x"], &[])];
+        let spec =
+            spec_with(atoms.clone(), graph(vec![empty(), linear(vec![atom(0)]), empty(), atom(2), atom(1)], &[(1, 3)]));
+        assert_eq!(providers_of(&spec, "c"), vec!["p"]);
+        // q, an atom child linked to c, added after the subflow: the nearest by topological rank.
+        let spec = spec_with(atoms, graph(vec![empty(), linear(vec![atom(0)]), atom(1), atom(2)], &[(1, 3), (2, 3)]));
+        assert_eq!(providers_of(&spec, "c"), vec!["q"]);
     }
 
     #[test]

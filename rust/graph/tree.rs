@@ -296,6 +296,10 @@ pub(crate) struct TreeOrder {
     pub atom_at: Vec<u32>,
     /// `[start, end)` preorder range of each flow's atoms; its retry (if any) sits at `start`.
     pub span: Vec<(u32, u32)>,
+    /// Slot (`flow.slot(rank)`, hierarchy rank) of the atom at each preorder index among its flow's
+    /// children (`NONE`: a retry, or the root atom): `rank_containing` without a search, for the
+    /// atom's own flow (the flows' slot ranges are disjoint).
+    pub atom_slot: Vec<u32>,
 }
 
 impl TreeOrder {
@@ -325,6 +329,7 @@ impl TreeOrder {
             pre: vec![0; atom_count],
             atom_at: Vec::with_capacity(atom_count),
             span: vec![(0, 0); tree.flows.len()],
+            atom_slot: Vec::with_capacity(atom_count),
         };
         numbering.number_atoms(tree);
         numbering
@@ -335,6 +340,7 @@ impl TreeOrder {
             Child::Atom(atom) => {
                 self.pre[atom as usize] = 0;
                 self.atom_at.push(atom);
+                self.atom_slot.push(NONE);
                 return;
             }
             Child::Flow(flow) => flow,
@@ -353,7 +359,10 @@ impl TreeOrder {
             *next += 1;
             self.child_start[slot] = self.atom_at.len() as u32;
             match tree.children[flow.slot(self.order[slot])] {
-                Child::Atom(atom) => self.push_atom(atom),
+                Child::Atom(atom) => {
+                    self.push_atom(atom);
+                    *self.atom_slot.last_mut().expect("just pushed") = slot as u32;
+                }
                 Child::Flow(sub) => self.enter_flow(tree, sub, &mut stack),
             }
         }
@@ -371,11 +380,17 @@ impl TreeOrder {
     fn push_atom(&mut self, atom: u32) {
         self.pre[atom as usize] = self.atom_at.len() as u32;
         self.atom_at.push(atom);
+        self.atom_slot.push(NONE);
     }
 
     /// Rank (hierarchy order) of the child of `flow` whose subtree holds preorder index `index`.
     /// `index` must lie in the flow's span and not be its retry.
     pub fn rank_containing(&self, flow: &Flow, index: u32) -> u32 {
+        // An atom child of `flow` itself (its slot is one of the flow's): its own rank.
+        let slot = self.atom_slot[index as usize];
+        if slot != NONE && (flow.children.0..flow.children.1).contains(&slot) {
+            return slot - flow.children.0;
+        }
         let starts = &self.child_start[flow.children.0 as usize..flow.children.1 as usize];
         (starts.partition_point(|&start| start <= index) - 1) as u32
     }
