@@ -1,5 +1,5 @@
-"""Lowering's loop over a flow's plain tasks (`_Lowering._add_tasks`) gives the specs, errors and
-sharing `add_atom` (the general path, reading each atom's attributes) gives."""
+"""Lowering's loop over a flow's plain tasks (`_Lowering._add_tasks`, in Rust: `_core.lower_plain_tasks`)
+gives the specs, errors and sharing `add_atom` (the general path, reading each atom's attributes) gives."""
 
 from __future__ import annotations
 
@@ -160,7 +160,8 @@ def test_common_atoms_take_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_Lowering, "add_atom", add_atom)
     atoms = _atoms()
     lower(linear_flow.Flow("f").add(*atoms))
-    # (what the loop leaves to add_atom: arguments beyond names, a name property, mappings assigned)
+    # (what the loop leaves to add_atom: arguments beyond names, a name property, mappings assigned
+    # or made by a read)
     assert called == [
         "named",
         "named-requires",
@@ -171,4 +172,28 @@ def test_common_atoms_take_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
         "from-property",
         "assigned",
         "read",
+        "made-provides",
     ]
+
+
+def test_past_the_shared_lists_cap_specs_are_still_add_atoms(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (the lists the lowering shares are capped: past the cap each atom gets its own, equal ones)
+    monkeypatch.setattr("ferroflow._lower._SHARED_LISTS_MAX", 8)
+    atoms = [Kwargs(f"t{i}", requires=[f"x{i % 20}"], provides=f"p{i}") for i in range(50)]
+    atoms += [Kwargs(f"u{i}", requires=[f"y{i}", "z", f"y{i}"]) for i in range(20)]
+    lowered = lower(linear_flow.Flow("f").add(*atoms))
+    assert lowered.spec_atoms == _reference(atoms)
+    assert lowered.atoms == atoms
+
+
+def test_an_error_raised_while_reading_an_atom_reaches_the_caller() -> None:
+    class BadVersion(task.Task):
+        @property
+        def version(self) -> Any:
+            raise RuntimeError("version unreadable")
+
+        def execute(self, **inputs: Any) -> int:
+            return 1
+
+    with pytest.raises(RuntimeError, match="version unreadable"):
+        lower(linear_flow.Flow("f").add(Kwargs("a"), BadVersion("b", requires=["x"])))

@@ -103,6 +103,16 @@ class Lane:
     def run(self, scheduler: Scheduler) -> tuple[int, list[tuple[int, int]], tuple[int, BaseException] | None]: ...
 
 def compile(atoms: Sequence[AtomTuple], root: Any) -> CompiledFlow: ...
+def lower_plain_tasks(
+    lowering: Any,
+    children: list[Any],
+    position: int,
+    plain: type,
+    nodes: list[tuple[Any, ...]],
+    arg_attrs: tuple[str, ...],
+    reserved: str,
+    shared_max: int,
+) -> int: ...
 
 # Resumption (rust/py/resume.rs). A saved detail: (name, is_retry, state, intention, version,
 # inputs fingerprint, revert kind, revert name, retired by); a migration: (kind, sources, targets,

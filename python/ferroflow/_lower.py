@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from ferroflow import _core, exceptions
 from ferroflow import deciders as de
-from ferroflow import exceptions
 from ferroflow import flow as flow_mod
 from ferroflow.atom import (
     _ARG_ATTRS,
@@ -234,129 +234,24 @@ class _Lowering:
     def _add_tasks(self, children: list[Any], position: int, nodes: list[tuple], kinds: dict[type, int]) -> int:
         """Adds ``children[position:]`` as `add_atom` does, while they are tasks of a plain class (see
         `_plain_class`), and their nodes to ``nodes``; returns the position of the first child that
-        is not. The common atoms are read here, in one loop, from their instance dicts: one built
-        with ``requires`` names alone (its mappings not made) or with its class's shared mappings,
-        ``provides`` one name (or shared), nothing injected. Others take `add_atom`."""
+        is not. The common atoms (built with ``requires`` names alone, their mappings not made, or
+        with their class's shared mappings; ``provides`` one name or shared; nothing injected) are
+        read from their instance dicts in one Rust loop (``_core.lower_plain_tasks``); it stops at
+        any other, which takes `add_atom`."""
         count = len(children)
-        seen = self._seen
-        atoms = self.atoms
-        add_atom, spec_append, atoms_append, nodes_append, seen_add = (
-            self.add_atom,
-            self.spec_atoms.append,
-            atoms.append,
-            nodes.append,
-            seen.add,
-        )
-        versions, set_lists, one_lists, names_lists = (
-            self._versions,
-            self._set_lists,
-            self._one_lists,
-            self._names_lists,
-        )
-        names_only = self._names_only
-        no_names = self._no_names
-        arg_attrs = _ARG_ATTR_SET
-        plain = None  # the last plain class seen (children are mostly of one class)
-        index = len(atoms)
         while position < count:
-            atom = children[position]
-            if type(atom) is not plain:
-                kind = kinds.get(type(atom))
-                if kind is None:
-                    kind = kinds[type(atom)] = _child_kind(atom)
-                if kind != _CHILD_PLAIN_TASK:
-                    return position
-                plain = type(atom)
-            position += 1
-            state = atom.__dict__
-            name = state.get("name")
-            requires_list = None
-            if (
-                type(name) is str
-                and name != RESERVED_NAME
-                and not state.get("inject", True)  # (nothing injected; the attribute set)
-                and id(atom) not in seen
-            ):
-                lazy = state.get("_lazy_args")
-                if lazy is not None:
-                    plan, names, rebind = lazy
-                    if rebind is None and arg_attrs.isdisjoint(state):
-                        simple = names_only.get(plan)
-                        if simple is None:
-                            simple = names_only[plan] = bool(plan.names_only)
-                        if not simple:
-                            found = lazy_arg_names(atom)
-                            if found is not None:
-                                requires_list = self._as_list(found[0])
-                                optional_list = self._as_list(found[1])
-                        elif len(names) == 1:  # (the lists are shared while there is room: see _as_list)
-                            only = names[0]
-                            requires_list = one_lists.get(only)
-                            if requires_list is None:
-                                requires_list = [only]
-                                if len(one_lists) < _SHARED_LISTS_MAX:
-                                    one_lists[only] = requires_list
-                            optional_list = no_names
-                        elif not names:
-                            requires_list = optional_list = no_names
-                        else:
-                            requires_list = names_lists.get(names)
-                            if requires_list is None:
-                                requires_list = list(dict.fromkeys(names))
-                                if len(names_lists) < _SHARED_LISTS_MAX:
-                                    names_lists[names] = requires_list
-                            optional_list = no_names
-                else:
-                    args = state.get("_shared_args")
-                    if (
-                        args is not None
-                        and args[5]
-                        and args[0] is state.get("rebind")
-                        and args[1] is state.get("optional")
-                        and args[2] is state.get("revert_rebind")
-                        and args[3] is state.get("revert_optional")
-                    ):
-                        found = set_lists.get(id(args[4]))
-                        requires_list = found[0] if found is not None else self._set_list(args[4])
-                        optional_list = no_names
-            if requires_list is None:  # (or an error: add_atom raises it)
-                nodes_append(("atom", add_atom(atom, KIND_TASK)))
-                index += 1
-                continue
-            seen_add(id(atom))
-            provided = state.get("_lazy_provides")
-            if provided is None:
-                provides = state["provides"] if "provides" in state else atom.provides
-                found = set_lists.get(id(provides))
-                provided_list = found[0] if found is not None else self._set_list(provides)
-            elif "provides" in state:
-                provided_list = self._as_list(provided_names(atom))
-            else:
-                provided_list = one_lists.get(provided)
-                if provided_list is None:
-                    provided_list = [provided]
-                    if len(one_lists) < _SHARED_LISTS_MAX:
-                        one_lists[provided] = provided_list
-            version = atom.version
-            found = versions.get(id(version))
-            version_text = found[0] if found is not None else self._version_text(atom, version)
-            priority = atom.priority
-            spec_append(
-                (
-                    name,
-                    KIND_TASK,
-                    version_text,
-                    priority if type(priority) is int else int(priority),
-                    requires_list,
-                    optional_list,
-                    requires_list,
-                    optional_list,
-                    provided_list,
-                )
+            cls = type(children[position])
+            kind = kinds.get(cls)
+            if kind is None:
+                kind = kinds[cls] = _child_kind(children[position])
+            if kind != _CHILD_PLAIN_TASK:
+                return position
+            position = _core.lower_plain_tasks(
+                self, children, position, cls, nodes, _ARG_ATTRS, RESERVED_NAME, _SHARED_LISTS_MAX
             )
-            atoms_append(atom)
-            nodes_append(("atom", index))
-            index += 1
+            if position < count and type(children[position]) is cls:  # (one the loop does not take)
+                nodes.append(("atom", self.add_atom(children[position], KIND_TASK)))
+                position += 1
         return position
 
     def _version_text(self, atom: Atom, version: Any) -> str:
@@ -542,7 +437,6 @@ class _Lowering:
 #: Kinds of child, by type: a task whose class reads its mapping attributes (and name) from the
 #: instance as `Atom` does (`_Lowering._add_tasks` reads them there), another task, a flow, neither.
 _CHILD_PLAIN_TASK, _CHILD_TASK, _CHILD_FLOW, _CHILD_OTHER = 0, 1, 2, 3
-_ARG_ATTR_SET = frozenset(_ARG_ATTRS)
 
 
 def _child_kind(child: Any) -> int:
