@@ -197,3 +197,9 @@ def test_an_error_raised_while_reading_an_atom_reaches_the_caller() -> None:
 
     with pytest.raises(RuntimeError, match="version unreadable"):
         lower(linear_flow.Flow("f").add(Kwargs("a"), BadVersion("b", requires=["x"])))
+
+
+def test_a_name_utf8_cannot_encode_is_lowered_as_add_atom_does() -> None:
+    t = Kwargs("bad-\udc80-name", requires=["x"])
+    (spec,) = lower(linear_flow.Flow("f").add(t)).spec_atoms
+    assert spec == _reference([t])[0]

@@ -338,9 +338,7 @@ impl TreeOrder {
     fn number_atoms(&mut self, tree: &FlatTree) {
         let root = match tree.root {
             Child::Atom(atom) => {
-                self.pre[atom as usize] = 0;
-                self.atom_at.push(atom);
-                self.atom_slot.push(NONE);
+                self.push_atom(atom, NONE);
                 return;
             }
             Child::Flow(flow) => flow,
@@ -359,10 +357,7 @@ impl TreeOrder {
             *next += 1;
             self.child_start[slot] = self.atom_at.len() as u32;
             match tree.children[flow.slot(self.order[slot])] {
-                Child::Atom(atom) => {
-                    self.push_atom(atom);
-                    *self.atom_slot.last_mut().expect("just pushed") = slot as u32;
-                }
+                Child::Atom(atom) => self.push_atom(atom, slot as u32),
                 Child::Flow(sub) => self.enter_flow(tree, sub, &mut stack),
             }
         }
@@ -372,15 +367,17 @@ impl TreeOrder {
         self.span[flow_id as usize].0 = self.atom_at.len() as u32;
         let retry = tree.flows[flow_id as usize].retry;
         if retry != NONE {
-            self.push_atom(retry);
+            self.push_atom(retry, NONE);
         }
         stack.push((flow_id, 0));
     }
 
-    fn push_atom(&mut self, atom: u32) {
+    /// Numbers `atom` next in preorder; `slot`: its slot among its flow's children (`NONE` for a
+    /// retry or the root atom).
+    fn push_atom(&mut self, atom: u32, slot: u32) {
         self.pre[atom as usize] = self.atom_at.len() as u32;
         self.atom_at.push(atom);
-        self.atom_slot.push(NONE);
+        self.atom_slot.push(slot);
     }
 
     /// Rank (hierarchy order) of the child of `flow` whose subtree holds preorder index `index`.

@@ -197,7 +197,7 @@ pub fn lower_plain_tasks<'py>(
     plain: &Bound<'py, PyType>,
     nodes: &Bound<'py, PyList>,
     arg_attrs: &Bound<'py, PyTuple>,
-    reserved: &str,
+    reserved: &Bound<'py, PyString>,
     shared_max: usize,
 ) -> PyResult<usize> {
     let py = lowering.py();
@@ -213,7 +213,9 @@ pub fn lower_plain_tasks<'py>(
         }
         let Ok(state) = atom.getattr(state_key)?.cast_into::<PyDict>() else { break };
         let Some(name) = state.get_item(name_key)? else { break };
-        if !name.is_exact_instance_of::<PyString>() || name.cast::<PyString>()?.to_str()? == reserved {
+        // (compared as Python compares: a name `to_str` cannot encode, such as one with a lone
+        // surrogate, is still a name)
+        if !name.is_exact_instance_of::<PyString>() || name.eq(reserved)? {
             break;
         }
         match state.get_item(inject_key)? {
