@@ -284,7 +284,9 @@ class CrashRunner:
             finished = False
             while not finished:
                 result.lives += 1
-                finished = self._one_life(flow, self._plan(rng, tail, flow, max_lines_per_life), tail, result)
+                after_trigger = bool(result.snapshots) and result.snapshots[-1].how == TRIGGER
+                plan = self._plan(rng, tail, flow, max_lines_per_life, after_trigger)
+                finished = self._one_life(flow, plan, tail, result)
             self._clean_run(flow, tail, result)
         finally:
             tail.close()
@@ -293,14 +295,17 @@ class CrashRunner:
         return result
 
     @staticmethod
-    def _plan(rng: random.Random, tail: _JournalTail, flow: _Flow, max_lines: int) -> _KillPlan:
+    def _plan(rng: random.Random, tail: _JournalTail, flow: _Flow, max_lines: int, after_trigger: bool) -> _KillPlan:
+        """How the next life is killed. A life right after a trigger kill is not armed on a progress
+        trigger: the resumed engine often repeats the very line first (an interrupted atom runs
+        again), and re-arming would kill it there again and again without progress."""
         draw = rng.random()
         if draw < CLOCK_KILL_SHARE:
             return _KillPlan(CLOCK, rng.uniform(*CLOCK_KILL_DELAY))
         if flow.trigger is not None and tail.reverts == 0 and draw < CLOCK_KILL_SHARE + TRIGGER_KILL_SHARE:
             return _KillPlan(TRIGGER, rng.uniform(0, TRIGGER_KILL_JITTER))
         pause, lines = rng.uniform(0, PROGRESS_KILL_JITTER), rng.randint(1, max_lines)
-        if flow.progress_triggers:
+        if flow.progress_triggers and not after_trigger:
             return _KillPlan(PROGRESS, pause, lines, rng.choice(flow.progress_triggers))
         return _KillPlan(PROGRESS, pause, lines)
 
