@@ -1,7 +1,7 @@
 """Type stub for the Rust extension ``ferroflow._core`` (kept honest by tests/test_core_stub.py)."""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __version__: str
@@ -103,6 +103,14 @@ class Lane:
     def run(self, scheduler: Scheduler) -> tuple[int, list[tuple[int, int]], tuple[int, BaseException] | None]: ...
 
 def compile(atoms: Sequence[AtomTuple], root: Any) -> CompiledFlow: ...
+
+class GraphLinks:
+    """A graph flow's links read from its adjacency lists (rust/py/links.rs)."""
+
+    def __len__(self) -> int: ...
+    def tuples(self) -> list[tuple[int, int, bool, int | None, int]]: ...
+
+def graph_links(succ: list[dict[int, Any]], make_link: Callable[[int, int, Any], tuple[Any, ...]]) -> GraphLinks: ...
 def lower_plain_tasks(
     lowering: Any,
     children: list[Any],

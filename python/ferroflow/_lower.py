@@ -22,7 +22,8 @@ classes other than ferroflow's patterns, through their ``iter_links()``), ``chil
 and ``links`` (graph flows only, empty otherwise) a list of ``(from_child, to_child, manual, decider_id,
 depth)``: positions in ``children``, whether the link was made by hand, an index into
 ``LoweredFlow.deciders`` or ``None``, and the decider depth code (:data:`DEPTH_CODES`; ``ALL`` when the
-link has no depth).
+link has no depth). A graph flow whose children are all its nodes gives its links as a
+``_core.GraphLinks`` instead, read from its adjacency lists in Rust (`link_tuples` lists either form).
 
 Errors are TaskFlow's compile errors: the same object twice (or a flow inside itself) is a
 ``ValueError``; an object that is not a Task or Flow where one is expected (including a Retry as the
@@ -99,6 +100,11 @@ def lower(root: Any) -> LoweredFlow:
     return LoweredFlow(lowering.atoms, lowering.spec_atoms, node, lowering.deciders)
 
 
+def link_tuples(links: Any) -> list[tuple]:
+    """A lowered flow node's links as tuples, whichever form they have (see the module docstring)."""
+    return links if isinstance(links, list) else links.tuples()
+
+
 def result_keys(atoms: list[Atom]) -> list[Any]:
     """Each atom's ``save_as`` (storage name -> index or key into its result; None: the whole
     result), as the engine reads values out of results (``.get(name)`` only). An atom built with
@@ -142,7 +148,7 @@ class _Frame:
         self.children = children
         self.next = 0
         self.nodes: list[tuple] = []
-        self.links: list[tuple] = []
+        self.links: Any = []  # (a list of link tuples, or `_core.GraphLinks`)
 
 
 class _Lowering:
@@ -344,7 +350,7 @@ class _Lowering:
         frame.links = self._links(flow, children)
         return frame
 
-    def _links(self, flow: flow_mod.Flow, children: list[Any]) -> list[tuple]:
+    def _links(self, flow: flow_mod.Flow, children: list[Any]) -> Any:
         # (links refer to children by position in the order `_children_in_add_order` gives)
         if isinstance(flow, graph_flow.Flow):
             return self._graph_links(flow)
@@ -368,20 +374,15 @@ class _Lowering:
         depth_code = DEPTH_CODES[de.Depth.ALL if depth is None else de.Depth.translate(depth)]
         return (from_child, to_child, bool(meta.get(flow_mod.LINK_MANUAL, False)), decider_id, depth_code)
 
-    def _graph_links(self, flow: graph_flow.Flow) -> list[tuple]:
+    def _graph_links(self, flow: graph_flow.Flow) -> Any:
         """A graph flow's links read from its adjacency lists (what ``iter_links()`` yields, without
         making the dict of every link inferred from one symbol: those are plain links)."""
         members = flow._members()
         # position in flow._nodes -> position among the children (they are the members, in that order)
         rank = None if members is None else {n: i for i, n in enumerate(sorted(members))}
+        if rank is None:  # (the common case: read in Rust, no tuple per link)
+            return _core.graph_links(flow._succ, self._link)
         plain = DEPTH_CODES[de.Depth.ALL]
-        if rank is None:  # (the common case, in one comprehension)
-            link = self._link
-            return [
-                (u, v, False, None, plain) if type(meta) is str else link(u, v, meta)
-                for u, successors in enumerate(flow._succ)
-                for v, meta in successors.items()
-            ]
         links = []
         append = links.append
         for u, successors in enumerate(flow._succ):

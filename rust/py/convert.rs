@@ -3,6 +3,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
+use super::links::GraphLinks;
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
 
 /// One atom as Python lowers it (see `ferroflow/_lower.py`).
@@ -37,7 +38,20 @@ fn depth(code: u8) -> PyResult<DeciderDepth> {
     }
 }
 
-type LinkTuple = (usize, usize, bool, Option<u32>, u8);
+/// A link as Python lowers it: `(from, to, manual, decider id, depth code)`.
+pub(super) type LinkTuple = (usize, usize, bool, Option<u32>, u8);
+
+pub(super) fn link_spec((from, to, manual, decider, code): LinkTuple) -> PyResult<LinkSpec> {
+    Ok(LinkSpec { from, to, manual, decider, depth: depth(code)? })
+}
+
+/// A flow node's links: a list of link tuples, or a graph flow's `GraphLinks` read in Rust.
+fn links(obj: &Bound<'_, PyAny>) -> PyResult<Vec<LinkSpec>> {
+    if let Ok(read) = obj.cast::<GraphLinks>() {
+        return Ok(read.get().links.clone());
+    }
+    obj.extract::<Vec<LinkTuple>>()?.into_iter().map(link_spec).collect()
+}
 
 fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
     let tuple = obj.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("flow node must be a tuple"))?;
@@ -51,11 +65,7 @@ fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
             for child in children_obj.try_iter()? {
                 children.push(node(&child?)?);
             }
-            let links: Vec<LinkTuple> = tuple.get_item(5)?.extract()?;
-            let links = links
-                .into_iter()
-                .map(|(from, to, manual, decider, d)| Ok(LinkSpec { from, to, manual, decider, depth: depth(d)? }))
-                .collect::<PyResult<Vec<_>>>()?;
+            let links = links(&tuple.get_item(5)?)?;
             Ok(Node::Flow(FlowNode {
                 name: tuple.get_item(1)?.extract()?,
                 pattern: pattern(tuple.get_item(2)?.extract()?)?,

@@ -383,15 +383,15 @@ impl Lane {
                     Ok(value) => {
                         let success = match &mut self.writer {
                             None => None,
-                            Some(writer) => match writer.success(py, &flow, atom, &task, &value)? {
-                                Some(step) => Some(step),
-                                None => {
+                            Some(writer) => {
+                                let Some(step) = writer.success(py, &flow, atom, &task, &value)? else {
                                     // A result to check, or a revert reference to record: the
                                     // engine completes this atom its own way.
                                     let rest = handed_out(&round[position + 1..]);
                                     return Ok((completed, rest, None, Some((atom, value.unbind()))));
-                                }
-                            },
+                                };
+                                Some(step)
+                            }
                         };
                         results.set_item(atom as usize, &value)?;
                         let done = {

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod flow;
 mod lane;
+mod links;
 mod lower;
 mod resume;
 mod scheduler;
@@ -24,6 +25,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
     m.add_function(wrap_pyfunction!(lower::lower_plain_tasks, m)?)?;
+    m.add_class::<links::GraphLinks>()?;
+    m.add_function(wrap_pyfunction!(links::graph_links, m)?)?;
     m.add_class::<resume::ResumePlan>()?;
     m.add("RESUME_ACTIONS", resume::action_names())?;
     m.add_function(wrap_pyfunction!(resume::resume_plan, m)?)?;
