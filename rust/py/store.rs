@@ -141,7 +141,7 @@ impl SqliteStore {
             ..Batch::default()
         };
         let rows = batch_rows(&batch);
-        self.with_open_group(py, move |s| s.apply(&batch))?;
+        self.with_open_group(py, move |s| s.apply_owned(batch))?;
         self.rows_written.fetch_add(rows, Ordering::Relaxed);
         if let Some(flusher) = &self.flusher {
             flusher.wake();
@@ -523,7 +523,7 @@ impl SqliteStore {
                 .collect(),
         };
         let rows = batch_rows(&batch);
-        self.with_open_group(py, move |s| s.apply(&batch))?;
+        self.with_open_group(py, move |s| s.apply_owned(batch))?;
         self.rows_written.fetch_add(rows, Ordering::Relaxed);
         if let Some(flusher) = &self.flusher {
             flusher.wake();

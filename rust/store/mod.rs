@@ -188,26 +188,26 @@ impl Transition {
 
     /// Folds a later transition of the same atom into this one: what `later` changes wins, what
     /// it keeps stays as this one left it (writing the result equals writing both in order).
-    pub fn merge(&mut self, later: &Transition) {
-        fn take<T: Clone>(column: &mut Option<T>, later: Option<&T>) {
-            if let Some(value) = later {
-                *column = Some(value.clone());
+    pub fn merge(&mut self, later: Transition) {
+        fn take<T>(column: &mut Option<T>, later: Option<T>) {
+            if later.is_some() {
+                *column = later;
             }
         }
-        fn take_nullable(column: &mut Nullable, later: &Nullable) {
-            if *later != Nullable::Keep {
-                column.clone_from(later);
+        fn take_nullable(column: &mut Nullable, later: Nullable) {
+            if later != Nullable::Keep {
+                *column = later;
             }
         }
-        take(&mut self.state, later.state.as_ref());
-        take(&mut self.intention, later.intention.as_ref());
-        take(&mut self.results, later.results.as_ref());
-        take_nullable(&mut self.failure, &later.failure);
-        take(&mut self.revert_results, later.revert_results.as_ref());
-        take_nullable(&mut self.revert_failure, &later.revert_failure);
-        take(&mut self.meta, later.meta.as_ref());
-        take(&mut self.updated_at, later.updated_at.as_ref());
-        take(&mut self.resume, later.resume.as_ref());
+        take(&mut self.state, later.state);
+        take(&mut self.intention, later.intention);
+        take(&mut self.results, later.results);
+        take_nullable(&mut self.failure, later.failure);
+        take(&mut self.revert_results, later.revert_results);
+        take_nullable(&mut self.revert_failure, later.revert_failure);
+        take(&mut self.meta, later.meta);
+        take(&mut self.updated_at, later.updated_at);
+        take(&mut self.resume, later.resume);
     }
 }
 

@@ -18,6 +18,7 @@ use super::{
     LogBookRow, Nullable, RestoreRow, RestoreRows, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
 };
 use crate::error::{CoreError, CoreResult};
+use crate::graph::hash::FastMap;
 
 /// `(atom uuid, inputs, revert kind, revert name)`: see [`Store::resume_summaries`].
 pub type ResumeSummary = (String, Option<String>, Option<String>, Option<String>);
@@ -77,20 +78,31 @@ struct OpenGroup {
     /// Transitions applied since the group opened (before merging): the `max_transitions` bound.
     applied: usize,
     transitions: Vec<Transition>,
-    by_atom: HashMap<String, usize>,
+    /// Where each atom's transition is in `transitions`, by atom uuid (kept allocated from one
+    /// group to the next: groups are alike in size).
+    by_atom: FastMap<String, usize>,
     /// The fence of the group's batches, checked when the group is written.
     fence: Option<Fence>,
 }
 
 impl OpenGroup {
-    fn add(&mut self, transition: &Transition) {
+    fn add(&mut self, transition: Transition) {
         self.applied += 1;
         if let Some(&at) = self.by_atom.get(&transition.atom_uuid) {
             self.transitions[at].merge(transition);
         } else {
             self.by_atom.insert(transition.atom_uuid.clone(), self.transitions.len());
-            self.transitions.push(transition.clone());
+            self.transitions.push(transition);
         }
+    }
+
+    /// Takes the group's transitions and fence, leaving it empty (its allocations kept).
+    fn take(&mut self) -> (Vec<Transition>, Option<Fence>) {
+        self.since = None;
+        self.applied = 0;
+        self.by_atom.clear();
+        let capacity = self.transitions.len();
+        (std::mem::replace(&mut self.transitions, Vec::with_capacity(capacity)), self.fence.take())
     }
 }
 
@@ -664,6 +676,18 @@ impl Store {
         }
         match self.group {
             None => self.write("applying a batch", |conn| apply_batch(conn, batch)),
+            Some(group) => self.apply_in_group(batch.clone(), group),
+        }
+    }
+
+    /// [`Store::apply`] taking the batch: with [`Durability::Batch`], its transitions move into
+    /// the open group rather than being copied (the engine's hot path).
+    pub fn apply_owned(&mut self, batch: Batch) -> CoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.group {
+            None => self.write("applying a batch", |conn| apply_batch(conn, &batch)),
             Some(group) => self.apply_in_group(batch, group),
         }
     }
@@ -671,7 +695,7 @@ impl Store {
     /// [`Durability::Batch`]: a batch of atom transitions only joins the open group (written when
     /// the group commits: a missing atom or a lost lease is reported then, and the whole group is
     /// refused); any other batch commits the group, then itself.
-    fn apply_in_group(&mut self, batch: &Batch, group: GroupCommit) -> CoreResult<()> {
+    fn apply_in_group(&mut self, batch: Batch, group: GroupCommit) -> CoreResult<()> {
         if let Some(failure) = self.flush_failure.take() {
             return Err(CoreError::Storage(failure));
         }
@@ -681,16 +705,16 @@ impl Store {
             && batch.flow_states.is_empty()
             && batch.flow_metas.is_empty();
         if !transitions_only {
-            return self.write("applying a batch", |conn| apply_batch(conn, batch));
+            return self.write("applying a batch", |conn| apply_batch(conn, &batch));
         }
         if self.open_group.borrow().fence != batch.fence {
             self.flush()?; // a group is written under one fence
         }
         let due = {
             let mut open = self.open_group.borrow_mut();
-            open.fence.clone_from(&batch.fence);
+            open.fence = batch.fence;
             let since = *open.since.get_or_insert_with(Instant::now);
-            for transition in &batch.transitions {
+            for transition in batch.transitions {
                 open.add(transition);
             }
             open.applied >= group.max_transitions || since.elapsed() >= group.max_delay
@@ -719,12 +743,12 @@ impl Store {
         if self.open_group.borrow().transitions.is_empty() {
             return Ok(());
         }
-        let open = self.open_group.take();
+        let (transitions, fence) = self.open_group.borrow_mut().take();
         self.write("committing a group of transitions", |conn| {
-            if let Some(fence) = &open.fence {
+            if let Some(fence) = &fence {
                 check_fence(conn, fence)?;
             }
-            apply_parts(conn, &Parts { transitions: &open.transitions, ..Parts::default() })
+            apply_parts(conn, &Parts { transitions: &transitions, ..Parts::default() })
         })
     }
 

@@ -759,7 +759,7 @@ fn an_atoms_transitions_in_one_group_merge_into_one_row_write() {
         resume: Some("r".into()),
         ..Transition::new("a")
     };
-    first.merge(&later);
+    first.merge(later.clone());
     let expected = Transition {
         state: Some("SUCCESS".into()),
         intention: Some("EXECUTE".into()),
@@ -769,7 +769,7 @@ fn an_atoms_transitions_in_one_group_merge_into_one_row_write() {
         ..Transition::new("a")
     };
     assert_eq!(first, expected);
-    first.merge(&Transition::new("a"));
+    first.merge(Transition::new("a"));
     assert_eq!(first, expected, "a later transition keeping every column changes nothing");
 }
 
