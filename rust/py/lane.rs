@@ -152,7 +152,12 @@ impl LaneWriter {
             text.extract()?
         };
         let Some(uuid) = self.uuid(py, atom)? else { return Ok(None) };
-        let record = format!("{}{FIELD_END}noop{FIELD_END}{FIELD_END}", resume::input_fingerprint(flow, atom as usize));
+        // (pushed rather than format!ted: this runs once per atom)
+        let mut record = resume::input_fingerprint(flow, atom as usize);
+        record.push(FIELD_END);
+        record.push_str("noop");
+        record.push(FIELD_END);
+        record.push(FIELD_END);
         Ok(Some(store::step(
             uuid,
             State::Success.name().to_owned(),
