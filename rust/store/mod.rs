@@ -39,6 +39,7 @@
 //! naming the path, never a panic.
 mod checkpoint;
 mod file;
+mod rowids;
 mod schema;
 mod sqlite;
 #[cfg(test)]

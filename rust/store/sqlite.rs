@@ -12,6 +12,7 @@ use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
 use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::file::{self, Access};
+use super::rowids::RowidHints;
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
 use super::{
     AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, Interner,
@@ -147,6 +148,9 @@ pub struct Store {
     flush_failure: Option<String>,
     /// Set between [`Store::begin_hold`] and [`Store::end_hold`].
     held: RefCell<Option<Held>>,
+    /// Rows of the atom details this handle inserted or read (`rowids`): transitions find them
+    /// by rowid.
+    rowids: RefCell<RowidHints>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -285,6 +289,7 @@ impl Store {
             read_only: false,
             group: None,
             open_group: RefCell::default(),
+            rowids: RefCell::default(),
             flush_failure: None,
             held: RefCell::new(None),
         }
@@ -608,15 +613,21 @@ impl Store {
                 "SELECT name, atom_type, state, intention, version, resume,
                         CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
                              THEN json_extract(meta, '$.ferroflow.migrated.migration') END,
-                        uuid, results, failure IS NOT NULL, revert_results, revert_failure IS NOT NULL, meta
+                        uuid, results, failure IS NOT NULL, revert_results, revert_failure IS NOT NULL, meta, rowid
                  FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
             )?;
             let mut metas = Vec::new();
             let mut meta_index: HashMap<String, u32> = HashMap::new();
             let mut texts = Interner::default();
+            let mut rowids = self.rowids.borrow_mut(); // (the engine that restores updates them next)
             let mut query = stmt.query([flow_uuid])?;
             while let Some(row) = query.next()? {
-                on_row(restore_row(row, &mut texts, &mut meta_index, &mut metas)?);
+                let restored = restore_row(row, &mut texts, &mut meta_index, &mut metas)?;
+                // (a finished atom's row is rarely written again: no hint for it)
+                if restored.resume.state.as_deref() != Some("SUCCESS") {
+                    rowids.learn(&restored.uuid, row.get(13)?);
+                }
+                on_row(restored);
             }
             Ok(metas)
         })();
@@ -666,7 +677,9 @@ impl Store {
         if transitions.is_empty() {
             return Ok(());
         }
-        self.write("applying atom transitions", |conn| apply_parts(conn, &Parts { transitions, ..Parts::default() }))
+        self.write("applying atom transitions", |conn| {
+            apply_parts(conn, &Parts { transitions, rowids: Some(&self.rowids), ..Parts::default() })
+        })
     }
 
     /// Commits a [`Batch`] in one transaction: all of it, or (on any error) none of it.
@@ -675,7 +688,7 @@ impl Store {
             return Ok(());
         }
         match self.group {
-            None => self.write("applying a batch", |conn| apply_batch(conn, batch)),
+            None => self.write("applying a batch", |conn| apply_batch(conn, batch, &self.rowids)),
             Some(group) => self.apply_in_group(batch.clone(), group),
         }
     }
@@ -687,7 +700,7 @@ impl Store {
             return Ok(());
         }
         match self.group {
-            None => self.write("applying a batch", |conn| apply_batch(conn, &batch)),
+            None => self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids)),
             Some(group) => self.apply_in_group(batch, group),
         }
     }
@@ -705,7 +718,7 @@ impl Store {
             && batch.flow_states.is_empty()
             && batch.flow_metas.is_empty();
         if !transitions_only {
-            return self.write("applying a batch", |conn| apply_batch(conn, &batch));
+            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids));
         }
         if self.open_group.borrow().fence != batch.fence {
             self.flush()?; // a group is written under one fence
@@ -748,7 +761,7 @@ impl Store {
             if let Some(fence) = &fence {
                 check_fence(conn, fence)?;
             }
-            apply_parts(conn, &Parts { transitions: &transitions, ..Parts::default() })
+            apply_parts(conn, &Parts { transitions: &transitions, rowids: Some(&self.rowids), ..Parts::default() })
         })
     }
 
@@ -1085,10 +1098,12 @@ struct Parts<'a> {
     resume_records: &'a [ResumeRecord],
     flow_states: &'a [FlowStateChange],
     flow_metas: &'a [FlowMetaChange],
+    /// Where the rows are (see `rowids`): learnt from inserts, used by transitions.
+    rowids: Option<&'a RefCell<RowidHints>>,
 }
 
 /// Inserts new atom details (see [`FreshAtoms`]); the columns must have one entry per atom.
-fn insert_fresh(conn: &Connection, fresh: &FreshAtoms) -> Inner<()> {
+fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<RowidHints>>) -> Inner<()> {
     let n = fresh.uuids.len();
     if fresh.names.len() != n || fresh.retries.len() != n || fresh.versions.len() != n {
         return Err(Fail::Core(CoreError::InvalidState(format!(
@@ -1109,6 +1124,9 @@ fn insert_fresh(conn: &Connection, fresh: &FreshAtoms) -> Inner<()> {
         let kind = if *retry { AtomType::Retry } else { AtomType::Task };
         let saved = insert.execute(params![uuid, fresh.parent_uuid, name, kind, version, fresh.created_at]);
         missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", uuid)?;
+        if let Some(hints) = rowids {
+            hints.borrow_mut().learn(uuid, conn.last_insert_rowid());
+        }
     }
     Ok(())
 }
@@ -1153,7 +1171,7 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
 
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
 /// Applies a [`Batch`] inside the caller's transaction, checking its fence first.
-fn apply_batch(conn: &Connection, batch: &Batch) -> Inner<()> {
+fn apply_batch(conn: &Connection, batch: &Batch, rowids: &RefCell<RowidHints>) -> Inner<()> {
     if let Some(fence) = &batch.fence {
         check_fence(conn, fence)?;
     }
@@ -1166,48 +1184,80 @@ fn apply_batch(conn: &Connection, batch: &Batch) -> Inner<()> {
             resume_records: &batch.resume_records,
             flow_states: &batch.flow_states,
             flow_metas: &batch.flow_metas,
+            rowids: Some(rowids),
         },
     )
 }
 
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
-    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas } = *parts;
+    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas, rowids } = *parts;
     if let Some(fresh) = fresh {
-        insert_fresh(conn, fresh)?;
+        insert_fresh(conn, fresh, rowids)?;
     }
     upsert_atoms(conn, atoms)?;
     if !transitions.is_empty() {
-        // One statement for every shape of transition: NULL / a false flag keeps the column.
-        let mut update = conn.prepare_cached(
-            "UPDATE atomdetails SET
-                 state = coalesce(?2, state),
-                 intention = coalesce(?3, intention),
-                 results = coalesce(?4, results),
-                 revert_results = coalesce(?5, revert_results),
-                 meta = coalesce(?6, meta),
-                 updated_at = coalesce(?7, updated_at),
-                 failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
-                 revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END,
-                 resume = coalesce(?12, resume)
-             WHERE uuid = ?1",
-        )?;
+        // One statement for every shape of transition: NULL / a false flag keeps the column. A
+        // row found by its rowid hint skips the uuid index (`rowids`); a wrong hint finds nothing
+        // (the uuid is checked too) and the uuid is searched.
+        macro_rules! update {
+            ($which:literal) => {
+                concat!(
+                    "UPDATE atomdetails SET
+                         state = coalesce(?2, state),
+                         intention = coalesce(?3, intention),
+                         results = coalesce(?4, results),
+                         revert_results = coalesce(?5, revert_results),
+                         meta = coalesce(?6, meta),
+                         updated_at = coalesce(?7, updated_at),
+                         failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
+                         revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END,
+                         resume = coalesce(?12, resume)
+                     WHERE ",
+                    $which
+                )
+            };
+        }
+        let (mut by_rowid, mut by_uuid) = (None, None);
         for t in transitions {
             let (failure_changes, failure) = nullable_params(&t.failure);
             let (revert_failure_changes, revert_failure) = nullable_params(&t.revert_failure);
-            let updated = update.execute(params![
-                t.atom_uuid,
-                t.state,
-                t.intention,
-                t.results,
-                t.revert_results,
-                t.meta,
-                t.updated_at,
-                failure_changes,
-                failure,
-                revert_failure_changes,
-                revert_failure,
-                t.resume
-            ])?;
+            let hint = rowids.and_then(|hints| hints.borrow().get(&t.atom_uuid));
+            let rowid = hint.unwrap_or_default();
+            let values: [&dyn rusqlite::ToSql; 13] = [
+                &t.atom_uuid,
+                &t.state,
+                &t.intention,
+                &t.results,
+                &t.revert_results,
+                &t.meta,
+                &t.updated_at,
+                &failure_changes,
+                &failure,
+                &revert_failure_changes,
+                &revert_failure,
+                &t.resume,
+                &rowid,
+            ];
+            let mut updated = 0;
+            if hint.is_some() {
+                let update = match &mut by_rowid {
+                    Some(update) => update,
+                    None => by_rowid.insert(conn.prepare_cached(update!("rowid = ?13 AND uuid = ?1"))?),
+                };
+                updated = update.execute(&values[..])?;
+                if updated == 0 {
+                    if let Some(hints) = rowids {
+                        hints.borrow_mut().forget(&t.atom_uuid);
+                    }
+                }
+            }
+            if updated == 0 {
+                let update = match &mut by_uuid {
+                    Some(update) => update,
+                    None => by_uuid.insert(conn.prepare_cached(update!("uuid = ?1"))?),
+                };
+                updated = update.execute(&values[..12])?;
+            }
             if updated == 0 {
                 return Err(not_found("atom detail", &t.atom_uuid).into());
             }
@@ -1432,6 +1482,54 @@ mod tests {
             .flow_state("f", "RUNNING", None);
         store.apply(&batch).unwrap();
         assert_eq!(store.conn.total_changes() - before, 2);
+    }
+
+    /// Rows found by their rowid hint, and by uuid when the hint is wrong: the row moved (as a
+    /// vacuum or another process may move it), or the hint names another atom's row.
+    #[test]
+    fn transitions_use_rowid_hints_and_never_trust_a_wrong_one() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
+            )
+            .unwrap();
+        let uuids: Vec<String> = (0..3).map(|i| format!("a{i}")).collect();
+        let fresh = FreshAtoms {
+            parent_uuid: "f".into(),
+            created_at: 1.0,
+            names: uuids.clone(),
+            retries: vec![false; 3],
+            versions: vec![None; 3],
+            uuids: uuids.clone(),
+        };
+        store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
+        assert_eq!(store.rowids.borrow().len(), 3);
+        let state = |store: &Store, uuid: &str| -> String {
+            store.conn.query_row("SELECT state FROM atomdetails WHERE uuid = ?1", [uuid], |r| r.get(0)).unwrap()
+        };
+        let set = |store: &mut Store, uuid: &str, to: &str| {
+            store.apply_transitions(&[Transition { state: Some(to.into()), ..Transition::new(uuid) }])
+        };
+        set(&mut store, "a0", "RUNNING").unwrap();
+        assert_eq!(state(&store, "a0"), "RUNNING");
+        // a0's row moves: its hint is stale.
+        store.conn.execute("UPDATE atomdetails SET rowid = rowid + 1000 WHERE uuid = 'a0'", []).unwrap();
+        set(&mut store, "a0", "SUCCESS").unwrap();
+        assert_eq!(state(&store, "a0"), "SUCCESS");
+        assert!(store.rowids.borrow().get("a0").is_none(), "a wrong hint is forgotten");
+        // a1's hint names a2's row: a1 is written, a2 untouched.
+        let a2_row: i64 =
+            store.conn.query_row("SELECT rowid FROM atomdetails WHERE uuid = 'a2'", [], |r| r.get(0)).unwrap();
+        store.rowids.borrow_mut().learn("a1", a2_row);
+        set(&mut store, "a1", "RUNNING").unwrap();
+        assert_eq!((state(&store, "a1").as_str(), state(&store, "a2").as_str()), ("RUNNING", "PENDING"));
+        // A detail that does not exist is still refused.
+        store.rowids.borrow_mut().learn("gone", a2_row);
+        assert!(matches!(set(&mut store, "gone", "RUNNING"), Err(CoreError::NotFound(_))));
+        assert_eq!(state(&store, "a2"), "PENDING");
     }
 
     #[test]
