@@ -1435,6 +1435,19 @@ mod tests {
         store.conn.pragma_query_value(None, name, |row| row.get(0)).unwrap()
     }
 
+    /// An in-memory store holding logbook `b` with its flow detail `f`.
+    fn store_with_flow() -> Store {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+                 INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
+            )
+            .unwrap();
+        store
+    }
+
     #[test]
     fn durability_modes_set_the_synchronous_level_and_keys_are_enforced() {
         let dir = tempfile::tempdir().unwrap();
@@ -1448,14 +1461,7 @@ mod tests {
 
     #[test]
     fn a_transition_writes_one_row_whatever_the_flow_size() {
-        let mut store = Store::open_in_memory().unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
-            )
-            .unwrap();
+        let mut store = store_with_flow();
         let atoms: Vec<_> = (0..1_000)
             .map(|i| AtomDetailRow {
                 uuid: format!("a{i}"),
@@ -1488,14 +1494,7 @@ mod tests {
     /// vacuum or another process may move it), or the hint names another atom's row.
     #[test]
     fn transitions_use_rowid_hints_and_never_trust_a_wrong_one() {
-        let mut store = Store::open_in_memory().unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
-            )
-            .unwrap();
+        let mut store = store_with_flow();
         let uuids: Vec<String> = (0..3).map(|i| format!("a{i}")).collect();
         let fresh = FreshAtoms {
             parent_uuid: "f".into(),
@@ -1534,15 +1533,12 @@ mod tests {
 
     #[test]
     fn deleting_a_flow_refuses_a_live_lease_and_drops_an_emptied_logbook() {
-        let mut store = Store::open_in_memory().unwrap();
+        let store = store_with_flow();
         store
             .conn
-            .execute_batch(
-                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-             INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);
-             INSERT INTO flowdetails VALUES ('g', 'b', 'g', NULL, '{}', 0, NULL, NULL, NULL, 0);",
-            )
+            .execute("INSERT INTO flowdetails VALUES ('g', 'b', 'g', NULL, '{}', 0, NULL, NULL, NULL, 0)", [])
             .unwrap();
+        let mut store = store;
         assert!(store.acquire_lease("f", "me", 30.0, 100.0).unwrap().is_ok());
         assert_eq!(store.delete_flow_detail("f", 110.0, None).unwrap(), Err("me".to_owned()));
         assert_eq!(store.delete_flow_detail("f", 110.0, Some("me")).unwrap(), Ok(()));
