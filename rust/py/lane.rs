@@ -23,7 +23,6 @@
 //! the Python per step was most of the cost). A completion it cannot write that way (a result the
 //! engine must check, a revert reference naming code, progress the task reported) goes back to
 //! the engine, which checks and writes it; before any atom starts, a lost lease stops the lane.
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyException;
@@ -35,6 +34,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use super::scheduler::Scheduler;
 use super::store::{self, SqliteStore};
+use crate::graph::hash::FastMap;
 use crate::graph::{CompiledFlow, NONE};
 use crate::resume;
 use crate::sched::{Action, ActionKind, Intention, State, Transition};
@@ -74,7 +74,7 @@ struct LaneWriter {
     /// `is_noop_class(atom) -> bool`: whether the atom's class reverts as a no-op (its resume
     /// record is then the input fingerprint and `noop`); asked once per class.
     is_noop: Py<PyAny>,
-    noop: HashMap<usize, bool>,
+    noop: FastMap<usize, bool>,
     /// `result_text(atom, value) -> str | None`: the JSON text a result is saved as, None when
     /// only the engine may record it (a value that cannot be saved becomes a failure there).
     result_text: Py<PyAny>,
@@ -96,7 +96,7 @@ impl LaneWriter {
             uuids,
             lease,
             is_noop,
-            noop: HashMap::new(),
+            noop: FastMap::default(),
             result_text,
             meta,
             metas,
@@ -235,7 +235,7 @@ pub struct Lane {
     sink: Py<ProgressSink>,
     /// `has_execute_hooks(cls) -> bool`, asked once per class.
     has_hooks: Py<PyAny>,
-    hooked: HashMap<usize, bool>,
+    hooked: FastMap<usize, bool>,
     /// `identity_arg_names(atom)`: the argument names of an atom built lazily with `requires`
     /// alone (each maps to itself), or None. Asked for atoms whose `__dict__` holds `_lazy_args`
     /// instead of reading `rebind`, which would make mappings that then stay on the atom (tracked
@@ -286,7 +286,7 @@ impl Lane {
             notifier,
             sink,
             has_hooks,
-            hooked: HashMap::new(),
+            hooked: FastMap::default(),
             identity_names,
             batch,
             writer: writer.map(LaneWriter::new),

@@ -225,9 +225,21 @@ class Persister:
         self.fill_user_detail = False
         #: Write every atom when the run stops (`attach_memory_backend` during a run).
         self.resave_at_run_end = False
-        self.owner = ownership.new_owner_id()
+        self._owner: str | None = None  # (see `owner`)
         self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
         self.lease: ownership.Lease | None = None
+
+    @property
+    def owner(self) -> str:
+        """The owner id this engine takes its flow's lease as: made when first asked (`resume_many`
+        gives all its engines one, so most never make their own)."""
+        if self._owner is None:
+            self._owner = ownership.new_owner_id()
+        return self._owner
+
+    @owner.setter
+    def owner(self, value: str) -> None:
+        self._owner = value
 
     # -- prepare ---------------------------------------------------------------------------------
     def prepare(self, engine: Any) -> None:
