@@ -2,6 +2,7 @@
 //!
 //! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ use super::{
 };
 use crate::error::{CoreError, CoreResult};
 use crate::graph::hash::FastMap;
+use crate::sched::State;
 
 /// `(atom uuid, inputs, revert kind, revert name)`: see [`Store::resume_summaries`].
 pub type ResumeSummary = (String, Option<String>, Option<String>, Option<String>);
@@ -624,7 +626,7 @@ impl Store {
             while let Some(row) = query.next()? {
                 let restored = restore_row(row, &mut texts, &mut meta_index, &mut metas)?;
                 // (a finished atom's row is rarely written again: no hint for it)
-                if restored.resume.state.as_deref() != Some("SUCCESS") {
+                if restored.resume.state.as_deref() != Some(State::Success.name()) {
                     rowids.learn(&restored.uuid, row.get(13)?);
                 }
                 on_row(restored);
@@ -684,24 +686,23 @@ impl Store {
 
     /// Commits a [`Batch`] in one transaction: all of it, or (on any error) none of it.
     pub fn apply(&mut self, batch: &Batch) -> CoreResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        match self.group {
-            None => self.write("applying a batch", |conn| apply_batch(conn, batch, &self.rowids)),
-            Some(group) => self.apply_in_group(batch.clone(), group),
-        }
+        self.apply_either(Cow::Borrowed(batch))
     }
 
     /// [`Store::apply`] taking the batch: with [`Durability::Batch`], its transitions move into
     /// the open group rather than being copied (the engine's hot path).
     pub fn apply_owned(&mut self, batch: Batch) -> CoreResult<()> {
+        self.apply_either(Cow::Owned(batch))
+    }
+
+    /// [`Store::apply`], copying a borrowed batch only for the open group, which keeps it.
+    fn apply_either(&mut self, batch: Cow<'_, Batch>) -> CoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         match self.group {
             None => self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids)),
-            Some(group) => self.apply_in_group(batch, group),
+            Some(group) => self.apply_in_group(batch.into_owned(), group),
         }
     }
 
