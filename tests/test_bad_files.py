@@ -192,8 +192,9 @@ def test_a_read_only_backend_reads_refuses_writes_and_never_creates(workdir: Pat
 
 
 def _downgrade_to_v2(db: Path) -> None:
-    """Makes ``db`` a store as ferroflow's schema v2 wrote it (before the lease epoch)."""
+    """Makes ``db`` a store as ferroflow's schema v2 wrote it (before the lease epoch and the row reserve)."""
     with sqlite3.connect(db) as raw:
+        raw.execute("ALTER TABLE atomdetails DROP COLUMN reserve")
         raw.execute("ALTER TABLE flowdetails DROP COLUMN lease_epoch")
         raw.execute("PRAGMA user_version = 2")
     raw.close()

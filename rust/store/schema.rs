@@ -57,8 +57,12 @@ const V2: &str = "ALTER TABLE atomdetails ADD COLUMN resume TEXT;";
 /// never overwrite its successor's state.
 const V3: &str = "ALTER TABLE flowdetails ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;";
 
+/// v4: room a fresh atom row holds for what its run adds (see `store::sqlite::ROW_RESERVE`),
+/// given back (set to NULL) by the atom's first transition. NULL in rows written whole.
+const V4: &str = "ALTER TABLE atomdetails ADD COLUMN reserve BLOB;";
+
 /// `MIGRATIONS[i]` takes a file from schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this code writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -70,7 +74,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     (
         "atomdetails",
         "uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results, \
-         revert_failure, version, meta, created_at, updated_at, resume",
+         revert_failure, version, meta, created_at, updated_at, resume, reserve",
     ),
 ];
 
@@ -255,6 +259,10 @@ mod tests {
         let epoch: i64 =
             conn.query_row("SELECT lease_epoch FROM flowdetails WHERE uuid = 'f'", [], |r| r.get(0)).unwrap();
         assert_eq!(epoch, 0);
+        // v4: a row saved before the reserve holds none.
+        let reserve: Option<Vec<u8>> =
+            conn.query_row("SELECT reserve FROM atomdetails WHERE uuid = 'a'", [], |r| r.get(0)).unwrap();
+        assert_eq!(reserve, None);
     }
 
     #[test]
@@ -265,7 +273,7 @@ mod tests {
         assert_eq!(
             err,
             CoreError::Storage(
-                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v3); upgrade \
+                "store 'x.db' was written by a newer ferroflow (schema v99, this version knows up to v4); upgrade \
                  ferroflow"
                     .into()
             )
