@@ -333,7 +333,7 @@ impl Lane {
                 sched.inner.schedule(self.batch, &mut round);
                 sched.inner.take_transitions()
             };
-            self.mirror(py, &marked, None, None)?;
+            self.mirror(py, &marked, None, None, true)?; // (nobody observed just above)
             if round.is_empty() {
                 return Ok((completed, Vec::new(), None, None));
             }
@@ -405,7 +405,7 @@ impl Lane {
                             sched.inner.take_transitions()
                         };
                         completed += 1;
-                        self.mirror(py, &done, Some((atom, value)), success)?;
+                        self.mirror(py, &done, Some((atom, value)), success, false)?;
                     }
                     // As the engine's own call: an Exception is the atom's failure, anything else
                     // (KeyboardInterrupt, SystemExit) stops the run.
@@ -567,19 +567,21 @@ impl Lane {
     ///
     /// A persisted run holds the steps of the batch (a task starting; `success`, the completed
     /// atom's step) for the writer; a batch with anything else goes through the engine's `_apply`,
-    /// which writes it (after the steps held so far).
+    /// which writes it (after the steps held so far). `unobserved`: the caller has just found that
+    /// nobody observes, and no Python ran since.
     fn mirror(
         &mut self,
         py: Python<'_>,
         transitions: &[Transition],
         outcome: Option<(u32, Bound<'_, PyAny>)>,
         success: Option<StoreTransition>,
+        unobserved: bool,
     ) -> PyResult<()> {
         if transitions.is_empty() {
             return Ok(());
         }
-        let mut general =
-            transitions.iter().any(|t| matches!(t.state, State::Pending | State::Reverted)) || self.observed(py)?;
+        let mut general = transitions.iter().any(|t| matches!(t.state, State::Pending | State::Reverted))
+            || (!unobserved && self.observed(py)?);
         if !general {
             if let Some(writer) = &mut self.writer {
                 match lean_steps(py, writer, transitions, outcome.as_ref().map(|(atom, _)| *atom), success)? {

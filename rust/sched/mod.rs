@@ -91,6 +91,8 @@ pub struct Scheduler {
     queued_revert: Vec<bool>,
     /// Atoms whose counters reached zero, to be examined once the current change is done.
     to_consider: Vec<u32>,
+    /// The nodes left to visit by a propagation, kept allocated between transitions.
+    walk: Vec<u32>,
     in_flight: u32,
     done: u32,
     revert_failures: u32,
@@ -140,6 +142,7 @@ impl Scheduler {
             queued_exec: vec![false; atom_count],
             queued_revert: vec![false; atom_count],
             to_consider: Vec::new(),
+            walk: Vec::new(),
             in_flight: 0,
             done: 0,
             revert_failures: 0,
@@ -323,7 +326,8 @@ impl Scheduler {
     /// and so do completed atoms (satisfied only once their predecessors are: see the module).
     fn propagate_satisfied(&mut self, node: u32, now_satisfied: bool) {
         let flow = self.flow.clone();
-        let mut stack = vec![node];
+        let mut stack = std::mem::take(&mut self.walk);
+        stack.push(node);
         while let Some(n) = stack.pop() {
             for &succ in flow.succs.neighbours(n) {
                 let s = succ as usize;
@@ -344,12 +348,14 @@ impl Scheduler {
                 }
             }
         }
+        self.walk = stack; // (empty: kept for its allocation)
     }
 
     /// A node started (stopped) blocking the revert of its predecessors; joins relay.
     fn propagate_blocking(&mut self, node: u32, now_blocking: bool) {
         let flow = self.flow.clone();
-        let mut stack = vec![node];
+        let mut stack = std::mem::take(&mut self.walk);
+        stack.push(node);
         while let Some(n) = stack.pop() {
             for &pred in flow.preds.neighbours(n) {
                 let p = pred as usize;
@@ -366,6 +372,7 @@ impl Scheduler {
                 }
             }
         }
+        self.walk = stack; // (empty: kept for its allocation)
     }
 
     fn exec_eligible(&self, atom: usize) -> bool {

@@ -42,6 +42,7 @@ mod file;
 mod rowids;
 mod schema;
 mod sqlite;
+mod static_stmt;
 #[cfg(test)]
 mod tests;
 

@@ -15,6 +15,7 @@ use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::file::{self, Access};
 use super::rowids::RowidHints;
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
+use super::static_stmt::{Param, StaticStatement};
 use super::{
     AtomDetailRow, AtomType, Batch, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms, Interner,
     LogBookRow, Nullable, RestoreRow, RestoreRows, ResumeRecord, ResumeRow, Transition, RESUME_FIELD_END,
@@ -142,6 +143,9 @@ pub struct Lease {
 /// thread (handles on one file see each other's commits).
 #[derive(Debug)]
 pub struct Store {
+    /// The transition UPDATEs, prepared once; declared before `conn` so that they are finalized
+    /// before it closes (SQLite refuses to close a connection with live statements).
+    updates: RefCell<TransitionUpdates>,
     conn: Connection,
     /// The path, for error messages.
     label: String,
@@ -293,6 +297,7 @@ impl Store {
 
     fn new(conn: Connection, label: String) -> Store {
         Store {
+            updates: RefCell::default(),
             conn,
             label,
             checkpointer: None,
@@ -313,7 +318,8 @@ impl Store {
     /// Closes the connection (committing an open group first), reporting any error sqlite gives.
     pub fn close(self) -> CoreResult<()> {
         self.end_hold()?;
-        let Store { conn, label, checkpointer, .. } = self;
+        let Store { updates, conn, label, checkpointer, .. } = self;
+        drop(updates); // finalized before the connection closes
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
         conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
     }
@@ -688,7 +694,10 @@ impl Store {
             return Ok(());
         }
         self.write("applying atom transitions", |conn| {
-            apply_parts(conn, &Parts { transitions, rowids: Some(&self.rowids), ..Parts::default() })
+            apply_parts(
+                conn,
+                &Parts { transitions, rowids: Some(&self.rowids), updates: Some(&self.updates), ..Parts::default() },
+            )
         })
     }
 
@@ -709,7 +718,7 @@ impl Store {
             return Ok(());
         }
         match self.group {
-            None => self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids)),
+            None => self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates)),
             Some(group) => self.apply_in_group(batch.into_owned(), group),
         }
     }
@@ -727,7 +736,7 @@ impl Store {
             && batch.flow_states.is_empty()
             && batch.flow_metas.is_empty();
         if !transitions_only {
-            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids));
+            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates));
         }
         if self.open_group.borrow().fence != batch.fence {
             self.flush()?; // a group is written under one fence
@@ -770,7 +779,15 @@ impl Store {
             if let Some(fence) = &fence {
                 check_fence(conn, fence)?;
             }
-            apply_parts(conn, &Parts { transitions: &transitions, rowids: Some(&self.rowids), ..Parts::default() })
+            apply_parts(
+                conn,
+                &Parts {
+                    transitions: &transitions,
+                    rowids: Some(&self.rowids),
+                    updates: Some(&self.updates),
+                    ..Parts::default()
+                },
+            )
         })
     }
 
@@ -1109,6 +1126,16 @@ struct Parts<'a> {
     flow_metas: &'a [FlowMetaChange],
     /// Where the rows are (see `rowids`): learnt from inserts, used by transitions.
     rowids: Option<&'a RefCell<RowidHints>>,
+    /// The handle's prepared transition UPDATEs (prepared for this call when `None`).
+    updates: Option<&'a RefCell<TransitionUpdates>>,
+}
+
+/// The two forms of a transition's UPDATE: by the row's rowid hint (the uuid checked too), and by
+/// uuid. Prepared when first used, bound without copies (`static_stmt`).
+#[derive(Debug, Default)]
+struct TransitionUpdates {
+    by_rowid: Option<StaticStatement>,
+    by_uuid: Option<StaticStatement>,
 }
 
 /// Inserts new atom details (see [`FreshAtoms`]); the columns must have one entry per atom.
@@ -1181,7 +1208,12 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
 
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
 /// Applies a [`Batch`] inside the caller's transaction, checking its fence first.
-fn apply_batch(conn: &Connection, batch: &Batch, rowids: &RefCell<RowidHints>) -> Inner<()> {
+fn apply_batch(
+    conn: &Connection,
+    batch: &Batch,
+    rowids: &RefCell<RowidHints>,
+    updates: &RefCell<TransitionUpdates>,
+) -> Inner<()> {
     if let Some(fence) = &batch.fence {
         check_fence(conn, fence)?;
     }
@@ -1195,85 +1227,19 @@ fn apply_batch(conn: &Connection, batch: &Batch, rowids: &RefCell<RowidHints>) -
             flow_states: &batch.flow_states,
             flow_metas: &batch.flow_metas,
             rowids: Some(rowids),
+            updates: Some(updates),
         },
     )
 }
 
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
-    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas, rowids } = *parts;
+    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas, rowids, updates } = *parts;
     if let Some(fresh) = fresh {
         insert_fresh(conn, fresh, rowids)?;
     }
     upsert_atoms(conn, atoms)?;
     if !transitions.is_empty() {
-        // One statement for every shape of transition: NULL / a false flag keeps the column; the
-        // row's reserve is given back for what the transition adds (`ROW_RESERVE`). A
-        // row found by its rowid hint skips the uuid index (`rowids`); a wrong hint finds nothing
-        // (the uuid is checked too) and the uuid is searched.
-        macro_rules! update {
-            ($which:literal) => {
-                concat!(
-                    "UPDATE atomdetails SET
-                         state = coalesce(?2, state),
-                         intention = coalesce(?3, intention),
-                         results = coalesce(?4, results),
-                         revert_results = coalesce(?5, revert_results),
-                         meta = coalesce(?6, meta),
-                         updated_at = coalesce(?7, updated_at),
-                         failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
-                         revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END,
-                         resume = coalesce(?12, resume),
-                         reserve = NULL
-                     WHERE ",
-                    $which
-                )
-            };
-        }
-        let (mut by_rowid, mut by_uuid) = (None, None);
-        for t in transitions {
-            let (failure_changes, failure) = nullable_params(&t.failure);
-            let (revert_failure_changes, revert_failure) = nullable_params(&t.revert_failure);
-            let hint = rowids.and_then(|hints| hints.borrow().get(&t.atom_uuid));
-            let rowid = hint.unwrap_or_default();
-            let values: [&dyn rusqlite::ToSql; 13] = [
-                &t.atom_uuid,
-                &t.state,
-                &t.intention,
-                &t.results,
-                &t.revert_results,
-                &t.meta,
-                &t.updated_at,
-                &failure_changes,
-                &failure,
-                &revert_failure_changes,
-                &revert_failure,
-                &t.resume,
-                &rowid,
-            ];
-            let mut updated = 0;
-            if hint.is_some() {
-                let update = match &mut by_rowid {
-                    Some(update) => update,
-                    None => by_rowid.insert(conn.prepare_cached(update!("rowid = ?13 AND uuid = ?1"))?),
-                };
-                updated = update.execute(&values[..])?;
-                if updated == 0 {
-                    if let Some(hints) = rowids {
-                        hints.borrow_mut().forget(&t.atom_uuid);
-                    }
-                }
-            }
-            if updated == 0 {
-                let update = match &mut by_uuid {
-                    Some(update) => update,
-                    None => by_uuid.insert(conn.prepare_cached(update!("uuid = ?1"))?),
-                };
-                updated = update.execute(&values[..12])?;
-            }
-            if updated == 0 {
-                return Err(not_found("atom detail", &t.atom_uuid).into());
-            }
-        }
+        update_transitions(conn, transitions, rowids, updates)?;
     }
     if !resume_records.is_empty() {
         let mut set = conn.prepare_cached("UPDATE atomdetails SET resume = ?2, reserve = NULL WHERE uuid = ?1")?;
@@ -1301,6 +1267,87 @@ fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
             if update.execute(params![change.flow_uuid, change.meta, change.updated_at])? == 0 {
                 return Err(not_found("flow detail", &change.flow_uuid).into());
             }
+        }
+    }
+    Ok(())
+}
+
+/// Writes atom transitions: one UPDATE per transition, the row found by its rowid hint or uuid.
+fn update_transitions(
+    conn: &Connection,
+    transitions: &[Transition],
+    rowids: Option<&RefCell<RowidHints>>,
+    updates: Option<&RefCell<TransitionUpdates>>,
+) -> Inner<()> {
+    // One statement for every shape of transition: NULL / a false flag keeps the column; the
+    // row's reserve is given back for what the transition adds (`ROW_RESERVE`). A
+    // row found by its rowid hint skips the uuid index (`rowids`); a wrong hint finds nothing
+    // (the uuid is checked too) and the uuid is searched.
+    macro_rules! update {
+        ($which:literal) => {
+            concat!(
+                "UPDATE atomdetails SET
+                     state = coalesce(?2, state),
+                     intention = coalesce(?3, intention),
+                     results = coalesce(?4, results),
+                     revert_results = coalesce(?5, revert_results),
+                     meta = coalesce(?6, meta),
+                     updated_at = coalesce(?7, updated_at),
+                     failure = CASE WHEN ?8 THEN ?9 ELSE failure END,
+                     revert_failure = CASE WHEN ?10 THEN ?11 ELSE revert_failure END,
+                     resume = coalesce(?12, resume),
+                     reserve = NULL
+                 WHERE ",
+                $which
+            )
+        };
+    }
+    let (mut local, mut shared) = (TransitionUpdates::default(), updates.map(RefCell::borrow_mut));
+    let statements = match &mut shared {
+        Some(statements) => &mut **statements,
+        None => &mut local,
+    };
+    for t in transitions {
+        let (failure_changes, failure) = nullable_params(&t.failure);
+        let (revert_failure_changes, revert_failure) = nullable_params(&t.revert_failure);
+        let hint = rowids.and_then(|hints| hints.borrow().get(&t.atom_uuid));
+        let values: [Param<'_>; 13] = [
+            Param::Text(&t.atom_uuid),
+            t.state.as_deref().into(),
+            t.intention.as_deref().into(),
+            t.results.as_deref().into(),
+            t.revert_results.as_deref().into(),
+            t.meta.as_deref().into(),
+            t.updated_at.into(),
+            failure_changes.into(),
+            failure.into(),
+            revert_failure_changes.into(),
+            revert_failure.into(),
+            t.resume.as_deref().into(),
+            Param::Int(hint.unwrap_or_default()),
+        ];
+        let mut changed = 0;
+        if hint.is_some() {
+            let update = match &mut statements.by_rowid {
+                Some(update) => update,
+                slot => slot.insert(StaticStatement::prepare(conn, update!("rowid = ?13 AND uuid = ?1"))?),
+            };
+            changed = update.execute(&values)?;
+            if changed == 0 {
+                if let Some(hints) = rowids {
+                    hints.borrow_mut().forget(&t.atom_uuid);
+                }
+            }
+        }
+        if changed == 0 {
+            let update = match &mut statements.by_uuid {
+                Some(update) => update,
+                slot => slot.insert(StaticStatement::prepare(conn, update!("uuid = ?1"))?),
+            };
+            changed = update.execute(&values[..12])?;
+        }
+        if changed == 0 {
+            return Err(not_found("atom detail", &t.atom_uuid).into());
         }
     }
     Ok(())
@@ -1545,6 +1592,39 @@ mod tests {
             .unwrap();
         assert_eq!(reserved, 0, "every transition gives the reserve back");
         (before, pragma(&store, "page_count"))
+    }
+
+    /// The transition UPDATEs are prepared on the raw connection (`static_stmt`): they are
+    /// finalized before the connection closes, so closing still succeeds.
+    #[test]
+    fn a_store_that_wrote_transitions_closes_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("c.db"), Durability::Process).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+                 INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
+            )
+            .unwrap();
+        let fresh = FreshAtoms {
+            parent_uuid: "f".into(),
+            created_at: 1.0,
+            names: vec!["a".into()],
+            retries: vec![false],
+            versions: vec![None],
+            uuids: vec!["a".into()],
+        };
+        store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
+        store.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a") }]).unwrap();
+        store.rowids.borrow_mut().forget("a"); // the uuid form too
+        store.apply_transitions(&[Transition { state: Some("SUCCESS".into()), ..Transition::new("a") }]).unwrap();
+        let updates = store.updates.borrow();
+        assert!(updates.by_rowid.is_some() && updates.by_uuid.is_some());
+        drop(updates);
+        store.close().unwrap();
+        let store = Store::open_read_only(dir.path().join("c.db")).unwrap();
+        assert_eq!(store.atoms_for_flow("f").unwrap()[0].state.as_deref(), Some("SUCCESS"));
     }
 
     /// Fresh rows hold room for what their run adds, so running atoms in any order splits no page
