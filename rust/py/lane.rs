@@ -39,7 +39,7 @@ use crate::graph::{CompiledFlow, NONE};
 use crate::resume;
 use crate::sched::{Action, ActionKind, Intention, State, Transition};
 use crate::spec::AtomKind;
-use crate::store::{Transition as StoreTransition, RESUME_FIELD_END as FIELD_END};
+use crate::store::{Fence, Text, Transition as StoreTransition, RESUME_FIELD_END as FIELD_END};
 
 /// `(atoms completed, actions handed out but not run, failed atom and its exception, an atom
 /// that ran and whose completion the engine records itself, with its result)`.
@@ -66,7 +66,7 @@ type WriterArgs = (
 /// calls into the engine, or starts its next atom, then written as one batch.
 struct LaneWriter {
     store: Py<SqliteStore>,
-    fence: Option<(String, String, i64)>,
+    fence: Option<Fence>,
     /// `storage._uuids`: each atom's detail uuid.
     uuids: Py<PyList>,
     /// The flow's lease (its `lost` is set once the heartbeat finds it lost), or None.
@@ -78,8 +78,9 @@ struct LaneWriter {
     /// `result_text(atom, value) -> str | None`: the JSON text a result is saved as, None when
     /// only the engine may record it (a value that cannot be saved becomes a failure there).
     result_text: Py<PyAny>,
-    /// The meta of a task that succeeded without reporting progress.
-    meta: String,
+    /// The meta of a task that succeeded without reporting progress (borrowed when it is the
+    /// usual one: cloned per atom).
+    meta: Text,
     /// The persister's metas held beyond the progress, and `storage.progress_details`, by atom:
     /// an atom in either has more meta to write than `meta` (the engine writes it).
     metas: Py<PyDict>,
@@ -87,18 +88,21 @@ struct LaneWriter {
     pending: Vec<StoreTransition>,
 }
 
+/// The meta of a task done that reported no progress, as the engine writes it (`persist.py`).
+const DONE_META: &str = r#"{"progress":1.0}"#;
+
 impl LaneWriter {
     fn new(args: WriterArgs) -> LaneWriter {
         let (store, fence, uuids, lease, is_noop, result_text, meta, metas, progress_details) = args;
         LaneWriter {
             store,
-            fence,
+            fence: fence.map(super::store::fence_of),
             uuids,
             lease,
             is_noop,
             noop: FastMap::default(),
             result_text,
-            meta,
+            meta: if meta == DONE_META { Text::Borrowed(DONE_META) } else { Text::Owned(meta) },
             metas,
             progress_details,
             pending: Vec::new(),
@@ -143,13 +147,13 @@ impl LaneWriter {
             return Ok(None);
         }
         let text = if value.is_none() {
-            "null".to_owned()
+            Text::Borrowed("null")
         } else {
             let text = self.result_text.bind(py).call1((atom, value))?;
             if text.is_none() {
                 return Ok(None);
             }
-            text.extract()?
+            Text::Owned(text.extract()?)
         };
         let Some(uuid) = self.uuid(py, atom)? else { return Ok(None) };
         // (pushed rather than format!ted: this runs once per atom)
@@ -160,8 +164,8 @@ impl LaneWriter {
         record.push(FIELD_END);
         Ok(Some(store::step(
             uuid,
-            State::Success.name().to_owned(),
-            Intention::Execute.name().to_owned(),
+            Text::Borrowed(State::Success.name()),
+            Text::Borrowed(Intention::Execute.name()),
             Some(text),
             Some(self.meta.clone()),
             Some(record),
@@ -636,7 +640,8 @@ fn lean_steps(
         match t.state {
             State::Running => {
                 let Some(uuid) = writer.uuid(py, t.atom)? else { return Ok(None) };
-                let (running, execute) = (State::Running.name().to_owned(), Intention::Execute.name().to_owned());
+                let (running, execute) =
+                    (Text::Borrowed(State::Running.name()), Text::Borrowed(Intention::Execute.name()));
                 steps.push(store::step(uuid, running, execute, None, None, None, 0.0));
             }
             State::Success if completed == Some(t.atom) => match success.take() {

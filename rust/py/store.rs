@@ -31,7 +31,7 @@ use super::errors::PyCoreError;
 use crate::error::{CoreError, CoreResult};
 use crate::store::{
     AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms,
-    GroupCommit, LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Transition,
+    GroupCommit, LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Text, Transition,
 };
 
 type LogBookTuple = (String, String, String, f64, Option<f64>);
@@ -133,13 +133,9 @@ impl SqliteStore {
         &self,
         py: Python<'_>,
         transitions: Vec<Transition>,
-        fence: Option<(String, String, i64)>,
+        fence: Option<Fence>,
     ) -> PyResult<()> {
-        let batch = Batch {
-            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
-            transitions,
-            ..Batch::default()
-        };
+        let batch = Batch { transitions, fence, ..Batch::default() };
         let rows = batch_rows(&batch);
         self.with_open_group(py, move |s| s.apply_owned(batch))?;
         self.rows_written.fetch_add(rows, Ordering::Relaxed);
@@ -191,10 +187,10 @@ fn batch_rows(batch: &Batch) -> u64 {
 /// task succeeding); `None` keeps a column.
 pub(super) fn step(
     atom_uuid: String,
-    state: String,
-    intention: String,
-    results: Option<String>,
-    meta: Option<String>,
+    state: Text,
+    intention: Text,
+    results: Option<Text>,
+    meta: Option<Text>,
     resume: Option<String>,
     updated_at: f64,
 ) -> Transition {
@@ -498,7 +494,7 @@ impl SqliteStore {
         fence: Option<(String, String, i64)>,
     ) -> PyResult<()> {
         let batch = Batch {
-            fence: fence.map(|(flow_uuid, owner, epoch)| Fence { flow_uuid, owner, epoch }),
+            fence: fence.map(fence_of),
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {
                 parent_uuid,
@@ -545,10 +541,11 @@ impl SqliteStore {
         let transitions = steps
             .into_iter()
             .map(|(atom_uuid, state, intention, results, meta, resume)| {
-                step(atom_uuid, state, intention, results, meta, resume, updated_at)
+                let (state, intention) = (Text::Owned(state), Text::Owned(intention));
+                step(atom_uuid, state, intention, results.map(Text::Owned), meta.map(Text::Owned), resume, updated_at)
             })
             .collect();
-        self.apply_step_batch(py, transitions, fence)
+        self.apply_step_batch(py, transitions, fence.map(fence_of))
     }
 
     /// How many atom rows this handle has written (each insert, replacement or transition of
@@ -668,11 +665,11 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TransitionArg {
             let key = key.cast::<PyString>()?;
             match key.to_str()? {
                 "uuid" => uuid = Some(value.extract::<String>()?),
-                "state" => transition.state = value.extract()?,
-                "intention" => transition.intention = value.extract()?,
-                "results" => transition.results = value.extract()?,
-                "revert_results" => transition.revert_results = value.extract()?,
-                "meta" => transition.meta = value.extract()?,
+                "state" => transition.state = text(&value)?,
+                "intention" => transition.intention = text(&value)?,
+                "results" => transition.results = text(&value)?,
+                "revert_results" => transition.revert_results = text(&value)?,
+                "meta" => transition.meta = text(&value)?,
                 "updated_at" => transition.updated_at = value.extract()?,
                 "resume" => transition.resume = value.extract()?,
                 "failure" => transition.failure = nullable(&value)?,
@@ -683,6 +680,16 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TransitionArg {
         transition.atom_uuid = uuid.ok_or_else(|| PyValueError::new_err("a transition needs the atom's 'uuid'"))?;
         Ok(TransitionArg(transition))
     }
+}
+
+/// The fence of a `(flow uuid, owner, epoch)` tuple.
+pub(super) fn fence_of((flow_uuid, owner, epoch): (String, String, i64)) -> Fence {
+    Fence { flow_uuid: flow_uuid.into(), owner: owner.into(), epoch }
+}
+
+/// A text column's value: `None` keeps the column.
+fn text(value: &Bound<'_, PyAny>) -> PyResult<Option<Text>> {
+    Ok(value.extract::<Option<String>>()?.map(Text::Owned))
 }
 
 /// A present failure key: `None` clears the column, a string sets it.

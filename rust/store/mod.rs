@@ -162,6 +162,10 @@ pub enum Nullable {
     Set(String),
 }
 
+/// A column's text in a [`Transition`]: the engine's constant texts (state and intention names,
+/// the meta of a task done, the result `null`) are borrowed, not allocated, once per atom.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// The hot-path write: a change to some columns of one existing atom detail, found by uuid.
 ///
 /// `None` (or [`Nullable::Keep`]) leaves a column unchanged, so a transition costs one row update
@@ -170,13 +174,13 @@ pub enum Nullable {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Transition {
     pub atom_uuid: String,
-    pub state: Option<String>,
-    pub intention: Option<String>,
-    pub results: Option<String>,
+    pub state: Option<Text>,
+    pub intention: Option<Text>,
+    pub results: Option<Text>,
     pub failure: Nullable,
-    pub revert_results: Option<String>,
+    pub revert_results: Option<Text>,
     pub revert_failure: Nullable,
-    pub meta: Option<String>,
+    pub meta: Option<Text>,
     pub updated_at: Option<f64>,
     /// The atom's new resume record (see [`ResumeRecord`]); `None` keeps it.
     pub resume: Option<String>,
@@ -267,8 +271,9 @@ pub struct Batch {
 /// acquired the lease (`Store::acquire_lease`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
-    pub flow_uuid: String,
-    pub owner: String,
+    /// (Shared texts: a fence is cloned for every batch the engine writes.)
+    pub flow_uuid: std::sync::Arc<str>,
+    pub owner: std::sync::Arc<str>,
     pub epoch: i64,
 }
 

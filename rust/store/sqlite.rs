@@ -1658,7 +1658,7 @@ mod tests {
             store.conn.query_row("SELECT state FROM atomdetails WHERE uuid = ?1", [uuid], |r| r.get(0)).unwrap()
         };
         let set = |store: &mut Store, uuid: &str, to: &str| {
-            store.apply_transitions(&[Transition { state: Some(to.into()), ..Transition::new(uuid) }])
+            store.apply_transitions(&[Transition { state: Some(to.to_owned().into()), ..Transition::new(uuid) }])
         };
         set(&mut store, "a0", "RUNNING").unwrap();
         assert_eq!(state(&store, "a0"), "RUNNING");

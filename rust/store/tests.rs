@@ -435,7 +435,7 @@ fn a_fenced_batch_commits_only_under_its_lease() {
     let old = store.acquire_lease("f", "old", 1.0, 0.0).unwrap().unwrap();
     let write = |store: &mut Store, owner: &str, epoch: i64, state: &str| {
         let mut batch = Batch::new();
-        batch.transition(Transition { state: Some(state.into()), ..Transition::new(atom.clone()) });
+        batch.transition(Transition { state: Some(state.to_owned().into()), ..Transition::new(atom.clone()) });
         batch.fence = Some(Fence { flow_uuid: "f".into(), owner: owner.into(), epoch });
         store.apply(&batch)
     };
@@ -579,7 +579,7 @@ fn crash_child_commits_then_aborts() {
     for i in 0..CRASH_COMMITS {
         let t = Transition {
             state: Some("SUCCESS".into()),
-            results: Some(i.to_string()),
+            results: Some(i.to_string().into()),
             ..Transition::new(format!("a{i}"))
         };
         store.apply_transitions(&[t]).unwrap();
@@ -722,7 +722,7 @@ fn grouped(dir: &tempfile::TempDir, n: usize, rows: usize, delay: Duration) -> (
 
 fn step(atom: &str, state: &str) -> Batch {
     let mut batch = Batch::new();
-    batch.transition(Transition { state: Some(state.into()), ..Transition::new(atom) });
+    batch.transition(Transition { state: Some(state.to_owned().into()), ..Transition::new(atom) });
     batch
 }
 
