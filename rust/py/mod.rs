@@ -11,6 +11,7 @@ mod lower;
 mod resume;
 mod scheduler;
 mod store;
+mod uuids;
 
 use pyo3::prelude::*;
 
@@ -34,5 +35,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resume::check_migrations, m)?)?;
     m.add_function(wrap_pyfunction!(resume::input_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(resume::rewind_order, m)?)?;
+    m.add_function(wrap_pyfunction!(uuids::uuid4_texts, m)?)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,6 +283,7 @@ class Persister:
         versions = self._versions = [None] * len(compilation.atoms)
         indexes: Any = range(len(compilation.atoms))
         bulk = by_rows and plan.has_payloads
+        new_uuids = _new_uuids()
         if bulk:
             # Plain rows restored in bulk from the plan's read; only the others go through the loop.
             indexes = self._restore_columns(storage, saved, plan, restore)
@@ -295,7 +296,7 @@ class Persister:
             position = matched[index]
             if position < 0:
                 if self.details is None:
-                    uuid_ = str(uuid.uuid4())
+                    uuid_ = next(new_uuids)
                     fresh_uuids.append(uuid_)
                     fresh_names.append(atom.name)
                     fresh_retries.append(is_retry)
@@ -1121,6 +1122,15 @@ def _interrupted(name: str) -> Any:
         )
     except exceptions.ExecutionFailure:
         return Failure()
+
+
+def _new_uuids() -> Iterator[str]:
+    """Fresh version-4 uuid texts for new atom details, made in Rust in growing batches (16, 64,
+    ... 65,536): ``str(uuid.uuid4())`` costs about 2.5 µs, a third of preparing a new flow."""
+    batch = 16
+    while True:
+        yield from _core.uuid4_texts(os.urandom(16 * batch))
+        batch = min(batch * 4, 65_536)
 
 
 def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:
