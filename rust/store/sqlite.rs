@@ -1496,7 +1496,11 @@ mod tests {
 
     /// An in-memory store holding logbook `b` with its flow detail `f`.
     fn store_with_flow() -> Store {
-        let store = Store::open_in_memory().unwrap();
+        with_flow(Store::open_in_memory().unwrap())
+    }
+
+    /// `store` with logbook `b` and its flow detail `f` added.
+    fn with_flow(store: Store) -> Store {
         store
             .conn
             .execute_batch(
@@ -1599,14 +1603,7 @@ mod tests {
     #[test]
     fn a_store_that_wrote_transitions_closes_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path().join("c.db"), Durability::Process).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-                 INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
-            )
-            .unwrap();
+        let mut store = with_flow(Store::open(dir.path().join("c.db"), Durability::Process).unwrap());
         let fresh = FreshAtoms {
             parent_uuid: "f".into(),
             created_at: 1.0,
