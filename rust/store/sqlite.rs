@@ -1149,7 +1149,9 @@ fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<R
             fresh.versions.len()
         ))));
     }
-    let mut insert = conn.prepare_cached(
+    // (bound in place: one statement per call, its texts not copied per row; see `static_stmt`)
+    let mut insert = StaticStatement::prepare(
+        conn,
         "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
                                   revert_results, revert_failure, version, meta, created_at, updated_at, reserve)
          VALUES (?1, ?2, ?3, ?4, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?5, '{}', ?6, ?6, zeroblob(?7))",
@@ -1158,8 +1160,15 @@ fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<R
         fresh.uuids.iter().zip(&fresh.names).zip(&fresh.retries).zip(&fresh.versions)
     {
         let kind = if *retry { AtomType::Retry } else { AtomType::Task };
-        let saved =
-            insert.execute(params![uuid, fresh.parent_uuid, name, kind, version, fresh.created_at, ROW_RESERVE]);
+        let saved = insert.execute(&[
+            Param::Text(uuid),
+            Param::Text(&fresh.parent_uuid),
+            Param::Text(name),
+            Param::Text(kind.as_str()),
+            version.as_deref().into(),
+            Param::Real(fresh.created_at),
+            Param::Int(ROW_RESERVE),
+        ]);
         missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", uuid)?;
         if let Some(hints) = rowids {
             hints.borrow_mut().learn(uuid, conn.last_insert_rowid());

@@ -979,6 +979,15 @@ fn fresh_atoms_are_inserted_from_columns_and_mismatched_columns_write_nothing() 
     let err = store.apply(&fresh(vec!["x", "y"], vec![None])).unwrap_err();
     assert!(matches!(err, CoreError::InvalidState(ref m) if m.contains("2 uuids")), "{err:?}");
     assert_eq!(store.atoms_for_flow("f").unwrap().len(), 2);
+
+    // A missing flow detail is named; a uuid already saved refuses the whole batch.
+    let mut orphan = fresh(vec!["z"], vec![None]);
+    orphan.fresh_atoms.as_mut().unwrap().parent_uuid = "noflow".into();
+    let err = store.apply(&orphan).unwrap_err();
+    assert_eq!(err, CoreError::NotFound("flow detail 'noflow' not found (saving atom detail 'z')".into()));
+    let err = store.apply(&fresh(vec!["w", "t"], vec![None, None])).unwrap_err();
+    assert!(matches!(err, CoreError::Storage(ref m) if m.contains("UNIQUE")), "{err:?}");
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 2, "nothing of a refused batch is written");
 }
 
 // ---- files that are not stores: refused untouched; new stores private --------------------------

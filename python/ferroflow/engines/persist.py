@@ -284,6 +284,15 @@ class Persister:
         indexes: Any = range(len(compilation.atoms))
         bulk = by_rows and plan.has_payloads
         new_uuids = _new_uuids()
+        if not bulk and self.details is None and max(matched, default=-1) < 0:
+            # No atom matched a saved detail (a new flow): each gets a new one, made as columns.
+            indexes = ()
+            fresh_uuids.extend(_core.uuid4_texts(os.urandom(16 * len(spec_atoms))))
+            fresh_names.extend([atom.name for atom in compilation.atoms])
+            fresh_retries.extend([spec[1] == _RETRY for spec in spec_atoms])
+            versions[:] = [spec[2] or None for spec in spec_atoms]
+            fresh_versions.extend(versions)
+            storage.set_atom_uuids(fresh_uuids)
         if bulk:
             # Plain rows restored in bulk from the plan's read; only the others go through the loop.
             indexes = self._restore_columns(storage, saved, plan, restore)
