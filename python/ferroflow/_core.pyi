@@ -79,6 +79,13 @@ class Scheduler:
 class ProgressSink:
     def report(self, task: Any, progress: float) -> bool: ...
 
+class Flag:
+    """A boolean shared with the Rust lane (a suspend asked for, a listener registered)."""
+
+    def __init__(self, value: bool = False) -> None: ...
+    def set(self, value: bool) -> None: ...
+    def __bool__(self) -> bool: ...
+
 class Lane:
     def __init__(
         self,

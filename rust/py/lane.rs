@@ -32,6 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::types::{PyDict, PyList, PyString};
 
+use super::flag::Flag;
 use super::scheduler::Scheduler;
 use super::store::{self, SqliteStore};
 use crate::graph::hash::FastMap;
@@ -236,6 +237,10 @@ pub struct Lane {
     /// registration): non-empty means someone now observes.
     progress: Py<PyDict>,
     notifier: Py<PyAny>,
+    /// The notifier's `_listening` and the engine's `_suspend_flag` (`super::flag`), read for an
+    /// atomic load between atoms; `None` for objects without them (their attributes are read).
+    listening: Option<Py<Flag>>,
+    suspend: Option<Py<Flag>>,
     sink: Py<ProgressSink>,
     /// `has_execute_hooks(cls) -> bool`, asked once per class.
     has_hooks: Py<PyAny>,
@@ -277,7 +282,13 @@ impl Lane {
         identity_names: Option<Py<PyAny>>,
     ) -> PyResult<Lane> {
         let sink = Py::new(py, ProgressSink { report, atom: AtomicU32::new(0), task: AtomicUsize::new(0) })?;
+        let flag = |owner: &Py<PyAny>, name: &str| -> Option<Py<Flag>> {
+            owner.bind(py).getattr(name).ok()?.cast_into::<Flag>().ok().map(Bound::unbind)
+        };
+        let (listening, suspend) = (flag(&notifier, "_listening"), flag(&engine, "_suspend_flag"));
         Ok(Lane {
+            listening,
+            suspend,
             engine,
             atoms,
             results,
@@ -453,12 +464,21 @@ impl Lane {
     }
 
     fn suspended(&self, py: Python<'_>) -> PyResult<bool> {
-        self.engine.bind(py).getattr(intern!(py, "_suspend_requested"))?.is_truthy()
+        match &self.suspend {
+            Some(flag) => Ok(flag.get().is_set()),
+            None => self.engine.bind(py).getattr(intern!(py, "_suspend_requested"))?.is_truthy(),
+        }
     }
 
     /// Whether someone now observes the run: a listener registered, progress reported.
     fn observed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(!self.progress.bind(py).is_empty() || self.notifier.bind(py).getattr(intern!(py, "_topics"))?.is_truthy()?)
+        if !self.progress.bind(py).is_empty() {
+            return Ok(true);
+        }
+        match &self.listening {
+            Some(flag) => Ok(flag.get().is_set()),
+            None => self.notifier.bind(py).getattr(intern!(py, "_topics"))?.is_truthy(),
+        }
     }
 
     /// The keyword arguments of `atom`'s execute, found as the engine finds them (transient

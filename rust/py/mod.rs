@@ -4,6 +4,7 @@
 //! engine's fast lane (`lane`), which runs plain atoms' `execute` when nothing observes the run.
 mod convert;
 mod errors;
+mod flag;
 mod flow;
 mod lane;
 mod links;
@@ -22,6 +23,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flow::CompiledFlow>()?;
     m.add_class::<scheduler::Scheduler>()?;
     m.add_class::<lane::Lane>()?;
+    m.add_class::<flag::Flag>()?;
     m.add_class::<lane::ProgressSink>()?;
     m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;

@@ -120,6 +120,7 @@ class ActionEngine(ResumptionMixin):
         self._stepping = False
         self._prepared = False
         self._validated = False
+        self._suspend_flag = _core.Flag()
         self._suspend_requested = False
         self._lock = threading.RLock()
         self._statistics: dict[str, Any] = {}
@@ -134,6 +135,15 @@ class ActionEngine(ResumptionMixin):
         self._thrown: Failure | None = None
 
     # -- properties ------------------------------------------------------------------------------
+    @property
+    def _suspend_requested(self) -> bool:
+        """Whether a suspend was asked for: kept in a flag the Rust lane reads between atoms."""
+        return bool(self._suspend_flag)
+
+    @_suspend_requested.setter
+    def _suspend_requested(self, value: bool) -> None:
+        self._suspend_flag.set(value)
+
     @property
     def storage(self) -> Storage:
         return self._storage

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self
 
+from ferroflow import _core
+
 LOG = logging.getLogger(__name__)
 
 
@@ -110,7 +112,21 @@ class Notifier:
 
     def __init__(self) -> None:
         # event type -> listeners; lists are replaced, never mutated, and empty ones are removed.
-        self._topics: dict[str, list[Listener]] = {}
+        self._topics = {}
+
+    @property
+    def _topics(self) -> dict[str, list[Listener]]:
+        return self._topic_map
+
+    @_topics.setter
+    def _topics(self, topics: dict[str, list[Listener]]) -> None:
+        # Every change replaces the dict, so this keeps `_listening` true: the engine's Rust lane
+        # reads that flag between atoms instead of looking up this attribute.
+        self._topic_map = topics
+        listening = self.__dict__.get("_listening")
+        if listening is None:
+            listening = self._listening = _core.Flag()
+        listening.set(bool(topics))
 
     def __len__(self) -> int:
         """How many callbacks are registered (over all event types)."""
@@ -221,6 +237,7 @@ class Notifier:
     def copy(self) -> Self:
         """A copy with the same registrations (later changes to either do not affect the other)."""
         clone = copy.copy(self)
+        clone._listening = _core.Flag()  # (its own: the copy's registrations are its own)
         clone._topics = {event: list(listeners) for event, listeners in self._topics.items()}
         return clone
 
