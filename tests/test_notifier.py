@@ -137,6 +137,51 @@ def test_restricted_notifier_copy_and_context_manager():
         pass
 
 
+def test_the_listening_flag_follows_registrations_and_copies_keep_their_own():
+    """The engine's Rust lane reads ``_listening`` instead of ``_topics``: it must follow every change."""
+    import copy
+    import pickle
+
+    callback = print  # (picklable)
+    n = nt.Notifier()
+    assert not n._listening
+    n.register("a", callback)
+    assert n._listening
+    shallow, clone, deep = copy.copy(n), n.copy(), copy.deepcopy(n)
+    assert shallow._listening is not n._listening and clone._listening is not n._listening
+    assert shallow._listening and clone._listening and deep._listening
+    assert n.deregister("a", callback)
+    assert not n._listening and shallow._listening and clone._listening, "each copy keeps its own"
+    assert len(shallow) == 1
+    n.register("b", callback)
+    assert n.deregister_event("b") == 1 and not n._listening
+    n.register("c", callback)
+    n.reset()
+    assert not n._listening
+    assert bool(pickle.loads(pickle.dumps(clone))._listening)
+
+
+def test_a_listener_registered_by_a_running_task_sees_the_next_atoms(tmp_path):
+    """The lane checks the listening flag between atoms: a listener added mid-run sees what follows."""
+    from ferroflow import engines, task
+    from ferroflow.patterns import linear_flow
+
+    seen: list[str] = []
+
+    class Subscribe(task.Task):
+        def execute(self):
+            ENGINE.atom_notifier.register(states.SUCCESS, lambda event, details: seen.append(details["task_name"]))
+
+    class Noop(task.Task):
+        def execute(self):
+            return None
+
+    flow = linear_flow.Flow("f").add(Noop("a"), Subscribe("s"), Noop("b"), Noop("c"))
+    ENGINE = engines.load(flow, backend=f"sqlite:///{tmp_path / 'l.db'}")
+    ENGINE.run()
+    assert seen == ["s", "b", "c"]
+
+
 # -- listeners ------------------------------------------------------------------------------------------
 
 

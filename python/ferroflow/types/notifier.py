@@ -237,8 +237,15 @@ class Notifier:
     def copy(self) -> Self:
         """A copy with the same registrations (later changes to either do not affect the other)."""
         clone = copy.copy(self)
-        clone._listening = _core.Flag()  # (its own: the copy's registrations are its own)
         clone._topics = {event: list(listeners) for event, listeners in self._topics.items()}
+        return clone
+
+    def __copy__(self) -> Self:
+        # A shallow copy shares the (never mutated) topics but needs its own listening flag: each
+        # side's registrations change only its own.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._listening = _core.Flag(bool(self._topic_map))
         return clone
 
     def listeners_iter(self) -> Iterator[tuple[str, list[Listener]]]:
