@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1150,87 +1149,32 @@ fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<R
             fresh.versions.len()
         ))));
     }
-    // Rows go in by chunks of `FRESH_CHUNK` per statement (a statement's own cost — its start, halt
-    // and reset — is then paid once per chunk), the rest one by one; texts are bound in place
-    // (`static_stmt`).
-    let rows: Vec<FreshRow<'_>> = fresh
-        .uuids
-        .iter()
-        .zip(&fresh.names)
-        .zip(&fresh.retries)
-        .zip(&fresh.versions)
-        .map(|(((uuid, name), retry), version)| {
-            (uuid.as_str(), name.as_str(), if *retry { AtomType::Retry } else { AtomType::Task }, version.as_deref())
-        })
-        .collect();
-    let (whole, rest) = rows.split_at(rows.len() - rows.len() % FRESH_CHUNK);
-    if !whole.is_empty() {
-        let mut insert = StaticStatement::prepare(conn, &fresh_insert_sql(FRESH_CHUNK))?;
-        for chunk in whole.chunks(FRESH_CHUNK) {
-            insert_fresh_rows(conn, &mut insert, fresh, chunk, rowids)?;
-        }
-    }
-    if !rest.is_empty() {
-        let mut insert = StaticStatement::prepare(conn, &fresh_insert_sql(1))?;
-        for row in rest.chunks(1) {
-            insert_fresh_rows(conn, &mut insert, fresh, row, rowids)?;
-        }
-    }
-    Ok(())
-}
-
-/// A fresh row's uuid, name, kind and version.
-type FreshRow<'a> = (&'a str, &'a str, AtomType, Option<&'a str>);
-
-/// Runs `insert` (made by `fresh_insert_sql(rows.len())`) for `rows` of `fresh`.
-fn insert_fresh_rows(
-    conn: &Connection,
-    insert: &mut StaticStatement,
-    fresh: &FreshAtoms,
-    rows: &[FreshRow<'_>],
-    rowids: Option<&RefCell<RowidHints>>,
-) -> Inner<()> {
-    // `?1` is the flow's uuid, `?2` the creation time, `?3` the reserve; then 4 per row.
-    let mut params = Vec::with_capacity(3 + 4 * rows.len());
-    params.extend([Param::Text(&fresh.parent_uuid), Param::Real(fresh.created_at), Param::Int(ROW_RESERVE)]);
-    for &(uuid, name, kind, version) in rows {
-        params.extend([Param::Text(uuid), Param::Text(name), Param::Text(kind.as_str()), version.into()]);
-    }
-    missing_parent(insert.execute(&params), "flow detail", &fresh.parent_uuid, "atom detail", rows[0].0)?;
-    if let Some(hints) = rowids {
-        // One statement's rows get consecutive rowids, the last one's known; a hint is checked
-        // when used, so a wrong one could only cost a search by uuid.
-        let last = conn.last_insert_rowid();
-        let mut hints = hints.borrow_mut();
-        for (back, &(uuid, ..)) in rows.iter().rev().enumerate() {
-            hints.learn(uuid, last - back as i64);
-        }
-    }
-    Ok(())
-}
-
-/// Fresh rows per INSERT statement (4 parameters each, besides the 3 they share).
-const FRESH_CHUNK: usize = 64;
-
-/// The INSERT of `rows` fresh atom details (see `insert_fresh` for its parameters).
-fn fresh_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
+    // (bound in place: one statement per call, its texts not copied per row; see `static_stmt`)
+    let mut insert = StaticStatement::prepare(
+        conn,
         "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
                                   revert_results, revert_failure, version, meta, created_at, updated_at, reserve)
-         VALUES ",
-    );
-    for row in 0..rows {
-        let first = 4 + 4 * row;
-        let _ = write!(
-            sql,
-            "{}(?{first}, ?1, ?{}, ?{}, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?{}, '{{}}', ?2, ?2, zeroblob(?3))",
-            if row == 0 { "" } else { ", " },
-            first + 1,
-            first + 2,
-            first + 3
-        );
+         VALUES (?1, ?2, ?3, ?4, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?5, '{}', ?6, ?6, zeroblob(?7))",
+    )?;
+    for (((uuid, name), retry), version) in
+        fresh.uuids.iter().zip(&fresh.names).zip(&fresh.retries).zip(&fresh.versions)
+    {
+        let kind = if *retry { AtomType::Retry } else { AtomType::Task };
+        let saved = insert.execute(&[
+            Param::Text(uuid),
+            Param::Text(&fresh.parent_uuid),
+            Param::Text(name),
+            Param::Text(kind.as_str()),
+            version.as_deref().into(),
+            Param::Real(fresh.created_at),
+            Param::Int(ROW_RESERVE),
+        ]);
+        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", uuid)?;
+        if let Some(hints) = rowids {
+            hints.borrow_mut().learn(uuid, conn.last_insert_rowid());
+        }
     }
-    sql
+    Ok(())
 }
 
 /// Inserts or replaces whole atom details (keeping an existing row's `created_at`).
@@ -1661,36 +1605,6 @@ mod tests {
             .unwrap();
         assert_eq!(reserved, 0, "every transition gives the reserve back");
         (before, pragma(&store, "page_count"))
-    }
-
-    /// Fresh rows go in 64 per statement, the rest one by one: each row's rowid hint is its own,
-    /// and the rows keep their order (listing a flow's atoms follows it).
-    #[test]
-    fn fresh_rows_inserted_by_chunks_keep_their_order_and_true_hints() {
-        let mut store = store_with_flow();
-        let n = 2 * FRESH_CHUNK + 7;
-        let uuids: Vec<String> = (0..n).map(|i| format!("u{}", (i * 7_919) % 1_000)).collect();
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: (0..n).map(|i| format!("t{i}")).collect(),
-            retries: (0..n).map(|i| i % 5 == 0).collect(),
-            versions: (0..n).map(|i| (i % 2 == 0).then(|| format!("{i}.0"))).collect(),
-            uuids: uuids.clone(),
-        };
-        store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
-        let rows = store.atoms_for_flow("f").unwrap();
-        assert_eq!(rows.iter().map(|r| r.uuid.clone()).collect::<Vec<_>>(), uuids);
-        for (i, row) in rows.iter().enumerate() {
-            assert_eq!(row.name, format!("t{i}"));
-            assert_eq!(row.atom_type, if i % 5 == 0 { AtomType::Retry } else { AtomType::Task });
-            assert_eq!(row.version, (i % 2 == 0).then(|| format!("{i}.0")));
-            let rowid: i64 = store
-                .conn
-                .query_row("SELECT rowid FROM atomdetails WHERE uuid = ?1", [&row.uuid], |r| r.get(0))
-                .unwrap();
-            assert_eq!(store.rowids.borrow().get(&row.uuid), Some(rowid), "hint of {}", row.uuid);
-        }
     }
 
     /// The transition UPDATEs are prepared on the raw connection (`static_stmt`): they are
