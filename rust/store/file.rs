@@ -155,6 +155,11 @@ fn create(path: &Path, label: &str) -> CoreResult<bool> {
         drop(file);
         let mut conn = connect(&temp, label, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         schema::migrate(&mut conn, label)?;
+        // WAL mode is kept in the file: switched here, before anyone else can open it, the file
+        // needs no switch when processes that raced to create it open it at once (a switch needs
+        // an exclusive lock, and connections upgrading their locks together can get "database is
+        // locked" without waiting). A file system without WAL is reported by the first open.
+        let _ = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
         conn.close().map_err(|(_, e)| failed(&e))?;
         match fs::hard_link(&temp, path) {
             Ok(()) => Ok(true),
