@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::types::{PyDict, PyList, PyString};
@@ -93,6 +94,21 @@ struct LaneWriter {
 const DONE_META: &str = r#"{"progress":1.0}"#;
 
 impl LaneWriter {
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for held in [
+            self.store.as_any(),
+            self.uuids.as_any(),
+            &self.lease,
+            &self.is_noop,
+            &self.result_text,
+            self.metas.as_any(),
+            self.progress_details.as_any(),
+        ] {
+            visit.call(held)?;
+        }
+        Ok(())
+    }
+
     fn new(args: WriterArgs) -> LaneWriter {
         let (store, fence, uuids, lease, is_noop, result_text, meta, metas, progress_details) = args;
         LaneWriter {
@@ -201,6 +217,11 @@ pub struct ProgressSink {
 
 #[pymethods]
 impl ProgressSink {
+    /// What the collector must see of it (it may be part of a cycle through the storage).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.report)
+    }
+
     /// Reports `progress` when `task` is the task the lane is running; returns whether it did.
     fn report(&self, py: Python<'_>, task: &Bound<'_, PyAny>, progress: &Bound<'_, PyAny>) -> PyResult<bool> {
         if self.task.load(Ordering::Relaxed) != task.as_ptr() as usize {
@@ -306,6 +327,32 @@ impl Lane {
             batch,
             writer: writer.map(LaneWriter::new),
         })
+    }
+
+    /// What the collector must see of the lane: it refers back to its engine (which holds it
+    /// while a run lasts), so without this an engine dropped with its lane alive is never freed.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for held in [
+            &self.engine,
+            self.atoms.as_any(),
+            self.results.as_any(),
+            self.states.as_any(),
+            self.intentions.as_any(),
+            self.save_as.as_any(),
+            self.store.as_any(),
+            self.transient.as_any(),
+            self.progress.as_any(),
+            &self.notifier,
+            self.sink.as_any(),
+            &self.has_hooks,
+        ] {
+            visit.call(held)?;
+        }
+        visit.call(self.identity_names.as_ref())?;
+        if let Some(writer) = &self.writer {
+            writer.traverse(&visit)?;
+        }
+        Ok(())
     }
 
     /// What `Task.update_progress` reports through while this lane runs.

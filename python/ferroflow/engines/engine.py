@@ -877,6 +877,14 @@ class SerialActionEngine(ActionEngine):
     _lane_writer: Any = None
 
     def _loop(self, timeout: float | None) -> Iterator[str]:
+        try:
+            yield from self._rounds()
+        finally:
+            # The lane refers back to this engine: kept past the run, the pair would live until
+            # a collection found the cycle, so every engine a process runs would outlast its run.
+            self._lane = self._lane_writer = None
+
+    def _rounds(self) -> Iterator[str]:
         call, complete, limit = self._call, self._complete, self._batch_size
         # run() consumes no engine states: only run_iter() gets the per-round ones.
         stepping = self._stepping
