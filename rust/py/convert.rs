@@ -1,22 +1,57 @@
 //! Python's lowered flow (plain tuples, see `ferroflow/_lower.py`) → `spec` structs.
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use super::links::GraphLinks;
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
 
-/// One atom as Python lowers it (see `ferroflow/_lower.py`).
-pub type AtomTuple = (String, u8, String, i32, Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+/// One atom as Python lowers it (see `ferroflow/_lower.py`): `(name, kind, version, priority,
+/// requires, optional, revert_requires, revert_optional, provides)`.
+///
+/// Read field by field, its name lists by index: pyo3's generic `Vec` extraction makes a Python
+/// iterator object per list, five per atom, which was a third of compiling a big flow.
+pub struct AtomArg(AtomSpec);
 
-fn atom_spec(tuple: AtomTuple) -> PyResult<AtomSpec> {
-    let (name, kind, version, priority, requires, optional, revert_requires, revert_optional, provides) = tuple;
-    let kind = match kind {
-        0 => AtomKind::Task,
-        1 => AtomKind::Retry,
-        other => return Err(PyValueError::new_err(format!("atom '{name}': unknown atom kind code {other}"))),
-    };
-    Ok(AtomSpec { name, kind, version, priority, requires, optional, revert_requires, revert_optional, provides })
+const ATOM_FIELDS: usize = 9;
+
+impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let t = obj.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("a lowered atom must be a tuple"))?;
+        if t.len() != ATOM_FIELDS {
+            return Err(PyValueError::new_err(format!("a lowered atom has {ATOM_FIELDS} fields, got {}", t.len())));
+        }
+        let name: String = t.get_item(0)?.extract()?;
+        let kind = match t.get_item(1)?.extract::<u8>()? {
+            0 => AtomKind::Task,
+            1 => AtomKind::Retry,
+            other => return Err(PyValueError::new_err(format!("atom '{name}': unknown atom kind code {other}"))),
+        };
+        Ok(AtomArg(AtomSpec {
+            kind,
+            version: t.get_item(2)?.extract()?,
+            priority: t.get_item(3)?.extract()?,
+            requires: names(&t.get_item(4)?)?,
+            optional: names(&t.get_item(5)?)?,
+            revert_requires: names(&t.get_item(6)?)?,
+            revert_optional: names(&t.get_item(7)?)?,
+            provides: names(&t.get_item(8)?)?,
+            name,
+        }))
+    }
+}
+
+/// A list (or tuple) of names, read by index; another sequence through its iterator.
+fn names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if let Ok(list) = obj.cast::<PyList>() {
+        return list.iter().map(|item| item.extract()).collect();
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return tuple.iter().map(|item| item.extract()).collect();
+    }
+    obj.extract()
 }
 
 fn pattern(code: u8) -> PyResult<Pattern> {
@@ -78,7 +113,10 @@ fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
     }
 }
 
-pub fn flow_spec(atoms: Vec<AtomTuple>, root: &Bound<'_, PyAny>) -> PyResult<FlowSpec> {
-    let atoms = atoms.into_iter().map(atom_spec).collect::<PyResult<Vec<_>>>()?;
+pub fn flow_spec(atoms: &Bound<'_, PyAny>, root: &Bound<'_, PyAny>) -> PyResult<FlowSpec> {
+    let atoms = match atoms.cast::<PyList>() {
+        Ok(list) => list.iter().map(|atom| atom.extract::<AtomArg>().map(|a| a.0)).collect::<PyResult<Vec<_>>>()?,
+        Err(_) => atoms.extract::<Vec<AtomArg>>()?.into_iter().map(|a| a.0).collect(),
+    };
     Ok(FlowSpec { atoms, root: node(root)? })
 }

@@ -9,8 +9,6 @@ use super::errors::PyCoreError;
 use crate::graph::{self, NONE};
 use crate::names;
 
-use super::convert::AtomTuple;
-
 /// `(decider id, history atoms, entry atoms, target atoms, depth code)`.
 type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
 
@@ -110,7 +108,7 @@ impl CompiledFlow {
 
 /// Compiles a lowered flow (`ferroflow._lower.lower`) into the execution graph.
 #[pyfunction]
-pub fn compile(py: Python<'_>, atoms: Vec<AtomTuple>, root: &Bound<'_, PyAny>) -> PyResult<CompiledFlow> {
+pub fn compile(py: Python<'_>, atoms: &Bound<'_, PyAny>, root: &Bound<'_, PyAny>) -> PyResult<CompiledFlow> {
     let spec = convert::flow_spec(atoms, root)?;
     let compiled = py.detach(|| graph::compile_owned(spec)).map_err(PyCoreError::from)?;
     Ok(CompiledFlow { inner: Arc::new(compiled) })
