@@ -121,7 +121,6 @@ class ActionEngine(ResumptionMixin):
         self._prepared = False
         self._validated = False
         self._suspend_flag = _core.Flag()
-        self._suspend_requested = False
         self._lock = threading.RLock()
         self._statistics: dict[str, Any] = {}
         self._never_resolve = _truthy(self._options.get("never_resolve", False))

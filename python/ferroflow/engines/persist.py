@@ -274,7 +274,6 @@ class Persister:
         created: list[models.AtomDetail] = []
         # New details on the fast path, as columns: uuids, names, is-retry flags, versions.
         fresh: tuple[list[str], list[str], list[bool], list[str | None]] = ([], [], [], [])
-        fresh_uuids, fresh_names, fresh_retries, fresh_versions = fresh
         restore: list[tuple[int, int, int]] = []
         to_revert: list[int] = []
         flow_reverted = fd.state == states.REVERTED
@@ -283,19 +282,17 @@ class Persister:
         versions = self._versions = [None] * len(compilation.atoms)
         indexes: Any = range(len(compilation.atoms))
         bulk = by_rows and plan.has_payloads
-        new_uuids = _new_uuids()
-        if not bulk and self.details is None and max(matched, default=-1) < 0:
-            # No atom matched a saved detail (a new flow): each gets a new one, made as columns.
-            indexes = ()
-            fresh_uuids.extend(_core.uuid4_texts(os.urandom(16 * len(spec_atoms))))
-            fresh_names.extend([atom.name for atom in compilation.atoms])
-            fresh_retries.extend([spec[1] == _RETRY for spec in spec_atoms])
-            versions[:] = [spec[2] or None for spec in spec_atoms]
-            fresh_versions.extend(versions)
-            storage.set_atom_uuids(fresh_uuids)
         if bulk:
             # Plain rows restored in bulk from the plan's read; only the others go through the loop.
             indexes = self._restore_columns(storage, saved, plan, restore)
+        if self.details is None:
+            # Atoms no saved detail matched get new ones, made as columns in one go (a new flow:
+            # every atom, and the loop below has nothing left to do).
+            if not bulk and max(matched, default=-1) < 0:
+                unmatched, indexes = list(indexes), ()
+            else:
+                unmatched = [index for index in indexes if matched[index] < 0]
+            _fresh_columns(storage, compilation, unmatched, fresh, versions)
         atoms = compilation.atoms
         for index in indexes:
             atom = atoms[index]
@@ -305,23 +302,17 @@ class Persister:
             position = matched[index]
             if position < 0:
                 if self.details is None:
-                    uuid_ = next(new_uuids)
-                    fresh_uuids.append(uuid_)
-                    fresh_names.append(atom.name)
-                    fresh_retries.append(is_retry)
-                    fresh_versions.append(version)
-                else:
-                    # (keeping a uuid the engine already gave out: `attach_memory_backend` after a run)
-                    known = storage.known_uuid(index)
-                    ad = models.RetryDetail(atom.name, known) if is_retry else models.TaskDetail(atom.name, known)
-                    ad.state = states.PENDING
-                    ad.intention = states.EXECUTE
-                    ad.version = version
-                    created.append(ad)
-                    fd.add(ad)
-                    self.details.append(ad)
-                    uuid_ = ad.uuid
-                storage.set_atom_uuid(index, uuid_)
+                    continue  # (made as columns above)
+                # (keeping a uuid the engine already gave out: `attach_memory_backend` after a run)
+                known = storage.known_uuid(index)
+                ad = models.RetryDetail(atom.name, known) if is_retry else models.TaskDetail(atom.name, known)
+                ad.state = states.PENDING
+                ad.intention = states.EXECUTE
+                ad.version = version
+                created.append(ad)
+                fd.add(ad)
+                self.details.append(ad)
+                storage.set_atom_uuid(index, ad.uuid)
                 versions[index] = version
                 continue
             if by_rows and not bulk and _plain_row(saved, position, actions[index], version):
@@ -351,7 +342,7 @@ class Persister:
             self._record_reverts(engine, to_revert)
         self._prepare_injector(storage, saved, created)
         rows = created + [ad for ad in upserts.values() if ad not in created]
-        self._write_prepared(rows, meta_changed, fresh if fresh_uuids else None)
+        self._write_prepared(rows, meta_changed, fresh if fresh[0] else None)
         self.interrupted = [index for index, state, _ in restore if state == _RUNNING_CODE]
         if restore:
             scheduler = engine._scheduler
@@ -1133,13 +1124,32 @@ def _interrupted(name: str) -> Any:
         return Failure()
 
 
-def _new_uuids() -> Iterator[str]:
-    """Fresh version-4 uuid texts for new atom details, made in Rust in growing batches (16, 64,
-    ... 65,536): ``str(uuid.uuid4())`` costs about 2.5 µs, a third of preparing a new flow."""
-    batch = 16
-    while True:
-        yield from _core.uuid4_texts(os.urandom(16 * batch))
-        batch = min(batch * 4, 65_536)
+def _fresh_columns(
+    storage: Any,
+    compilation: Any,
+    unmatched: list[int],
+    fresh: tuple[list[str], list[str], list[bool], list[str | None]],
+    versions: list[str | None],
+) -> None:
+    """New details for the atoms ``unmatched`` (in atom order), added to the ``fresh`` columns
+    (uuids, names, is-retry flags, versions) and given to storage. The uuids are made in Rust in
+    one go: ``str(uuid.uuid4())`` costs about 2.5 µs, a third of preparing a new flow."""
+    if not unmatched:
+        return
+    uuids, names, retries, fresh_versions = fresh
+    atoms, spec_atoms = compilation.atoms, compilation.spec_atoms
+    made = _core.uuid4_texts(os.urandom(16 * len(unmatched)))
+    uuids.extend(made)
+    names.extend([atoms[index].name for index in unmatched])
+    retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
+    fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
+    if len(unmatched) == len(atoms):
+        versions[:] = fresh_versions
+        storage.set_atom_uuids(uuids)
+        return
+    for index, uuid_, version in zip(unmatched, made, fresh_versions[-len(unmatched) :], strict=True):
+        versions[index] = version
+        storage.set_atom_uuid(index, uuid_)
 
 
 def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:
