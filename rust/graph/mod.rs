@@ -11,6 +11,7 @@ mod topo;
 pub(crate) mod tree;
 
 pub use compile::{compile, compile_owned};
+pub use topo::round_order;
 
 /// Adjacency in compressed-sparse-row form: the neighbours of node `i` are
 /// `targets[offsets[i]..offsets[i + 1]]`. One allocation for 100,000 nodes instead of 100,000 `Vec`s.

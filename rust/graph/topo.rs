@@ -4,7 +4,7 @@ use std::collections::BinaryHeap;
 
 use super::build::ExecGraph;
 use super::tree::FlatTree;
-use super::{Csr, NONE};
+use super::{CompiledFlow, Csr, NONE};
 use crate::error::{CoreError, CoreResult};
 use crate::spec::AtomSpec;
 
@@ -59,6 +59,58 @@ pub(crate) fn topo_order(
     } else {
         Err(cycle_error(atoms, tree, graph, preds, &in_degree))
     }
+}
+
+/// The order a serial engine runs the atoms of `flow` when every one succeeds: rounds, each the
+/// atoms made ready by the round before (joins passed through at once), each round highest
+/// priority first, then in topological order (as the scheduler hands them out). `None` when
+/// that is the atoms' own order (a linear or unordered flow, for one).
+///
+/// A new flow's rows are laid out in this order (`ferroflow.engines.persist`): a random DAG run
+/// in index order touches a different page of its rows at nearly every step.
+pub fn round_order(flow: &CompiledFlow) -> Option<Vec<u32>> {
+    let atom_count = flow.atoms.len();
+    let mut topo_pos = vec![0u32; atom_count];
+    for (pos, &atom) in flow.topo.iter().enumerate() {
+        topo_pos[atom as usize] = pos as u32;
+    }
+    let mut waiting: Vec<u32> =
+        (0..flow.node_count as u32).map(|node| flow.preds.neighbours(node).len() as u32).collect();
+    let mut round: Vec<u32> = Vec::new();
+    let mut joins: Vec<u32> = Vec::new();
+    for node in 0..flow.node_count as u32 {
+        if waiting[node as usize] == 0 {
+            if (node as usize) < atom_count {
+                round.push(node);
+            } else {
+                joins.push(node);
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(atom_count);
+    let mut next = Vec::new();
+    while !round.is_empty() || !joins.is_empty() {
+        round.sort_unstable_by_key(|&atom| (Reverse(flow.atoms[atom as usize].priority), topo_pos[atom as usize]));
+        order.extend_from_slice(&round);
+        // What this round (and the joins it frees, at once) makes ready runs in the next one.
+        let mut done = std::mem::take(&mut round);
+        done.append(&mut joins);
+        while let Some(node) = done.pop() {
+            for &succ in flow.succs.neighbours(node) {
+                waiting[succ as usize] -= 1;
+                if waiting[succ as usize] == 0 {
+                    if (succ as usize) < atom_count {
+                        next.push(succ);
+                    } else {
+                        done.push(succ);
+                    }
+                }
+            }
+        }
+        std::mem::swap(&mut round, &mut next);
+    }
+    let identity = order.iter().enumerate().all(|(i, &atom)| atom as usize == i);
+    (!identity && order.len() == atom_count).then_some(order)
 }
 
 /// Finds one cycle among the nodes Kahn could not finish and names it. Every unfinished node has an
@@ -167,5 +219,31 @@ mod tests {
             topo(&spec(&["a"], graph(vec![atom(0), empty().named("e1"), empty().named("e2")], &[(1, 2), (2, 1)])))
                 .unwrap_err();
         assert_eq!(err, CoreError::Cycle("Dependency cycle between empty subflows: e1 -> e2 -> e1".into()));
+    }
+
+    fn rounds(spec: &FlowSpec) -> Option<Vec<u32>> {
+        round_order(&crate::graph::compile(spec).unwrap())
+    }
+
+    #[test]
+    fn flows_run_in_index_order_have_no_round_order() {
+        assert_eq!(rounds(&spec(&["a", "b", "c"], linear(vec![atom(0), atom(1), atom(2)]))), None);
+        assert_eq!(rounds(&spec(&["a", "b", "c"], unordered(vec![atom(0), atom(1), atom(2)]))), None);
+        let groups = linear(vec![unordered(vec![atom(0), atom(1)]), unordered(vec![atom(2), atom(3)])]);
+        assert_eq!(rounds(&spec(&["a", "b", "c", "d"], groups)), None, "joins pass through");
+    }
+
+    #[test]
+    fn a_graph_runs_by_rounds_of_ready_atoms() {
+        // b and d wait for a; c waits for b: rounds [a, c'], [b, d], [c] where c' is independent.
+        let flow = graph(vec![atom(0), atom(1), atom(2), atom(3), atom(4)], &[(0, 1), (1, 2), (0, 3)]);
+        assert_eq!(rounds(&spec(&["a", "b", "c", "d", "e"], flow)), Some(vec![0, 4, 1, 3, 2]));
+    }
+
+    #[test]
+    fn higher_priority_goes_first_within_a_round() {
+        let mut flow = spec(&["a", "b", "c"], unordered(vec![atom(0), atom(1), atom(2)]));
+        flow.atoms[2].priority = 5;
+        assert_eq!(rounds(&flow), Some(vec![2, 0, 1]));
     }
 }

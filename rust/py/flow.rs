@@ -40,6 +40,13 @@ impl CompiledFlow {
         self.inner.topo.clone()
     }
 
+    /// The order a serial engine runs the atoms when all succeed (rounds of ready atoms), `None`
+    /// when it is the atoms' own order: what a new flow's rows are laid out in.
+    fn round_order(&self, py: Python<'_>) -> Option<Vec<u32>> {
+        let flow = &self.inner;
+        py.detach(|| graph::round_order(flow))
+    }
+
     /// Atom names by index.
     fn names(&self) -> Vec<String> {
         self.inner.atoms.iter().map(|a| a.name.clone()).collect()

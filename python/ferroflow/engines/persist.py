@@ -1146,6 +1146,13 @@ def _fresh_columns(
     if len(unmatched) == len(atoms):
         versions[:] = fresh_versions
         storage.set_atom_uuids(uuids)
+        # A new flow's rows are laid out in the order its atoms will run (rounds of ready atoms),
+        # not in atom order: a graph flow run in atom order would write to a different page of
+        # the store at nearly every step. (Saved details are listed in that order too.)
+        order = compilation.compiled.round_order()
+        if order is not None:
+            for column in fresh:
+                column[:] = [column[index] for index in order]
         return
     for index, uuid_, version in zip(unmatched, made, fresh_versions[-len(unmatched) :], strict=True):
         versions[index] = version
