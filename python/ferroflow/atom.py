@@ -863,7 +863,7 @@ def identity_arg_names(atom: Any) -> tuple[str, ...] | None:
     if lazy is None or state.get("inject"):
         return None
     plan, names, rebind = lazy
-    if rebind is not None or not plan.names_only or any(attr in state for attr in _ARG_ATTRS):
+    if rebind is not None or not plan.names_only or not state.keys().isdisjoint(_ARG_ATTRS):
         return None
     if not names:
         return None if type(names) is str else ()  # (built with ``requires=[]``: no argument)

@@ -31,7 +31,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyInt, PyList, PyString};
 
 use super::flag::Flag;
 use super::scheduler::Scheduler;
@@ -165,6 +165,9 @@ impl LaneWriter {
         }
         let text = if value.is_none() {
             Text::Borrowed("null")
+        } else if value.is_exact_instance_of::<PyInt>() {
+            // An int's text is its JSON (what `result_text` would give, without a Python call).
+            Text::Owned(value.str()?.to_str()?.to_owned())
         } else {
             let text = self.result_text.bind(py).call1((atom, value))?;
             if text.is_none() {
