@@ -102,3 +102,37 @@ def test_reported_progress_and_its_details_are_restored(tmp_path) -> None:
     assert resumed.storage.get_task_progress("second") == 0.25
     assert resumed.storage.get_task_progress_details("second") == {"at_progress": 0.25, "details": {"rows": 10}}
     assert resumed.storage.get_task_progress("first") == 0.0
+
+
+RAN: list[str] = []
+
+
+class Recorded(task.Task):
+    def execute(self, **inputs: int) -> int:
+        RAN.append(self.name)
+        return len(inputs)
+
+
+def test_a_new_flows_rows_are_laid_out_in_the_order_its_atoms_run(tmp_path) -> None:
+    """A graph flow runs by rounds of ready atoms, not in the order its atoms were added: its new
+    rows are inserted in run order, so each step writes next to the step before (a random DAG
+    in add order wrote to a different page at nearly every step); a linear flow keeps its order."""
+    from ferroflow.patterns import graph_flow
+
+    # Added as 0..7; rounds: [a0, a3, a6], [a1, a4, a7], [a2, a5].
+    needs = {0: [], 1: [0], 2: [1], 3: [], 4: [3], 5: [4, 1], 6: [], 7: [6]}
+    flow = graph_flow.Flow("dag").add(
+        *[Recorded(f"a{i}", provides=f"v{i}", requires=[f"v{j}" for j in deps]) for i, deps in needs.items()]
+    )
+    uri = f"sqlite:///{tmp_path}/f.db"
+    engine = engines.load(flow, backend=uri)
+    RAN.clear()
+    engine.run()
+    assert RAN == ["a0", "a3", "a6", "a1", "a4", "a7", "a2", "a5"]
+    with backends.fetch(uri).get_connection() as conn:
+        assert [ad.name for ad in conn.get_flow_details(engine.storage.flow_uuid)] == RAN
+
+    linear = engines.load(_chain(5, "kept"), backend=uri)
+    linear.run()
+    with backends.fetch(uri).get_connection() as conn:
+        assert [ad.name for ad in conn.get_flow_details(linear.storage.flow_uuid)] == [f"s{i}" for i in range(5)]
