@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ferroflow import _core, codec, exceptions, migrations, states
@@ -289,7 +289,7 @@ class Persister:
             # Atoms no saved detail matched get new ones, made as columns in one go (a new flow:
             # every atom, and the loop below has nothing left to do).
             if not bulk and max(matched, default=-1) < 0:
-                unmatched, indexes = list(indexes), ()
+                unmatched, indexes = indexes, ()  # (a range: no list of a million ints)
             else:
                 unmatched = [index for index in indexes if matched[index] < 0]
             _fresh_columns(storage, compilation, unmatched, fresh, versions)
@@ -1127,7 +1127,7 @@ def _interrupted(name: str) -> Any:
 def _fresh_columns(
     storage: Any,
     compilation: Any,
-    unmatched: list[int],
+    unmatched: Sequence[int],
     fresh: tuple[list[str], list[str], list[bool], list[str | None]],
     versions: list[str | None],
 ) -> None:
@@ -1140,23 +1140,27 @@ def _fresh_columns(
     atoms, spec_atoms = compilation.atoms, compilation.spec_atoms
     made = _core.uuid4_texts(os.urandom(16 * len(unmatched)))
     uuids.extend(made)
-    names.extend([atoms[index].name for index in unmatched])
-    retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
-    fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
-    if len(unmatched) == len(atoms):
-        versions[:] = fresh_versions
-        storage.set_atom_uuids(uuids)
-        # A new flow's rows are laid out in the order its atoms will run (rounds of ready atoms),
-        # not in atom order: a graph flow run in atom order would write to a different page of
-        # the store at nearly every step. (Saved details are listed in that order too.)
-        order = compilation.compiled.round_order()
-        if order is not None:
-            for column in fresh:
-                column[:] = [column[index] for index in order]
+    if len(unmatched) < len(atoms):
+        names.extend([atoms[index].name for index in unmatched])
+        retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
+        fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
+        for index, uuid_, version in zip(unmatched, made, fresh_versions[-len(unmatched) :], strict=True):
+            versions[index] = version
+            storage.set_atom_uuid(index, uuid_)
         return
-    for index, uuid_, version in zip(unmatched, made, fresh_versions[-len(unmatched) :], strict=True):
-        versions[index] = version
-        storage.set_atom_uuid(index, uuid_)
+    # A new flow: every atom, read straight from the compilation.
+    names.extend([atom.name for atom in atoms])
+    retries.extend([spec[1] == _RETRY for spec in spec_atoms])
+    fresh_versions.extend([spec[2] or None for spec in spec_atoms])
+    versions[:] = fresh_versions
+    storage.set_atom_uuids(uuids)
+    # Its rows are laid out in the order its atoms will run (rounds of ready atoms), not in atom
+    # order: a graph flow run in atom order would write to a different page of the store at
+    # nearly every step. (Saved details are listed in that order too.)
+    order = compilation.compiled.round_order()
+    if order is not None:
+        for column in fresh:
+            column[:] = [column[index] for index in order]
 
 
 def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:
