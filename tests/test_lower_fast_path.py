@@ -203,3 +203,32 @@ def test_a_name_utf8_cannot_encode_is_lowered_as_add_atom_does() -> None:
     t = Kwargs("bad-\udc80-name", requires=["x"])
     (spec,) = lower(linear_flow.Flow("f").add(t)).spec_atoms
     assert spec == _reference([t])[0]
+
+
+@pytest.mark.parametrize(
+    ("atoms", "error", "says"),
+    [
+        ([("a", 0, "1.0")], ValueError, "a lowered atom has 9 fields, got 3"),
+        ([("a", 7, "1.0", 0, [], [], [], [], [])], ValueError, "atom 'a': unknown atom kind code 7"),
+        ([("a", 0, "1.0", 0, ["x", 3], [], [], [], [])], TypeError, "str"),
+        ([["a", 0, "1.0", 0, [], [], [], [], []]], TypeError, "a lowered atom must be a tuple"),
+        ("not atoms", TypeError, "extract `str`"),
+    ],
+)
+def test_the_compiler_refuses_malformed_lowered_atoms_clearly(atoms: Any, error: type, says: str) -> None:
+    """What the compiler reads from Python is checked field by field: a bad spec is an exception
+    naming what is wrong, never a crash."""
+    from ferroflow import _core
+
+    with pytest.raises(error, match=says):
+        _core.compile(atoms, ("atom", 0))
+
+
+def test_names_may_come_as_tuples_as_well_as_lists() -> None:
+    from ferroflow import _core
+
+    compiled = _core.compile(
+        [("a", 0, "1.0", 0, (), [], [], [], ("x",)), ("b", 0, "1.0", 0, ("x",), (), (), (), [])],
+        ("flow", "f", 0, None, [("atom", 0), ("atom", 1)], []),
+    )
+    assert compiled.providers(1) == [0]
