@@ -102,3 +102,15 @@ pub struct CompiledFlow {
 
 /// Sentinel for "no atom" in the `u32` arrays above.
 pub const NONE: u32 = u32::MAX;
+
+impl CompiledFlow {
+    /// Each atom's position in `topo`: what orders ready atoms of equal priority (the scheduler
+    /// hands them out in it, and a new flow's rows are laid out by it, `round_order`).
+    pub fn topo_positions(&self) -> Vec<u32> {
+        let mut positions = vec![0u32; self.atoms.len()];
+        for (position, &atom) in self.topo.iter().enumerate() {
+            positions[atom as usize] = position as u32;
+        }
+        positions
+    }
+}

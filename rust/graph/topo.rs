@@ -70,10 +70,7 @@ pub(crate) fn topo_order(
 /// in index order touches a different page of its rows at nearly every step.
 pub fn round_order(flow: &CompiledFlow) -> Option<Vec<u32>> {
     let atom_count = flow.atoms.len();
-    let mut topo_pos = vec![0u32; atom_count];
-    for (pos, &atom) in flow.topo.iter().enumerate() {
-        topo_pos[atom as usize] = pos as u32;
-    }
+    let topo_pos = flow.topo_positions();
     let mut waiting: Vec<u32> =
         (0..flow.node_count as u32).map(|node| flow.preds.neighbours(node).len() as u32).collect();
     let mut round: Vec<u32> = Vec::new();

@@ -124,10 +124,7 @@ impl Scheduler {
                 gated[atom as usize] = true;
             }
         }
-        let mut topo_pos = vec![0u32; atom_count];
-        for (pos, &atom) in flow.topo.iter().enumerate() {
-            topo_pos[atom as usize] = pos as u32;
-        }
+        let topo_pos = flow.topo_positions();
         Scheduler {
             atom_count,
             state: vec![State::Pending; atom_count],

@@ -1140,23 +1140,19 @@ def _fresh_columns(
     atoms, spec_atoms = compilation.atoms, compilation.spec_atoms
     made = _core.uuid4_texts(os.urandom(16 * len(unmatched)))
     uuids.extend(made)
+    names.extend([atoms[index].name for index in unmatched])
+    retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
+    fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
     if len(unmatched) < len(atoms):
-        names.extend([atoms[index].name for index in unmatched])
-        retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
-        fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
-        for index, uuid_, version in zip(unmatched, made, fresh_versions[-len(unmatched) :], strict=True):
+        for index, uuid_, version in zip(unmatched, made, fresh_versions, strict=True):
             versions[index] = version
             storage.set_atom_uuid(index, uuid_)
         return
-    # A new flow: every atom, read straight from the compilation.
-    names.extend([atom.name for atom in atoms])
-    retries.extend([spec[1] == _RETRY for spec in spec_atoms])
-    fresh_versions.extend([spec[2] or None for spec in spec_atoms])
+    # A new flow (every atom): its rows are laid out in the order its atoms will run (rounds of
+    # ready atoms), not in atom order: a graph flow run in atom order would write to a different
+    # page of the store at nearly every step. (Saved details are listed in that order too.)
     versions[:] = fresh_versions
     storage.set_atom_uuids(uuids)
-    # Its rows are laid out in the order its atoms will run (rounds of ready atoms), not in atom
-    # order: a graph flow run in atom order would write to a different page of the store at
-    # nearly every step. (Saved details are listed in that order too.)
     order = compilation.compiled.round_order()
     if order is not None:
         for column in fresh:
