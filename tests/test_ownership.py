@@ -305,6 +305,28 @@ def test_a_refused_prepare_releases_the_lease(tmp_path, backend) -> None:
     assert _lease(backend, flow_uuid) is None
 
 
+def test_sqlite_reads_the_flow_row_with_the_lease_and_never_serves_it_stale(tmp_path) -> None:
+    """Taking a lease on SQLite reads the flow's row in the same statement, for the engine's
+    prepare to use instead of reading it again: once, and never after a write changed it."""
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'flows.db'}")
+    engine = engines.load(rf.chain(tmp_path), backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.acquire_lease(flow_uuid, "me", 30.0)
+        assert conn.get_flow_details(flow_uuid, lazy=True).state is None  # (saved before any run)
+        conn.acquire_lease(flow_uuid, "me", 30.0)
+        conn.fence((flow_uuid, "me", 1))
+        conn.apply(flow_state=(flow_uuid, states.RUNNING))  # a write drops the row read with the lease
+        assert conn.get_flow_details(flow_uuid, lazy=True).state == states.RUNNING
+        conn.acquire_lease(flow_uuid, "me", 30.0)
+        with contextlib.closing(backend.get_connection()) as other:
+            other.apply(flow_state=(flow_uuid, states.SUSPENDED))
+        # Only the next lazy read of that same flow takes it (a full read always reads the store).
+        assert conn.get_flow_details(flow_uuid).state == states.SUSPENDED
+        assert conn.get_flow_details(flow_uuid, lazy=True).state == states.SUSPENDED
+    backend.close()
+
+
 def test_memory_backend_has_the_same_ownership_in_process(tmp_path) -> None:
     backend = backends.fetch("memory://")
     rf.configure(tmp_path, block=["b"])

@@ -77,7 +77,12 @@ def test_without_sharing_each_flow_is_built_by_its_factory(tmp_path: Path, logs:
     assert _lines(logs[1]) == ["factory ok"] * 4
 
 
-def test_a_failing_or_unresumable_flow_does_not_stop_the_others(tmp_path: Path, logs: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_a_failing_or_unresumable_flow_does_not_stop_the_others(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, chunk: int | None
+) -> None:
+    if chunk is not None:  # flows are read, built, leased and prepared a chunk at a time
+        monkeypatch.setattr(engines.many, "CHUNK", chunk)
     uri = f"sqlite:///{tmp_path / 'many.db'}"
     good = many_flows.start(uri, 3, 4)
     failing = many_flows.start(uri, 1, 4, tag="fail")
@@ -98,6 +103,9 @@ def test_a_failing_or_unresumable_flow_does_not_stop_the_others(tmp_path: Path, 
     owned = by_uuid[leased[0]]
     assert owned.state is None and "other" in str(owned.error)
     assert _flow_states(uri, [leased[0]]) == ["SUSPENDED"]  # untouched
+    with backend.get_connection() as conn:  # every lease taken was given back
+        assert [conn.get_lease(u) for u in good + failing] == [None] * 4
+        assert conn.get_lease(leased[0])[0] == "some-host:1:other"
     backend.close()
 
 

@@ -567,8 +567,9 @@ impl SqliteStore {
 
     // ---- ownership ----------------------------------------------------------------------------
 
-    /// Takes the flow's lease for `owner` until `now + lease_seconds`: `(epoch, None)` when taken
-    /// (the fencing epoch its writes carry), else `(0, current owner)`.
+    /// Takes the flow's lease for `owner` until `now + lease_seconds`: `(epoch, None, flow row)`
+    /// when taken (the fencing epoch its writes carry, and the flow detail's row as it was
+    /// taken), else `(0, current owner, None)`.
     fn acquire_lease(
         &self,
         py: Python<'_>,
@@ -576,10 +577,10 @@ impl SqliteStore {
         owner: &str,
         lease_seconds: f64,
         now: f64,
-    ) -> PyResult<(i64, Option<String>)> {
-        Ok(match self.with(py, |s| s.acquire_lease(flow_uuid, owner, lease_seconds, now))? {
-            Ok(epoch) => (epoch, None),
-            Err(holder) => (0, Some(holder)),
+    ) -> PyResult<(i64, Option<String>, Option<FlowTuple>)> {
+        Ok(match self.with(py, |s| s.acquire_lease_reading(flow_uuid, owner, lease_seconds, now))? {
+            Ok((epoch, row)) => (epoch, None, Some(flow_tuple(row))),
+            Err(holder) => (0, Some(holder), None),
         })
     }
 

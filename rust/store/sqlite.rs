@@ -928,18 +928,30 @@ impl Store {
         lease_seconds: f64,
         now: f64,
     ) -> CoreResult<Result<i64, String>> {
+        Ok(self.acquire_lease_reading(flow_uuid, owner, lease_seconds, now)?.map(|(epoch, _)| epoch))
+    }
+
+    /// [`Store::acquire_lease`], also returning the flow detail's row as the lease was taken:
+    /// what an engine's prepare reads next, read by the same statement.
+    pub fn acquire_lease_reading(
+        &mut self,
+        flow_uuid: &str,
+        owner: &str,
+        lease_seconds: f64,
+        now: f64,
+    ) -> CoreResult<Result<(i64, FlowDetailRow), String>> {
         let until = lease_end(lease_seconds, now)?;
         self.write("acquiring a flow lease", |conn| {
-            let epoch: Option<i64> = conn
+            let taken = conn
                 .prepare_cached(
                     "UPDATE flowdetails SET lease_epoch = lease_epoch + (owner IS NOT ?2), owner = ?2, lease_until = ?3
                      WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)
-                     RETURNING lease_epoch",
+                     RETURNING uuid, parent_uuid, name, state, meta, created_at, updated_at, lease_epoch",
                 )?
-                .query_row(params![flow_uuid, owner, until, now], |row| row.get(0))
+                .query_row(params![flow_uuid, owner, until, now], |row| Ok((row.get(7)?, flow_from_row(row)?)))
                 .optional()?;
-            if let Some(epoch) = epoch {
-                return Ok(Ok(epoch));
+            if let Some(taken) = taken {
+                return Ok(Ok(taken));
             }
             match current_lease(conn, flow_uuid)? {
                 Some(lease) => Ok(Err(lease.owner)),

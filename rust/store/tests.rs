@@ -407,6 +407,15 @@ fn a_lease_is_exclusive_until_it_expires() {
 }
 
 #[test]
+fn taking_a_lease_reads_the_flow_row_with_it() {
+    let mut store = populated(0);
+    let (epoch, row) = store.acquire_lease_reading("f", "engine-1", 30.0, 100.0).unwrap().unwrap();
+    assert_eq!((epoch, row), (1, store.get_flow_detail("f").unwrap()));
+    assert_eq!(store.acquire_lease_reading("f", "engine-2", 30.0, 110.0).unwrap(), Err("engine-1".to_owned()));
+    assert!(is_not_found(&store.acquire_lease_reading("x", "me", 1.0, 0.0), "flow detail 'x'"));
+}
+
+#[test]
 fn only_the_owner_renews_or_releases_a_lease() {
     let mut store = populated(0);
     let epoch = store.acquire_lease("f", "a", 10.0, 0.0).unwrap().unwrap();

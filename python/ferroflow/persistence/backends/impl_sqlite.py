@@ -294,6 +294,10 @@ class SQLiteConnection(base.Connection):
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
         self._fence: tuple[str, str, int] | None = None
+        #: The flow row the last lease acquired came with: the engine's prepare reads it next
+        #: (`get_flow_details`, lazily), once, instead of reading the row again. Any write of
+        #: this connection that could change the row drops it.
+        self._next_flow_row: FlowRow | None = None
         backend.store()  # fail here, not on first use, if the file is unusable
 
     @property
@@ -329,6 +333,7 @@ class SQLiteConnection(base.Connection):
         return self._store.integrity_check()
 
     def clear_all(self) -> None:
+        self._next_flow_row = None
         self._store.clear_all()
 
     # -- loading ------------------------------------------------------------------------------
@@ -382,7 +387,8 @@ class SQLiteConnection(base.Connection):
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
         store = self._store
-        row = self._flow_row(store, fd_uuid)
+        ahead, self._next_flow_row = self._next_flow_row, None
+        row = ahead if lazy and ahead is not None and ahead[0] == fd_uuid else self._flow_row(store, fd_uuid)
         if row is None:
             raise _missing("flow details", fd_uuid)
         fd = _flow_from(row)
@@ -416,12 +422,14 @@ class SQLiteConnection(base.Connection):
     # -- saving (read, merge, write what changed) ---------------------------------------------
 
     def destroy_logbook(self, book_uuid: str) -> None:
+        self._next_flow_row = None
         try:
             self._store.destroy_logbook(book_uuid)
         except exc.NotFound:
             raise _missing("logbook", book_uuid) from None
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
+        self._next_flow_row = None
         with self._backend.write_lock:
             store = self._store
             old = self._book_row(store, book.uuid)
@@ -449,6 +457,7 @@ class SQLiteConnection(base.Connection):
     def update_flow_row(self, flow_detail: models.FlowDetail) -> None:
         """Writes the flow detail's own row (name, state, meta) and nothing of its atoms: O(1),
         where `update_flow_details` merges every atom."""
+        self._next_flow_row = None
         if self._fence is not None and self._fence[0] == flow_detail.uuid:
             # An owned flow's row changes through a fenced batch (its name never changes here).
             now = time.time()
@@ -465,6 +474,7 @@ class SQLiteConnection(base.Connection):
             store.update_flow_detail((*row[:5], old[5], row[6]))
 
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
+        self._next_flow_row = None
         with self._backend.write_lock:
             store = self._store
             old = self._flow_row(store, flow_detail.uuid)
@@ -564,6 +574,7 @@ class SQLiteConnection(base.Connection):
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
+        self._next_flow_row = None
         now = time.time()
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
@@ -643,7 +654,7 @@ class SQLiteConnection(base.Connection):
         :raises NotFound: the flow detail does not exist.
         """
         store = self._store
-        epoch, holder = store.acquire_lease(flow_uuid, owner, seconds, time.time())
+        epoch, holder, self._next_flow_row = store.acquire_lease(flow_uuid, owner, seconds, time.time())
         if holder is None:
             return epoch
         lease = store.lease(flow_uuid)
@@ -665,6 +676,7 @@ class SQLiteConnection(base.Connection):
 
     def release_lease(self, flow_uuid: str, owner: str) -> bool:
         """Give up ``owner``'s lease; returns whether it held it (another owner's is never touched)."""
+        self._next_flow_row = None
         return self._store.release_lease(flow_uuid, owner)
 
     def get_lease(self, flow_uuid: str) -> tuple[str, float, int] | None:
