@@ -89,6 +89,18 @@ _MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
 # Store handles inherited through fork(): never used nor closed in the child (SQLite forbids both).
 _FORKED_AWAY: list[Any] = []
 
+#: This process's id, kept up to date across fork() (`os.getpid` is a system call, and the store
+#: handle checks it on every use).
+_PID = os.getpid()
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 # -- models <-> rows ----------------------------------------------------------------------------
 
@@ -233,7 +245,7 @@ class SQLiteBackend(base.Backend):
         :raises StorageFailure: the file is not a ferroflow store, is corrupt or is newer (or, read-only, is missing).
         """
         store = self._store
-        if store is not None and self._pid == os.getpid():
+        if store is not None and self._pid == _PID:
             return store
         with self._open_lock:
             if self._store is not None and self._pid != os.getpid():
