@@ -327,6 +327,24 @@ def test_sqlite_reads_the_flow_row_with_the_lease_and_never_serves_it_stale(tmp_
     backend.close()
 
 
+def test_sqlite_prepare_takes_the_flow_row_read_with_the_lease(tmp_path, monkeypatch) -> None:
+    """An engine's prepare on SQLite reads its flow's row once: with the lease."""
+    from ferroflow.persistence.backends import impl_sqlite
+
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'flows.db'}")
+    first = engines.load(rf.chain(tmp_path), backend=backend)
+    engine = engines.load(rf.chain(tmp_path), flow_detail=first._flow_detail, backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    engine.compile()
+    reads = []
+    read_row = impl_sqlite.SQLiteConnection._flow_row
+    monkeypatch.setattr(impl_sqlite.SQLiteConnection, "_flow_row", lambda *a: reads.append(a[2]) or read_row(*a))
+    engine.prepare()
+    assert reads == [] and _lease(backend, flow_uuid)[0] == engine._persist.owner
+    engine._persist.release()
+    backend.close()
+
+
 def test_memory_backend_has_the_same_ownership_in_process(tmp_path) -> None:
     backend = backends.fetch("memory://")
     rf.configure(tmp_path, block=["b"])

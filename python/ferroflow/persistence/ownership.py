@@ -41,6 +41,7 @@ import weakref
 from typing import Any
 
 from ferroflow import exceptions
+from ferroflow.utils import forks
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "Lease", "dead_local_owner", "lease_seconds_from", "new_owner_id"]
 
@@ -219,7 +220,7 @@ class _Heartbeat:
         self._cond = threading.Condition()
         self._due: dict[int, tuple[float, weakref.ref[Lease]]] = {}
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._pid = forks.pid()
         #: When the thread wakes next by itself (monotonic): a lease due later needs no wake-up
         #: (many short runs would otherwise switch to the thread at each start).
         self._wakes_at = 0.0
@@ -244,10 +245,10 @@ class _Heartbeat:
                 del self._due[key]
 
     def _ensure_thread(self) -> None:
-        if self._pid != os.getpid():  # forked: the parent's thread is not ours, nor its leases
+        if self._pid != forks.pid():  # forked: the parent's thread is not ours, nor its leases
             self._due.clear()
             self._thread = None
-            self._pid = os.getpid()
+            self._pid = forks.pid()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="ferroflow-lease-heartbeat", daemon=True)
             self._thread.start()

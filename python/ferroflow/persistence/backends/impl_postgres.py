@@ -89,6 +89,7 @@ from ferroflow.persistence.columns import same_book as _same_book
 from ferroflow.persistence.columns import same_flow as _same_flow
 from ferroflow.persistence.columns import unsaveable as _unsaveable
 from ferroflow.persistence.saved import SavedAtoms
+from ferroflow.utils import forks
 
 __all__ = ["DURABILITIES", "LATEST_VERSION", "MIGRATIONS", "MODES", "PostgresBackend", "PostgresConnection"]
 
@@ -298,7 +299,7 @@ class _Link:
         #: Names of the statements it prepares: prefix and a number (never psycopg's ``_pg3_``).
         self.prefix = prefix
         self.prepared: dict[str, bytes] = {}
-        self.pid = os.getpid()
+        self.pid = forks.pid()
         #: Seconds `execute_values` spins for its answer before it sleeps.
         self.spin = spin
 
@@ -438,7 +439,7 @@ def _check(result: Any) -> None:
 
 def _close_links(links: list[_Link]) -> None:
     """Closes pooled connections this process opened (a child's copies of its parent's are left)."""
-    pid = os.getpid()
+    pid = forks.pid()
     for link in links[:]:
         if link.pid == pid:
             link.close()
@@ -504,7 +505,7 @@ class PostgresBackend(base.Backend):
         # A backend dropped without close() closes its idle connections (this process's only).
         weakref.finalize(self, _close_links, self._idle)
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = forks.pid()
         self._generation = 0  # raised by close(): connections borrowed before are not pooled again
         self._schema_ready = False
 
@@ -522,7 +523,7 @@ class PostgresBackend(base.Backend):
             idle = self._idle[:]
             self._idle.clear()
             self._generation += 1
-            if self._pid != os.getpid():
+            if self._pid != forks.pid():
                 _FORKED_AWAY.extend(idle)
                 return
         for link in idle:
@@ -555,10 +556,10 @@ class PostgresBackend(base.Backend):
 
     def _checkout(self) -> tuple[_Link, int]:
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's connections are not ours
+            if self._pid != forks.pid():  # forked: the parent's connections are not ours
                 _FORKED_AWAY.extend(self._idle)
                 self._idle.clear()
-                self._pid = os.getpid()
+                self._pid = forks.pid()
             generation = self._generation
             while self._idle:
                 link = self._idle.pop()
@@ -570,7 +571,7 @@ class PostgresBackend(base.Backend):
     def _checkin(self, link: _Link, generation: int) -> None:
         usable = link.usable
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != forks.pid():
                 _FORKED_AWAY.append(link)
                 return
             if usable and generation == self._generation and len(self._idle) < self.pool_size:

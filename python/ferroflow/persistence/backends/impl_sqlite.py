@@ -72,6 +72,7 @@ from ferroflow.persistence.columns import same_book as _same_book
 from ferroflow.persistence.columns import same_flow as _same_flow
 from ferroflow.persistence.saved import SavedAtoms
 from ferroflow.types.failure import Failure
+from ferroflow.utils import forks
 
 if TYPE_CHECKING:
     from ferroflow._core import AtomRow, FlowRow
@@ -88,18 +89,6 @@ MODES = ("rw", "ro")
 _MEMORY_PATHS = frozenset({":memory:", "/:memory:"})
 # Store handles inherited through fork(): never used nor closed in the child (SQLite forbids both).
 _FORKED_AWAY: list[Any] = []
-
-#: This process's id, kept up to date across fork() (`os.getpid` is a system call, and the store
-#: handle checks it on every use).
-_PID = os.getpid()
-
-
-def _forked() -> None:
-    global _PID
-    _PID = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 # -- models <-> rows ----------------------------------------------------------------------------
@@ -229,7 +218,7 @@ class SQLiteBackend(base.Backend):
         if self.read_only and self._path is None:
             raise ValueError("A read-only SQLite backend needs the path of an existing store, not an in-memory one")
         self._store: _core.SqliteStore | None = None
-        self._pid = os.getpid()
+        self._pid = forks.pid()
         self._open_lock = threading.Lock()
         #: Held by each read-merge-write call, so threads of this process never interleave them.
         self.write_lock = threading.Lock()
@@ -245,16 +234,16 @@ class SQLiteBackend(base.Backend):
         :raises StorageFailure: the file is not a ferroflow store, is corrupt or is newer (or, read-only, is missing).
         """
         store = self._store
-        if store is not None and self._pid == _PID:
+        if store is not None and self._pid == forks.pid():
             return store
         with self._open_lock:
-            if self._store is not None and self._pid != os.getpid():
+            if self._store is not None and self._pid != forks.pid():
                 # Inherited through fork(). A file handle is set aside (SQLite forbids using or
                 # closing it here) and the file reopened; an in-memory store is this process's copy.
                 if self._path is not None:
                     _FORKED_AWAY.append(self._store)
                     self._store = None
-                self._pid = os.getpid()
+                self._pid = forks.pid()
             if self._store is None:
                 if self._path is None:
                     self._store = _core.SqliteStore.in_memory()
@@ -266,7 +255,7 @@ class SQLiteBackend(base.Backend):
                         batch_transitions=self.batch_transitions,
                         batch_ms=self.batch_ms,
                     )
-                self._pid = os.getpid()
+                self._pid = forks.pid()
             return self._store
 
     def get_connection(self) -> SQLiteConnection:
@@ -293,7 +282,7 @@ class SQLiteBackend(base.Backend):
         """Close the store file (an in-memory store is discarded); a later connection reopens it."""
         with self._open_lock:
             store, self._store = self._store, None
-            if store is not None and self._pid != os.getpid():
+            if store is not None and self._pid != forks.pid():
                 _FORKED_AWAY.append(store)  # inherited through fork(): not ours to close
                 store = None
         if store is not None:
@@ -307,8 +296,8 @@ class SQLiteConnection(base.Connection):
         self._backend = backend
         self._fence: tuple[str, str, int] | None = None
         #: The flow row the last lease acquired came with: the engine's prepare reads it next
-        #: (`get_flow_details`, lazily), once, instead of reading the row again. Any write of
-        #: this connection that could change the row drops it.
+        #: (`get_flow_details`, lazily) instead of reading the row again. Only the very next use of
+        #: this connection may take it: any other use of the store drops it (`_store`).
         self._next_flow_row: FlowRow | None = None
         backend.store()  # fail here, not on first use, if the file is unusable
 
@@ -318,6 +307,7 @@ class SQLiteConnection(base.Connection):
 
     @property
     def _store(self) -> _core.SqliteStore:
+        self._next_flow_row = None
         return self._backend.store()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -345,7 +335,6 @@ class SQLiteConnection(base.Connection):
         return self._store.integrity_check()
 
     def clear_all(self) -> None:
-        self._next_flow_row = None
         self._store.clear_all()
 
     # -- loading ------------------------------------------------------------------------------
@@ -398,8 +387,8 @@ class SQLiteConnection(base.Connection):
         return iter(self._flows(store, book_uuid, lazy))
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> models.FlowDetail:
-        store = self._store
-        ahead, self._next_flow_row = self._next_flow_row, None
+        ahead = self._next_flow_row
+        store = self._store  # (drops it)
         row = ahead if lazy and ahead is not None and ahead[0] == fd_uuid else self._flow_row(store, fd_uuid)
         if row is None:
             raise _missing("flow details", fd_uuid)
@@ -434,14 +423,12 @@ class SQLiteConnection(base.Connection):
     # -- saving (read, merge, write what changed) ---------------------------------------------
 
     def destroy_logbook(self, book_uuid: str) -> None:
-        self._next_flow_row = None
         try:
             self._store.destroy_logbook(book_uuid)
         except exc.NotFound:
             raise _missing("logbook", book_uuid) from None
 
     def save_logbook(self, book: models.LogBook) -> models.LogBook:
-        self._next_flow_row = None
         with self._backend.write_lock:
             store = self._store
             old = self._book_row(store, book.uuid)
@@ -469,7 +456,6 @@ class SQLiteConnection(base.Connection):
     def update_flow_row(self, flow_detail: models.FlowDetail) -> None:
         """Writes the flow detail's own row (name, state, meta) and nothing of its atoms: O(1),
         where `update_flow_details` merges every atom."""
-        self._next_flow_row = None
         if self._fence is not None and self._fence[0] == flow_detail.uuid:
             # An owned flow's row changes through a fenced batch (its name never changes here).
             now = time.time()
@@ -486,7 +472,6 @@ class SQLiteConnection(base.Connection):
             store.update_flow_detail((*row[:5], old[5], row[6]))
 
     def update_flow_details(self, flow_detail: models.FlowDetail) -> models.FlowDetail:
-        self._next_flow_row = None
         with self._backend.write_lock:
             store = self._store
             old = self._flow_row(store, flow_detail.uuid)
@@ -586,7 +571,6 @@ class SQLiteConnection(base.Connection):
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
-        self._next_flow_row = None
         now = time.time()
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
@@ -688,7 +672,6 @@ class SQLiteConnection(base.Connection):
 
     def release_lease(self, flow_uuid: str, owner: str) -> bool:
         """Give up ``owner``'s lease; returns whether it held it (another owner's is never touched)."""
-        self._next_flow_row = None
         return self._store.release_lease(flow_uuid, owner)
 
     def get_lease(self, flow_uuid: str) -> tuple[str, float, int] | None:
