@@ -57,11 +57,7 @@ def test_nested_flows_pre_order_with_retries_first():
         "root",
         PATTERN_LINEAR,
         0,
-        [
-            ("atom", 1),
-            ("flow", "inner", PATTERN_UNORDERED, 2, [("atom", 3), ("atom", 4)], []),
-            ("atom", 5),
-        ],
+        [1, ("flow", "inner", PATTERN_UNORDERED, 2, [3, 4], []), 5],
         [],
     )
 
@@ -83,8 +79,8 @@ def test_graph_links_use_child_positions_in_add_order():
     kind, name, pattern, retry_index, children, links = lowered.root
     links = link_tuples(links)
     assert (kind, name, pattern, retry_index) == ("flow", "g", PATTERN_GRAPH, None)
-    assert [c[0] for c in children] == ["atom", "atom", "atom", "flow"]
-    assert [lowered.atoms[c[1]].name for c in children[:3]] == ["consumer", "producer", "side"]
+    assert [c if type(c) is int else c[0] for c in children] == [0, 1, 2, "flow"]
+    assert [lowered.atoms[c].name for c in children[:3]] == ["consumer", "producer", "side"]
     # In iter_links() order: by source insertion (consumer, producer, side, sub), then target.
     assert links == [
         (1, 0, False, None, 3),  # inferred producer -> consumer

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ferroflow import exceptions, task
+from ferroflow import _core, exceptions, task
 from ferroflow._lower import KIND_TASK, RESERVED_NAME, _Lowering, lower
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
 
@@ -113,16 +113,27 @@ def test_specs_are_add_atoms(make: Any) -> None:
     lowered = lower(flow)
     assert lowered.atoms == atoms
     assert lowered.spec_atoms == expected
-    assert lowered.root[4] == [("atom", i) for i in range(len(atoms))]
+    assert lowered.root[4] == list(range(len(atoms)))  # (a child atom is its index)
 
 
-def test_equal_names_share_one_list() -> None:
-    atoms = [Kwargs(f"t{i}", requires=["x"] if i % 2 else ["x", "y"], provides="p") for i in range(6)]
+def test_specs_are_held_in_rust_and_read_by_field() -> None:
+    """The specs are no Python tuples: each is made when read, and one field of many atoms is read
+    in one call (what the engine reads after a compile)."""
+    atoms = [Kwargs(f"t{i}", requires=["x"] if i % 2 else ["x", "y", "x"], provides="p") for i in range(6)]
     specs = lower(linear_flow.Flow("f").add(*atoms)).spec_atoms
-    assert specs[1][4] == ["x"] and specs[0][4] == ["x", "y"]
-    assert len({id(spec[4]) for spec in specs}) == 2
-    assert len({id(spec[8]) for spec in specs}) == 1
-    assert all(spec[4] is spec[6] and spec[5] is spec[7] == [] for spec in specs)
+    assert isinstance(specs, _core.AtomSpecs) and len(specs) == 6
+    assert specs[1][4] == ["x"] and specs[0][4] == ["x", "y"]  # (repeats dropped, as add_atom drops them)
+    assert specs[-1] == specs[5] and specs[0] is not specs[0]
+    assert all(spec[4] == spec[6] and spec[5] == spec[7] == [] and spec[8] == ["p"] for spec in specs)
+    assert specs.retry_flags() == [False] * 6 and specs.retry_flags([2, 0]) == [False, False]
+    versions = specs.versions()
+    assert versions == ["1.0"] * 6 and len({id(v) for v in versions}) == 1  # (one string per version)
+    assert specs.version(3) == "1.0" and not specs.is_retry(3)
+    assert specs.providing() == list(range(6))
+    with pytest.raises(IndexError, match="atom index 6 out of range"):
+        specs[6]
+    with pytest.raises(IndexError):
+        specs.versions([7])
 
 
 def test_errors_are_add_atoms() -> None:
@@ -140,13 +151,13 @@ def test_errors_are_add_atoms() -> None:
         lower(linear_flow.Flow("f").add(t, linear_flow.Flow("g").add(t, Kwargs(RESERVED_NAME))))
 
 
-def test_a_str_subclass_name_is_kept() -> None:
+def test_a_str_subclass_name_is_lowered_as_add_atom_does() -> None:
     class Name(str):
         pass
 
     t = Kwargs(Name("sub"), requires=["x"])
     (spec,) = lower(linear_flow.Flow("f").add(t)).spec_atoms
-    assert spec == _reference([t])[0] and type(spec[0]) is Name
+    assert spec == _reference([t])[0] and spec[0] == "sub"
 
 
 def test_common_atoms_take_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,10 +210,12 @@ def test_an_error_raised_while_reading_an_atom_reaches_the_caller() -> None:
         lower(linear_flow.Flow("f").add(Kwargs("a"), BadVersion("b", requires=["x"])))
 
 
-def test_a_name_utf8_cannot_encode_is_lowered_as_add_atom_does() -> None:
-    t = Kwargs("bad-\udc80-name", requires=["x"])
-    (spec,) = lower(linear_flow.Flow("f").add(t)).spec_atoms
-    assert spec == _reference([t])[0]
+@pytest.mark.parametrize("make", [lambda t: linear_flow.Flow("f").add(t), lambda t: t])
+def test_a_name_that_is_not_text_is_refused_naming_it(make: Any) -> None:
+    """A lone surrogate can be in a Python string but in no store: the lowering refuses the atom
+    (the loop leaves it to add_atom, which reports it), naming it and what to do."""
+    with pytest.raises(ValueError, match=r"atom name 'bad-\\udc80-name' is not valid text .*rename the atom"):
+        lower(make(Kwargs("bad-\udc80-name", requires=["x"])))
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ One pass over the tree, with an explicit stack (nesting depth is not limited by 
 limit). The output refers to atoms by their index in ``LoweredFlow.atoms``, numbered in pre-order: a
 flow's retry, then its children in iteration order (depth first).
 
+``spec_atoms`` is a ``_core.AtomSpecs``: the atoms' specs, held in Rust (the compiler takes them
+from there without reading Python objects; Python reads one field for many atoms with its methods).
 ``spec_atoms[i]`` is the tuple ``(name, kind, version, priority, requires, optional, revert_requires,
-revert_optional, provides)``:
+revert_optional, provides)``, made when it is read:
 
 - ``kind``: :data:`KIND_TASK` (0) or :data:`KIND_RETRY` (1);
 - ``version``: the atom's version string (``"1.0"``; ``""`` when the version is ``None``);
@@ -13,12 +15,11 @@ revert_optional, provides)``:
   optional arguments of ``execute``; ``revert_requires`` / ``revert_optional`` the same for ``revert``;
 - ``provides``: ``list(atom.provides)``.
 
-The lists are only read (by the Rust compiler and the engine): equal ones are often one shared list.
-
 ``root`` is ``("atom", index)`` (a single task as the whole flow) or
 ``("flow", name, pattern, retry_index | None, children, links)`` with ``pattern`` one of
 :data:`PATTERN_LINEAR` (0), :data:`PATTERN_UNORDERED` (1), :data:`PATTERN_GRAPH` (2) (also used for flow
-classes other than ferroflow's patterns, through their ``iter_links()``), ``children`` a list of nodes,
+classes other than ferroflow's patterns, through their ``iter_links()``), ``children`` a list of nodes
+(a child atom is its index alone),
 and ``links`` (graph flows only, empty otherwise) a list of ``(from_child, to_child, manual, decider_id,
 depth)``: positions in ``children``, whether the link was made by hand, an index into
 ``LoweredFlow.deciders`` or ``None``, and the decider depth code (:data:`DEPTH_CODES`; ``ALL`` when the
@@ -78,9 +79,11 @@ class LoweredFlow(NamedTuple):
     """A flow as plain data (see the module docstring for the exact shapes)."""
 
     atoms: list[Atom]
-    spec_atoms: list[tuple]
+    spec_atoms: _core.AtomSpecs
     root: tuple
     deciders: list[Callable[..., Any]]
+    #: Each atom's result keys (see `result_key`), read while it was lowered.
+    save_as: list[Any]
 
 
 def lower(root: Any) -> LoweredFlow:
@@ -97,7 +100,7 @@ def lower(root: Any) -> LoweredFlow:
         node = ("atom", lowering.add_atom(root, KIND_TASK))
     else:
         raise _unknown(root)
-    return LoweredFlow(lowering.atoms, lowering.spec_atoms, node, lowering.deciders)
+    return LoweredFlow(lowering.atoms, lowering.spec_atoms, node, lowering.deciders, lowering.save_as)
 
 
 def link_tuples(links: Any) -> list[tuple]:
@@ -105,22 +108,18 @@ def link_tuples(links: Any) -> list[tuple]:
     return links if isinstance(links, list) else links.tuples()
 
 
-def result_keys(atoms: list[Atom]) -> list[Any]:
-    """Each atom's ``save_as`` (storage name -> index or key into its result; None: the whole
+def result_key(atom: Atom, whole: dict[str, Any]) -> Any:
+    """An atom's ``save_as`` (storage name -> index or key into its result; None: the whole
     result), as the engine reads values out of results (``.get(name)`` only). An atom built with
-    ``provides="name"`` whose mappings are not made yet gets an empty mapping instead, whose
+    ``provides="name"`` whose mappings are not made yet gets ``whole``, an empty mapping whose
     ``.get`` is None for every name as its ``save_as``'s is (``{"name": None}``): making 100,000
-    of those would cost more than the rest of a compile."""
-    whole: dict[str, Any] = {}  # (one per engine; only read)
-    keys = []
-    append = keys.append
-    for atom in atoms:
-        state = getattr(atom, "__dict__", _NO_STATE)
-        save_as = state.get("save_as")  # (made: as the constructor or a read left it)
-        if save_as is None:
-            save_as = whole if type(state.get("_lazy_provides")) is str else atom.save_as
-        append(save_as)
-    return keys
+    of those would cost more than the rest of a compile. (The lowering reads it for each atom:
+    `LoweredFlow.save_as`; `_core.lower_plain_tasks` does the same for the atoms it takes.)"""
+    state = getattr(atom, "__dict__", _NO_STATE)
+    save_as = state.get("save_as")  # (made: as the constructor or a read left it)
+    if save_as is None:
+        save_as = whole if type(state.get("_lazy_provides")) is str else atom.save_as
+    return save_as
 
 
 _NO_STATE: dict[str, Any] = {}  # (an atom without an instance dict: read its attributes)
@@ -147,22 +146,22 @@ class _Frame:
         self.retry_index = retry_index
         self.children = children
         self.next = 0
-        self.nodes: list[tuple] = []
+        self.nodes: list[Any] = []  # (an atom: its index; a flow: its tuple)
         self.links: Any = []  # (a list of link tuples, or `_core.GraphLinks`)
 
 
 class _Lowering:
     def __init__(self) -> None:
         self.atoms: list[Atom] = []
-        self.spec_atoms: list[tuple] = []
+        self.spec_atoms = _core.AtomSpecs()
         self.deciders: list[Callable[..., Any]] = []
+        self.save_as: list[Any] = []  # (see result_key)
+        self._whole: dict[str, Any] = {}  # (the one result key of atoms providing one name; only read)
         self._seen: set[int] = set()  # id() of every atom and flow visited (the tree keeps them alive)
         self._no_names: list[str] = []  # every empty list of the specs
         self._lists: dict[tuple[str, ...], list[str]] = {}  # see _as_list
         self._set_lists: dict[int, tuple[list[str], Any]] = {}  # see _set_list
         self._versions: dict[int, tuple[str, Any]] = {}  # id(version) -> (its string, it)
-        self._one_lists: dict[str, list[str]] = {}  # name -> [name] (see _add_tasks)
-        self._names_lists: dict[tuple[str, ...], list[str]] = {}  # names -> them without repeats
         self._names_only: dict[Any, bool] = {}  # class plan -> its atoms' names are their requires
 
     def _visit(self, item: Any) -> None:
@@ -235,15 +234,16 @@ class _Lowering:
             )
         )
         atoms.append(atom)
+        self.save_as.append(result_key(atom, self._whole))
         return len(atoms) - 1
 
-    def _add_tasks(self, children: list[Any], position: int, nodes: list[tuple], kinds: dict[type, int]) -> int:
+    def _add_tasks(self, children: list[Any], position: int, nodes: list[Any], kinds: dict[type, int]) -> int:
         """Adds ``children[position:]`` as `add_atom` does, while they are tasks of a plain class (see
         `_plain_class`), and their nodes to ``nodes``; returns the position of the first child that
         is not. The common atoms (built with ``requires`` names alone, their mappings not made, or
         with their class's shared mappings; ``provides`` one name or shared; nothing injected) are
-        read from their instance dicts in one Rust loop (``_core.lower_plain_tasks``); it stops at
-        any other, which takes `add_atom`."""
+        read from their instance dicts in one Rust loop (``_core.lower_plain_tasks``, which pushes
+        their specs to ``spec_atoms`` itself); it stops at any other, which takes `add_atom`."""
         count = len(children)
         while position < count:
             cls = type(children[position])
@@ -252,11 +252,9 @@ class _Lowering:
                 kind = kinds[cls] = _child_kind(children[position])
             if kind != _CHILD_PLAIN_TASK:
                 return position
-            position = _core.lower_plain_tasks(
-                self, children, position, cls, nodes, _ARG_ATTRS, RESERVED_NAME, _SHARED_LISTS_MAX
-            )
+            position = _core.lower_plain_tasks(self, children, position, cls, nodes, _ARG_ATTRS, RESERVED_NAME)
             if position < count and type(children[position]) is cls:  # (one the loop does not take)
-                nodes.append(("atom", self.add_atom(children[position], KIND_TASK)))
+                nodes.append(self.add_atom(children[position], KIND_TASK))
                 position += 1
         return position
 
@@ -418,7 +416,7 @@ class _Lowering:
                     continue
                 position += 1
                 if kind == _CHILD_TASK:
-                    nodes.append(("atom", add_atom(child, KIND_TASK)))
+                    nodes.append(add_atom(child, KIND_TASK))
                 elif kind == _CHILD_FLOW:
                     nested = child
                     break
@@ -480,5 +478,7 @@ def _children_in_add_order(flow: flow_mod.Flow) -> list[Any]:
     """
     if isinstance(flow, graph_flow.Flow):
         members = flow._members()
-        return [node for i, node in enumerate(flow._nodes) if members is None or i in members]
+        if members is None:
+            return list(flow._nodes)
+        return [node for i, node in enumerate(flow._nodes) if i in members]
     return list(flow)

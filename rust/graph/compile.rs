@@ -12,9 +12,9 @@ use super::deciders::compile_deciders;
 use super::topo::topo_order;
 use super::tree::{flatten, FlatTree, LocalLinks, TreeOrder};
 use super::{CompiledFlow, Csr, NONE};
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::names;
-use crate::spec::FlowSpec;
+use crate::spec::{AtomSpec, FlowSpec};
 
 /// Compiles `spec` into the execution graph and lookup tables the scheduler runs.
 ///
@@ -29,8 +29,16 @@ pub fn compile(spec: &FlowSpec) -> CoreResult<CompiledFlow> {
 /// [`compile`], keeping the atoms of `spec` instead of copying them (what the Python binding
 /// calls: a copy of 100,000 atom specs cost about as much as the rest of a linear flow's compile).
 pub fn compile_owned(spec: FlowSpec) -> CoreResult<CompiledFlow> {
-    let parts = compile_parts(&spec)?;
-    Ok(parts.with_atoms(spec.atoms))
+    compile_or_return(spec).map_err(|(err, _)| err)
+}
+
+/// [`compile_owned`], handing the atoms back with the error when the flow does not compile (the
+/// Python binding keeps them for the lowered flow, which outlives a failed compile).
+pub fn compile_or_return(spec: FlowSpec) -> Result<CompiledFlow, (CoreError, Vec<AtomSpec>)> {
+    match compile_parts(&spec) {
+        Ok(parts) => Ok(parts.with_atoms(spec.atoms)),
+        Err(err) => Err((err, spec.atoms)),
+    }
 }
 
 /// Everything of a `CompiledFlow` but its atoms.

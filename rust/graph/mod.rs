@@ -10,7 +10,7 @@ pub(crate) mod testutil;
 mod topo;
 pub(crate) mod tree;
 
-pub use compile::{compile, compile_owned};
+pub use compile::{compile, compile_or_return, compile_owned};
 pub use topo::round_order;
 
 /// Adjacency in compressed-sparse-row form: the neighbours of node `i` are

@@ -1,7 +1,7 @@
 //! Python's lowered flow (plain tuples, see `ferroflow/_lower.py`) → `spec` structs.
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyInt, PyList, PyString, PyTuple};
 
 use super::links::GraphLinks;
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
@@ -11,7 +11,7 @@ use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec
 ///
 /// Read field by field, its name lists by index: pyo3's generic `Vec` extraction makes a Python
 /// iterator object per list, five per atom, which was a third of compiling a big flow.
-pub struct AtomArg(AtomSpec);
+pub struct AtomArg(pub(super) AtomSpec);
 
 const ATOM_FIELDS: usize = 9;
 
@@ -23,7 +23,15 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
         if t.len() != ATOM_FIELDS {
             return Err(PyValueError::new_err(format!("a lowered atom has {ATOM_FIELDS} fields, got {}", t.len())));
         }
-        let name: String = t.get_item(0)?.extract()?;
+        let name = t.get_item(0)?;
+        let name: String = name.extract().map_err(|err| match name.cast::<PyString>() {
+            // (a lone surrogate: Python text that is not Unicode text; no store could keep it)
+            Ok(text) => PyValueError::new_err(format!(
+                "atom name {} is not valid text ({err}); rename the atom",
+                text.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())
+            )),
+            Err(_) => err,
+        })?;
         let kind = match t.get_item(1)?.extract::<u8>()? {
             0 => AtomKind::Task,
             1 => AtomKind::Retry,
@@ -88,7 +96,11 @@ fn links(obj: &Bound<'_, PyAny>) -> PyResult<Vec<LinkSpec>> {
     obj.extract::<Vec<LinkTuple>>()?.into_iter().map(link_spec).collect()
 }
 
-fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
+/// A node of the pattern tree: a flow's child atom may be given as its index alone.
+pub(super) fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
+    if let Ok(index) = obj.cast::<PyInt>() {
+        return Ok(Node::Atom(index.extract()?));
+    }
     let tuple = obj.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("flow node must be a tuple"))?;
     let tag = tuple.get_item(0)?;
     let tag = tag.cast::<PyString>().map_err(|_| PyTypeError::new_err("flow node tag must be a string"))?;

@@ -6,8 +6,10 @@ use pyo3::prelude::*;
 
 use super::convert;
 use super::errors::PyCoreError;
+use super::specs::AtomSpecs;
 use crate::graph::{self, NONE};
 use crate::names;
+use crate::spec::FlowSpec;
 
 /// `(decider id, history atoms, entry atoms, target atoms, depth code)`.
 type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
@@ -113,10 +115,27 @@ impl CompiledFlow {
     }
 }
 
-/// Compiles a lowered flow (`ferroflow._lower.lower`) into the execution graph.
+/// Compiles a lowered flow (`ferroflow._lower.lower`) into the execution graph. `atoms` is the
+/// lowering's `AtomSpecs` (moved into the compiled flow, and read from there afterwards) or a
+/// sequence of lowered atom tuples.
 #[pyfunction]
 pub fn compile(py: Python<'_>, atoms: &Bound<'_, PyAny>, root: &Bound<'_, PyAny>) -> PyResult<CompiledFlow> {
-    let spec = convert::flow_spec(atoms, root)?;
-    let compiled = py.detach(|| graph::compile_owned(spec)).map_err(PyCoreError::from)?;
-    Ok(CompiledFlow { inner: Arc::new(compiled) })
+    let Ok(specs) = atoms.cast::<AtomSpecs>() else {
+        let spec = convert::flow_spec(atoms, root)?;
+        let compiled = py.detach(|| graph::compile_owned(spec)).map_err(PyCoreError::from)?;
+        return Ok(CompiledFlow { inner: Arc::new(compiled) });
+    };
+    let root = convert::node(root)?;
+    let atoms = specs.borrow_mut().take();
+    match py.detach(|| graph::compile_or_return(FlowSpec { atoms, root })) {
+        Ok(compiled) => {
+            let inner = Arc::new(compiled);
+            specs.borrow_mut().compiled(Arc::clone(&inner));
+            Ok(CompiledFlow { inner })
+        }
+        Err((err, atoms)) => {
+            specs.borrow_mut().restore(atoms);
+            Err(PyCoreError::from(err).into())
+        }
+    }
 }

@@ -2,26 +2,56 @@
 //!
 //! A flow of 100,000 tasks is mostly atoms of one class built with `requires` names alone or with
 //! the class's shared mappings: reading their instance dicts here costs a fraction of the same loop
-//! in Python. The output is exactly what `_Lowering.add_atom` gives (spec tuples, shared lists, the
-//! lowering's caches and `_seen`); any atom not in the common shape stops the loop and is left to
-//! `add_atom`, which handles (or reports) it.
+//! in Python. The output is exactly what `_Lowering.add_atom` gives (the atom's spec pushed to the
+//! lowering's `AtomSpecs` without a Python tuple, its result keys, `_seen`); any atom not in the
+//! common shape stops the loop and is left to `add_atom`, which handles (or reports) it.
+use std::collections::HashMap;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PySet, PyString, PyTuple, PyType};
 
-/// The lowering's state this loop reads and adds to (attributes of `_Lowering`).
+use super::specs::AtomSpecs;
+use crate::spec::{AtomKind, AtomSpec};
+
+/// The lowering's state this loop reads and adds to (attributes of `_Lowering`), and what it
+/// remembers while it runs (by object identity: the atoms keep those objects alive meanwhile).
 struct Lowering<'py> {
     this: &'py Bound<'py, PyAny>,
     atoms: Bound<'py, PyList>,
-    spec_atoms: Bound<'py, PyList>,
+    spec_atoms: Bound<'py, AtomSpecs>,
+    save_as: Bound<'py, PyList>,
+    whole: Bound<'py, PyAny>,
     seen: Bound<'py, PySet>,
     versions: Bound<'py, PyDict>,
-    set_lists: Bound<'py, PyDict>,
-    one_lists: Bound<'py, PyDict>,
-    names_lists: Bound<'py, PyDict>,
     names_only: Bound<'py, PyDict>,
-    no_names: Bound<'py, PyAny>,
-    shared_max: usize,
+    /// id of a set of names -> its names (and the set, kept alive so that its id stays its own)
+    set_names: HashMap<usize, (Vec<String>, Bound<'py, PyAny>)>,
+    /// id of a version object -> its text (and the object, kept alive)
+    version_texts: HashMap<usize, (String, Bound<'py, PyAny>)>,
+    /// The class's `version` and `priority` when they are plain values (no descriptor): an
+    /// instance's is then in its dict or is the class's, read without an attribute lookup.
+    class_version: Option<Bound<'py, PyAny>>,
+    class_priority: Option<Bound<'py, PyAny>>,
+}
+
+/// `cls`'s own value of `name` (found along its MRO without calling anything) when it is a plain
+/// value, not a descriptor; None otherwise (read the attribute as Python reads it).
+fn plain_class_value<'py>(
+    cls: &Bound<'py, PyType>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = cls.py();
+    let mro = cls.getattr(intern!(py, "__mro__"))?.cast_into::<PyTuple>()?;
+    for klass in mro.iter() {
+        let namespace = klass.getattr(intern!(py, "__dict__"))?;
+        if namespace.contains(name)? {
+            let value = namespace.get_item(name)?;
+            let descriptor = value.get_type().hasattr(intern!(py, "__get__"))?;
+            return Ok((!descriptor).then_some(value));
+        }
+    }
+    Ok(None)
 }
 
 fn attr<'py, T: pyo3::PyTypeCheck>(this: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, T>> {
@@ -29,43 +59,35 @@ fn attr<'py, T: pyo3::PyTypeCheck>(this: &Bound<'py, PyAny>, name: &Bound<'py, P
 }
 
 impl<'py> Lowering<'py> {
-    fn new(this: &'py Bound<'py, PyAny>, shared_max: usize) -> PyResult<Self> {
+    fn new(this: &'py Bound<'py, PyAny>, plain: &Bound<'py, PyType>) -> PyResult<Self> {
         let py = this.py();
         Ok(Lowering {
             this,
             atoms: attr(this, intern!(py, "atoms"))?,
             spec_atoms: attr(this, intern!(py, "spec_atoms"))?,
+            save_as: attr(this, intern!(py, "save_as"))?,
+            whole: this.getattr(intern!(py, "_whole"))?,
             seen: attr(this, intern!(py, "_seen"))?,
             versions: attr(this, intern!(py, "_versions"))?,
-            set_lists: attr(this, intern!(py, "_set_lists"))?,
-            one_lists: attr(this, intern!(py, "_one_lists"))?,
-            names_lists: attr(this, intern!(py, "_names_lists"))?,
             names_only: attr(this, intern!(py, "_names_only"))?,
-            no_names: this.getattr(intern!(py, "_no_names"))?,
-            shared_max,
+            set_names: HashMap::new(),
+            version_texts: HashMap::new(),
+            class_version: plain_class_value(plain, intern!(py, "version"))?,
+            class_priority: plain_class_value(plain, intern!(py, "priority"))?,
         })
     }
 
-    /// `[name]`, one list per name while the cache has room (`_Lowering._one_lists`).
-    fn one_list(&self, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(found) = self.one_lists.get_item(name)? {
-            return Ok(found);
+    /// The names of an atom's (usually shared) set of names, by the set object's identity (read
+    /// through `_Lowering._set_list` the first time).
+    fn set_names(&mut self, names: &Bound<'py, PyAny>) -> PyResult<Vec<String>> {
+        let key = names.as_ptr() as usize;
+        if let Some((found, _)) = self.set_names.get(&key) {
+            return Ok(found.clone());
         }
-        let made = PyList::new(name.py(), [name])?.into_any();
-        if self.one_lists.len() < self.shared_max {
-            self.one_lists.set_item(name, &made)?;
-        }
+        let listed = self.this.call_method1(intern!(names.py(), "_set_list"), (names,))?;
+        let made: Vec<String> = listed.extract()?;
+        self.set_names.insert(key, (made.clone(), names.clone()));
         Ok(made)
-    }
-
-    /// The list of an atom's (usually shared) set of names, by the set object's identity
-    /// (`_Lowering._set_list`, which makes and remembers it when it is new).
-    fn set_list(&self, names: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let key = id_of(names)?;
-        if let Some(found) = self.set_lists.get_item(&key)? {
-            return found.get_item(0);
-        }
-        self.this.call_method1(intern!(names.py(), "_set_list"), (names,))
     }
 
     /// Whether atoms with the class plan `plan` have their requires as their names alone.
@@ -78,35 +100,12 @@ impl<'py> Lowering<'py> {
         Ok(simple)
     }
 
-    /// The requires list of a lazily built atom whose requires are its names: `[]`, `[name]` or the
-    /// names without repeats, shared while the caches have room.
-    fn names_list(&self, names: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-        match names.len() {
-            0 => Ok(self.no_names.clone()),
-            1 => self.one_list(&names.get_item(0)?),
-            _ => {
-                if let Some(found) = self.names_lists.get_item(names)? {
-                    return Ok(found);
-                }
-                let unique = PyDict::new(names.py());
-                for name in names.iter() {
-                    unique.set_item(name, names.py().None())?;
-                }
-                let made = PyList::new(names.py(), unique.keys())?.into_any();
-                if self.names_lists.len() < self.shared_max {
-                    self.names_lists.set_item(names, &made)?;
-                }
-                Ok(made)
-            }
-        }
-    }
-
     /// `(requires, optional)` of an atom in the common shape, or None (leave it to `add_atom`).
-    fn arg_lists(
-        &self,
+    fn arg_names(
+        &mut self,
         state: &Bound<'py, PyDict>,
         arg_attrs: &Bound<'py, PyTuple>,
-    ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    ) -> PyResult<Option<(Vec<String>, Vec<String>)>> {
         let py = state.py();
         if let Some(lazy) = state.get_item(intern!(py, "_lazy_args"))?.filter(|v| !v.is_none()) {
             // built with requires names alone, its mappings not made: (plan, names, rebind)
@@ -123,7 +122,8 @@ impl<'py> Lowering<'py> {
                 return Ok(None);
             }
             let Ok(names) = lazy.get_item(1)?.cast_into::<PyTuple>() else { return Ok(None) };
-            return Ok(Some((self.names_list(&names)?, self.no_names.clone())));
+            let Some(names) = unique_names(&names) else { return Ok(None) };
+            return Ok(Some((names, Vec::new())));
         }
         // built with its class's shared mappings, never replaced:
         // (rebind, optional, revert_rebind, revert_optional, requires set, identity)
@@ -144,15 +144,15 @@ impl<'py> Lowering<'py> {
                 return Ok(None);
             }
         }
-        Ok(Some((self.set_list(&args.get_item(4)?)?, self.no_names.clone())))
+        Ok(Some((self.set_names(&args.get_item(4)?)?, Vec::new())))
     }
 
-    /// The provides list, or None (leave it to `add_atom`).
-    fn provided_list(
-        &self,
+    /// The provided names, or None (leave it to `add_atom`).
+    fn provided_names(
+        &mut self,
         atom: &Bound<'py, PyAny>,
         state: &Bound<'py, PyDict>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    ) -> PyResult<Option<Vec<String>>> {
         let py = atom.py();
         let provides_key = intern!(py, "provides");
         match state.get_item(intern!(py, "_lazy_provides"))?.filter(|v| !v.is_none()) {
@@ -161,21 +161,72 @@ impl<'py> Lowering<'py> {
                     Some(provides) => provides,
                     None => atom.getattr(provides_key)?,
                 };
-                Ok(Some(self.set_list(&provides)?))
+                Ok(Some(self.set_names(&provides)?))
             }
             Some(_) if state.contains(provides_key)? => Ok(None),
-            Some(name) => Ok(Some(self.one_list(&name)?)),
+            Some(name) => Ok(name.extract::<String>().ok().map(|name| vec![name])),
         }
     }
 
-    fn version_text(&self, atom: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = atom.py();
-        let version = atom.getattr(intern!(py, "version"))?;
-        if let Some(found) = self.versions.get_item(id_of(&version)?)? {
-            return found.get_item(0);
+    /// Attribute `name` of `atom`, whose class's value is `class_value` when it is a plain one.
+    fn read(
+        atom: &Bound<'py, PyAny>,
+        state: &Bound<'py, PyDict>,
+        name: &Bound<'py, PyString>,
+        class_value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match class_value {
+            Some(value) => Ok(state.get_item(name)?.unwrap_or_else(|| value.clone())),
+            None => atom.getattr(name),
         }
-        self.this.call_method1(intern!(py, "_version_text"), (atom, version))
     }
+
+    fn priority(&self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        Self::read(atom, state, intern!(atom.py(), "priority"), self.class_priority.as_ref())
+    }
+
+    fn version_text(&mut self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<String> {
+        let py = atom.py();
+        let version = Self::read(atom, state, intern!(py, "version"), self.class_version.as_ref())?;
+        let key = version.as_ptr() as usize;
+        if let Some((found, _)) = self.version_texts.get(&key) {
+            return Ok(found.clone());
+        }
+        let text = match self.versions.get_item(id_of(&version)?)? {
+            Some(found) => found.get_item(0)?,
+            None => self.this.call_method1(intern!(py, "_version_text"), (atom, &version))?,
+        };
+        let text: String = text.extract()?;
+        self.version_texts.insert(key, (text.clone(), version));
+        Ok(text)
+    }
+
+    /// The atom's result keys, as `ferroflow._lower.result_key` reads them.
+    fn result_key(&self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        let py = atom.py();
+        let save_as_key = intern!(py, "save_as");
+        if let Some(save_as) = state.get_item(save_as_key)?.filter(|v| !v.is_none()) {
+            return Ok(save_as);
+        }
+        match state.get_item(intern!(py, "_lazy_provides"))? {
+            Some(name) if name.is_exact_instance_of::<PyString>() => Ok(self.whole.clone()),
+            _ => atom.getattr(save_as_key),
+        }
+    }
+}
+
+/// The names of a tuple without repeats (first place kept); None when one is not a `str` that
+/// `to_str` can read (left to `add_atom`).
+fn unique_names(names: &Bound<'_, PyTuple>) -> Option<Vec<String>> {
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names.iter() {
+        let name = name.cast_into::<PyString>().ok()?;
+        let text = name.to_str().ok()?;
+        if !unique.iter().any(|seen| seen == text) {
+            unique.push(text.to_owned());
+        }
+    }
+    Some(unique)
 }
 
 /// Python's `id(obj)`.
@@ -184,7 +235,7 @@ fn id_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyInt>> {
 }
 
 /// Adds `children[position:]` to the lowering `lowering` (a `ferroflow._lower._Lowering`) as
-/// `add_atom` would, with their `("atom", index)` nodes appended to `nodes`, while they are instances
+/// `add_atom` would, with their nodes (their indices) appended to `nodes`, while they are instances
 /// of `plain` (a class `_plain_class` accepts) in the common shape: a `str` name other than
 /// `reserved`, nothing injected, built with requires names alone or the class's shared mappings,
 /// `provides` one name or a set. Returns the position of the first child it did not take.
@@ -198,13 +249,11 @@ pub fn lower_plain_tasks<'py>(
     nodes: &Bound<'py, PyList>,
     arg_attrs: &Bound<'py, PyTuple>,
     reserved: &Bound<'py, PyString>,
-    shared_max: usize,
 ) -> PyResult<usize> {
     let py = lowering.py();
     let state_key = intern!(py, "__dict__");
-    let (name_key, inject_key, priority_key) = (intern!(py, "name"), intern!(py, "inject"), intern!(py, "priority"));
-    let atom_tag = intern!(py, "atom");
-    let this = Lowering::new(lowering, shared_max)?;
+    let (name_key, inject_key) = (intern!(py, "name"), intern!(py, "inject"));
+    let mut this = Lowering::new(lowering, plain)?;
     let mut position = position;
     while position < children.len() {
         let atom = children.get_item(position)?;
@@ -213,45 +262,46 @@ pub fn lower_plain_tasks<'py>(
         }
         let Ok(state) = atom.getattr(state_key)?.cast_into::<PyDict>() else { break };
         let Some(name) = state.get_item(name_key)? else { break };
-        // (compared as Python compares: a name `to_str` cannot encode, such as one with a lone
-        // surrogate, is still a name)
+        // (compared as Python compares; a name `to_str` cannot read, such as one with a lone
+        // surrogate, is left to `add_atom`, which reports it)
         if !name.is_exact_instance_of::<PyString>() || name.eq(reserved)? {
             break;
         }
+        let Ok(name) = name.extract::<String>() else { break };
         match state.get_item(inject_key)? {
             Some(inject) if !inject.is_truthy()? => {}
             _ => break,
         }
-        let id = id_of(&atom)?;
-        if this.seen.contains(&id)? {
-            break;
-        }
-        let Some((requires, optional)) = this.arg_lists(&state, arg_attrs)? else { break };
-        let Some(provided) = this.provided_list(&atom, &state)? else { break };
-        let version = this.version_text(&atom)?;
-        let mut priority = atom.getattr(priority_key)?;
+        let Some((requires, optional)) = this.arg_names(&state, arg_attrs)? else { break };
+        let Some(provides) = this.provided_names(&atom, &state)? else { break };
+        let version = this.version_text(&atom, &state)?;
+        let mut priority = this.priority(&atom, &state)?;
         if !priority.is_exact_instance_of::<PyInt>() {
             priority = py.get_type::<PyInt>().call1((priority,))?;
         }
-        this.seen.add(id)?;
-        let spec = PyTuple::new(
-            py,
-            [
-                name.into_any(),
-                0u8.into_pyobject(py)?.into_any(),
-                version,
-                priority,
-                requires.clone(),
-                optional.clone(),
-                requires,
-                optional,
-                provided,
-            ],
-        )?;
-        this.spec_atoms.append(spec)?;
+        let Ok(priority) = priority.extract::<i32>() else { break };
+        let save_as = this.result_key(&atom, &state)?;
+        // (seen already: the same atom twice, which add_atom reports)
+        let seen = this.seen.len();
+        this.seen.add(id_of(&atom)?)?;
+        if this.seen.len() == seen {
+            break;
+        }
+        this.spec_atoms.borrow_mut().push(AtomSpec {
+            name,
+            kind: AtomKind::Task,
+            version,
+            priority,
+            revert_requires: requires.clone(),
+            revert_optional: optional.clone(),
+            requires,
+            optional,
+            provides,
+        })?;
         let index = this.atoms.len();
         this.atoms.append(&atom)?;
-        nodes.append((atom_tag, index))?;
+        this.save_as.append(save_as)?;
+        nodes.append(index)?;
         position += 1;
     }
     Ok(position)

@@ -11,6 +11,7 @@ mod links;
 mod lower;
 mod resume;
 mod scheduler;
+mod specs;
 mod store;
 mod uuids;
 
@@ -21,6 +22,7 @@ use pyo3::prelude::*;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<flow::CompiledFlow>()?;
+    m.add_class::<specs::AtomSpecs>()?;
     m.add_class::<scheduler::Scheduler>()?;
     m.add_class::<lane::Lane>()?;
     m.add_class::<flag::Flag>()?;

@@ -29,7 +29,7 @@ from typing import Any
 from ferroflow import _core, exceptions, states
 from ferroflow import atom as atom_mod
 from ferroflow import task as task_mod
-from ferroflow._lower import lower, result_keys
+from ferroflow._lower import lower
 from ferroflow.engines import actions, persist
 from ferroflow.engines.resumption import ResumptionMixin
 from ferroflow.engines.storage import STATE_CODES, STATE_NAMES, Storage
@@ -72,7 +72,7 @@ def _memory_backend_of(engine_ref: weakref.ref[ActionEngine]) -> Any:
 class Compilation:
     """What ``compile()`` produced: the atoms by index and the Rust execution graph."""
 
-    def __init__(self, atoms: list[Any], compiled: Any, spec_atoms: list[tuple], deciders: list[Any]) -> None:
+    def __init__(self, atoms: list[Any], compiled: Any, spec_atoms: _core.AtomSpecs, deciders: list[Any]) -> None:
         self.atoms = atoms
         self.compiled = compiled
         self.spec_atoms = spec_atoms
@@ -84,8 +84,8 @@ class Compilation:
         ``compilation.execution_graph``; a copy made on each access (the scheduler's is in Rust)."""
         graph = DiGraph(name="execution")
         atoms = self.atoms
-        for index, atom in enumerate(atoms):
-            graph.add_node(atom, kind="retry" if self.spec_atoms[index][1] == 1 else "task")
+        for atom, is_retry in zip(atoms, self.spec_atoms.retry_flags(), strict=True):
+            graph.add_node(atom, kind="retry" if is_retry else "task")
         for u, v in self.compiled.atom_edges():
             graph.add_edge(atoms[u], atoms[v])
         return graph
@@ -171,8 +171,8 @@ class ActionEngine(ResumptionMixin):
         with paused_gc():
             lowered = lower(self._flow)
             compiled = _core.compile(lowered.spec_atoms, lowered.root)
-            self._retry_flags = [spec[1] == 1 for spec in lowered.spec_atoms]
-            self._save_as = result_keys(lowered.atoms)
+            self._retry_flags = lowered.spec_atoms.retry_flags()
+            self._save_as = lowered.save_as
         self._gates = {}
         for decider_id, history, entries, targets, _depth in compiled.deciders():
             for entry in entries:

@@ -296,9 +296,8 @@ class Persister:
         atoms = compilation.atoms
         for index in indexes:
             atom = atoms[index]
-            spec = spec_atoms[index]
-            is_retry = spec[1] == _RETRY
-            version = spec[2] or None
+            is_retry = spec_atoms.is_retry(index)
+            version = spec_atoms.version(index)
             position = matched[index]
             if position < 0:
                 if self.details is None:
@@ -630,7 +629,7 @@ class Persister:
         fd = self.flow_detail
         for index in failing:
             ad = saved.detail(matched[index])
-            is_retry = compilation.spec_atoms[index][1] == _RETRY
+            is_retry = compilation.spec_atoms.is_retry(index)
             want = models.RetryDetail if is_retry else models.TaskDetail
             name = compilation.atoms[index].name
             if not isinstance(ad, want):
@@ -641,7 +640,7 @@ class Persister:
             if index in self._misfits:
                 raise migrations.ProvidesMismatch(name, self._misfits[index], f"{fd.name!r} ({fd.uuid})")
             if ad.state == states.SUCCESS:
-                raise migrations.VersionMismatch(name, ad.version, compilation.spec_atoms[index][2] or None)
+                raise migrations.VersionMismatch(name, ad.version, compilation.spec_atoms.version(index))
 
     def _apply_policy(
         self,
@@ -655,7 +654,7 @@ class Persister:
     ) -> bool:
         """Carries out the plan's decision for a saved detail; False when the atom starts over
         (its detail reset to PENDING, nothing to restore)."""
-        version = engine.compilation.spec_atoms[index][2] or None
+        version = engine.compilation.spec_atoms.version(index)
         completed = ad.state == states.SUCCESS and (ad.intention or states.EXECUTE) == states.EXECUTE
         if completed and not flow_reverted:
             if action == resume_plan.MIGRATE:
@@ -760,7 +759,7 @@ class Persister:
         spec_atoms = engine.compilation.spec_atoms
         rows = []
         for index in indices:
-            version = spec_atoms[index][2] or None
+            version = spec_atoms.version(index)
             if self._versions[index] != version:
                 self._versions[index] = version
                 ad = self._detail(engine, index)
@@ -1141,8 +1140,9 @@ def _fresh_columns(
     made = _core.uuid4_texts(os.urandom(16 * len(unmatched)))
     uuids.extend(made)
     names.extend([atoms[index].name for index in unmatched])
-    retries.extend([spec_atoms[index][1] == _RETRY for index in unmatched])
-    fresh_versions.extend([spec_atoms[index][2] or None for index in unmatched])
+    some = None if len(unmatched) == len(atoms) else unmatched  # (None: all of them, in order)
+    retries.extend(spec_atoms.retry_flags(some))
+    fresh_versions.extend(spec_atoms.versions(some))
     if len(unmatched) < len(atoms):
         for index, uuid_, version in zip(unmatched, made, fresh_versions, strict=True):
             versions[index] = version

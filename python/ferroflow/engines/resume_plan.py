@@ -245,15 +245,12 @@ def structured_provides(engine: Any) -> list[int]:
         compilation = engine.compilation
         atoms = compilation.atoms
         found = []
-        for index in _indices_of(map(_PROVIDES, compilation.spec_atoms)):  # (atoms providing nothing: none)
+        for index in compilation.spec_atoms.providing():  # (atoms providing nothing: none)
             save_as = _save_as_of(atoms[index])
             if save_as is not None and (len(save_as) > 1 or (save_as and None not in save_as.values())):
                 found.append(index)
         engine._structured_provides = found
     return found
-
-
-_PROVIDES = operator.itemgetter(8)  # a spec atom's provided names (see ferroflow._lower)
 
 
 def _indices_of(values: Iterator[Any]) -> Iterator[int]:
