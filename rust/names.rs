@@ -95,19 +95,26 @@ struct Candidates<'a> {
 impl<'a> Candidates<'a> {
     fn new(atoms: &'a [AtomSpec], order: &TreeOrder) -> Self {
         let mut ids: FastMap<&str, u32> = FastMap::with_capacity_and_hasher(atoms.len(), BuildHasherDefault::default());
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(atoms.len());
-        let mut last_index: Vec<u32> = Vec::new();
-        for (index, &atom) in order.atom_at.iter().enumerate() {
-            for name in &atoms[atom as usize].provides {
+        // Names are read in atom order, the order their specs lie in memory (a graph flow's
+        // preorder jumps across them: a cache miss per name), as (preorder index, name id) ...
+        let mut by_atom: Vec<(u32, u32)> = Vec::with_capacity(atoms.len());
+        for (atom, spec) in atoms.iter().enumerate() {
+            for name in &spec.provides {
                 let next_id = ids.len() as u32;
                 let id = *ids.entry(name.as_str()).or_insert(next_id);
-                if id == next_id {
-                    last_index.push(NONE);
-                }
+                by_atom.push((order.pre[atom], id));
+            }
+        }
+        // ... then put in preorder (bucketed by preorder index, without a comparison sort).
+        let by_pre = Csr::from_edges(order.pre.len(), &by_atom);
+        drop(by_atom);
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(by_pre.targets.len());
+        for index in 0..order.pre.len() as u32 {
+            let names = by_pre.neighbours(index);
+            for (k, &id) in names.iter().enumerate() {
                 // A name listed twice by one atom counts once.
-                if last_index[id as usize] != index as u32 {
-                    last_index[id as usize] = index as u32;
-                    pairs.push((id, index as u32));
+                if !names[..k].contains(&id) {
+                    pairs.push((id, index));
                 }
             }
         }

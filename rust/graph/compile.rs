@@ -595,6 +595,40 @@ mod tests {
 
     #[test]
     #[ignore = "benchmark"]
+    fn bench_compile_100k_random_dag() {
+        // (the benchmarks' random DAG, `ferroflow.benchmarking.flows.random_dag`: each atom requires
+        // up to 3 earlier ones, linked from each; drawn here with a fixed LCG)
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut draw = |bound: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((seed >> 33) as usize) % bound
+        };
+        let mut links: Vec<(usize, usize)> = Vec::new();
+        let atoms: Vec<AtomSpec> = (0..BENCH_ATOMS)
+            .map(|i| {
+                let mut required: Vec<usize> = Vec::new();
+                if i > 0 {
+                    for _ in 0..draw(4).min(i) {
+                        let earlier = draw(i);
+                        if !required.contains(&earlier) {
+                            required.push(earlier);
+                        }
+                    }
+                }
+                links.extend(required.iter().map(|&earlier| (earlier, i)));
+                let names: Vec<String> = required.iter().map(|earlier| format!("v{earlier}")).collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                AtomSpec::task(&format!("t{i}"), &names, &[&format!("v{i}")])
+            })
+            .collect();
+        let link_count = links.len();
+        let spec = spec_with(atoms, graph((0..BENCH_ATOMS).map(atom).collect(), &links));
+        let compiled = bench_compile(&format!("random DAG of 100,000 atoms ({link_count} links)"), &spec);
+        assert_eq!(compiled.topo.len(), BENCH_ATOMS);
+    }
+
+    #[test]
+    #[ignore = "benchmark"]
     fn bench_compile_100k_nested_unordered() {
         let (groups, per_group) = (1_000, BENCH_ATOMS / 1_000);
         let names: Vec<String> = (0..BENCH_ATOMS).map(|i| format!("t{i}")).collect();
