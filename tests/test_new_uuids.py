@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import uuid
 
 import pytest
@@ -39,3 +41,49 @@ def test_a_new_flow_on_sqlite_gets_distinct_version_4_uuids(tmp_path) -> None:
     assert len(uuids) == len(set(uuids)) == 300
     assert all(uuid.UUID(text).version == 4 and str(uuid.UUID(text)) == text for text in uuids)
     backend.close()
+
+
+def test_ascending_texts_are_the_same_uuids_sorted() -> None:
+    random = os.urandom(16 * 500)
+    assert _core.uuid4_texts(random, ascending=True) == sorted(_core.uuid4_texts(random))
+
+
+@pytest.mark.parametrize("make", [flows.linear, flows.random_dag])
+def test_a_new_flows_rows_get_ascending_uuids_in_the_order_they_are_inserted(tmp_path, make) -> None:
+    """Rows are inserted in the order the atoms will run, with uuids ascending in that order (the
+    store's uuid index grows at its end); each atom keeps its own uuid through the run."""
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'u.db'}")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(make(400), book=models.LogBook("b"), backend=backend)
+    engine.compile()
+    engine.prepare()
+    given = {atom.name: engine.storage.get_atom_uuid(atom.name) for atom in engine.compilation.atoms}
+    with contextlib.closing(sqlite3.connect(tmp_path / "u.db")) as raw:  # (rowid order: insertion order)
+        rows = raw.execute("SELECT uuid, name FROM atomdetails ORDER BY rowid").fetchall()
+    uuids = [u for u, _ in rows]
+    assert uuids == sorted(uuids) and len(set(uuids)) == 400
+    assert {name: u for u, name in rows} == given
+    order = engine.compilation.compiled.round_order()
+    names = [atom.name for atom in engine.compilation.atoms]
+    assert [name for _, name in rows] == (names if order is None else [names[i] for i in order])
+    engine.run()
+    assert {atom.name: engine.storage.get_atom_uuid(atom.name) for atom in engine.compilation.atoms} == given
+    backend.close()
+
+
+def test_permuting_columns_by_round_order_checks_the_permutation() -> None:
+    engine = engines.load(flows.random_dag(50))
+    engine.compile()
+    compiled = engine.compilation.compiled
+    order = compiled.round_order()
+    values = [f"v{i}" for i in range(50)]
+    permuted = compiled.in_round_order(values, order)
+    assert permuted == [values[i] for i in order]
+    assert compiled.in_atom_order(permuted, order) == values
+    with pytest.raises(ValueError, match="one value and one position per atom"):
+        compiled.in_round_order(values[:-1], order)
+    with pytest.raises(ValueError, match="not one of a permutation"):
+        compiled.in_atom_order(values, [0] * 50)
+    with pytest.raises(ValueError, match="not one of a permutation"):
+        compiled.in_round_order(values, [*order[:-1], 50])

@@ -2,7 +2,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use super::convert;
 use super::errors::PyCoreError;
@@ -18,6 +20,32 @@ type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
 #[pyclass(frozen, module = "ferroflow._core")]
 pub struct CompiledFlow {
     pub inner: Arc<graph::CompiledFlow>,
+}
+
+impl CompiledFlow {
+    /// Raises unless `values` and `order` have one item per atom and `order` lists each atom once.
+    fn check_permutation(&self, what: &str, values: &Bound<'_, PyList>, order: &[usize]) -> PyResult<()> {
+        let count = self.inner.atoms.len();
+        if values.len() != count || order.len() != count {
+            return Err(PyValueError::new_err(format!(
+                "{what} needs one value and one position per atom ({count}), got {} and {}",
+                values.len(),
+                order.len()
+            )));
+        }
+        let mut seen = vec![false; count];
+        for &atom in order {
+            match seen.get_mut(atom) {
+                Some(slot @ false) => *slot = true,
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "{what}: {atom} is not one of a permutation of the atoms"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn optional_index(v: u32) -> Option<u32> {
@@ -47,6 +75,28 @@ impl CompiledFlow {
     fn round_order(&self, py: Python<'_>) -> Option<Vec<u32>> {
         let flow = &self.inner;
         py.detach(|| graph::round_order(flow))
+    }
+
+    /// `values` (one per atom, in atom order) in the order `order` (`round_order()`) lists the
+    /// atoms: a permutation of the list's items, none of them read (a Python loop reading them in
+    /// that order would miss the cache at nearly every item).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
+    fn in_round_order<'py>(&self, values: &Bound<'py, PyList>, order: Vec<usize>) -> PyResult<Bound<'py, PyList>> {
+        self.check_permutation("in_round_order", values, &order)?;
+        let items: Vec<Bound<'py, PyAny>> = order.iter().map(|&atom| values.get_item(atom)).collect::<PyResult<_>>()?;
+        PyList::new(values.py(), items)
+    }
+
+    /// The inverse of `in_round_order`: `values[k]` belongs to atom `order[k]`; the values in atom
+    /// order.
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
+    fn in_atom_order<'py>(&self, values: &Bound<'py, PyList>, order: Vec<usize>) -> PyResult<Bound<'py, PyList>> {
+        self.check_permutation("in_atom_order", values, &order)?;
+        let mut placed: Vec<Option<Bound<'py, PyAny>>> = vec![None; order.len()];
+        for (value, &atom) in values.iter().zip(&order) {
+            placed[atom] = Some(value);
+        }
+        PyList::new(values.py(), placed.into_iter().flatten())
     }
 
     /// Atom names by index.

@@ -6,17 +6,23 @@ use pyo3::types::PyList;
 
 /// The UUIDs made from `random` (16 random bytes each, e.g. `os.urandom(16 * n)`), as
 /// `str(uuid.UUID(bytes=..., version=4))` gives them: lowercase, hyphenated, with the version and
-/// variant bits set.
+/// variant bits set. With `ascending`, in ascending order (still random version-4 UUIDs, listed
+/// sorted): rows inserted in that order add to the end of the store's uuid index, where random
+/// keys would each land on a page of their own (a sixth of inserting a new flow's rows).
 #[pyfunction]
-pub fn uuid4_texts<'py>(py: Python<'py>, random: &[u8]) -> PyResult<Bound<'py, PyList>> {
+#[pyo3(signature = (random, ascending=false))]
+pub fn uuid4_texts<'py>(py: Python<'py>, random: &[u8], ascending: bool) -> PyResult<Bound<'py, PyList>> {
     if random.len() % 16 != 0 {
         return Err(PyValueError::new_err(format!(
             "uuid4_texts needs 16 random bytes per UUID, got {} bytes",
             random.len()
         )));
     }
-    let texts: Vec<String> = random.chunks_exact(16).map(|bytes| uuid_text(&uuid4_bytes(bytes))).collect();
-    PyList::new(py, texts)
+    let mut made: Vec<[u8; 16]> = random.chunks_exact(16).map(uuid4_bytes).collect();
+    if ascending {
+        made.sort_unstable(); // (the text's order: hex digits keep the bytes' order)
+    }
+    PyList::new(py, made.iter().map(uuid_text))
 }
 
 /// A version-4 UUID from 16 random bytes.

@@ -243,11 +243,12 @@ def structured_provides(engine: Any) -> list[int]:
     found = getattr(engine, "_structured_provides", None)
     if found is None:
         compilation = engine.compilation
-        atoms = compilation.atoms
+        # (the result keys the lowering read: an empty mapping for one name, not made yet)
+        result_keys = engine._save_as
         found = []
         for index in compilation.spec_atoms.providing():  # (atoms providing nothing: none)
-            save_as = _save_as_of(atoms[index])
-            if save_as is not None and (len(save_as) > 1 or (save_as and None not in save_as.values())):
+            save_as = result_keys[index]
+            if save_as and (len(save_as) > 1 or None not in save_as.values()):
                 found.append(index)
         engine._structured_provides = found
     return found
@@ -257,15 +258,6 @@ def _indices_of(values: Iterator[Any]) -> Iterator[int]:
     """The positions of the true values (at C speed: a Python loop over 100,000 atoms would be most
     of what a plan costs in Python)."""
     return itertools.compress(itertools.count(), values)
-
-
-def _save_as_of(atom: Any) -> Any:
-    """``atom.save_as``, or None for an atom that saves its whole result under one name and has
-    not made its mappings yet (``provides="name"``: reading them would make them)."""
-    state = getattr(atom, "__dict__", None)
-    if state is not None and "save_as" not in state and isinstance(state.get("_lazy_provides"), str):
-        return None
-    return atom.save_as
 
 
 def result_misfit(result: Any, save_as: Any) -> str | None:
