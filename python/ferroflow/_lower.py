@@ -129,9 +129,9 @@ def _unknown(item: Any) -> TypeError:
     return TypeError(f"Unknown object '{item}' ({type(item)}) requested to compile")
 
 
-# Atoms share their mappings (see ferroflow.atom) and versions, so their specs share lists and version
-# strings, made once per lowering: at most this many distinct ones are remembered, as flows of atoms
-# that all differ gain nothing from it.
+# Atoms share their mappings (see ferroflow.atom) and versions, so `add_atom` makes the name lists and
+# version strings of its spec tuples once per lowering (the tuples are then copied into Rust): at most
+# this many distinct ones are remembered, as flows of atoms that all differ gain nothing from it.
 _SHARED_LISTS_MAX = 4096
 
 
