@@ -43,10 +43,9 @@ pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, o
         let providers = resolver.lookup_all(index, &atom.requires, &atom.optional);
         // (a lookup depends on the atom and the name only: revert mapping as execute, the usual
         // case, has the same providers)
-        if atom.revert_requires == atom.requires && atom.revert_optional == atom.optional {
-            revert.push(providers.clone());
-        } else {
-            revert.push(resolver.lookup_all(index, &atom.revert_requires, &atom.revert_optional));
+        match &atom.revert {
+            None => revert.push(providers.clone()),
+            Some(names) => revert.push(resolver.lookup_all(index, &names.requires, &names.optional)),
         }
         execute.push(providers);
     }
@@ -65,8 +64,8 @@ pub fn unsatisfied<S: BuildHasher>(
     for (index, atom) in compiled.atoms.iter().enumerate() {
         let mut missing: Vec<String> = Vec::new();
         let sides = [
-            (&atom.requires, compiled.providers.get(index)),
-            (&atom.revert_requires, compiled.revert_providers.get(index)),
+            (atom.requires.as_slice(), compiled.providers.get(index)),
+            (atom.revert_requires(), compiled.revert_providers.get(index)),
         ];
         for (names, providers) in sides {
             for (k, name) in names.iter().enumerate() {
@@ -434,9 +433,7 @@ mod tests {
 
     #[test]
     fn revert_arguments_have_their_own_providers() {
-        let mut c = t("c", &[], &[]);
-        c.revert_requires = vec!["x".into()];
-        c.revert_optional = vec!["w".into()];
+        let c = t("c", &[], &[]).with_revert(vec!["x".into()], vec!["w".into()]);
         let spec = spec_with(vec![t("p", &[], &["x"]), c], linear(vec![atom(0), atom(1)]));
         let compiled = compile(&spec).unwrap();
         assert_eq!(compiled.revert_providers[1], vec![0, NONE]);
@@ -445,8 +442,7 @@ mod tests {
 
     #[test]
     fn unsatisfied_lists_required_names_without_provider_or_store() {
-        let mut c = t("c", &["x", "s", "m"], &[]);
-        c.revert_requires = vec!["rv".into(), "x".into()];
+        let c = t("c", &["x", "s", "m"], &[]).with_revert(vec!["rv".into(), "x".into()], Vec::new());
         let spec = spec_with(
             vec![t("p", &[], &["x"]), c, t("d", &["m"], &["m2"])],
             unordered(vec![linear(vec![atom(0), atom(1)]), atom(2)]),

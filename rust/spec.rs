@@ -23,11 +23,18 @@ pub struct AtomSpec {
     pub requires: Vec<String>,
     /// Storage names `execute` takes when they can be found (arguments with defaults).
     pub optional: Vec<String>,
-    /// Storage names `revert` needs / takes when available.
-    pub revert_requires: Vec<String>,
-    pub revert_optional: Vec<String>,
+    /// Storage names `revert` needs / takes when available, when they are not `execute`'s
+    /// (`None`: the same names, the usual case, kept once).
+    pub revert: Option<Box<RevertNames>>,
     /// Storage names the result is saved under.
     pub provides: Vec<String>,
+}
+
+/// An atom's `revert` arguments, when they differ from its `execute` ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevertNames {
+    pub requires: Vec<String>,
+    pub optional: Vec<String>,
 }
 
 impl AtomSpec {
@@ -40,10 +47,29 @@ impl AtomSpec {
             priority: 0,
             requires: requires.iter().map(|s| (*s).to_owned()).collect(),
             optional: Vec::new(),
-            revert_requires: Vec::new(),
-            revert_optional: Vec::new(),
+            // (a task made here reverts with no arguments)
+            revert: (!requires.is_empty()).then(Box::default),
             provides: provides.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    /// The atom with `revert` taking `requires` / `optional` (kept once when they are its
+    /// `execute` names).
+    #[must_use]
+    pub fn with_revert(mut self, requires: Vec<String>, optional: Vec<String>) -> Self {
+        self.revert = (requires != self.requires || optional != self.optional)
+            .then(|| Box::new(RevertNames { requires, optional }));
+        self
+    }
+
+    /// Storage names `revert` needs.
+    pub fn revert_requires(&self) -> &[String] {
+        self.revert.as_ref().map_or(&self.requires, |revert| &revert.requires)
+    }
+
+    /// Storage names `revert` takes when they can be found.
+    pub fn revert_optional(&self) -> &[String] {
+        self.revert.as_ref().map_or(&self.optional, |revert| &revert.optional)
     }
 }
 

@@ -37,17 +37,17 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
             1 => AtomKind::Retry,
             other => return Err(PyValueError::new_err(format!("atom '{name}': unknown atom kind code {other}"))),
         };
-        Ok(AtomArg(AtomSpec {
+        let spec = AtomSpec {
             kind,
             version: t.get_item(2)?.extract()?,
             priority: t.get_item(3)?.extract()?,
             requires: names(&t.get_item(4)?)?,
             optional: names(&t.get_item(5)?)?,
-            revert_requires: names(&t.get_item(6)?)?,
-            revert_optional: names(&t.get_item(7)?)?,
+            revert: None,
             provides: names(&t.get_item(8)?)?,
             name,
-        }))
+        };
+        Ok(AtomArg(spec.with_revert(names(&t.get_item(6)?)?, names(&t.get_item(7)?)?)))
     }
 }
 

@@ -254,6 +254,7 @@ pub fn lower_plain_tasks<'py>(
     let state_key = intern!(py, "__dict__");
     let (name_key, inject_key) = (intern!(py, "name"), intern!(py, "inject"));
     let mut this = Lowering::new(lowering, plain)?;
+    this.spec_atoms.borrow_mut().reserve(children.len().saturating_sub(position));
     let mut position = position;
     while position < children.len() {
         let atom = children.get_item(position)?;
@@ -292,8 +293,7 @@ pub fn lower_plain_tasks<'py>(
             kind: AtomKind::Task,
             version,
             priority,
-            revert_requires: requires.clone(),
-            revert_optional: optional.clone(),
+            revert: None, // (reverts with its execute names)
             requires,
             optional,
             provides,

@@ -51,6 +51,13 @@ impl AtomSpecs {
         }
     }
 
+    /// Room for `more` atoms (a flow's children are pushed in one go: no doubling copies).
+    pub(crate) fn reserve(&mut self, more: usize) {
+        if let Held::Building(atoms) = &mut self.held {
+            atoms.reserve(more);
+        }
+    }
+
     /// The atoms, for a compile: moved out while building (`compiled` or `restore` puts the
     /// result back), copied when a compiled flow already holds them (a second compile).
     pub(crate) fn take(&mut self) -> Vec<AtomSpec> {
@@ -110,8 +117,8 @@ fn tuple<'py>(py: Python<'py>, spec: &AtomSpec) -> PyResult<Bound<'py, PyTuple>>
             spec.priority.into_pyobject(py)?.into_any(),
             PyList::new(py, &spec.requires)?.into_any(),
             PyList::new(py, &spec.optional)?.into_any(),
-            PyList::new(py, &spec.revert_requires)?.into_any(),
-            PyList::new(py, &spec.revert_optional)?.into_any(),
+            PyList::new(py, spec.revert_requires())?.into_any(),
+            PyList::new(py, spec.revert_optional())?.into_any(),
             PyList::new(py, &spec.provides)?.into_any(),
         ],
     )
