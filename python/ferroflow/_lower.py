@@ -330,6 +330,14 @@ class _Lowering:
             self._set_lists[id(names)] = (made, names)  # (keeps `names` alive: its id stays its own)
         return made
 
+    @staticmethod
+    def _plain_class_value(cls: type, attr: str) -> Any:
+        """``cls``'s own value of ``attr`` (found along its MRO, nothing called) when it is a plain
+        value, not a descriptor; None otherwise (read the attribute as Python reads it).
+        `_core.lower_plain_tasks` reads a plain task's ``version`` and ``priority`` through it."""
+        value = _class_attribute(cls, attr)
+        return None if hasattr(type(value), "__get__") else value
+
     def _open(self, flow: flow_mod.Flow) -> _Frame:
         self._visit(flow)
         retry = flow.retry

@@ -35,23 +35,14 @@ struct Lowering<'py> {
     class_priority: Option<Bound<'py, PyAny>>,
 }
 
-/// `cls`'s own value of `name` (found along its MRO without calling anything) when it is a plain
-/// value, not a descriptor; None otherwise (read the attribute as Python reads it).
+/// `_Lowering._plain_class_value(cls, name)`: the class's plain value, or None (read the attribute).
 fn plain_class_value<'py>(
+    this: &Bound<'py, PyAny>,
     cls: &Bound<'py, PyType>,
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = cls.py();
-    let mro = cls.getattr(intern!(py, "__mro__"))?.cast_into::<PyTuple>()?;
-    for klass in mro.iter() {
-        let namespace = klass.getattr(intern!(py, "__dict__"))?;
-        if namespace.contains(name)? {
-            let value = namespace.get_item(name)?;
-            let descriptor = value.get_type().hasattr(intern!(py, "__get__"))?;
-            return Ok((!descriptor).then_some(value));
-        }
-    }
-    Ok(None)
+    let value = this.call_method1(intern!(cls.py(), "_plain_class_value"), (cls, name))?;
+    Ok((!value.is_none()).then_some(value))
 }
 
 fn attr<'py, T: pyo3::PyTypeCheck>(this: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, T>> {
@@ -72,8 +63,8 @@ impl<'py> Lowering<'py> {
             names_only: attr(this, intern!(py, "_names_only"))?,
             set_names: HashMap::new(),
             version_texts: HashMap::new(),
-            class_version: plain_class_value(plain, intern!(py, "version"))?,
-            class_priority: plain_class_value(plain, intern!(py, "priority"))?,
+            class_version: plain_class_value(this, plain, intern!(py, "version"))?,
+            class_priority: plain_class_value(this, plain, intern!(py, "priority"))?,
         })
     }
 

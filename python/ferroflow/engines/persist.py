@@ -1155,21 +1155,19 @@ def _fresh_columns(
     # A new flow (every atom): its rows are laid out in the order its atoms will run (rounds of
     # ready atoms), not in atom order: a graph flow run in atom order would write to a different
     # page of the store at nearly every step. (Saved details are listed in that order too.)
-    order = compilation.compiled.round_order()
-    if order is None:  # (the atoms' own order)
-        names.extend([atom.name for atom in atoms])
-        retries.extend(spec_atoms.retry_flags())
-        fresh_versions.extend(spec_atoms.versions())
-        storage.set_atom_uuids(made)
-        versions[:] = fresh_versions
-        return
-    # (read in atom order, then permuted: read in round order, nearly every atom is a cache miss)
+    # (columns read in atom order, then permuted: read in round order, nearly every atom would be
+    # a cache miss)
     compiled = compilation.compiled
-    names.extend(compiled.in_round_order([atom.name for atom in atoms], order))
-    retries.extend(compiled.in_round_order(spec_atoms.retry_flags(), order))
+    order = compiled.round_order()  # (None: the atoms' own order)
+
+    def inserted(column: list[Any]) -> list[Any]:
+        return column if order is None else compiled.in_round_order(column, order)
+
+    names.extend(inserted([atom.name for atom in atoms]))
+    retries.extend(inserted(spec_atoms.retry_flags()))
     versions[:] = spec_atoms.versions()
-    fresh_versions.extend(compiled.in_round_order(versions, order))
-    storage.set_atom_uuids(compiled.in_atom_order(made, order))
+    fresh_versions.extend(inserted(versions))
+    storage.set_atom_uuids(made if order is None else compiled.in_atom_order(made, order))
 
 
 def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:
