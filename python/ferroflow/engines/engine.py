@@ -90,6 +90,33 @@ class Compilation:
             graph.add_edge(atoms[u], atoms[v])
         return graph
 
+    def visible_providers(self, index: int) -> dict[str, int | None]:
+        """``{stored name: provider}`` of what atom ``index`` requires (execute and revert)."""
+        compiled = self.compiled
+        spec = self.spec_atoms[index]
+        visible = dict(zip(spec[6] + spec[7], compiled.revert_providers(index), strict=True))
+        visible.update(zip(spec[4] + spec[5], compiled.providers(index), strict=True))
+        return visible
+
+
+def _taskflow_order(flow: Flow, atoms: list[Any]) -> list[int]:
+    """Indices of ``atoms`` (compiled from ``flow``) in the order TaskFlow's compiler lists atoms:
+    a flow's retry, then its children as the flow iterates them (graph flows in topological
+    order), depth first."""
+    position = {id(atom): i for i, atom in enumerate(atoms)}
+    order: list[int] = []
+    stack = [flow]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Flow):
+            stack.extend(reversed(list(node)))
+            if node.retry is not None:
+                stack.append(node.retry)
+        elif id(node) in position:
+            order.append(position.pop(id(node)))
+    order.extend(sorted(position.values()))  # (anything the walk did not reach keeps its place)
+    return order
+
 
 class ActionEngine(ResumptionMixin):
     """Base engine: TaskFlow's ``compile`` / ``prepare`` / ``validate`` / ``run`` / ``run_iter``."""
@@ -194,8 +221,10 @@ class ActionEngine(ResumptionMixin):
     def _bind(self, compilation: Compilation) -> None:
         self._compilation = compilation
         self._storage.bind_atoms(compilation.atoms)
-        self._storage.visible_providers = self._visible_providers
-        self._storage.atom_order = self._taskflow_order
+        # (functions of the compilation, not methods of the engine: a storage holding its engine
+        # would make a reference cycle, and each engine garbage for the cyclic collector)
+        self._storage.visible_providers = compilation.visible_providers
+        self._storage.atom_order = functools.partial(_taskflow_order, self._flow, compilation.atoms)
         self._atoms = compilation.atoms
         self._scheduler = _core.Scheduler(compilation.compiled)
 
@@ -409,31 +438,6 @@ class ActionEngine(ResumptionMixin):
         self._scheduler.restore([(atom, storage.states[atom], storage.intentions[atom]) for atom in changed])
         if self._persist is not None:
             self._persist.save(self, [(atom, _SAVE_ALL, 0) for atom in changed])
-
-    def _taskflow_order(self) -> list[int]:
-        """Atom indices in the order TaskFlow's compiler lists atoms: a flow's retry, then its
-        children as the flow iterates them (graph flows in topological order), depth first."""
-        position = {id(atom): i for i, atom in enumerate(self._atoms)}
-        order: list[int] = []
-        stack = [self._flow]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, Flow):
-                stack.extend(reversed(list(node)))
-                if node.retry is not None:
-                    stack.append(node.retry)
-            elif id(node) in position:
-                order.append(position.pop(id(node)))
-        order.extend(sorted(position.values()))  # (anything the walk did not reach keeps its place)
-        return order
-
-    def _visible_providers(self, index: int) -> dict[str, int | None]:
-        """``{stored name: provider}`` of what atom ``index`` requires (execute and revert)."""
-        compiled = self.compilation.compiled
-        spec = self.compilation.spec_atoms[index]
-        visible = dict(zip(spec[6] + spec[7], compiled.revert_providers(index), strict=True))
-        visible.update(zip(spec[4] + spec[5], compiled.providers(index), strict=True))
-        return visible
 
     def _schedule(self, limit: int) -> list[tuple[int, int]]:
         """Hands out the next round, published (persisted, notified) and gated by deciders."""

@@ -202,7 +202,6 @@ class Persister:
         #: Fast path: the meta of atoms whose meta holds more than the progress their state implies.
         self._metas: dict[int, dict[str, Any]] = {}
         self._decoded_metas: dict[str, dict[str, Any]] = {}
-        self._storage: Any = None
         self._conn = backend.get_connection()
         self._fast = hasattr(self._conn, "apply")
         self._injector: models.TaskDetail | None = None
@@ -257,7 +256,7 @@ class Persister:
         """
         fd = self.flow_detail
         saved = self._load_saved()
-        storage = self._storage = engine.storage
+        storage = engine.storage
         compilation = engine.compilation
         if fd.state is not None:
             if fd.state not in states.FLOW_STATES:
@@ -771,9 +770,6 @@ class Persister:
         if rows:
             self._write_prepared(rows, meta_changed=False)
 
-    def _uuid(self, atom: int) -> str:
-        return self._storage.atom_uuid(atom)
-
     def _detail(self, engine: Any, atom: int) -> models.AtomDetail:
         """The model of a compiled atom's detail (read from the store on the fast path)."""
         if self.details is not None:
@@ -1075,18 +1071,19 @@ class Persister:
             lease.release()
 
     # -- metadata (listeners) --------------------------------------------------------------------
-    def atom_meta(self, atom: int) -> dict[str, Any]:
+    def atom_meta(self, atom: int, uuid: str) -> dict[str, Any]:
+        """The meta of compiled atom ``atom``, whose detail is ``uuid``."""
         if self.details is not None:
             return self.details[atom].meta
         meta = self._metas.get(atom)
         if meta is None:  # read on first use: most atoms' meta is only their progress
-            meta = self._metas[atom] = dict(self._conn.get_atom_details(self._uuid(atom)).meta or {})
+            meta = self._metas[atom] = dict(self._conn.get_atom_details(uuid).meta or {})
         return meta
 
-    def save_atom_meta(self, atom: int) -> None:
+    def save_atom_meta(self, atom: int, uuid: str) -> None:
         """Writes one atom detail's meta column only."""
         if self.details is None:
-            self._conn.apply(atom_changes=[{"uuid": self._uuid(atom), "meta": self.atom_meta(atom)}])
+            self._conn.apply(atom_changes=[{"uuid": uuid, "meta": self.atom_meta(atom, uuid)}])
             return
         ad = self.details[atom]
         if self._fast:

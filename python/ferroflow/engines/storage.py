@@ -339,7 +339,7 @@ class Storage:
     def get_atom_metadata(self, atom_name: str) -> dict[str, Any]:
         index = self.index_of(atom_name)
         if self._meta_writer is not None:
-            return self._meta_writer.atom_meta(index)
+            return self._meta_writer.atom_meta(index, self.atom_uuid(index))
         return self._atom_meta.setdefault(index, {})
 
     def update_atom_metadata(self, atom_name: str, update_with: Any) -> None:
@@ -349,7 +349,8 @@ class Storage:
             return
         self.get_atom_metadata(atom_name).update(update)
         if self._meta_writer is not None:
-            self._meta_writer.save_atom_meta(self.index_of(atom_name))
+            index = self.index_of(atom_name)
+            self._meta_writer.save_atom_meta(index, self.atom_uuid(index))
 
     # -- injection -----------------------------------------------------------------------------
     def inject(self, pairs: dict[str, Any], transient: bool = False) -> None:

@@ -57,7 +57,8 @@ class SavedAtoms:
     ``uuids``, ``names``, ``retries`` (is a retry's detail), ``states``, ``intentions`` and
     ``versions`` are always there. Payload columns (``results``, ``failures``, ``revert_results``,
     ``revert_failures``, ``metas``: JSON text, ``"null"`` for none) are there when the rows came
-    from a store (`raw` is true); then `detail` builds a model with ``make_detail(position)``.
+    from a store (`raw` is true); then `detail` builds a model with ``make_detail(self, position)``
+    (given the columns rather than closing over them: no reference cycle).
     """
 
     __slots__ = (
@@ -99,13 +100,13 @@ class SavedAtoms:
     def __init__(
         self,
         columns: Sequence[list[Any]] | None,
-        make_detail: Callable[[int], models.AtomDetail] | None = None,
+        make_detail: Callable[[SavedAtoms, int], models.AtomDetail] | None = None,
         details: list[models.AtomDetail] | None = None,
         read_columns: Callable[[], Sequence[list[Any]]] | None = None,
     ) -> None:
         """``columns`` as described above; or ``None`` and ``read_columns``, which reads them when
         one is first used (an engine's prepare that restores from the plan's own read never does).
-        ``make_detail(position)`` reads one detail's model; `uuid_of` and `position_of`
+        ``make_detail(self, position)`` reads one detail's model; `uuid_of` and `position_of`
         (settable) give a position's uuid and a name's position without reading the columns."""
         self._make_detail = make_detail
         self._details = details
@@ -183,7 +184,7 @@ class SavedAtoms:
         ad = self._cache.get(position)
         if ad is None:
             assert self._make_detail is not None
-            ad = self._cache[position] = self._make_detail(position)
+            ad = self._cache[position] = self._make_detail(self, position)
         return ad
 
     def uuid(self, position: int) -> str:

@@ -1010,7 +1010,7 @@ class PostgresConnection(base.Connection):
             columns
         )
 
-        def make_detail(position: int) -> models.AtomDetail:
+        def make_detail(_saved: SavedAtoms, position: int) -> models.AtomDetail:
             return self._atom_from(
                 (
                     uuids[position],

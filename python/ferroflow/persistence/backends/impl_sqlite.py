@@ -401,11 +401,10 @@ class SQLiteConnection(base.Connection):
         unknown flow has none."""
         store = self._store
 
-        def make_detail(position: int) -> models.AtomDetail:
+        def make_detail(saved: SavedAtoms, position: int) -> models.AtomDetail:
             return _atom_from(store.get_atom_detail(saved.uuid(position)))
 
-        saved = SavedAtoms(None, make_detail=make_detail, read_columns=lambda: store.atom_columns(fd_uuid))
-        return saved
+        return SavedAtoms(None, make_detail=make_detail, read_columns=lambda: store.atom_columns(fd_uuid))
 
     def get_atoms_for_flow(self, fd_uuid: str) -> Iterator[models.AtomDetail]:
         store = self._store
