@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 from urllib import parse
 
@@ -65,6 +64,8 @@ KNOWN_OPTIONS = FERROFLOW_OPTIONS | TASKFLOW_OPTIONS
 def _engine_class(kind: str, namespace: str) -> type[ActionEngine]:
     if kind in _BUILTIN:
         return _BUILTIN[kind]
+    from importlib import metadata  # (only for engines that are not built in: a slow import)
+
     for entry in metadata.entry_points(group=namespace):
         if entry.name == kind:
             return entry.load()

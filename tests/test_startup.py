@@ -1,0 +1,35 @@
+"""What every ``ferroflow`` command pays before its work: imports. Built-in backends and engines
+are found without scanning the installed packages' metadata (``importlib.metadata``: ~20 ms to
+import, a few more per scan); only a scheme or engine that is not built in looks at entry points
+(tests/test_backend_conformance.py covers those plugins)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def test_a_command_on_a_builtin_backend_never_imports_package_metadata(tmp_path: Path) -> None:
+    sqlite, directory = tmp_path / "start.db", tmp_path / "start"
+    program = textwrap.dedent(f"""
+        import sys
+        import ferroflow.cli
+        from ferroflow import engines, task
+        from ferroflow.patterns import linear_flow
+        from ferroflow.persistence import backends
+
+        class Noop(task.Task):
+            def execute(self):
+                pass
+
+        for uri in ("sqlite:///{sqlite}", "dir://{directory}", "memory://"):
+            backend = backends.fetch(uri)
+            engines.load(linear_flow.Flow("f").add(Noop("a")), backend=backend, engine="serial").run()
+            engines.load(linear_flow.Flow("g").add(Noop("b")), backend=backend, engine="parallel").run()
+            backend.close()
+        print(sorted(name for name in sys.modules if name.startswith("importlib.metadata")))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
