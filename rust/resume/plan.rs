@@ -1,14 +1,19 @@
 //! The resumption plan: one entry per compiled atom and per saved detail, saying what resuming
 //! will do with it and why — computed before anything runs, and without writing anything.
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{
     input_fingerprint, provider_changes, same_kind, Migration, MigrationKind, ProviderAliases, ProviderPolicy,
     SavedAtom, VersionPolicy, INJECTOR_NAME,
 };
+use crate::graph::hash::FastMap;
 use crate::graph::{CompiledFlow, NONE};
 use crate::sched::{Intention, State};
+
+/// Indices by atom or saved detail name (names from the user's own flow: the fast hasher, as
+/// compilation's maps; the standard one was most of a 100,000-atom plan).
+type NameIndex<'a> = FastMap<&'a str, u32>;
 
 /// What resuming does with one atom or saved detail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,13 +126,11 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     let saved = request.saved;
     let atom_count = flow.atoms.len();
     let by_name = saved_by_name(saved);
-    let atom_index: HashMap<&str, u32> =
-        flow.atoms.iter().enumerate().map(|(i, atom)| (atom.name.as_str(), i as u32)).collect();
     // Migrations given with a flow that has no saved atoms have nothing to do (recorded as such).
     let pending_list = if by_name.is_empty() { &[][..] } else { request.pending };
     let pending = PendingMigrations::new(pending_list, &by_name);
     let aliases = ProviderAliases::new(request.applied.iter().chain(pending_list));
-    let (revert_order, rerun_set) = pending_reverts(request.reverts, &atom_index);
+    let (revert_order, rerun_set) = pending_reverts(request.reverts, flow);
 
     let mut plan =
         Plan { matched: vec![NONE; atom_count], actions: vec![PlanAction::Run; atom_count], ..Plan::default() };
@@ -180,12 +183,15 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     }
     plan.entries.extend(later.iter().rev().filter(|e| e.action == PlanAction::Revert).cloned());
     plan.entries.extend(later.into_iter().filter(|e| e.action != PlanAction::Revert));
-    let used: HashSet<u32> = plan.matched.iter().copied().filter(|&s| s != NONE).collect();
+    let mut used = vec![false; saved.len()];
+    for &saved_index in plan.matched.iter().filter(|&&s| s != NONE) {
+        used[saved_index as usize] = true;
+    }
     for (index, detail) in saved.iter().enumerate() {
-        let index = index as u32;
-        if used.contains(&index) || detail.name == INJECTOR_NAME {
+        if used[index] || detail.name == INJECTOR_NAME {
             continue;
         }
+        let index = index as u32;
         let (reason, real_orphan) = orphan_reason(detail, index, &by_name, &pending, request.unrevertable);
         if real_orphan {
             plan.orphans.push(index);
@@ -197,8 +203,9 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
 
 /// Saved details by name: the last one of a name wins (as `TaskFlow`'s storage), retired ones
 /// and the injector never match.
-fn saved_by_name(saved: &[SavedAtom]) -> HashMap<&str, u32> {
-    let mut by_name = HashMap::with_capacity(saved.len());
+fn saved_by_name(saved: &[SavedAtom]) -> NameIndex<'_> {
+    let mut by_name = NameIndex::default();
+    by_name.reserve(saved.len());
     for (index, detail) in saved.iter().enumerate() {
         if detail.retired_by.is_none() && detail.name != INJECTOR_NAME {
             by_name.insert(detail.name.as_str(), index as u32);
@@ -218,7 +225,7 @@ struct PendingMigrations<'a> {
 }
 
 impl<'a> PendingMigrations<'a> {
-    fn new(migrations: &'a [Migration], by_name: &HashMap<&str, u32>) -> Self {
+    fn new(migrations: &'a [Migration], by_name: &NameIndex<'_>) -> Self {
         let mut pending =
             PendingMigrations { renamed_from: HashMap::new(), made_by: HashMap::new(), replaced_by: HashMap::new() };
         for migration in migrations {
@@ -242,11 +249,11 @@ impl<'a> PendingMigrations<'a> {
 }
 
 /// The atoms to revert (in order) and the atoms to run again, as compiled indices.
-fn pending_reverts(
-    reverts: Option<&PendingReverts>,
-    atom_index: &HashMap<&str, u32>,
-) -> (Vec<u32>, HashMap<u32, bool>) {
+fn pending_reverts(reverts: Option<&PendingReverts>, flow: &CompiledFlow) -> (Vec<u32>, HashMap<u32, bool>) {
     let Some(reverts) = reverts else { return (Vec::new(), HashMap::new()) };
+    // (built only here: a plan with no pending reverts needs no index of atoms by name)
+    let atom_index: NameIndex<'_> =
+        flow.atoms.iter().enumerate().map(|(i, atom)| (atom.name.as_str(), i as u32)).collect();
     let order: Vec<u32> = reverts.revert.iter().filter_map(|name| atom_index.get(name.as_str()).copied()).collect();
     let mut set: HashMap<u32, bool> =
         reverts.rerun.iter().filter_map(|n| atom_index.get(n.as_str())).map(|&a| (a, false)).collect();
@@ -261,7 +268,7 @@ fn new_atom(
     name: &str,
     pending: &PendingMigrations<'_>,
     saved: &[SavedAtom],
-    by_name: &HashMap<&str, u32>,
+    by_name: &NameIndex<'_>,
 ) -> PlanEntry {
     let (action, reason) = match pending.made_by.get(name) {
         None => (PlanAction::Run, Cow::Borrowed("new atom: no saved detail")),
@@ -443,7 +450,7 @@ fn or_store(provider: &str) -> &str {
 fn orphan_reason(
     detail: &SavedAtom,
     index: u32,
-    by_name: &HashMap<&str, u32>,
+    by_name: &NameIndex<'_>,
     pending: &PendingMigrations<'_>,
     unrevertable: &HashMap<u32, String>,
 ) -> (Cow<'static, str>, bool) {

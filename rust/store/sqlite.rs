@@ -4,7 +4,6 @@
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -633,7 +632,7 @@ impl Store {
                  FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
             )?;
             let mut metas = Vec::new();
-            let mut meta_index: HashMap<String, u32> = HashMap::new();
+            let mut meta_index: FastMap<String, u32> = FastMap::default();
             let mut texts = Interner::default();
             let mut rowids = self.rowids.borrow_mut(); // (the engine that restores updates them next)
             let mut query = stmt.query([flow_uuid])?;
@@ -1096,7 +1095,7 @@ fn resume_row(row: &Row<'_>, texts: &mut Interner) -> rusqlite::Result<ResumeRow
 fn restore_row(
     row: &Row<'_>,
     texts: &mut Interner,
-    meta_index: &mut HashMap<String, u32>,
+    meta_index: &mut FastMap<String, u32>,
     metas: &mut Vec<String>,
 ) -> rusqlite::Result<RestoreRow> {
     let meta_text = row.get_ref(12)?.as_str_or_null()?.unwrap_or("{}");
