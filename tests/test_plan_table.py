@@ -3,8 +3,11 @@ folded) and ``ferroflow plan``, which folds a long plan unless ``--all`` is give
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
+
+import pytest
 
 from cli_support import deploy, ferroflow, flow_uuid_in, make_workdir
 from ferroflow import engines, task
@@ -94,3 +97,32 @@ def test_cli_plan_folds_a_long_plan_and_all_prints_every_line(tmp_path: Path) ->
 
     as_json = json.loads(ferroflow("plan", flow_uuid, "--json", "--db", "f.db", cwd=workdir).stdout)
     assert [entry["name"] for entry in as_json["entries"]] == names
+
+
+def _folded_oracle(plan: resume_plan.ResumePlan) -> list[str]:
+    """The folded table's name column, computed from every entry (what the core's fold_runs
+    spares the table from making)."""
+    names = []
+    keyed = [(entry.name, (entry.saved_state, entry.saved_version, entry.version, entry.action, entry.reason))
+             for entry in plan]  # fmt: skip
+    for _, run in itertools.groupby(keyed, key=lambda item: item[1]):
+        run = list(run)
+        if len(run) >= resume_plan.FOLD_RUN:
+            names.append(f"{run[0][0]} … {run[-1][0]} ({len(run)} atoms)")
+        else:
+            names.extend(name for name, _ in run)
+    return names
+
+
+def test_the_folded_table_makes_only_the_entries_it_shows_and_matches_folding_every_entry() -> None:
+    kinds = [Noop, Versioned]
+    lengths = [1, 2, 3, 5, 1, 4, 2, 3]
+    atoms = [kinds[run % 2](f"r{run}_{i}") for run, length in enumerate(lengths) for i in range(length)]
+    plan = _plan(*atoms)
+    folded = plan.format_table(fold=True)
+    assert plan._raw_entries is None, "folding made an entry per atom"
+    assert [line.split("  ")[0].strip() for line in folded.splitlines()[1:]] == _folded_oracle(plan)
+    assert plan.format_table(fold=True) == folded  # (with the entries now read: the same table)
+    assert plan.counts() == {"run": len(atoms)}
+    with pytest.raises(IndexError, match="out of range"):
+        plan._core.entries([len(atoms)])

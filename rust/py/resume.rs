@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use pyo3::{IntoPyObject, IntoPyObjectExt};
@@ -20,8 +20,8 @@ use super::flow::CompiledFlow;
 use super::store::SqliteStore;
 use crate::graph::{self, NONE};
 use crate::resume::{
-    self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanRequest, ProviderPolicy, SavedAtom,
-    VersionPolicy,
+    self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest, ProviderPolicy,
+    SavedAtom, VersionPolicy,
 };
 use crate::store::{AtomType, RestoreRow, ResumeRow};
 
@@ -61,6 +61,21 @@ impl ResumePlan {
             Vec::new()
         };
         ResumePlan { flow, saved, plan, problems, payloads: None }
+    }
+
+    /// What entries folded together share: saved state, saved version, version, action, reason.
+    fn fold_key<'a>(
+        &'a self,
+        entry: &'a PlanEntry,
+    ) -> (Option<&'a str>, Option<&'a str>, &'a str, PlanAction, &'a str) {
+        let detail = entry.saved.map(|s| &self.saved[s as usize]);
+        (
+            detail.map(|d| d.state().name()),
+            detail.and_then(|d| d.version.as_deref()),
+            entry.atom.map_or("", |a| self.flow.atoms[a as usize].version.as_str()),
+            entry.action,
+            entry.reason.as_ref(),
+        )
     }
 }
 
@@ -198,9 +213,50 @@ impl ResumePlan {
         self.plan.entries.len()
     }
 
-    /// Every entry as `(name, saved_state, saved_version, version, action, reason, atom index,
-    /// saved index)`, in plan order. Repeated strings (states, versions, reasons) are shared.
-    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    /// How many entries take each action, as `{action name: count}`.
+    fn action_counts(&self) -> HashMap<&'static str, usize> {
+        let mut counts = HashMap::new();
+        for entry in &self.plan.entries {
+            *counts.entry(entry.action.name()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The plan's entries in segments `(start, end)` that cover them in order: each run of at
+    /// least `min_run` consecutive entries alike (same saved state, saved version, version, action
+    /// and reason) is one segment, every other entry a segment of its own. A 100,000-atom plan's
+    /// folded table then needs a few entries, not a Python tuple per atom.
+    fn fold_runs(&self, min_run: usize) -> Vec<(usize, usize)> {
+        let entries = &self.plan.entries;
+        let mut segments = Vec::new();
+        let mut start = 0;
+        while start < entries.len() {
+            let key = self.fold_key(&entries[start]);
+            let end = (start + 1..entries.len()).find(|&i| self.fold_key(&entries[i]) != key).unwrap_or(entries.len());
+            if end - start >= min_run.max(1) {
+                segments.push((start, end));
+            } else {
+                segments.extend((start..end).map(|i| (i, i + 1)));
+            }
+            start = end;
+        }
+        segments
+    }
+
+    /// Every entry (or those at `indices`, in that order) as `(name, saved_state, saved_version,
+    /// version, action, reason, atom index, saved index)`, in plan order. Repeated strings
+    /// (states, versions, reasons) are shared.
+    #[pyo3(signature = (indices=None))]
+    #[allow(clippy::needless_pass_by_value)] // (extracted from Python as an owned list)
+    fn entries<'py>(&self, py: Python<'py>, indices: Option<Vec<usize>>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let count = self.plan.entries.len();
+        if let Some(bad) = indices.iter().flatten().find(|&&i| i >= count) {
+            return Err(PyIndexError::new_err(format!("plan entry {bad} out of range (the plan has {count})")));
+        }
+        let picked: Box<dyn Iterator<Item = &PlanEntry>> = match &indices {
+            Some(indices) => Box::new(indices.iter().map(|&i| &self.plan.entries[i])),
+            None => Box::new(self.plan.entries.iter()),
+        };
         let mut shared: HashMap<String, Bound<'py, PyString>> = HashMap::new();
         let mut text = |value: &str| -> Bound<'py, PyAny> {
             if let Some(known) = shared.get(value) {
@@ -211,8 +267,8 @@ impl ResumePlan {
             created.into_any()
         };
         let none = || py.None().into_bound(py);
-        let mut out = Vec::with_capacity(self.plan.entries.len());
-        for entry in &self.plan.entries {
+        let mut out = Vec::with_capacity(indices.as_ref().map_or(count, Vec::len));
+        for entry in picked {
             let detail = entry.saved.map(|s| &self.saved[s as usize]);
             let spec = entry.atom.map(|a| &self.flow.atoms[a as usize]);
             let name = spec.map_or_else(|| detail.map_or("", |d| d.name.as_str()), |a| a.name.as_str());

@@ -133,8 +133,8 @@ class ResumePlan(Sequence[PlanEntry]):
         return {name: entry.action for name, entry in self._names().items()}
 
     def counts(self) -> collections.Counter[str]:
-        """How many entries take each action."""
-        return collections.Counter(map(_ACTION, self._raw()))
+        """How many entries take each action (counted in Rust: no entry is made for it)."""
+        return collections.Counter(self._core.action_counts())
 
     def orphans(self) -> list[str]:
         """Names of saved details whose atom is no longer in the flow."""
@@ -150,12 +150,19 @@ class ResumePlan(Sequence[PlanEntry]):
         is one line naming its first and last atom and how many it holds (``t0 … t49999 (50000
         atoms)``). ``escape`` (``ferroflow.cli.common.printable``) rewrites cells holding
         characters that are not printable, before the columns are aligned."""
+        if fold:
+            # Only the entries the table shows are made: a run's first and last, and the others.
+            segments = self._core.fold_runs(FOLD_RUN)
+            picked = [index for start, end in segments for index in ((start, end - 1) if end - start > 1 else (start,))]
+            raw = self._raw_entries if self._raw_entries is not None else self._core.entries(picked)
+            if self._raw_entries is not None:
+                raw = [raw[index] for index in picked]
+            return _table(_folded(segments, raw), escape)
         raw = self._raw()
         enabled = gc.isenabled()
         gc.disable()  # (tuples of strings: see _raw)
         try:
-            columns = _folded(raw) if fold else list(zip(*map(_FIELDS, raw), strict=True))
-            return _table(columns or [()] * len(_HEADERS), escape)
+            return _table(list(zip(*map(_FIELDS, raw), strict=True)) or [()] * len(_HEADERS), escape)
         finally:
             if enabled:
                 gc.enable()
@@ -436,29 +443,28 @@ def dumps(plan: ResumePlan) -> str:
 FOLD_RUN = 3
 
 _FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 5)
-_ACTION = operator.itemgetter(4)
 _SAME = operator.itemgetter(1, 2, 3, 4, 5)  # what entries folded together share
 _HEADERS = ("NAME", "SAVED STATE", "SAVED VERSION", "VERSION", "ACTION", "REASON")
 
 
-def _folded(raw: list[tuple]) -> list[tuple[Any, ...]]:
-    """The columns of the folded table of ``raw`` entries (see `ResumePlan.format_table`)."""
+def _folded(segments: list[tuple[int, int]], picked: list[tuple]) -> list[Sequence[Any]]:
+    """The columns of the folded table (see `ResumePlan.format_table`): ``segments`` as
+    ``ResumePlan.fold_runs`` gives them, ``picked`` the entries they show (a run's first and last
+    entry, any other entry alone), in that order."""
     names: list[str] = []
     others: list[tuple] = []
-    keys = list(map(_SAME, raw))
-    start = 0
-    for _, run in itertools.groupby(range(len(raw)), keys.__getitem__):
-        last = collections.deque(run, maxlen=1)
-        end = last[0] + 1 if last else start + 1
-        count = end - start
-        if count >= FOLD_RUN:
-            names.append(f"{raw[start][0]} … {raw[end - 1][0]} ({count} atoms)")
-            others.append(keys[start])
+    position = 0
+    for start, end in segments:
+        first = picked[position]
+        if end - start > 1:
+            last = picked[position + 1]
+            position += 2
+            names.append(f"{first[0]} … {last[0]} ({end - start} atoms)")
         else:
-            names.extend(entry[0] for entry in raw[start:end])
-            others.extend(keys[start:end])
-        start = end
-    return [names, *zip(*others, strict=True)] if names else []
+            position += 1
+            names.append(first[0])
+        others.append(_SAME(first))
+    return [names, *zip(*others, strict=True)] if names else [()] * len(_HEADERS)
 
 
 def _table(columns: Sequence[Sequence[Any]], escape: Callable[[str], str] | None) -> str:
