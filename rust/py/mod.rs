@@ -9,6 +9,7 @@ mod flow;
 mod lane;
 mod links;
 mod lower;
+mod read_ahead;
 mod resume;
 mod scheduler;
 mod specs;

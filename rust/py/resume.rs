@@ -18,12 +18,13 @@ use pyo3::{IntoPyObject, IntoPyObjectExt};
 use super::errors::PyCoreError;
 use super::flow::CompiledFlow;
 use super::store::SqliteStore;
+use crate::error::CoreResult;
 use crate::graph::{self, NONE};
 use crate::resume::{
     self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest, ProviderPolicy,
     SavedAtom, VersionPolicy,
 };
-use crate::store::{AtomType, RestoreRow, ResumeRow};
+use crate::store::{AtomType, RestoreRow, ResumeRow, Store};
 
 type SavedTuple = (
     String,
@@ -497,18 +498,12 @@ pub fn resume_plan_stored(
         misfits,
         unrevertable,
     )?;
-    let (saved, payloads, path) = if restoring {
-        let (saved, payloads, path) = store.with(py, |s| {
-            let (mut saved, mut payloads) = (Vec::new(), Payloads::default());
-            payloads.metas = s.restore_rows_each(flow_uuid, |row| saved.push(payloads.add(row)))?;
-            Ok((saved, payloads, s.path().to_owned()))
-        })?;
-        (saved, Some(payloads), path)
-    } else {
-        let (rows, path) = store.with(py, |s| Ok((s.resume_rows(flow_uuid)?, s.path().to_owned())))?;
-        (rows.into_iter().map(saved_from_row).collect(), None, path)
+    // (read ahead while the flow was built, when asked for and still what a read now gives)
+    let (saved, payloads) = match store.take_read_ahead(py, flow_uuid, restoring)? {
+        Some(read) => read,
+        None => store.with(py, |s| read_saved(s, flow_uuid, restoring))?,
     };
-    let of_flow = format!(" of flow detail '{flow_uuid}' in store '{path}'");
+    let of_flow = format!(" of flow detail '{flow_uuid}' in store '{}'", store.label());
     resume::check_saved(&saved, &of_flow).map_err(PyCoreError)?;
     let compiled = flow.inner.clone();
     let mut plan = py.detach(|| ResumePlan::new(compiled, saved, &options));
@@ -516,10 +511,26 @@ pub fn resume_plan_stored(
     Ok(plan)
 }
 
+/// The saved atom details of `flow_uuid` as the plan reads them; with `restoring`, their payload
+/// columns too (read in the same pass).
+pub(super) fn read_saved(
+    store: &Store,
+    flow_uuid: &str,
+    restoring: bool,
+) -> CoreResult<(Vec<SavedAtom>, Option<Payloads>)> {
+    if restoring {
+        let (mut saved, mut payloads) = (Vec::new(), Payloads::default());
+        payloads.metas = store.restore_rows_each(flow_uuid, |row| saved.push(payloads.add(row)))?;
+        Ok((saved, Some(payloads)))
+    } else {
+        Ok((store.resume_rows(flow_uuid)?.into_iter().map(saved_from_row).collect(), None))
+    }
+}
+
 /// The payload columns of the saved details a plan was made from (see `restore_columns`), lean
 /// for a million rows: uuids packed in one text, payloads kept only where not null.
 #[derive(Default)]
-struct Payloads {
+pub(super) struct Payloads {
     /// Every uuid, one after the other; `uuid_ends[i]` is where detail `i`'s ends.
     uuid_text: String,
     uuid_ends: Vec<usize>,

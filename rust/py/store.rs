@@ -28,7 +28,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 
 use super::errors::PyCoreError;
+use super::read_ahead::ReadAhead;
+use super::resume::Payloads;
 use crate::error::{CoreError, CoreResult};
+use crate::resume::SavedAtom;
 use crate::store::{
     AtomDetailRow, AtomType, Batch, Durability, Fence, FlowDetailRow, FlowMetaChange, FlowStateChange, FreshAtoms,
     GroupCommit, LogBookRow, Nullable, ResumeRecord, ResumeSummary, Store, Text, Transition,
@@ -58,6 +61,10 @@ pub struct SqliteStore {
     flusher: Option<Flusher>,
     /// Atom rows written through this handle (inserted, replaced or changed by a transition).
     rows_written: AtomicU64,
+    /// The saved details of one flow being read ahead (`read_ahead`).
+    read_ahead: Mutex<Option<ReadAhead>>,
+    /// Reads ahead taken instead of reading (`read_aheads_taken`).
+    read_aheads_taken: AtomicU64,
 }
 
 /// Commits the open group of a batch-durability store once it is `max_delay` old. It parks while
@@ -124,7 +131,14 @@ impl SqliteStore {
         } else {
             None
         };
-        Ok(SqliteStore { inner, path, flusher, rows_written: AtomicU64::new(0) })
+        Ok(SqliteStore {
+            inner,
+            path,
+            flusher,
+            rows_written: AtomicU64::new(0),
+            read_ahead: Mutex::new(None),
+            read_aheads_taken: AtomicU64::new(0),
+        })
     }
 
     /// Applies engine steps (see `apply_steps`) as one batch: what the serial engine's lane
@@ -143,6 +157,38 @@ impl SqliteStore {
             flusher.wake();
         }
         Ok(())
+    }
+
+    /// The path the store was opened on (`:memory:` in memory).
+    pub(super) fn label(&self) -> &str {
+        &self.path
+    }
+
+    /// What `read_ahead` read of `flow_uuid` (as `restoring` asks), if it is still what a read
+    /// now would give (see `super::read_ahead`); the read is given up otherwise.
+    pub(super) fn take_read_ahead(
+        &self,
+        py: Python<'_>,
+        flow_uuid: &str,
+        restoring: bool,
+    ) -> PyResult<Option<(Vec<SavedAtom>, Option<Payloads>)>> {
+        let taken = {
+            let mut slot = self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner);
+            if !slot.as_ref().is_some_and(|read| read.serves(flow_uuid, restoring)) {
+                return Ok(None);
+            }
+            slot.take()
+        };
+        let Some(read) = taken else { return Ok(None) };
+        let version = self.with_open_group(py, |s| s.data_version())?;
+        let written = self.with_open_group(py, |s| Ok(s.own_data_changes()))?;
+        let Some(rows) = py.detach(|| read.finish(version, written)) else { return Ok(None) };
+        self.with(py, move |s| {
+            s.adopt_rowid_hints(rows.hints);
+            Ok(())
+        })?;
+        self.read_aheads_taken.fetch_add(1, Ordering::Relaxed);
+        Ok(Some((rows.saved, rows.payloads)))
     }
 
     /// Runs `op` on the open store with the GIL released, after committing the open group of a
@@ -265,6 +311,32 @@ impl SqliteStore {
         self.with(py, |s| Ok(s.group_commit().map(|g| (g.max_transitions, g.max_delay.as_secs_f64() * 1000.0))))
     }
 
+    /// Starts reading the saved atom details of flow `flow_uuid` on a thread of its own, with a
+    /// connection of its own (with their payload columns when `restoring`, as an engine's prepare
+    /// reads them): `resume_plan_stored` then takes them instead of reading, if nothing else
+    /// committed to the file and this handle changed no row but leases in between (see
+    /// `ferroflow_core::py::read_ahead`). For a big flow whose factory takes a while. Returns
+    /// whether it started (never for an in-memory store); a read asked for earlier is given up.
+    #[pyo3(signature = (flow_uuid, restoring = false))]
+    fn read_ahead(&self, py: Python<'_>, flow_uuid: String, restoring: bool) -> PyResult<bool> {
+        if self.path == ":memory:" {
+            return Ok(false);
+        }
+        let version = self.with_open_group(py, |s| s.data_version())?;
+        let written = self.with_open_group(py, |s| Ok(s.own_data_changes()))?;
+        let read = ReadAhead::start(self.path.clone(), flow_uuid, restoring, version, written).map_err(|e| {
+            PyCoreError(CoreError::Storage(format!("store '{}': cannot start reading ahead: {e}", self.path)))
+        })?;
+        *self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some(read);
+        Ok(true)
+    }
+
+    /// How many reads ahead (`read_ahead`) were taken instead of reading.
+    #[getter]
+    fn read_aheads_taken(&self) -> u64 {
+        self.read_aheads_taken.load(Ordering::Relaxed)
+    }
+
     /// Commits the open group of applied batches now (`durability="batch"`; a no-op otherwise).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |_| Ok(()))
@@ -320,6 +392,7 @@ impl SqliteStore {
 
     /// Closes the connection; later calls raise `StorageFailure`. Closing twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        drop(self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner).take()); // (what it read)
         py.detach(|| {
             let store = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
             store.map_or(Ok(()), Store::close)

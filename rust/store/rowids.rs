@@ -19,7 +19,7 @@ const MAX_HINTS: usize = 1 << 20;
 /// million-atom flow must resume within its memory budget). Two uuids of one hash are rare and
 /// harmless (see the module docs); rowids past `u32::MAX` are not remembered.
 #[derive(Debug)]
-pub(super) struct RowidHints {
+pub struct RowidHints {
     rows: FastMap<u32, u32>,
     limit: usize,
 }
@@ -49,6 +49,20 @@ impl RowidHints {
     /// The row the detail `uuid` was last seen at, if known.
     pub(super) fn get(&self, uuid: &str) -> Option<i64> {
         self.rows.get(&Self::key(uuid)).map(|&rowid| i64::from(rowid))
+    }
+
+    /// Adds `other`'s hints to these (taking them whole when these are empty).
+    pub(super) fn merge(&mut self, other: RowidHints) {
+        if self.rows.is_empty() {
+            self.rows = other.rows;
+            return;
+        }
+        for (key, rowid) in other.rows {
+            if self.rows.len() >= self.limit {
+                self.rows.clear();
+            }
+            self.rows.insert(key, rowid);
+        }
     }
 
     /// Forgets `uuid`'s row (its hint was wrong).

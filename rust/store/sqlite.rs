@@ -3,7 +3,7 @@
 //! Every write is one `BEGIN IMMEDIATE` transaction (so a writer waits for the lock up front instead
 //! of failing half way), and every statement is prepared once per connection (`prepare_cached`).
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -164,6 +164,8 @@ pub struct Store {
     /// Rows of the atom details this handle inserted or read (`rowids`): transitions find them
     /// by rowid.
     rowids: RefCell<RowidHints>,
+    /// Rows changed by this handle's lease statements (see [`Store::own_data_changes`]).
+    lease_changes: Cell<u64>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -306,6 +308,7 @@ impl Store {
             rowids: RefCell::default(),
             flush_failure: None,
             held: RefCell::new(None),
+            lease_changes: Cell::new(0),
         }
     }
 
@@ -649,6 +652,32 @@ impl Store {
         self.finish("reading the atom details of a flow for resuming", metas)
     }
 
+    /// `PRAGMA data_version`: it changes whenever another connection commits to the file, never
+    /// for this handle's own commits (what a read made ahead on another connection is checked
+    /// with: see `ferroflow_core::py::resume::ReadAhead`).
+    pub fn data_version(&self) -> CoreResult<i64> {
+        let version = self.conn.query_row("PRAGMA data_version", [], |row| row.get(0));
+        self.finish("reading the data version", version.map_err(Fail::from))
+    }
+
+    /// Rows this handle has inserted, changed or deleted since it was opened, but for its lease
+    /// statements (taking, renewing or giving up a lease writes a flow's own row, no data): what a
+    /// read made ahead on another connection is checked with, with [`Store::data_version`].
+    pub fn own_data_changes(&self) -> u64 {
+        self.conn.total_changes() - self.lease_changes.get()
+    }
+
+    /// The rowid hints this handle learnt while reading (see [`RowidHints`]), handed over to
+    /// another handle on the same file ([`Store::adopt_rowid_hints`]).
+    pub fn take_rowid_hints(&self) -> RowidHints {
+        std::mem::take(&mut *self.rowids.borrow_mut())
+    }
+
+    /// Adds hints another handle on the same file learnt (a stale one only costs a lookup).
+    pub fn adopt_rowid_hints(&self, hints: RowidHints) {
+        self.rowids.borrow_mut().merge(hints);
+    }
+
     /// The resume records of a flow's atom details that have one, as `(atom uuid, inputs,
     /// revert kind, revert name)` (see [`ResumeRow`]), in the order the details were first saved.
     pub fn resume_summaries(&self, flow_uuid: &str) -> CoreResult<Vec<ResumeSummary>> {
@@ -940,7 +969,7 @@ impl Store {
         now: f64,
     ) -> CoreResult<Result<(i64, FlowDetailRow), String>> {
         let until = lease_end(lease_seconds, now)?;
-        self.write("acquiring a flow lease", |conn| {
+        self.lease_write("acquiring a flow lease", |conn| {
             let taken = conn
                 .prepare_cached(
                     "UPDATE flowdetails SET lease_epoch = lease_epoch + (owner IS NOT ?2), owner = ?2, lease_until = ?3
@@ -970,7 +999,7 @@ impl Store {
         now: f64,
     ) -> CoreResult<()> {
         let until = lease_end(lease_seconds, now)?;
-        self.write("renewing a flow lease", |conn| {
+        self.lease_write("renewing a flow lease", |conn| {
             let renewed = conn
                 .prepare_cached(
                     "UPDATE flowdetails SET lease_until = ?4 WHERE uuid = ?1 AND owner = ?2 AND lease_epoch = ?3",
@@ -986,7 +1015,7 @@ impl Store {
     /// Gives up `owner`'s lease. Returns whether `owner` held it; another owner's lease is never
     /// touched. [`CoreError::NotFound`] if the flow does not exist.
     pub fn release_lease(&mut self, flow_uuid: &str, owner: &str) -> CoreResult<bool> {
-        self.write("releasing a flow lease", |conn| {
+        self.lease_write("releasing a flow lease", |conn| {
             let released = conn
                 .prepare_cached(
                     "UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2",
@@ -1026,6 +1055,17 @@ impl Store {
             Ok(value)
         })();
         self.finish(doing, result)
+    }
+
+    /// [`Store::write`] of a lease statement: the rows it changes are not counted in
+    /// [`Store::own_data_changes`].
+    fn lease_write<T>(&self, doing: &str, body: impl FnOnce(&Connection) -> Inner<T>) -> CoreResult<T> {
+        self.write(doing, |conn| {
+            let before = conn.total_changes();
+            let result = body(conn);
+            self.lease_changes.set(self.lease_changes.get() + (conn.total_changes() - before));
+            result
+        })
     }
 
     /// Gives an sqlite error the operation and the path.

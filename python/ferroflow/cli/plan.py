@@ -62,6 +62,8 @@ def plan_command(args: argparse.Namespace) -> int:
             return common.EXIT_OK
         with contextlib.closing(backend.get_connection()) as conn:
             flow_detail = conn.get_flow_details(record.uuid, lazy=True)
+        if hasattr(backend, "read_ahead"):  # (SQLite: the saved rows are read while the factory builds the flow)
+            backend.read_ahead(record.uuid, restoring=False)
         try:
             engine = engines.load_from_detail(flow_detail, backend=backend, **options)
             plan = engine.plan(rewind_to=args.rewind_to)

@@ -121,6 +121,7 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
                         show_progress=not args.no_progress and not several,
                         rewind_to=rewind_to,
                         resumer=resumer,
+                        read_ahead=not several,
                     )
                 except common.CommandError as exc:
                     if not several:
@@ -156,14 +157,19 @@ def resume_flow(
     label: str = "resume",
     rewind_to: str | None = None,
     resumer: Resumer | None = None,
+    read_ahead: bool = True,
 ) -> ResumeOutcome:
     """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end (with
     ``rewind_to``, rewinds it to that atom first). ``resumer``: the `Resumer` that loads it
-    (one for all the flows of a command), else one of its own."""
+    (one for all the flows of a command), else one of its own. ``read_ahead``: on SQLite, read
+    the saved rows on a thread of their own while the factory builds the flow (worth it for one
+    big flow, not for each of many small ones)."""
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
         flow_detail = conn.get_flow_details(flow_uuid, lazy=hasattr(backend, "store"))
     what = "rewind" if rewind_to is not None else "resume"
+    if read_ahead and hasattr(backend, "read_ahead"):
+        backend.read_ahead(flow_uuid, restoring=True)
     try:
         engine = (resumer or Resumer(backend, **options)).load(flow_detail)
         names = [atom.name for atom in engine.compilation.atoms]

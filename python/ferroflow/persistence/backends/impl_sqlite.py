@@ -261,6 +261,15 @@ class SQLiteBackend(base.Backend):
     def get_connection(self) -> SQLiteConnection:
         return SQLiteConnection(self)
 
+    def read_ahead(self, flow_uuid: str, *, restoring: bool = True) -> bool:
+        """Starts reading the saved atom details of flow ``flow_uuid`` on a thread of the store's
+        own while the caller builds and compiles the flow (a factory of many atoms takes a
+        while): the engine's prepare (``restoring``) or its plan (not ``restoring``) then takes
+        what was read instead of reading, when nothing else committed to the file and this
+        backend changed no row but leases in between (else it reads again: never stale).
+        Returns whether a read started (not for an in-memory store)."""
+        return self.store().read_ahead(flow_uuid, restoring)
+
     @contextlib.contextmanager
     def held_writes(self) -> Iterator[bool]:
         """With ``durability=batch``: inside, every write (flow states, leases, the engines'
