@@ -138,6 +138,22 @@ def test_a_plan_takes_a_read_ahead_made_for_plans_only(suspended: tuple[str, str
     backend.close()
 
 
+def test_nothing_is_read_ahead_while_this_backend_holds_writes_not_committed(suspended: tuple[str, str]) -> None:
+    """Another connection cannot see them: what it read would be older than what a read now gives."""
+    uri, flow_uuid = suspended
+    backend = backends.fetch(uri + "?durability=batch")
+    with backend.held_writes() as held:
+        assert held
+        _change_result(backend, flow_uuid, "v0", "held here")
+        assert not backend.read_ahead(flow_uuid)
+        engine = _engine(backend, flow_uuid)
+        engine.prepare()
+        assert engine.storage.fetch("v0") == "held here"
+        engine._persist.release()
+    assert backend.read_ahead(flow_uuid)  # (committed on leaving)
+    backend.close()
+
+
 def test_a_read_ahead_of_a_flow_that_does_not_exist_is_dropped_and_the_read_reports_it(tmp_path: Path) -> None:
     backend = backends.fetch(f"sqlite:///{tmp_path / 'empty.db'}")
     assert backend.read_ahead("no-such-flow", restoring=False)

@@ -868,6 +868,13 @@ impl Store {
         flushed.and(committed)
     }
 
+    /// Whether this handle has written something not committed yet: an open group, or an open
+    /// held transaction (another connection cannot see it yet).
+    pub fn has_uncommitted_writes(&self) -> bool {
+        !self.open_group.borrow().transitions.is_empty()
+            || self.held.borrow().as_ref().is_some_and(|held| held.since.is_some())
+    }
+
     /// Whether writes are held ([`Store::begin_hold`]).
     pub fn holding(&self) -> bool {
         self.held.borrow().is_some()
