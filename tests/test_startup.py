@@ -33,3 +33,14 @@ def test_a_command_on_a_builtin_backend_never_imports_package_metadata(tmp_path:
     """)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> None:
+    """Every command imports every command module (to build the parser): the demo's flow, the
+    dir backend (delete) and Graphviz's runner (graph) wait until their command runs."""
+    program = "import sys, ferroflow.cli; print(sorted(set(sys.modules) & set(sys.argv[1:])))"
+    lazy = ["ferroflow.demo_flow", "ferroflow.persistence.backends.impl_dir", "ferroflow.cli.stores"]
+    done = subprocess.run(
+        [sys.executable, "-c", program, *lazy], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

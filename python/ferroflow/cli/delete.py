@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ferroflow import states
-from ferroflow.cli import common, stores
+from ferroflow.cli import common
 
 DELETE_DESCRIPTION = """\
 Delete a flow saved in the database: its flow detail, its atoms and their results (and its
@@ -89,6 +89,8 @@ def delete_flow(backend: Any, flow: common.FlowRecord, now: float | None = None)
 
     :raises Refused: a live engine holds its lease.
     """
+    from ferroflow.cli import stores  # (it imports the dir backend: only when deleting)
+
     now = time.time() if now is None else now
     with contextlib.closing(backend.get_connection()) as conn:
         owner = common.owner_of(conn, flow.uuid, now)

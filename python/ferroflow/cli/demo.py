@@ -13,20 +13,24 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ferroflow import demo_flow, states
+from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import ProgressLine
 from ferroflow.cli.resume import ResumeOutcome, resume_flow
 from ferroflow.cli.run import flow_uuid_of
+
+if TYPE_CHECKING:
+    import subprocess
+
+# (the demo flow, subprocess and tempfile are imported where the demo runs: every command imports
+# this module to build the parser)
 
 DESCRIPTION = """\
 The kill-and-resume demo. Builds a checksum pipeline of --atoms atoms (a seed, then stages of
@@ -89,6 +93,8 @@ class KillSnapshot:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from ferroflow import demo_flow
+
     atoms = args.atoms
     if atoms < MIN_ATOMS:
         raise common.UsageError(f"--atoms must be at least {MIN_ATOMS}, for the run to have stages to kill it in")
@@ -125,6 +131,8 @@ def _database(given: str | None) -> Iterator[tuple[Path, bool]]:
     if given:
         yield common.db_path(given, must_exist=False), False
         return
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="ferroflow-demo-") as directory:
         yield Path(directory) / "demo.db", True
 
@@ -138,6 +146,8 @@ def _span(widths: list[int]) -> str:
 
 
 def _run_and_kill(backend: Any, path: Path, atoms: int, rounds: int, kill_after: float | None) -> KillSnapshot:
+    import subprocess
+
     command = [
         sys.executable,
         "-m",
@@ -230,6 +240,8 @@ def _watch(
 
 
 def _report(backend: Any, snapshot: KillSnapshot, outcome: ResumeOutcome, atoms: int, rounds: int) -> bool:
+    from ferroflow import demo_flow
+
     ran = outcome.ran
     print(f"  what happened to the {atoms} atoms:")
     print(f"  {len(snapshot.done):6d} reused: SUCCESS before the kill, saved results used, not run again")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +76,9 @@ def graph_command(args: argparse.Namespace) -> int:
             print(text, end="")
         return common.EXIT_OK
     output = Path(args.output or f"flow-{flow.uuid[:8]}.{args.format}")
+    import shutil  # (here: only rendering needs them, and every command imports this module)
+    import subprocess
+
     dot = shutil.which("dot")
     if dot is None:
         kept = output.with_suffix(".dot")
