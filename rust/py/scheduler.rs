@@ -32,12 +32,18 @@ impl Scheduler {
         Scheduler { inner: sched::Scheduler::new(flow.inner.clone()), actions: Vec::new() }
     }
 
-    /// Sets saved `(atom, state code, intention code)` triples before `start()`.
-    fn restore(&mut self, saved: Vec<(u32, u8, u8)>) -> PyResult<()> {
+    /// Sets saved `(atom, state code, intention code)` triples before `start()`. Returns those the
+    /// scheduler normalised (an interrupted atom is to run or revert again), as it keeps them.
+    fn restore(&mut self, saved: Vec<(u32, u8, u8)>) -> PyResult<Transitions> {
+        let mut normalised = Vec::new();
         for (atom, s, i) in saved {
             self.inner.restore(atom, state(s)?, intention(i)?).map_err(PyCoreError::from)?;
+            let kept = (self.inner.state(atom) as u8, self.inner.intention(atom) as u8);
+            if kept != (s, i) {
+                normalised.push((atom, kept.0, kept.1));
+            }
         }
-        Ok(())
+        Ok(normalised)
     }
 
     /// Counts readiness from the states; returns atoms whose saved failure must be resolved.

@@ -17,6 +17,7 @@ import contextlib
 import copy
 import functools
 import gc
+import itertools
 import operator
 import queue
 import threading
@@ -67,6 +68,9 @@ _LIVE_FAILURES: weakref.WeakValueDictionary[tuple[str, int], Failure] = weakref.
 def _memory_backend_of(engine_ref: weakref.ref[ActionEngine]) -> Any:
     engine = engine_ref()
     return None if engine is None else persist.attach_memory_backend(engine)
+
+
+_INJECT = operator.attrgetter("inject")
 
 
 class Compilation:
@@ -249,9 +253,9 @@ class ActionEngine(ResumptionMixin):
                 raise
             self._adopt_live_failures()
         self._change_flow_state(states.RESUMING)
-        for atom in self._compilation.atoms:
-            if atom.inject:
-                self._storage.inject_atom_args(atom.name, atom.inject)
+        atoms = self._compilation.atoms
+        for atom in itertools.compress(atoms, map(_INJECT, atoms)):  # (the few that inject, at C speed)
+            self._storage.inject_atom_args(atom.name, atom.inject)
         self._change_flow_state(states.SUSPENDED)
         self._prepared = True
         if self._storage.get_flow_state() == states.REVERTED:

@@ -344,11 +344,10 @@ class Persister:
         self._write_prepared(rows, meta_changed, fresh if fresh[0] else None)
         self.interrupted = [index for index, state, _ in restore if state == _RUNNING_CODE]
         if restore:
-            scheduler = engine._scheduler
-            scheduler.restore(restore)
-            for index, _, _ in restore:  # the scheduler normalises interrupted states
-                storage.states[index] = scheduler.state(index)
-                storage.intentions[index] = scheduler.intention(index)
+            # (the scheduler normalises interrupted states: it gives back those it changed)
+            for index, state, intention in engine._scheduler.restore(restore):
+                storage.states[index] = state
+                storage.intentions[index] = intention
 
     def _load_saved(self) -> SavedAtoms:
         """The flow detail's state and meta refreshed from the backend, and its saved atoms."""
