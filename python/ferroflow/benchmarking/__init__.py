@@ -12,3 +12,14 @@ process), `child` (the fresh process), `suite` (the standard scenarios ``ferrofl
 `report` (table, JSON and plot) and `resumebench` (``ferroflow bench --resume``: resumption
 throughput on each store, its table and plot).
 """
+
+# ``ferroflow bench``'s defaults (here, not in `suite`: the command line shows them in its help
+# without importing the benchmarks).
+#: Atoms per flow.
+DEFAULT_SIZES = (1_000, 10_000)
+#: Runs of each case (the median is reported).
+DEFAULT_ROUNDS = 5
+#: Small suspended flows resumed by the many-flows case.
+DEFAULT_FLOWS = 1_000
+#: A case predicted to run longer is skipped; one is not repeated once it took this long.
+DEFAULT_MAX_SECONDS = 60.0

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferroflow.benchmarking import dbfiles, phases
+from ferroflow.benchmarking import DEFAULT_FLOWS, DEFAULT_MAX_SECONDS, DEFAULT_ROUNDS, DEFAULT_SIZES, dbfiles, phases
 from ferroflow.benchmarking.phases import Summary
 
 #: Scenarios, in the order they are reported.
@@ -38,10 +38,6 @@ SYSTEMS = (FERROFLOW, FLOOR, TASKFLOW, DBOS)
 PEERS = (TASKFLOW, DBOS)
 #: Atoms of each of the small flows of the resume-many scenario.
 SMALL_FLOW_ATOMS = 10
-DEFAULT_SIZES = (1_000, 10_000)
-DEFAULT_ROUNDS = 5
-DEFAULT_FLOWS = 1_000
-DEFAULT_MAX_SECONDS = 60.0
 
 #: Largest size (atoms; flows for resume-many) a peer is run at, whatever the prediction says: on
 #: a 2-core machine TaskFlow spends ~10 ms/atom on a linear flow in memory at N=1,000 (quadratic),

@@ -37,7 +37,7 @@ Exit status: 0 every ferroflow case ran, 1 one failed, 2 usage error.
 
 
 def add_parser(subparsers: Any) -> None:
-    from ferroflow.benchmarking import suite
+    from ferroflow import benchmarking  # (its defaults only: the benchmarks load when the command runs)
 
     parser = subparsers.add_parser(
         "bench", help="benchmark ferroflow against the floor, TaskFlow and DBOS", description=DESCRIPTION
@@ -46,18 +46,18 @@ def add_parser(subparsers: Any) -> None:
         "--sizes",
         type=_sizes,
         metavar="N,N,...",
-        help=f"atoms per flow (default: {','.join(map(str, suite.DEFAULT_SIZES))}; 10000 with --board)",
+        help=f"atoms per flow (default: {','.join(map(str, benchmarking.DEFAULT_SIZES))}; 10000 with --board)",
     )
     parser.add_argument(
         "--rounds",
         type=common.positive_int,
         metavar="R",
-        help=f"runs of each case; the median is reported (default: {suite.DEFAULT_ROUNDS}; 1 with --board)",
+        help=f"runs of each case; the median is reported (default: {benchmarking.DEFAULT_ROUNDS}; 1 with --board)",
     )
     parser.add_argument(
         "--flows",
         type=common.positive_int,
-        default=suite.DEFAULT_FLOWS,
+        default=benchmarking.DEFAULT_FLOWS,
         metavar="F",
         help="small (10-atom) suspended flows to resume (default: %(default)s)",
     )
@@ -67,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-seconds",
         type=_positive_float,
-        default=suite.DEFAULT_MAX_SECONDS,
+        default=benchmarking.DEFAULT_MAX_SECONDS,
         metavar="S",
         help="skip a case predicted to run longer; stop repeating one after it took this long (default: %(default)s)",
     )
