@@ -96,31 +96,22 @@ def test_prepare_takes_the_rows_read_ahead_and_restores_what_a_read_gives(suspen
     backend.close()
 
 
-def test_a_commit_by_another_connection_in_between_drops_the_read_ahead(suspended: tuple[str, str]) -> None:
+@pytest.mark.parametrize("writer", ["another connection", "this backend"])
+def test_a_row_changed_in_between_drops_the_read_ahead(suspended: tuple[str, str], writer: str) -> None:
+    """Committed by another connection (its data_version changes) or changed by this backend
+    itself (its own data changes): the prepare reads again and restores the changed result."""
     uri, flow_uuid = suspended
-    backend, other = backends.fetch(uri), backends.fetch(uri)
+    backend = backends.fetch(uri)
+    other = backends.fetch(uri) if writer == "another connection" else backend
     assert backend.read_ahead(flow_uuid)
-    _change_result(other, flow_uuid, "v2", "changed elsewhere")
+    _change_result(other, flow_uuid, "v2", f"changed by {writer}")
     engine = _engine(backend, flow_uuid)
     engine.prepare()
     assert backend.store().read_aheads_taken == 0
-    assert engine.storage.fetch("v2") == "changed elsewhere"
+    assert engine.storage.fetch("v2") == f"changed by {writer}"
     engine._persist.release()
     backend.close()
     other.close()
-
-
-def test_a_row_this_backend_changed_in_between_drops_the_read_ahead(suspended: tuple[str, str]) -> None:
-    uri, flow_uuid = suspended
-    backend = backends.fetch(uri)
-    assert backend.read_ahead(flow_uuid)
-    _change_result(backend, flow_uuid, "v1", "changed here")
-    engine = _engine(backend, flow_uuid)
-    engine.prepare()
-    assert backend.store().read_aheads_taken == 0
-    assert engine.storage.fetch("v1") == "changed here"
-    engine._persist.release()
-    backend.close()
 
 
 def test_a_plan_takes_a_read_ahead_made_for_plans_only(suspended: tuple[str, str]) -> None:
