@@ -153,10 +153,9 @@ class ResumePlan(Sequence[PlanEntry]):
         if fold:
             # Only the entries the table shows are made: a run's first and last, and the others.
             segments = self._core.fold_runs(FOLD_RUN)
-            picked = [index for start, end in segments for index in ((start, end - 1) if end - start > 1 else (start,))]
-            raw = self._raw_entries if self._raw_entries is not None else self._core.entries(picked)
-            if self._raw_entries is not None:
-                raw = [raw[index] for index in picked]
+            picked = [i for start, end in segments for i in ((start, end - 1) if end - start > 1 else (start,))]
+            made = self._raw_entries
+            raw = self._core.entries(picked) if made is None else [made[index] for index in picked]
             return _table(_folded(segments, raw), escape)
         raw = self._raw()
         enabled = gc.isenabled()
