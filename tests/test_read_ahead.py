@@ -145,6 +145,33 @@ def test_nothing_is_read_ahead_while_this_backend_holds_writes_not_committed(sus
     backend.close()
 
 
+def test_a_read_ahead_the_plan_did_not_take_is_not_kept_through_the_run(suspended: tuple[str, str]) -> None:
+    """A pending migration makes prepare plan from the migrated details, not the store's rows:
+    the rows read ahead are dropped then, not held while the flow runs."""
+    from ferroflow.migrations import Rename
+
+    uri, flow_uuid = suspended
+    backend = backends.fetch(uri)
+    assert backend.read_ahead(flow_uuid)
+    assert backend.store().reading_ahead
+    with contextlib.closing(backend.get_connection()) as conn:
+        flow_detail = conn.get_flow_details(flow_uuid, lazy=True)
+    renamed = linear_flow.Flow("ahead").add(
+        *(Value(f"v{i}", provides=f"v{i}") for i in range(4)),
+        Value("v4-renamed", provides="v4"),
+        Pause("pause"),
+        *(Value(f"w{i}", provides=f"w{i}") for i in range(5)),
+    )
+    engine = engines.load(renamed, flow_detail=flow_detail, backend=backend, migrations=[Rename("v4", "v4-renamed")])
+    engine.compile()
+    engine.prepare()
+    assert backend.store().read_aheads_taken == 0
+    assert not backend.store().reading_ahead
+    assert engine.storage.fetch("v4") == "v4-ran"  # (the renamed atom's saved result)
+    engine._persist.release()
+    backend.close()
+
+
 def test_a_read_ahead_of_a_flow_that_does_not_exist_is_dropped_and_the_read_reports_it(tmp_path: Path) -> None:
     backend = backends.fetch(f"sqlite:///{tmp_path / 'empty.db'}")
     assert backend.read_ahead("no-such-flow", restoring=False)

@@ -342,6 +342,17 @@ impl SqliteStore {
         self.read_aheads_taken.load(Ordering::Relaxed)
     }
 
+    /// Whether a read ahead is kept, not taken yet.
+    #[getter]
+    fn reading_ahead(&self) -> bool {
+        self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    }
+
+    /// Gives up the read ahead not taken, if any (what it read is dropped, its thread left to end).
+    fn forget_read_ahead(&self) {
+        drop(self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
+
     /// Commits the open group of applied batches now (`durability="batch"`; a no-op otherwise).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |_| Ok(()))
@@ -397,7 +408,7 @@ impl SqliteStore {
 
     /// Closes the connection; later calls raise `StorageFailure`. Closing twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        drop(self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner).take()); // (what it read)
+        self.forget_read_ahead();
         py.detach(|| {
             let store = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
             store.map_or(Ok(()), Store::close)

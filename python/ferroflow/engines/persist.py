@@ -451,6 +451,8 @@ class Persister:
             saved.uuid_of, saved.position_of = first.saved_uuid, first.saved_position
         # Saved results that no longer fit their atom's provides: the plan again, with them.
         plan, self._misfits = resume_plan.checked(engine, first, plan_with, saved.detail)
+        if hasattr(self.backend, "read_ahead"):  # (SQLite: one the plan did not take is not kept)
+            self.backend.store().forget_read_ahead()
         return plan
 
     def _restore_columns(
