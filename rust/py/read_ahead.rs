@@ -10,12 +10,14 @@
 //! `data_version` (which changes whenever another connection commits to the file) and the rows it
 //! has changed itself (`Store::own_data_changes`, which leaves out its lease statements); if either
 //! changed by the time the rows are taken, they are dropped and read again. A lease taken in
-//! between writes the flow's own row, never an atom row, so it leaves them valid. What went wrong on the thread (a failed read, a panic) is never reported
+//! between writes the flow's own row, never an atom row, so it leaves them valid. The reading
+//! connection must also have opened the very file the asking handle has open (same device and
+//! inode: `Store::file_identity`), not a file put in its place since. What went wrong on the thread (a failed read, a panic) is never reported
 //! from there: the read done instead reports it, as it would have anyway.
 use std::thread::{self, JoinHandle};
 
 use super::resume::{read_saved, Payloads};
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::resume::SavedAtom;
 use crate::store::{RowidHints, Store};
 
@@ -39,17 +41,23 @@ pub(super) struct ReadAhead {
 
 impl ReadAhead {
     /// Starts reading the details of `flow_uuid` in the store file at `path` (with their payloads
-    /// when `restoring`, as an engine's prepare reads them).
+    /// when `restoring`, as an engine's prepare reads them), if it is still the file `identity`
+    /// (the asking handle's: `Store::file_identity`).
     pub(super) fn start(
         path: String,
         flow_uuid: String,
         restoring: bool,
+        identity: Option<(u64, u64)>,
         data_version: i64,
         changes: u64,
     ) -> std::io::Result<ReadAhead> {
         let uuid = flow_uuid.clone();
         let thread = thread::Builder::new().name("ferroflow-read-ahead".into()).spawn(move || {
             let store = Store::open_read_only(&path)?;
+            if identity.is_none() || store.file_identity() != identity {
+                // (the path names another file than the asking handle's: replaced meanwhile)
+                return Err(CoreError::Storage(format!("store '{path}' is not the file the reader opened")));
+            }
             let (saved, payloads) = read_saved(&store, &uuid, restoring)?;
             Ok(ReadRows { saved, payloads, hints: store.take_rowid_hints() })
         })?;

@@ -323,15 +323,16 @@ impl SqliteStore {
             return Ok(false);
         }
         // (what this handle wrote and did not commit yet, another connection cannot read)
-        let Some((version, written)) = self.with_open_group(py, |s| {
-            Ok((!s.has_uncommitted_writes()).then_some((s.data_version()?, s.own_data_changes())))
+        let Some((identity, version, written)) = self.with_open_group(py, |s| {
+            Ok((!s.has_uncommitted_writes()).then_some((s.file_identity(), s.data_version()?, s.own_data_changes())))
         })?
         else {
             return Ok(false);
         };
-        let read = ReadAhead::start(self.path.clone(), flow_uuid, restoring, version, written).map_err(|e| {
-            PyCoreError(CoreError::Storage(format!("store '{}': cannot start reading ahead: {e}", self.path)))
-        })?;
+        let read =
+            ReadAhead::start(self.path.clone(), flow_uuid, restoring, identity, version, written).map_err(|e| {
+                PyCoreError(CoreError::Storage(format!("store '{}': cannot start reading ahead: {e}", self.path)))
+            })?;
         *self.read_ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some(read);
         Ok(true)
     }

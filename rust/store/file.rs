@@ -31,6 +31,34 @@ pub(super) enum Access {
     ReadOnly,
 }
 
+/// Which file `path` names (device and inode), or `None` where that cannot be known.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// [`open`], with the identity of the file opened (`None` when unknown, or when `path` named
+/// another existing file before it was opened: replaced meanwhile).
+pub(super) fn open_identified(
+    path: &Path,
+    label: &str,
+    access: Access,
+) -> CoreResult<(Connection, Option<(u64, u64)>)> {
+    let before = identity(path);
+    let conn = open(path, label, access)?;
+    let after = identity(path);
+    // (no file before: the open created it)
+    Ok((conn, if before.is_none() || before == after { after } else { None }))
+}
+
 /// Opens the ferroflow store at `path`; with [`Access::ReadWrite`], a file that does not exist is
 /// created as a new store. Fails with [`CoreError::Storage`] naming the path, the file untouched,
 /// when it is not a ferroflow store, is damaged or was written by a newer ferroflow.

@@ -166,6 +166,8 @@ pub struct Store {
     rowids: RefCell<RowidHints>,
     /// Rows changed by this handle's lease statements (see [`Store::own_data_changes`]).
     lease_changes: Cell<u64>,
+    /// The file this handle opened, as (device, inode); `None` in memory or when unknown.
+    identity: Option<(u64, u64)>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -230,8 +232,9 @@ impl Store {
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> CoreResult<Store> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let conn = file::open(path, &label, Access::ReadWrite)?;
+        let (conn, identity) = file::open_identified(path, &label, Access::ReadWrite)?;
         let mut store = Store::configure(conn, label, Some(durability))?;
+        store.identity = identity;
         if durability == Durability::Batch {
             store.group = Some(GroupCommit::default());
         }
@@ -252,14 +255,14 @@ impl Store {
     pub fn open_read_only(path: impl AsRef<Path>) -> CoreResult<Store> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let conn = file::open(path, &label, Access::ReadOnly)?;
+        let (conn, identity) = file::open_identified(path, &label, Access::ReadOnly)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failed(&label, &e))?;
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(|e| open_failed(&label, &e))?;
         if schema::read_version(&conn).map_err(|e| open_failed(&label, &e))? < LATEST_VERSION {
             schema::view_as_latest(&conn, &label)?;
         }
-        Ok(Store { read_only: true, ..Store::new(conn, label) })
+        Ok(Store { read_only: true, identity, ..Store::new(conn, label) })
     }
 
     /// A private, empty in-memory store (for tests; nothing is durable).
@@ -309,6 +312,7 @@ impl Store {
             flush_failure: None,
             held: RefCell::new(None),
             lease_changes: Cell::new(0),
+            identity: None,
         }
     }
 
@@ -650,6 +654,13 @@ impl Store {
             Ok(metas)
         })();
         self.finish("reading the atom details of a flow for resuming", metas)
+    }
+
+    /// The file this handle opened, as (device, inode): another handle on the same path reads the
+    /// same file only if its identity is this one (the path may name a replaced file by then).
+    /// `None` in memory, or when it cannot be known.
+    pub fn file_identity(&self) -> Option<(u64, u64)> {
+        self.identity
     }
 
     /// `PRAGMA data_version`: it changes whenever another connection commits to the file, never

@@ -627,6 +627,25 @@ fn committed_transitions_survive_the_process_being_killed() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
+#[cfg(unix)]
+#[test]
+fn handles_on_one_path_know_whether_they_opened_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.db");
+    let first = Store::open(&path, Durability::Process).unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    assert!(first.file_identity().is_some());
+    assert_eq!(reader.file_identity(), first.file_identity());
+    // The path replaced by another store file (a restored backup, say): a handle opened now
+    // reads another file than `first`, which still has the old one open.
+    let other = dir.path().join("other.db");
+    drop(Store::open(&other, Durability::Process).unwrap());
+    std::fs::rename(&other, &path).unwrap();
+    let later = Store::open_read_only(&path).unwrap();
+    assert_ne!(later.file_identity(), first.file_identity());
+    assert_eq!(Store::open_in_memory().unwrap().file_identity(), None);
+}
+
 // ---- benchmarks (print, never assert time) --------------------------------------------------------
 
 const BENCH_ATOMS: usize = 100_000;
