@@ -12,8 +12,9 @@
 //! changed by the time the rows are taken, they are dropped and read again. A lease taken in
 //! between writes the flow's own row, never an atom row, so it leaves them valid. The reading
 //! connection must also have opened the very file the asking handle has open (same device and
-//! inode: `Store::file_identity`), not a file put in its place since. What went wrong on the thread (a failed read, a panic) is never reported
-//! from there: the read done instead reports it, as it would have anyway.
+//! inode: `Store::file_identity`), not a file put in its place since. What went wrong on the
+//! thread (a failed read, a panic) is never reported from there: the read done instead reports
+//! it, as it would have anyway.
 use std::thread::{self, JoinHandle};
 
 use super::resume::{read_saved, Payloads};
@@ -47,14 +48,14 @@ impl ReadAhead {
         path: String,
         flow_uuid: String,
         restoring: bool,
-        identity: Option<(u64, u64)>,
+        identity: (u64, u64),
         data_version: i64,
         changes: u64,
     ) -> std::io::Result<ReadAhead> {
         let uuid = flow_uuid.clone();
         let thread = thread::Builder::new().name("ferroflow-read-ahead".into()).spawn(move || {
             let store = Store::open_read_only(&path)?;
-            if identity.is_none() || store.file_identity() != identity {
+            if store.file_identity() != Some(identity) {
                 // (the path names another file than the asking handle's: replaced meanwhile)
                 return Err(CoreError::Storage(format!("store '{path}' is not the file the reader opened")));
             }

@@ -182,7 +182,7 @@ impl SqliteStore {
         let Some(read) = taken else { return Ok(None) };
         let (version, written) = self.with_open_group(py, |s| Ok((s.data_version()?, s.own_data_changes())))?;
         let Some(rows) = py.detach(|| read.finish(version, written)) else { return Ok(None) };
-        self.with(py, move |s| {
+        self.with_open_group(py, move |s| {
             s.adopt_rowid_hints(rows.hints);
             Ok(())
         })?;
@@ -315,20 +315,18 @@ impl SqliteStore {
     /// reads them): `resume_plan_stored` then takes them instead of reading, if nothing else
     /// committed to the file and this handle changed no row but leases in between (see
     /// `ferroflow_core::py::read_ahead`). For a big flow whose factory takes a while. Returns
-    /// whether it started (never for an in-memory store, nor while this handle holds writes not
-    /// committed yet); a read asked for earlier is given up.
+    /// whether it started (never for an in-memory store or a file whose identity is unknown, nor
+    /// while this handle holds writes not committed yet); a read asked for earlier is given up.
     #[pyo3(signature = (flow_uuid, restoring = false))]
     fn read_ahead(&self, py: Python<'_>, flow_uuid: String, restoring: bool) -> PyResult<bool> {
-        if self.path == ":memory:" {
-            return Ok(false);
-        }
         // (what this handle wrote and did not commit yet, another connection cannot read)
-        let Some((identity, version, written)) = self.with_open_group(py, |s| {
-            Ok((!s.has_uncommitted_writes()).then_some((s.file_identity(), s.data_version()?, s.own_data_changes())))
-        })?
-        else {
-            return Ok(false);
-        };
+        let asked = self.with_open_group(py, |s| match s.file_identity() {
+            Some(identity) if !s.has_uncommitted_writes() => {
+                Ok(Some((identity, s.data_version()?, s.own_data_changes())))
+            }
+            _ => Ok(None),
+        })?;
+        let Some((identity, version, written)) = asked else { return Ok(false) };
         let read =
             ReadAhead::start(self.path.clone(), flow_uuid, restoring, identity, version, written).map_err(|e| {
                 PyCoreError(CoreError::Storage(format!("store '{}': cannot start reading ahead: {e}", self.path)))

@@ -39,11 +39,16 @@ impl RowidHints {
     /// the limit is reached).
     pub(super) fn learn(&mut self, uuid: &str, rowid: i64) {
         if let Ok(rowid) = u32::try_from(rowid) {
-            if self.rows.len() >= self.limit {
-                self.rows.clear();
-            }
-            self.rows.insert(Self::key(uuid), rowid);
+            self.insert(Self::key(uuid), rowid);
         }
+    }
+
+    /// Remembers row `rowid` under `key`, starting over first when the limit is reached.
+    fn insert(&mut self, key: u32, rowid: u32) {
+        if self.rows.len() >= self.limit {
+            self.rows.clear();
+        }
+        self.rows.insert(key, rowid);
     }
 
     /// The row the detail `uuid` was last seen at, if known.
@@ -58,10 +63,7 @@ impl RowidHints {
             return;
         }
         for (key, rowid) in other.rows {
-            if self.rows.len() >= self.limit {
-                self.rows.clear();
-            }
-            self.rows.insert(key, rowid);
+            self.insert(key, rowid);
         }
     }
 

@@ -665,7 +665,7 @@ impl Store {
 
     /// `PRAGMA data_version`: it changes whenever another connection commits to the file, never
     /// for this handle's own commits (what a read made ahead on another connection is checked
-    /// with: see `ferroflow_core::py::resume::ReadAhead`).
+    /// with: see `ferroflow_core::py::read_ahead`).
     pub fn data_version(&self) -> CoreResult<i64> {
         let version = self.conn.query_row("PRAGMA data_version", [], |row| row.get(0));
         self.finish("reading the data version", version.map_err(Fail::from))
