@@ -37,8 +37,9 @@ def test_a_command_on_a_builtin_backend_never_imports_package_metadata(tmp_path:
 
 def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> None:
     """Every command imports every command module and builds every command's parser: the demo's
-    flow, the dir backend (delete), the benchmarks (bench) and the package metadata (--version)
-    wait until their command runs."""
+    flow, the dir backend (delete), the benchmarks (bench), the package metadata (--version) and
+    the engine (which ``resume`` loads while its store opens: `common.open_backend`) wait until
+    their command runs."""
     program = (
         "import sys, ferroflow.cli; ferroflow.cli.build_parser(); print(sorted(set(sys.modules) & set(sys.argv[1:])))"
     )
@@ -48,6 +49,7 @@ def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> 
         "ferroflow.cli.stores",
         "ferroflow.benchmarking.suite",
         "importlib.metadata",
+        "ferroflow.engines",
     ]
     done = subprocess.run(
         [sys.executable, "-c", program, *lazy], capture_output=True, text=True, timeout=60, check=True

@@ -8,6 +8,7 @@ import datetime
 import importlib
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,6 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl
 
 from ferroflow import states
-from ferroflow.engines.storage import INJECTOR_NAME
 
 #: Exit status: the command did what was asked (the flow ended SUCCESS).
 EXIT_OK = 0
@@ -332,12 +332,33 @@ def open_backend(path: Path, read_only: bool = False, options: dict[str, str] | 
 
     conf = {**({} if read_only else (options or {})), "connection": db_uri(path), "mode": "ro" if read_only else "rw"}
     try:
-        with backends.backend(conf) as backend:
-            yield backend
+        with contextlib.closing(backends.fetch(conf)) as backend:
+            opening = _open_ahead(backend)
+            try:
+                yield backend
+            finally:
+                opening.join()
     except exceptions.StorageFailure as exc:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
     except ValueError as exc:  # an unknown option or value in the URI
         raise UsageError(f"--db {path}: {exc}") from None
+
+
+def _open_ahead(backend: Any) -> threading.Thread:
+    """Opens ``backend``'s store on a thread of its own, which the store's first use waits for.
+
+    Opening a file a killed engine left is SQLite rebuilding its WAL index from the whole WAL
+    (tens of ms for a big flow), done in Rust without the interpreter lock: meanwhile the
+    command imports the engine modules it needs. A failed open is left for that first use to
+    try again and report (the opening is serialised by the backend's lock)."""
+
+    def open_quietly() -> None:
+        with contextlib.suppress(Exception):
+            backend.store()
+
+    opening = threading.Thread(target=open_quietly, name="ferroflow-open", daemon=True)
+    opening.start()
+    return opening
 
 
 @contextlib.contextmanager
@@ -529,6 +550,8 @@ def last_change(backend: Any, flow: FlowRecord) -> float | None:
 
 def is_injector(name: str) -> bool:
     """True for the pseudo atom holding a flow's ``store`` values (not an atom of the flow)."""
+    from ferroflow.engines.storage import INJECTOR_NAME
+
     return name == INJECTOR_NAME
 
 

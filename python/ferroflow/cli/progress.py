@@ -8,23 +8,12 @@ import time
 from typing import Any, TextIO
 
 from ferroflow import states
-from ferroflow.engines.storage import INTENTION_CODES, STATE_CODES
 
 _TTY_INTERVAL = 0.1  # redraw a terminal line at most 10 times a second
 _LOG_INTERVAL = 1.0  # elsewhere (a pipe, a log file) write a new line at most once a second
 _POLL = 0.1  # how often the watcher reads the engine's counts for the line
 #: States only an atom that executed (in this run) can end in.
-_EXECUTED_CODES = frozenset(
-    STATE_CODES[state]
-    for state in (
-        states.RUNNING,
-        states.SUCCESS,
-        states.FAILURE,
-        states.REVERTING,
-        states.REVERTED,
-        states.REVERT_FAILURE,
-    )
-)
+_EXECUTED = (states.RUNNING, states.SUCCESS, states.FAILURE, states.REVERTING, states.REVERTED, states.REVERT_FAILURE)
 
 
 class ProgressLine:
@@ -158,6 +147,12 @@ class EngineWatcher:
         self.reverted = 0
         self.ran: set[str] = set()
         self.first_failure: tuple[str, Any] | None = None
+        # (the engine modules are loaded by now: imported here, a command that runs no flow never loads them)
+        from ferroflow.engines.storage import INTENTION_CODES, STATE_CODES
+
+        self._success, self._reverted = STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]
+        self._revert_intention = INTENTION_CODES[states.REVERT]
+        self._executed = frozenset(STATE_CODES[state] for state in _EXECUTED)
         self._before: tuple[list[int], list[int]] | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -189,7 +184,7 @@ class EngineWatcher:
     def _counts(self) -> tuple[int, int]:
         """``(atoms SUCCESS, atoms REVERTED)`` now (C-speed counts over the state array)."""
         codes = self._engine.storage.states
-        return codes.count(STATE_CODES[states.SUCCESS]), codes.count(STATE_CODES[states.REVERTED])
+        return codes.count(self._success), codes.count(self._reverted)
 
     def _poll(self) -> None:
         progress = self.progress
@@ -215,11 +210,11 @@ class EngineWatcher:
         storage = engine.storage
         after = storage.states
         names = [atom.name for atom in engine.compilation.atoms]
-        success, revert = STATE_CODES[states.SUCCESS], INTENTION_CODES[states.REVERT]
+        success, revert, executed = self._success, self._revert_intention, self._executed
         self.ran = {
             names[index]
             for index, (old, now) in enumerate(zip(before_states, after, strict=False))
-            if now in _EXECUTED_CODES and old != success and before_intentions[index] != revert
+            if now in executed and old != success and before_intentions[index] != revert
         }
         done, self.reverted = self._counts()
         self.completed = done - before_states.count(success)

@@ -6,14 +6,15 @@ import argparse
 import contextlib
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import ProgressLine
 from ferroflow.cli.run import report_outcome, run_engine
-from ferroflow.engines.many import Resumer
-from ferroflow.engines.storage import STATE_CODES
+
+if TYPE_CHECKING:
+    from ferroflow.engines.many import Resumer
 
 DESCRIPTION = """\
 Resume a flow saved in the database: its flow is rebuilt by the factory recorded when it was
@@ -98,6 +99,9 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
     options = {**common.engine_options(args), **common.trust_options(args), **common.change_options(args)}
     common.add_cwd_to_path()
     with common.open_store(store) as backend:
+        # (the engine modules load while the store opens: see common.open_backend)
+        from ferroflow.engines.many import Resumer
+
         targets = _targets(common.list_flows(backend), args.flow, getattr(args, "all", False))
         if not targets:
             print(f"nothing to resume: every flow in {store} has finished")
@@ -164,6 +168,9 @@ def resume_flow(
     (one for all the flows of a command), else one of its own. ``read_ahead``: on SQLite, read
     the saved rows on a thread of their own while the factory builds the flow (worth it for one
     big flow, not for each of many small ones)."""
+    from ferroflow.engines.many import Resumer
+    from ferroflow.engines.storage import STATE_CODES
+
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
         flow_detail = conn.get_flow_details(flow_uuid, lazy=hasattr(backend, "store"))

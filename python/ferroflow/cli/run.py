@@ -12,7 +12,6 @@ from typing import Any
 from ferroflow import states
 from ferroflow.cli import common
 from ferroflow.cli.progress import EngineWatcher, ProgressLine
-from ferroflow.migrations import OrphanRevertError
 
 DESCRIPTION = """\
 Build a flow by calling FACTORY from MODULE (a dotted module importable from the working
@@ -136,6 +135,8 @@ def run_engine(
             try:
                 (action or engine.run)()
             except Exception as exc:
+                from ferroflow.migrations import OrphanRevertError
+
                 state = engine.storage.get_flow_state()
                 watcher.collect()
                 if state not in (states.REVERTED, states.FAILURE):
