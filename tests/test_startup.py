@@ -38,8 +38,8 @@ def test_a_command_on_a_builtin_backend_never_imports_package_metadata(tmp_path:
 def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> None:
     """Every command imports every command module and builds every command's parser: the demo's
     flow, the dir backend (delete), the benchmarks (bench), the package metadata (--version) and
-    the engine (which ``resume`` loads while its store opens: `common.open_backend`) wait until
-    their command runs."""
+    the engine (``show``, ``check`` and ``delete`` never run a flow) wait until their command
+    runs."""
     program = (
         "import sys, ferroflow.cli; ferroflow.cli.build_parser(); print(sorted(set(sys.modules) & set(sys.argv[1:])))"
     )

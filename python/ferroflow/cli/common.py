@@ -8,7 +8,6 @@ import datetime
 import importlib
 import os
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -332,33 +331,12 @@ def open_backend(path: Path, read_only: bool = False, options: dict[str, str] | 
 
     conf = {**({} if read_only else (options or {})), "connection": db_uri(path), "mode": "ro" if read_only else "rw"}
     try:
-        with contextlib.closing(backends.fetch(conf)) as backend:
-            opening = _open_ahead(backend)
-            try:
-                yield backend
-            finally:
-                opening.join()
+        with backends.backend(conf) as backend:
+            yield backend
     except exceptions.StorageFailure as exc:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
     except ValueError as exc:  # an unknown option or value in the URI
         raise UsageError(f"--db {path}: {exc}") from None
-
-
-def _open_ahead(backend: Any) -> threading.Thread:
-    """Opens ``backend``'s store on a thread of its own, which the store's first use waits for.
-
-    Opening a file a killed engine left is SQLite rebuilding its WAL index from the whole WAL
-    (tens of ms for a big flow), done in Rust without the interpreter lock: meanwhile the
-    command imports the engine modules it needs. A failed open is left for that first use to
-    try again and report (the opening is serialised by the backend's lock)."""
-
-    def open_quietly() -> None:
-        with contextlib.suppress(Exception):
-            backend.store()
-
-    opening = threading.Thread(target=open_quietly, name="ferroflow-open", daemon=True)
-    opening.start()
-    return opening
 
 
 @contextlib.contextmanager

@@ -99,7 +99,6 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
     options = {**common.engine_options(args), **common.trust_options(args), **common.change_options(args)}
     common.add_cwd_to_path()
     with common.open_store(store) as backend:
-        # (the engine modules load while the store opens: see common.open_backend)
         from ferroflow.engines.many import Resumer
 
         targets = _targets(common.list_flows(backend), args.flow, getattr(args, "all", False))
