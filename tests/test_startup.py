@@ -55,3 +55,41 @@ def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> 
         [sys.executable, "-c", program, *lazy], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_show_reads_a_flow_without_loading_the_engine(tmp_path: Path) -> None:
+    """``ferroflow show FLOW`` (and listing) reads rows; only commands that run or plan a flow
+    load the engine (its modules are ~30 ms of a command's start)."""
+    db = tmp_path / "show.db"
+    make = textwrap.dedent(f"""
+        from ferroflow import engines, task
+        from ferroflow.patterns import linear_flow
+        from ferroflow.persistence import backends
+
+        class Noop(task.Task):
+            def execute(self):
+                pass
+
+        backend = backends.fetch("sqlite:///{db}")
+        engine = engines.load(linear_flow.Flow("f").add(Noop("a"), Noop("b")), backend=backend, store={{"x": 1}})
+        engine.run()
+        print(engine.storage.flow_uuid)
+        backend.close()
+    """)
+    made = subprocess.run([sys.executable, "-c", make], capture_output=True, text=True, timeout=120, check=True)
+    flow_uuid = made.stdout.strip().splitlines()[-1]
+    show = (
+        "import sys, ferroflow.cli; status = ferroflow.cli.main(sys.argv[1:]); "
+        "print(status, sorted(m for m in sys.modules if m.startswith('ferroflow.engines')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", show, "show", flow_uuid, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "0 []", done.stdout
+    shown = "\n".join(lines[:-1])
+    assert "a" in shown and "b" in shown and "_TaskFlow_INJECTOR" not in shown, shown

@@ -59,7 +59,7 @@ KIND_TASK = 0
 KIND_RETRY = 1
 
 #: The name no atom may have: TaskFlow's pseudo atom detail holding a flow's ``store`` values
-#: (``ferroflow.engines.storage.INJECTOR_NAME``).
+#: (``ferroflow.persistence.models.INJECTOR_NAME``).
 RESERVED_NAME = "_TaskFlow_INJECTOR"
 
 PATTERN_LINEAR = 0

@@ -24,6 +24,7 @@ from typing import Any
 from ferroflow import exceptions, states
 from ferroflow.atom import get_version_string
 from ferroflow.persistence import models
+from ferroflow.persistence.models import INJECTOR_NAME
 from ferroflow.retry import History
 from ferroflow.types.failure import Failure
 
@@ -31,8 +32,6 @@ __all__ = ["INJECTOR_NAME", "Storage"]
 
 LOG = logging.getLogger(__name__)
 
-#: The atom detail holding flow-level injected values (TaskFlow's name, kept for logbooks).
-INJECTOR_NAME = "_TaskFlow_INJECTOR"
 #: The provider name of values injected with ``transient=True`` (never saved).
 _TRANSIENT = object()
 

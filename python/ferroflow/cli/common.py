@@ -528,7 +528,7 @@ def last_change(backend: Any, flow: FlowRecord) -> float | None:
 
 def is_injector(name: str) -> bool:
     """True for the pseudo atom holding a flow's ``store`` values (not an atom of the flow)."""
-    from ferroflow.engines.storage import INJECTOR_NAME
+    from ferroflow.persistence.models import INJECTOR_NAME
 
     return name == INJECTOR_NAME
 

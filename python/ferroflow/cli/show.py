@@ -227,7 +227,7 @@ def _flow_atoms(conn: Any, flow_uuid: str, wanted: set[str] | None, limit: int) 
         return _atoms_of(list(conn.get_atoms_for_flow(flow_uuid)), wanted, limit)
     names, states = saved.names, saved.states
     positions = range(len(names))
-    from ferroflow.engines.storage import INJECTOR_NAME
+    from ferroflow.persistence.models import INJECTOR_NAME
 
     if INJECTOR_NAME in names:
         positions = [i for i in positions if names[i] != INJECTOR_NAME]

@@ -14,11 +14,9 @@ from typing import Any
 
 from ferroflow import exceptions, states
 from ferroflow.engines.arguments import extract
+from ferroflow.persistence.models import INJECTOR_NAME
 from ferroflow.retry import History, Retry
 from ferroflow.types.failure import Failure
-
-#: Name of the pseudo atom holding flow-level ``store`` values (TaskFlow's name, kept for logbooks).
-INJECTOR_NAME = "_TaskFlow_INJECTOR"
 
 STATE_NAMES: tuple[str, ...] = (
     states.PENDING,

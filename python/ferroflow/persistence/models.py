@@ -25,6 +25,10 @@ from ferroflow import exceptions as exc
 from ferroflow import states
 from ferroflow.types.failure import Failure
 
+#: Name of the pseudo atom detail holding a flow's ``store`` values (TaskFlow's name, kept in
+#: logbooks): the engine's storage, TaskFlow's ``Storage`` and the command line all know it by this.
+INJECTOR_NAME = "_TaskFlow_INJECTOR"
+
 __all__ = [
     "ATOM_TYPES",
     "FACTORY_META",
