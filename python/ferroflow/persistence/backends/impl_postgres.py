@@ -759,9 +759,11 @@ class PostgresConnection(base.Connection):
     def backend(self) -> PostgresBackend:
         return self._backend
 
-    def _run(self, doing: str, body: Callable[[psycopg.Connection[Any]], Any], retry: bool = False) -> Any:
+    def _run(self, doing: str, body: Callable[[Any], Any], retry: bool = False, link: bool = False) -> Any:
+        """`PostgresBackend.run` for a write: the rows read ahead for the next read (with a lease)
+        are dropped first, as by every write of this connection."""
         self._next_flow_row = self._next_records = None
-        return self._backend.run(doing, body, retry)
+        return self._backend.run(doing, body, retry, link)
 
     def _read(self, doing: str, body: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         return self._backend.run(doing, body, retry=True)
@@ -1204,7 +1206,6 @@ class PostgresConnection(base.Connection):
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
-        self._next_flow_row = self._next_records = None
         if (
             type(atom_changes) is list
             and 0 < len(atom_changes) <= _LANE_MAX
@@ -1297,7 +1298,7 @@ class PostgresConnection(base.Connection):
                     raise self._missing_of(link.conn, [], uuids) from None
                 raise
 
-        self._backend.run("writing transitions", write, link=True)  # type: ignore[arg-type]
+        self._run("writing transitions", write, link=True)
         return True
 
     def apply_steps(self, steps: list[tuple[str, str, str, str | None, str | None, str | None]]) -> None:
@@ -1314,7 +1315,6 @@ class PostgresConnection(base.Connection):
             # (one statement per atom would nest too deep for the server: the general batch)
             self.apply(atom_changes=[_step_change(step) for step in steps], resume_records=_step_records(steps))
             return
-        self._next_flow_row = self._next_records = None
         fence = self._fence
         now = repr(time.time()).encode()
         key: list[Any] = [fence is not None]
@@ -1353,7 +1353,7 @@ class PostgresConnection(base.Connection):
                     raise self._missing_of(link.conn, [], uuids) from None
                 raise
 
-        self._backend.run("writing transitions", write, link=True)  # type: ignore[arg-type]
+        self._run("writing transitions", write, link=True)
 
     @staticmethod
     def _add_update(batch: _Batch, change: dict[str, Any]) -> None:
@@ -1411,7 +1411,7 @@ class PostgresConnection(base.Connection):
 
         try:
             if single:
-                self._backend.run("writing transitions", write_one, link=True)  # type: ignore[arg-type]
+                self._run("writing transitions", write_one, link=True)
             else:
                 self._run("writing transitions", write_each)
         except _BatchMissing:
@@ -1502,8 +1502,7 @@ class PostgresConnection(base.Connection):
             return None, held
 
         for _ in range(3):  # the holder may release or expire between the two statements
-            self._next_flow_row = self._next_records = None
-            epoch, held = self._backend.run("acquiring a flow lease", acquire, link=True)  # type: ignore[arg-type]
+            epoch, held = self._run("acquiring a flow lease", acquire, link=True)
             if epoch is not None:
                 return epoch
             if held is None:
@@ -1552,8 +1551,7 @@ class PostgresConnection(base.Connection):
                 return None
             return False
 
-        self._next_flow_row = self._next_records = None
-        released = self._backend.run("releasing a flow lease", release, link=True)  # type: ignore[arg-type]
+        released = self._run("releasing a flow lease", release, link=True)
         if released is None:
             raise _missing("flow details", flow_uuid)
         return released
