@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row};
 
-use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+use super::checkpoint::Checkpointer;
 use super::file::{self, Access};
 use super::rowids::RowidHints;
 use super::schema::{self, LATEST_VERSION, TABLE_COLUMNS};
@@ -239,11 +239,8 @@ impl Store {
             store.group = Some(GroupCommit::default());
         }
         store.checkpointer = Checkpointer::start(path);
-        if store.checkpointer.is_some() {
-            store
-                .conn
-                .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
-                .map_err(|e| open_failed(&store.label, &e))?;
+        if let Some(checkpointer) = &store.checkpointer {
+            checkpointer.hook_writer(&store.conn); // (in place of SQLite's automatic checkpoint)
         }
         Ok(store)
     }
@@ -326,6 +323,9 @@ impl Store {
         self.end_hold()?;
         let Store { updates, conn, label, checkpointer, .. } = self;
         drop(updates); // finalized before the connection closes
+        if checkpointer.is_some() {
+            Checkpointer::unhook_writer(&conn); // (the hook reads the checkpointer's progress)
+        }
         drop(checkpointer); // stopped first: nothing else uses the file through this handle
         conn.close().map_err(|(_, e)| CoreError::Storage(format!("store '{label}': closing failed: {e}")))
     }
@@ -1566,6 +1566,7 @@ fn atom_from_row(row: &Row<'_>) -> rusqlite::Result<AtomDetailRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::checkpoint::WRITER_CHECKPOINT_PAGES;
     use crate::store::AtomType;
 
     fn pragma(store: &Store, name: &str) -> i64 {
@@ -1674,6 +1675,52 @@ mod tests {
             .unwrap();
         assert_eq!(reserved, 0, "every transition gives the reserve back");
         (before, pragma(&store, "page_count"))
+    }
+
+    /// A commit of many pages at once (a new flow's rows) is left to the checkpoint thread, not
+    /// copied on the writer's path; the writer checkpoints (a short copy, which lets the WAL
+    /// start over) once the thread has caught up, so the WAL stays bounded through a run.
+    #[test]
+    fn a_big_commit_is_checkpointed_by_the_thread_and_the_wal_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = with_flow(Store::open(dir.path().join("w.db"), Durability::Process).unwrap());
+        let n = 450_000; // (about 22,000 pages: past the writer's threshold in one commit)
+        let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+        let fresh = FreshAtoms {
+            parent_uuid: "f".into(),
+            created_at: 1.0,
+            names: (0..n).map(|i| format!("t{i}")).collect(),
+            retries: vec![false; n],
+            versions: vec![None; n],
+            uuids: uuids.clone(),
+        };
+        let progress = Arc::clone(&store.checkpointer.as_ref().unwrap().progress);
+        let wal_pages = |store: &Store| -> i64 {
+            let wal = dir.path().join("w.db-wal");
+            let bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
+            i64::try_from(bytes).unwrap() / (pragma(store, "page_size") + 24)
+        };
+        store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
+        let committed = wal_pages(&store);
+        assert!(committed > WRITER_CHECKPOINT_PAGES, "one commit of {committed} pages");
+        assert_eq!(progress.writer_checkpoints(), 0, "the new rows are the thread's to copy");
+        let started = std::time::Instant::now();
+        let mut step = 0;
+        while progress.writer_checkpoints() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(20), "the writer never checkpointed");
+            let uuid = &uuids[step % n];
+            store.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new(uuid) }]).unwrap();
+            step += 1;
+        }
+        // The WAL starts over from its beginning (again whenever the thread has caught up): it no
+        // longer grows with every commit.
+        let after_restart = wal_pages(&store);
+        let commits = 12_000;
+        for uuid in uuids.iter().take(commits) {
+            store.apply_transitions(&[Transition { state: Some("SUCCESS".into()), ..Transition::new(uuid) }]).unwrap();
+        }
+        let grown = wal_pages(&store) - after_restart;
+        assert!(grown < i64::try_from(commits).unwrap() / 2, "the WAL grew by {grown} pages over {commits} commits");
     }
 
     /// The transition UPDATEs are prepared on the raw connection (`static_stmt`): they are
