@@ -1,7 +1,9 @@
-"""What every ``ferroflow`` command pays before its work: imports. Built-in backends and engines
-are found without scanning the installed packages' metadata (``importlib.metadata``: ~20 ms to
-import, a few more per scan); only a scheme or engine that is not built in looks at entry points
-(tests/test_backend_conformance.py covers those plugins)."""
+"""What every ``ferroflow`` command pays before its work: imports, and opening a store a killed
+engine left. Built-in backends and engines are found without scanning the installed packages'
+metadata (``importlib.metadata``: ~20 ms to import, a few more per scan); only a scheme or engine
+that is not built in looks at entry points (tests/test_backend_conformance.py covers those
+plugins). SQLite rebuilds the WAL index of a killed store while the command loads
+(`ferroflow.cli.ahead`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 
 def test_a_command_on_a_builtin_backend_never_imports_package_metadata(tmp_path: Path) -> None:
@@ -93,3 +97,74 @@ def test_show_reads_a_flow_without_loading_the_engine(tmp_path: Path) -> None:
     assert lines[-1] == "0 []", done.stdout
     shown = "\n".join(lines[:-1])
     assert "a" in shown and "b" in shown and "_TaskFlow_INJECTOR" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["resume", "--db", "a.db"], None, "a.db"),
+        (["resume", "--db=b.db", "FLOW"], None, "b.db"),
+        (["show", "--db", "sqlite:///abs/c.db?durability=batch"], None, "/abs/c.db"),
+        (["show", "--db", "sqlite://rel/d.db"], None, "rel/d.db"),
+        (["show"], "e.db", "e.db"),
+        (["show"], None, "ferroflow.db"),
+        (["show", "--db", "postgresql://u@h/db"], None, None),
+        (["show", "--db", "dir:///var/flows"], None, None),
+        (["run", "f:make", "--", "--db", "x.db"], None, "ferroflow.db"),
+    ],
+)
+def test_the_store_recovered_ahead_is_the_one_the_command_names(
+    argv: list[str], env: str | None, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferroflow.cli import ahead
+
+    if env is None:
+        monkeypatch.delenv(ahead.DB_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ahead.DB_ENV, env)
+    assert ahead._sqlite_path(argv) == expected
+
+
+def test_a_store_a_killed_engine_left_is_recovered_ahead_and_closed_clean(tmp_path: Path) -> None:
+    """The killed writer's WAL is read by the connection `ahead` opens while the command loads;
+    the command sees every committed row, and its store, the last connection to close, still
+    checkpoints the WAL away (the recovering connection never does, and goes first)."""
+    db = tmp_path / "killed.db"
+    kill = textwrap.dedent(f"""
+        import os
+        from ferroflow import engines, task
+        from ferroflow.patterns import linear_flow
+        from ferroflow.persistence import backends
+
+        class Noop(task.Task):
+            def execute(self):
+                pass
+
+        backend = backends.fetch("sqlite:///{db}")
+        engine = engines.load(linear_flow.Flow("f").add(*[Noop(f"a{{i}}") for i in range(50)]), backend=backend)
+        engine.run()
+        print(engine.storage.flow_uuid, flush=True)
+        os._exit(0)  # as a kill: nothing closed, the WAL left as it is
+    """)
+    made = subprocess.run([sys.executable, "-c", kill], capture_output=True, text=True, timeout=120, check=True)
+    flow_uuid = made.stdout.strip().splitlines()[-1]
+    assert (tmp_path / "killed.db-wal").stat().st_size > 0
+    show = (
+        "import sys, ferroflow.cli; from ferroflow.cli import ahead; "
+        "started = []; real = ahead.WalRecovery.__init__; "
+        "ahead.WalRecovery.__init__ = lambda self, path: (started.append(path), real(self, path))[1]; "
+        "status = ferroflow.cli.main(sys.argv[1:]); print(status, started)"
+    )
+
+    def command(*argv: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", show, *argv, "--db", str(db)], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert done.stdout.strip().splitlines()[-1] == f"0 [{str(db)!r}]", done.stdout
+        return done.stdout
+
+    shown = command("show", flow_uuid)
+    assert "SUCCESS" in shown and "a49" in shown, shown
+    # A command that opens the store to write closes it last: the WAL is checkpointed away.
+    assert "nothing to resume" in command("resume")
+    assert not (tmp_path / "killed.db-wal").exists()

@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<flow::CompiledFlow>()?;
+    m.add_class::<read_ahead::RecoveredWal>()?;
     m.add_class::<specs::AtomSpecs>()?;
     m.add_class::<scheduler::Scheduler>()?;
     m.add_class::<lane::Lane>()?;
@@ -41,5 +42,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resume::input_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(resume::rewind_order, m)?)?;
     m.add_function(wrap_pyfunction!(uuids::uuid4_texts, m)?)?;
+    m.add_function(wrap_pyfunction!(read_ahead::recover_wal, m)?)?;
     Ok(())
 }

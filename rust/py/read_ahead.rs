@@ -15,7 +15,14 @@
 //! inode: `Store::file_identity`), not a file put in its place since. What went wrong on the
 //! thread (a failed read, a panic) is never reported from there: the read done instead reports
 //! it, as it would have anyway.
+//!
+//! Also here: `recover_wal`, which has SQLite rebuild a killed store's WAL index on a thread while
+//! the command line loads (`ferroflow.cli.ahead`).
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
+
+use pyo3::prelude::*;
 
 use super::resume::{read_saved, Payloads};
 use crate::error::{CoreError, CoreResult};
@@ -79,4 +86,31 @@ impl ReadAhead {
         }
         self.thread.join().ok()?.ok()
     }
+}
+
+/// A connection that had SQLite rebuild a store's WAL index (`recover_wal`), kept open until
+/// `close()`: SQLite resets the shared index when the last connection to the file goes, so it
+/// must stay until the store's own connection is open, and go before that one closes (the last
+/// to close checkpoints the WAL; this one never does).
+#[pyclass(frozen, module = "ferroflow._core")]
+pub struct RecoveredWal {
+    conn: Mutex<Option<rusqlite::Connection>>,
+}
+
+#[pymethods]
+impl RecoveredWal {
+    /// Closes the connection (again: nothing).
+    fn close(&self, py: Python<'_>) {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner).take();
+        py.detach(move || drop(conn));
+    }
+}
+
+/// Rebuilds the WAL index of the SQLite file at `path` (see `store::recover_wal`), without the
+/// GIL: the command line has it done on a thread while it imports what its command needs.
+/// `None` when it could not (the store's own open reports why).
+#[pyfunction]
+pub fn recover_wal(py: Python<'_>, path: PathBuf) -> Option<RecoveredWal> {
+    let conn = py.detach(move || crate::store::recover_wal(&path).ok())?;
+    Some(RecoveredWal { conn: Mutex::new(Some(conn)) })
 }

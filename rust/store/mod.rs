@@ -46,6 +46,7 @@ mod static_stmt;
 #[cfg(test)]
 mod tests;
 
+pub use file::recover_wal;
 pub use rowids::RowidHints;
 pub use schema::LATEST_VERSION;
 pub use sqlite::{Durability, GroupCommit, Lease, ResumeSummary, Store};

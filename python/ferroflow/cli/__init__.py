@@ -8,13 +8,14 @@ was reverted or could not be run, 2 usage error. Expected errors are one line on
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ferroflow.cli import bench, check, common, conductor, delete, demo, graph, jobs, plan, resume, rewind, run, show
+from ferroflow.cli import ahead
 
 __all__ = ["main"]
 
@@ -43,21 +44,23 @@ examples:
 """
 
 
-#: Each command, in the order ``ferroflow --help`` lists them, and the module that adds its parser.
-_MODULES: dict[str, Any] = {
-    "run": run,
-    "resume": resume,
-    "plan": plan,
-    "rewind": rewind,
-    "show": show,
-    "check": check,
-    "graph": graph,
-    "delete": delete,
-    "prune": delete,
-    "demo": demo,
-    "bench": bench,
-    "conductor": conductor,
-    "jobs": jobs,
+#: Each command, in the order ``ferroflow --help`` lists them, and the module (of this package)
+#: that adds its parser. (Imported when the parser is built: `main` starts its store's WAL
+#: recovery first, `ahead`.)
+_MODULES: dict[str, str] = {
+    "run": "run",
+    "resume": "resume",
+    "plan": "plan",
+    "rewind": "rewind",
+    "show": "show",
+    "check": "check",
+    "graph": "graph",
+    "delete": "delete",
+    "prune": "delete",
+    "demo": "demo",
+    "bench": "bench",
+    "conductor": "conductor",
+    "jobs": "jobs",
 }
 COMMANDS = tuple(_MODULES)
 
@@ -66,6 +69,8 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (not argparse's usage block), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        from ferroflow.cli import common
+
         self.exit(common.EXIT_USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -73,6 +78,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``ferroflow`` parser. With ``command`` (one of `COMMANDS`), only the parsers of its
     module are added: enough to parse that command's line (see `_command_of`), and a few ms less
     for every command than building all thirteen."""
+    from ferroflow.cli import common
+
     parser = _Parser(
         prog="ferroflow", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -81,7 +88,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     modules = [_MODULES[command]] if command in _MODULES else list(dict.fromkeys(_MODULES.values()))
     for module in modules:
-        module.add_parser(subparsers)
+        importlib.import_module(f"{__name__}.{module}").add_parser(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
         common.add_traceback_argument(subparser)
@@ -91,6 +98,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``ferroflow`` command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    ahead.start(argv)  # (while the command's modules load)
+    try:
+        return _run(argv)
+    finally:
+        ahead.release()
+
+
+def _run(argv: list[str]) -> int:
+    from ferroflow.cli import common
+
     parser = build_parser(_command_of(argv))
     try:
         args = parser.parse_args(argv)
@@ -129,6 +146,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def _report(exc: Exception, with_traceback: bool) -> None:
+    from ferroflow.cli import common
+
     if with_traceback:
         traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
     message = str(exc)

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl
 
 from ferroflow import states
+from ferroflow.cli import ahead
+from ferroflow.cli.ahead import DB_ENV, DEFAULT_DB
 
 #: Exit status: the command did what was asked (the flow ended SUCCESS).
 EXIT_OK = 0
@@ -25,10 +27,6 @@ EXIT_FAILED = 1
 #: Exit status: the command line was wrong (bad arguments, no such database or flow).
 EXIT_USAGE = 2
 
-#: Environment variable naming the database when ``--db`` is not given.
-DB_ENV = "FERROFLOW_DB"
-#: The database when neither ``--db`` nor ``$FERROFLOW_DB`` is given (in the working directory).
-DEFAULT_DB = "ferroflow.db"
 #: Flow states in which a flow has ended; any other state means its engine stopped part way.
 FINISHED_STATES = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE})
 
@@ -332,6 +330,7 @@ def open_backend(path: Path, read_only: bool = False, options: dict[str, str] | 
     conf = {**({} if read_only else (options or {})), "connection": db_uri(path), "mode": "ro" if read_only else "rw"}
     try:
         with backends.backend(conf) as backend:
+            ahead.release()  # (the store is open: the connection that rebuilt its WAL index can go)
             yield backend
     except exceptions.StorageFailure as exc:
         raise CommandError(f"cannot use the database {path}: {exc}") from exc
