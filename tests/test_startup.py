@@ -168,3 +168,20 @@ def test_a_store_a_killed_engine_left_is_recovered_ahead_and_closed_clean(tmp_pa
     # A command that opens the store to write closes it last: the WAL is checkpointed away.
     assert "nothing to resume" in command("resume")
     assert not (tmp_path / "killed.db-wal").exists()
+
+
+def test_only_commands_that_open_the_store_recover_it_and_a_file_that_is_no_store_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    from ferroflow.cli import ahead
+
+    not_a_store = tmp_path / "notes.db"
+    not_a_store.write_text("not a database")
+    (tmp_path / "notes.db-wal").write_text("")
+    ahead.start("bench", ["bench", "--db", str(not_a_store)])
+    assert ahead.current is None
+    ahead.start("show", ["show", "--db", str(not_a_store)])
+    assert ahead.current is not None
+    ahead.release()  # (the recovery failed: nothing is held, nothing raised)
+    assert ahead.current is None
+    assert not_a_store.read_text() == "not a database"

@@ -98,17 +98,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``ferroflow`` command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    ahead.start(argv)  # (while the command's modules load)
+    command = _command_of(argv)
+    ahead.start(command, argv)  # (while the command's modules load)
     try:
-        return _run(argv)
+        return _run(command, argv)
     finally:
         ahead.release()
 
 
-def _run(argv: list[str]) -> int:
+def _run(command: str | None, argv: list[str]) -> int:
     from ferroflow.cli import common
 
-    parser = build_parser(_command_of(argv))
+    parser = build_parser(command)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors

@@ -51,10 +51,18 @@ class WalRecovery:
 current: WalRecovery | None = None
 
 
-def start(argv: Sequence[str]) -> None:
-    """Starts rebuilding the WAL index of the SQLite store ``argv`` names, when it has a WAL."""
+#: The commands that open the store ``--db`` names (through `common.open_store`, which ends the
+#: recovery once the store is open).
+STORE_COMMANDS = frozenset({"run", "resume", "plan", "rewind", "show", "check", "graph", "delete", "prune"})
+
+
+def start(command: str | None, argv: Sequence[str]) -> None:
+    """Starts rebuilding the WAL index of the SQLite store ``argv`` names, when it has a WAL and
+    ``command`` is one that opens it."""
     global current
     release()
+    if command not in STORE_COMMANDS:
+        return
     path = _sqlite_path(argv)
     if path is not None and os.path.isfile(path + "-wal"):
         current = WalRecovery(path)
