@@ -65,23 +65,7 @@ def test_show_reads_a_flow_without_loading_the_engine(tmp_path: Path) -> None:
     """``ferroflow show FLOW`` (and listing) reads rows; only commands that run or plan a flow
     load the engine (its modules are ~30 ms of a command's start)."""
     db = tmp_path / "show.db"
-    make = textwrap.dedent(f"""
-        from ferroflow import engines, task
-        from ferroflow.patterns import linear_flow
-        from ferroflow.persistence import backends
-
-        class Noop(task.Task):
-            def execute(self):
-                pass
-
-        backend = backends.fetch("sqlite:///{db}")
-        engine = engines.load(linear_flow.Flow("f").add(Noop("a"), Noop("b")), backend=backend, store={{"x": 1}})
-        engine.run()
-        print(engine.storage.flow_uuid)
-        backend.close()
-    """)
-    made = subprocess.run([sys.executable, "-c", make], capture_output=True, text=True, timeout=120, check=True)
-    flow_uuid = made.stdout.strip().splitlines()[-1]
+    flow_uuid = _flow_saved_by_a_child(db, atoms=2, store={"x": 1})
     show = (
         "import sys, ferroflow.cli; status = ferroflow.cli.main(sys.argv[1:]); "
         "print(status, sorted(m for m in sys.modules if m.startswith('ferroflow.engines')))"
@@ -130,24 +114,7 @@ def test_a_store_a_killed_engine_left_is_recovered_ahead_and_closed_clean(tmp_pa
     the command sees every committed row, and its store, the last connection to close, still
     checkpoints the WAL away (the recovering connection never does, and goes first)."""
     db = tmp_path / "killed.db"
-    kill = textwrap.dedent(f"""
-        import os
-        from ferroflow import engines, task
-        from ferroflow.patterns import linear_flow
-        from ferroflow.persistence import backends
-
-        class Noop(task.Task):
-            def execute(self):
-                pass
-
-        backend = backends.fetch("sqlite:///{db}")
-        engine = engines.load(linear_flow.Flow("f").add(*[Noop(f"a{{i}}") for i in range(50)]), backend=backend)
-        engine.run()
-        print(engine.storage.flow_uuid, flush=True)
-        os._exit(0)  # as a kill: nothing closed, the WAL left as it is
-    """)
-    made = subprocess.run([sys.executable, "-c", kill], capture_output=True, text=True, timeout=120, check=True)
-    flow_uuid = made.stdout.strip().splitlines()[-1]
+    flow_uuid = _flow_saved_by_a_child(db, atoms=50, killed=True)
     assert (tmp_path / "killed.db-wal").stat().st_size > 0
     show = (
         "import sys, ferroflow.cli; from ferroflow.cli import ahead; "
@@ -185,3 +152,28 @@ def test_only_commands_that_open_the_store_recover_it_and_a_file_that_is_no_stor
     ahead.release()  # (the recovery failed: nothing is held, nothing raised)
     assert ahead.current is None
     assert not_a_store.read_text() == "not a database"
+
+
+def _flow_saved_by_a_child(db: Path, atoms: int, store: dict[str, int] | None = None, killed: bool = False) -> str:
+    """The uuid of a flow of ``atoms`` no-op tasks ``a0``, ``a1``... run to its end by another
+    process in the SQLite file ``db``; ``killed``: that process then exits as a kill would,
+    closing nothing (its WAL left as it is)."""
+    program = textwrap.dedent(f"""
+        import os
+        from ferroflow import engines, task
+        from ferroflow.patterns import linear_flow
+        from ferroflow.persistence import backends
+
+        class Noop(task.Task):
+            def execute(self):
+                pass
+
+        backend = backends.fetch("sqlite:///{db}")
+        flow = linear_flow.Flow("f").add(*[Noop(f"a{{i}}") for i in range({atoms})])
+        engine = engines.load(flow, backend=backend, store={store!r})
+        engine.run()
+        print(engine.storage.flow_uuid, flush=True)
+        os._exit(0) if {killed!r} else backend.close()
+    """)
+    made = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    return made.stdout.strip().splitlines()[-1]

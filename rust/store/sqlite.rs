@@ -1590,6 +1590,20 @@ mod tests {
         store
     }
 
+    /// `n` fresh atom details `t0`, `t1`... of flow `f` (with `version`), and their uuids.
+    fn fresh_atoms(n: usize, version: Option<&str>) -> (Vec<String>, FreshAtoms) {
+        let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+        let fresh = FreshAtoms {
+            parent_uuid: "f".into(),
+            created_at: 1.0,
+            names: (0..n).map(|i| format!("t{i}")).collect(),
+            retries: vec![false; n],
+            versions: vec![version.map(str::to_owned); n],
+            uuids: uuids.clone(),
+        };
+        (uuids, fresh)
+    }
+
     #[test]
     fn durability_modes_set_the_synchronous_level_and_keys_are_enforced() {
         let dir = tempfile::tempdir().unwrap();
@@ -1637,15 +1651,7 @@ mod tests {
     /// drops every row's reserve first, as rows without it were before schema v4.
     fn pages_before_and_after_a_scattered_run(n: usize, keep_reserve: bool) -> (i64, i64) {
         let mut store = store_with_flow();
-        let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: (0..n).map(|i| format!("t{i}")).collect(),
-            retries: vec![false; n],
-            versions: vec![Some("1.0".into()); n],
-            uuids: uuids.clone(),
-        };
+        let (uuids, fresh) = fresh_atoms(n, Some("1.0"));
         store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
         if !keep_reserve {
             // (VACUUM packs the rows again, as they would have been inserted without it.)
@@ -1685,15 +1691,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = with_flow(Store::open(dir.path().join("w.db"), Durability::Process).unwrap());
         let n = 450_000; // (about 22,000 pages: past the writer's threshold in one commit)
-        let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: (0..n).map(|i| format!("t{i}")).collect(),
-            retries: vec![false; n],
-            versions: vec![None; n],
-            uuids: uuids.clone(),
-        };
+        let (uuids, fresh) = fresh_atoms(n, None);
         let progress = Arc::clone(&store.checkpointer.as_ref().unwrap().progress);
         let wal_pages = |store: &Store| -> i64 {
             let wal = dir.path().join("w.db-wal");
