@@ -15,7 +15,6 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::schema;
@@ -231,14 +230,14 @@ fn new_private_file(path: &Path) -> std::io::Result<File> {
 /// Has SQLite rebuild the WAL index of the existing file at `path`, as the first connection to a
 /// WAL a killed writer left must (reading the whole WAL: ~40 ms for a big one), so that the store
 /// opened next finds it done; returns the connection, which must stay open until then (SQLite
-/// resets the index when the last connection to the file closes). It never checkpoints, on close
-/// either; nothing of the database or its WAL is written, and nothing is created. A file that is
-/// not a SQLite database, or that another process is busy with, is left to the store's own open
-/// to report or wait for.
+/// resets the index when the last connection to the file closes). Read-only, it never
+/// checkpoints (on close either) nor rolls a journal back: nothing of the database or its WAL is
+/// written, and nothing is created. A file that is not a SQLite database, or that another process
+/// is busy with, is left to the store's own open to report or wait for.
 pub fn recover_wal(path: &Path) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // (the WAL index it rebuilds is SQLite's shared memory, written as by any reader)
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
     Ok(conn)
 }
