@@ -4,9 +4,11 @@
 //! crosses the threshold copy every page of the WAL into the database file and sync it, so one
 //! engine step in a few hundred pays for all of them (about a fifth of the cost per atom of a
 //! chain). Instead a thread with its own connection runs `PRAGMA wal_checkpoint(PASSIVE)` (never
-//! waiting for, nor blocking, readers and writers) a few times a second, and the writer's own
-//! checkpoint is left for when it is short (see [`Progress::writer_should_checkpoint`]).
-//! Durability is unchanged: checkpoints only move committed pages.
+//! waiting for, nor blocking, readers and writers) a few times a second; the writer's own
+//! checkpoint (a commit hook of ours, in place of SQLite's) stays, at a higher threshold, as the
+//! bound on the WAL's size, and leaves a big commit the thread has not copied yet to the thread
+//! (see [`Progress::writer_should_checkpoint`]). Durability is unchanged: checkpoints only move
+//! committed pages.
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
 use std::ptr;

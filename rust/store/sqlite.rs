@@ -148,7 +148,8 @@ pub struct Store {
     conn: Connection,
     /// The path, for error messages.
     label: String,
-    /// Checkpoints the WAL of a file store off the writer's path (`None` in memory).
+    /// Checkpoints the WAL of a file store off the writer's path (`None` in memory). Declared after
+    /// `conn`, whose commit hook reads its progress: the connection closes first.
     checkpointer: Option<Checkpointer>,
     /// Opened by [`Store::open_read_only`]: nothing is ever written to the file.
     read_only: bool,
