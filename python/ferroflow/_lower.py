@@ -51,6 +51,7 @@ from ferroflow.atom import (
     spec_names,
 )
 from ferroflow.patterns import graph_flow, linear_flow, unordered_flow
+from ferroflow.persistence.models import INJECTOR_NAME
 from ferroflow.retry import Retry
 from ferroflow.task import Task
 from ferroflow.types.sets import OrderedSet
@@ -58,9 +59,8 @@ from ferroflow.types.sets import OrderedSet
 KIND_TASK = 0
 KIND_RETRY = 1
 
-#: The name no atom may have: TaskFlow's pseudo atom detail holding a flow's ``store`` values
-#: (``ferroflow.persistence.models.INJECTOR_NAME``).
-RESERVED_NAME = "_TaskFlow_INJECTOR"
+#: The name no atom may have: TaskFlow's pseudo atom detail holding a flow's ``store`` values.
+RESERVED_NAME = INJECTOR_NAME
 
 PATTERN_LINEAR = 0
 PATTERN_UNORDERED = 1

@@ -32,6 +32,7 @@ INJECTOR_NAME = "_TaskFlow_INJECTOR"
 __all__ = [
     "ATOM_TYPES",
     "FACTORY_META",
+    "INJECTOR_NAME",
     "AtomDetail",
     "FlowDetail",
     "LogBook",
