@@ -776,7 +776,7 @@ impl Store {
             && batch.flow_states.is_empty()
             && batch.flow_metas.is_empty();
         if !transitions_only {
-            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates));
+            return self.write_after_group(batch);
         }
         if self.open_group.borrow().fence != batch.fence {
             self.flush()?; // a group is written under one fence
@@ -794,6 +794,51 @@ impl Store {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// [`Store::apply_in_group`] of a batch that is more than transitions (a flow's state, most
+    /// often): the open group, then the batch. When the batch replaces no whole row and carries
+    /// the group's fence, both are written in one transaction, the group's transitions first
+    /// (a flow ending writes its last steps and its state in one commit, not two). Should that
+    /// write fail, they are written one after the other as apart, so that the outcome of each is
+    /// what it would have been.
+    fn write_after_group(&mut self, mut batch: Batch) -> CoreResult<()> {
+        let joins = batch.atom_details.is_empty() && batch.fresh_atoms.is_none() && {
+            let open = self.open_group.borrow();
+            !open.transitions.is_empty() && open.fence == batch.fence
+        };
+        if !joins {
+            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates));
+        }
+        let (mut transitions, _) = self.open_group.borrow_mut().take();
+        let grouped = transitions.len();
+        transitions.append(&mut batch.transitions);
+        batch.transitions = transitions;
+        let joined = self.write("applying a batch with the open group", |conn| {
+            apply_batch(conn, &batch, &self.rowids, &self.updates)
+        });
+        if joined.is_ok() {
+            return joined;
+        }
+        // (nothing of it was written: each part again, apart)
+        let own = batch.transitions.split_off(grouped);
+        let group = std::mem::replace(&mut batch.transitions, own);
+        let fence = batch.fence.clone();
+        self.write("committing a group of transitions", |conn| {
+            if let Some(fence) = &fence {
+                check_fence(conn, fence)?;
+            }
+            apply_parts(
+                conn,
+                &Parts {
+                    transitions: &group,
+                    rowids: Some(&self.rowids),
+                    updates: Some(&self.updates),
+                    ..Parts::default()
+                },
+            )
+        })?;
+        self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates))
     }
 
     /// Sets when a [`Durability::Batch`] store commits its groups.
@@ -989,16 +1034,23 @@ impl Store {
     ) -> CoreResult<Result<(i64, FlowDetailRow), String>> {
         let until = lease_end(lease_seconds, now)?;
         self.lease_write("acquiring a flow lease", |conn| {
+            // (an UPDATE then a SELECT of the row in the same transaction, not `RETURNING`:
+            // SQLite buffers returned rows in a temporary table, opened and closed per call,
+            // which cost more than the second statement)
             let taken = conn
                 .prepare_cached(
                     "UPDATE flowdetails SET lease_epoch = lease_epoch + (owner IS NOT ?2), owner = ?2, lease_until = ?3
-                     WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)
-                     RETURNING uuid, parent_uuid, name, state, meta, created_at, updated_at, lease_epoch",
+                     WHERE uuid = ?1 AND (owner IS NULL OR owner = ?2 OR lease_until IS NULL OR lease_until <= ?4)",
                 )?
-                .query_row(params![flow_uuid, owner, until, now], |row| Ok((row.get(7)?, flow_from_row(row)?)))
-                .optional()?;
-            if let Some(taken) = taken {
-                return Ok(Ok(taken));
+                .execute(params![flow_uuid, owner, until, now])?;
+            if taken == 1 {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT uuid, parent_uuid, name, state, meta, created_at, updated_at, lease_epoch
+                         FROM flowdetails WHERE uuid = ?1",
+                    )?
+                    .query_row([flow_uuid], |row| Ok((row.get(7)?, flow_from_row(row)?)))?;
+                return Ok(Ok(row));
             }
             match current_lease(conn, flow_uuid)? {
                 Some(lease) => Ok(Err(lease.owner)),

@@ -818,6 +818,20 @@ fn a_flow_state_change_or_any_other_write_commits_the_open_group_first() {
     assert_eq!(state_of(&other, "a0"), "REVERTING");
 }
 
+#[test]
+fn a_write_joining_the_open_group_that_fails_writes_the_group_alone() {
+    // A flow state joins the open group's transitions in one commit; should that fail (here the
+    // flow does not exist), the group is still written, as it would have been on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
+    store.apply(&step("a0", "SUCCESS")).unwrap();
+    let mut end = step("a1", "SUCCESS");
+    end.flow_state("ghost", "SUCCESS", None);
+    assert!(is_not_found(&store.apply(&end), "flow detail 'ghost'"));
+    assert_eq!((state_of(&other, "a0"), state_of(&other, "a1")), ("SUCCESS".into(), "PENDING".into()));
+    assert!(!store.has_uncommitted_writes());
+}
+
 // ---- held writes (Store::begin_hold) -----------------------------------------------------------
 
 #[test]

@@ -580,6 +580,11 @@ class SQLiteConnection(base.Connection):
         :raises TypeError: a value cannot be serialized (nothing is written).
         """
         now = time.time()
+        if flow_state is not None and flow_meta is None and fresh_atoms is None:
+            if not (new_atom_details or atom_updates or resume_records or atom_changes):
+                # (a flow's state alone: what an engine writes as a run starts and ends)
+                self._store.apply((), (), ((flow_state[0], flow_state[1], now),), (), (), None, self._fence)
+                return
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
         changes += [encode_change(change, {"uuid": change["uuid"], "updated_at": now}) for change in atom_changes]
