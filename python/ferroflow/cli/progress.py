@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 import threading
 import time
@@ -152,8 +154,13 @@ class EngineWatcher:
 
         self._success, self._reverted = STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]
         self._revert_intention = INTENTION_CODES[states.REVERT]
-        self._executed = frozenset(STATE_CODES[state] for state in _EXECUTED)
-        self._before: tuple[list[int], list[int]] | None = None
+        # Byte tables for `bytes.translate` (codes are small ints): 1 where a code counts.
+        executed = frozenset(STATE_CODES[state] for state in _EXECUTED)
+        self._executed = bytes(code in executed for code in range(256))
+        self._not_success = bytes(code != self._success for code in range(256))
+        self._not_reverting = bytes(code != self._revert_intention for code in range(256))
+        #: The atoms' state and intention codes as the watch began.
+        self._before: tuple[bytes, bytes] | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -163,7 +170,7 @@ class EngineWatcher:
                 self._notifier.register(event, self._on_event)
             return self
         storage = self._engine.storage
-        self._before = (list(storage.states), list(storage.intentions))
+        self._before = (bytes(storage.states), bytes(storage.intentions))
         if self.progress is not None and self.progress.enabled:
             self._poller = threading.Thread(target=self._poll, name="ferroflow-progress", daemon=True)
             self._poller.start()
@@ -206,23 +213,25 @@ class EngineWatcher:
         events, they are always up to date and this does nothing."""
         if self._follow_events:
             return
-        engine, (before_states, before_intentions) = self._engine, self._before or ([], [])
+        engine, (before_states, before_intentions) = self._engine, self._before or (b"", b"")
         storage = engine.storage
-        after = storage.states
-        names = [atom.name for atom in engine.compilation.atoms]
-        success, revert, executed = self._success, self._revert_intention, self._executed
-        self.ran = {
-            names[index]
-            for index, (old, now) in enumerate(zip(before_states, after, strict=False))
-            if now in executed and old != success and before_intentions[index] != revert
-        }
+        atoms = engine.compilation.atoms
+        # The atoms that ran: executed now, not done before, not being reverted (masks of the
+        # code arrays ANDed as big ints: a 100,000-atom flow in milliseconds, not a Python loop).
+        size = len(before_states)
+        ran = (
+            int.from_bytes(bytes(storage.states[:size]).translate(self._executed), "little")
+            & int.from_bytes(before_states.translate(self._not_success), "little")
+            & int.from_bytes(before_intentions.translate(self._not_reverting), "little")
+        )
+        self.ran = set(map(operator.attrgetter("name"), itertools.compress(atoms, ran.to_bytes(size, "little"))))
         done, self.reverted = self._counts()
-        self.completed = done - before_states.count(success)
+        self.completed = done - before_states.count(self._success)
         self._show(done, self.reverted)
         failures = storage.failures
         if failures:
             first = min(failures)
-            self.first_failure = (names[first], failures[first])
+            self.first_failure = (atoms[first].name, failures[first])
 
     def _on_event(self, event_type: str, details: dict[str, Any]) -> None:
         name = details.get("task_name") or details.get("retry_name") or "?"

@@ -81,6 +81,9 @@ class Compilation:
         self.compiled = compiled
         self.spec_atoms = spec_atoms
         self.deciders = deciders
+        #: The atoms' version policies as `resume_plan` decided them, with the options it was
+        #: given: kept for the next engine resuming on this compilation.
+        self.resume_policies: Any = None
 
     @property
     def execution_graph(self) -> DiGraph:

@@ -78,6 +78,8 @@ class Resumer:
         self._owner = ownership.new_owner_id()
         #: A compiled engine per saved factory record: the flow and compilation others take.
         self._templates: dict[str, Any] = {}
+        #: Per saved factory record, the saved metas its engines decoded (atoms share a few).
+        self._meta_caches: dict[str, dict[str, Any]] = {}
 
     def load(self, flow_detail: Any) -> Any:
         """The engine of ``flow_detail``, compiled (not prepared: `prepare` takes its lease).
@@ -91,6 +93,8 @@ class Resumer:
         engine = helpers.build(self._engine_cls, flow, self._options, flow_detail=flow_detail, backend=self.backend)
         if engine._persist is not None:
             engine._persist.owner = self._owner
+            if key is not None:
+                engine._persist.meta_cache = self._meta_caches.setdefault(key, {})
         if template is not None:
             engine._compile_like(template)
         else:

@@ -201,7 +201,9 @@ class Persister:
         self._versions: list[str | None] = []
         #: Fast path: the meta of atoms whose meta holds more than the progress their state implies.
         self._metas: dict[int, dict[str, Any]] = {}
-        self._decoded_metas: dict[str, dict[str, Any]] = {}
+        #: Saved metas decoded, by their text (atoms share a few): engines resuming many flows
+        #: built alike share one (`ferroflow.engines.many`).
+        self.meta_cache: dict[str, dict[str, Any]] = {}
         self._conn = backend.get_connection()
         self._fast = hasattr(self._conn, "apply")
         self._injector: models.TaskDetail | None = None
@@ -554,13 +556,14 @@ class Persister:
 
     def _meta_of(self, text: str) -> dict[str, Any]:
         """A row's meta, decoded once per distinct text (most atoms share one of a few)."""
-        meta = self._decoded_metas.get(text)
+        cache = self.meta_cache
+        meta = cache.get(text)
         if meta is None:
             meta = _decode(text) if text and text != "{}" else {}
             if not isinstance(meta, dict):
                 raise TypeError(f"holds a JSON {type(meta).__name__}, not an object")
-            if len(self._decoded_metas) < 1024:
-                self._decoded_metas[text] = meta
+            if len(cache) < 1024:
+                cache[text] = meta
         return meta
 
     # -- resumption across code changes ----------------------------------------------------------

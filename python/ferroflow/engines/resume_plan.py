@@ -208,15 +208,7 @@ def core_options(
     engine: Any, flow_meta: dict[str, Any], flow_state: str | None, reverts: dict[str, Any] | None, with_pending: bool
 ) -> dict[str, Any]:
     """Keyword arguments of ``_core.resume_plan`` / ``resume_plan_stored`` for ``engine``."""
-    default = mig.validate_version_policy(engine.options.get("on_version_change"), "the load")
-    policies = {}
-    atoms = engine.compilation.atoms
-    own_policies = map(getattr, atoms, itertools.repeat("on_version_change"), itertools.repeat(None))
-    for index in _indices_of(map(operator.is_not, own_policies, itertools.repeat(None))):  # (the few that have one)
-        atom = atoms[index]
-        own = atom.on_version_change
-        mig.validate_version_policy(own, f"atom {atom.name!r}")
-        policies[index] = "migrate" if callable(own) else own
+    policies, default_policy, provider_policy = _policies(engine)
     pending: list[Any] = []
     if with_pending:
         applied = mig.applied_ids(flow_meta)
@@ -224,8 +216,8 @@ def core_options(
         pending = [m.as_tuple() for m in given if m.id not in applied]
     return {
         "policies": policies,
-        "default_policy": "migrate" if callable(default) else (default or mig.DEFAULT_VERSION_POLICY),
-        "provider_policy": mig.validate_provider_policy(engine.options.get("provider_change")),
+        "default_policy": default_policy,
+        "provider_policy": provider_policy,
         "flow_reverted": flow_state == states.REVERTED,
         "pending": pending,
         "applied": mig.applied_tuples(flow_meta),
@@ -233,6 +225,34 @@ def core_options(
         if not reverts
         else (reverts.get("reason", ""), list(reverts.get("revert", ())), list(reverts.get("rerun", ()))),
     }
+
+
+def _policies(engine: Any) -> tuple[dict[int, str], str, str]:
+    """``(own version policies by atom, default version policy, provider policy)`` of ``engine``:
+    decided once per compilation and options (the engines `ferroflow.engines.many` resumes share
+    one compilation, so its flows do not each look at every atom)."""
+    options = engine.options
+    given = (options.get("on_version_change"), options.get("provider_change"))
+    compilation = engine.compilation
+    cached = compilation.resume_policies
+    if cached is not None and cached[0][0] is given[0] and cached[0][1] is given[1]:
+        return cached[1]
+    default = mig.validate_version_policy(given[0], "the load")
+    policies = {}
+    atoms = compilation.atoms
+    own_policies = map(getattr, atoms, itertools.repeat("on_version_change"), itertools.repeat(None))
+    for index in _indices_of(map(operator.is_not, own_policies, itertools.repeat(None))):  # (the few that have one)
+        atom = atoms[index]
+        own = atom.on_version_change
+        mig.validate_version_policy(own, f"atom {atom.name!r}")
+        policies[index] = "migrate" if callable(own) else own
+    found = (
+        policies,
+        "migrate" if callable(default) else (default or mig.DEFAULT_VERSION_POLICY),
+        mig.validate_provider_policy(given[1]),
+    )
+    compilation.resume_policies = (given, found)
+    return found
 
 
 def rewind_reverts(engine: Any, to: str) -> dict[str, Any]:
