@@ -234,3 +234,22 @@ def test_resumed_engines_are_not_kept(tmp_path: Path, logs: tuple[Path, Path]) -
     grown = len(gc.get_objects()) - before
     assert grown < 150, f"{grown} more live objects after resuming 150 flows: their engines are kept"
     backend.close()
+
+
+def test_flows_built_alike_do_not_each_look_at_every_atom_for_version_policies(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What depends only on the compilation and the options (the atoms' own version policies) is
+    # decided once for all the flows sharing it, not once per flow.
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    uuids = many_flows.start(uri, 12, 6)
+    reads: collections.Counter[str] = collections.Counter()
+
+    def no_policy(atom: many_flows.Step) -> None:
+        reads[atom.name] += 1
+
+    monkeypatch.setattr(many_flows.Step, "on_version_change", property(no_policy), raising=False)
+    results = engines.resume_many(uuids, uri)
+    assert all(r.ok for r in results), results[:2]
+    assert set(reads) == {f"s{i}" for i in range(6)}
+    assert max(reads.values()) < len(uuids), reads
