@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from ferroflow import engines, task
@@ -32,8 +33,13 @@ def _log(env: str, line: str) -> None:
             out.write(line + "\n")
 
 
+#: How long each execute of a flow tagged ``slow`` sleeps (seconds).
+SLOW_SECONDS = 0.03
+
+
 class Step(task.Task):
-    """Records its execute; fails when its flow's tag is ``fail`` and it is the last atom."""
+    """Records its execute; fails when its flow's tag is ``fail`` and it is the last atom; sleeps
+    `SLOW_SECONDS` when its flow's tag is ``slow``."""
 
     def __init__(self, name: str, tag: str, last: bool) -> None:
         super().__init__(name)
@@ -42,6 +48,8 @@ class Step(task.Task):
 
     def execute(self) -> str:
         _log(JOURNAL_ENV, f"{self.tag} {self.name}")
+        if self.tag == "slow":
+            time.sleep(SLOW_SECONDS)
         if self.last and self.tag == "fail":
             raise RuntimeError(f"{self.name} of a flow made to fail")
         return self.name

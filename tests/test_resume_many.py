@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import itertools
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,10 +81,9 @@ def test_without_sharing_each_flow_is_built_by_its_factory(tmp_path: Path, logs:
 
 @pytest.mark.parametrize("chunk", [None, 2])
 def test_a_failing_or_unresumable_flow_does_not_stop_the_others(
-    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, chunk: int | None
+    tmp_path: Path, logs: tuple[Path, Path], chunk: int | None
 ) -> None:
-    if chunk is not None:  # flows are read, built, leased and prepared a chunk at a time
-        monkeypatch.setattr(engines.many, "CHUNK", chunk)
+    # (flows are read, built, leased and prepared a chunk at a time)
     uri = f"sqlite:///{tmp_path / 'many.db'}"
     good = many_flows.start(uri, 3, 4)
     failing = many_flows.start(uri, 1, 4, tag="fail")
@@ -91,7 +92,7 @@ def test_a_failing_or_unresumable_flow_does_not_stop_the_others(
     with backend.get_connection() as conn:
         conn.acquire_lease(leased[0], "some-host:1:other", 60.0)  # a live owner elsewhere
     order = [good[0], failing[0], "no-such-flow", leased[0], good[1], good[2]]
-    results = engines.resume_many(order, backend)
+    results = engines.resume_many(order, backend, chunk=chunk)
     by_uuid = {r.flow_uuid: r for r in results}
     assert [r.flow_uuid for r in results] == order
     assert all(by_uuid[u].ok for u in good)
@@ -253,3 +254,49 @@ def test_flows_built_alike_do_not_each_look_at_every_atom_for_version_policies(
     assert all(r.ok for r in results), results[:2]
     assert set(reads) == {f"s{i}" for i in range(6)}
     assert max(reads.values()) < len(uuids), reads
+
+
+def _chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each chunk `resume_many` takes from now on."""
+    sizes: list[int] = []
+    resume_chunk = engines.many._resume_chunk
+
+    def recorded(resumer: Any, conn: Any, items: list[Any], *rest: Any) -> None:
+        sizes.append(len(items))
+        resume_chunk(resumer, conn, items, *rest)
+
+    monkeypatch.setattr(engines.many, "_resume_chunk", recorded)
+    return sizes
+
+
+def test_chunks_grow_while_flows_are_quick_and_long_flows_are_leased_one_at_a_time(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk's leases are held from its start, idle until each flow's turn: quick flows are taken
+    # many at a time (up to CHUNK), flows longer than LEASE_AHEAD_SECONDS one at a time, so the
+    # flows not started yet stay free for other processes.
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    quick = many_flows.start(uri, 100, 4)
+    slow = many_flows.start(uri, 4, 4, tag="slow")
+    assert 2 * many_flows.SLOW_SECONDS > engines.many.LEASE_AHEAD_SECONDS  # (2 atoms run per flow)
+    sizes = _chunk_sizes(monkeypatch)
+    assert all(r.ok for r in engines.resume_many(quick, uri))
+    assert sizes[0] == 1 and sum(sizes) == 100
+    assert all(after <= 2 * before for before, after in itertools.pairwise(sizes))
+    assert 8 <= max(sizes) <= engines.many.CHUNK, sizes
+    sizes.clear()
+    assert all(r.ok for r in engines.resume_many(slow, uri))
+    assert sizes == [1, 1, 1, 1]
+
+
+def test_a_fixed_chunk_size_is_kept_and_a_bad_one_refused(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    uuids = many_flows.start(uri, 7, 4)
+    sizes = _chunk_sizes(monkeypatch)
+    assert all(r.ok for r in engines.resume_many(uuids, uri, chunk=3))
+    assert sizes == [3, 3, 1]
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="chunk must be a positive number of flows"):
+            engines.resume_many(uuids, uri, chunk=bad)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ferroflow import states, trust
 from ferroflow.engines import factories, helpers, persist
 from ferroflow.persistence import ownership
 from ferroflow.types.failure import Failure
+from ferroflow.utils import pacing
 
 __all__ = ["FlowResult", "Resumer", "resume_many"]
 
@@ -124,6 +126,7 @@ def resume_many(
     trusted_modules: Any = None,
     share_flows: bool = True,
     on_result: Callable[[FlowResult], None] | None = None,
+    chunk: int | None = None,
     engine: str = "default",
     **options: Any,
 ) -> list[FlowResult]:
@@ -138,11 +141,17 @@ def resume_many(
     a kill loses at most the open transaction (its flows resume from the last commit). With any
     other durability or backend, every flow commits as a lone engine run does.
 
-    Flows are taken in chunks (`CHUNK`): a chunk's flows are read, built, leased and prepared
-    before the first of them runs, so a flow's lease is held from then on.
+    Flows are taken in chunks: a chunk's flows are read, built, leased and prepared before the
+    first of them runs, so a flow's lease is held, idle, until its turn. With ``chunk`` None (the
+    default) a chunk is sized from the time the flows before took, so that its last flow waits
+    about `LEASE_AHEAD_SECONDS` at most: up to `CHUNK` small flows, one at a time once flows take
+    longer than that (other processes can take the flows not leased yet). A number fixes the size.
 
     ``on_result`` is called with each flow's result as soon as it is known (for progress).
+
+    :raises ValueError: ``chunk`` is not a positive integer.
     """
+    sizes = _ChunkSizes(chunk)
     resumer = Resumer(backend, trusted_modules=trusted_modules, share_flows=share_flows, engine=engine, **options)
     lazy = hasattr(resumer.backend, "store")  # SQLite: prepare reads the saved atoms as columns
     results: list[FlowResult] = []
@@ -154,17 +163,39 @@ def resume_many(
 
     items = iter(flows)
     with contextlib.closing(resumer.backend.get_connection()) as conn, resumer.held_writes():
-        while chunk := list(itertools.islice(items, CHUNK)):
-            _resume_chunk(resumer, conn, chunk, lazy, emit)
+        while taken := list(itertools.islice(items, sizes.next)):
+            started = time.monotonic()
+            _resume_chunk(resumer, conn, taken, lazy, emit)
+            sizes.took(len(taken), time.monotonic() - started)
     return results
 
 
-#: Flows are resumed in chunks of this many, each step (reading the flow details, building the
+#: The most flows resumed in one chunk, each step (reading the flow details, building the
 #: engines, taking the leases, preparing) taken for the whole chunk before its flows run: the
 #: store's code and pages then stay in the processor's caches from one flow to the next, which
-#: makes a small flow's resumption about a quarter cheaper than one flow at a time (the leases of
-#: a chunk are taken before its first flow runs).
+#: makes a small flow's resumption about a quarter cheaper than one flow at a time.
 CHUNK = 32
+
+#: How long, about, the last flow of a chunk may hold its lease before its turn comes (seconds):
+#: chunks are sized from the time flows took so far, so long flows are leased one at a time and
+#: the others stay free for other processes to take.
+LEASE_AHEAD_SECONDS = 0.05
+
+
+class _ChunkSizes:
+    """The size of each next chunk: ``fixed``, or what fits in `LEASE_AHEAD_SECONDS` at the pace
+    so far (from one flow, at most doubling from one chunk to the next, up to `CHUNK`)."""
+
+    def __init__(self, fixed: int | None) -> None:
+        if fixed is not None and (type(fixed) is not int or fixed < 1):
+            raise ValueError(f"chunk must be a positive number of flows, or None to size chunks by time; got {fixed!r}")
+        self.fixed = fixed
+        self.next = fixed or 1
+
+    def took(self, flows: int, seconds: float) -> None:
+        """A chunk of ``flows`` flows took ``seconds``."""
+        if self.fixed is None:
+            self.next = min(CHUNK, pacing.next_size(self.next, flows, seconds, LEASE_AHEAD_SECONDS))
 
 
 def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], lazy: bool, emit: Callable[[FlowResult], Any]) -> None:

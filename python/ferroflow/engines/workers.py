@@ -32,6 +32,8 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+from ferroflow.utils import pacing
+
 #: A worker takes at most ``1 / (workers * CHUNK_FACTOR)`` of what is queued at once ...
 CHUNK_FACTOR = 4
 #: ... and at most what it runs in about this many seconds at the pace measured so far.
@@ -55,9 +57,7 @@ def chunk_size(queued: int, workers: int, limit: int) -> int:
 def next_limit(limit: int, size: int, seconds: float) -> int:
     """The chunk limit after a chunk of ``size`` actions ran in ``seconds``: what runs in
     `CHUNK_BUDGET` at that pace, at most twice the chunk (and at least one action)."""
-    if seconds <= 0.0:
-        return max(limit, 2 * size)
-    return max(1, min(2 * size, int(CHUNK_BUDGET * size / seconds)))
+    return pacing.next_size(limit, size, seconds, CHUNK_BUDGET)
 
 
 class WorkerPool:
