@@ -864,8 +864,9 @@ class ActionEngine(ResumptionMixin):
         storage.set_flow_state(state)
         if self._persist is not None:
             self._persist.save_flow_state(self, state)
-        details = {"engine": self, "flow_name": storage.flow_name, "flow_uuid": storage.flow_uuid, "old_state": old}
-        self.notifier.notify(state, details)
+        if self.notifier._topic_map:  # (nobody listening: no details to make)
+            details = {"engine": self, "flow_name": storage.flow_name, "flow_uuid": storage.flow_uuid, "old_state": old}
+            self.notifier.notify(state, details)
 
     def _gather_statistics(self, active_for: float) -> dict[str, Any]:
         """TaskFlow's keys: atom completions (executions and reverts) and resolved failures."""

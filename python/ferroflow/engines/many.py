@@ -77,6 +77,8 @@ class Resumer:
             options["trusted_modules"] = self._given
         self._share = share_flows
         self._engine_cls, self._options = helpers.checked_options(engine, options)
+        # (read once: `$FERROFLOW_LEASE_SECONDS` is a costly lookup to make per flow)
+        self._options["lease_seconds"] = ownership.lease_seconds_from(self._options.get("lease_seconds"))
         self._owner = ownership.new_owner_id()
         #: A compiled engine per saved factory record: the flow and compilation others take.
         self._templates: dict[str, Any] = {}

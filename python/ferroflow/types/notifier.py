@@ -111,8 +111,10 @@ class Notifier:
     _DISALLOWED_NOTIFICATION_EVENTS = frozenset({ANY})
 
     def __init__(self) -> None:
-        # event type -> listeners; lists are replaced, never mutated, and empty ones are removed.
-        self._topics = {}
+        # event type -> listeners; lists are replaced, never mutated, and empty ones are removed
+        # (set directly, not through the `_topics` setter: every engine makes two notifiers).
+        self._topic_map: dict[str, list[Listener]] = {}
+        self._listening = _core.Flag()
 
     @property
     def _topics(self) -> dict[str, list[Listener]]:

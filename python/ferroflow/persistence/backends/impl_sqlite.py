@@ -317,7 +317,11 @@ class SQLiteConnection(base.Connection):
     @property
     def _store(self) -> _core.SqliteStore:
         self._next_flow_row = None
-        return self._backend.store()
+        backend = self._backend
+        store = backend._store
+        if store is not None and backend._pid == forks.pid():  # (`SQLiteBackend.store`'s own check, inline: hot)
+            return store
+        return backend.store()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
