@@ -823,21 +823,7 @@ impl Store {
         // (nothing of it was written: each part again, apart)
         let own = batch.transitions.split_off(grouped);
         let group = std::mem::replace(&mut batch.transitions, own);
-        let fence = batch.fence.clone();
-        self.write("committing a group of transitions", |conn| {
-            if let Some(fence) = &fence {
-                check_fence(conn, fence)?;
-            }
-            apply_parts(
-                conn,
-                &Parts {
-                    transitions: &group,
-                    rowids: Some(&self.rowids),
-                    updates: Some(&self.updates),
-                    ..Parts::default()
-                },
-            )
-        })?;
+        self.write_group(&group, batch.fence.as_ref())?;
         self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates))
     }
 
@@ -860,18 +846,18 @@ impl Store {
             return Ok(());
         }
         let (transitions, fence) = self.open_group.borrow_mut().take();
+        self.write_group(&transitions, fence.as_ref())
+    }
+
+    /// Writes a group of transitions in one transaction, under its fence.
+    fn write_group(&self, transitions: &[Transition], fence: Option<&Fence>) -> CoreResult<()> {
         self.write("committing a group of transitions", |conn| {
-            if let Some(fence) = &fence {
+            if let Some(fence) = fence {
                 check_fence(conn, fence)?;
             }
             apply_parts(
                 conn,
-                &Parts {
-                    transitions: &transitions,
-                    rowids: Some(&self.rowids),
-                    updates: Some(&self.updates),
-                    ..Parts::default()
-                },
+                &Parts { transitions, rowids: Some(&self.rowids), updates: Some(&self.updates), ..Parts::default() },
             )
         })
     }
