@@ -61,6 +61,30 @@ def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> 
     assert done.stdout.strip() == "[]", done.stdout
 
 
+
+def test_running_a_flow_on_sqlite_loads_no_module_only_rare_paths_need(tmp_path: Path) -> None:
+    """The pickle codec, the socket module (the host name comes from ``os.uname``) and time zones
+    other than UTC load when used, not at every start of a program that runs a flow."""
+    program = (
+        "import sys\n"
+        "from ferroflow import engines, task\n"
+        "from ferroflow.patterns import linear_flow\n"
+        "class T(task.Task):\n"
+        "    def execute(self):\n"
+        "        return 1\n"
+        "engine = engines.load(linear_flow.Flow('f').add(T('a'), T('b')), backend=sys.argv[1])\n"
+        "engine.run()\n"
+        "print(engine.storage.get_flow_state(), sorted(set(sys.modules) & {'pickle', 'socket', 'zoneinfo'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, f"sqlite:///{tmp_path / 'run.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "SUCCESS []", done.stdout
+
 def test_show_reads_a_flow_without_loading_the_engine(tmp_path: Path) -> None:
     """``ferroflow show FLOW`` (and listing) reads rows; only commands that run or plan a flow
     load the engine (its modules are ~30 ms of a command's start)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import json
-import pickle
 import sys
 from typing import Any
 
@@ -134,6 +133,8 @@ class PickleCodec(Codec):
     name = "pickle"
 
     def dumps(self, value: Any) -> bytes:
+        import pickle  # (only this codec needs it: not loaded at every start)
+
         try:
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -144,6 +145,8 @@ class PickleCodec(Codec):
     def loads(self, data: bytes | bytearray | memoryview | str) -> Any:
         if isinstance(data, str):
             raise TypeError("the pickle codec decodes bytes, not str")
+        import pickle
+
         return pickle.loads(data)
 
 

@@ -17,7 +17,6 @@ import copy
 import datetime
 import os
 import uuid as uuidlib
-import zoneinfo
 from collections.abc import Callable, Iterator
 from typing import Any, Self
 
@@ -93,6 +92,8 @@ def _unmarshal_time(data: dict[str, Any] | None) -> datetime.datetime | None:
         if tzname in ("UTC", "UTC+00:00"):
             tzinfo = datetime.UTC
         else:
+            import zoneinfo  # (rare: not loaded at every start)
+
             tzinfo = zoneinfo.ZoneInfo(tzname)
         when = when.replace(tzinfo=tzinfo)
     return when

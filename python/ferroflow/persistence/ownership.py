@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -60,8 +59,18 @@ def new_owner_id() -> str:
     global _HOST
     pid = os.getpid()
     if _HOST is None or _HOST[0] != pid:  # (asked once per process: it is a system call)
-        _HOST = (pid, socket.gethostname())
+        _HOST = (pid, _hostname())
     return f"{_HOST[1]}:{pid}:{uuid.uuid4().hex[:12]}"
+
+
+def _hostname() -> str:
+    """This host's name, as `socket.gethostname` gives it (`os.uname` where there is one: the
+    socket module is not worth loading at every start for it)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def lease_seconds_from(value: Any = None) -> float:
@@ -81,7 +90,7 @@ def dead_local_owner(owner: str) -> bool:
     """True for an owner id ``host:pid:token`` of this host whose process no longer exists."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != _hostname() or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)
