@@ -317,11 +317,7 @@ class SQLiteConnection(base.Connection):
     @property
     def _store(self) -> _core.SqliteStore:
         self._next_flow_row = None
-        backend = self._backend
-        store = backend._store
-        if store is not None and backend._pid == forks.pid():  # (`SQLiteBackend.store`'s own check, inline: hot)
-            return store
-        return backend.store()
+        return self._backend.store()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
