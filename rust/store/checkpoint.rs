@@ -30,7 +30,7 @@ const INTERVAL: Duration = Duration::from_millis(50);
 /// more per atom than at 20,000 (16.8–18.5 against 15.3–17.4 µs, interleaved), though opening a
 /// store after a kill then rebuilds its WAL index from at most 4,000 pages (~5 ms) instead of
 /// up to 20,000 (~42 ms): the run matters more.
-pub(crate) const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
+pub(super) const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
 
 /// A commit that adds at least this many pages at once (a new flow's rows: 100,000 atoms are
 /// about 6,700 pages) is left for the thread to copy.

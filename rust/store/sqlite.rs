@@ -800,8 +800,8 @@ impl Store {
     /// often): the open group, then the batch. When the batch replaces no whole row and carries
     /// the group's fence, both are written in one transaction, the group's transitions first
     /// (a flow ending writes its last steps and its state in one commit, not two). Should that
-    /// write fail, they are written one after the other as apart, so that the outcome of each is
-    /// what it would have been.
+    /// write fail, the group and then the batch are written apart, so that the outcome of each is
+    /// what it would have been without joining.
     fn write_after_group(&mut self, mut batch: Batch) -> CoreResult<()> {
         let joins = batch.atom_details.is_empty() && batch.fresh_atoms.is_none() && {
             let open = self.open_group.borrow();

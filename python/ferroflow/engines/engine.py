@@ -864,7 +864,7 @@ class ActionEngine(ResumptionMixin):
         storage.set_flow_state(state)
         if self._persist is not None:
             self._persist.save_flow_state(self, state)
-        if self.notifier._topic_map:  # (nobody listening: no details to make)
+        if self.notifier.has_listeners():  # (nobody listening: no details to make)
             details = {"engine": self, "flow_name": storage.flow_name, "flow_uuid": storage.flow_uuid, "old_state": old}
             self.notifier.notify(state, details)
 
