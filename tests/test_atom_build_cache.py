@@ -382,3 +382,28 @@ def test_the_rust_lane_fetches_arguments_without_making_the_mappings(tmp_path, s
     for made in (a, b, c):
         assert "rebind" not in vars(made) and "_shared_args" not in vars(made), made.name
     assert engine.storage.fetch("z") == 4  # (looking results up by name makes them: after)
+
+
+def test_a_class_between_task_and_atom_has_its_constructor_called() -> None:
+    # (Task's constructor does Atom's work itself only when nothing else would run in between)
+    calls = []
+
+    class Between(atom.Atom):
+        def __init__(self, *args, **kwargs):
+            calls.append(kwargs.get("provides"))
+            super().__init__(*args, **kwargs)
+
+    class Mixed(task.Task, Between):
+        def execute(self):
+            return 1
+
+    class Plain(task.Task):
+        def execute(self):
+            return 1
+
+    assert not Mixed._atom_init_next and Plain._atom_init_next
+    mixed, plain = Mixed("m", provides="x"), Plain("p", provides="x")
+    assert calls == ["x"]
+    for attr in ATTRS:
+        assert getattr(mixed, attr) == getattr(plain, attr) or attr == "name", attr
+    assert mixed.name == "m" and task.Task.__mro__.index(atom.Atom) == 1

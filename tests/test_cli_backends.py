@@ -267,7 +267,7 @@ def test_a_dir_store_refuses_pruning_by_age_and_deleting_one_flow_of_a_shared_lo
 
 def test_a_dir_store_opened_read_only_refuses_every_write_and_creates_nothing(tmp_path: Path) -> None:
     from ferroflow import exceptions
-    from ferroflow.cli import stores
+    from ferroflow.cli import readonly_dir
     from ferroflow.persistence import backends, models
 
     root = tmp_path / "store"
@@ -276,7 +276,7 @@ def test_a_dir_store_opened_read_only_refuses_every_write_and_creates_nothing(tm
         book.add(models.FlowDetail("flow", uuid="f1"))
         conn.save_logbook(book)
     before = _tree(root)
-    reader = stores.ReadOnlyDirBackend({"connection": f"dir://{root}"})
+    reader = readonly_dir.ReadOnlyDirBackend({"connection": f"dir://{root}"})
     with reader.get_connection() as conn:
         conn.upgrade()  # only checks the layout
         assert [fd.uuid for fd in conn.get_flows_for_book(book.uuid)] == ["f1"]
@@ -290,7 +290,7 @@ def test_a_dir_store_opened_read_only_refuses_every_write_and_creates_nothing(tm
             with pytest.raises(exceptions.StorageFailure, match="opened read-only"):
                 write()
     assert _tree(root) == before
-    missing = stores.ReadOnlyDirBackend({"connection": f"dir://{tmp_path / 'missing'}"})
+    missing = readonly_dir.ReadOnlyDirBackend({"connection": f"dir://{tmp_path / 'missing'}"})
     with missing.get_connection() as conn, pytest.raises(exceptions.StorageFailure, match="Missing required"):
         conn.upgrade()
     assert not (tmp_path / "missing").exists()

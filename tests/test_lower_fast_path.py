@@ -151,6 +151,18 @@ def test_errors_are_add_atoms() -> None:
         lower(linear_flow.Flow("f").add(t, linear_flow.Flow("g").add(t, Kwargs(RESERVED_NAME))))
 
 
+def test_objects_seen_twice_are_refused_whichever_path_saw_them_first() -> None:
+    # (the lowering's IdentitySet is shared by the Rust loop, add_atom and the flows it visits)
+    inner = linear_flow.Flow("inner").add(NoArgs("a"))
+    with pytest.raises(ValueError, match="duplicate"):
+        lower(linear_flow.Flow("f").add(inner, linear_flow.Flow("g").add(inner)))
+    odd = NameProperty("odd")
+    with pytest.raises(ValueError, match="duplicate"):
+        lower(linear_flow.Flow("f").add(odd, NoArgs("b"), linear_flow.Flow("g").add(odd)))
+    seen = _core.IdentitySet()
+    assert seen.add(odd) and not seen.add(odd) and odd in seen and inner not in seen and len(seen) == 1
+
+
 def test_a_str_subclass_name_is_lowered_as_add_atom_does() -> None:
     class Name(str):
         pass

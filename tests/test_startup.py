@@ -61,7 +61,6 @@ def test_the_command_line_imports_what_one_command_needs_only_when_it_runs() -> 
     assert done.stdout.strip() == "[]", done.stdout
 
 
-
 def test_running_a_flow_on_sqlite_loads_no_module_only_rare_paths_need(tmp_path: Path) -> None:
     """The pickle codec, the socket module (the host name comes from ``os.uname``) and time zones
     other than UTC load when used, not at every start of a program that runs a flow."""
@@ -84,6 +83,24 @@ def test_running_a_flow_on_sqlite_loads_no_module_only_rare_paths_need(tmp_path:
         check=True,
     )
     assert done.stdout.strip() == "SUCCESS []", done.stdout
+
+
+def test_commands_on_sqlite_never_load_the_dir_backend(tmp_path: Path) -> None:
+    """The ``dir://`` backend (with the socket, shutil and compression modules it brings, ~6 ms)
+    loads only for a ``dir://`` store: listing and resuming a SQLite store's flows tell backends
+    apart without it."""
+    db = tmp_path / "resume.db"
+    _flow_saved_by_a_child(db, atoms=2)
+    program = (
+        "import sys, ferroflow.cli; status = ferroflow.cli.main(sys.argv[1:]); "
+        "print(status, sorted(set(sys.modules) & {'ferroflow.persistence.backends.impl_dir', 'socket'}))"
+    )
+    for argv in (["resume", "--db", str(db)], ["show", "--db", str(db)]):
+        done = subprocess.run(
+            [sys.executable, "-c", program, *argv], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert done.stdout.strip().splitlines()[-1] == "0 []", (argv, done.stdout)
+
 
 def test_show_reads_a_flow_without_loading_the_engine(tmp_path: Path) -> None:
     """``ferroflow show FLOW`` (and listing) reads rows; only commands that run or plan a flow

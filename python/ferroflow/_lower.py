@@ -125,6 +125,12 @@ def result_key(atom: Atom, whole: dict[str, Any]) -> Any:
 _NO_STATE: dict[str, Any] = {}  # (an atom without an instance dict: read its attributes)
 
 
+def _seen_twice(item: Any) -> ValueError:
+    return ValueError(
+        f"Already compiled item '{item}' ({type(item)}), duplicate and/or recursive compiling is not supported"
+    )
+
+
 def _unknown(item: Any) -> TypeError:
     return TypeError(f"Unknown object '{item}' ({type(item)}) requested to compile")
 
@@ -157,7 +163,7 @@ class _Lowering:
         self.deciders: list[Callable[..., Any]] = []
         self.save_as: list[Any] = []  # (see result_key)
         self._whole: dict[str, Any] = {}  # (the one result key of atoms providing one name; only read)
-        self._seen: set[int] = set()  # id() of every atom and flow visited (the tree keeps them alive)
+        self._seen = _core.IdentitySet()  # every atom and flow visited (the tree keeps them alive)
         self._no_names: list[str] = []  # every empty list of the specs
         self._lists: dict[tuple[str, ...], list[str]] = {}  # see _as_list
         self._set_lists: dict[int, tuple[list[str], Any]] = {}  # see _set_list
@@ -165,18 +171,12 @@ class _Lowering:
         self._names_only: dict[Any, bool] = {}  # class plan -> its atoms' names are their requires
 
     def _visit(self, item: Any) -> None:
-        key = id(item)
-        if key in self._seen:
-            raise ValueError(
-                f"Already compiled item '{item}' ({type(item)}), duplicate and/or recursive compiling is not supported"
-            )
-        self._seen.add(key)
+        if not self._seen.add(item):
+            raise _seen_twice(item)
 
     def add_atom(self, atom: Atom, kind: int) -> int:
-        seen, key = self._seen, id(atom)
-        if key in seen:
-            self._visit(atom)  # raises
-        seen.add(key)
+        if not self._seen.add(atom):
+            raise _seen_twice(atom)
         name = atom.name
         if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"Atom name must be a string, not {name!r} ({type(name)})")

@@ -46,6 +46,15 @@ def progress_overrides() -> int:
     return _progress_overrides
 
 
+def _next_init(cls: type, after: type) -> type | None:
+    """The class whose ``__init__`` ``super().__init__`` in ``after`` reaches for instances of ``cls``."""
+    mro = cls.__mro__
+    for base in mro[mro.index(after) + 1 :]:
+        if "__init__" in base.__dict__:
+            return base
+    return None
+
+
 def _callable_name(function: Callable) -> str:
     """A best-effort fully qualified name for a callable (``module.qualname``)."""
     if inspect.ismethod(function):
@@ -108,6 +117,22 @@ class Task(atom.Atom):
         if name is None:
             name = atom._class_name(self)
         # ignore_list is accepted for signature compatibility but, as in TaskFlow, not applied to tasks.
+        if self._atom_init_next:
+            # (what Atom.__init__ does, without its call: about a third of building a plain task)
+            atom._init_atom(
+                self,
+                name,
+                provides,
+                requires,
+                auto_extract,
+                rebind,
+                inject,
+                None,
+                revert_rebind,
+                revert_requires,
+                on_version_change,
+            )
+            return
         super().__init__(
             name,
             provides=provides,
@@ -136,8 +161,13 @@ class Task(atom.Atom):
             events = self._notifier = _TaskNotifier(self, self.TASK_EVENTS)
         return events
 
+    #: Whether the ``__init__`` after `Task`'s in the class's MRO is `Atom`'s (no class between
+    #: them defines one), so that `Task.__init__` may do its work without calling it.
+    _atom_init_next: bool = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._atom_init_next = _next_init(cls, Task) is atom.Atom
         if cls.update_progress is not Task.update_progress:
             global _progress_overrides
             _progress_overrides += 1

@@ -5,14 +5,49 @@
 //! in Python. The output is exactly what `_Lowering.add_atom` gives (the atom's spec pushed to the
 //! lowering's `AtomSpecs` without a Python tuple, its result keys, `_seen`); any atom not in the
 //! common shape stops the loop and is left to `add_atom`, which handles (or reports) it.
-use std::collections::HashMap;
-
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PySet, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 
 use super::specs::AtomSpecs;
+use crate::graph::hash::{FastMap, FastSet};
 use crate::spec::{AtomKind, AtomSpec};
+
+/// The atoms and flows a lowering has visited, by identity (`_Lowering._seen`): a set of
+/// addresses, so that the loop below adds 100,000 atoms without a Python int (and a set entry)
+/// each. The lowered tree keeps every visited object alive, so an address stays its object's.
+#[pyclass(module = "ferroflow._core")]
+#[derive(Default)]
+pub struct IdentitySet {
+    ids: FastSet<usize>,
+}
+
+impl IdentitySet {
+    fn insert(&mut self, obj: &Bound<'_, PyAny>) -> bool {
+        self.ids.insert(obj.as_ptr() as usize)
+    }
+}
+
+#[pymethods]
+impl IdentitySet {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `obj`; False when it was there already (nothing changes).
+    fn add(&mut self, obj: &Bound<'_, PyAny>) -> bool {
+        self.insert(obj)
+    }
+
+    fn __contains__(&self, obj: &Bound<'_, PyAny>) -> bool {
+        self.ids.contains(&(obj.as_ptr() as usize))
+    }
+
+    fn __len__(&self) -> usize {
+        self.ids.len()
+    }
+}
 
 /// The lowering's state this loop reads and adds to (attributes of `_Lowering`), and what it
 /// remembers while it runs (by object identity: the atoms keep those objects alive meanwhile).
@@ -22,13 +57,13 @@ struct Lowering<'py> {
     spec_atoms: Bound<'py, AtomSpecs>,
     save_as: Bound<'py, PyList>,
     whole: Bound<'py, PyAny>,
-    seen: Bound<'py, PySet>,
+    seen: Bound<'py, IdentitySet>,
     versions: Bound<'py, PyDict>,
     names_only: Bound<'py, PyDict>,
     /// id of a set of names -> its names (and the set, kept alive so that its id stays its own)
-    set_names: HashMap<usize, (Vec<String>, Bound<'py, PyAny>)>,
+    set_names: FastMap<usize, (Vec<String>, Bound<'py, PyAny>)>,
     /// id of a version object -> its text (and the object, kept alive)
-    version_texts: HashMap<usize, (String, Bound<'py, PyAny>)>,
+    version_texts: FastMap<usize, (String, Bound<'py, PyAny>)>,
     /// The class's `version` and `priority` when they are plain values (no descriptor): an
     /// instance's is then in its dict or is the class's, read without an attribute lookup.
     class_version: Option<Bound<'py, PyAny>>,
@@ -61,8 +96,8 @@ impl<'py> Lowering<'py> {
             seen: attr(this, intern!(py, "_seen"))?,
             versions: attr(this, intern!(py, "_versions"))?,
             names_only: attr(this, intern!(py, "_names_only"))?,
-            set_names: HashMap::new(),
-            version_texts: HashMap::new(),
+            set_names: FastMap::default(),
+            version_texts: FastMap::default(),
             class_version: plain_class_value(this, plain, intern!(py, "version"))?,
             class_priority: plain_class_value(this, plain, intern!(py, "priority"))?,
         })
@@ -274,9 +309,7 @@ pub fn lower_plain_tasks<'py>(
         let Ok(priority) = priority.extract::<i32>() else { break };
         let save_as = this.result_key(&atom, &state)?;
         // (seen already: the same atom twice, which add_atom reports)
-        let seen = this.seen.len();
-        this.seen.add(id_of(&atom)?)?;
-        if this.seen.len() == seen {
+        if !this.seen.borrow_mut().insert(&atom) {
             break;
         }
         this.spec_atoms.borrow_mut().push(AtomSpec {

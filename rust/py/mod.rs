@@ -32,6 +32,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::SqliteStore>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
     m.add_function(wrap_pyfunction!(lower::lower_plain_tasks, m)?)?;
+    m.add_class::<lower::IdentitySet>()?;
     m.add_class::<links::GraphLinks>()?;
     m.add_function(wrap_pyfunction!(links::graph_links, m)?)?;
     m.add_class::<resume::ResumePlan>()?;

@@ -371,13 +371,14 @@ def open_store(store: Store, read_only: bool = False, must_exist: bool = True) -
 
 
 def _fetch(store: Store, read_only: bool) -> Any:
-    from ferroflow.cli import stores
     from ferroflow.persistence import backends
 
     try:
         if store.kind == "dir":
+            from ferroflow.cli.readonly_dir import ReadOnlyDirBackend
+
             backend = backends.fetch(store.uri)
-            return stores.ReadOnlyDirBackend(backend.conf) if read_only else backend
+            return ReadOnlyDirBackend(backend.conf) if read_only else backend
         return backends.fetch({"connection": store.uri, "mode": "ro" if read_only else "rw"})
     except ValueError as exc:
         raise UsageError(f"--db {store.label}: {_scrub(str(exc), store.uri)}") from None

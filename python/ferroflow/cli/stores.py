@@ -11,15 +11,14 @@ so a flow that shares its logbook with others cannot be deleted there (`Unsuppor
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from ferroflow import exceptions
-from ferroflow.persistence.backends import impl_dir
 
 __all__ = [
     "FlowRow",
-    "ReadOnlyDirBackend",
     "Unsupported",
     "atom_rows",
     "delete_flow_detail",
@@ -47,7 +46,9 @@ def kind_of(backend: Any) -> str:
 
     if isinstance(backend, impl_sqlite.SQLiteBackend):
         return "sqlite"
-    if isinstance(backend, impl_dir.DirBackend):
+    # (a dir:// backend exists only once its module is imported: a SQLite command never loads it)
+    impl_dir = sys.modules.get("ferroflow.persistence.backends.impl_dir")
+    if impl_dir is not None and isinstance(backend, impl_dir.DirBackend):
         return "dir"
     try:
         from ferroflow.persistence.backends import impl_postgres
@@ -198,30 +199,3 @@ def _delete_under_lease(backend: Any, flow_uuid: str, book_uuid: str, owner_gone
                 conn.release_lease(flow_uuid, me)
             raise
     return None
-
-
-# -- a dir:// store opened read-only ---------------------------------------------------------------
-
-
-class ReadOnlyDirBackend(impl_dir.DirBackend):
-    """A ``dir://`` store that is only read: its connections never create, replay or write
-    anything (a write is a StorageFailure), and `upgrade` only checks the layout is there."""
-
-    read_only = True
-
-    def get_connection(self) -> impl_dir.DirConnection:
-        return _ReadOnlyDirConnection(self)
-
-
-class _ReadOnlyDirConnection(impl_dir.DirConnection):
-    def upgrade(self) -> None:
-        self.validate()
-
-    @contextlib.contextmanager
-    def _locked(self, write: bool) -> Iterator[None]:
-        if write:
-            raise exceptions.StorageFailure(
-                f"dir:// store {self._root!r} is opened read-only: nothing may be written to it"
-            )
-        with super()._locked(write=False):
-            yield
