@@ -127,7 +127,9 @@ impl ResumePlan {
         let mut states = vec![0u32; n];
         let mut intentions = vec![0u32; n];
         let mut uuids: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
-        let mut versions: Vec<Option<&str>> = vec![None; n];
+        // (one Python string per run of equal versions: atoms mostly share one, "1.0")
+        let mut versions: Vec<Option<Bound<'py, PyString>>> = vec![None; n];
+        let mut last_version: Option<(&str, Bound<'py, PyString>)> = None;
         let (mut results, mut revert_results) = (Vec::new(), Vec::new());
         let mut by_meta: Vec<Vec<u32>> = vec![Vec::new(); p.metas.len()];
         let (mut slow, mut fresh, mut restore, mut interrupted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -158,7 +160,10 @@ impl ResumePlan {
             let intention = saved.intention();
             states[atom] = state as u32;
             intentions[atom] = intention as u32;
-            versions[atom] = saved.version.as_deref();
+            versions[atom] = saved.version.as_deref().map(|text| match &last_version {
+                Some((seen, made)) if *seen == text => made.clone(),
+                _ => last_version.insert((text, PyString::new(py, text))).1.clone(),
+            });
             if let Some(text) = Payloads::payload(&p.results, at) {
                 results.push((index, text));
             }
