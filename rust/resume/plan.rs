@@ -1,13 +1,14 @@
 //! The resumption plan: one entry per compiled atom and per saved detail, saying what resuming
 //! will do with it and why — computed before anything runs, and without writing anything.
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use super::{
     input_fingerprint, provider_changes, same_kind, Migration, MigrationKind, ProviderAliases, ProviderPolicy,
     SavedAtom, VersionPolicy, INJECTOR_NAME,
 };
-use crate::graph::hash::FastMap;
+use crate::graph::hash::{FastMap, FastSet};
 use crate::graph::{CompiledFlow, NONE};
 use crate::sched::{Intention, State};
 
@@ -125,9 +126,9 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     let flow = request.flow;
     let saved = request.saved;
     let atom_count = flow.atoms.len();
-    let by_name = saved_by_name(saved);
+    let by_name = SavedIndex::new(saved, flow);
     // Migrations given with a flow that has no saved atoms have nothing to do (recorded as such).
-    let pending_list = if by_name.is_empty() { &[][..] } else { request.pending };
+    let pending_list = if by_name.any() { request.pending } else { &[][..] };
     let pending = PendingMigrations::new(pending_list, &by_name);
     let aliases = ProviderAliases::new(request.applied.iter().chain(pending_list));
     let (revert_order, rerun_set) = pending_reverts(request.reverts, flow);
@@ -138,7 +139,7 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
         let name = flow.atoms[atom as usize].name.as_str();
         let (saved_index, migrated_from) = match pending.renamed_from.get(name) {
             Some(&(source, migration)) => (Some(source), Some(migration)),
-            None => (by_name.get(name).copied(), None),
+            None => (by_name.of_atom(atom, name), None),
         };
         let Some(saved_index) = saved_index else {
             return new_atom(atom, name, &pending, saved, &by_name);
@@ -201,17 +202,85 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     plan
 }
 
-/// Saved details by name: the last one of a name wins (as `TaskFlow`'s storage), retired ones
-/// and the injector never match.
+/// Whether a saved detail can be matched to an atom by its name: retired ones and the injector
+/// never are.
+fn matchable(detail: &SavedAtom) -> bool {
+    detail.retired_by.is_none() && detail.name != INJECTOR_NAME
+}
+
+/// Saved details by name: the last matchable one of a name wins (as `TaskFlow`'s storage).
 fn saved_by_name(saved: &[SavedAtom]) -> NameIndex<'_> {
     let mut by_name = NameIndex::default();
     by_name.reserve(saved.len());
     for (index, detail) in saved.iter().enumerate() {
-        if detail.retired_by.is_none() && detail.name != INJECTOR_NAME {
+        if matchable(detail) {
             by_name.insert(detail.name.as_str(), index as u32);
         }
     }
     by_name
+}
+
+/// The saved details an atom matches, found by position when they were saved in the atoms' own
+/// order (as the engine that ran the flow created them): then no map of 100,000 names is built,
+/// which was about a quarter of a plan. The by-name map is made on first need otherwise (details
+/// in another order, or a lookup by a name alone: migrations, orphans).
+struct SavedIndex<'a> {
+    saved: &'a [SavedAtom],
+    /// `saved[offset + atom]` is the detail atom `atom` matches, for every atom (checked once).
+    offset: Option<usize>,
+    by_name: OnceCell<NameIndex<'a>>,
+}
+
+impl<'a> SavedIndex<'a> {
+    /// How far the first atom's detail may lie from the start (the injector's, a few retired ones).
+    const MAX_OFFSET: usize = 8;
+
+    fn new(saved: &'a [SavedAtom], flow: &CompiledFlow) -> Self {
+        SavedIndex { saved, offset: Self::aligned_offset(saved, flow), by_name: OnceCell::new() }
+    }
+
+    /// The offset at which the saved details line up with the atoms by name, when every atom's
+    /// detail there is matchable and no matchable detail outside that run has one of their
+    /// names (so none would win over it); atom names are unique, so none inside the run does.
+    fn aligned_offset(saved: &[SavedAtom], flow: &CompiledFlow) -> Option<usize> {
+        let atoms = &flow.atoms;
+        let first = atoms.first()?;
+        let offset = saved.iter().take(Self::MAX_OFFSET).position(|d| matchable(d) && d.name == first.name)?;
+        let run = saved.get(offset..offset + atoms.len())?;
+        if !run.iter().zip(atoms).all(|(detail, atom)| matchable(detail) && detail.name == atom.name) {
+            return None;
+        }
+        let outside: Vec<&str> = saved[..offset]
+            .iter()
+            .chain(&saved[offset + atoms.len()..])
+            .filter(|d| matchable(d))
+            .map(|d| d.name.as_str())
+            .collect();
+        if !outside.is_empty() {
+            let names: FastSet<&str> = atoms.iter().map(|a| a.name.as_str()).collect();
+            if outside.iter().any(|name| names.contains(name)) {
+                return None;
+            }
+        }
+        Some(offset)
+    }
+
+    /// The detail atom `atom` (named `name`) matches by name, if any.
+    fn of_atom(&self, atom: u32, name: &str) -> Option<u32> {
+        match self.offset {
+            Some(offset) => Some((offset + atom as usize) as u32),
+            None => self.get(name),
+        }
+    }
+
+    /// The last matchable detail named `name`, if any.
+    fn get(&self, name: &str) -> Option<u32> {
+        self.by_name.get_or_init(|| saved_by_name(self.saved)).get(name).copied()
+    }
+
+    fn any(&self) -> bool {
+        self.offset.is_some() || self.saved.iter().any(matchable)
+    }
 }
 
 /// The pending migrations, indexed for the plan.
@@ -225,13 +294,13 @@ struct PendingMigrations<'a> {
 }
 
 impl<'a> PendingMigrations<'a> {
-    fn new(migrations: &'a [Migration], by_name: &NameIndex<'_>) -> Self {
+    fn new(migrations: &'a [Migration], by_name: &SavedIndex<'_>) -> Self {
         let mut pending =
             PendingMigrations { renamed_from: HashMap::new(), made_by: HashMap::new(), replaced_by: HashMap::new() };
         for migration in migrations {
             if migration.kind == MigrationKind::Rename {
                 if let (Some(source), Some(target)) = (migration.sources.first(), migration.targets.first()) {
-                    if let Some(&index) = by_name.get(source.as_str()) {
+                    if let Some(index) = by_name.get(source.as_str()) {
                         pending.renamed_from.insert(target, (index, migration));
                     }
                 }
@@ -268,7 +337,7 @@ fn new_atom(
     name: &str,
     pending: &PendingMigrations<'_>,
     saved: &[SavedAtom],
-    by_name: &NameIndex<'_>,
+    by_name: &SavedIndex<'_>,
 ) -> PlanEntry {
     let (action, reason) = match pending.made_by.get(name) {
         None => (PlanAction::Run, Cow::Borrowed("new atom: no saved detail")),
@@ -277,7 +346,7 @@ fn new_atom(
                 && migration
                     .sources
                     .iter()
-                    .all(|source| by_name.get(source.as_str()).is_some_and(|&index| completed(&saved[index as usize])));
+                    .all(|source| by_name.get(source.as_str()).is_some_and(|index| completed(&saved[index as usize])));
             let what = migration.describe();
             if finished {
                 (
@@ -450,14 +519,14 @@ fn or_store(provider: &str) -> &str {
 fn orphan_reason(
     detail: &SavedAtom,
     index: u32,
-    by_name: &NameIndex<'_>,
+    by_name: &SavedIndex<'_>,
     pending: &PendingMigrations<'_>,
     unrevertable: &HashMap<u32, String>,
 ) -> (Cow<'static, str>, bool) {
     if let Some(migration) = &detail.retired_by {
         return (Cow::Owned(format!("replaced by {migration}: kept, never reverted itself")), false);
     }
-    if by_name.get(detail.name.as_str()).is_some_and(|&i| i != index) {
+    if by_name.get(detail.name.as_str()).is_some_and(|i| i != index) {
         return (Cow::Borrowed("a later saved detail has the same name and is used instead: ignored"), false);
     }
     if let Some(migration) = pending.replaced_by.get(detail.name.as_str()) {

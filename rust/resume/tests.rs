@@ -491,3 +491,41 @@ fn a_rename_of_a_detail_that_had_not_completed_runs_as_it_will_once_applied() {
     assert_eq!(plan.actions[1], PlanAction::Migrate);
     assert_eq!(plan.entries[1].reason, "Rename(b → b2) (not applied yet): its saved detail (SUCCESS) carries over");
 }
+
+#[test]
+fn details_saved_in_atom_order_match_as_by_name_whatever_surrounds_them() {
+    // (matched by position when they line up: the plan must be the one the by-name map gives)
+    let flow = chain(&["a", "b", "c", "d"]);
+    let mut retired_a = saved("a", "SUCCESS");
+    retired_a.retired_by = Some("rename a -> z".into());
+    let in_order = |before: Vec<SavedAtom>, after: Vec<SavedAtom>| -> Vec<SavedAtom> {
+        let run = ["a", "b", "c", "d"].iter().map(|n| saved(n, if *n == "d" { "PENDING" } else { "SUCCESS" }));
+        before.into_iter().chain(run).chain(after).collect()
+    };
+    let cases = [
+        (in_order(vec![], vec![]), vec![0, 1, 2, 3], vec![]),
+        (in_order(vec![saved(INJECTOR_NAME, "SUCCESS")], vec![saved("x", "SUCCESS")]), vec![1, 2, 3, 4], vec![5]),
+        (in_order(vec![retired_a.clone()], vec![]), vec![1, 2, 3, 4], vec![]),
+        // a later detail of an atom's name wins over the one in line
+        (in_order(vec![], vec![saved("b", "PENDING")]), vec![0, 4, 2, 3], vec![]),
+        // a detail of an atom's name before the line: the one in line is the later, it wins
+        (in_order(vec![saved("c", "PENDING")], vec![]), vec![1, 2, 3, 4], vec![]),
+    ];
+    for (details, matched, orphans) in cases {
+        let plan = run_plan(&flow, &details);
+        assert_eq!(plan.matched, matched, "{:?}", details.iter().map(|d| &d.name).collect::<Vec<_>>());
+        assert_eq!(plan.orphans, orphans);
+        // the same details in reverse order (never in line): the same atoms' details by name
+        let reversed: Vec<SavedAtom> = details.iter().rev().cloned().collect();
+        let back = run_plan(&flow, &reversed);
+        let last = details.len() as u32 - 1;
+        let expected: Vec<u32> = matched.iter().map(|&m| last - m).collect();
+        if details.iter().filter(|d| d.name == "b" || d.name == "c").count() == 2 {
+            assert_eq!(back.matched, expected);
+            assert_eq!(actions(&flow, &reversed, &back), actions(&flow, &details, &plan));
+        }
+    }
+    // out of line in the middle: matched by name
+    let details = vec![saved("a", "SUCCESS"), saved("c", "SUCCESS"), saved("b", "SUCCESS"), saved("d", "PENDING")];
+    assert_eq!(run_plan(&flow, &details).matched, vec![0, 2, 1, 3]);
+}
