@@ -22,12 +22,6 @@ pub struct IdentitySet {
     ids: FastSet<usize>,
 }
 
-impl IdentitySet {
-    fn insert(&mut self, obj: &Bound<'_, PyAny>) -> bool {
-        self.ids.insert(obj.as_ptr() as usize)
-    }
-}
-
 #[pymethods]
 impl IdentitySet {
     #[new]
@@ -37,7 +31,7 @@ impl IdentitySet {
 
     /// Adds `obj`; False when it was there already (nothing changes).
     fn add(&mut self, obj: &Bound<'_, PyAny>) -> bool {
-        self.insert(obj)
+        self.ids.insert(obj.as_ptr() as usize)
     }
 
     fn __contains__(&self, obj: &Bound<'_, PyAny>) -> bool {
@@ -309,7 +303,7 @@ pub fn lower_plain_tasks<'py>(
         let Ok(priority) = priority.extract::<i32>() else { break };
         let save_as = this.result_key(&atom, &state)?;
         // (seen already: the same atom twice, which add_atom reports)
-        if !this.seen.borrow_mut().insert(&atom) {
+        if !this.seen.borrow_mut().add(&atom) {
             break;
         }
         this.spec_atoms.borrow_mut().push(AtomSpec {

@@ -55,7 +55,7 @@ impl ResumePlan {
     /// Plans, and checks the pending migrations when there is something to migrate.
     fn new(flow: Arc<graph::CompiledFlow>, saved: Vec<SavedAtom>, options: &Options) -> ResumePlan {
         let plan = options.plan(&flow, &saved);
-        let has_saved_atoms = saved.iter().any(|s| s.retired_by.is_none() && s.name != resume::INJECTOR_NAME);
+        let has_saved_atoms = saved.iter().any(SavedAtom::matchable);
         let problems = if has_saved_atoms && !options.pending.is_empty() {
             resume::check_migrations(&saved, &flow, &options.pending)
         } else {

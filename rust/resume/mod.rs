@@ -152,6 +152,11 @@ impl SavedAtom {
     pub fn intention(&self) -> Intention {
         self.intention.as_deref().and_then(Intention::from_name).unwrap_or(Intention::Execute)
     }
+
+    /// Whether an atom may match this detail by its name: retired ones and the injector never do.
+    pub fn matchable(&self) -> bool {
+        self.retired_by.is_none() && self.name != INJECTOR_NAME
+    }
 }
 
 /// The kind of a declarative migration (`ferroflow.migrations`).
@@ -205,8 +210,7 @@ impl Migration {
 /// one target for a rename or merge), names unknown to the saved details or to the flow, targets
 /// that already have a detail, names used twice, and cycles or chains of renames.
 pub fn check_migrations(saved: &[SavedAtom], flow: &CompiledFlow, migrations: &[Migration]) -> Vec<String> {
-    let live: HashSet<&str> =
-        saved.iter().filter(|s| s.retired_by.is_none() && s.name != INJECTOR_NAME).map(|s| s.name.as_str()).collect();
+    let live: HashSet<&str> = saved.iter().filter(|s| s.matchable()).map(|s| s.name.as_str()).collect();
     let atoms: HashSet<&str> = flow.atoms.iter().map(|a| a.name.as_str()).collect();
     let mut problems = Vec::new();
     let mut sources: HashSet<&str> = HashSet::new();

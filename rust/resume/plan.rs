@@ -202,18 +202,12 @@ pub fn plan(request: &PlanRequest<'_>) -> Plan {
     plan
 }
 
-/// Whether a saved detail can be matched to an atom by its name: retired ones and the injector
-/// never are.
-fn matchable(detail: &SavedAtom) -> bool {
-    detail.retired_by.is_none() && detail.name != INJECTOR_NAME
-}
-
 /// Saved details by name: the last matchable one of a name wins (as `TaskFlow`'s storage).
 fn saved_by_name(saved: &[SavedAtom]) -> NameIndex<'_> {
     let mut by_name = NameIndex::default();
     by_name.reserve(saved.len());
     for (index, detail) in saved.iter().enumerate() {
-        if matchable(detail) {
+        if detail.matchable() {
             by_name.insert(detail.name.as_str(), index as u32);
         }
     }
@@ -245,15 +239,15 @@ impl<'a> SavedIndex<'a> {
     fn aligned_offset(saved: &[SavedAtom], flow: &CompiledFlow) -> Option<usize> {
         let atoms = &flow.atoms;
         let first = atoms.first()?;
-        let offset = saved.iter().take(Self::MAX_OFFSET).position(|d| matchable(d) && d.name == first.name)?;
+        let offset = saved.iter().take(Self::MAX_OFFSET).position(|d| d.matchable() && d.name == first.name)?;
         let run = saved.get(offset..offset + atoms.len())?;
-        if !run.iter().zip(atoms).all(|(detail, atom)| matchable(detail) && detail.name == atom.name) {
+        if !run.iter().zip(atoms).all(|(detail, atom)| detail.matchable() && detail.name == atom.name) {
             return None;
         }
         let outside: Vec<&str> = saved[..offset]
             .iter()
             .chain(&saved[offset + atoms.len()..])
-            .filter(|d| matchable(d))
+            .filter(|d| d.matchable())
             .map(|d| d.name.as_str())
             .collect();
         if !outside.is_empty() {
@@ -279,7 +273,7 @@ impl<'a> SavedIndex<'a> {
     }
 
     fn any(&self) -> bool {
-        self.offset.is_some() || self.saved.iter().any(matchable)
+        self.offset.is_some() || self.saved.iter().any(SavedAtom::matchable)
     }
 }
 
