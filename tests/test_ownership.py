@@ -237,9 +237,7 @@ def test_expired_lease_is_taken_and_its_old_owner_can_neither_renew_nor_write(tm
         ad = fd.find_by_name("a") if hasattr(fd, "find_by_name") else next(a for a in fd if a.name == "a")
         ad.state = states.FAILURE
         with pytest.raises(exceptions.LeaseLost):
-            conn.update_atom_details(ad) if not hasattr(conn, "apply") else conn.apply(
-                atom_updates=[(ad, ("state",))]
-            )
+            conn.update_atom_details(ad) if not hasattr(conn, "apply") else conn.apply(atom_updates=[(ad, ("state",))])
     assert rf.atom_states(rf.saved(backend, flow_uuid))["a"] == (states.SUCCESS, states.EXECUTE)
 
 
@@ -284,9 +282,7 @@ def test_a_refused_prepare_releases_the_lease(tmp_path, backend) -> None:
     flow = rf.chain(str(tmp_path))
     for atom in flow:
         atom.version = "2.0"
-    refused = engines.load(
-        flow, flow_detail=rf.saved(backend, flow_uuid), backend=backend, on_version_change="fail"
-    )
+    refused = engines.load(flow, flow_detail=rf.saved(backend, flow_uuid), backend=backend, on_version_change="fail")
     with pytest.raises(migrations.VersionMismatch):
         refused.compile()
         refused.prepare()
@@ -342,6 +338,65 @@ def test_sqlite_prepare_takes_the_flow_row_read_with_the_lease(tmp_path, monkeyp
     engine.prepare()
     assert reads == [] and _lease(backend, flow_uuid)[0] == engine._persist.owner
     engine._persist.release()
+    backend.close()
+
+
+@pytest.mark.parametrize("durability", ["", "?durability=batch"])
+def test_sqlite_gives_the_lease_up_with_the_runs_final_state(tmp_path, monkeypatch, durability: str) -> None:
+    """On SQLite a run's last write carries its release: the final state and the lease given up
+    commit together, not as a second write. With a listener on the flow, the lease is still held
+    while it is told of the final state, and given up after."""
+    from ferroflow.persistence.backends import impl_sqlite
+
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'flows.db'}{durability}")
+    releases: list[str] = []
+    release = impl_sqlite.SQLiteConnection.release_lease
+    monkeypatch.setattr(
+        impl_sqlite.SQLiteConnection,
+        "release_lease",
+        lambda conn, flow, owner: releases.append(flow) or release(conn, flow, owner),
+    )
+    engine = engines.load(rf.chain(tmp_path), backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    engine.run()
+    assert releases == [] and _lease(backend, flow_uuid) is None
+    assert rf.saved(backend, flow_uuid).state == states.SUCCESS
+    assert engine._persist.lease.epoch is None  # (forgotten here too: nothing left to renew)
+
+    watched = engines.load(rf.chain(tmp_path), backend=backend)
+    seen = []
+    watched.notifier.register(states.SUCCESS, lambda state, details: seen.append(_lease(backend, details["flow_uuid"])))
+    watched.run()
+    assert [holder for holder, _, _ in seen] == [watched._persist.owner]
+    assert releases == [watched.storage.flow_uuid] and _lease(backend, watched.storage.flow_uuid) is None
+    backend.close()
+
+
+def test_sqlite_final_state_of_an_owner_that_lost_its_lease_is_refused(tmp_path, monkeypatch) -> None:
+    """The write that ends a run and gives the lease up checks the lease first: an owner that lost
+    it writes neither its final state nor the release, and the new holder keeps the flow."""
+    from ferroflow.engines import persist
+
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'flows.db'}")
+    engine = engines.load(rf.chain(tmp_path), backend=backend)
+    flow_uuid = engine.storage.flow_uuid
+    save = persist.Persister.save_flow_state
+    asked = []
+
+    def taken_over_first(persister, engine, state, release=False):
+        if state == states.SUCCESS:
+            asked.append(release)
+            with contextlib.closing(backend.get_connection()) as conn:
+                conn.release_lease(flow_uuid, persister.owner)
+                conn.acquire_lease(flow_uuid, "another-host.example:1:thief", 60)
+        return save(persister, engine, state, release)
+
+    monkeypatch.setattr(persist.Persister, "save_flow_state", taken_over_first)
+    with pytest.raises(exceptions.LeaseLost, match="thief"):
+        engine.run()
+    assert asked == [True]
+    assert rf.saved(backend, flow_uuid).state == states.RUNNING
+    assert _lease(backend, flow_uuid)[0] == "another-host.example:1:thief"
     backend.close()
 
 

@@ -565,9 +565,12 @@ impl SqliteStore {
     ///
     /// `fresh_atoms`, `(flow_uuid, created_at, uuids, names, is_retry flags, versions)`, inserts new
     /// details (PENDING, to EXECUTE, nothing saved yet) from columns, before everything else.
+    ///
+    /// With `release`, the fence's owner also gives the flow's lease up in that transaction (a
+    /// run's final state and its release commit together).
     #[pyo3(signature = (
         new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new(), fresh_atoms = None,
-        fence = None
+        fence = None, release = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn apply(
@@ -580,8 +583,13 @@ impl SqliteStore {
         resume_records: Vec<(String, String)>,
         fresh_atoms: Option<FreshTuple>,
         fence: Option<(String, String, i64)>,
+        release: bool,
     ) -> PyResult<()> {
+        if release && fence.is_none() {
+            return Err(PyValueError::new_err("release=True gives up the lease of the fence's owner: pass the fence"));
+        }
         let batch = Batch {
+            release,
             fence: fence.map(fence_of),
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {

@@ -267,6 +267,9 @@ pub struct Batch {
     /// When set, the batch commits only if this owner still holds the flow's lease at this epoch
     /// (checked inside the same transaction); otherwise nothing is written (`CoreError::LeaseLost`).
     pub fence: Option<Fence>,
+    /// The fence's owner gives the flow's lease up after the batch, in its transaction: a run's
+    /// last write (its final state) and the release commit together, not one after the other.
+    pub release: bool,
 }
 
 /// Who must hold a flow detail's lease for a write to commit: the owner and the epoch at which it
@@ -410,5 +413,6 @@ impl Batch {
             && self.resume_records.is_empty()
             && self.flow_states.is_empty()
             && self.flow_metas.is_empty()
+            && !self.release
     }
 }

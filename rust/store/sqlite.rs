@@ -758,7 +758,7 @@ impl Store {
             return Ok(());
         }
         match self.group {
-            None => self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates)),
+            None => self.write_batch("applying a batch", &batch),
             Some(group) => self.apply_in_group(batch.into_owned(), group),
         }
     }
@@ -774,7 +774,8 @@ impl Store {
             && batch.fresh_atoms.is_none()
             && batch.resume_records.is_empty()
             && batch.flow_states.is_empty()
-            && batch.flow_metas.is_empty();
+            && batch.flow_metas.is_empty()
+            && !batch.release;
         if !transitions_only {
             return self.write_after_group(batch);
         }
@@ -808,15 +809,13 @@ impl Store {
             !open.transitions.is_empty() && open.fence == batch.fence
         };
         if !joins {
-            return self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates));
+            return self.write_batch("applying a batch", &batch);
         }
         let (mut transitions, _) = self.open_group.borrow_mut().take();
         let grouped = transitions.len();
         transitions.append(&mut batch.transitions);
         batch.transitions = transitions;
-        let joined = self.write("applying a batch with the open group", |conn| {
-            apply_batch(conn, &batch, &self.rowids, &self.updates)
-        });
+        let joined = self.write_batch("applying a batch with the open group", &batch);
         if joined.is_ok() {
             return joined;
         }
@@ -824,7 +823,13 @@ impl Store {
         let own = batch.transitions.split_off(grouped);
         let group = std::mem::replace(&mut batch.transitions, own);
         self.write_group(&group, batch.fence.as_ref())?;
-        self.write("applying a batch", |conn| apply_batch(conn, &batch, &self.rowids, &self.updates))
+        self.write_batch("applying a batch", &batch)
+    }
+
+    /// Writes `batch` in one transaction (see [`Store::write`]); a release it carries counts as a
+    /// lease statement (see [`Store::own_data_changes`]).
+    fn write_batch(&self, doing: &str, batch: &Batch) -> CoreResult<()> {
+        self.write(doing, |conn| apply_batch(conn, batch, &self.rowids, &self.updates, &self.lease_changes))
     }
 
     /// Sets when a [`Durability::Batch`] store commits its groups.
@@ -1072,17 +1077,7 @@ impl Store {
     /// Gives up `owner`'s lease. Returns whether `owner` held it; another owner's lease is never
     /// touched. [`CoreError::NotFound`] if the flow does not exist.
     pub fn release_lease(&mut self, flow_uuid: &str, owner: &str) -> CoreResult<bool> {
-        self.lease_write("releasing a flow lease", |conn| {
-            let released = conn
-                .prepare_cached(
-                    "UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2",
-                )?
-                .execute([flow_uuid, owner])?;
-            if released == 0 && !flow_exists(conn, flow_uuid)? {
-                return Err(not_found("flow detail", flow_uuid).into());
-            }
-            Ok(released == 1)
-        })
+        self.lease_write("releasing a flow lease", |conn| release_held(conn, flow_uuid, owner))
     }
 
     /// The current lease of a flow detail, expired or not (`None` when unowned).
@@ -1325,15 +1320,44 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
 
 /// Writes the parts of a batch with cached statements: each row costs one indexed statement.
 /// Applies a [`Batch`] inside the caller's transaction, checking its fence first.
+/// Gives `owner`'s lease of `flow_uuid` up (another owner's is never touched); whether it held it.
+fn release_held(conn: &Connection, flow_uuid: &str, owner: &str) -> Inner<bool> {
+    let released = conn
+        .prepare_cached("UPDATE flowdetails SET owner = NULL, lease_until = NULL WHERE uuid = ?1 AND owner = ?2")?
+        .execute([flow_uuid, owner])?;
+    if released == 0 && !flow_exists(conn, flow_uuid)? {
+        return Err(not_found("flow detail", flow_uuid).into());
+    }
+    Ok(released == 1)
+}
+
 fn apply_batch(
     conn: &Connection,
     batch: &Batch,
     rowids: &RefCell<RowidHints>,
     updates: &RefCell<TransitionUpdates>,
+    lease_changes: &Cell<u64>,
 ) -> Inner<()> {
-    if let Some(fence) = &batch.fence {
+    // The fenced flow's own state (a run starting or ending) is written by an UPDATE that checks
+    // the fence in its WHERE (and gives the lease up with `release`): one statement on the flow's
+    // row instead of a read of the lease, the write and the release. Anything else fenced reads
+    // the lease first. (A lost lease fails the batch either way: the caller rolls it back.)
+    let own = batch.fence.as_ref().and_then(|fence| {
+        let at = batch.flow_states.iter().position(|change| *change.flow_uuid == *fence.flow_uuid)?;
+        Some((fence, at))
+    });
+    if let (Some(fence), None) = (&batch.fence, own) {
         check_fence(conn, fence)?;
     }
+    let others: Vec<FlowStateChange>;
+    let flow_states = match own {
+        None => &batch.flow_states[..],
+        Some(_) if batch.flow_states.len() == 1 => &[],
+        Some((_, at)) => {
+            others = batch.flow_states.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, c)| c.clone()).collect();
+            &others[..]
+        }
+    };
     apply_parts(
         conn,
         &Parts {
@@ -1341,12 +1365,41 @@ fn apply_batch(
             fresh: batch.fresh_atoms.as_ref(),
             transitions: &batch.transitions,
             resume_records: &batch.resume_records,
-            flow_states: &batch.flow_states,
+            flow_states,
             flow_metas: &batch.flow_metas,
             rowids: Some(rowids),
             updates: Some(updates),
         },
-    )
+    )?;
+    match (own, &batch.fence) {
+        (Some((fence, at)), _) => {
+            let change = &batch.flow_states[at];
+            let written = conn
+                .prepare_cached(
+                    "UPDATE flowdetails SET state = ?4, updated_at = coalesce(?5, updated_at),
+                            owner = iif(?6, NULL, owner), lease_until = iif(?6, NULL, lease_until)
+                     WHERE uuid = ?1 AND owner = ?2 AND lease_epoch = ?3",
+                )?
+                .execute(params![
+                    fence.flow_uuid,
+                    fence.owner,
+                    fence.epoch,
+                    change.state,
+                    change.updated_at,
+                    batch.release
+                ])?;
+            if written == 0 {
+                return Err(lost(conn, &fence.flow_uuid, &fence.owner, fence.epoch, "write")?.into());
+            }
+        }
+        (None, Some(fence)) if batch.release => {
+            let before = conn.total_changes();
+            release_held(conn, &fence.flow_uuid, &fence.owner)?;
+            lease_changes.set(lease_changes.get() + (conn.total_changes() - before));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {

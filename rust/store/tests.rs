@@ -464,6 +464,57 @@ fn a_fenced_batch_commits_only_under_its_lease() {
 }
 
 #[test]
+fn a_fenced_flow_state_checks_its_lease_and_may_give_it_up_in_the_same_write() {
+    let mut store = populated(1);
+    let atom = store.atoms_for_flow("f").unwrap()[0].uuid.clone();
+    let old = store.acquire_lease("f", "old", 1.0, 0.0).unwrap().unwrap();
+    let end = |owner: &str, epoch: i64, state: &str, release: bool| {
+        let mut batch = Batch::new();
+        batch.transition(Transition { state: Some(state.to_owned().into()), ..Transition::new(atom.clone()) });
+        batch.flow_state("f", state, Some(9.0));
+        batch.fence = Some(Fence { flow_uuid: "f".into(), owner: owner.into(), epoch });
+        batch.release = release;
+        batch
+    };
+    store.apply(&end("old", old, "RUNNING", false)).unwrap();
+    assert_eq!(store.lease("f").unwrap().map(|l| l.owner), Some("old".to_owned()));
+    // Another owner took the expired lease: the old owner's state (and all its batch) is refused,
+    // and the new owner's lease is left alone.
+    let new = store.acquire_lease("f", "new", 10.0, 5.0).unwrap().unwrap();
+    let err = store.apply(&end("old", old, "SUCCESS", true)).unwrap_err();
+    assert!(matches!(&err, CoreError::LeaseLost(m) if m.contains("held by 'new'")), "{err}");
+    assert_eq!(store.get_flow_detail("f").unwrap().state.as_deref(), Some("RUNNING"));
+    assert_eq!(store.atoms_for_flow("f").unwrap()[0].state.as_deref(), Some("RUNNING"));
+    assert_eq!(store.lease("f").unwrap().map(|l| (l.owner, l.epoch)), Some(("new".to_owned(), new)));
+    // The holder's last write gives the lease up with its state; the next owner moves the epoch on.
+    let changes = store.own_data_changes();
+    store.apply(&end("new", new, "SUCCESS", true)).unwrap();
+    assert_eq!(store.get_flow_detail("f").unwrap().state.as_deref(), Some("SUCCESS"));
+    assert_eq!(store.get_flow_detail("f").unwrap().updated_at, Some(9.0));
+    assert_eq!(store.lease("f").unwrap(), None);
+    assert_eq!(store.own_data_changes(), changes + 2, "the atom and the flow's state are data");
+    assert_eq!(store.acquire_lease("f", "next", 10.0, 6.0).unwrap(), Ok(new + 1));
+    // A release in a batch without the flow's state is a lease statement of its own.
+    let mut batch = Batch::new();
+    batch.transition(Transition { state: Some("PENDING".to_owned().into()), ..Transition::new(atom.clone()) });
+    batch.fence = Some(Fence { flow_uuid: "f".into(), owner: "next".into(), epoch: new + 1 });
+    batch.release = true;
+    let changes = store.own_data_changes();
+    store.apply(&batch).unwrap();
+    assert_eq!(store.lease("f").unwrap(), None);
+    assert_eq!(store.own_data_changes(), changes + 1, "only the atom's row counts as data");
+    // A release and nothing else is a write too (never dropped as an empty batch).
+    let epoch = store.acquire_lease("f", "last", 10.0, 7.0).unwrap().unwrap();
+    let batch = Batch {
+        fence: Some(Fence { flow_uuid: "f".into(), owner: "last".into(), epoch }),
+        release: true,
+        ..Batch::default()
+    };
+    store.apply(&batch).unwrap();
+    assert_eq!(store.lease("f").unwrap(), None);
+}
+
+#[test]
 fn a_lease_needs_a_sane_duration() {
     let mut store = populated(0);
     for (seconds, now) in [(0.0, 1.0), (-1.0, 1.0), (f64::NAN, 1.0), (f64::INFINITY, 1.0), (1.0, f64::NAN)] {

@@ -387,7 +387,9 @@ class ActionEngine(ResumptionMixin):
                 final = states.FAILURE
             self._statistics = self._gather_statistics(time.monotonic() - started)
             yield final
-            self._change_flow_state(final)
+            # (the run's last write: with nobody told of it and nothing grouped, the lease is
+            # given up in the same transaction)
+            self._change_flow_state(final, release=self._grouped is None and not self.notifier.has_listeners())
         finally:
             try:
                 self._flush_group()
@@ -856,14 +858,16 @@ class ActionEngine(ResumptionMixin):
             details["result"] = outcome[1]
         self.atom_notifier.notify(STATE_NAMES[state], details)
 
-    def _change_flow_state(self, state: str) -> None:
+    def _change_flow_state(self, state: str, release: bool = False) -> None:
+        """Sets and saves the flow's state; with ``release``, the flow's lease may be given up in
+        the same write (the run's last)."""
         storage = self._storage
         old = storage.get_flow_state()
         if not states.check_flow_transition(old, state):
             return
         storage.set_flow_state(state)
         if self._persist is not None:
-            self._persist.save_flow_state(self, state)
+            self._persist.save_flow_state(self, state, release)
         if self.notifier.has_listeners():  # (nobody listening: no details to make)
             details = {"engine": self, "flow_name": storage.flow_name, "flow_uuid": storage.flow_uuid, "old_state": old}
             self.notifier.notify(state, details)

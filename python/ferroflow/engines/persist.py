@@ -984,16 +984,24 @@ class Persister:
             if atom in storage.progress_details:
                 ad.meta["progress_details"] = details
 
-    def save_flow_state(self, engine: Any, state: str) -> None:
+    def save_flow_state(self, engine: Any, state: str, release: bool = False) -> None:
         """Writes the flow's state (its own record only); when the run stops there, the user's
-        flow detail is brought up to date on the fast path too (`_sync_user_detail`)."""
+        flow detail is brought up to date on the fast path too (`_sync_user_detail`).
+
+        With ``release`` (the run's last write), a backend that can gives the lease up in the same
+        transaction (SQLite: one commit, not two); elsewhere `release` gives it up after."""
         fd = self.flow_detail
         fd.state = state
         if self.resave_at_run_end and state in _RUN_ENDS:
             self.resave_at_run_end = False
             self.save(engine, [(index, STATE_CODES[states.PENDING], 0) for index in range(len(engine.storage.states))])
         if self._fast:
-            self._conn.apply(flow_state=(fd.uuid, state))
+            lease = self.lease
+            if release and lease is not None and lease.held and getattr(self._conn, "releases_with_writes", False):
+                self._conn.apply(flow_state=(fd.uuid, state), release_lease=True)
+                lease.released()
+            else:
+                self._conn.apply(flow_state=(fd.uuid, state))
             if state in _RUN_ENDS and self.details is None:
                 self._sync_user_detail()
         else:

@@ -194,15 +194,25 @@ class Lease:
 
     def release(self) -> None:
         """Gives the lease up (nothing when not held; never another owner's)."""
+        if self._forget():
+            self.conn.release_lease(self.flow_uuid, self.owner)
+
+    def released(self) -> None:
+        """The store gave the lease up with the holder's last write (`apply(...,
+        release_lease=True)`): it is forgotten here, as `release` would."""
+        self._forget()
+
+    def _forget(self) -> bool:
+        """Stops renewing and fencing; whether the lease was held until then."""
         _HEARTBEAT.discard(self)
         self.conn.fence(None)
         if self._finalizer is not None:  # (also after a loss: there is nothing left to release then)
             self._finalizer.detach()
             self._finalizer = None
         if self.epoch is None:
-            return
+            return False
         self.epoch = None
-        self.conn.release_lease(self.flow_uuid, self.owner)
+        return True
 
     @property
     def interval(self) -> float:

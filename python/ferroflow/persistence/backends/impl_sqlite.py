@@ -301,6 +301,9 @@ class SQLiteBackend(base.Backend):
 class SQLiteConnection(base.Connection):
     """A connection to a :class:`SQLiteBackend`."""
 
+    #: :meth:`apply` can give the fenced lease up in its transaction (``release_lease``).
+    releases_with_writes = True
+
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
         self._fence: tuple[str, str, int] | None = None
@@ -551,6 +554,7 @@ class SQLiteConnection(base.Connection):
         resume_records: Iterable[tuple[str, str]] = (),
         fresh_atoms: tuple[str, list[str], list[str], list[bool], list[str | None]] | None = None,
         atom_changes: Iterable[Mapping[str, Any]] = (),
+        release_lease: bool = False,
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
 
@@ -575,15 +579,20 @@ class SQLiteConnection(base.Connection):
             ``intention``, ``results`` (a task's), ``history`` (a retry's results),
             ``failure``, ``revert_results``, ``revert_failure`` (Failure or None), ``meta`` (a
             dict, or its JSON text) — the engine's transitions without a model per atom.
+        :param release_lease: the owner of the connection's fence (:meth:`fence`) gives the
+            flow's lease up in the same transaction (a run's last write); the fence is kept (the
+            caller clears it).
         :raises NotFound: an updated atom detail or the flow detail does not exist (nothing is
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
+        :raises ValueError: ``release_lease`` without a fence.
         """
         now = time.time()
         if flow_state is not None and flow_meta is None and fresh_atoms is None:
             if not (new_atom_details or atom_updates or resume_records or atom_changes):
                 # (a flow's state alone: what an engine writes as a run starts and ends)
-                self._store.apply((), (), ((flow_state[0], flow_state[1], now),), (), (), None, self._fence)
+                flows = ((flow_state[0], flow_state[1], now),)
+                self._store.apply((), (), flows, (), (), None, self._fence, release_lease)
                 return
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
@@ -601,7 +610,7 @@ class SQLiteConnection(base.Connection):
                 else:
                     records.append((uuid, record))
         fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
-        self._store.apply(rows, changes, flows, metas, records, fresh, self._fence)
+        self._store.apply(rows, changes, flows, metas, records, fresh, self._fence, release_lease)
 
     def lane_parts(self) -> tuple[Any, tuple[str, str, int]]:
         """``(store handle, fence)`` for an engine that writes its steps from Rust
