@@ -9,7 +9,6 @@ the engine notifies anyone or starts anything that depends on them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -50,7 +49,7 @@ _RUN_ENDS = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE, states.S
 #: The meta of most atoms, as JSON text: only the progress their state implies.
 _PROGRESS_METAS = {0.0: '{"progress":0.0}', 1.0: '{"progress":1.0}'}
 _EMPTY_META = "{}"
-_decode = json.JSONDecoder().decode
+_decode = columns.decode
 
 
 def resolve_backend(backend: Any) -> Any:

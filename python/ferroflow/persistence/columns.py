@@ -52,7 +52,20 @@ _SECOND = datetime.timedelta(seconds=1)
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # For failures: an exception's args may be any object; those JSON cannot hold are kept as repr().
 _encode_failure = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
-_decode = json.JSONDecoder().decode
+_scan = json.JSONDecoder().scan_once
+_decode_whole = json.JSONDecoder().decode
+
+
+def decode(text: str) -> Any:
+    """``json.loads(text)``, faster on what ferroflow writes: the decoder's scanner is called
+    directly (no whitespace passes around it, half the cost of a small value). Text it does not
+    take whole (whitespace around the value, extra data, an error) goes through the full decoder,
+    which decides, and raises what ``json.loads`` raises."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decode_whole(text)
+    return value if end == len(text) else _decode_whole(text)
 
 
 def dumps(value: Any, field: str) -> str:
@@ -89,7 +102,7 @@ def loads(text: str | None) -> Any:
         return None
     if text == "{}":
         return {}
-    return _decode(text)
+    return decode(text)
 
 
 def timestamp(when: datetime.datetime | None) -> float | None:

@@ -236,7 +236,10 @@ class _Heartbeat:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        # (`add` and `discard` take the lock itself: a Condition's own enter and exit are Python
+        # calls, and every run makes both)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._due: dict[int, tuple[float, weakref.ref[Lease]]] = {}
         self._thread: threading.Thread | None = None
         self._pid = forks.pid()
@@ -245,7 +248,7 @@ class _Heartbeat:
         self._wakes_at = 0.0
 
     def add(self, lease: Lease) -> None:
-        with self._cond:
+        with self._lock:
             self._ensure_thread()
             at = time.monotonic() + lease.interval
             self._due[id(lease)] = (at, weakref.ref(lease))
@@ -253,7 +256,7 @@ class _Heartbeat:
                 self._cond.notify()
 
     def discard(self, lease: Lease) -> None:
-        with self._cond:
+        with self._lock:
             entry = self._due.get(id(lease))
             if entry is not None and entry[1]() is lease:
                 del self._due[id(lease)]

@@ -9,14 +9,11 @@ wrapped by `SavedAtoms.from_details`, so prepare reads both the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ferroflow import exceptions
-from ferroflow.persistence import models
-
-_decode = json.JSONDecoder().decode
+from ferroflow.persistence import columns, models
 
 
 def damaged(what: str, field: str, problem: str) -> exceptions.StorageFailure:
@@ -33,7 +30,7 @@ def decode_json(text: str | None, what: str, field: str) -> Any:
     if text is None or text == "null":
         return None
     try:
-        return _decode(text)
+        return columns.decode(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise damaged(what, field, f"is not valid JSON ({type(e).__name__}: {e})") from None
 
