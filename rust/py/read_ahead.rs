@@ -66,7 +66,7 @@ impl ReadAhead {
                 // (the path names another file than the asking handle's: replaced meanwhile)
                 return Err(CoreError::Storage(format!("store '{path}' is not the file the reader opened")));
             }
-            let (saved, payloads) = read_saved(&store, &uuid, restoring)?;
+            let (saved, payloads) = read_saved(&store, &uuid, restoring, 0)?; // (started before the flow is built)
             Ok(ReadRows { saved, payloads, hints: store.take_rowid_hints() })
         })?;
         Ok(ReadAhead { flow_uuid, restoring, data_version, changes, thread })

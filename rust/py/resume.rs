@@ -506,7 +506,7 @@ pub fn resume_plan_stored(
     // (read ahead while the flow was built, when asked for and still what a read now gives)
     let (saved, payloads) = match store.take_read_ahead(py, flow_uuid, restoring)? {
         Some(read) => read,
-        None => store.with(py, |s| read_saved(s, flow_uuid, restoring))?,
+        None => store.with(py, |s| read_saved(s, flow_uuid, restoring, flow.inner.atoms.len()))?,
     };
     let of_flow = format!(" of flow detail '{flow_uuid}' in store '{}'", store.label());
     resume::check_saved(&saved, &of_flow).map_err(PyCoreError)?;
@@ -517,14 +517,16 @@ pub fn resume_plan_stored(
 }
 
 /// The saved atom details of `flow_uuid` as the plan reads them; with `restoring`, their payload
-/// columns too (read in the same pass).
+/// columns too (read in the same pass). `expected`: how many there are likely to be (the flow's
+/// atoms), reserved up front.
 pub(super) fn read_saved(
     store: &Store,
     flow_uuid: &str,
     restoring: bool,
+    expected: usize,
 ) -> CoreResult<(Vec<SavedAtom>, Option<Payloads>)> {
     if restoring {
-        let (mut saved, mut payloads) = (Vec::new(), Payloads::default());
+        let (mut saved, mut payloads) = (Vec::with_capacity(expected), Payloads::with_capacity(expected));
         payloads.metas = store.restore_rows_each(flow_uuid, |row| saved.push(payloads.add(row)))?;
         Ok((saved, Some(payloads)))
     } else {
@@ -549,6 +551,19 @@ pub(super) struct Payloads {
 }
 
 impl Payloads {
+    /// Room for `rows` saved details (their sparse columns: for a few).
+    fn with_capacity(rows: usize) -> Payloads {
+        Payloads {
+            uuid_text: String::with_capacity(rows * 36),
+            uuid_ends: Vec::with_capacity(rows),
+            results: Vec::with_capacity(rows.min(64)),
+            has_failure: Vec::with_capacity(rows),
+            has_revert_failure: Vec::with_capacity(rows),
+            meta: Vec::with_capacity(rows),
+            ..Payloads::default()
+        }
+    }
+
     /// Keeps a row's payloads; its plan input is returned.
     fn add(&mut self, row: RestoreRow) -> SavedAtom {
         let index = u32::try_from(self.meta.len()).unwrap_or(u32::MAX);

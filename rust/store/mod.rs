@@ -341,7 +341,7 @@ pub struct ResumeRow {
 
 /// Shares one `Arc<str>` among equal texts read from many rows, up to [`Interner::MAX`] distinct
 /// ones (past that, texts are mostly unique and sharing would only cost).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Interner(crate::graph::hash::FastSet<Arc<str>>);
 
 impl Interner {

@@ -169,6 +169,9 @@ pub struct Store {
     lease_changes: Cell<u64>,
     /// The file this handle opened, as (device, inode); `None` in memory or when unknown.
     identity: Option<(u64, u64)>,
+    /// Texts the saved rows repeat (states, versions, names of flows built alike), shared across
+    /// reads: resuming many small flows does not allocate them again for each.
+    texts: RefCell<Interner>,
 }
 
 /// An error inside a store operation, before it is given the operation's context.
@@ -311,6 +314,7 @@ impl Store {
             held: RefCell::new(None),
             lease_changes: Cell::new(0),
             identity: None,
+            texts: RefCell::default(),
         }
     }
 
@@ -608,7 +612,7 @@ impl Store {
                              THEN json_extract(meta, '$.ferroflow.migrated.migration') END
                  FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
             )?;
-            let mut texts = Interner::default();
+            let mut texts = self.texts.borrow_mut();
             let mut rows = Vec::new();
             let mut query = stmt.query([flow_uuid])?;
             while let Some(row) = query.next()? {
@@ -641,7 +645,7 @@ impl Store {
             )?;
             let mut metas = Vec::new();
             let mut meta_index: FastMap<String, u32> = FastMap::default();
-            let mut texts = Interner::default();
+            let mut texts = self.texts.borrow_mut();
             let mut rowids = self.rowids.borrow_mut(); // (the engine that restores updates them next)
             let mut query = stmt.query([flow_uuid])?;
             while let Some(row) = query.next()? {

@@ -71,6 +71,9 @@ def _memory_backend_of(engine_ref: weakref.ref[ActionEngine]) -> Any:
 
 
 _INJECT = operator.attrgetter("inject")
+#: Flows of at least this many atoms are prepared with the collector paused (see `paused_gc`); a
+#: smaller one makes too few objects for a collection to matter (resuming many small flows).
+_PAUSED_GC_FROM = 1000
 
 
 class Compilation:
@@ -249,7 +252,7 @@ class ActionEngine(ResumptionMixin):
             try:
                 # Loading a big saved flow makes many acyclic objects: full collections over every
                 # live object would cost more than the load itself.
-                with paused_gc():
+                with paused_gc() if len(self._atoms) >= _PAUSED_GC_FROM else contextlib.nullcontext():
                     self._persist.prepare(self)  # loads the saved flow state first: RUNNING → RESUMING is real
             except BaseException:
                 self._persist.release()  # a refused prepare (versions, migrations...) keeps nothing
@@ -299,10 +302,13 @@ class ActionEngine(ResumptionMixin):
 
     def run(self, timeout: float | None = None) -> None:
         """Runs the flow to its end (SUCCESS, REVERTED, FAILURE or SUSPENDED)."""
-        with self._run_lock():
+        self._take_run_lock()  # (not `_run_lock`: a generator context per run, for many small flows)
+        try:
             self._stepping = False
             for _ in self._run_iter(timeout):
                 pass
+        finally:
+            self._lock.release()
 
     def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
         """Runs step by step, yielding engine states; ``send(True)`` asks to suspend."""
@@ -331,12 +337,15 @@ class ActionEngine(ResumptionMixin):
 
     @contextlib.contextmanager
     def _run_lock(self) -> Iterator[None]:
-        if not self._lock.acquire(blocking=False):
-            raise exceptions.ExecutionFailure("Engine currently locked, please try again later")
+        self._take_run_lock()
         try:
             yield
         finally:
             self._lock.release()
+
+    def _take_run_lock(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise exceptions.ExecutionFailure("Engine currently locked, please try again later")
 
     # -- the loop --------------------------------------------------------------------------------
     def _run_iter(self, timeout: float | None) -> Iterator[str]:
