@@ -480,13 +480,16 @@ class Persister:
         storage.set_atom_uuids(uuids)
         self._versions[:] = versions
         restore.extend(plain_restore)
-        decode_of = self._decode_payload
         for column, pairs, field in (
             (storage.results, results, "results"),
             (storage.revert_results, revert_results, "revert_results"),
         ):
-            for index, text in pairs:
-                column[index] = decode_of(saved, plan, index, text, field)
+            index = -1
+            try:
+                for index, text in pairs:
+                    column[index] = _decode(text)
+            except (ValueError, RecursionError) as e:
+                raise _damaged_row(saved, plan.matched[index], e, field) from None
         for text, indexes in metas:
             try:
                 meta = self._meta_of(text)
@@ -497,13 +500,6 @@ class Persister:
         for index in interrupted:
             storage.interrupted[index] = _interrupted(plan.saved_name(plan.matched[index]))
         return sorted(slow + fresh) if slow and fresh else slow or fresh
-
-    @staticmethod
-    def _decode_payload(saved: SavedAtoms, plan: Any, index: int, text: str, field: str) -> Any:
-        try:
-            return _decode(text)
-        except (ValueError, RecursionError) as e:
-            raise _damaged_row(saved, plan.matched[index], e, field) from None
 
     def _restore_meta(self, storage: Any, indexes: list[int], meta: dict[str, Any], codes: list[int]) -> None:
         """What one saved meta, shared by the plain rows of ``indexes``, restores (as `_restore_row`)."""
