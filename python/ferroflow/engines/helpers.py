@@ -6,6 +6,7 @@ from typing import Any
 from urllib import parse
 
 from ferroflow import exceptions, trust
+from ferroflow.engines import persist
 from ferroflow.engines.engine import ActionEngine, ParallelActionEngine, SerialActionEngine
 from ferroflow.persistence import backends
 
@@ -146,8 +147,6 @@ def build(
     backend: Any = None,
 ) -> ActionEngine:
     """`load` with the engine class and options `checked_options` gave."""
-    from ferroflow.engines import persist
-
     created_in_book = flow_detail is None and book is not None
     backend_obj, flow_detail = persist.attach(flow, flow_detail, book, backend)
     result = engine_cls(flow, flow_detail=flow_detail, backend=backend_obj, options=options)
