@@ -567,10 +567,11 @@ impl SqliteStore {
     /// details (PENDING, to EXECUTE, nothing saved yet) from columns, before everything else.
     ///
     /// With `release`, the fence's owner also gives the flow's lease up in that transaction (a
-    /// run's final state and its release commit together).
+    /// run's final state and its release commit together). With `grouped` and
+    /// `durability="batch"`, flow states join the open group of steps (see `Batch::grouped`).
     #[pyo3(signature = (
         new_atoms, transitions, flow_states, flow_metas = Vec::new(), resume_records = Vec::new(), fresh_atoms = None,
-        fence = None, release = false
+        fence = None, release = false, grouped = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn apply(
@@ -584,12 +585,14 @@ impl SqliteStore {
         fresh_atoms: Option<FreshTuple>,
         fence: Option<(String, String, i64)>,
         release: bool,
+        grouped: bool,
     ) -> PyResult<()> {
         if release && fence.is_none() {
             return Err(PyValueError::new_err("release=True gives up the lease of the fence's owner: pass the fence"));
         }
         let batch = Batch {
             release,
+            grouped,
             fence: fence.map(fence_of),
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {

@@ -270,6 +270,10 @@ pub struct Batch {
     /// The fence's owner gives the flow's lease up after the batch, in its transaction: a run's
     /// last write (its final state) and the release commit together, not one after the other.
     pub release: bool,
+    /// With [`Durability::Batch`], the batch's flow states may join the open group of steps like
+    /// its transitions (a run starting: committed with the steps after it, within the group's
+    /// bounds) instead of committing the group and themselves at once. Ignored otherwise.
+    pub grouped: bool,
 }
 
 /// Who must hold a flow detail's lease for a write to commit: the owner and the epoch at which it

@@ -94,6 +94,9 @@ struct OpenGroup {
     by_atom: FastMap<String, usize>,
     /// The fence of the group's batches, checked when the group is written.
     fence: Option<Fence>,
+    /// Flow states that joined the group (`Batch::grouped`: a run starting), one per flow,
+    /// written after its transitions.
+    flow_states: Vec<FlowStateChange>,
 }
 
 impl OpenGroup {
@@ -107,13 +110,43 @@ impl OpenGroup {
         }
     }
 
-    /// Takes the group's transitions and fence, leaving it empty (its allocations kept).
-    fn take(&mut self) -> (Vec<Transition>, Option<Fence>) {
+    /// A flow's state joining the group: it replaces the flow's earlier one.
+    fn add_flow_state(&mut self, change: FlowStateChange) {
+        self.applied += 1;
+        merge_flow_state(&mut self.flow_states, change);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.transitions.is_empty() && self.flow_states.is_empty()
+    }
+
+    /// Takes the group's writes, leaving it empty (its allocations kept).
+    fn take(&mut self) -> Group {
         self.since = None;
         self.applied = 0;
         self.by_atom.clear();
         let capacity = self.transitions.len();
-        (std::mem::replace(&mut self.transitions, Vec::with_capacity(capacity)), self.fence.take())
+        Group {
+            transitions: std::mem::replace(&mut self.transitions, Vec::with_capacity(capacity)),
+            flow_states: std::mem::take(&mut self.flow_states),
+            fence: self.fence.take(),
+        }
+    }
+}
+
+/// The writes of an open group, taken to be written.
+struct Group {
+    transitions: Vec<Transition>,
+    flow_states: Vec<FlowStateChange>,
+    fence: Option<Fence>,
+}
+
+/// Adds `change` to `states`, replacing the state it holds for the same flow (a later state of a
+/// flow is the one to write).
+fn merge_flow_state(states: &mut Vec<FlowStateChange>, change: FlowStateChange) {
+    match states.iter_mut().find(|known| known.flow_uuid == change.flow_uuid) {
+        Some(known) => *known = change,
+        None => states.push(change),
     }
 }
 
@@ -769,18 +802,19 @@ impl Store {
 
     /// [`Durability::Batch`]: a batch of atom transitions only joins the open group (written when
     /// the group commits: a missing atom or a lost lease is reported then, and the whole group is
-    /// refused); any other batch commits the group, then itself.
+    /// refused), as does a flow state written `grouped` (a run starting: committed with the steps
+    /// after it); any other batch commits the group, then itself.
     fn apply_in_group(&mut self, batch: Batch, group: GroupCommit) -> CoreResult<()> {
         if let Some(failure) = self.flush_failure.take() {
             return Err(CoreError::Storage(failure));
         }
-        let transitions_only = batch.atom_details.is_empty()
+        let joins = batch.atom_details.is_empty()
             && batch.fresh_atoms.is_none()
             && batch.resume_records.is_empty()
-            && batch.flow_states.is_empty()
+            && (batch.flow_states.is_empty() || batch.grouped)
             && batch.flow_metas.is_empty()
             && !batch.release;
-        if !transitions_only {
+        if !joins {
             return self.write_after_group(batch);
         }
         if self.open_group.borrow().fence != batch.fence {
@@ -792,6 +826,9 @@ impl Store {
             let since = *open.since.get_or_insert_with(Instant::now);
             for transition in batch.transitions {
                 open.add(transition);
+            }
+            for change in batch.flow_states {
+                open.add_flow_state(change);
             }
             open.applied >= group.max_transitions || since.elapsed() >= group.max_delay
         };
@@ -810,23 +847,29 @@ impl Store {
     fn write_after_group(&mut self, mut batch: Batch) -> CoreResult<()> {
         let joins = batch.atom_details.is_empty() && batch.fresh_atoms.is_none() && {
             let open = self.open_group.borrow();
-            !open.transitions.is_empty() && open.fence == batch.fence
+            !open.is_empty() && open.fence == batch.fence
         };
         if !joins {
             return self.write_batch("applying a batch", &batch);
         }
-        let (mut transitions, _) = self.open_group.borrow_mut().take();
-        let grouped = transitions.len();
-        transitions.append(&mut batch.transitions);
-        batch.transitions = transitions;
+        let mut group = self.open_group.borrow_mut().take();
+        let grouped = group.transitions.len();
+        let own_states = std::mem::take(&mut batch.flow_states);
+        group.transitions.append(&mut batch.transitions);
+        batch.transitions = std::mem::take(&mut group.transitions);
+        batch.flow_states.clone_from(&group.flow_states);
+        for change in own_states.iter().cloned() {
+            merge_flow_state(&mut batch.flow_states, change);
+        }
         let joined = self.write_batch("applying a batch with the open group", &batch);
         if joined.is_ok() {
             return joined;
         }
         // (nothing of it was written: each part again, apart)
-        let own = batch.transitions.split_off(grouped);
-        let group = std::mem::replace(&mut batch.transitions, own);
-        self.write_group(&group, batch.fence.as_ref())?;
+        let own_transitions = batch.transitions.split_off(grouped);
+        group.transitions = std::mem::replace(&mut batch.transitions, own_transitions);
+        batch.flow_states = own_states;
+        self.write_group(group)?;
         self.write_batch("applying a batch", &batch)
     }
 
@@ -851,24 +894,18 @@ impl Store {
     /// Writes and commits the open group of applied transitions, if any ([`Durability::Batch`]; a
     /// no-op otherwise). On failure the group is dropped, as a kill would lose it.
     pub fn flush(&self) -> CoreResult<()> {
-        if self.open_group.borrow().transitions.is_empty() {
+        if self.open_group.borrow().is_empty() {
             return Ok(());
         }
-        let (transitions, fence) = self.open_group.borrow_mut().take();
-        self.write_group(&transitions, fence.as_ref())
+        let group = self.open_group.borrow_mut().take();
+        self.write_group(group)
     }
 
-    /// Writes a group of transitions in one transaction, under its fence.
-    fn write_group(&self, transitions: &[Transition], fence: Option<&Fence>) -> CoreResult<()> {
-        self.write("committing a group of transitions", |conn| {
-            if let Some(fence) = fence {
-                check_fence(conn, fence)?;
-            }
-            apply_parts(
-                conn,
-                &Parts { transitions, rowids: Some(&self.rowids), updates: Some(&self.updates), ..Parts::default() },
-            )
-        })
+    /// Writes a group in one transaction, under its fence.
+    fn write_group(&self, group: Group) -> CoreResult<()> {
+        let Group { transitions, flow_states, fence } = group;
+        let batch = Batch { transitions, flow_states, fence, ..Batch::default() };
+        self.write_batch("committing a group of transitions", &batch)
     }
 
     /// For a timer off the writer's path: commits the open group if it is older than its

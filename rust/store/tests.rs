@@ -810,6 +810,52 @@ fn state_of(store: &Store, atom: &str) -> String {
 }
 
 #[test]
+fn a_grouped_flow_state_joins_the_open_group_and_commits_with_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, mut other) = grouped(&dir, 2, 1000, Duration::from_secs(60));
+    let flow_state = |store: &Store| store.get_flow_detail("f").unwrap().state.unwrap_or_default();
+    let epoch = store.acquire_lease("f", "me", 10.0, 0.0).unwrap().unwrap();
+    let fence = Some(Fence { flow_uuid: "f".into(), owner: "me".into(), epoch });
+    let fenced = |mut batch: Batch, grouped: bool| {
+        batch.fence.clone_from(&fence);
+        batch.grouped = grouped;
+        batch
+    };
+    let mut start = Batch::new();
+    start.flow_state("f", "RUNNING", Some(1.0));
+    // A run's start waits in the group with the steps after it...
+    store.apply(&fenced(start.clone(), true)).unwrap();
+    store.apply(&fenced(step("a0", "SUCCESS"), false)).unwrap();
+    assert_eq!((flow_state(&other), state_of(&other, "a0")), (String::new(), "PENDING".into()));
+    store.flush().unwrap();
+    assert_eq!((flow_state(&other), state_of(&other, "a0")), ("RUNNING".into(), "SUCCESS".into()));
+    // ...and an ungrouped one commits the group and itself at once.
+    store.apply(&fenced(step("a1", "RUNNING"), false)).unwrap();
+    let mut end = Batch::new();
+    end.flow_state("f", "SUCCESS", Some(2.0));
+    store.apply(&fenced(end, false)).unwrap();
+    assert_eq!((flow_state(&other), state_of(&other, "a1")), ("SUCCESS".into(), "RUNNING".into()));
+    // A flow's later state in the group replaces the earlier one; a state written after the
+    // group (joining it) is the last one written.
+    store.apply(&fenced(start.clone(), true)).unwrap();
+    let mut suspended = Batch::new();
+    suspended.flow_state("f", "SUSPENDED", None);
+    store.apply(&fenced(suspended, true)).unwrap();
+    store.apply(&fenced(step("a1", "SUCCESS"), false)).unwrap();
+    let mut failed = Batch::new();
+    failed.flow_state("f", "FAILURE", None);
+    store.apply(&fenced(failed, false)).unwrap();
+    assert_eq!((flow_state(&other), state_of(&other, "a1")), ("FAILURE".into(), "SUCCESS".into()));
+    // A group holding a run's start is refused whole once the lease was lost.
+    store.apply(&fenced(start, true)).unwrap();
+    store.apply(&fenced(step("a0", "REVERTING"), false)).unwrap();
+    other.release_lease("f", "me").unwrap();
+    other.acquire_lease("f", "thief", 10.0, 5.0).unwrap().unwrap();
+    assert!(matches!(store.flush(), Err(CoreError::LeaseLost(_))));
+    assert_eq!((flow_state(&other), state_of(&other, "a0")), ("FAILURE".into(), "SUCCESS".into()));
+}
+
+#[test]
 fn grouped_transitions_commit_together_once_the_group_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, other) = grouped(&dir, 3, 3, Duration::from_secs(60));

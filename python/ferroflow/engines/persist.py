@@ -205,6 +205,8 @@ class Persister:
         self.meta_cache: dict[str, dict[str, Any]] = {}
         self._conn = backend.get_connection()
         self._fast = hasattr(self._conn, "apply")
+        #: Whether the fast path's ``apply`` takes ``release_lease`` and ``grouped`` (SQLite).
+        self._run_options = getattr(self._conn, "apply_run_options", False)
         self._injector: models.TaskDetail | None = None
         #: Saved details without an atom that a rollback must revert (see `resumption`).
         self.orphans: list[models.AtomDetail] = []
@@ -992,11 +994,14 @@ class Persister:
             self.save(engine, [(index, STATE_CODES[states.PENDING], 0) for index in range(len(engine.storage.states))])
         if self._fast:
             lease = self.lease
-            if release and lease is not None and lease.held and getattr(self._conn, "releases_with_writes", False):
+            if not self._run_options:
+                self._conn.apply(flow_state=(fd.uuid, state))
+            elif release and lease is not None and lease.held:
                 self._conn.apply(flow_state=(fd.uuid, state), release_lease=True)
                 lease.released()
             else:
-                self._conn.apply(flow_state=(fd.uuid, state))
+                # (a run starting joins the open group of steps with durability="batch")
+                self._conn.apply(flow_state=(fd.uuid, state), grouped=state == states.RUNNING)
             if state in _RUN_ENDS and self.details is None:
                 self._sync_user_detail()
         else:

@@ -301,8 +301,9 @@ class SQLiteBackend(base.Backend):
 class SQLiteConnection(base.Connection):
     """A connection to a :class:`SQLiteBackend`."""
 
-    #: :meth:`apply` can give the fenced lease up in its transaction (``release_lease``).
-    releases_with_writes = True
+    #: :meth:`apply` takes ``release_lease`` (the fenced lease given up in its transaction) and
+    #: ``grouped`` (a run's start joining the open group of steps).
+    apply_run_options = True
 
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
@@ -555,6 +556,7 @@ class SQLiteConnection(base.Connection):
         fresh_atoms: tuple[str, list[str], list[str], list[bool], list[str | None]] | None = None,
         atom_changes: Iterable[Mapping[str, Any]] = (),
         release_lease: bool = False,
+        grouped: bool = False,
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
 
@@ -582,6 +584,9 @@ class SQLiteConnection(base.Connection):
         :param release_lease: the owner of the connection's fence (:meth:`fence`) gives the
             flow's lease up in the same transaction (a run's last write); the fence is kept (the
             caller clears it).
+        :param grouped: with ``durability="batch"``, ``flow_state`` may join the open group of
+            steps, committed with the steps after it (a run starting), instead of committing the
+            group and itself at once.
         :raises NotFound: an updated atom detail or the flow detail does not exist (nothing is
             written).
         :raises TypeError: a value cannot be serialized (nothing is written).
@@ -592,7 +597,7 @@ class SQLiteConnection(base.Connection):
             if not (new_atom_details or atom_updates or resume_records or atom_changes):
                 # (a flow's state alone: what an engine writes as a run starts and ends)
                 flows = ((flow_state[0], flow_state[1], now),)
-                self._store.apply((), (), flows, (), (), None, self._fence, release_lease)
+                self._store.apply((), (), flows, (), (), None, self._fence, release_lease, grouped)
                 return
         rows = [_atom_row(ad, flow_uuid, now) for flow_uuid, ad in new_atom_details]
         changes = [encode_transition(ad, fields, {"uuid": ad.uuid, "updated_at": now}) for ad, fields in atom_updates]
@@ -610,7 +615,7 @@ class SQLiteConnection(base.Connection):
                 else:
                     records.append((uuid, record))
         fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
-        self._store.apply(rows, changes, flows, metas, records, fresh, self._fence, release_lease)
+        self._store.apply(rows, changes, flows, metas, records, fresh, self._fence, release_lease, grouped)
 
     def lane_parts(self) -> tuple[Any, tuple[str, str, int]]:
         """``(store handle, fence)`` for an engine that writes its steps from Rust
