@@ -838,10 +838,11 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::apply_in_group`] of a batch that is more than transitions (a flow's state, most
+    /// [`Store::apply_in_group`] of a batch that does not join the group (a flow's state, most
     /// often): the open group, then the batch. When the batch replaces no whole row and carries
-    /// the group's fence, both are written in one transaction, the group's transitions first
-    /// (a flow ending writes its last steps and its state in one commit, not two). Should that
+    /// the group's fence, both are written in one transaction, the group's writes first and a
+    /// flow's state from the batch replacing the group's (a flow ending writes its last steps
+    /// and its state in one commit, not two). Should that
     /// write fail, the group and then the batch are written apart, so that the outcome of each is
     /// what it would have been without joining.
     fn write_after_group(&mut self, mut batch: Batch) -> CoreResult<()> {
@@ -873,8 +874,7 @@ impl Store {
         self.write_batch("applying a batch", &batch)
     }
 
-    /// Writes `batch` in one transaction (see [`Store::write`]); a release it carries counts as a
-    /// lease statement (see [`Store::own_data_changes`]).
+    /// Writes `batch` in one transaction (see [`Store::write`] and `apply_batch`).
     fn write_batch(&self, doing: &str, batch: &Batch) -> CoreResult<()> {
         self.write(doing, |conn| apply_batch(conn, batch, &self.rowids, &self.updates, &self.lease_changes))
     }
@@ -1359,8 +1359,6 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
     Ok(())
 }
 
-/// Writes the parts of a batch with cached statements: each row costs one indexed statement.
-/// Applies a [`Batch`] inside the caller's transaction, checking its fence first.
 /// Gives `owner`'s lease of `flow_uuid` up (another owner's is never touched); whether it held it.
 fn release_held(conn: &Connection, flow_uuid: &str, owner: &str) -> Inner<bool> {
     let released = conn
@@ -1372,6 +1370,9 @@ fn release_held(conn: &Connection, flow_uuid: &str, owner: &str) -> Inner<bool> 
     Ok(released == 1)
 }
 
+/// Applies a [`Batch`] inside the caller's transaction under its fence (see below), each row
+/// with one indexed statement; a release made by a statement of its own is counted in
+/// `lease_changes`.
 fn apply_batch(
     conn: &Connection,
     batch: &Batch,
