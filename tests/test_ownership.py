@@ -426,3 +426,24 @@ def test_lease_seconds_is_checked_at_load(tmp_path, backend) -> None:
     for bad in (0, -1, "soon", float("inf")):
         with pytest.raises(ValueError, match="lease_seconds"):
             engines.load_from_factory(rf.chain, factory_args=[str(tmp_path)], backend=backend, lease_seconds=bad)
+
+
+def test_the_heartbeat_can_be_reentered_while_it_holds_its_lock() -> None:
+    """A collection while the heartbeat holds its lock (inside `add`) may run a dropped lease's
+    finalizer, which comes back to the heartbeat (`forget_dead`): that must not deadlock."""
+    import threading
+
+    from ferroflow.persistence import ownership
+
+    heartbeat = ownership._HEARTBEAT
+    reentered = threading.Event()
+
+    def while_held() -> None:
+        with heartbeat._lock:
+            heartbeat.forget_dead()
+            reentered.set()
+
+    worker = threading.Thread(target=while_held, daemon=True)
+    worker.start()
+    assert reentered.wait(10), "the heartbeat's lock is not re-entrant"
+    worker.join(10)

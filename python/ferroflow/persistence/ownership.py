@@ -237,8 +237,9 @@ class _Heartbeat:
 
     def __init__(self) -> None:
         # (`add` and `discard` take the lock itself: a Condition's own enter and exit are Python
-        # calls, and every run makes both)
-        self._lock = threading.Lock()
+        # calls, and every run makes both. Re-entrant: a collection while it is held may run a
+        # dropped lease's finalizer, which comes back here through `forget_dead`.)
+        self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._due: dict[int, tuple[float, weakref.ref[Lease]]] = {}
         self._thread: threading.Thread | None = None
