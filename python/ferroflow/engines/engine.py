@@ -87,6 +87,8 @@ class Compilation:
         #: The atoms' version policies as `resume_plan` decided them, with the options it was
         #: given: kept for the next engine resuming on this compilation.
         self.resume_policies: Any = None
+        #: The atoms whose saved result can fail to fit their provides (`resume_plan`), once found.
+        self.structured_provides: list[int] | None = None
 
     @property
     def execution_graph(self) -> DiGraph:

@@ -265,10 +265,11 @@ def rewind_reverts(engine: Any, to: str) -> dict[str, Any]:
 
 def structured_provides(engine: Any) -> list[int]:
     """The compiled atoms whose ``provides`` pick items out of their result (a list, tuple or
-    set): the only ones a saved result can fail to fit. Computed once per engine."""
-    found = getattr(engine, "_structured_provides", None)
+    set): the only ones a saved result can fail to fit. Computed once per compilation (the
+    engines `ferroflow.engines.many` resumes share one, and its result keys)."""
+    compilation = engine.compilation
+    found = compilation.structured_provides
     if found is None:
-        compilation = engine.compilation
         # (the result keys the lowering read: an empty mapping for one name, not made yet)
         result_keys = engine._save_as
         found = []
@@ -276,7 +277,7 @@ def structured_provides(engine: Any) -> list[int]:
             save_as = result_keys[index]
             if save_as and (len(save_as) > 1 or None not in save_as.values()):
                 found.append(index)
-        engine._structured_provides = found
+        compilation.structured_provides = found
     return found
 
 
