@@ -261,3 +261,39 @@ def _chain(n: int):
     for i in range(1, n):
         flow.add(Add(f"a{i}", rebind={"total": f"t{i - 1}"}, provides=f"t{i}"))
     return flow
+
+
+def test_a_write_ahead_log_left_without_its_store_is_never_replayed_into_a_new_one(tmp_path) -> None:
+    """A store deleted without its ``-wal`` (left by a process that exited without closing it):
+    creating a new store at that path would make SQLite replay the old log into it and damage it,
+    so it is refused, naming both files, and nothing is created; with the log removed, a new
+    store is made."""
+    db = tmp_path / "flows.db"
+    leave_a_log = (
+        "import os\n"
+        "from ferroflow import engines\n"
+        "from ferroflow.persistence import backends\n"
+        "from ferroflow.benchmarking import flows\n"
+        f"backend = backends.fetch('sqlite:///{db}')\n"
+        "for _ in range(5):\n"
+        "    engines.load(flows.small_linear(10), backend=backend).run()\n"
+        "os._exit(0)  # (no close: the log stays)\n"
+    )
+    subprocess.run([sys.executable, "-c", leave_a_log], check=True, capture_output=True)
+    wal = tmp_path / "flows.db-wal"
+    assert wal.stat().st_size > 0
+    db.unlink()
+
+    backend = backends.fetch(f"sqlite:///{db}")
+    with pytest.raises(exc.StorageFailure, match=r"flows\.db-wal' is there without it.*remove"):
+        backend.get_connection()
+    assert not db.exists()
+    backend.close()
+
+    wal.unlink()
+    (tmp_path / "flows.db-shm").unlink(missing_ok=True)
+    backend = backends.fetch(f"sqlite:///{db}")
+    conn = backend.get_connection()
+    assert list(conn.get_logbooks()) == []
+    conn.close()
+    backend.close()

@@ -70,6 +70,7 @@ pub(super) fn open(path: &Path, label: &str, access: Access) -> CoreResult<Conne
                 "cannot open store '{label}': there is no such file (a read-only open never creates one)"
             )));
         }
+        refuse_orphan_wal(path, label)?;
         // `false`: another process created it meanwhile; it is then checked like any existing file.
         created = create(path, label)?;
     }
@@ -81,6 +82,25 @@ pub(super) fn open(path: &Path, label: &str, access: Access) -> CoreResult<Conne
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
     };
     connect(path, label, flags)
+}
+
+/// Refuses to create a store where a write-ahead log of a database that is gone lies (the file was
+/// deleted or moved without its `-wal`): SQLite would replay that log into the new, empty file
+/// and damage it. (A log that appears with its database, another process creating the store
+/// meanwhile, is no orphan: the database is checked for again.)
+fn refuse_orphan_wal(path: &Path, label: &str) -> CoreResult<()> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let orphan = fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0) && !path.exists();
+    if !orphan {
+        return Ok(());
+    }
+    Err(CoreError::Storage(format!(
+        "cannot create store '{label}': its write-ahead log '{label}-wal' is there without it (the store \
+         was deleted or moved without its -wal and -shm files); a new store would take that log's pages \
+         and be damaged. Put the store file back, or remove '{label}-wal' and '{label}-shm' to start a \
+         new store"
+    )))
 }
 
 /// A read-only connection to look at an existing file without leaving a trace. Closing it never
