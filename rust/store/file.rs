@@ -89,9 +89,7 @@ pub(super) fn open(path: &Path, label: &str, access: Access) -> CoreResult<Conne
 /// and damage it. (A log that appears with its database, another process creating the store
 /// meanwhile, is no orphan: the database is checked for again.)
 fn refuse_orphan_wal(path: &Path, label: &str) -> CoreResult<()> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let orphan = fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0) && !path.exists();
+    let orphan = fs::metadata(wal_path(path)).is_ok_and(|meta| meta.len() > 0) && !path.exists();
     if !orphan {
         return Ok(());
     }
@@ -108,9 +106,7 @@ fn refuse_orphan_wal(path: &Path, label: &str) -> CoreResult<()> {
 /// file the database file is complete, so it is read as immutable: SQLite would otherwise create
 /// `-wal` and `-shm` files beside a WAL-mode database, even for a read-only connection.
 fn probe(path: &Path, label: &str) -> CoreResult<Connection> {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if !Path::new(&wal).exists() {
+    if !wal_path(path).exists() {
         if let Some(uri) = immutable_uri(path) {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             return Connection::open_with_flags(uri, flags)
@@ -221,6 +217,13 @@ fn create(path: &Path, label: &str) -> CoreResult<bool> {
     // Gone after a link or a failure; already gone after a rename.
     let _ = fs::remove_file(&temp);
     result
+}
+
+/// The write-ahead log SQLite keeps beside the database at `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// A temporary name beside `path`, unique to this process and call.
