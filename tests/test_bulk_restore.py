@@ -94,6 +94,9 @@ def test_bulk_restore_equals_row_by_row_restore(tmp_path, monkeypatch) -> None:
             ad.state = states.RUNNING  # as if the engine had stopped while d ran
         elif ad.name == "a":
             ad.meta["extra"] = True
+        elif ad.name == "e":
+            # (the meta of the finished atoms, on one not run: its progress is kept, not implied)
+            ad.meta = {"progress": 1.0}
         else:
             continue
         conn.update_atom_details(ad)
@@ -104,5 +107,6 @@ def test_bulk_restore_equals_row_by_row_restore(tmp_path, monkeypatch) -> None:
     assert bulk["results"][:3] == [{"n": 1}, 7, {"n": 1}]
     assert bulk["progress_details"], "the reported progress details were restored"
     assert bulk["metas"], "a meta holding more than the progress is kept"
+    assert bulk["progress"][5] == (1.0, None) and 2 not in bulk["progress"]  # (kept, implied)
     assert bulk["interrupted_atoms"] == [4]
     assert bulk["versions"][2] == "2.0"

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -447,3 +448,32 @@ def test_the_heartbeat_can_be_reentered_while_it_holds_its_lock() -> None:
     worker.start()
     assert reentered.wait(10), "the heartbeat's lock is not re-entrant"
     worker.join(10)
+
+
+def test_a_lease_given_up_with_the_runs_last_write_is_not_released_again() -> None:
+    """`released` (the store gave the lease up with the final state) forgets the lease; the
+    engine's `release` after it then makes no call at all."""
+    from ferroflow.persistence import ownership
+
+    calls: list[Any] = []
+
+    class Connection:
+        def acquire_lease(self, flow_uuid: str, owner: str, seconds: float) -> int:
+            return 3
+
+        def fence(self, fence: Any) -> None:
+            calls.append(("fence", fence))
+
+        def release_lease(self, flow_uuid: str, owner: str) -> None:
+            calls.append(("release", flow_uuid, owner))
+
+    lease = ownership.Lease(Connection(), "flow", 30.0, "me")
+    lease.acquire()
+    assert calls == [("fence", ("flow", "me", 3))]
+    lease.released()
+    assert calls[1:] == [("fence", None)] and not lease.held
+    lease.release()
+    assert calls[2:] == []
+    lease.acquire()  # and it can be taken again
+    lease.release()
+    assert calls[2:] == [("fence", ("flow", "me", 3)), ("fence", None), ("release", "flow", "me")]

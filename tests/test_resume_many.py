@@ -301,3 +301,36 @@ def test_a_fixed_chunk_size_is_kept_and_a_bad_one_refused(
     for bad in (0, -1, 2.5, True, "4"):
         with pytest.raises(ValueError, match="chunk must be a positive number of flows"):
             engines.resume_many(uuids, uri, chunk=bad)
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_the_collector_is_paused_only_while_a_chunk_is_prepared(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, collector_on: bool
+) -> None:
+    """A chunk's engines are built, leased and prepared with the cyclic collector off (all that
+    is acyclic: young collections would only walk it again and again); the atoms run with the
+    collector as the caller had it, and it is back as it was after, even when a step failed."""
+    from ferroflow.engines import many
+
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    good = many_flows.start(uri, 3, 2)
+    leased = many_flows.start(uri, 1, 2)
+    backend = backends.fetch(uri)
+    with backend.get_connection() as conn:
+        conn.acquire_lease(leased[0], "some-host:1:other", 60.0)  # its lease step fails
+    while_loading: list[bool] = []
+    while_running: list[bool] = []
+    load, execute = many.Resumer.load, many_flows.Step.execute
+    monkeypatch.setattr(many.Resumer, "load", lambda self, fd: while_loading.append(gc.isenabled()) or load(self, fd))
+    monkeypatch.setattr(many_flows.Step, "execute", lambda self: while_running.append(gc.isenabled()) or execute(self))
+    if not collector_on:
+        gc.disable()
+    try:
+        results = engines.resume_many([good[0], leased[0], *good[1:]], backend, chunk=4)
+        assert gc.isenabled() is collector_on
+    finally:
+        gc.enable()
+        backend.close()
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert while_loading == [False] * 4
+    assert while_running == [collector_on] * 3  # (each flow was suspended after its first atom)

@@ -424,6 +424,8 @@ class Persister:
     def _pending_migrations(self, engine: Any) -> list[Any]:
         """The engine's migrations the flow detail has not recorded as applied."""
         given = migrations.check_migrations(engine.options.get("migrations"))
+        if not given:
+            return given
         done = migrations.applied_ids(self.flow_detail.meta)
         return [m for m in given if m.id not in done]
 
@@ -454,8 +456,9 @@ class Persister:
             saved.uuid_of, saved.position_of = first.saved_uuid, first.saved_position
         # Saved results that no longer fit their atom's provides: the plan again, with them.
         plan, self._misfits = resume_plan.checked(engine, first, plan_with, saved.detail)
-        if hasattr(self.backend, "read_ahead"):  # (SQLite: one the plan did not take is not kept)
-            self.backend.store().forget_read_ahead()
+        forget_read_ahead = getattr(self.backend, "forget_read_ahead", None)
+        if forget_read_ahead is not None:  # (SQLite: one the plan did not take is not kept)
+            forget_read_ahead()
         return plan
 
     def _restore_columns(
@@ -508,6 +511,12 @@ class Persister:
         progress = meta.get("progress")
         details = meta.get("progress_details")
         keep_all = len(meta) > 1 or progress is None  # it holds more than the progress
+        if not keep_all:
+            # Only the progress (most atoms): nothing to keep where it is what every state implies
+            # (checked at C speed; the loop below would find it atom by atom).
+            done = map(_DONE.__contains__, map(codes.__getitem__, indexes))
+            if all(done) if progress == 1.0 else (progress == 0.0 and not any(done)):
+                return
         has_details = "progress_details" in meta
         for index in indexes:
             # Progress equal to what the state implies is not kept (most atoms): see Storage.progress_of.

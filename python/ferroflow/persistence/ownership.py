@@ -194,6 +194,8 @@ class Lease:
 
     def release(self) -> None:
         """Gives the lease up (nothing when not held; never another owner's)."""
+        if self.epoch is None and self._finalizer is None:
+            return  # (never taken, or already forgotten: `released` after the run's last write)
         if self._forget():
             self.conn.release_lease(self.flow_uuid, self.owner)
 

@@ -218,6 +218,7 @@ class SQLiteBackend(base.Backend):
         if self.read_only and self._path is None:
             raise ValueError("A read-only SQLite backend needs the path of an existing store, not an in-memory one")
         self._store: _core.SqliteStore | None = None
+        self._read_ahead = False  # (whether `read_ahead` ever started a read)
         self._pid = forks.pid()
         self._open_lock = threading.Lock()
         #: Held by each read-merge-write call, so threads of this process never interleave them.
@@ -268,7 +269,15 @@ class SQLiteBackend(base.Backend):
         what was read instead of reading, when nothing else committed to the file and this
         backend changed no row but leases in between (else it reads again: never stale).
         Returns whether a read started (not for an in-memory store)."""
-        return self.store().read_ahead(flow_uuid, restoring)
+        started = self.store().read_ahead(flow_uuid, restoring)
+        self._read_ahead = self._read_ahead or started
+        return started
+
+    def forget_read_ahead(self) -> None:
+        """Drops a read ahead nobody took (each prepare's plan asks: nothing to do, and no call
+        into the store, on a backend that never started one)."""
+        if self._read_ahead:
+            self.store().forget_read_ahead()
 
     @contextlib.contextmanager
     def held_writes(self) -> Iterator[bool]:
