@@ -262,9 +262,9 @@ def _chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     resume_chunk = engines.many._resume_chunk
 
-    def recorded(resumer: Any, conn: Any, items: list[Any], *rest: Any) -> None:
+    def recorded(resumer: Any, items: list[Any], *rest: Any) -> None:
         sizes.append(len(items))
-        resume_chunk(resumer, conn, items, *rest)
+        resume_chunk(resumer, items, *rest)
 
     monkeypatch.setattr(engines.many, "_resume_chunk", recorded)
     return sizes
@@ -310,18 +310,25 @@ def test_the_collector_is_paused_only_while_a_chunk_is_prepared(
     """A chunk's engines are built, leased and prepared with the cyclic collector off (all that
     is acyclic: young collections would only walk it again and again); the atoms run with the
     collector as the caller had it, and it is back as it was after, even when a step failed."""
-    from ferroflow.engines import many
+    from ferroflow.engines import helpers
 
     uri = f"sqlite:///{tmp_path / 'many.db'}"
     good = many_flows.start(uri, 3, 2)
     leased = many_flows.start(uri, 1, 2)
     backend = backends.fetch(uri)
     with backend.get_connection() as conn:
-        conn.acquire_lease(leased[0], "some-host:1:other", 60.0)  # its lease step fails
+        conn.acquire_lease(leased[0], "some-host:1:other", 60.0)  # its read fails
     while_loading: list[bool] = []
     while_running: list[bool] = []
-    load, execute = many.Resumer.load, many_flows.Step.execute
-    monkeypatch.setattr(many.Resumer, "load", lambda self, fd: while_loading.append(gc.isenabled()) or load(self, fd))
+    build, execute = helpers.build, many_flows.Step.execute
+
+    def build_recorded(engine_cls: Any, flow: Any, options: Any, **kwargs: Any) -> Any:
+        while_loading.append(gc.isenabled())
+        if kwargs["flow_detail"].uuid == good[1]:
+            raise RuntimeError("its engine cannot be made")
+        return build(engine_cls, flow, options, **kwargs)
+
+    monkeypatch.setattr(helpers, "build", build_recorded)
     monkeypatch.setattr(many_flows.Step, "execute", lambda self: while_running.append(gc.isenabled()) or execute(self))
     if not collector_on:
         gc.disable()
@@ -330,7 +337,45 @@ def test_the_collector_is_paused_only_while_a_chunk_is_prepared(
         assert gc.isenabled() is collector_on
     finally:
         gc.enable()
-        backend.close()
-    assert [r.ok for r in results] == [True, False, True, True]
-    assert while_loading == [False] * 4
-    assert while_running == [collector_on] * 3  # (each flow was suspended after its first atom)
+    assert [r.ok for r in results] == [True, False, False, True]
+    assert "cannot be made" in str(results[2].error)
+    assert while_loading == [False] * 3
+    assert while_running == [collector_on] * 2  # (each flow was suspended after its first atom)
+    with backend.get_connection() as conn:  # the lease read with the flow was given back
+        assert conn.get_lease(good[1]) is None
+    backend.close()
+
+
+def test_each_flows_row_is_read_once_with_its_lease(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a flow's lease is taken before it is read: the row the lease comes back with is
+    the flow detail the engine is built from and prepared with, never read again."""
+    from ferroflow.persistence.backends import impl_sqlite
+
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    uuids = many_flows.start(uri, 5, 4)
+    reads: list[str] = []
+    read_row = impl_sqlite.SQLiteConnection._flow_row
+    monkeypatch.setattr(impl_sqlite.SQLiteConnection, "_flow_row", lambda *a: reads.append(a[2]) or read_row(*a))
+    results = engines.resume_many(uuids, uri)
+    assert [r.state for r in results] == ["SUCCESS"] * 5 and [r.flow_name for r in results] == ["small-ok"] * 5
+    assert reads == []
+
+
+def test_a_persister_adopts_only_a_held_lease_of_its_own_flow(tmp_path: Path, logs: tuple[Path, Path]) -> None:
+    from ferroflow.persistence import ownership
+
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    first, second = many_flows.start(uri, 2, 2)
+    backend = backends.fetch(uri)
+    conn = backend.get_connection()
+    engine = engines.Resumer(backend).load(conn.get_flow_details(first, lazy=True))
+    other = ownership.Lease(conn, second, 30.0, "me")
+    other.acquire()
+    with pytest.raises(ValueError, match="held lease of its own flow detail"):
+        engine._persist.adopt(other)  # another flow's
+    other.release()
+    with pytest.raises(ValueError, match="held lease"):
+        engine._persist.adopt(ownership.Lease(conn, first, 30.0, "me"))  # not taken
+    backend.close()

@@ -85,27 +85,58 @@ class Resumer:
         self._templates: dict[str, Any] = {}
         #: Per saved factory record, the saved metas its engines decoded (atoms share a few).
         self._meta_caches: dict[str, dict[str, Any]] = {}
+        #: `read` takes a flow's lease before reading it (SQLite: the lease comes with the row).
+        self._lease_first = hasattr(self.backend, "store")
 
-    def load(self, flow_detail: Any) -> Any:
-        """The engine of ``flow_detail``, compiled (not prepared: `prepare` takes its lease).
+    def read(self, flow_uuid: str) -> tuple[Any, ownership.Lease | None]:
+        """The saved flow detail ``flow_uuid`` and, on SQLite, its lease: taken first, on a
+        connection of its own, so that the row the lease comes back with is the one read (a
+        flow's row is read once; give both to `load`). Elsewhere the flow detail alone.
+
+        :raises NotFound: there is no such flow detail.
+        :raises InvalidState: another live owner holds its lease.
+        """
+        conn = self.backend.get_connection()
+        if not self._lease_first:
+            return conn.get_flow_details(flow_uuid), None
+        lease = ownership.Lease(conn, flow_uuid, self._options["lease_seconds"], self._owner)
+        lease.acquire()
+        try:
+            return conn.get_flow_details(flow_uuid, lazy=True), lease
+        except BaseException:
+            lease.release()
+            raise
+
+    def load(self, flow_detail: Any, lease: ownership.Lease | None = None) -> Any:
+        """The engine of ``flow_detail``, compiled (not prepared: `prepare` takes its lease,
+        unless ``lease``, held, came with the flow detail from `read`; it is given back if the
+        engine cannot be made).
 
         :raises UntrustedCode, ImportError, ValueError: as `load_from_detail`.
         """
-        key = _structure_key(flow_detail) if self._share else None
-        template = self._templates.get(key) if key is not None else None
-        flow = template._flow if template is not None else factories.flow_from_detail(flow_detail, self._given)
-        # (the engine copies the options it is given: one checked dict serves every flow)
-        engine = helpers.build(self._engine_cls, flow, self._options, flow_detail=flow_detail, backend=self.backend)
-        if engine._persist is not None:
-            engine._persist.owner = self._owner
-            if key is not None:
-                engine._persist.meta_cache = self._meta_caches.setdefault(key, {})
-        if template is not None:
-            engine._compile_like(template)
-        else:
-            engine.compile()
-            if key is not None:
-                self._templates[key] = engine
+        try:
+            key = _structure_key(flow_detail) if self._share else None
+            template = self._templates.get(key) if key is not None else None
+            flow = template._flow if template is not None else factories.flow_from_detail(flow_detail, self._given)
+            # (the engine copies the options it is given: one checked dict serves every flow)
+            engine = helpers.build(self._engine_cls, flow, self._options, flow_detail=flow_detail, backend=self.backend)
+            if engine._persist is not None:
+                if lease is not None:
+                    engine._persist.adopt(lease)
+                else:
+                    engine._persist.owner = self._owner
+                if key is not None:
+                    engine._persist.meta_cache = self._meta_caches.setdefault(key, {})
+            if template is not None:
+                engine._compile_like(template)
+            else:
+                engine.compile()
+                if key is not None:
+                    self._templates[key] = engine
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         return engine
 
     @contextlib.contextmanager
@@ -156,7 +187,6 @@ def resume_many(
     """
     sizes = _ChunkSizes(chunk)
     resumer = Resumer(backend, trusted_modules=trusted_modules, share_flows=share_flows, engine=engine, **options)
-    lazy = hasattr(resumer.backend, "store")  # SQLite: prepare reads the saved atoms as columns
     results: list[FlowResult] = []
 
     def emit(result: FlowResult) -> None:
@@ -165,10 +195,10 @@ def resume_many(
             on_result(result)
 
     items = iter(flows)
-    with contextlib.closing(resumer.backend.get_connection()) as conn, resumer.held_writes():
+    with resumer.held_writes():
         while taken := list(itertools.islice(items, sizes.next)):
             started = time.monotonic()
-            _resume_chunk(resumer, conn, taken, lazy, emit)
+            _resume_chunk(resumer, taken, emit)
             sizes.took(len(taken), time.monotonic() - started)
     return results
 
@@ -201,7 +231,7 @@ class _ChunkSizes:
             self.next = min(CHUNK, pacing.next_size(self.next, flows, seconds, LEASE_AHEAD_SECONDS))
 
 
-def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], lazy: bool, emit: Callable[[FlowResult], Any]) -> None:
+def _resume_chunk(resumer: Resumer, items: list[Any], emit: Callable[[FlowResult], Any]) -> None:
     """Resumes the flows of one chunk (flow details or uuids), giving each result to ``emit`` in
     order, as soon as it is known."""
     results: list[FlowResult] = []
@@ -211,20 +241,21 @@ def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], lazy: bool, emi
         if isinstance(item, str):
             result = FlowResult(item, "", None)
             try:
-                item = conn.get_flow_details(item, lazy=lazy)
+                read = resumer.read(item)
             except Exception as exc:
-                result.error, item = exc, None
+                result.error, read = exc, None
             else:
-                result.flow_name = item.name
+                result.flow_name = read[0].name
         else:
             result = FlowResult(str(item.uuid), item.name, None)
+            read = (item, None)
         results.append(result)
-        pending.append(item)
+        pending.append(read)
     # (what a chunk's engines are built, leased and prepared with is acyclic, freed by reference
     # counting (tests/test_engine_lifetime.py) and lives until the chunk has run: young
     # collections walking it again and again would cost a small flow about 4 %)
     with paused_gc():
-        for step in (resumer.load, _leased, _prepared):
+        for step in (_loaded(resumer), _leased, _prepared):
             for position, value in enumerate(pending):
                 if value is not None:
                     try:
@@ -239,6 +270,11 @@ def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], lazy: bool, emi
                 result.failure = Failure()
             result.state = engine.storage.get_flow_state()
         emit(result)
+
+
+def _loaded(resumer: Resumer) -> Callable[[tuple[Any, ownership.Lease | None]], Any]:
+    """The step that makes a flow's engine from what `Resumer.read` gave."""
+    return lambda read: resumer.load(*read)
 
 
 def _leased(engine: Any) -> Any:

@@ -230,6 +230,9 @@ class Persister:
         self._owner: str | None = None  # (see `owner`)
         self.lease_seconds = ownership.lease_seconds_from(lease_seconds)
         self.lease: ownership.Lease | None = None
+        #: The flow detail was read with its lease, on this persister's connection (`adopt`):
+        #: prepare takes its state and meta as they are instead of reading them again.
+        self._read_with_lease = False
 
     @property
     def owner(self) -> str:
@@ -242,6 +245,17 @@ class Persister:
     @owner.setter
     def owner(self, value: str) -> None:
         self._owner = value
+
+    def adopt(self, lease: ownership.Lease) -> None:
+        """Takes ``lease``, held, of this persister's flow detail, which was read with it (by
+        ``lease.conn``, a connection of this persister's backend, right after acquiring it: nothing
+        but its holder can have changed the flow since): the lease fences this persister's writes,
+        and prepare uses the flow detail's state and meta as read. (`ferroflow.engines.many` leases a
+        flow before reading it, so its row is read once.)"""
+        if not lease.held or lease.flow_uuid != self.flow_detail.uuid:
+            raise ValueError(f"a persister adopts only a held lease of its own flow detail {self.flow_detail.uuid!r}")
+        self._conn, self.lease, self._owner = lease.conn, lease, lease.owner
+        self._read_with_lease = True
 
     # -- prepare ---------------------------------------------------------------------------------
     def prepare(self, engine: Any) -> None:
@@ -358,12 +372,15 @@ class Persister:
         self._versions = []
         self._metas = {}
         if self._fast and hasattr(self._conn, "saved_atoms"):
-            try:
-                fresh = self._conn.get_flow_details(fd.uuid, lazy=True)
-            except exceptions.NotFound:
-                self.details = []
-                return SavedAtoms.from_details(list(fd))
-            self._refresh(fresh)
+            if self._read_with_lease:
+                self._read_with_lease = False  # (once: a later prepare reads the flow again)
+            else:
+                try:
+                    fresh = self._conn.get_flow_details(fd.uuid, lazy=True)
+                except exceptions.NotFound:
+                    self.details = []
+                    return SavedAtoms.from_details(list(fd))
+                self._refresh(fresh)
             self.details = None
             return self._conn.saved_atoms(fd.uuid)
         self.details = []
