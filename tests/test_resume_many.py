@@ -262,9 +262,9 @@ def _chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     resume_chunk = engines.many._resume_chunk
 
-    def recorded(resumer: Any, items: list[Any], *rest: Any) -> None:
+    def recorded(resumer: Any, conn: Any, items: list[Any], *rest: Any) -> None:
         sizes.append(len(items))
-        resume_chunk(resumer, items, *rest)
+        resume_chunk(resumer, conn, items, *rest)
 
     monkeypatch.setattr(engines.many, "_resume_chunk", recorded)
     return sizes

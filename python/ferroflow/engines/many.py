@@ -88,17 +88,18 @@ class Resumer:
         #: `read` takes a flow's lease before reading it (SQLite: the lease comes with the row).
         self._lease_first = hasattr(self.backend, "store")
 
-    def read(self, flow_uuid: str) -> tuple[Any, ownership.Lease | None]:
+    def read(self, flow_uuid: str, conn: Any) -> tuple[Any, ownership.Lease | None]:
         """The saved flow detail ``flow_uuid`` and, on SQLite, its lease: taken first, on a
-        connection of its own, so that the row the lease comes back with is the one read (a
-        flow's row is read once; give both to `load`). Elsewhere the flow detail alone.
+        connection of its own (the one its engine will write with), so that the row the lease
+        comes back with is the one read (a flow's row is read once; give both to `load`).
+        Elsewhere the flow detail alone, read with ``conn`` (one connection for many reads).
 
         :raises NotFound: there is no such flow detail.
         :raises InvalidState: another live owner holds its lease.
         """
-        conn = self.backend.get_connection()
         if not self._lease_first:
             return conn.get_flow_details(flow_uuid), None
+        conn = self.backend.get_connection()
         lease = ownership.Lease(conn, flow_uuid, self._options["lease_seconds"], self._owner)
         lease.acquire()
         try:
@@ -195,10 +196,10 @@ def resume_many(
             on_result(result)
 
     items = iter(flows)
-    with resumer.held_writes():
+    with contextlib.closing(resumer.backend.get_connection()) as conn, resumer.held_writes():
         while taken := list(itertools.islice(items, sizes.next)):
             started = time.monotonic()
-            _resume_chunk(resumer, taken, emit)
+            _resume_chunk(resumer, conn, taken, emit)
             sizes.took(len(taken), time.monotonic() - started)
     return results
 
@@ -231,9 +232,10 @@ class _ChunkSizes:
             self.next = min(CHUNK, pacing.next_size(self.next, flows, seconds, LEASE_AHEAD_SECONDS))
 
 
-def _resume_chunk(resumer: Resumer, items: list[Any], emit: Callable[[FlowResult], Any]) -> None:
-    """Resumes the flows of one chunk (flow details or uuids), giving each result to ``emit`` in
-    order, as soon as it is known."""
+def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], emit: Callable[[FlowResult], Any]) -> None:
+    """Resumes the flows of one chunk (flow details or uuids, these read with ``conn`` where their
+    lease is not taken first: `Resumer.read`), giving each result to ``emit`` in order, as soon as
+    it is known."""
     results: list[FlowResult] = []
     # Per flow, what the next step takes; None once a step failed for it (its result says why).
     pending: list[Any] = []
@@ -241,7 +243,7 @@ def _resume_chunk(resumer: Resumer, items: list[Any], emit: Callable[[FlowResult
         if isinstance(item, str):
             result = FlowResult(item, "", None)
             try:
-                read = resumer.read(item)
+                read = resumer.read(item, conn)
             except Exception as exc:
                 result.error, read = exc, None
             else:
