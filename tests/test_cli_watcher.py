@@ -68,3 +68,19 @@ def test_progress_line_is_refreshed_from_the_counts() -> None:
     with EngineWatcher(engine, ProgressLine("run", 3, stream=stream)):
         engine.run()
     assert stream.getvalue().splitlines()[-1].startswith("run: 3/3 atoms (100%)")
+
+
+def test_watchers_of_many_engines_share_their_tables_and_start_no_thread_unless_shown() -> None:
+    """`ferroflow resume --all` watches an engine per flow: the code tables are made once, and a
+    watcher whose progress line is off (several flows, or --no-progress) starts no poller."""
+    import threading
+
+    first, second = _engine(Note("a")), _engine(Note("b"))
+    threads = threading.active_count()
+    with EngineWatcher(first, ProgressLine("run", 1, stream=io.StringIO(), enabled=False)) as one:
+        assert threading.active_count() == threads
+        first.run()
+    with EngineWatcher(second) as other:
+        second.run()
+    assert one._executed is other._executed and one._not_success is other._not_success
+    assert one.ran == {"a"} and other.ran == {"b"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from ferroflow import states
 
@@ -43,7 +44,7 @@ class ProgressLine:
         self.note = ""
         self._stream = stream or sys.stderr
         self._enabled = enabled
-        self._tty = _isatty(self._stream)
+        self._tty = enabled and _isatty(self._stream)  # (a disabled line never writes: not asked)
         self._interval = _TTY_INTERVAL if self._tty else _LOG_INTERVAL
         self._done_at_start = done
         self._started = time.monotonic()
@@ -115,6 +116,35 @@ class ProgressLine:
         return time.monotonic() - self._started
 
 
+class _Codes(NamedTuple):
+    """The state and intention codes a watcher counts by, with their byte tables for
+    `bytes.translate` (codes are small ints: 1 where a code counts)."""
+
+    success: int
+    reverted: int
+    executed: bytes
+    not_success: bytes
+    not_reverting: bytes
+
+
+@functools.cache
+def _codes() -> _Codes:
+    """`_Codes`, made once (per engine, the tables cost a resumed small flow more than its run's
+    bookkeeping; the engine modules are loaded by the first call: a command that runs no flow never
+    loads them)."""
+    from ferroflow.engines.storage import INTENTION_CODES, STATE_CODES
+
+    success, revert_intention = STATE_CODES[states.SUCCESS], INTENTION_CODES[states.REVERT]
+    executed = frozenset(STATE_CODES[state] for state in _EXECUTED)
+    return _Codes(
+        success,
+        STATE_CODES[states.REVERTED],
+        bytes(code in executed for code in range(256)),
+        bytes(code != success for code in range(256)),
+        bytes(code != revert_intention for code in range(256)),
+    )
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -149,19 +179,12 @@ class EngineWatcher:
         self.reverted = 0
         self.ran: set[str] = set()
         self.first_failure: tuple[str, Any] | None = None
-        # (the engine modules are loaded by now: imported here, a command that runs no flow never loads them)
-        from ferroflow.engines.storage import INTENTION_CODES, STATE_CODES
-
-        self._success, self._reverted = STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]
-        self._revert_intention = INTENTION_CODES[states.REVERT]
-        # Byte tables for `bytes.translate` (codes are small ints): 1 where a code counts.
-        executed = frozenset(STATE_CODES[state] for state in _EXECUTED)
-        self._executed = bytes(code in executed for code in range(256))
-        self._not_success = bytes(code != self._success for code in range(256))
-        self._not_reverting = bytes(code != self._revert_intention for code in range(256))
+        codes = _codes()
+        self._success, self._reverted = codes.success, codes.reverted
+        self._executed, self._not_success, self._not_reverting = codes.executed, codes.not_success, codes.not_reverting
         #: The atoms' state and intention codes as the watch began.
         self._before: tuple[bytes, bytes] | None = None
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None  # (made with the poller: `resume --all` watches many engines)
         self._poller: threading.Thread | None = None
 
     def __enter__(self) -> EngineWatcher:
@@ -172,6 +195,7 @@ class EngineWatcher:
         storage = self._engine.storage
         self._before = (bytes(storage.states), bytes(storage.intentions))
         if self.progress is not None and self.progress.enabled:
+            self._stop = threading.Event()
             self._poller = threading.Thread(target=self._poll, name="ferroflow-progress", daemon=True)
             self._poller.start()
         return self
@@ -181,8 +205,9 @@ class EngineWatcher:
             for event in self._EVENTS:
                 self._notifier.deregister(event, self._on_event)
         else:
-            self._stop.set()
             if self._poller is not None:
+                assert self._stop is not None
+                self._stop.set()
                 self._poller.join()
             self.collect()
         if self.progress is not None:
@@ -194,9 +219,9 @@ class EngineWatcher:
         return codes.count(self._success), codes.count(self._reverted)
 
     def _poll(self) -> None:
-        progress = self.progress
-        assert progress is not None
-        while not self._stop.wait(min(progress.interval, _POLL)):
+        progress, stop = self.progress, self._stop
+        assert progress is not None and stop is not None
+        while not stop.wait(min(progress.interval, _POLL)):
             self._show(*self._counts())
 
     def _show(self, done: int, reverted: int) -> None:
