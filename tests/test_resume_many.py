@@ -379,3 +379,19 @@ def test_a_persister_adopts_only_a_held_lease_of_its_own_flow(tmp_path: Path, lo
     with pytest.raises(ValueError, match="held lease"):
         engine._persist.adopt(ownership.Lease(conn, first, 30.0, "me"))  # not taken
     backend.close()
+
+
+def test_a_run_stopped_by_a_lost_lease_reports_the_error_not_a_state(tmp_path: Path, logs: tuple[Path, Path]) -> None:
+    """One flow given twice in one chunk: both engines are prepared under one owner, the first
+    runs it to SUCCESS and gives the lease up with its last write, so the second's first write
+    is refused. Its result says so (``error``, no state): not the RUNNING its engine had reached,
+    nor a failure of the flow; no atom ran twice and the store holds the first run's end."""
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    (flow,) = many_flows.start(uri, 1, 4)
+    logs[0].unlink()
+    first, second = engines.resume_many([flow, flow], uri, chunk=2)
+    assert (first.state, first.error, first.failure) == ("SUCCESS", None, None)
+    assert second.state is None and second.failure is None
+    assert isinstance(second.error, exceptions.LeaseLost) and flow in str(second.error)
+    assert _lines(logs[0]) == ["ok s2", "ok s3"]
+    assert _flow_states(uri, [flow]) == ["SUCCESS"]

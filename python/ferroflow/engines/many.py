@@ -34,12 +34,14 @@ class FlowResult:
     flow_uuid: str
     flow_name: str
     #: The flow's state at the end (SUCCESS, REVERTED, FAILURE, SUSPENDED), or None when it could
-    #: not be resumed at all (see ``error``).
+    #: not be resumed at all or was stopped part way (see ``error``).
     state: str | None
     #: The failure the run raised (what made the flow revert or fail), if any.
     failure: Failure | None = None
     #: Why the flow could not be resumed (its factory is untrusted or gone, another engine owns
-    #: it, its saved details are refused...): nothing of it ran.
+    #: it, its saved details are refused...: nothing of it ran), or what stopped its run part way
+    #: other than its atoms (its lease lost to another owner, the store failing: ``state`` is then
+    #: None, the flow as its store says).
     error: Exception | None = None
 
     @property
@@ -268,10 +270,19 @@ def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], emit: Callable[
         if engine is not None:
             try:
                 engine.run()
-            except Exception:
-                result.failure = Failure()
-            result.state = engine.storage.get_flow_state()
+            except Exception as exc:
+                state = engine.storage.get_flow_state()
+                if state in _RUN_ENDS:  # (the flow's own outcome: an atom failed)
+                    result.state, result.failure = state, Failure()
+                else:  # stopped part way by something else: its lease taken over, its store failing
+                    result.error = exc
+            else:
+                result.state = engine.storage.get_flow_state()
         emit(result)
+
+
+#: The states a run ends in by itself (what `FlowResult.state` reports).
+_RUN_ENDS = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED})
 
 
 def _loaded(resumer: Resumer) -> Callable[[tuple[Any, ownership.Lease | None]], Any]:
