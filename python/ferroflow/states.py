@@ -43,6 +43,8 @@ ANALYZING = "ANALYZING"
 
 #: Every state a flow can be in (REVERTING exists for compatibility; the engine never sets it on a flow).
 FLOW_STATES = (PENDING, RUNNING, SUCCESS, FAILURE, REVERTING, REVERTED, SUSPENDING, SUSPENDED, RESUMING)
+#: The states a flow's run stops in by itself (anything else that stops a run leaves it elsewhere).
+RUN_ENDS = frozenset({SUCCESS, REVERTED, FAILURE, SUSPENDED})
 
 #: Every state an atom can be in, in the order of their integer codes.
 ATOM_STATES = (PENDING, RUNNING, SUCCESS, FAILURE, REVERTING, REVERTED, REVERT_FAILURE, IGNORE, RETRYING)

@@ -381,18 +381,11 @@ class ActionEngine(ResumptionMixin):
             self._change_flow_state(states.RUNNING)
             yield states.RESUMING
             sched = self._scheduler
-            # (what `_group()` does, spelt out: a generator context per run costs a small flow ~1 %)
-            opened = self._grouped is None
-            if opened:
-                self._grouped = []
-            try:
+            with self._group():
                 self._take_storage_changes()
                 for atom in sched.start():
                     self._resolve(atom, self._storage.failures.get(atom) or _saved_failure(self, atom))
                 self._apply(sched.take_transitions())
-            finally:
-                if opened:
-                    self._flush_group()
             idle = True
             for state in self._loop(timeout):
                 idle = False
@@ -831,17 +824,9 @@ class ActionEngine(ResumptionMixin):
         # The notifier's topic dict, read directly: this runs for every atom.
         return bool(self._storage.progress or self._progress_watched or self.atom_notifier._topics)
 
-    @contextlib.contextmanager
-    def _group(self) -> Iterator[None]:
+    def _group(self) -> _Group:
         """Transitions made inside are committed together (one transaction), then notified."""
-        if self._grouped is not None:
-            yield
-            return
-        self._grouped = []
-        try:
-            yield
-        finally:
-            self._flush_group()
+        return _Group(self)
 
     def _publish(self, batches: list[tuple[list[tuple[int, int, int]], list[int], tuple[int, Any] | None]]) -> None:
         """Persists a group of transitions (one transaction), then notifies them in order."""
@@ -905,6 +890,28 @@ class ActionEngine(ResumptionMixin):
             "discarded_failures": self._discarded_failures,
             "seconds_per_state": {},
         }
+
+
+class _Group:
+    """`ActionEngine._group`: opens the engine's group unless one is open, and publishes it on the
+    way out (a class rather than a generator context: every run opens one, and a small flow's run
+    is short enough for a generator's frames to show)."""
+
+    __slots__ = ("_engine", "_opened")
+
+    def __init__(self, engine: ActionEngine) -> None:
+        self._engine = engine
+        self._opened = False
+
+    def __enter__(self) -> None:
+        engine = self._engine
+        if engine._grouped is None:
+            engine._grouped = []
+            self._opened = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._opened:
+            self._engine._flush_group()
 
 
 class SerialActionEngine(ActionEngine):

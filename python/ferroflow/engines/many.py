@@ -272,17 +272,13 @@ def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], emit: Callable[
                 engine.run()
             except Exception as exc:
                 state = engine.storage.get_flow_state()
-                if state in _RUN_ENDS:  # (the flow's own outcome: an atom failed)
+                if state in states.RUN_ENDS:  # (the flow's own outcome: an atom failed)
                     result.state, result.failure = state, Failure()
                 else:  # stopped part way by something else: its lease taken over, its store failing
                     result.error = exc
             else:
                 result.state = engine.storage.get_flow_state()
         emit(result)
-
-
-#: The states a run ends in by itself (what `FlowResult.state` reports).
-_RUN_ENDS = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED})
 
 
 def _loaded(resumer: Resumer) -> Callable[[tuple[Any, ownership.Lease | None]], Any]:

@@ -44,8 +44,6 @@ _FIELDS_BY_STATE: dict[int, frozenset[str]] = {
     STATE_CODES[states.RETRYING]: frozenset((*_STEP, "results")),
 }
 _DONE = frozenset({STATE_CODES[states.SUCCESS], STATE_CODES[states.REVERTED]})
-#: Flow states a run stops in.
-_RUN_ENDS = frozenset({states.SUCCESS, states.REVERTED, states.FAILURE, states.SUSPENDED})
 #: The meta of most atoms, as JSON text: only the progress their state implies.
 _PROGRESS_METAS = {0.0: '{"progress":0.0}', 1.0: '{"progress":1.0}'}
 _EMPTY_META = "{}"
@@ -104,7 +102,7 @@ def attach_memory_backend(engine: Any) -> Any:
         if state is not None:
             persister.save_flow_state(engine, state)
         # Asked mid-run: the loop running may not write what follows; all is written at its end.
-        persister.resave_at_run_end = state not in _RUN_ENDS
+        persister.resave_at_run_end = state not in states.RUN_ENDS
     engine._persist = persister
     storage.attach_meta_writer(persister, fd.meta)
     return backend
@@ -1015,7 +1013,7 @@ class Persister:
         transaction (SQLite: one commit, not two); elsewhere `release` gives it up after."""
         fd = self.flow_detail
         fd.state = state
-        if self.resave_at_run_end and state in _RUN_ENDS:
+        if self.resave_at_run_end and state in states.RUN_ENDS:
             self.resave_at_run_end = False
             self.save(engine, [(index, STATE_CODES[states.PENDING], 0) for index in range(len(engine.storage.states))])
         if self._fast:
@@ -1028,7 +1026,7 @@ class Persister:
             else:
                 # (a run starting joins the open group of steps with durability="batch")
                 self._conn.apply(flow_state=(fd.uuid, state), grouped=state == states.RUNNING)
-            if state in _RUN_ENDS and self.details is None:
+            if state in states.RUN_ENDS and self.details is None:
                 self._sync_user_detail()
         else:
             self._write_flow_row()

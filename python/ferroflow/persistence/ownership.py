@@ -194,8 +194,6 @@ class Lease:
 
     def release(self) -> None:
         """Gives the lease up (nothing when not held; never another owner's)."""
-        if self.epoch is None and self._finalizer is None:
-            return  # (never taken, or already forgotten: `released` after the run's last write)
         if self._forget():
             self.conn.release_lease(self.flow_uuid, self.owner)
 
@@ -206,6 +204,8 @@ class Lease:
 
     def _forget(self) -> bool:
         """Stops renewing and fencing; whether the lease was held until then."""
+        if self.epoch is None and self._finalizer is None:
+            return False  # (never taken, or forgotten already: `released` after the run's last write)
         _HEARTBEAT.discard(self)
         self.conn.fence(None)
         if self._finalizer is not None:  # (also after a loss: there is nothing left to release then)
