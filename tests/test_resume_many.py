@@ -260,13 +260,13 @@ def test_flows_built_alike_do_not_each_look_at_every_atom_for_version_policies(
 def _chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of each chunk `resume_many` takes from now on."""
     sizes: list[int] = []
-    resume_chunk = engines.many._resume_chunk
+    prepare_chunk = engines.many._prepare_chunk
 
-    def recorded(resumer: Any, conn: Any, items: list[Any], *rest: Any) -> None:
+    def recorded(resumer: Any, conn: Any, items: list[Any]) -> list[Any]:
         sizes.append(len(items))
-        resume_chunk(resumer, conn, items, *rest)
+        return prepare_chunk(resumer, conn, items)
 
-    monkeypatch.setattr(engines.many, "_resume_chunk", recorded)
+    monkeypatch.setattr(engines.many, "_prepare_chunk", recorded)
     return sizes
 
 
@@ -395,3 +395,52 @@ def test_a_run_stopped_by_a_lost_lease_reports_the_error_not_a_state(tmp_path: P
     assert isinstance(second.error, exceptions.LeaseLost) and flow in str(second.error)
     assert _lines(logs[0]) == ["ok s2", "ok s3"]
     assert _flow_states(uri, [flow]) == ["SUCCESS"]
+
+
+def test_the_leases_of_a_chunks_flows_not_given_out_are_given_back_when_the_caller_stops(
+    tmp_path: Path, logs: tuple[Path, Path]
+) -> None:
+    """`prepare_in_chunks` leases a chunk's flows before handing out the first: a caller that
+    stops part way (an exception, a break) leaves no idle lease behind on the flows it was not
+    given, so other processes can take them at once; the one it holds stays its own."""
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    uuids = many_flows.start(uri, 4, 4)
+    backend = backends.fetch(uri)
+    resumer = engines.Resumer(backend)
+    with backend.get_connection() as conn:
+        chunks = engines.many.prepare_in_chunks(resumer, conn, uuids, chunk=4)
+        result, engine = next(chunks)
+        assert (result.flow_uuid, result.error) == (uuids[0], None) and engine is not None
+        assert all(conn.get_lease(u) is not None for u in uuids)  # (the whole chunk leased ahead)
+        chunks.close()
+        assert [conn.get_lease(u) is None for u in uuids] == [False, True, True, True]
+        engine._persist.release()
+    backend.close()
+
+
+def test_cli_resume_all_reads_each_flow_once_with_its_lease_and_goes_on_past_one_it_cannot_resume(
+    tmp_path: Path, logs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ferroflow resume --all` resumes as `resume_many` does (flows read with their leases, a
+    chunk prepared before it runs): no flow's row is read a second time, and a flow another live
+    engine owns is reported by name while the others finish."""
+    from ferroflow.cli import main
+    from ferroflow.persistence.backends import impl_sqlite
+
+    path = tmp_path / "many.db"
+    uuids = many_flows.start(f"sqlite:///{path}", 4, 4)
+    backend = backends.fetch(f"sqlite:///{path}")
+    with backend.get_connection() as conn:
+        conn.acquire_lease(uuids[1], "some-host:1:other", 60.0)  # a live owner elsewhere
+    backend.close()
+    monkeypatch.syspath_prepend(str(TESTS))
+    reads: list[str] = []
+    read_row = impl_sqlite.SQLiteConnection._flow_row
+    monkeypatch.setattr(impl_sqlite.SQLiteConnection, "_flow_row", lambda *a: reads.append(a[2]) or read_row(*a))
+    status = main(["resume", "--all", "--db", str(path), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert [u for u in uuids if f"flow {u} (small-ok): SUCCESS" in out] == [uuids[0], *uuids[2:]]
+    assert f"cannot resume flow {uuids[1]} (small-ok): " in err and "some-host:1:other" in err
+    assert reads == []
+    assert _flow_states(f"sqlite:///{path}", uuids) == ["SUCCESS", "SUSPENDED", "SUCCESS", "SUCCESS"]

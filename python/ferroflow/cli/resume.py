@@ -105,40 +105,51 @@ def resume_flows(args: argparse.Namespace, rewind_to: str | None = None) -> int:
         if not targets:
             print(f"nothing to resume: every flow in {store} has finished")
             return common.EXIT_OK
-        status = common.EXIT_OK
-        # One flow shows its atoms' progress; several show one line counting flows.
-        several = len(targets) > 1
-        flows_line = ProgressLine(
-            "resume", len(targets), stream=sys.stderr, enabled=several and not args.no_progress, unit="flows"
-        )
-        # Flows built alike share their build and compilation; with durability=batch their
-        # writes commit together (see ferroflow.engines.many).
+        if len(targets) > 1:
+            return _resume_several(backend, targets, options, args.no_progress)
         resumer = Resumer(backend, **options)
         with resumer.held_writes():
-            for record in targets:
-                try:
-                    outcome = resume_flow(
-                        backend,
-                        record.uuid,
-                        options,
-                        show_progress=not args.no_progress and not several,
-                        rewind_to=rewind_to,
-                        resumer=resumer,
-                        read_ahead=not several,
-                    )
-                except common.CommandError as exc:
-                    if not several:
-                        raise
-                    flows_line.clear()
-                    common.error(str(exc))
-                    status = common.EXIT_FAILED
-                    flows_line.advance()
-                    continue
-                flows_line.clear()
+            outcome = resume_flow(
+                backend,
+                targets[0].uuid,
+                options,
+                show_progress=not args.no_progress,
+                rewind_to=rewind_to,
+                resumer=resumer,
+            )
+        print(outcome.summary(), flush=True)
+        return report_outcome(outcome.flow_uuid, outcome.state, outcome.failure)
+
+
+def _resume_several(backend: Any, targets: list[common.FlowRecord], options: dict[str, Any], no_progress: bool) -> int:
+    """Resumes the flows ``targets`` one after the other, as `ferroflow.engines.resume_many` does
+    (flows built alike share their build and compilation, a chunk of flows is read, leased and
+    prepared before its first flow runs, and with durability=batch their writes commit together),
+    printing each flow's summary as it ends; one line counts the flows. A flow that cannot be
+    resumed is reported and the others go on."""
+    from ferroflow.engines import many
+
+    status = common.EXIT_OK
+    flows_line = ProgressLine("resume", len(targets), stream=sys.stderr, enabled=not no_progress, unit="flows")
+    resumer = many.Resumer(backend, **options)
+    uuids = [record.uuid for record in targets]
+    with contextlib.closing(backend.get_connection()) as conn, resumer.held_writes():
+        for record, (result, engine) in zip(targets, many.prepare_in_chunks(resumer, conn, uuids), strict=True):
+            flows_line.clear()
+            try:
+                if engine is None:
+                    assert result.error is not None  # (why it was not prepared)
+                    # (a flow refused as it was read has no name in its result: the listing's)
+                    raise _not_resumed(record.uuid, record.name, "resume", result.error)
+                outcome = run_prepared(engine, result.flow_uuid, result.flow_name, backend, show_progress=False)
+            except common.CommandError as exc:
+                common.error(str(exc))
+                status = common.EXIT_FAILED
+            else:
                 print(outcome.summary(), flush=True)
                 status = max(status, report_outcome(outcome.flow_uuid, outcome.state, outcome.failure))
-                flows_line.advance()
-        flows_line.finish()
+            flows_line.advance()
+    flows_line.finish()
     return status
 
 
@@ -168,7 +179,6 @@ def resume_flow(
     the saved rows on a thread of their own while the factory builds the flow (worth it for one
     big flow, not for each of many small ones)."""
     from ferroflow.engines.many import Resumer
-    from ferroflow.engines.storage import STATE_CODES
 
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
@@ -189,15 +199,38 @@ def resume_flow(
     except common.CommandError:
         raise
     except Exception as exc:
-        raise common.CommandError(
-            f"cannot {what} flow {flow_uuid} ({flow_detail.name}): {common.describe_load_error(exc)}"
-        ) from exc
+        raise _not_resumed(flow_uuid, flow_detail.name, what, exc) from exc
+    return run_prepared(engine, flow_uuid, flow_detail.name, backend, show_progress, label, rewind_to)
+
+
+def _not_resumed(flow_uuid: str, flow_name: str, what: str, exc: Exception) -> common.CommandError:
+    """The error of a flow that could not be loaded or prepared (``what``: resume or rewind)."""
+    return common.CommandError(f"cannot {what} flow {flow_uuid} ({flow_name}): {common.describe_load_error(exc)}")
+
+
+def run_prepared(
+    engine: Any,
+    flow_uuid: str,
+    flow_name: str,
+    backend: Any,
+    show_progress: bool = True,
+    label: str = "resume",
+    rewind_to: str | None = None,
+) -> ResumeOutcome:
+    """Runs the prepared engine of the saved flow ``flow_uuid`` to its end (with ``rewind_to``,
+    rewinds it to that atom first), with a progress line unless not ``show_progress``.
+
+    :raises CommandError: something other than its atoms stopped the run (see `run_engine`).
+    """
+    from ferroflow.engines.storage import STATE_CODES
+
+    names = [atom.name for atom in engine.compilation.atoms]
     reused = engine.storage.states.count(STATE_CODES[states.SUCCESS])
     interrupted = {names[index] for index in engine._persist.interrupted}
     progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
     outcome = ResumeOutcome(
         flow_uuid,
-        flow_detail.name,
+        flow_name,
         states.PENDING,
         len(names),
         reused,

@@ -191,19 +191,46 @@ def resume_many(
     sizes = _ChunkSizes(chunk)
     resumer = Resumer(backend, trusted_modules=trusted_modules, share_flows=share_flows, engine=engine, **options)
     results: list[FlowResult] = []
-
-    def emit(result: FlowResult) -> None:
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-
-    items = iter(flows)
     with contextlib.closing(resumer.backend.get_connection()) as conn, resumer.held_writes():
-        while taken := list(itertools.islice(items, sizes.next)):
-            started = time.monotonic()
-            _resume_chunk(resumer, conn, taken, emit)
-            sizes.took(len(taken), time.monotonic() - started)
+        for result, prepared in _chunks(resumer, conn, iter(flows), sizes):
+            if prepared is not None:
+                _run(prepared, result)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results
+
+
+def prepare_in_chunks(
+    resumer: Resumer, conn: Any, flows: Iterable[Any], chunk: int | None = None
+) -> Iterator[tuple[FlowResult, Any]]:
+    """Each flow of ``flows`` (flow details, or their uuids, read with ``conn`` where `Resumer.read`
+    does not take their lease first) with its engine loaded by ``resumer``, leased, prepared and
+    validated, ready to run; or with None and its `FlowResult`'s ``error`` saying why it could not
+    be. In order, a chunk at a time (``chunk``: as `resume_many`'s): the caller runs each engine
+    before asking for the next pair, so the time a chunk took includes its runs. Should the caller
+    stop part way (an exception, ``close``), the leases of the chunk's engines it was not given
+    yet are given back.
+
+    :raises ValueError: ``chunk`` is not a positive integer (at once, before any flow is read).
+    """
+    return _chunks(resumer, conn, iter(flows), _ChunkSizes(chunk))
+
+
+def _chunks(resumer: Resumer, conn: Any, items: Iterator[Any], sizes: _ChunkSizes) -> Iterator[tuple[FlowResult, Any]]:
+    while taken := list(itertools.islice(items, sizes.next)):
+        started = time.monotonic()
+        ready = _prepare_chunk(resumer, conn, taken)
+        given = 0
+        try:
+            for pair in ready:
+                given += 1
+                yield pair
+        finally:
+            for _, engine in ready[given:]:
+                if engine is not None and engine._persist is not None:
+                    engine._persist.release()
+        sizes.took(len(taken), time.monotonic() - started)
 
 
 #: The most flows resumed in one chunk, each step (reading the flow details, building the
@@ -234,10 +261,9 @@ class _ChunkSizes:
             self.next = min(CHUNK, pacing.next_size(self.next, flows, seconds, LEASE_AHEAD_SECONDS))
 
 
-def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], emit: Callable[[FlowResult], Any]) -> None:
-    """Resumes the flows of one chunk (flow details or uuids, these read with ``conn`` where their
-    lease is not taken first: `Resumer.read`), giving each result to ``emit`` in order, as soon as
-    it is known."""
+def _prepare_chunk(resumer: Resumer, conn: Any, items: list[Any]) -> list[tuple[FlowResult, Any]]:
+    """The flows of one chunk (flow details or uuids, these read with ``conn`` where their lease is
+    not taken first: `Resumer.read`), each with its engine prepared, or None (its result says why)."""
     results: list[FlowResult] = []
     # Per flow, what the next step takes; None once a step failed for it (its result says why).
     pending: list[Any] = []
@@ -266,19 +292,21 @@ def _resume_chunk(resumer: Resumer, conn: Any, items: list[Any], emit: Callable[
                         pending[position] = step(value)
                     except Exception as exc:
                         results[position].error, pending[position] = exc, None
-    for result, engine in zip(results, pending, strict=True):
-        if engine is not None:
-            try:
-                engine.run()
-            except Exception as exc:
-                state = engine.storage.get_flow_state()
-                if state in states.RUN_ENDS:  # (the flow's own outcome: an atom failed)
-                    result.state, result.failure = state, Failure()
-                else:  # stopped part way by something else: its lease taken over, its store failing
-                    result.error = exc
-            else:
-                result.state = engine.storage.get_flow_state()
-        emit(result)
+    return list(zip(results, pending, strict=True))
+
+
+def _run(engine: Any, result: FlowResult) -> None:
+    """Runs a prepared engine to its end and records in ``result`` how it ended."""
+    try:
+        engine.run()
+    except Exception as exc:
+        state = engine.storage.get_flow_state()
+        if state in states.RUN_ENDS:  # (the flow's own outcome: an atom failed)
+            result.state, result.failure = state, Failure()
+        else:  # stopped part way by something else: its lease taken over, its store failing
+            result.error = exc
+    else:
+        result.state = engine.storage.get_flow_state()
 
 
 def _loaded(resumer: Resumer) -> Callable[[tuple[Any, ownership.Lease | None]], Any]:
