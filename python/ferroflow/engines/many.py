@@ -218,6 +218,7 @@ def prepare_in_chunks(
 
 
 def _chunks(resumer: Resumer, conn: Any, items: Iterator[Any], sizes: _ChunkSizes) -> Iterator[tuple[FlowResult, Any]]:
+    """`prepare_in_chunks`, with its chunk sizes checked already."""
     while taken := list(itertools.islice(items, sizes.next)):
         started = time.monotonic()
         ready = _prepare_chunk(resumer, conn, taken)
