@@ -175,9 +175,10 @@ pub struct Lease {
 /// thread (handles on one file see each other's commits).
 #[derive(Debug)]
 pub struct Store {
-    /// The transition UPDATEs, prepared once; declared before `conn` so that they are finalized
-    /// before it closes (SQLite refuses to close a connection with live statements).
-    updates: RefCell<TransitionUpdates>,
+    /// The transition UPDATEs and fresh rows' INSERTs, prepared once; declared before `conn` so
+    /// that they are finalized before it closes (SQLite refuses to close a connection with live
+    /// statements).
+    statements: RefCell<WriteStatements>,
     conn: Connection,
     /// The path, for error messages.
     label: String,
@@ -335,7 +336,7 @@ impl Store {
 
     fn new(conn: Connection, label: String) -> Store {
         Store {
-            updates: RefCell::default(),
+            statements: RefCell::default(),
             conn,
             label,
             checkpointer: None,
@@ -359,8 +360,8 @@ impl Store {
     /// Closes the connection (committing an open group first), reporting any error sqlite gives.
     pub fn close(self) -> CoreResult<()> {
         self.end_hold()?;
-        let Store { updates, conn, label, checkpointer, .. } = self;
-        drop(updates); // finalized before the connection closes
+        let Store { statements, conn, label, checkpointer, .. } = self;
+        drop(statements); // finalized before the connection closes
         if checkpointer.is_some() {
             Checkpointer::unhook_writer(&conn); // (the hook reads the checkpointer's progress)
         }
@@ -773,7 +774,12 @@ impl Store {
         self.write("applying atom transitions", |conn| {
             apply_parts(
                 conn,
-                &Parts { transitions, rowids: Some(&self.rowids), updates: Some(&self.updates), ..Parts::default() },
+                &Parts {
+                    transitions,
+                    rowids: Some(&self.rowids),
+                    statements: Some(&self.statements),
+                    ..Parts::default()
+                },
             )
         })
     }
@@ -876,7 +882,7 @@ impl Store {
 
     /// Writes `batch` in one transaction (see [`Store::write`] and `apply_batch`).
     fn write_batch(&self, doing: &str, batch: &Batch) -> CoreResult<()> {
-        self.write(doing, |conn| apply_batch(conn, batch, &self.rowids, &self.updates, &self.lease_changes))
+        self.write(doing, |conn| apply_batch(conn, batch, &self.rowids, &self.statements, &self.lease_changes))
     }
 
     /// Sets when a [`Durability::Batch`] store commits its groups.
@@ -1270,20 +1276,63 @@ struct Parts<'a> {
     flow_metas: &'a [FlowMetaChange],
     /// Where the rows are (see `rowids`): learnt from inserts, used by transitions.
     rowids: Option<&'a RefCell<RowidHints>>,
-    /// The handle's prepared transition UPDATEs (prepared for this call when `None`).
-    updates: Option<&'a RefCell<TransitionUpdates>>,
+    /// The handle's prepared write statements (prepared for this call when `None`).
+    statements: Option<&'a RefCell<WriteStatements>>,
 }
 
-/// The two forms of a transition's UPDATE: by the row's rowid hint (the uuid checked too), and by
-/// uuid. Prepared when first used, bound without copies (`static_stmt`).
+/// A handle's write statements, prepared when first used, bound without copies (`static_stmt`):
+/// the two forms of a transition's UPDATE, by the row's rowid hint (the uuid checked too) and by
+/// uuid, and the INSERTs of fresh atom details, of one row and of `FRESH_ROWS_PER_INSERT` rows.
 #[derive(Debug, Default)]
-struct TransitionUpdates {
+struct WriteStatements {
     by_rowid: Option<StaticStatement>,
     by_uuid: Option<StaticStatement>,
+    fresh_row: Option<StaticStatement>,
+    fresh_rows: Option<StaticStatement>,
+}
+
+/// Rows one INSERT of fresh atom details writes at most: a new flow's rows go in statements of
+/// this many, the rest one by one. Stepping and resetting a statement per row was a fifth of
+/// inserting and committing a new 100,000-atom flow's rows (0.199 against 0.157 s with the
+/// bundled SQLite; 64 rows saved half as much, 1,024 no more).
+const FRESH_ROWS_PER_INSERT: usize = 256;
+
+/// Parameters shared by the rows of a fresh atoms' INSERT (`?1` parent, `?2` created, `?3` the
+/// row reserve), then four per row (uuid, name, kind, version).
+const FRESH_SHARED_PARAMS: usize = 3;
+const FRESH_ROW_PARAMS: usize = 4;
+
+/// The INSERT of `rows` fresh atom details (see `FRESH_SHARED_PARAMS`).
+fn fresh_insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let at = FRESH_SHARED_PARAMS + 1 + row * FRESH_ROW_PARAMS;
+            format!(
+                "(?{at}, ?1, ?{}, ?{}, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?{}, '{{}}', ?2, ?2, zeroblob(?3))",
+                at + 1,
+                at + 2,
+                at + 3
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+                                  revert_results, revert_failure, version, meta, created_at, updated_at, reserve)
+         VALUES {}",
+        values.join(", ")
+    )
 }
 
 /// Inserts new atom details (see [`FreshAtoms`]); the columns must have one entry per atom.
-fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<RowidHints>>) -> Inner<()> {
+/// Rows go `FRESH_ROWS_PER_INSERT` to a statement, the rest one by one; each row's rowid becomes
+/// a hint (those of one statement are consecutive, as SQLite numbers new rows; a hint is only a
+/// hint, see `rowids`).
+fn insert_fresh(
+    conn: &Connection,
+    fresh: &FreshAtoms,
+    rowids: Option<&RefCell<RowidHints>>,
+    statements: &mut WriteStatements,
+) -> Inner<()> {
     let n = fresh.uuids.len();
     if fresh.names.len() != n || fresh.retries.len() != n || fresh.versions.len() != n {
         return Err(Fail::Core(CoreError::InvalidState(format!(
@@ -1293,30 +1342,37 @@ fn insert_fresh(conn: &Connection, fresh: &FreshAtoms, rowids: Option<&RefCell<R
             fresh.versions.len()
         ))));
     }
-    // (bound in place: one statement per call, its texts not copied per row; see `static_stmt`)
-    let mut insert = StaticStatement::prepare(
-        conn,
-        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
-                                  revert_results, revert_failure, version, meta, created_at, updated_at, reserve)
-         VALUES (?1, ?2, ?3, ?4, 'PENDING', 'EXECUTE', 'null', NULL, 'null', NULL, ?5, '{}', ?6, ?6, zeroblob(?7))",
-    )?;
-    for (((uuid, name), retry), version) in
-        fresh.uuids.iter().zip(&fresh.names).zip(&fresh.retries).zip(&fresh.versions)
-    {
-        let kind = if *retry { AtomType::Retry } else { AtomType::Task };
-        let saved = insert.execute(&[
-            Param::Text(uuid),
-            Param::Text(&fresh.parent_uuid),
-            Param::Text(name),
-            Param::Text(kind.as_str()),
-            version.as_deref().into(),
-            Param::Real(fresh.created_at),
-            Param::Int(ROW_RESERVE),
-        ]);
-        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", uuid)?;
-        if let Some(hints) = rowids {
-            hints.borrow_mut().learn(uuid, conn.last_insert_rowid());
+    let mut params: Vec<Param<'_>> =
+        Vec::with_capacity(FRESH_SHARED_PARAMS + FRESH_ROW_PARAMS * n.min(FRESH_ROWS_PER_INSERT));
+    let mut start = 0;
+    while start < n {
+        let rows = if n - start >= FRESH_ROWS_PER_INSERT { FRESH_ROWS_PER_INSERT } else { 1 };
+        let insert = match if rows == 1 { &mut statements.fresh_row } else { &mut statements.fresh_rows } {
+            Some(insert) => insert,
+            slot => slot.insert(StaticStatement::prepare(conn, &fresh_insert_sql(rows))?),
+        };
+        params.clear();
+        params.extend([Param::Text(&fresh.parent_uuid), Param::Real(fresh.created_at), Param::Int(ROW_RESERVE)]);
+        for at in start..start + rows {
+            let kind = if fresh.retries[at] { AtomType::Retry } else { AtomType::Task };
+            params.extend([
+                Param::Text(&fresh.uuids[at]),
+                Param::Text(&fresh.names[at]),
+                Param::Text(kind.as_str()),
+                fresh.versions[at].as_deref().into(),
+            ]);
         }
+        // (bound in place: the texts are not copied per row; see `static_stmt`)
+        let saved = insert.execute(&params);
+        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", &fresh.uuids[start])?;
+        if let Some(hints) = rowids {
+            let first = conn.last_insert_rowid() - (rows as i64 - 1);
+            let mut hints = hints.borrow_mut();
+            for (offset, uuid) in fresh.uuids[start..start + rows].iter().enumerate() {
+                hints.learn(uuid, first + offset as i64);
+            }
+        }
+        start += rows;
     }
     Ok(())
 }
@@ -1377,7 +1433,7 @@ fn apply_batch(
     conn: &Connection,
     batch: &Batch,
     rowids: &RefCell<RowidHints>,
-    updates: &RefCell<TransitionUpdates>,
+    statements: &RefCell<WriteStatements>,
     lease_changes: &Cell<u64>,
 ) -> Inner<()> {
     // The fenced flow's own state (a run starting or ending) is written by an UPDATE that checks
@@ -1410,7 +1466,7 @@ fn apply_batch(
             flow_states,
             flow_metas: &batch.flow_metas,
             rowids: Some(rowids),
-            updates: Some(updates),
+            statements: Some(statements),
         },
     )?;
     match (own, &batch.fence) {
@@ -1445,13 +1501,18 @@ fn apply_batch(
 }
 
 fn apply_parts(conn: &Connection, parts: &Parts<'_>) -> Inner<()> {
-    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas, rowids, updates } = *parts;
+    let Parts { atoms, fresh, transitions, resume_records, flow_states, flow_metas, rowids, statements } = *parts;
+    let (mut local, mut shared) = (WriteStatements::default(), statements.map(RefCell::borrow_mut));
+    let statements = match &mut shared {
+        Some(statements) => &mut **statements,
+        None => &mut local,
+    };
     if let Some(fresh) = fresh {
-        insert_fresh(conn, fresh, rowids)?;
+        insert_fresh(conn, fresh, rowids, statements)?;
     }
     upsert_atoms(conn, atoms)?;
     if !transitions.is_empty() {
-        update_transitions(conn, transitions, rowids, updates)?;
+        update_transitions(conn, transitions, rowids, statements)?;
     }
     if !resume_records.is_empty() {
         let mut set = conn.prepare_cached("UPDATE atomdetails SET resume = ?2, reserve = NULL WHERE uuid = ?1")?;
@@ -1489,7 +1550,7 @@ fn update_transitions(
     conn: &Connection,
     transitions: &[Transition],
     rowids: Option<&RefCell<RowidHints>>,
-    updates: Option<&RefCell<TransitionUpdates>>,
+    statements: &mut WriteStatements,
 ) -> Inner<()> {
     // One statement for every shape of transition: NULL / a false flag keeps the column; the
     // row's reserve is given back for what the transition adds (`ROW_RESERVE`). A
@@ -1514,11 +1575,6 @@ fn update_transitions(
             )
         };
     }
-    let (mut local, mut shared) = (TransitionUpdates::default(), updates.map(RefCell::borrow_mut));
-    let statements = match &mut shared {
-        Some(statements) => &mut **statements,
-        None => &mut local,
-    };
     for t in transitions {
         let (failure_changes, failure) = nullable_params(&t.failure);
         let (revert_failure_changes, revert_failure) = nullable_params(&t.revert_failure);
@@ -1873,9 +1929,9 @@ mod tests {
         store.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a") }]).unwrap();
         store.rowids.borrow_mut().forget("a"); // the uuid form too
         store.apply_transitions(&[Transition { state: Some("SUCCESS".into()), ..Transition::new("a") }]).unwrap();
-        let updates = store.updates.borrow();
-        assert!(updates.by_rowid.is_some() && updates.by_uuid.is_some());
-        drop(updates);
+        let statements = store.statements.borrow();
+        assert!(statements.by_rowid.is_some() && statements.by_uuid.is_some());
+        drop(statements);
         store.close().unwrap();
         let store = Store::open_read_only(dir.path().join("c.db")).unwrap();
         assert_eq!(store.atoms_for_flow("f").unwrap()[0].state.as_deref(), Some("SUCCESS"));
@@ -1890,6 +1946,47 @@ mod tests {
         assert_eq!(after, before, "a run with reserved rows adds no page");
         let (before, after) = pages_before_and_after_a_scattered_run(3_000, false);
         assert!(after > before + before / 5, "rows without room split their pages ({before} -> {after} pages)");
+    }
+
+    /// A new flow's rows go `FRESH_ROWS_PER_INSERT` to a statement and the rest one by one: every
+    /// row is written as given, in order, each retry a `RETRY_DETAIL`, with the rowid its hint says;
+    /// and a flow that is not there is named with the first row refused.
+    #[test]
+    fn fresh_rows_are_inserted_many_to_a_statement_in_order_with_their_rowids() {
+        let mut store = store_with_flow();
+        let n = 2 * FRESH_ROWS_PER_INSERT + 3;
+        let (uuids, mut fresh) = fresh_atoms(n, Some("2.0"));
+        fresh.retries[FRESH_ROWS_PER_INSERT + 1] = true;
+        fresh.versions[n - 1] = None;
+        store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
+        let rows: Vec<(i64, String, String, String, Option<String>, String)> = store
+            .conn
+            .prepare("SELECT rowid, uuid, name, atom_type, version, state FROM atomdetails ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows.len(), n);
+        for (at, (rowid, uuid, name, kind, version, state)) in rows.iter().enumerate() {
+            assert_eq!((uuid, name.as_str(), state.as_str()), (&uuids[at], format!("t{at}").as_str(), "PENDING"));
+            let retry = at == FRESH_ROWS_PER_INSERT + 1;
+            assert_eq!(kind, if retry { "RETRY_DETAIL" } else { "TASK_DETAIL" });
+            assert_eq!(version.as_deref(), if at == n - 1 { None } else { Some("2.0") });
+            assert_eq!(store.rowids.borrow().get(uuid), Some(*rowid), "the hint of row {at}");
+        }
+        let statements = store.statements.borrow();
+        assert!(statements.fresh_rows.is_some() && statements.fresh_row.is_some());
+        drop(statements);
+        let (_, mut orphans) = fresh_atoms(FRESH_ROWS_PER_INSERT, None);
+        orphans.parent_uuid = "no-such-flow".into();
+        orphans.uuids = (0..FRESH_ROWS_PER_INSERT).map(|i| format!("orphan-{i}")).collect();
+        let refused = store.apply(&Batch { fresh_atoms: Some(orphans), ..Batch::default() }).unwrap_err();
+        assert!(
+            matches!(&refused, CoreError::NotFound(m) if m.contains("'no-such-flow'") && m.contains("'orphan-0'")),
+            "{refused:?}"
+        );
+        assert_eq!(store.atoms_for_flow("f").unwrap().len(), n, "nothing of the refused batch written");
     }
 
     /// Rows found by their rowid hint, and by uuid when the hint is wrong: the row moved (as a
