@@ -168,39 +168,37 @@ def resume_flow(
     flow_uuid: str,
     options: dict[str, Any],
     show_progress: bool = True,
-    label: str = "resume",
     rewind_to: str | None = None,
     resumer: Resumer | None = None,
-    read_ahead: bool = True,
 ) -> ResumeOutcome:
     """Rebuilds the saved flow ``flow_uuid`` with its factory and runs it to its end (with
-    ``rewind_to``, rewinds it to that atom first). ``resumer``: the `Resumer` that loads it
-    (one for all the flows of a command), else one of its own. ``read_ahead``: on SQLite, read
-    the saved rows on a thread of their own while the factory builds the flow (worth it for one
-    big flow, not for each of many small ones)."""
+    ``rewind_to``, rewinds it to that atom first). ``resumer``: the `Resumer` that loads it, else
+    one of its own. On SQLite the saved rows are read on a thread of their own while the factory
+    builds the flow (several flows go through `_resume_several` instead)."""
     from ferroflow.engines.many import Resumer
 
     with contextlib.closing(backend.get_connection()) as conn:
         # SQLite: the engine reads the saved atoms as columns itself, so no model per atom here.
         flow_detail = conn.get_flow_details(flow_uuid, lazy=hasattr(backend, "store"))
     what = "rewind" if rewind_to is not None else "resume"
-    if read_ahead and hasattr(backend, "read_ahead"):
+    if hasattr(backend, "read_ahead"):
         backend.read_ahead(flow_uuid, restoring=True)
     try:
         engine = (resumer or Resumer(backend, **options)).load(flow_detail)
-        names = [atom.name for atom in engine.compilation.atoms]
-        if rewind_to is not None and rewind_to not in names:
-            shown = ", ".join(repr(name) for name in names[:10]) + (", ..." if len(names) > 10 else "")
-            raise common.CommandError(
-                f"cannot rewind flow {flow_uuid} ({flow_detail.name}): it has no atom {rewind_to!r} "
-                f"(its atoms: {shown})"
-            )
+        if rewind_to is not None:  # (the names only for this check: a resume's summary makes its own)
+            names = [atom.name for atom in engine.compilation.atoms]
+            if rewind_to not in names:
+                shown = ", ".join(repr(name) for name in names[:10]) + (", ..." if len(names) > 10 else "")
+                raise common.CommandError(
+                    f"cannot rewind flow {flow_uuid} ({flow_detail.name}): it has no atom {rewind_to!r} "
+                    f"(its atoms: {shown})"
+                )
         engine.prepare()  # takes the flow's lease: refused while another live engine runs it
     except common.CommandError:
         raise
     except Exception as exc:
         raise _not_resumed(flow_uuid, flow_detail.name, what, exc) from exc
-    return run_prepared(engine, flow_uuid, flow_detail.name, backend, show_progress, label, rewind_to)
+    return run_prepared(engine, flow_uuid, flow_detail.name, backend, show_progress, rewind_to)
 
 
 def _not_resumed(flow_uuid: str, flow_name: str, what: str, exc: Exception) -> common.CommandError:
@@ -214,7 +212,6 @@ def run_prepared(
     flow_name: str,
     backend: Any,
     show_progress: bool = True,
-    label: str = "resume",
     rewind_to: str | None = None,
 ) -> ResumeOutcome:
     """Runs the prepared engine of the saved flow ``flow_uuid`` to its end (with ``rewind_to``,
@@ -227,7 +224,7 @@ def run_prepared(
     names = [atom.name for atom in engine.compilation.atoms]
     reused = engine.storage.states.count(STATE_CODES[states.SUCCESS])
     interrupted = {names[index] for index in engine._persist.interrupted}
-    progress = ProgressLine(label, len(names), done=reused, stream=sys.stderr, enabled=show_progress)
+    progress = ProgressLine("resume", len(names), done=reused, stream=sys.stderr, enabled=show_progress)
     outcome = ResumeOutcome(
         flow_uuid,
         flow_name,
