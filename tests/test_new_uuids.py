@@ -1,4 +1,4 @@
-"""New atom details get version-4 uuids made in bulk in Rust (`_core.uuid4_texts`)."""
+"""New atom details are made in bulk in Rust (`CompiledFlow.fresh_rows`), with version-4 uuids."""
 
 from __future__ import annotations
 
@@ -14,19 +14,60 @@ from ferroflow.benchmarking import flows
 from ferroflow.persistence import backends, models
 
 
-def test_texts_are_what_the_uuid_module_makes_of_the_same_bytes() -> None:
+def _compiled(flow):
+    engine = engines.load(flow)
+    engine.compile()
+    return engine.compilation
+
+
+def test_uuids_are_what_the_uuid_module_makes_of_the_same_bytes_listed_ascending() -> None:
+    compilation = _compiled(flows.linear(202))
     random = os.urandom(16 * 200) + bytes(16) + b"\xff" * 16
-    texts = _core.uuid4_texts(random)
-    assert len(texts) == 202
-    for i, text in enumerate(texts):
-        assert text == str(uuid.UUID(bytes=random[16 * i : 16 * i + 16], version=4))
-    assert texts[-2:] == ["00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"]
-    assert _core.uuid4_texts(b"") == []
+    texts, rows = compilation.compiled.fresh_rows(random)
+    assert len(texts) == len(rows) == 202
+    made = sorted(str(uuid.UUID(bytes=random[16 * i : 16 * i + 16], version=4)) for i in range(202))
+    assert texts == made  # (a linear flow's atoms run in their own order)
+    assert texts[0] == "00000000-0000-4000-8000-000000000000"
+    assert texts[-1] == "ffffffff-ffff-4fff-bfff-ffffffffffff"
+    uuids, names, retries, versions = rows.lists()
+    assert uuids == texts and names == [atom.name for atom in compilation.atoms]
+    assert retries == [False] * 202 and versions == ["1.0"] * 202
 
 
-def test_bytes_that_are_not_whole_uuids_are_refused() -> None:
-    with pytest.raises(ValueError, match="16 random bytes per UUID, got 17 bytes"):
-        _core.uuid4_texts(bytes(17))
+def test_some_atoms_rows_list_them_in_the_order_given() -> None:
+    compilation = _compiled(flows.random_dag(50))
+    texts, rows = compilation.compiled.fresh_rows(os.urandom(16 * 3), [7, 3, 40])
+    assert texts == sorted(texts) and len(set(texts)) == 3
+    uuids, names, _, _ = rows.lists()
+    assert uuids == texts and names == ["t7", "t3", "t40"]
+
+
+def test_bad_fresh_rows_are_refused() -> None:
+    compiled = _compiled(flows.random_dag(50)).compiled
+    with pytest.raises(ValueError, match="need 800 random bytes"):
+        compiled.fresh_rows(bytes(17 * 50))
+    with pytest.raises(ValueError, match="atom 3 is listed twice"):
+        compiled.fresh_rows(bytes(32), [3, 3])
+    with pytest.raises(ValueError, match="atom 50 is not one of the flow's 50 atoms"):
+        compiled.fresh_rows(bytes(16), [50])
+    with pytest.raises(ValueError, match="one name, kind and version per uuid"):
+        _core.FreshRows(["u"], [], [False], [None])
+
+
+def test_fresh_rows_are_written_once(tmp_path) -> None:
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'u.db'}")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flows.linear(3), book=models.LogBook("b"), backend=backend)
+    engine.compile()
+    engine.prepare()
+    rows = _core.FreshRows([str(uuid.uuid4())], ["late"], [False], [None])
+    with backend.get_connection() as conn:
+        conn.apply(fresh_atoms=(engine.storage.flow_uuid, rows))
+        with pytest.raises(ValueError, match="already given to a store"):
+            conn.apply(fresh_atoms=(engine.storage.flow_uuid, rows))
+        assert [ad.name for ad in conn.get_atoms_for_flow(engine.storage.flow_uuid)][-1] == "late"
+    backend.close()
 
 
 def test_a_new_flow_on_sqlite_gets_distinct_version_4_uuids(tmp_path) -> None:
@@ -41,11 +82,6 @@ def test_a_new_flow_on_sqlite_gets_distinct_version_4_uuids(tmp_path) -> None:
     assert len(uuids) == len(set(uuids)) == 300
     assert all(uuid.UUID(text).version == 4 and str(uuid.UUID(text)) == text for text in uuids)
     backend.close()
-
-
-def test_ascending_texts_are_the_same_uuids_sorted() -> None:
-    random = os.urandom(16 * 500)
-    assert _core.uuid4_texts(random, ascending=True) == sorted(_core.uuid4_texts(random))
 
 
 @pytest.mark.parametrize("make", [flows.linear, flows.random_dag])
@@ -70,20 +106,3 @@ def test_a_new_flows_rows_get_ascending_uuids_in_the_order_they_are_inserted(tmp
     engine.run()
     assert {atom.name: engine.storage.get_atom_uuid(atom.name) for atom in engine.compilation.atoms} == given
     backend.close()
-
-
-def test_permuting_columns_by_round_order_checks_the_permutation() -> None:
-    engine = engines.load(flows.random_dag(50))
-    engine.compile()
-    compiled = engine.compilation.compiled
-    order = compiled.round_order()
-    values = [f"v{i}" for i in range(50)]
-    permuted = compiled.in_round_order(values, order)
-    assert permuted == [values[i] for i in order]
-    assert compiled.in_atom_order(permuted, order) == values
-    with pytest.raises(ValueError, match="one value and one position per atom"):
-        compiled.in_round_order(values[:-1], order)
-    with pytest.raises(ValueError, match="not one of a permutation"):
-        compiled.in_atom_order(values, [0] * 50)
-    with pytest.raises(ValueError, match="not one of a permutation"):
-        compiled.in_round_order(values, [*order[:-1], 50])

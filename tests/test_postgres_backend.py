@@ -25,7 +25,7 @@ import pytest
 import postgres_server
 import resume_factories as rf
 import test_ownership
-from ferroflow import engines, exceptions, states, task
+from ferroflow import _core, engines, exceptions, states, task
 from ferroflow.patterns import unordered_flow
 from ferroflow.persistence import backends, models
 
@@ -457,7 +457,7 @@ def test_a_batch_is_all_or_nothing(conn) -> None:
     assert set(atom_states(conn, fd).values()) == {(states.SUCCESS, 1)}
     fresh = "00000000-0000-4000-8000-0000000000aa"
     conn.apply(
-        fresh_atoms=(fd.uuid, [fresh], ["late"], [False], ["2.0"]),
+        fresh_atoms=(fd.uuid, _core.FreshRows([fresh], ["late"], [False], ["2.0"])),
         atom_changes=[{"uuid": fresh, "state": states.SUCCESS, "results": [1, 2]}],
         resume_records=[(fresh, "in\x1dtask\x1dlate")],
     )

@@ -2,12 +2,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::convert;
 use super::errors::PyCoreError;
+use super::fresh;
 use super::specs::AtomSpecs;
 use crate::graph::{self, NONE};
 use crate::names;
@@ -20,32 +20,6 @@ type DeciderRow = (u32, Vec<u32>, Vec<u32>, Vec<u32>, u8);
 #[pyclass(frozen, module = "ferroflow._core")]
 pub struct CompiledFlow {
     pub inner: Arc<graph::CompiledFlow>,
-}
-
-impl CompiledFlow {
-    /// Raises unless `values` and `order` have one item per atom and `order` lists each atom once.
-    fn check_permutation(&self, what: &str, values: &Bound<'_, PyList>, order: &[usize]) -> PyResult<()> {
-        let count = self.inner.atoms.len();
-        if values.len() != count || order.len() != count {
-            return Err(PyValueError::new_err(format!(
-                "{what} needs one value and one position per atom ({count}), got {} and {}",
-                values.len(),
-                order.len()
-            )));
-        }
-        let mut seen = vec![false; count];
-        for &atom in order {
-            match seen.get_mut(atom) {
-                Some(slot @ false) => *slot = true,
-                _ => {
-                    return Err(PyValueError::new_err(format!(
-                        "{what}: {atom} is not one of a permutation of the atoms"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 fn optional_index(v: u32) -> Option<u32> {
@@ -77,26 +51,25 @@ impl CompiledFlow {
         py.detach(|| graph::round_order(flow))
     }
 
-    /// `values` (one per atom, in atom order) in the order `order` (`round_order()`) lists the
-    /// atoms: a permutation of the list's items, none of them read (a Python loop reading them in
-    /// that order would miss the cache at nearly every item).
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
-    fn in_round_order<'py>(&self, values: &Bound<'py, PyList>, order: Vec<usize>) -> PyResult<Bound<'py, PyList>> {
-        self.check_permutation("in_round_order", values, &order)?;
-        let items: Vec<Bound<'py, PyAny>> = order.iter().map(|&atom| values.get_item(atom)).collect::<PyResult<_>>()?;
-        PyList::new(values.py(), items)
-    }
-
-    /// The inverse of `in_round_order`: `values[k]` belongs to atom `order[k]`; the values in atom
-    /// order.
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
-    fn in_atom_order<'py>(&self, values: &Bound<'py, PyList>, order: Vec<usize>) -> PyResult<Bound<'py, PyList>> {
-        self.check_permutation("in_atom_order", values, &order)?;
-        let mut placed: Vec<Option<Bound<'py, PyAny>>> = vec![None; order.len()];
-        for (value, &atom) in values.iter().zip(&order) {
-            placed[atom] = Some(value);
+    /// New details for the atoms `atoms` (distinct indices, in the order their rows are to be
+    /// inserted; `None`: every atom, inserted in `round_order()`, the order they will run in, so
+    /// that a graph's run does not write to a different page of its rows at nearly every step),
+    /// with version-4 UUIDs made from `random` (16 random bytes per atom, e.g. `os.urandom`),
+    /// ascending in insertion order. Returns `(uuids, rows)`: the UUIDs in the order of `atoms`
+    /// (`None`: in atom order), and the rows for `SqliteStore.apply`.
+    #[pyo3(signature = (random, atoms=None))]
+    fn fresh_rows<'py>(
+        &self,
+        py: Python<'py>,
+        random: &[u8],
+        atoms: Option<Vec<u32>>,
+    ) -> PyResult<(Bound<'py, PyList>, fresh::FreshRows)> {
+        let flow = &self.inner;
+        if let Some(atoms) = atoms {
+            return fresh::fresh_rows(py, flow, &atoms, random, false);
         }
-        PyList::new(values.py(), placed.into_iter().flatten())
+        let order = graph::round_order(flow).unwrap_or_else(|| (0..flow.atoms.len() as u32).collect());
+        fresh::fresh_rows(py, flow, &order, random, true)
     }
 
     /// Atom names by index.

@@ -2,10 +2,12 @@
 //! (`ferroflow._lower`), this module turns them into `spec` structs, compiles them, and exposes the
 //! scheduler with its poll/complete protocol. User code is called from one place only: the serial
 //! engine's fast lane (`lane`), which runs plain atoms' `execute` when nothing observes the run.
+mod attrs;
 mod convert;
 mod errors;
 mod flag;
 mod flow;
+mod fresh;
 mod lane;
 mod links;
 mod lower;
@@ -14,7 +16,6 @@ mod resume;
 mod scheduler;
 mod specs;
 mod store;
-mod uuids;
 
 use pyo3::prelude::*;
 
@@ -30,6 +31,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flag::Flag>()?;
     m.add_class::<lane::ProgressSink>()?;
     m.add_class::<store::SqliteStore>()?;
+    m.add_class::<fresh::FreshRows>()?;
     m.add_function(wrap_pyfunction!(flow::compile, m)?)?;
     m.add_function(wrap_pyfunction!(lower::lower_plain_tasks, m)?)?;
     m.add_class::<lower::IdentitySet>()?;
@@ -42,7 +44,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resume::check_migrations, m)?)?;
     m.add_function(wrap_pyfunction!(resume::input_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(resume::rewind_order, m)?)?;
-    m.add_function(wrap_pyfunction!(uuids::uuid4_texts, m)?)?;
     m.add_function(wrap_pyfunction!(read_ahead::recover_wal, m)?)?;
+    m.add_function(wrap_pyfunction!(attrs::indices_having, m)?)?;
     Ok(())
 }

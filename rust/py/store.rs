@@ -28,6 +28,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 
 use super::errors::PyCoreError;
+use super::fresh::{FreshColumns, FreshRows};
 use super::read_ahead::ReadAhead;
 use super::resume::Payloads;
 use crate::error::{CoreError, CoreResult};
@@ -41,7 +42,6 @@ type LogBookTuple = (String, String, String, f64, Option<f64>);
 type FlowTuple = (String, String, String, Option<String>, String, f64, Option<f64>);
 type FlowStateTuple = (String, String, Option<f64>);
 type StepTuple = (String, String, String, Option<String>, Option<String>, Option<String>);
-type FreshTuple = (String, f64, Vec<String>, Vec<String>, Vec<bool>, Vec<Option<String>>);
 
 /// Number of fields of an atom detail tuple.
 const ATOM_FIELDS: usize = 14;
@@ -563,8 +563,8 @@ impl SqliteStore {
     /// `flow_states`, then `flow_metas` (`(flow_uuid, meta JSON, updated_at)`), in one transaction
     /// (all or nothing).
     ///
-    /// `fresh_atoms`, `(flow_uuid, created_at, uuids, names, is_retry flags, versions)`, inserts new
-    /// details (PENDING, to EXECUTE, nothing saved yet) from columns, before everything else.
+    /// `fresh_atoms`, `(flow_uuid, created_at, rows)`, inserts new details (PENDING, to EXECUTE,
+    /// nothing saved yet) from columns (`FreshRows`, taken over), before everything else.
     ///
     /// With `release`, the fence's owner also gives the flow's lease up in that transaction (a
     /// run's final state and its release commit together). With `grouped` and
@@ -582,7 +582,7 @@ impl SqliteStore {
         flow_states: Vec<FlowStateTuple>,
         flow_metas: Vec<FlowStateTuple>,
         resume_records: Vec<(String, String)>,
-        fresh_atoms: Option<FreshTuple>,
+        fresh_atoms: Option<(String, f64, Bound<'_, FreshRows>)>,
         fence: Option<(String, String, i64)>,
         release: bool,
         grouped: bool,
@@ -595,14 +595,12 @@ impl SqliteStore {
             grouped,
             fence: fence.map(fence_of),
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
-            fresh_atoms: fresh_atoms.map(|(parent_uuid, created_at, uuids, names, retries, versions)| FreshAtoms {
-                parent_uuid,
-                created_at,
-                uuids,
-                names,
-                retries,
-                versions,
-            }),
+            fresh_atoms: fresh_atoms
+                .map(|(parent_uuid, created_at, rows)| -> PyResult<FreshAtoms> {
+                    let FreshColumns { uuids, names, retries, versions } = rows.borrow_mut().take()?;
+                    Ok(FreshAtoms { parent_uuid, created_at, uuids, names, retries, versions })
+                })
+                .transpose()?,
             transitions: transitions.into_iter().map(|t| t.0).collect(),
             resume_records: resume_records
                 .into_iter()

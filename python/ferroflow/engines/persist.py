@@ -286,8 +286,7 @@ class Persister:
         self.orphans = [saved.detail(i) for i in plan.orphans]
         upserts = {ad.uuid: ad for ad in changed}
         created: list[models.AtomDetail] = []
-        # New details on the fast path, as columns: uuids, names, is-retry flags, versions.
-        fresh: tuple[list[str], list[str], list[bool], list[str | None]] = ([], [], [], [])
+        fresh = None  # (new details on the fast path: rows made in Rust, `_fresh_rows`)
         restore: list[tuple[int, int, int]] = []
         to_revert: list[int] = []
         flow_reverted = fd.state == states.REVERTED
@@ -307,7 +306,7 @@ class Persister:
                 unmatched, indexes = indexes, ()  # (a range: no list of a million ints)
             else:
                 unmatched = [index for index in indexes if matched[index] < 0]
-            _fresh_columns(storage, compilation, unmatched, fresh, versions)
+            fresh = _fresh_rows(storage, compilation, unmatched, versions)
         atoms = compilation.atoms
         for index in indexes:
             atom = atoms[index]
@@ -356,7 +355,7 @@ class Persister:
             self._record_reverts(engine, to_revert)
         self._prepare_injector(storage, saved, created)
         rows = created + [ad for ad in upserts.values() if ad not in created]
-        self._write_prepared(rows, meta_changed, fresh if fresh[0] else None)
+        self._write_prepared(rows, meta_changed, fresh)
         self.interrupted = [index for index, state, _ in restore if state == _RUNNING_CODE]
         if restore:
             # (the scheduler normalises interrupted states: it gives back those it changed)
@@ -736,11 +735,12 @@ class Persister:
             "rerun": [*record["rerun"], *(name for name in names if name not in record["rerun"])],
         }
 
-    def _write_prepared(self, rows: list[Any], meta_changed: bool, fresh: tuple[list[Any], ...] | None = None) -> None:
+    def _write_prepared(self, rows: list[Any], meta_changed: bool, fresh: Any = None) -> None:
         """Writes what prepare created or changed, in one transaction where the backend can:
-        ``rows`` are models, ``fresh`` new details made without one (the fast path)."""
+        ``rows`` are models, ``fresh`` new details made without one (the fast path: a
+        `_core.FreshRows`)."""
         fd = self.flow_detail
-        if not rows and not meta_changed and not fresh:
+        if not rows and not meta_changed and fresh is None:
             return
         if self.details is not None:
             for ad in rows:
@@ -751,7 +751,7 @@ class Persister:
                 new_atom_details=[(fd.uuid, ad) for ad in rows],
                 flow_meta=(fd.uuid, fd.meta) if meta_changed else None,
                 **({"resume_records": records} if records else {}),
-                **({"fresh_atoms": (fd.uuid, *fresh)} if fresh else {}),
+                **({"fresh_atoms": (fd.uuid, fresh)} if fresh is not None else {}),
             )
             self._unsynced = True
         elif hasattr(self._conn, "save_flow_changes"):
@@ -1159,48 +1159,29 @@ def _interrupted(name: str) -> Any:
         return Failure()
 
 
-def _fresh_columns(
-    storage: Any,
-    compilation: Any,
-    unmatched: Sequence[int],
-    fresh: tuple[list[str], list[str], list[bool], list[str | None]],
-    versions: list[str | None],
-) -> None:
-    """New details for the atoms ``unmatched`` (in atom order), added to the ``fresh`` columns
-    (uuids, names, is-retry flags, versions) in the order their rows are inserted, and given to
-    storage. The uuids are made in Rust in one go (``str(uuid.uuid4())`` costs about 2.5 µs, a
-    third of preparing a new flow), ascending in that order (the store's uuid index then grows at
-    its end instead of taking each key on a page of its own)."""
+def _fresh_rows(storage: Any, compilation: Any, unmatched: Sequence[int], versions: list[str | None]) -> Any:
+    """New details for the atoms ``unmatched`` (in atom order), made in Rust as rows to insert
+    (`_core.FreshRows`, or None when there are none), their uuids and versions given to storage.
+    The uuids are made in one go (``str(uuid.uuid4())`` costs about 2.5 µs, a third of preparing
+    a new flow), ascending in the order the rows are inserted (the store's uuid index then grows
+    at its end instead of taking each key on a page of its own). A new flow's rows (every atom)
+    are laid out in the order its atoms will run (rounds of ready atoms), not in atom order: a
+    graph flow run in atom order would write to a different page of the store at nearly every
+    step. (Saved details are listed in that order too.)"""
     if not unmatched:
-        return
-    uuids, names, retries, fresh_versions = fresh
-    atoms, spec_atoms = compilation.atoms, compilation.spec_atoms
-    made = _core.uuid4_texts(os.urandom(16 * len(unmatched)), ascending=True)
-    uuids.extend(made)
-    if len(unmatched) < len(atoms):
-        names.extend([atoms[index].name for index in unmatched])
-        retries.extend(spec_atoms.retry_flags(unmatched))
-        fresh_versions.extend(spec_atoms.versions(unmatched))
-        for index, uuid_, version in zip(unmatched, made, fresh_versions, strict=True):
-            versions[index] = version
-            storage.set_atom_uuid(index, uuid_)
-        return
-    # A new flow (every atom): its rows are laid out in the order its atoms will run (rounds of
-    # ready atoms), not in atom order: a graph flow run in atom order would write to a different
-    # page of the store at nearly every step. (Saved details are listed in that order too.)
-    # (columns read in atom order, then permuted: read in round order, nearly every atom would be
-    # a cache miss)
-    compiled = compilation.compiled
-    order = compiled.round_order()  # (None: the atoms' own order)
-
-    def inserted(column: list[Any]) -> list[Any]:
-        return column if order is None else compiled.in_round_order(column, order)
-
-    names.extend(inserted([atom.name for atom in atoms]))
-    retries.extend(inserted(spec_atoms.retry_flags()))
-    versions[:] = spec_atoms.versions()
-    fresh_versions.extend(inserted(versions))
-    storage.set_atom_uuids(made if order is None else compiled.in_atom_order(made, order))
+        return None
+    compiled, spec_atoms = compilation.compiled, compilation.spec_atoms
+    random = os.urandom(16 * len(unmatched))
+    if len(unmatched) == len(compilation.atoms):
+        uuids, rows = compiled.fresh_rows(random)  # (uuids in atom order)
+        versions[:] = spec_atoms.versions()
+        storage.set_atom_uuids(uuids)
+        return rows
+    uuids, rows = compiled.fresh_rows(random, list(unmatched))
+    for index, uuid_, version in zip(unmatched, uuids, spec_atoms.versions(unmatched), strict=True):
+        versions[index] = version
+        storage.set_atom_uuid(index, uuid_)
+    return rows
 
 
 def _unknown(what: str, field: str, value: Any, known: Any) -> exceptions.StorageFailure:

@@ -240,8 +240,12 @@ def _policies(engine: Any) -> tuple[dict[int, str], str, str]:
     default = mig.validate_version_policy(given[0], "the load")
     policies = {}
     atoms = compilation.atoms
-    own_policies = map(getattr, atoms, itertools.repeat("on_version_change"), itertools.repeat(None))
-    for index in _indices_of(map(operator.is_not, own_policies, itertools.repeat(None))):  # (the few that have one)
+    having = compilation.own_policy_atoms  # (read by the engine's prepare with what atoms inject)
+    compilation.own_policy_atoms = None  # (read once: a later decision reads the atoms again)
+    if having is None:
+        own_policies = map(getattr, atoms, itertools.repeat("on_version_change"), itertools.repeat(None))
+        having = _indices_of(map(operator.is_not, own_policies, itertools.repeat(None)))  # (the few that have one)
+    for index in having:
         atom = atoms[index]
         own = atom.on_version_change
         mig.validate_version_policy(own, f"atom {atom.name!r}")
@@ -306,6 +310,9 @@ def misfits(engine: Any, core_plan: Any, detail_of: Callable[[int], Any]) -> dic
     """``{compiled atom: what its saved result lacks}`` for the completed atoms the plan keeps
     (or renames) whose saved result no longer fits their ``provides``; ``detail_of(saved
     index)`` gives a saved detail's model."""
+    counts = core_plan.action_counts()
+    if not counts.get(ACTIONS[REUSE]) and not counts.get(ACTIONS[MIGRATE]):
+        return {}  # (no saved result kept: a new flow, for one)
     candidates = structured_provides(engine)
     if not candidates:
         return {}

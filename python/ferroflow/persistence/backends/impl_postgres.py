@@ -1190,7 +1190,7 @@ class PostgresConnection(base.Connection):
         flow_state: tuple[str, str] | None = None,
         flow_meta: tuple[str, Mapping[str, Any]] | None = None,
         resume_records: Iterable[tuple[str, str]] = (),
-        fresh_atoms: tuple[str, list[str], list[str], list[bool], list[str | None]] | None = None,
+        fresh_atoms: tuple[str, Any] | None = None,
         atom_changes: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Write a batch of engine transitions in one transaction (group commit): all or nothing.
@@ -1237,13 +1237,8 @@ class PostgresConnection(base.Connection):
             else:
                 batch.updates.setdefault(uuid, {"uuid": uuid})["resume"] = record
         if fresh_atoms is not None:
-            flow_uuid, uuids, names, retries, versions = fresh_atoms
-            n = len(uuids)
-            if not (len(names) == len(retries) == len(versions) == n):
-                raise exc.InvalidState(
-                    f"fresh atom details need one name, kind and version per uuid ({n} uuids, {len(names)} names, "
-                    f"{len(retries)} kinds, {len(versions)} versions)"
-                )
+            flow_uuid, fresh = fresh_atoms
+            uuids, names, retries, versions = fresh.lists()  # (a `_core.FreshRows`: lengths checked when made)
             kinds = ["RETRY_DETAIL" if retry else "TASK_DETAIL" for retry in retries]
             batch.fresh = (flow_uuid, list(uuids), list(names), kinds, list(versions))
         if not batch.empty():

@@ -562,7 +562,7 @@ class SQLiteConnection(base.Connection):
         flow_state: tuple[str, str] | None = None,
         flow_meta: tuple[str, Mapping[str, Any]] | None = None,
         resume_records: Iterable[tuple[str, str]] = (),
-        fresh_atoms: tuple[str, list[str], list[str], list[bool], list[str | None]] | None = None,
+        fresh_atoms: tuple[str, _core.FreshRows] | None = None,
         atom_changes: Iterable[Mapping[str, Any]] = (),
         release_lease: bool = False,
         grouped: bool = False,
@@ -583,9 +583,10 @@ class SQLiteConnection(base.Connection):
             transaction (resumption records migrations this way, with the details they changed).
         :param resume_records: ``(atom uuid, record text)`` pairs replacing those atoms' resume
             records, kept beside the details, not in their meta (see :meth:`resume_record`).
-        :param fresh_atoms: ``(flow uuid, uuids, names, is-retry flags, versions)``: new details
-            (PENDING, to EXECUTE, nothing saved yet) given as columns, inserted without a model
-            or a row tuple each (a fresh 100,000-atom flow).
+        :param fresh_atoms: ``(flow uuid, rows)``: new details (PENDING, to EXECUTE, nothing
+            saved yet) given as columns made in Rust (`_core.FreshRows`, e.g. from
+            ``CompiledFlow.fresh_rows``; taken over: written once), inserted without a model or a
+            row tuple each (a fresh 100,000-atom flow).
         :param atom_changes: dicts of an atom's ``uuid`` and the values to write: ``state``,
             ``intention``, ``results`` (a task's), ``history`` (a retry's results),
             ``failure``, ``revert_results``, ``revert_failure`` (Failure or None), ``meta`` (a
@@ -623,7 +624,7 @@ class SQLiteConnection(base.Connection):
                     change["resume"] = record
                 else:
                     records.append((uuid, record))
-        fresh = None if fresh_atoms is None else (fresh_atoms[0], now, *fresh_atoms[1:])
+        fresh = None if fresh_atoms is None else (fresh_atoms[0], now, fresh_atoms[1])
         self._store.apply(rows, changes, flows, metas, records, fresh, self._fence, release_lease, grouped)
 
     def lane_parts(self) -> tuple[Any, tuple[str, str, int]]:
