@@ -10,41 +10,33 @@ use pyo3::types::{PyList, PyString};
 
 use crate::graph;
 use crate::spec::AtomKind;
+use crate::store::{FreshRows as Rows, TextColumn};
 
-/// New atom details as columns, in the order their rows are inserted: `(uuids, names, is-retry
-/// flags, versions)`, one entry per atom. Made by `CompiledFlow.fresh_rows` (or from lists, for
-/// tests and other backends), given to `SqliteStore.apply`, which takes the columns over: they
-/// are written once.
+/// New atom details as columns, in the order their rows are inserted: uuid, name, kind and version
+/// per atom (`crate::store::FreshRows`). Made by `CompiledFlow.fresh_rows` (or from lists, for
+/// tests and other backends), given to `SqliteStore.apply`, which takes them over: they are
+/// written once.
 #[pyclass(module = "ferroflow._core")]
 pub struct FreshRows {
-    columns: Option<FreshColumns>,
-}
-
-/// The columns of [`FreshRows`], each with one entry per atom.
-#[derive(Debug, Default)]
-pub(crate) struct FreshColumns {
-    pub uuids: Vec<String>,
-    pub names: Vec<String>,
-    pub retries: Vec<bool>,
-    /// `None`: the atom has no version.
-    pub versions: Vec<Option<String>>,
+    rows: Option<Rows>,
 }
 
 impl FreshRows {
-    /// The columns, taken over (the rows are about to be written).
-    pub(crate) fn take(&mut self) -> PyResult<FreshColumns> {
-        self.columns.take().ok_or_else(|| PyValueError::new_err("these fresh rows were already given to a store"))
+    /// The rows, taken over (they are about to be written).
+    pub(crate) fn take(&mut self) -> PyResult<Rows> {
+        self.rows.take().ok_or_else(given)
     }
+}
 
-    fn columns(&self) -> PyResult<&FreshColumns> {
-        self.columns.as_ref().ok_or_else(|| PyValueError::new_err("these fresh rows were already given to a store"))
-    }
+fn given() -> PyErr {
+    PyValueError::new_err("these fresh rows were already given to a store")
 }
 
 #[pymethods]
 impl FreshRows {
     /// Fresh rows from columns given as lists (the same length each).
     #[new]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
     fn new(
         uuids: Vec<String>,
         names: Vec<String>,
@@ -60,19 +52,30 @@ impl FreshRows {
                 versions.len()
             )));
         }
-        Ok(FreshRows { columns: Some(FreshColumns { uuids, names, retries, versions }) })
+        let mut rows = Rows::with_capacity(n);
+        for (((uuid, name), is_retry), version) in uuids.iter().zip(&names).zip(retries).zip(&versions) {
+            rows.push(uuid, name, is_retry, version.as_deref());
+        }
+        Ok(FreshRows { rows: Some(rows) })
     }
 
     fn __len__(&self) -> PyResult<usize> {
-        Ok(self.columns()?.uuids.len())
+        Ok(self.rows.as_ref().ok_or_else(given)?.len())
     }
 
     /// `(uuids, names, is-retry flags, versions)` as lists, in insertion order (for a backend that
     /// writes from Python).
     #[allow(clippy::type_complexity)]
-    fn lists(&self) -> PyResult<(Vec<String>, Vec<String>, Vec<bool>, Vec<Option<String>>)> {
-        let c = self.columns()?;
-        Ok((c.uuids.clone(), c.names.clone(), c.retries.clone(), c.versions.clone()))
+    fn lists(&self) -> PyResult<(Vec<&str>, Vec<&str>, Vec<bool>, Vec<Option<&str>>)> {
+        let rows = self.rows.as_ref().ok_or_else(given)?;
+        let mut lists = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (uuid, name, is_retry, version) in (0..rows.len()).filter_map(|row| rows.row(row)) {
+            lists.0.push(uuid);
+            lists.1.push(name);
+            lists.2.push(is_retry);
+            lists.3.push(version);
+        }
+        Ok(lists)
     }
 }
 
@@ -116,7 +119,35 @@ pub(crate) fn fresh_rows<'py>(
     }
     let mut made: Vec<u128> = random.chunks_exact(16).map(uuid4).collect();
     made.sort_unstable();
-    let uuids: Vec<String> = made.iter().map(|&uuid| uuid_text(uuid)).collect();
+    let mut rows = Rows::with_capacity(atoms.len());
+    let mut add = |uuid: u128, name: &str, is_retry: bool, version: &str| {
+        let text = uuid_text(uuid);
+        // (ASCII by construction: the check cannot fail, and is one pass over 36 bytes)
+        let text = std::str::from_utf8(&text).unwrap_or_default();
+        rows.push(text, name, is_retry, Some(version).filter(|version| !version.is_empty()));
+    };
+    if atoms.len() < specs.len() {
+        for (&uuid, &atom) in made.iter().zip(atoms) {
+            let spec = &specs[atom as usize];
+            add(uuid, &spec.name, spec.kind == AtomKind::Retry, &spec.version);
+        }
+    } else {
+        // A whole flow, mostly in round order: what the rows need is read in atom order into
+        // compact columns first, then read from those in insertion order (read from the specs in
+        // that order, nearly every atom's spec and name would be a cache miss).
+        let (mut names, mut versions) = (TextColumn::default(), TextColumn::default());
+        let mut retries = Vec::with_capacity(specs.len());
+        for spec in specs {
+            names.push(&spec.name);
+            versions.push(&spec.version);
+            retries.push(spec.kind == AtomKind::Retry);
+        }
+        for (&uuid, &atom) in made.iter().zip(atoms) {
+            let atom = atom as usize;
+            add(uuid, names.get(atom).unwrap_or_default(), retries[atom], versions.get(atom).unwrap_or_default());
+        }
+    }
+    let uuids = rows.uuids();
     let texts = if by_atom {
         let mut placed: Vec<Option<Bound<'py, PyString>>> = vec![None; atoms.len()];
         for (text, &atom) in uuids.iter().zip(atoms) {
@@ -126,27 +157,7 @@ pub(crate) fn fresh_rows<'py>(
     } else {
         PyList::new(py, uuids.iter().map(|text| PyString::new(py, text)))?
     };
-    let columns = FreshColumns {
-        names: gather(atoms, specs.len(), |atom| specs[atom].name.clone()),
-        retries: atoms.iter().map(|&atom| specs[atom as usize].kind == AtomKind::Retry).collect(),
-        versions: gather(atoms, specs.len(), |atom| match specs[atom].version.as_str() {
-            "" => None,
-            version => Some(version.to_owned()),
-        }),
-        uuids,
-    };
-    Ok((texts, FreshRows { columns: Some(columns) }))
-}
-
-/// `value(atom)` of each of `atoms`, in that order. A whole flow's atoms in round order are read
-/// in atom order and then moved into place: read in that order, nearly every atom's spec would be
-/// a cache miss.
-fn gather<T>(atoms: &[u32], count: usize, value: impl Fn(usize) -> T) -> Vec<T> {
-    if atoms.len() < count {
-        return atoms.iter().map(|&atom| value(atom as usize)).collect();
-    }
-    let mut by_atom: Vec<Option<T>> = (0..count).map(|atom| Some(value(atom))).collect();
-    atoms.iter().filter_map(|&atom| by_atom[atom as usize].take()).collect()
+    Ok((texts, FreshRows { rows: Some(rows) }))
 }
 
 /// A version-4 UUID (as a big-endian integer: its order is its text's) from 16 random bytes.
@@ -158,8 +169,8 @@ fn uuid4(random: &[u8]) -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-/// A UUID's hyphenated lowercase text.
-fn uuid_text(uuid: u128) -> String {
+/// A UUID's hyphenated lowercase text (ASCII).
+fn uuid_text(uuid: u128) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 36];
     let mut at = 0;
@@ -172,6 +183,5 @@ fn uuid_text(uuid: u128) -> String {
         text[at + 1] = HEX[usize::from(byte & 0x0f)];
         at += 2;
     }
-    // (ASCII by construction: the check cannot fail, and is one pass over 36 bytes)
-    std::str::from_utf8(&text).unwrap_or_default().to_owned()
+    text
 }

@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 
 use super::errors::PyCoreError;
-use super::fresh::{FreshColumns, FreshRows};
+use super::fresh::FreshRows;
 use super::read_ahead::ReadAhead;
 use super::resume::Payloads;
 use crate::error::{CoreError, CoreResult};
@@ -224,7 +224,7 @@ impl SqliteStore {
 
 /// The atom rows a batch writes (see `SqliteStore::rows_written`).
 fn batch_rows(batch: &Batch) -> u64 {
-    let fresh = batch.fresh_atoms.as_ref().map_or(0, |f| f.uuids.len());
+    let fresh = batch.fresh_atoms.as_ref().map_or(0, |f| f.rows.len());
     (batch.atom_details.len() + batch.transitions.len() + fresh) as u64
 }
 
@@ -597,8 +597,7 @@ impl SqliteStore {
             atom_details: new_atoms.into_iter().map(|a| a.0).collect(),
             fresh_atoms: fresh_atoms
                 .map(|(parent_uuid, created_at, rows)| -> PyResult<FreshAtoms> {
-                    let FreshColumns { uuids, names, retries, versions } = rows.borrow_mut().take()?;
-                    Ok(FreshAtoms { parent_uuid, created_at, uuids, names, retries, versions })
+                    Ok(FreshAtoms { parent_uuid, created_at, rows: rows.borrow_mut().take()? })
                 })
                 .transpose()?,
             transitions: transitions.into_iter().map(|t| t.0).collect(),

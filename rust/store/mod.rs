@@ -39,6 +39,7 @@
 //! naming the path, never a panic.
 mod checkpoint;
 mod file;
+mod fresh;
 mod rowids;
 mod schema;
 mod sqlite;
@@ -47,6 +48,7 @@ mod static_stmt;
 mod tests;
 
 pub use file::recover_wal;
+pub use fresh::{FreshRows, TextColumn};
 pub use rowids::RowidHints;
 pub use schema::LATEST_VERSION;
 pub use sqlite::{Durability, GroupCommit, Lease, ResumeSummary, Store};
@@ -287,16 +289,12 @@ pub struct Fence {
 }
 
 /// New atom details of one flow: `PENDING`, to `EXECUTE`, no results, failures or meta yet.
-/// Given as columns so that inserting a 100,000-atom flow holds two strings per atom, not a row.
+/// Given as columns ([`FreshRows`]) so that inserting a 100,000-atom flow allocates no row each.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FreshAtoms {
     pub parent_uuid: String,
     pub created_at: f64,
-    pub uuids: Vec<String>,
-    pub names: Vec<String>,
-    pub retries: Vec<bool>,
-    /// One version per atom (`None`: no version).
-    pub versions: Vec<Option<String>>,
+    pub rows: FreshRows,
 }
 
 /// A saved atom detail as an engine's prepare restores it (`Store::restore_rows`): what the plan
@@ -412,7 +410,7 @@ impl Batch {
     /// Whether the batch holds no write at all.
     pub fn is_empty(&self) -> bool {
         self.atom_details.is_empty()
-            && self.fresh_atoms.as_ref().is_none_or(|f| f.uuids.is_empty())
+            && self.fresh_atoms.as_ref().is_none_or(|f| f.rows.is_empty())
             && self.transitions.is_empty()
             && self.resume_records.is_empty()
             && self.flow_states.is_empty()

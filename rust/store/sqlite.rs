@@ -1323,7 +1323,7 @@ fn fresh_insert_sql(rows: usize) -> String {
     )
 }
 
-/// Inserts new atom details (see [`FreshAtoms`]); the columns must have one entry per atom.
+/// Inserts new atom details (see [`FreshAtoms`]).
 /// Rows go `FRESH_ROWS_PER_INSERT` to a statement, the rest one by one; each row's rowid becomes
 /// a hint (those of one statement are consecutive, as SQLite numbers new rows; a hint is only a
 /// hint, see `rowids`).
@@ -1333,15 +1333,7 @@ fn insert_fresh(
     rowids: Option<&RefCell<RowidHints>>,
     statements: &mut WriteStatements,
 ) -> Inner<()> {
-    let n = fresh.uuids.len();
-    if fresh.names.len() != n || fresh.retries.len() != n || fresh.versions.len() != n {
-        return Err(Fail::Core(CoreError::InvalidState(format!(
-            "fresh atom details need one name, kind and version per uuid ({n} uuids, {} names, {} kinds, {} versions)",
-            fresh.names.len(),
-            fresh.retries.len(),
-            fresh.versions.len()
-        ))));
-    }
+    let n = fresh.rows.len();
     let mut params: Vec<Param<'_>> =
         Vec::with_capacity(FRESH_SHARED_PARAMS + FRESH_ROW_PARAMS * n.min(FRESH_ROWS_PER_INSERT));
     let mut start = 0;
@@ -1353,22 +1345,19 @@ fn insert_fresh(
         };
         params.clear();
         params.extend([Param::Text(&fresh.parent_uuid), Param::Real(fresh.created_at), Param::Int(ROW_RESERVE)]);
-        for at in start..start + rows {
-            let kind = if fresh.retries[at] { AtomType::Retry } else { AtomType::Task };
-            params.extend([
-                Param::Text(&fresh.uuids[at]),
-                Param::Text(&fresh.names[at]),
-                Param::Text(kind.as_str()),
-                fresh.versions[at].as_deref().into(),
-            ]);
+        for (uuid, name, is_retry, version) in (start..start + rows).filter_map(|at| fresh.rows.row(at)) {
+            let kind = if is_retry { AtomType::Retry } else { AtomType::Task };
+            params.extend([Param::Text(uuid), Param::Text(name), Param::Text(kind.as_str()), version.into()]);
         }
         // (bound in place: the texts are not copied per row; see `static_stmt`)
         let saved = insert.execute(&params);
-        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", &fresh.uuids[start])?;
+        let first_uuid = fresh.rows.uuids().get(start).unwrap_or_default();
+        missing_parent(saved, "flow detail", &fresh.parent_uuid, "atom detail", first_uuid)?;
         if let Some(hints) = rowids {
             let first = conn.last_insert_rowid() - (rows as i64 - 1);
             let mut hints = hints.borrow_mut();
-            for (offset, uuid) in fresh.uuids[start..start + rows].iter().enumerate() {
+            let uuids = fresh.rows.uuids();
+            for (offset, uuid) in (start..start + rows).filter_map(|at| uuids.get(at)).enumerate() {
                 hints.learn(uuid, first + offset as i64);
             }
         }
@@ -1758,6 +1747,7 @@ mod tests {
     use super::*;
     use crate::store::checkpoint::WRITER_CHECKPOINT_PAGES;
     use crate::store::AtomType;
+    use crate::store::FreshRows;
 
     fn pragma(store: &Store, name: &str) -> i64 {
         store.conn.pragma_query_value(None, name, |row| row.get(0)).unwrap()
@@ -1783,15 +1773,22 @@ mod tests {
     /// `n` fresh atom details `t0`, `t1`... of flow `f` (with `version`), and their uuids.
     fn fresh_atoms(n: usize, version: Option<&str>) -> (Vec<String>, FreshAtoms) {
         let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: (0..n).map(|i| format!("t{i}")).collect(),
-            retries: vec![false; n],
-            versions: vec![version.map(str::to_owned); n],
-            uuids: uuids.clone(),
-        };
+        let fresh = fresh_of("f", &uuids, |i| (format!("t{i}"), false, version));
         (uuids, fresh)
+    }
+
+    /// Fresh atom details of flow `flow` with `uuids`, row `i` named, kinded and versioned by `row(i)`.
+    fn fresh_of<'a>(
+        flow: &str,
+        uuids: &[String],
+        row: impl Fn(usize) -> (String, bool, Option<&'a str>),
+    ) -> FreshAtoms {
+        let mut rows = FreshRows::with_capacity(uuids.len());
+        for (i, uuid) in uuids.iter().enumerate() {
+            let (name, is_retry, version) = row(i);
+            rows.push(uuid, &name, is_retry, version);
+        }
+        FreshAtoms { parent_uuid: flow.into(), created_at: 1.0, rows }
     }
 
     #[test]
@@ -1917,14 +1914,7 @@ mod tests {
     fn a_store_that_wrote_transitions_closes_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = with_flow(Store::open(dir.path().join("c.db"), Durability::Process).unwrap());
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: vec!["a".into()],
-            retries: vec![false],
-            versions: vec![None],
-            uuids: vec!["a".into()],
-        };
+        let fresh = fresh_of("f", &["a".to_owned()], |_| ("a".into(), false, None));
         store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
         store.apply_transitions(&[Transition { state: Some("RUNNING".into()), ..Transition::new("a") }]).unwrap();
         store.rowids.borrow_mut().forget("a"); // the uuid form too
@@ -1955,9 +1945,10 @@ mod tests {
     fn fresh_rows_are_inserted_many_to_a_statement_in_order_with_their_rowids() {
         let mut store = store_with_flow();
         let n = 2 * FRESH_ROWS_PER_INSERT + 3;
-        let (uuids, mut fresh) = fresh_atoms(n, Some("2.0"));
-        fresh.retries[FRESH_ROWS_PER_INSERT + 1] = true;
-        fresh.versions[n - 1] = None;
+        let uuids: Vec<String> = (0..n).map(|i| format!("{i:08}-0000-4000-8000-000000000000")).collect();
+        let fresh = fresh_of("f", &uuids, |i| {
+            (format!("t{i}"), i == FRESH_ROWS_PER_INSERT + 1, if i == n - 1 { None } else { Some("2.0") })
+        });
         store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
         let rows: Vec<(i64, String, String, String, Option<String>, String)> = store
             .conn
@@ -1978,9 +1969,8 @@ mod tests {
         let statements = store.statements.borrow();
         assert!(statements.fresh_rows.is_some() && statements.fresh_row.is_some());
         drop(statements);
-        let (_, mut orphans) = fresh_atoms(FRESH_ROWS_PER_INSERT, None);
-        orphans.parent_uuid = "no-such-flow".into();
-        orphans.uuids = (0..FRESH_ROWS_PER_INSERT).map(|i| format!("orphan-{i}")).collect();
+        let orphan_uuids: Vec<String> = (0..FRESH_ROWS_PER_INSERT).map(|i| format!("orphan-{i}")).collect();
+        let orphans = fresh_of("no-such-flow", &orphan_uuids, |i| (format!("t{i}"), false, None));
         let refused = store.apply(&Batch { fresh_atoms: Some(orphans), ..Batch::default() }).unwrap_err();
         assert!(
             matches!(&refused, CoreError::NotFound(m) if m.contains("'no-such-flow'") && m.contains("'orphan-0'")),
@@ -1995,14 +1985,7 @@ mod tests {
     fn transitions_use_rowid_hints_and_never_trust_a_wrong_one() {
         let mut store = store_with_flow();
         let uuids: Vec<String> = (0..3).map(|i| format!("a{i}")).collect();
-        let fresh = FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 1.0,
-            names: uuids.clone(),
-            retries: vec![false; 3],
-            versions: vec![None; 3],
-            uuids: uuids.clone(),
-        };
+        let fresh = fresh_of("f", &uuids, |i| (format!("a{i}"), false, None));
         store.apply(&Batch { fresh_atoms: Some(fresh), ..Batch::default() }).unwrap();
         assert_eq!(store.rowids.borrow().len(), 3);
         let state = |store: &Store, uuid: &str| -> String {

@@ -1089,20 +1089,16 @@ fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
 }
 
 #[test]
-fn fresh_atoms_are_inserted_from_columns_and_mismatched_columns_write_nothing() {
+fn fresh_atoms_are_inserted_from_columns() {
     let mut store = populated(0);
-    let fresh = |uuids: Vec<&str>, versions: Vec<Option<String>>| Batch {
-        fresh_atoms: Some(FreshAtoms {
-            parent_uuid: "f".into(),
-            created_at: 5.0,
-            uuids: uuids.iter().map(|u| (*u).to_owned()).collect(),
-            names: uuids.iter().map(|u| format!("n-{u}")).collect(),
-            retries: uuids.iter().map(|u| *u == "r").collect(),
-            versions,
-        }),
-        ..Batch::default()
+    let fresh = |uuids: Vec<&str>, versions: Vec<Option<&str>>| {
+        let mut rows = FreshRows::default();
+        for (uuid, version) in uuids.iter().zip(versions) {
+            rows.push(uuid, &format!("n-{uuid}"), *uuid == "r", version);
+        }
+        Batch { fresh_atoms: Some(FreshAtoms { parent_uuid: "f".into(), created_at: 5.0, rows }), ..Batch::default() }
     };
-    store.apply(&fresh(vec!["t", "r"], vec![Some("1.0".into()), None])).unwrap();
+    store.apply(&fresh(vec!["t", "r"], vec![Some("1.0"), None])).unwrap();
     let rows = store.atoms_for_flow("f").unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
@@ -1114,10 +1110,6 @@ fn fresh_atoms_are_inserted_from_columns_and_mismatched_columns_write_nothing() 
         (AtomType::Retry, Some("PENDING"), "EXECUTE")
     );
     assert_eq!((rows[1].results.as_str(), rows[1].meta.as_str(), rows[1].created_at), ("null", "{}", 5.0));
-
-    let err = store.apply(&fresh(vec!["x", "y"], vec![None])).unwrap_err();
-    assert!(matches!(err, CoreError::InvalidState(ref m) if m.contains("2 uuids")), "{err:?}");
-    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 2);
 
     // A missing flow detail is named; a uuid already saved refuses the whole batch.
     let mut orphan = fresh(vec!["z"], vec![None]);
