@@ -191,19 +191,59 @@ def test_a_read_only_backend_reads_refuses_writes_and_never_creates(workdir: Pat
         backends.fetch("sqlite://?mode=ro")
 
 
-def _downgrade_to_v2(db: Path) -> None:
-    """Makes ``db`` a store as ferroflow's schema v2 wrote it (before the lease epoch and the row reserve)."""
-    with sqlite3.connect(db) as raw:
-        raw.execute("ALTER TABLE atomdetails DROP COLUMN reserve")
-        raw.execute("ALTER TABLE flowdetails DROP COLUMN lease_epoch")
-        raw.execute("PRAGMA user_version = 2")
+def _downgrade(db: Path, version: int) -> None:
+    """Makes ``db`` a store as ferroflow's schema ``version`` (2 to 4) wrote it: before v5 an atom
+    named its flow by the flow's uuid (the tables are rebuilt so, keeping every rowid); before v4
+    rows had no reserve, before v3 flows no lease epoch."""
+    epoch = ", lease_epoch INTEGER NOT NULL DEFAULT 0" if version >= 3 else ""
+    reserve = ", reserve BLOB" if version >= 4 else ""
+    flow_columns = "uuid, parent_uuid, name, state, meta, created_at, updated_at, owner, lease_until" + (
+        ", lease_epoch" if epoch else ""
+    )
+    atom_columns = (
+        "name, atom_type, state, intention, results, failure, revert_results, revert_failure, version, meta, "
+        "created_at, updated_at, resume" + (", reserve" if reserve else "")
+    )
+    raw = sqlite3.connect(db, isolation_level=None)  # (foreign keys off: the tables are rebuilt)
+    raw.executescript(f"""
+        BEGIN;
+        CREATE TABLE old_flows (
+            uuid TEXT PRIMARY KEY NOT NULL, parent_uuid TEXT NOT NULL REFERENCES logbooks(uuid) ON DELETE CASCADE,
+            name TEXT NOT NULL, state TEXT, meta TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL,
+            owner TEXT, lease_until REAL{epoch});
+        INSERT INTO old_flows (rowid, {flow_columns}) SELECT id, {flow_columns} FROM flowdetails;
+        CREATE TABLE old_atoms (
+            uuid TEXT PRIMARY KEY NOT NULL, parent_uuid TEXT NOT NULL REFERENCES flowdetails(uuid) ON DELETE CASCADE,
+            name TEXT NOT NULL, atom_type TEXT NOT NULL CHECK (atom_type IN ('TASK_DETAIL', 'RETRY_DETAIL')),
+            state TEXT, intention TEXT NOT NULL, results TEXT NOT NULL, failure TEXT, revert_results TEXT NOT NULL,
+            revert_failure TEXT, version TEXT, meta TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL,
+            resume TEXT{reserve});
+        INSERT INTO old_atoms (rowid, uuid, parent_uuid, {atom_columns})
+            SELECT a.rowid, a.uuid, f.uuid, {", ".join(f"a.{c}" for c in atom_columns.split(", "))}
+            FROM atomdetails AS a JOIN flowdetails AS f ON f.id = a.flow_id;
+        DROP TABLE atomdetails;
+        DROP TABLE flowdetails;
+        ALTER TABLE old_flows RENAME TO flowdetails;
+        ALTER TABLE old_atoms RENAME TO atomdetails;
+        CREATE INDEX flowdetails_parent ON flowdetails(parent_uuid);
+        CREATE INDEX atomdetails_parent ON atomdetails(parent_uuid);
+        PRAGMA user_version = {version};
+        COMMIT;
+    """)
     raw.close()
+
+
+def _rows(db: Path, query: str, *params: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as raw:
+        rows = raw.execute(query, params).fetchall()
+    raw.close()
+    return rows
 
 
 def test_a_store_of_an_older_schema_is_shown_without_being_upgraded(workdir: Path) -> None:
     db = workdir / "old.db"
     flow_uuid = _run_chain(workdir, db, 2)
-    _downgrade_to_v2(db)
+    _downgrade(db, 2)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     listing = ferroflow("show", "--db", str(db), cwd=workdir)
     assert listing.returncode == 0, listing.stderr
@@ -219,6 +259,40 @@ def test_a_store_of_an_older_schema_is_shown_without_being_upgraded(workdir: Pat
     with sqlite3.connect(db) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (_core.SqliteStore.in_memory().schema_version(),)
     raw.close()
+
+
+def test_a_v4_store_is_upgraded_by_a_writer_and_its_flow_resumes(workdir: Path) -> None:
+    db = workdir / "v4.db"
+    flow_uuid = _run_chain(workdir, db, 3)
+    _downgrade(db, 4)
+    # Stopped after its first step, as a v4 ferroflow left it.
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE flowdetails SET state = 'SUSPENDED' WHERE uuid = ?", (flow_uuid,))
+        raw.execute(
+            "UPDATE atomdetails SET state = 'PENDING', results = 'null', resume = NULL "
+            "WHERE parent_uuid = ? AND name != 'step-0'",
+            (flow_uuid,),
+        )
+    raw.close()
+    atoms = _rows(db, "SELECT rowid, uuid, name FROM atomdetails ORDER BY rowid")
+    assert [name for _, _, name in atoms] == ["step-0", "step-1", "step-2"]
+    (workdir / "executions.log").unlink()
+    shown = ferroflow("show", flow_uuid, "--db", str(db), cwd=workdir)
+    assert shown.returncode == 0 and "step-2" in shown.stdout, shown.stderr
+    assert _rows(db, "PRAGMA user_version") == [(4,)], "a reader does not upgrade"
+    resumed = ferroflow("resume", "--db", str(db), cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (workdir / "executions.log").read_text().split() == ["step-1", "step-2"]
+    assert _rows(db, "PRAGMA user_version") == [(_core.SqliteStore.in_memory().schema_version(),)]
+    assert _rows(db, "SELECT rowid, uuid, name FROM atomdetails ORDER BY rowid") == atoms, "every row keeps its rowid"
+    assert _rows(db, "SELECT state FROM flowdetails WHERE uuid = ?", flow_uuid) == [("SUCCESS",)]
+    assert _rows(
+        db,
+        "SELECT a.name, a.state, a.results FROM atomdetails AS a JOIN flowdetails AS f ON f.id = a.flow_id "
+        "WHERE f.uuid = ? ORDER BY a.rowid",
+        flow_uuid,
+    ) == [("step-0", "SUCCESS", "1"), ("step-1", "SUCCESS", "2"), ("step-2", "SUCCESS", "3")]
+    assert _rows(db, "PRAGMA foreign_key_check") == []
 
 
 # -- private by default --------------------------------------------------------------------------

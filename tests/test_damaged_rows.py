@@ -182,7 +182,7 @@ def _set_saved_state(uri: str, tmp_path: Path, flow_uuid: str, name: str, state:
     if uri.startswith("sqlite"):
         sql(
             tmp_path / "store.db",
-            "UPDATE atomdetails SET state = ? WHERE name = ? AND parent_uuid = ?",
+            "UPDATE atomdetails SET state = ? WHERE name = ? AND flow_id = (SELECT id FROM flowdetails WHERE uuid = ?)",
             state,
             name,
             flow_uuid,

@@ -179,7 +179,9 @@ class Store:
         if self.kind == "sqlite":
             with sqlite3.connect(self.path) as db:
                 uuid, record = db.execute(
-                    "SELECT uuid, resume FROM atomdetails WHERE parent_uuid = ? AND name = ?", (self.uuid, atom_name)
+                    "SELECT uuid, resume FROM atomdetails WHERE flow_id = (SELECT id FROM flowdetails WHERE uuid = ?) "
+                    "AND name = ?",
+                    (self.uuid, atom_name),
                 ).fetchone()
                 assert record, "the completed atom has a resume record"
                 inputs = record.split(revert_refs.FIELD_END, 1)[0]

@@ -36,7 +36,11 @@
 //! The schema version is kept in `PRAGMA user_version` and upgraded forward on open, inside a
 //! transaction. A file written by a newer ferroflow is refused, as is a file that is not an sqlite
 //! database or whose header is damaged; both give [`CoreError::Storage`](crate::error::CoreError)
-//! naming the path, never a panic.
+//! naming the path, never a panic. Since v5 an atom row names its flow by the flow detail's
+//! integer key (`flowdetails.id`), not its uuid: only the SQL maps one to the other, the rows and
+//! this API still speak uuids. Upgrading an older file to v5 rebuilds its flow and atom tables
+//! (time in proportion to its rows, in the same one transaction); a read-only handle reads an
+//! older file as it is.
 mod checkpoint;
 mod file;
 mod fresh;

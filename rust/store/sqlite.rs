@@ -610,9 +610,9 @@ impl Store {
     pub fn get_atom_detail(&self, uuid: &str) -> CoreResult<AtomDetailRow> {
         let found = (|| -> Inner<Option<AtomDetailRow>> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results,
-                        revert_failure, version, meta, created_at, updated_at
-                 FROM atomdetails WHERE uuid = ?1",
+                "SELECT a.uuid, f.uuid, a.name, a.atom_type, a.state, a.intention, a.results, a.failure,
+                        a.revert_results, a.revert_failure, a.version, a.meta, a.created_at, a.updated_at
+                 FROM atomdetails AS a JOIN flowdetails AS f ON f.id = a.flow_id WHERE a.uuid = ?1",
             )?;
             Ok(stmt.query_row([uuid], atom_from_row).optional()?)
         })();
@@ -623,11 +623,12 @@ impl Store {
     /// flow does not exist, as in taskflow).
     pub fn atoms_for_flow(&self, flow_uuid: &str) -> CoreResult<Vec<AtomDetailRow>> {
         let atoms = (|| -> Inner<Vec<AtomDetailRow>> {
-            // The parent index holds (parent_uuid, rowid), so this ORDER BY needs no sort.
+            // The flow index holds (flow_id, rowid), so this ORDER BY needs no sort; the flow's
+            // key is looked up once.
             let mut stmt = self.conn.prepare_cached(
-                "SELECT uuid, parent_uuid, name, atom_type, state, intention, results, failure, revert_results,
+                "SELECT uuid, ?1, name, atom_type, state, intention, results, failure, revert_results,
                         revert_failure, version, meta, created_at, updated_at
-                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+                 FROM atomdetails WHERE flow_id = (SELECT id FROM flowdetails WHERE uuid = ?1) ORDER BY rowid",
             )?;
             let rows = stmt.query_map([flow_uuid], atom_from_row)?.collect::<rusqlite::Result<_>>()?;
             Ok(rows)
@@ -644,7 +645,7 @@ impl Store {
                 "SELECT name, atom_type, state, intention, version, resume,
                         CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
                              THEN json_extract(meta, '$.ferroflow.migrated.migration') END
-                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+                 FROM atomdetails WHERE flow_id = (SELECT id FROM flowdetails WHERE uuid = ?1) ORDER BY rowid",
             )?;
             let mut texts = self.texts.borrow_mut();
             let mut rows = Vec::new();
@@ -675,7 +676,7 @@ impl Store {
                         CASE WHEN instr(meta, 'migrated') AND json_valid(meta)
                              THEN json_extract(meta, '$.ferroflow.migrated.migration') END,
                         uuid, results, failure IS NOT NULL, revert_results, revert_failure IS NOT NULL, meta, rowid
-                 FROM atomdetails WHERE parent_uuid = ?1 ORDER BY rowid",
+                 FROM atomdetails WHERE flow_id = (SELECT id FROM flowdetails WHERE uuid = ?1) ORDER BY rowid",
             )?;
             let mut metas = Vec::new();
             let mut meta_index: FastMap<String, u32> = FastMap::default();
@@ -733,7 +734,8 @@ impl Store {
     pub fn resume_summaries(&self, flow_uuid: &str) -> CoreResult<Vec<ResumeSummary>> {
         let rows = (|| -> Inner<Vec<ResumeSummary>> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT uuid, resume FROM atomdetails WHERE parent_uuid = ?1 AND resume IS NOT NULL ORDER BY rowid",
+                "SELECT uuid, resume FROM atomdetails
+                 WHERE flow_id = (SELECT id FROM flowdetails WHERE uuid = ?1) AND resume IS NOT NULL ORDER BY rowid",
             )?;
             let rows = stmt
                 .query_map([flow_uuid], |row| {
@@ -1297,8 +1299,9 @@ struct WriteStatements {
 /// bundled SQLite; 64 rows saved half as much, 1,024 no more).
 const FRESH_ROWS_PER_INSERT: usize = 256;
 
-/// Parameters shared by the rows of a fresh atoms' INSERT (`?1` parent, `?2` created, `?3` the
-/// row reserve), then four per row (uuid, name, kind, version).
+/// Parameters shared by the rows of a fresh atoms' INSERT (`?1` the flow's key, `flowdetails.id`,
+/// looked up once per batch; `?2` created; `?3` the row reserve), then four per row (uuid, name,
+/// kind, version).
 const FRESH_SHARED_PARAMS: usize = 3;
 const FRESH_ROW_PARAMS: usize = 4;
 
@@ -1316,7 +1319,7 @@ fn fresh_insert_sql(rows: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+        "INSERT INTO atomdetails (uuid, flow_id, name, atom_type, state, intention, results, failure,
                                   revert_results, revert_failure, version, meta, created_at, updated_at, reserve)
          VALUES {}",
         values.join(", ")
@@ -1334,6 +1337,13 @@ fn insert_fresh(
     statements: &mut WriteStatements,
 ) -> Inner<()> {
     let n = fresh.rows.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let Some(flow_id) = flow_key(conn, &fresh.parent_uuid)? else {
+        let first_uuid = fresh.rows.uuids().get(0).unwrap_or_default();
+        return Err(parent_not_found("flow detail", &fresh.parent_uuid, "atom detail", first_uuid).into());
+    };
     let mut params: Vec<Param<'_>> =
         Vec::with_capacity(FRESH_SHARED_PARAMS + FRESH_ROW_PARAMS * n.min(FRESH_ROWS_PER_INSERT));
     let mut start = 0;
@@ -1344,7 +1354,7 @@ fn insert_fresh(
             slot => slot.insert(StaticStatement::prepare(conn, &fresh_insert_sql(rows))?),
         };
         params.clear();
-        params.extend([Param::Text(&fresh.parent_uuid), Param::Real(fresh.created_at), Param::Int(ROW_RESERVE)]);
+        params.extend([Param::Int(flow_id), Param::Real(fresh.created_at), Param::Int(ROW_RESERVE)]);
         for (uuid, name, is_retry, version) in (start..start + rows).filter_map(|at| fresh.rows.row(at)) {
             let kind = if is_retry { AtomType::Retry } else { AtomType::Task };
             params.extend([Param::Text(uuid), Param::Text(name), Param::Text(kind.as_str()), version.into()]);
@@ -1372,20 +1382,32 @@ fn upsert_atoms(conn: &Connection, atoms: &[AtomDetailRow]) -> Inner<()> {
         return Ok(());
     }
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO atomdetails (uuid, parent_uuid, name, atom_type, state, intention, results, failure,
+        "INSERT INTO atomdetails (uuid, flow_id, name, atom_type, state, intention, results, failure,
                                   revert_results, revert_failure, version, meta, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(uuid) DO UPDATE SET
-             parent_uuid = excluded.parent_uuid, name = excluded.name, atom_type = excluded.atom_type,
+             flow_id = excluded.flow_id, name = excluded.name, atom_type = excluded.atom_type,
              state = excluded.state, intention = excluded.intention, results = excluded.results,
              failure = excluded.failure, revert_results = excluded.revert_results,
              revert_failure = excluded.revert_failure, version = excluded.version, meta = excluded.meta,
              updated_at = excluded.updated_at, reserve = NULL",
     )?;
+    // The flow's key is looked up once per run of atoms of one flow (a batch's are usually all).
+    let mut flow: Option<(&str, i64)> = None;
     for atom in atoms {
+        let flow_id = match flow {
+            Some((uuid, id)) if uuid == atom.parent_uuid => id,
+            _ => {
+                let Some(id) = flow_key(conn, &atom.parent_uuid)? else {
+                    return Err(parent_not_found("flow detail", &atom.parent_uuid, "atom detail", &atom.uuid).into());
+                };
+                flow = Some((&atom.parent_uuid, id));
+                id
+            }
+        };
         let saved = upsert.execute(params![
             atom.uuid,
-            atom.parent_uuid,
+            flow_id,
             atom.name,
             atom.atom_type,
             atom.state,
@@ -1630,13 +1652,22 @@ fn missing_parent(
     match saved {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error().is_some_and(|s| s.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
-            Err(CoreError::NotFound(format!(
-                "{parent_kind} '{parent_uuid}' not found (saving {child_kind} '{child_uuid}')"
-            ))
-            .into())
+            Err(parent_not_found(parent_kind, parent_uuid, child_kind, child_uuid).into())
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The `NotFound` of a row saved under a parent that does not exist (see [`missing_parent`]).
+fn parent_not_found(parent_kind: &str, parent_uuid: &str, child_kind: &str, child_uuid: &str) -> CoreError {
+    CoreError::NotFound(format!("{parent_kind} '{parent_uuid}' not found (saving {child_kind} '{child_uuid}')"))
+}
+
+/// The key (`flowdetails.id`) atom rows name flow `flow_uuid` by; `None` when there is no such flow.
+fn flow_key(conn: &Connection, flow_uuid: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM flowdetails WHERE uuid = ?1")?
+        .query_row([flow_uuid], |row| row.get(0))
+        .optional()
 }
 
 fn flow_exists(conn: &Connection, flow_uuid: &str) -> rusqlite::Result<bool> {
@@ -1764,7 +1795,7 @@ mod tests {
             .conn
             .execute_batch(
                 "INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
-                 INSERT INTO flowdetails VALUES ('f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
+                 INSERT INTO flowdetails VALUES (NULL, 'f', 'b', 'f', NULL, '{}', 0, NULL, NULL, NULL, 0);",
             )
             .unwrap();
         store
@@ -2018,7 +2049,7 @@ mod tests {
         let store = store_with_flow();
         store
             .conn
-            .execute("INSERT INTO flowdetails VALUES ('g', 'b', 'g', NULL, '{}', 0, NULL, NULL, NULL, 0)", [])
+            .execute("INSERT INTO flowdetails VALUES (NULL, 'g', 'b', 'g', NULL, '{}', 0, NULL, NULL, NULL, 0)", [])
             .unwrap();
         let mut store = store;
         assert!(store.acquire_lease("f", "me", 30.0, 100.0).unwrap().is_ok());

@@ -1245,6 +1245,85 @@ fn an_older_store_opened_read_only_is_read_as_it_is_and_not_upgraded() {
     assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
 }
 
+/// A v4 file (atoms named their flow by its uuid) is read as it is by a read-only handle, through
+/// views with v5's keys, and rebuilt by a read-write open keeping every row, rowid and lease; a
+/// missing flow is refused as before.
+#[test]
+fn a_v4_store_is_read_through_views_read_only_and_upgraded_by_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        schema::create_at(&conn, 4).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             INSERT INTO logbooks VALUES ('b', 'b', '{}', 0, NULL);
+             INSERT INTO flowdetails VALUES ('x', 'b', 'x', NULL, '{}', 0, NULL, NULL, NULL, 0);
+             INSERT INTO flowdetails VALUES ('f', 'b', 'f', 'RUNNING', '{}', 1, NULL, 'me', 1e12, 3);
+             INSERT INTO flowdetails VALUES ('g', 'b', 'g', NULL, '{}', 2, NULL, NULL, NULL, 0);
+             DELETE FROM flowdetails WHERE uuid = 'x';
+             INSERT INTO atomdetails (rowid, uuid, parent_uuid, name, atom_type, state, intention, results,
+                                      revert_results, meta, created_at, resume, reserve)
+             VALUES (30, 'f1', 'f', 'one', 'TASK_DETAIL', 'SUCCESS', 'EXECUTE', '1', 'null', '{}', 0,
+                     'i\u{1d}noop\u{1d}\u{1d}', NULL),
+                    (9, 'g0', 'g', 'zero', 'TASK_DETAIL', NULL, 'EXECUTE', 'null', 'null', '{}', 0, NULL, NULL),
+                    (31, 'f2', 'f', 'two', 'TASK_DETAIL', 'PENDING', 'EXECUTE', 'null', 'null', '{}', 0, NULL,
+                     zeroblob(32)),
+                    (5, 'f0', 'f', 'zero', 'TASK_DETAIL', 'SUCCESS', 'EXECUTE', '0', 'null', '{}', 0, NULL, NULL);",
+        )
+        .unwrap();
+        conn.close().unwrap();
+    }
+    let names = |atoms: Vec<AtomDetailRow>| -> Vec<(String, String)> {
+        atoms.into_iter().map(|a| (a.uuid, a.parent_uuid)).collect()
+    };
+    let in_order = [("f0", "f"), ("f1", "f"), ("f2", "f")].map(|(a, f)| (a.to_owned(), f.to_owned()));
+    let before = std::fs::read(&path).unwrap();
+    let mut reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), 4);
+    let flows: Vec<String> = reader.flows_for_book("b").unwrap().into_iter().map(|f| f.uuid).collect();
+    assert_eq!(flows, ["f", "g"]);
+    assert_eq!(names(reader.atoms_for_flow("f").unwrap()), in_order);
+    assert_eq!(reader.get_atom_detail("g0").unwrap().parent_uuid, "g");
+    assert_eq!(reader.resume_rows("f").unwrap().len(), 3);
+    assert_eq!(reader.restore_rows("f").unwrap().rows.len(), 3);
+    assert_eq!(reader.resume_summaries("f").unwrap().len(), 1);
+    assert!(reader.upgrade().is_err());
+    reader.close().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the read-only open changed the file");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(schema::read_version(&raw).unwrap(), 4);
+    drop(raw);
+
+    let mut store = Store::open(&path, Durability::Process).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+    store.validate().unwrap();
+    assert_eq!(names(store.atoms_for_flow("f").unwrap()), in_order);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let rowids: Vec<i64> = raw
+        .prepare("SELECT rowid FROM atomdetails ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(rowids, [5, 9, 30, 31]);
+    let lease = store.lease("f").unwrap().unwrap();
+    assert_eq!((lease.owner.as_str(), lease.epoch), ("me", 3));
+    drop(raw);
+    assert!(is_not_found(
+        &store.upsert_atom_details(&[atom("y", "noflow")]),
+        "flow detail 'noflow' not found (saving atom detail 'y')"
+    ));
+    // Writes name flows by uuid as before; a flow's deletion takes its atoms.
+    store.upsert_atom_details(&[atom("g1", "g")]).unwrap();
+    assert_eq!(names(store.atoms_for_flow("g").unwrap()).len(), 2);
+    assert_eq!(store.delete_flow_detail("g", 0.0, None).unwrap(), Ok(()));
+    assert!(is_not_found(&store.get_atom_detail("g1"), "atom detail 'g1'"));
+    assert_eq!(store.atoms_for_flow("f").unwrap().len(), 3);
+    store.close().unwrap();
+}
+
 #[cfg(unix)]
 #[test]
 fn a_new_store_and_its_wal_are_private_and_no_temporary_file_is_left() {

@@ -20,15 +20,18 @@ from typing import Any
 
 from ferroflow.benchmarking import dbfiles, flows
 
+# As the store's schema (v5) names a flow in its atoms' rows: by the flow's integer key.
 _SCHEMA = """
+CREATE TABLE flowdetails (id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE);
 CREATE TABLE atomdetails (
-    uuid TEXT PRIMARY KEY NOT NULL, parent_uuid TEXT NOT NULL, name TEXT NOT NULL,
+    uuid TEXT PRIMARY KEY NOT NULL, flow_id INTEGER NOT NULL REFERENCES flowdetails(id), name TEXT NOT NULL,
     atom_type TEXT NOT NULL, state TEXT, intention TEXT NOT NULL, results TEXT NOT NULL,
     failure TEXT, revert_results TEXT NOT NULL, revert_failure TEXT, version TEXT,
     meta TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL
 );
-CREATE INDEX atomdetails_parent ON atomdetails(parent_uuid);
+CREATE INDEX atomdetails_flow ON atomdetails(flow_id);
 """
+_FLOW = "INSERT INTO flowdetails (uuid) VALUES (?)"
 _INSERT = (
     "INSERT INTO atomdetails VALUES (?, ?, ?, 'TASK_DETAIL', 'PENDING', 'EXECUTE', 'null', NULL, "
     "'null', NULL, '1.0', '{}', ?, NULL)"
@@ -107,7 +110,8 @@ class FloorRun:
         self.uuids = [str(uuid.uuid4()) for _ in range(self.n)]
         now = time.time()
         self.conn.execute("BEGIN")
-        self.conn.executemany(_INSERT, ((self.uuids[i], flow_uuid, f"t{i}", now) for i in range(self.n)))
+        flow_id = self.conn.execute(_FLOW, (flow_uuid,)).lastrowid
+        self.conn.executemany(_INSERT, ((self.uuids[i], flow_id, f"t{i}", now) for i in range(self.n)))
         self.conn.execute("COMMIT")
 
     def run(self) -> None:
