@@ -51,6 +51,11 @@ impl RowidHints {
         self.rows.insert(key, rowid);
     }
 
+    /// Room for `more` hints (a new flow's rows: no rehash after rehash while they are learnt).
+    pub(super) fn reserve(&mut self, more: usize) {
+        self.rows.reserve(more.min(self.limit.saturating_sub(self.rows.len())));
+    }
+
     /// The row the detail `uuid` was last seen at, if known.
     pub(super) fn get(&self, uuid: &str) -> Option<i64> {
         self.rows.get(&Self::key(uuid)).map(|&rowid| i64::from(rowid))

@@ -1344,6 +1344,9 @@ fn insert_fresh(
         let first_uuid = fresh.rows.uuids().get(0).unwrap_or_default();
         return Err(parent_not_found("flow detail", &fresh.parent_uuid, "atom detail", first_uuid).into());
     };
+    if let Some(hints) = rowids {
+        hints.borrow_mut().reserve(n);
+    }
     let mut params: Vec<Param<'_>> =
         Vec::with_capacity(FRESH_SHARED_PARAMS + FRESH_ROW_PARAMS * n.min(FRESH_ROWS_PER_INSERT));
     let mut start = 0;
