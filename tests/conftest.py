@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from ferroflow.persistence import backends
 from store_cases import DURABLE_BACKENDS, StoreCase, store_path
 
 
@@ -21,4 +26,15 @@ def sqlite_store() -> StoreCase:
     return next(case for case in DURABLE_BACKENDS if case.name == "sqlite")
 
 
-__all__ = ["DURABLE_BACKENDS", "StoreCase", "durable_backend", "sqlite_store", "store_path"]
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Iterator[Any]:
+    """The backend of a new SQLite store, ``store.db`` in the test's directory, its schema made;
+    closed after the test."""
+    backend = backends.fetch(f"sqlite:///{tmp_path / 'store.db'}")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    yield backend
+    backend.close()
+
+
+__all__ = ["DURABLE_BACKENDS", "StoreCase", "durable_backend", "sqlite_backend", "sqlite_store", "store_path"]

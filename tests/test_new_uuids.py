@@ -11,7 +11,7 @@ import pytest
 
 from ferroflow import _core, engines
 from ferroflow.benchmarking import flows
-from ferroflow.persistence import backends, models
+from ferroflow.persistence import models
 
 
 def _compiled(flow):
@@ -54,48 +54,37 @@ def test_bad_fresh_rows_are_refused() -> None:
         _core.FreshRows(["u"], [], [False], [None])
 
 
-def test_fresh_rows_are_written_once(tmp_path) -> None:
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'u.db'}")
-    with backend.get_connection() as conn:
-        conn.upgrade()
-    engine = engines.load(flows.linear(3), book=models.LogBook("b"), backend=backend)
+def test_fresh_rows_are_written_once(sqlite_backend) -> None:
+    engine = engines.load(flows.linear(3), book=models.LogBook("b"), backend=sqlite_backend)
     engine.compile()
     engine.prepare()
     rows = _core.FreshRows([str(uuid.uuid4())], ["late"], [False], [None])
-    with backend.get_connection() as conn:
+    with sqlite_backend.get_connection() as conn:
         conn.apply(fresh_atoms=(engine.storage.flow_uuid, rows))
         with pytest.raises(ValueError, match="already given to a store"):
             conn.apply(fresh_atoms=(engine.storage.flow_uuid, rows))
         assert [ad.name for ad in conn.get_atoms_for_flow(engine.storage.flow_uuid)][-1] == "late"
-    backend.close()
 
 
-def test_a_new_flow_on_sqlite_gets_distinct_version_4_uuids(tmp_path) -> None:
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'u.db'}")
-    with backend.get_connection() as conn:
-        conn.upgrade()
-    engine = engines.load(flows.linear(300), book=models.LogBook("b"), backend=backend)
+def test_a_new_flow_on_sqlite_gets_distinct_version_4_uuids(sqlite_backend) -> None:
+    engine = engines.load(flows.linear(300), book=models.LogBook("b"), backend=sqlite_backend)
     engine.run()
-    with backend.get_connection() as conn:
+    with sqlite_backend.get_connection() as conn:
         details = list(conn.get_atoms_for_flow(engine.storage.flow_uuid))
     uuids = [ad.uuid for ad in details]
     assert len(uuids) == len(set(uuids)) == 300
     assert all(uuid.UUID(text).version == 4 and str(uuid.UUID(text)) == text for text in uuids)
-    backend.close()
 
 
 @pytest.mark.parametrize("make", [flows.linear, flows.random_dag])
-def test_a_new_flows_rows_get_ascending_uuids_in_the_order_they_are_inserted(tmp_path, make) -> None:
+def test_a_new_flows_rows_get_ascending_uuids_in_the_order_they_are_inserted(tmp_path, sqlite_backend, make) -> None:
     """Rows are inserted in the order the atoms will run, with uuids ascending in that order (the
     store's uuid index grows at its end); each atom keeps its own uuid through the run."""
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'u.db'}")
-    with backend.get_connection() as conn:
-        conn.upgrade()
-    engine = engines.load(make(400), book=models.LogBook("b"), backend=backend)
+    engine = engines.load(make(400), book=models.LogBook("b"), backend=sqlite_backend)
     engine.compile()
     engine.prepare()
     given = {atom.name: engine.storage.get_atom_uuid(atom.name) for atom in engine.compilation.atoms}
-    with contextlib.closing(sqlite3.connect(tmp_path / "u.db")) as raw:  # (rowid order: insertion order)
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as raw:  # (rowid order: insertion order)
         rows = raw.execute("SELECT uuid, name FROM atomdetails ORDER BY rowid").fetchall()
     uuids = [u for u, _ in rows]
     assert uuids == sorted(uuids) and len(set(uuids)) == 400
@@ -105,4 +94,3 @@ def test_a_new_flows_rows_get_ascending_uuids_in_the_order_they_are_inserted(tmp
     assert [name for _, name in rows] == (names if order is None else [names[i] for i in order])
     engine.run()
     assert {atom.name: engine.storage.get_atom_uuid(atom.name) for atom in engine.compilation.atoms} == given
-    backend.close()

@@ -9,7 +9,7 @@ import pytest
 from ferroflow import _core, engines, exceptions, task
 from ferroflow.benchmarking import flows
 from ferroflow.patterns import linear_flow
-from ferroflow.persistence import backends, models
+from ferroflow.persistence import models
 
 
 class Echo(task.Task):
@@ -39,45 +39,30 @@ def test_indices_having_lists_the_objects_with_each_attribute_set_and_not_none()
 
 
 @pytest.mark.parametrize("durable", [False, True])
-def test_what_an_atom_injects_is_read_at_prepare_not_at_compile(tmp_path, durable) -> None:
+def test_what_an_atom_injects_is_read_at_prepare_not_at_compile(sqlite_backend, durable) -> None:
     echo = Echo("echo", provides="y", inject={"x": "at build"})
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'p.db'}") if durable else None
-    if backend is not None:
-        with backend.get_connection() as conn:
-            conn.upgrade()
-    engine = engines.load(
-        linear_flow.Flow("f").add(echo), book=models.LogBook("b") if durable else None, backend=backend
-    )
+    flow = linear_flow.Flow("f").add(echo)
+    engine = engines.load(flow, book=models.LogBook("b"), backend=sqlite_backend) if durable else engines.load(flow)
     engine.compile()
     echo.inject = {"x": "set after compile"}
     engine.prepare()
     engine.run()
     assert engine.storage.fetch("y") == "set after compile"
-    if backend is not None:
-        backend.close()
 
 
-def test_an_atoms_own_version_policy_is_read_at_prepare_and_a_bad_one_named(tmp_path) -> None:
+def test_an_atoms_own_version_policy_is_read_at_prepare_and_a_bad_one_named(sqlite_backend) -> None:
     echo = Echo("echo", provides="y", inject={"x": 1})
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'p.db'}")
-    with backend.get_connection() as conn:
-        conn.upgrade()
-    engine = engines.load(linear_flow.Flow("f").add(echo), book=models.LogBook("b"), backend=backend)
+    engine = engines.load(linear_flow.Flow("f").add(echo), book=models.LogBook("b"), backend=sqlite_backend)
     engine.compile()
     echo.on_version_change = "sometimes"
     with pytest.raises((ValueError, exceptions.TaskFlowException), match="echo"):
         engine.prepare()
     assert engine.compilation.own_policy_atoms is None  # (kept for that prepare only)
-    backend.close()
 
 
-def test_a_new_flow_does_not_look_for_saved_results_that_no_longer_fit(tmp_path) -> None:
-    backend = backends.fetch(f"sqlite:///{tmp_path / 'p.db'}")
-    with backend.get_connection() as conn:
-        conn.upgrade()
-    engine = engines.load(flows.random_dag(200), book=models.LogBook("b"), backend=backend)
+def test_a_new_flow_does_not_look_for_saved_results_that_no_longer_fit(sqlite_backend) -> None:
+    engine = engines.load(flows.random_dag(200), book=models.LogBook("b"), backend=sqlite_backend)
     engine.compile()
     engine.prepare()
     assert engine.compilation.structured_provides is None  # (every atom provides: none looked at)
     engine.run()
-    backend.close()
