@@ -24,7 +24,7 @@ use crate::resume::{
     self, Migration, MigrationKind, PendingReverts, Plan, PlanAction, PlanEntry, PlanRequest, ProviderPolicy,
     SavedAtom, VersionPolicy,
 };
-use crate::store::{AtomType, RestoreRow, ResumeRow, Store};
+use crate::store::{AtomType, RestoreRow, ResumeRow, Store, TextColumn};
 
 type SavedTuple = (
     String,
@@ -538,9 +538,8 @@ pub(super) fn read_saved(
 /// for a million rows: uuids packed in one text, payloads kept only where not null.
 #[derive(Default)]
 pub(super) struct Payloads {
-    /// Every uuid, one after the other; `uuid_ends[i]` is where detail `i`'s ends.
-    uuid_text: String,
-    uuid_ends: Vec<usize>,
+    /// Every uuid, in one buffer.
+    uuids: TextColumn,
     /// `(saved index, JSON text)` of the payloads that are not null, by saved index.
     results: Vec<(u32, String)>,
     revert_results: Vec<(u32, String)>,
@@ -554,8 +553,7 @@ impl Payloads {
     /// Room for `rows` saved details (their sparse columns: for a few).
     fn with_capacity(rows: usize) -> Payloads {
         Payloads {
-            uuid_text: String::with_capacity(rows * 36),
-            uuid_ends: Vec::with_capacity(rows),
+            uuids: TextColumn::with_capacity(rows, rows * 36),
             results: Vec::with_capacity(rows.min(64)),
             has_failure: Vec::with_capacity(rows),
             has_revert_failure: Vec::with_capacity(rows),
@@ -567,8 +565,7 @@ impl Payloads {
     /// Keeps a row's payloads; its plan input is returned.
     fn add(&mut self, row: RestoreRow) -> SavedAtom {
         let index = u32::try_from(self.meta.len()).unwrap_or(u32::MAX);
-        self.uuid_text.push_str(&row.uuid);
-        self.uuid_ends.push(self.uuid_text.len());
+        self.uuids.push(&row.uuid);
         if let Some(text) = row.results {
             self.results.push((index, text));
         }
@@ -582,9 +579,7 @@ impl Payloads {
     }
 
     fn uuid(&self, index: usize) -> Option<&str> {
-        let end = *self.uuid_ends.get(index)?;
-        let start = if index == 0 { 0 } else { self.uuid_ends[index - 1] };
-        self.uuid_text.get(start..end)
+        self.uuids.get(index)
     }
 
     /// The payload of saved detail `at` in a sparse column.
