@@ -257,11 +257,11 @@ class ActionEngine(ResumptionMixin):
         compilation = self._compilation
         atoms = compilation.atoms
         may_inject = None  # (the atoms whose `inject` is not None, when read with their policies)
-        if self._persist is not None and compilation.resume_policies is None:
-            # (the first resumable prepare of a compilation also needs the atoms' own version
-            # policies: read in the same pass, one cache miss per atom object instead of two)
-            may_inject, compilation.own_policy_atoms = _core.indices_having(atoms, _PREPARE_ATTRIBUTES)
         if self._persist is not None:
+            if compilation.resume_policies is None:
+                # (the first resumable prepare of a compilation also needs the atoms' own version
+                # policies: read in the same pass, one cache miss per atom object instead of two)
+                may_inject, compilation.own_policy_atoms = _core.indices_having(atoms, _PREPARE_ATTRIBUTES)
             self._persist.acquire()  # before anything is written: the flow may be someone else's
             try:
                 # Loading a big saved flow makes many acyclic objects: full collections over every

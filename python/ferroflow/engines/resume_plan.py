@@ -241,7 +241,6 @@ def _policies(engine: Any) -> tuple[dict[int, str], str, str]:
     policies = {}
     atoms = compilation.atoms
     having = compilation.own_policy_atoms  # (read by the engine's prepare with what atoms inject)
-    compilation.own_policy_atoms = None  # (read once: a later decision reads the atoms again)
     if having is None:
         own_policies = map(getattr, atoms, itertools.repeat("on_version_change"), itertools.repeat(None))
         having = _indices_of(map(operator.is_not, own_policies, itertools.repeat(None)))  # (the few that have one)

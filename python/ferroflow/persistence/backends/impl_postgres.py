@@ -1240,7 +1240,7 @@ class PostgresConnection(base.Connection):
             flow_uuid, fresh = fresh_atoms
             uuids, names, retries, versions = fresh.lists()  # (a `_core.FreshRows`: lengths checked when made)
             kinds = ["RETRY_DETAIL" if retry else "TASK_DETAIL" for retry in retries]
-            batch.fresh = (flow_uuid, list(uuids), list(names), kinds, list(versions))
+            batch.fresh = (flow_uuid, uuids, names, kinds, versions)
         if not batch.empty():
             self._write_batch(batch)
 
