@@ -23,33 +23,26 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 
 use crate::graph::hash::FastMap;
 use crate::graph::tree::{FlatTree, Flow, LocalLinks, TreeOrder};
-use crate::graph::{CompiledFlow, Csr, NONE};
+use crate::graph::{CompiledFlow, Csr, Providers, NONE};
 use crate::spec::{AtomSpec, Pattern};
 
-/// Providers of every atom's arguments: `(execute, revert)`, each indexed by atom and laid out as
-/// `requires ++ optional` (resp. `revert_requires ++ revert_optional`). `NONE` = no visible provider.
-pub(crate) type ResolvedProviders = (Vec<Vec<u32>>, Vec<Vec<u32>>);
-
 /// Resolves the providers of every argument of every atom (see the module docs).
-pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, order: &TreeOrder) -> ResolvedProviders {
+pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, order: &TreeOrder) -> Providers {
     let mut resolver = Resolver {
         scope: Scope { tree, links, order, candidates: Candidates::new(atoms, order) },
         scratch: Scratch::default(),
     };
-    let mut execute = Vec::with_capacity(atoms.len());
-    let mut revert = Vec::with_capacity(atoms.len());
+    let names: usize = atoms.iter().map(|atom| atom.requires.len() + atom.optional.len()).sum();
+    let mut providers = Providers::with_capacity(atoms.len(), names);
     for (index, atom) in atoms.iter().enumerate() {
         let index = index as u32;
-        let providers = resolver.lookup_all(index, &atom.requires, &atom.optional);
-        // (a lookup depends on the atom and the name only: revert mapping as execute, the usual
-        // case, has the same providers)
-        match &atom.revert {
-            None => revert.push(providers.clone()),
-            Some(names) => revert.push(resolver.lookup_all(index, &names.requires, &names.optional)),
-        }
-        execute.push(providers);
+        providers.add_execute(resolver.lookup_all(index, &atom.requires, &atom.optional));
+        // (a lookup depends on the atom and the name only: a revert taking the execute arguments,
+        // the usual case, has the same providers, and shares them)
+        let revert = atom.revert.as_ref().map(|names| resolver.lookup_all(index, &names.requires, &names.optional));
+        providers.add_revert(revert);
     }
-    (execute, revert)
+    providers
 }
 
 /// The required (not optional) argument names of each atom that no atom provides visibly and that
@@ -64,12 +57,12 @@ pub fn unsatisfied<S: BuildHasher>(
     for (index, atom) in compiled.atoms.iter().enumerate() {
         let mut missing: Vec<String> = Vec::new();
         let sides = [
-            (atom.requires.as_slice(), compiled.providers.get(index)),
-            (atom.revert_requires(), compiled.revert_providers.get(index)),
+            (atom.requires.as_slice(), compiled.providers.execute(index)),
+            (atom.revert_requires(), compiled.providers.revert(index)),
         ];
         for (names, providers) in sides {
             for (k, name) in names.iter().enumerate() {
-                let provider = providers.and_then(|providers| providers.get(k)).copied().unwrap_or(NONE);
+                let provider = providers.get(k).copied().unwrap_or(NONE);
                 if provider == NONE && !available.contains(name.as_str()) {
                     missing.push(name.clone());
                 }
@@ -151,9 +144,14 @@ struct Resolver<'a, 's> {
     scratch: Scratch,
 }
 
-impl<'a> Resolver<'a, '_> {
-    fn lookup_all(&mut self, atom: u32, required: &'a [String], optional: &'a [String]) -> Vec<u32> {
-        required.iter().chain(optional).map(|name| self.scope.lookup(&mut self.scratch, atom, name)).collect()
+impl<'a, 's> Resolver<'a, 's> {
+    fn lookup_all(
+        &mut self,
+        atom: u32,
+        required: &'a [String],
+        optional: &'a [String],
+    ) -> impl Iterator<Item = u32> + use<'_, 'a, 's> {
+        required.iter().chain(optional).map(move |name| self.scope.lookup(&mut self.scratch, atom, name))
     }
 }
 
@@ -284,7 +282,9 @@ mod tests {
     fn providers_of(spec: &FlowSpec, name: &str) -> Vec<String> {
         let compiled = compile(spec).unwrap();
         let index = compiled.atoms.iter().position(|atom| atom.name == name).unwrap();
-        compiled.providers[index]
+        compiled
+            .providers
+            .execute(index)
             .iter()
             .map(|&p| if p == NONE { NO.to_owned() } else { compiled.atoms[p as usize].name.clone() })
             .collect()
@@ -436,8 +436,8 @@ mod tests {
         let c = t("c", &[], &[]).with_revert(vec!["x".into()], vec!["w".into()]);
         let spec = spec_with(vec![t("p", &[], &["x"]), c], linear(vec![atom(0), atom(1)]));
         let compiled = compile(&spec).unwrap();
-        assert_eq!(compiled.revert_providers[1], vec![0, NONE]);
-        assert!(compiled.providers[1].is_empty());
+        assert_eq!(compiled.providers.revert(1), [0, NONE]);
+        assert!(compiled.providers.execute(1).is_empty());
     }
 
     #[test]

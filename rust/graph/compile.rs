@@ -49,27 +49,14 @@ struct Parts {
     topo: Vec<u32>,
     retry_of: Vec<u32>,
     retry_scope: Vec<Vec<u32>>,
-    providers: Vec<Vec<u32>>,
-    revert_providers: Vec<Vec<u32>>,
+    providers: super::Providers,
     deciders: Vec<super::EdgeDecider>,
 }
 
 impl Parts {
     fn with_atoms(self, atoms: Vec<crate::spec::AtomSpec>) -> CompiledFlow {
-        let Parts { node_count, preds, succs, topo, retry_of, retry_scope, providers, revert_providers, deciders } =
-            self;
-        CompiledFlow {
-            atoms,
-            node_count,
-            preds,
-            succs,
-            topo,
-            retry_of,
-            retry_scope,
-            providers,
-            revert_providers,
-            deciders,
-        }
+        let Parts { node_count, preds, succs, topo, retry_of, retry_scope, providers, deciders } = self;
+        CompiledFlow { atoms, node_count, preds, succs, topo, retry_of, retry_scope, providers, deciders }
     }
 }
 
@@ -83,21 +70,11 @@ fn compile_parts(spec: &FlowSpec) -> CoreResult<Parts> {
     drop(reversed);
     let topo = topo_order(&spec.atoms, &tree, &graph, &preds, &succs)?;
     let order = TreeOrder::new(&tree, &links);
-    let (providers, revert_providers) = names::resolve(&spec.atoms, &tree, &links, &order);
+    let providers = names::resolve(&spec.atoms, &tree, &links, &order);
     let retry_of = retry_owners(&tree);
     let retry_scope = retry_scopes(&topo, &retry_of);
     let deciders = compile_deciders(&tree, &links, &succs);
-    Ok(Parts {
-        node_count: graph.node_count,
-        preds,
-        succs,
-        topo,
-        retry_of,
-        retry_scope,
-        providers,
-        revert_providers,
-        deciders,
-    })
+    Ok(Parts { node_count: graph.node_count, preds, succs, topo, retry_of, retry_scope, providers, deciders })
 }
 
 /// The nearest retry above each atom; a retry's own is the one above its flow.
@@ -461,8 +438,8 @@ mod tests {
         eprintln!("deep nesting (5,000 levels): compiled in {:?}", started.elapsed());
         assert_eq!(compiled.topo.len(), spec.atoms.len());
         // t1 (in an unordered flow) sees t0 at the level above.
-        assert_eq!(compiled.providers[1], vec![0]);
-        assert_eq!(compiled.providers[4_999], vec![4_998]);
+        assert_eq!(compiled.providers.execute(1), [0]);
+        assert_eq!(compiled.providers.execute(4_999), [4_998]);
         // Retries are appended innermost first: the outermost one (level 0) is the last atom.
         let outermost = spec.atoms.len() - 1;
         assert_eq!(compiled.retry_of[0], outermost as u32);
@@ -487,7 +464,7 @@ mod tests {
         let compiled = compile(&spec).unwrap();
         eprintln!("linear flow of 100,000 atoms: compiled in {:?}", started.elapsed());
         assert_eq!(compiled.topo.len(), count);
-        assert_eq!(compiled.providers[count - 1], vec![(count - 2) as u32]);
+        assert_eq!(compiled.providers.execute(count - 1), [(count - 2) as u32]);
         assert_eq!(compiled.succs.targets.len(), count - 1);
     }
 
@@ -507,7 +484,7 @@ mod tests {
         let compiled = compile(&spec).unwrap();
         eprintln!("graph flow of 100,000 atoms (binary tree links): compiled in {:?}", started.elapsed());
         assert_eq!(compiled.topo.len(), count);
-        assert_eq!(compiled.providers[count - 1], vec![((count - 1) / 2) as u32]);
+        assert_eq!(compiled.providers.execute(count - 1), [((count - 1) / 2) as u32]);
     }
 
     #[test]
@@ -580,7 +557,7 @@ mod tests {
         let atoms = chained_atoms(|i| i.checked_sub(1));
         let spec = spec_with(atoms, linear((0..BENCH_ATOMS).map(atom).collect()));
         let compiled = bench_compile("linear chain of 100,000 atoms (each requires the previous)", &spec);
-        assert_eq!(compiled.providers[BENCH_ATOMS - 1], vec![(BENCH_ATOMS - 2) as u32]);
+        assert_eq!(compiled.providers.execute(BENCH_ATOMS - 1), [(BENCH_ATOMS - 2) as u32]);
     }
 
     #[test]
@@ -590,7 +567,7 @@ mod tests {
         let links: Vec<(usize, usize)> = (1..BENCH_ATOMS).map(|i| (i / 2, i)).collect();
         let spec = spec_with(atoms, graph((0..BENCH_ATOMS).map(atom).collect(), &links));
         let compiled = bench_compile("graph flow of 100,000 atoms (binary tree links)", &spec);
-        assert_eq!(compiled.providers[BENCH_ATOMS - 1], vec![((BENCH_ATOMS - 1) / 2) as u32]);
+        assert_eq!(compiled.providers.execute(BENCH_ATOMS - 1), [((BENCH_ATOMS - 1) / 2) as u32]);
     }
 
     #[test]

@@ -41,6 +41,53 @@ impl Csr {
         Csr { offsets, targets }
     }
 
+    /// Drops each node's repeated neighbours after their first, keeping the order; neighbours must
+    /// be below `bound`.
+    pub(crate) fn keep_first_of_each_target(&mut self, bound: usize) {
+        // `seen_from[target] == node`: `target` already kept for `node` (never equal across nodes)
+        let mut seen_from = vec![NONE; bound];
+        self.compact(|node, neighbours, kept| {
+            for &target in neighbours {
+                if seen_from[target as usize] != node {
+                    seen_from[target as usize] = node;
+                    kept.push(target);
+                }
+            }
+        });
+    }
+
+    /// Sorts each node's neighbours and drops repeats.
+    pub(crate) fn sort_and_dedup(&mut self) {
+        self.compact(|_, neighbours, kept| {
+            let start = kept.len();
+            kept.extend_from_slice(neighbours);
+            kept[start..].sort_unstable();
+            let mut write = start;
+            for read in start..kept.len() {
+                if write == start || kept[read] != kept[write - 1] {
+                    kept[write] = kept[read];
+                    write += 1;
+                }
+            }
+            kept.truncate(write);
+        });
+    }
+
+    /// Rebuilds the targets node by node: `keep(node, neighbours, kept)` appends what it keeps of
+    /// the node's neighbours to `kept`.
+    fn compact(&mut self, mut keep: impl FnMut(u32, &[u32], &mut Vec<u32>)) {
+        let mut kept = Vec::with_capacity(self.targets.len());
+        for node in 0..self.node_count() {
+            let (start, end) = (self.offsets[node] as usize, self.offsets[node + 1] as usize);
+            self.offsets[node] = kept.len() as u32;
+            keep(node as u32, &self.targets[start..end], &mut kept);
+        }
+        if let Some(last) = self.offsets.last_mut() {
+            *last = kept.len() as u32;
+        }
+        self.targets = kept;
+    }
+
     pub fn neighbours(&self, node: u32) -> &[u32] {
         let i = node as usize;
         &self.targets[self.offsets[i] as usize..self.offsets[i + 1] as usize]
@@ -48,6 +95,65 @@ impl Csr {
 
     pub fn node_count(&self) -> usize {
         self.offsets.len().saturating_sub(1)
+    }
+}
+
+/// The provider of each argument of each atom, in one array rather than a `Vec` per atom (two per
+/// atom, with revert, made and freed for every compiled flow): atom `i`'s execute providers, one per
+/// name of `requires ++ optional` in that order, are `values[execute[i].0..execute[i].1]`; its
+/// revert providers (`revert_requires ++ revert_optional`) are the `revert[i]` range, which is the
+/// execute range itself when the atom's revert takes its execute arguments (the usual case).
+/// `NONE` = no atom provides the name visibly (a flow-level store value may still satisfy it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Providers {
+    values: Vec<u32>,
+    execute: Vec<(u32, u32)>,
+    revert: Vec<(u32, u32)>,
+}
+
+impl Providers {
+    pub(crate) fn with_capacity(atoms: usize, values: usize) -> Self {
+        Providers {
+            values: Vec::with_capacity(values),
+            execute: Vec::with_capacity(atoms),
+            revert: Vec::with_capacity(atoms),
+        }
+    }
+
+    /// Adds the next atom's execute providers; its [`Providers::add_revert`] follows.
+    pub(crate) fn add_execute(&mut self, providers: impl IntoIterator<Item = u32>) {
+        let range = self.extend(providers);
+        self.execute.push(range);
+    }
+
+    /// Adds the revert providers of the atom just added; None: its revert takes its execute
+    /// arguments, so it shares their range.
+    pub(crate) fn add_revert(&mut self, providers: Option<impl IntoIterator<Item = u32>>) {
+        let range = match providers {
+            None => self.execute.last().copied().unwrap_or_default(),
+            Some(providers) => self.extend(providers),
+        };
+        self.revert.push(range);
+    }
+
+    fn extend(&mut self, providers: impl IntoIterator<Item = u32>) -> (u32, u32) {
+        let start = self.values.len() as u32;
+        self.values.extend(providers);
+        (start, self.values.len() as u32)
+    }
+
+    /// The providers of `atom`'s `requires ++ optional` (empty for an atom out of range).
+    pub fn execute(&self, atom: usize) -> &[u32] {
+        self.slice(self.execute.get(atom))
+    }
+
+    /// The providers of `atom`'s `revert_requires ++ revert_optional` (empty out of range).
+    pub fn revert(&self, atom: usize) -> &[u32] {
+        self.slice(self.revert.get(atom))
+    }
+
+    fn slice(&self, range: Option<&(u32, u32)>) -> &[u32] {
+        range.map_or(&[], |&(start, end)| &self.values[start as usize..end as usize])
     }
 }
 
@@ -91,11 +197,8 @@ pub struct CompiledFlow {
     /// For each retry atom (by atom index), the atoms it controls — its flow's whole subtree, deeper
     /// retries and their atoms included — in topological order. Empty for tasks.
     pub retry_scope: Vec<Vec<u32>>,
-    /// For atom `i`: the provider of each name of `requires ++ optional`, in that order
-    /// (`u32::MAX` = no atom provides it visibly; a flow-level store value may still satisfy it).
-    pub providers: Vec<Vec<u32>>,
-    /// The same for `revert_requires ++ revert_optional`.
-    pub revert_providers: Vec<Vec<u32>>,
+    /// The provider of each argument of each atom, execute and revert (see [`Providers`]).
+    pub providers: Providers,
     /// Deciders on graph-flow links.
     pub deciders: Vec<EdgeDecider>,
 }
@@ -112,5 +215,40 @@ impl CompiledFlow {
             positions[atom as usize] = position as u32;
         }
         positions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Csr, Providers, NONE};
+
+    #[test]
+    fn repeated_neighbours_are_dropped_keeping_the_first_in_order() {
+        let edges = [(0, 2), (1, 0), (0, 1), (0, 2), (2, 1), (0, 1), (1, 0), (1, 2)];
+        let mut csr = Csr::from_edges(4, &edges);
+        csr.keep_first_of_each_target(3);
+        assert_eq!((csr.neighbours(0), csr.neighbours(1), csr.neighbours(2)), (&[2, 1][..], &[0, 2][..], &[1][..]));
+        assert!(csr.neighbours(3).is_empty());
+        assert_eq!(csr.targets.len(), 5);
+        let mut csr = Csr::from_edges(4, &edges);
+        csr.sort_and_dedup();
+        assert_eq!((csr.neighbours(0), csr.neighbours(1), csr.neighbours(2)), (&[1, 2][..], &[0, 2][..], &[1][..]));
+        assert_eq!(*csr.offsets.last().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_revert_without_its_own_arguments_shares_the_execute_providers() {
+        let mut providers = Providers::with_capacity(3, 4);
+        providers.add_execute([7, NONE]);
+        providers.add_revert(None::<[u32; 0]>);
+        providers.add_execute([]);
+        providers.add_revert(Some([0]));
+        providers.add_execute([1]);
+        providers.add_revert(Some([]));
+        assert_eq!((providers.execute(0), providers.revert(0)), (&[7, NONE][..], &[7, NONE][..]));
+        assert_eq!((providers.execute(1), providers.revert(1)), (&[][..], &[0][..]));
+        assert_eq!((providers.execute(2), providers.revert(2)), (&[1][..], &[][..]));
+        assert!(providers.execute(3).is_empty() && providers.revert(3).is_empty());
+        assert_eq!(providers.values.len(), 4, "shared, not copied");
     }
 }

@@ -11,7 +11,7 @@ fn flow(pattern: Pattern, children: Vec<Node>, links: &[(usize, usize)]) -> Node
         Pattern::Unordered => "uf",
         Pattern::Graph => "gf",
     };
-    Node::Flow(FlowNode {
+    Node::Flow(Box::new(FlowNode {
         name: name.to_owned(),
         pattern,
         retry: None,
@@ -20,7 +20,7 @@ fn flow(pattern: Pattern, children: Vec<Node>, links: &[(usize, usize)]) -> Node
             .iter()
             .map(|&(from, to)| LinkSpec { from, to, manual: false, decider: None, depth: DeciderDepth::All })
             .collect(),
-    })
+    }))
 }
 
 pub fn linear(children: Vec<Node>) -> Node {

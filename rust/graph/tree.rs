@@ -249,25 +249,28 @@ pub(crate) struct LocalLinks {
 
 impl LocalLinks {
     pub fn new(tree: &FlatTree) -> Self {
-        let mut succ_edges = Vec::new();
-        let mut pred_edges = Vec::new();
-        let mut seen: FastSet<(usize, usize)> = FastSet::default();
-        for flow in &tree.flows {
+        let count = tree.flows.iter().map(|flow| flow.links.len()).sum();
+        let mut succ_edges = Vec::with_capacity(count);
+        let mut pred_edges = Vec::with_capacity(count);
+        let mut widest = 0;
+        for flow in tree.flows.iter().filter(|flow| !flow.links.is_empty()) {
+            widest = widest.max((flow.children.1 - flow.children.0) as usize);
             for link in flow.links {
                 let (from, to) = (flow.slot(link.from as u32), flow.slot(link.to as u32));
-                if seen.insert((from, to)) {
-                    succ_edges.push((from as u32, link.to as u32));
-                    pred_edges.push((to as u32, link.from as u32));
-                }
+                succ_edges.push((from as u32, link.to as u32));
+                pred_edges.push((to as u32, link.from as u32));
             }
         }
         let slots = tree.children.len();
+        // A link given twice counts once (without a hash set of pairs: 100,000 links made it grow
+        // and rehash): `from_edges` keeps link order per slot, so a repeat is found by its target.
+        let mut succs = Csr::from_edges(slots, &succ_edges);
+        drop(succ_edges);
+        succs.keep_first_of_each_target(widest);
         let mut preds = Csr::from_edges(slots, &pred_edges);
-        for slot in 0..slots {
-            let (start, end) = (preds.offsets[slot] as usize, preds.offsets[slot + 1] as usize);
-            preds.targets[start..end].sort_unstable();
-        }
-        LocalLinks { preds, succs: Csr::from_edges(slots, &succ_edges) }
+        drop(pred_edges);
+        preds.sort_and_dedup();
+        LocalLinks { preds, succs }
     }
 
     pub fn preds_of(&self, slot: usize) -> &[u32] {

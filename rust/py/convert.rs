@@ -108,18 +108,18 @@ pub(super) fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
         "atom" => Ok(Node::Atom(tuple.get_item(1)?.extract()?)),
         "flow" => {
             let children_obj = tuple.get_item(4)?;
-            let mut children = Vec::new();
+            let mut children = Vec::with_capacity(children_obj.len().unwrap_or(0));
             for child in children_obj.try_iter()? {
                 children.push(node(&child?)?);
             }
             let links = links(&tuple.get_item(5)?)?;
-            Ok(Node::Flow(FlowNode {
+            Ok(Node::Flow(Box::new(FlowNode {
                 name: tuple.get_item(1)?.extract()?,
                 pattern: pattern(tuple.get_item(2)?.extract()?)?,
                 retry: tuple.get_item(3)?.extract()?,
                 children,
                 links,
-            }))
+            })))
         }
         other => Err(PyValueError::new_err(format!("unknown flow node tag {other:?}"))),
     }

@@ -79,16 +79,12 @@ impl CompiledFlow {
 
     /// Provider atom of each name of `requires ++ optional` (None: no atom provides it).
     fn providers(&self, atom: usize) -> Vec<Option<u32>> {
-        self.inner.providers.get(atom).map(|p| p.iter().copied().map(optional_index).collect()).unwrap_or_default()
+        self.inner.providers.execute(atom).iter().copied().map(optional_index).collect()
     }
 
     /// Provider atom of each name of `revert_requires ++ revert_optional`.
     fn revert_providers(&self, atom: usize) -> Vec<Option<u32>> {
-        self.inner
-            .revert_providers
-            .get(atom)
-            .map(|p| p.iter().copied().map(optional_index).collect())
-            .unwrap_or_default()
+        self.inner.providers.revert(atom).iter().copied().map(optional_index).collect()
     }
 
     /// The nearest retry controlling `atom`.

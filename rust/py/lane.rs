@@ -587,7 +587,7 @@ impl Lane {
         pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     ) -> PyResult<Arguments<'py>> {
         let spec = &flow.atoms[atom as usize];
-        let providers = &flow.providers[atom as usize];
+        let providers = flow.providers.execute(atom as usize);
         let store = self.store.bind(py);
         let transient = self.transient.bind(py);
         let kwargs = PyDict::new(py);

@@ -299,7 +299,7 @@ fn rename_cycles(migrations: &[Migration]) -> Vec<String> {
 /// injected value, or nothing).
 pub fn input_fingerprint(flow: &CompiledFlow, atom: usize) -> String {
     let Some(spec) = flow.atoms.get(atom) else { return String::new() };
-    let providers = flow.providers.get(atom).map_or(&[][..], Vec::as_slice);
+    let providers = flow.providers.execute(atom);
     let mut out = String::new();
     for (position, name) in spec.requires.iter().chain(&spec.optional).enumerate() {
         if position > 0 {

@@ -1,6 +1,6 @@
 //! Scheduler tests on hand-built execution graphs (no compiler needed).
 use super::*;
-use crate::graph::Csr;
+use crate::graph::{Csr, Providers};
 use crate::spec::AtomSpec;
 
 /// A compiled flow from atom names, (from, to) edges over nodes, and optional retry scopes
@@ -22,8 +22,7 @@ fn flow(names: &[&str], joins: usize, edges: &[(u32, u32)], retries: &[(u32, &[u
     }
     let topo = (0..atoms.len() as u32).collect();
     Arc::new(CompiledFlow {
-        providers: vec![Vec::new(); atoms.len()],
-        revert_providers: vec![Vec::new(); atoms.len()],
+        providers: Providers::default(),
         atoms,
         node_count,
         preds: Csr::from_edges(node_count, &reversed),
