@@ -2,6 +2,7 @@
 //!
 //! Nothing here refers to Python: atoms are identified by their index in `FlowSpec::atoms`, which is
 //! also their index everywhere else in the core (compiled graph, scheduler arrays, store rows).
+use std::sync::Arc;
 
 /// What an atom is; retries control the atoms of the flow they are attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,7 +114,8 @@ pub struct FlowNode {
     /// Index of the retry atom controlling this flow's atoms, if any.
     pub retry: Option<usize>,
     pub children: Vec<Node>,
-    pub links: Vec<LinkSpec>,
+    /// (shared: a lowered graph flow's links, kept in Rust, go to each compile without a copy)
+    pub links: Arc<Vec<LinkSpec>>,
 }
 
 /// A node of the pattern tree: an atom (by index) or a nested flow.

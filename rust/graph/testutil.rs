@@ -1,4 +1,6 @@
 //! Small builders for specs in unit tests.
+use std::sync::Arc;
+
 use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
 
 pub fn atom(index: usize) -> Node {
@@ -16,10 +18,12 @@ fn flow(pattern: Pattern, children: Vec<Node>, links: &[(usize, usize)]) -> Node
         pattern,
         retry: None,
         children,
-        links: links
-            .iter()
-            .map(|&(from, to)| LinkSpec { from, to, manual: false, decider: None, depth: DeciderDepth::All })
-            .collect(),
+        links: Arc::new(
+            links
+                .iter()
+                .map(|&(from, to)| LinkSpec { from, to, manual: false, decider: None, depth: DeciderDepth::All })
+                .collect(),
+        ),
     }))
 }
 
@@ -69,7 +73,7 @@ impl NodeExt for Node {
     fn with_decider(self, from: usize, to: usize, decider: u32, depth: DeciderDepth) -> Node {
         match self {
             Node::Flow(mut flow) => {
-                flow.links.push(LinkSpec { from, to, manual: true, decider: Some(decider), depth });
+                Arc::make_mut(&mut flow.links).push(LinkSpec { from, to, manual: true, decider: Some(decider), depth });
                 Node::Flow(flow)
             }
             Node::Atom(_) => panic!("only flows have links"),

@@ -149,7 +149,7 @@ pub(crate) fn flatten(spec: &FlowSpec) -> CoreResult<FlatTree<'_>> {
             }
         }
         let child_count = flow.children.len();
-        for link in &flow.links {
+        for link in flow.links.iter() {
             if link.from >= child_count || link.to >= child_count {
                 return Err(compilation(format!(
                     "link {} -> {} of {place} refers to a missing child ({place} has {child_count} children)",

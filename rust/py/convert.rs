@@ -1,4 +1,6 @@
 //! Python's lowered flow (plain tuples, see `ferroflow/_lower.py`) → `spec` structs.
+use std::sync::Arc;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
@@ -89,11 +91,11 @@ pub(super) fn link_spec((from, to, manual, decider, code): LinkTuple) -> PyResul
 }
 
 /// A flow node's links: a list of link tuples, or a graph flow's `GraphLinks` read in Rust.
-fn links(obj: &Bound<'_, PyAny>) -> PyResult<Vec<LinkSpec>> {
+fn links(obj: &Bound<'_, PyAny>) -> PyResult<Arc<Vec<LinkSpec>>> {
     if let Ok(read) = obj.cast::<GraphLinks>() {
-        return Ok(read.get().links.clone());
+        return Ok(Arc::clone(&read.get().links));
     }
-    obj.extract::<Vec<LinkTuple>>()?.into_iter().map(link_spec).collect()
+    Ok(Arc::new(obj.extract::<Vec<LinkTuple>>()?.into_iter().map(link_spec).collect::<PyResult<_>>()?))
 }
 
 /// A node of the pattern tree: a flow's child atom may be given as its index alone.

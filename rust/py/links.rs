@@ -4,6 +4,8 @@
 //! meta is the symbol's text, not a dict). Making a Python tuple per link for the compiler to
 //! convert back cost more than compiling them; here they go straight into `LinkSpec`s, kept in a
 //! `GraphLinks` that the lowered flow node carries in place of its list of link tuples.
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -13,7 +15,7 @@ use crate::spec::{DeciderDepth, LinkSpec};
 /// The links of one graph flow, ready for the compiler (see the module docs).
 #[pyclass(module = "ferroflow._core", frozen)]
 pub struct GraphLinks {
-    pub(super) links: Vec<LinkSpec>,
+    pub(super) links: Arc<Vec<LinkSpec>>,
 }
 
 #[pymethods]
@@ -46,5 +48,5 @@ pub fn graph_links(succ: &Bound<'_, PyList>, make_link: &Bound<'_, PyAny>) -> Py
             }
         }
     }
-    Ok(GraphLinks { links })
+    Ok(GraphLinks { links: Arc::new(links) })
 }
