@@ -24,7 +24,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use crate::graph::hash::FastMap;
 use crate::graph::tree::{FlatTree, Flow, LocalLinks, TreeOrder};
 use crate::graph::{CompiledFlow, Csr, Providers, NONE};
-use crate::spec::{AtomSpec, Pattern};
+use crate::spec::{AtomSpec, Name, Pattern};
 
 /// Resolves the providers of every argument of every atom (see the module docs).
 pub(crate) fn resolve(atoms: &[AtomSpec], tree: &FlatTree, links: &LocalLinks, order: &TreeOrder) -> Providers {
@@ -64,14 +64,14 @@ pub fn unsatisfied<S: BuildHasher>(
             for (k, name) in names.iter().enumerate() {
                 let provider = providers.get(k).copied().unwrap_or(NONE);
                 if provider == NONE && !available.contains(name.as_str()) {
-                    missing.push(name.clone());
+                    missing.push(name.to_string());
                 }
             }
         }
         if !missing.is_empty() {
             missing.sort_unstable();
             missing.dedup();
-            missing_all.push((atom.name.clone(), missing));
+            missing_all.push((atom.name.to_string(), missing));
         }
     }
     missing_all
@@ -148,8 +148,8 @@ impl<'a, 's> Resolver<'a, 's> {
     fn lookup_all(
         &mut self,
         atom: u32,
-        required: &'a [String],
-        optional: &'a [String],
+        required: &'a [Name],
+        optional: &'a [Name],
     ) -> impl Iterator<Item = u32> + use<'_, 'a, 's> {
         required.iter().chain(optional).map(move |name| self.scope.lookup(&mut self.scratch, atom, name))
     }
@@ -286,7 +286,7 @@ mod tests {
             .providers
             .execute(index)
             .iter()
-            .map(|&p| if p == NONE { NO.to_owned() } else { compiled.atoms[p as usize].name.clone() })
+            .map(|&p| if p == NONE { NO.to_owned() } else { compiled.atoms[p as usize].name.to_string() })
             .collect()
     }
 

@@ -132,7 +132,7 @@ mod tests {
     }
 
     fn names(compiled: &CompiledFlow, atoms: &[u32]) -> Vec<String> {
-        atoms.iter().map(|&atom| compiled.atoms[atom as usize].name.clone()).collect()
+        atoms.iter().map(|&atom| compiled.atoms[atom as usize].name.to_string()).collect()
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Small builders for specs in unit tests.
 use std::sync::Arc;
 
-use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
+use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Name, Node, Pattern};
 
 pub fn atom(index: usize) -> Node {
     Node::Atom(index)
@@ -106,6 +106,6 @@ pub fn spec_with(mut atoms: Vec<AtomSpec>, root: Node) -> FlowSpec {
 /// A task with optional arguments too.
 pub fn task_opt(name: &str, requires: &[&str], optional: &[&str], provides: &[&str]) -> AtomSpec {
     let mut atom = AtomSpec::task(name, requires, provides);
-    atom.optional = optional.iter().map(|s| (*s).to_owned()).collect();
+    atom.optional = optional.iter().map(|s| Name::new(s)).collect();
     atom
 }

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
 
 use super::links::GraphLinks;
-use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Node, Pattern};
+use crate::spec::{AtomKind, AtomSpec, DeciderDepth, FlowNode, FlowSpec, LinkSpec, Name, Node, Pattern};
 
 /// One atom as Python lowers it (see `ferroflow/_lower.py`): `(name, kind, version, priority,
 /// requires, optional, revert_requires, revert_optional, provides)`.
@@ -26,7 +26,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
             return Err(PyValueError::new_err(format!("a lowered atom has {ATOM_FIELDS} fields, got {}", t.len())));
         }
         let name = t.get_item(0)?;
-        let name: String = name.extract().map_err(|err| match name.cast::<PyString>() {
+        let name = self::name(&name).map_err(|err| match name.cast::<PyString>() {
             // (a lone surrogate: Python text that is not Unicode text; no store could keep it)
             Ok(text) => PyValueError::new_err(format!(
                 "atom name {} is not valid text ({err}); rename the atom",
@@ -41,7 +41,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
         };
         let spec = AtomSpec {
             kind,
-            version: t.get_item(2)?.extract()?,
+            version: self::name(&t.get_item(2)?)?,
             priority: t.get_item(3)?.extract()?,
             requires: names(&t.get_item(4)?)?,
             optional: names(&t.get_item(5)?)?,
@@ -54,14 +54,22 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AtomArg {
 }
 
 /// A list (or tuple) of names, read by index; another sequence through its iterator.
-fn names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+pub(super) fn names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Name>> {
     if let Ok(list) = obj.cast::<PyList>() {
-        return list.iter().map(|item| item.extract()).collect();
+        return list.iter().map(|item| name(&item)).collect();
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
-        return tuple.iter().map(|item| item.extract()).collect();
+        return tuple.iter().map(|item| name(&item)).collect();
     }
-    obj.extract()
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("names must be a sequence of str, not a str"));
+    }
+    obj.try_iter()?.map(|item| name(&item?)).collect()
+}
+
+/// A `str` as a name (read in place: no `String` made first).
+pub(super) fn name(obj: &Bound<'_, PyAny>) -> PyResult<Name> {
+    Ok(Name::new(obj.cast::<PyString>()?.to_str()?))
 }
 
 fn pattern(code: u8) -> PyResult<Pattern> {

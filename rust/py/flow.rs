@@ -74,7 +74,7 @@ impl CompiledFlow {
 
     /// Atom names by index.
     fn names(&self) -> Vec<String> {
-        self.inner.atoms.iter().map(|a| a.name.clone()).collect()
+        self.inner.atoms.iter().map(|a| a.name.to_string()).collect()
     }
 
     /// Provider atom of each name of `requires ++ optional` (None: no atom provides it).

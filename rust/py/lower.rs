@@ -9,9 +9,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 
+use super::convert;
 use super::specs::AtomSpecs;
 use crate::graph::hash::{FastMap, FastSet};
-use crate::spec::{AtomKind, AtomSpec};
+use crate::spec::{AtomKind, AtomSpec, Name};
 
 /// The atoms and flows a lowering has visited, by identity (`_Lowering._seen`): a set of
 /// addresses, so that the loop below adds 100,000 atoms without a Python int (and a set entry)
@@ -55,9 +56,9 @@ struct Lowering<'py> {
     versions: Bound<'py, PyDict>,
     names_only: Bound<'py, PyDict>,
     /// id of a set of names -> its names (and the set, kept alive so that its id stays its own)
-    set_names: FastMap<usize, (Vec<String>, Bound<'py, PyAny>)>,
+    set_names: FastMap<usize, (Vec<Name>, Bound<'py, PyAny>)>,
     /// id of a version object -> its text (and the object, kept alive)
-    version_texts: FastMap<usize, (String, Bound<'py, PyAny>)>,
+    version_texts: FastMap<usize, (Name, Bound<'py, PyAny>)>,
     /// The class's `version` and `priority` when they are plain values (no descriptor): an
     /// instance's is then in its dict or is the class's, read without an attribute lookup.
     class_version: Option<Bound<'py, PyAny>>,
@@ -99,13 +100,13 @@ impl<'py> Lowering<'py> {
 
     /// The names of an atom's (usually shared) set of names, by the set object's identity (read
     /// through `_Lowering._set_list` the first time).
-    fn set_names(&mut self, names: &Bound<'py, PyAny>) -> PyResult<Vec<String>> {
+    fn set_names(&mut self, names: &Bound<'py, PyAny>) -> PyResult<Vec<Name>> {
         let key = names.as_ptr() as usize;
         if let Some((found, _)) = self.set_names.get(&key) {
             return Ok(found.clone());
         }
         let listed = self.this.call_method1(intern!(names.py(), "_set_list"), (names,))?;
-        let made: Vec<String> = listed.extract()?;
+        let made = convert::names(&listed)?;
         self.set_names.insert(key, (made.clone(), names.clone()));
         Ok(made)
     }
@@ -125,7 +126,7 @@ impl<'py> Lowering<'py> {
         &mut self,
         state: &Bound<'py, PyDict>,
         arg_attrs: &Bound<'py, PyTuple>,
-    ) -> PyResult<Option<(Vec<String>, Vec<String>)>> {
+    ) -> PyResult<Option<(Vec<Name>, Vec<Name>)>> {
         let py = state.py();
         if let Some(lazy) = state.get_item(intern!(py, "_lazy_args"))?.filter(|v| !v.is_none()) {
             // built with requires names alone, its mappings not made: (plan, names, rebind)
@@ -168,11 +169,7 @@ impl<'py> Lowering<'py> {
     }
 
     /// The provided names, or None (leave it to `add_atom`).
-    fn provided_names(
-        &mut self,
-        atom: &Bound<'py, PyAny>,
-        state: &Bound<'py, PyDict>,
-    ) -> PyResult<Option<Vec<String>>> {
+    fn provided_names(&mut self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<Option<Vec<Name>>> {
         let py = atom.py();
         let provides_key = intern!(py, "provides");
         match state.get_item(intern!(py, "_lazy_provides"))?.filter(|v| !v.is_none()) {
@@ -184,7 +181,7 @@ impl<'py> Lowering<'py> {
                 Ok(Some(self.set_names(&provides)?))
             }
             Some(_) if state.contains(provides_key)? => Ok(None),
-            Some(name) => Ok(name.extract::<String>().ok().map(|name| vec![name])),
+            Some(name) => Ok(convert::name(&name).ok().map(|name| vec![name])),
         }
     }
 
@@ -205,7 +202,7 @@ impl<'py> Lowering<'py> {
         Self::read(atom, state, intern!(atom.py(), "priority"), self.class_priority.as_ref())
     }
 
-    fn version_text(&mut self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<String> {
+    fn version_text(&mut self, atom: &Bound<'py, PyAny>, state: &Bound<'py, PyDict>) -> PyResult<Name> {
         let py = atom.py();
         let version = Self::read(atom, state, intern!(py, "version"), self.class_version.as_ref())?;
         let key = version.as_ptr() as usize;
@@ -216,7 +213,7 @@ impl<'py> Lowering<'py> {
             Some(found) => found.get_item(0)?,
             None => self.this.call_method1(intern!(py, "_version_text"), (atom, &version))?,
         };
-        let text: String = text.extract()?;
+        let text = convert::name(&text)?;
         self.version_texts.insert(key, (text.clone(), version));
         Ok(text)
     }
@@ -237,13 +234,13 @@ impl<'py> Lowering<'py> {
 
 /// The names of a tuple without repeats (first place kept); None when one is not a `str` that
 /// `to_str` can read (left to `add_atom`).
-fn unique_names(names: &Bound<'_, PyTuple>) -> Option<Vec<String>> {
-    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+fn unique_names(names: &Bound<'_, PyTuple>) -> Option<Vec<Name>> {
+    let mut unique: Vec<Name> = Vec::with_capacity(names.len());
     for name in names.iter() {
         let name = name.cast_into::<PyString>().ok()?;
         let text = name.to_str().ok()?;
         if !unique.iter().any(|seen| seen == text) {
-            unique.push(text.to_owned());
+            unique.push(Name::new(text));
         }
     }
     Some(unique)
@@ -288,7 +285,7 @@ pub fn lower_plain_tasks<'py>(
         if !name.is_exact_instance_of::<PyString>() || name.eq(reserved)? {
             break;
         }
-        let Ok(name) = name.extract::<String>() else { break };
+        let Ok(name) = convert::name(&name) else { break };
         match state.get_item(inject_key)? {
             Some(inject) if !inject.is_truthy()? => {}
             _ => break,

@@ -16,7 +16,7 @@ use pyo3::types::{PyList, PyString, PyTuple};
 
 use super::convert::AtomArg;
 use crate::graph;
-use crate::spec::{AtomKind, AtomSpec};
+use crate::spec::{AtomKind, AtomSpec, Name};
 
 enum Held {
     /// Being lowered (or lowered, not compiled yet).
@@ -115,11 +115,11 @@ fn tuple<'py>(py: Python<'py>, spec: &AtomSpec) -> PyResult<Bound<'py, PyTuple>>
             kind.into_pyobject(py)?.into_any(),
             spec.version.as_str().into_pyobject(py)?.into_any(),
             spec.priority.into_pyobject(py)?.into_any(),
-            PyList::new(py, &spec.requires)?.into_any(),
-            PyList::new(py, &spec.optional)?.into_any(),
-            PyList::new(py, spec.revert_requires())?.into_any(),
-            PyList::new(py, spec.revert_optional())?.into_any(),
-            PyList::new(py, &spec.provides)?.into_any(),
+            PyList::new(py, spec.requires.iter().map(Name::as_str))?.into_any(),
+            PyList::new(py, spec.optional.iter().map(Name::as_str))?.into_any(),
+            PyList::new(py, spec.revert_requires().iter().map(Name::as_str))?.into_any(),
+            PyList::new(py, spec.revert_optional().iter().map(Name::as_str))?.into_any(),
+            PyList::new(py, spec.provides.iter().map(Name::as_str))?.into_any(),
         ],
     )
 }

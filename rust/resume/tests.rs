@@ -63,7 +63,7 @@ fn actions(flow: &CompiledFlow, details: &[SavedAtom], plan: &Plan) -> Vec<(Stri
         .iter()
         .map(|e| {
             let name = match (e.atom, e.saved) {
-                (Some(a), _) => flow.atoms[a as usize].name.clone(),
+                (Some(a), _) => flow.atoms[a as usize].name.to_string(),
                 (None, Some(s)) => details[s as usize].name.clone(),
                 (None, None) => unreachable!("an entry is an atom or a detail"),
             };
