@@ -236,6 +236,9 @@ def test_a_name_that_is_not_text_is_refused_naming_it(make: Any) -> None:
         ([("a", 0, "1.0")], ValueError, "a lowered atom has 9 fields, got 3"),
         ([("a", 7, "1.0", 0, [], [], [], [], [])], ValueError, "atom 'a': unknown atom kind code 7"),
         ([("a", 0, "1.0", 0, ["x", 3], [], [], [], [])], TypeError, "str"),
+        # (a str is a sequence of names of one letter each to Python: refused, not taken so)
+        ([("a", 0, "1.0", 0, "xy", [], [], [], [])], TypeError, "names must be a sequence of str, not a str"),
+        ([("a", 0, 1.0, 0, [], [], [], [], [])], TypeError, "str"),
         ([["a", 0, "1.0", 0, [], [], [], [], []]], TypeError, "a lowered atom must be a tuple"),
         ("not atoms", TypeError, "extract `str`"),
     ],
