@@ -15,13 +15,14 @@ start and imports included); its own phase timings are in ``extra_info``.
 from __future__ import annotations
 
 import contextlib
+import statistics
 
 import pytest
 
 from bench_support import SIZES, cap
 from ferroflow.benchmarking import child, dbfiles, resume, resumebench, suite
 
-SMALL_FLOWS, SMALL_FLOWS_CI = 1_000, 200
+SMALL_FLOWS, SMALL_FLOWS_CI = 3_000, 200
 
 
 def _peer(system: str) -> None:
@@ -108,7 +109,10 @@ def test_resume_small_flows(benchmark, tmp_path, ci_mode: bool, system: str, sto
         outcomes.append(child.run_child(["resume-many", "--system", system, "--db", where, "--uuids", str(listing)]))
 
     benchmark.pedantic(resume_in_child, setup=setup, rounds=1 if ci_mode else 3)
-    outcome = outcomes[-1]
-    assert outcome["flows"] == count
-    _record(benchmark, outcome)
-    benchmark.extra_info["flows_per_second"] = count / sum(outcome["phases"].values())
+    assert all(outcome["flows"] == count for outcome in outcomes)
+    _record(benchmark, outcomes[-1])
+    # (each round's own figure, and their median: one round of ~0.1-0.3 s is at the mercy of a
+    # busy moment of the machine)
+    rates = [count / sum(outcome["phases"].values()) for outcome in outcomes]
+    benchmark.extra_info["flows_per_second_rounds"] = [round(rate) for rate in rates]
+    benchmark.extra_info["flows_per_second"] = statistics.median(rates)
