@@ -100,6 +100,98 @@ def test_graph_links_lower_as_iter_links_would(target) -> None:
     assert any(type(meta) is str for successors in flow._succ for meta in successors.values())
 
 
+# -- the log of links the compiler reads while every link is plain ------------------------------
+
+
+def _dict_walk(flow: graph_flow.Flow) -> list[tuple]:
+    """The links as read from the successor dicts (what lowering reads once a link is not plain)."""
+    from ferroflow import _core
+
+    return _core.graph_links(flow._succ, _lower._Lowering()._link).tuples()
+
+
+def _random_graph(seed: int) -> graph_flow.Flow:
+    """Children added in batches that require symbols provided before, after (waiting children
+    linked later) or twice (refused adds, rolled back), some requiring two symbols of one provider."""
+    import random
+
+    draw = random.Random(seed)
+    flow = graph_flow.Flow("g")
+    made = 0
+    for _ in range(draw.randint(1, 8)):
+        batch = []
+        for _ in range(draw.randint(1, 6)):
+            requires = {f"v{draw.randrange(made + 6)}" for _ in range(draw.randint(0, 3))}
+            provides = [f"v{made}"] + ([f"w{made}"] if draw.random() < 0.2 else [])
+            if draw.random() < 0.2 and made:
+                requires |= {f"v{made - 1}", f"w{made - 1}"}
+            batch.append(Make(f"t{made}", provides=provides, requires=sorted(requires)))
+            made += 1
+        if draw.random() < 0.15:  # a second provider of a required symbol: the add is refused
+            batch.append(Make(f"dup{made}", provides="v0"))
+            batch.append(Make(f"needs{made}", requires=["v0"]))
+        try:
+            flow.add(*batch)
+        except Exception:
+            made -= len([atom for atom in batch if atom.name.startswith("t")])
+    return flow
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_link_log_gives_the_links_the_successor_dicts_give(seed: int) -> None:
+    from ferroflow import _core
+
+    flow = _random_graph(seed)
+    logged = _core.logged_graph_links(flow._link_log, len(flow._nodes)).tuples()
+    assert logged == _dict_walk(flow)
+    if flow._plain_links:
+        lowering = _lower._Lowering()
+        assert _lower.link_tuples(lowering._graph_links(flow)) == logged
+
+
+def test_a_link_that_is_not_plain_sends_lowering_back_to_the_successor_dicts() -> None:
+    a, b = Make("a", provides=["x", "y"]), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a, b)
+    assert flow._plain_links and list(flow._link_log) == [0, 1]
+    c = Make("c", requires=["x", "y"])  # one link from two symbols: its meta is a dict
+    flow.add(c)
+    assert not flow._plain_links
+    flow = graph_flow.Flow("g").add(Make("a", provides="x"), Make("b", requires=["x"]))
+    list(flow.iter_links())  # read as dicts: those can be changed by whoever read them
+    assert not flow._plain_links
+    d = Make("d")
+    flow = graph_flow.Flow("g").add(Make("a", provides="x"), d)
+    flow.link(flow._nodes[0], d, decider=lambda history: False)
+    assert not flow._plain_links and list(flow._link_log) == [0, 1]
+    lowering = _lower._Lowering()
+    assert _lower.link_tuples(lowering._graph_links(flow)) == [(0, 1, True, 0, 3)]
+
+
+def test_a_refused_add_logs_none_of_its_links() -> None:
+    a, b = Make("a", provides="x"), Make("b", requires=["x"])
+    flow = graph_flow.Flow("g").add(a, b)
+    with pytest.raises(Exception, match="multiple providers"):
+        flow.add(
+            Make("p", provides="y"),
+            Make("q", requires=["y"]),
+            Make("c", requires=["x"]),
+            Make("c2", provides="x"),
+            Make("e", requires=["x"]),
+        )
+    assert list(flow._link_log) == [0, 1]
+
+
+def test_a_bad_link_log_is_refused() -> None:
+    from array import array
+
+    from ferroflow import _core
+
+    with pytest.raises(ValueError, match="pairs of its 2 nodes; it holds 3 numbers"):
+        _core.logged_graph_links(array("I", [0, 1, 1]), 2)
+    with pytest.raises(ValueError, match="pairs of its 2 nodes"):
+        _core.logged_graph_links(array("I", [0, 2]), 2)
+
+
 # -- the collector around big builds --------------------------------------------------------------
 
 

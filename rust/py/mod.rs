@@ -37,6 +37,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lower::IdentitySet>()?;
     m.add_class::<links::GraphLinks>()?;
     m.add_function(wrap_pyfunction!(links::graph_links, m)?)?;
+    m.add_function(wrap_pyfunction!(links::logged_graph_links, m)?)?;
     m.add_class::<resume::ResumePlan>()?;
     m.add("RESUME_ACTIONS", resume::action_names())?;
     m.add_function(wrap_pyfunction!(resume::resume_plan, m)?)?;

@@ -18,6 +18,8 @@ Differences from TaskFlow (all in cases where TaskFlow misbehaves):
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +72,11 @@ class Flow(flow.Flow):
         # made into its dict when read (iter_links) or changed.
         self._succ: list[dict[int, dict[str, Any] | str]] = []
         self._pred: list[list[int]] = []  # position -> predecessors, in link order
+        # (u, v) of every link, in the order made, flat (u0, v0, u1, v1, ...); and whether every link's
+        # meta is still its one symbol. While it is, the compiler takes the links from the log
+        # (`_core.logged_graph_links`) without visiting 100,000 successor dicts.
+        self._link_log = array("I")
+        self._plain_links = True
         # symbol -> its provider, or (several) its providers in insertion order: most symbols have one,
         # and a list each would cost 10 MB per 100,000 children.
         self._provided: dict[str, int | list[int]] = {}
@@ -183,6 +190,8 @@ class Flow(flow.Flow):
         for position, needs in deferred:
             for symbol in needs:
                 self._unresolved.setdefault(symbol, set()).add(position)
+        if journal.edges:  # (logged once the add stands: a rolled-back one logs nothing)
+            self._link_log.extend(itertools.chain.from_iterable(journal.edges))
         self._version += 1
         return self
 
@@ -219,6 +228,8 @@ class Flow(flow.Flow):
                 raise _cycle_error(u, v)
             meta = self._succ[pu][pv] = {}
             self._pred[pv].append(pu)
+            self._link_log.extend((pu, pv))
+        self._plain_links = False
         if decider is not None:
             meta[flow.LINK_DECIDER] = decider
             meta.pop(flow.LINK_DECIDER_DEPTH, None)
@@ -233,12 +244,17 @@ class Flow(flow.Flow):
         meta = successors.get(v)
         if meta is None:
             # (a str symbol is the compact form of {LINK_REASONS: {symbol}}: see _succ)
-            successors[v] = symbol if type(symbol) is str else {flow.LINK_REASONS: {symbol}}
+            if type(symbol) is str:
+                successors[v] = symbol
+            else:
+                successors[v] = {flow.LINK_REASONS: {symbol}}
+                self._plain_links = False
             self._pred[v].append(u)
             journal.edges.append((u, v))
         elif type(meta) is str:
             if meta != symbol:
                 successors[v] = {flow.LINK_REASONS: {meta, symbol}}
+                self._plain_links = False
         else:
             meta.setdefault(flow.LINK_REASONS, set()).add(symbol)
 
@@ -248,6 +264,7 @@ class Flow(flow.Flow):
         meta = successors.get(v)
         if type(meta) is str:
             meta = successors[v] = {flow.LINK_REASONS: {meta}}
+            self._plain_links = False
         return meta
 
     def _rollback(self, journal: _Journal) -> None:
