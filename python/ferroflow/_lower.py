@@ -387,7 +387,9 @@ class _Lowering:
         # position in flow._nodes -> position among the children (they are the members, in that order)
         rank = None if members is None else {n: i for i, n in enumerate(sorted(members))}
         if rank is None:  # (the common case: read in Rust, no tuple per link)
-            if flow._plain_links:  # (no meta to read: the log has every link, in the order made)
+            # (no meta to read: the log has every link, in the order made; a flow unpickled from an
+            # older ferroflow has no log)
+            if getattr(flow, "_plain_links", False):
                 return _core.logged_graph_links(flow._link_log, len(flow._nodes))
             return _core.graph_links(flow._succ, self._link)
         plain = DEPTH_CODES[de.Depth.ALL]
