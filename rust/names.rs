@@ -98,17 +98,13 @@ impl<'a> Candidates<'a> {
             }
         }
         // ... then put in preorder (bucketed by preorder index, without a comparison sort).
-        let by_pre = Csr::from_edges(order.pre.len(), &by_atom);
+        let mut by_pre = Csr::from_edges(order.pre.len(), &by_atom);
         drop(by_atom);
+        // A name listed twice by one atom counts once.
+        by_pre.keep_first_of_each_target(ids.len());
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(by_pre.targets.len());
         for index in 0..order.pre.len() as u32 {
-            let names = by_pre.neighbours(index);
-            for (k, &id) in names.iter().enumerate() {
-                // A name listed twice by one atom counts once.
-                if !names[..k].contains(&id) {
-                    pairs.push((id, index));
-                }
-            }
+            pairs.extend(by_pre.neighbours(index).iter().map(|&id| (id, index)));
         }
         // `from_edges` keeps the input order per name: preorder, so ascending.
         let by_name = Csr::from_edges(ids.len(), &pairs);
@@ -429,6 +425,23 @@ mod tests {
         assert_eq!(providers_of(&spec, "c"), vec!["p", NO, "p"]);
         let compiled = compile(&spec).unwrap();
         assert!(unsatisfied(&compiled, &HashSet::new()).is_empty(), "optional y is not missing");
+    }
+
+    #[test]
+    fn a_name_an_atom_provides_twice_makes_it_one_candidate() {
+        use crate::graph::tree::{flatten, LocalLinks, TreeOrder};
+        let spec = spec_with(
+            vec![t("p", &[], &["x", "y", "x"]), t("q", &[], &["x"]), t("c", &["x", "y"], &[])],
+            linear(vec![atom(0), atom(1), atom(2)]),
+        );
+        let tree = flatten(&spec).unwrap();
+        let links = LocalLinks::new(&tree);
+        let order = TreeOrder::new(&tree, &links);
+        let candidates = Candidates::new(&spec.atoms, &order);
+        let preorder = |atom: usize| order.pre[atom];
+        assert_eq!(candidates.get("x").unwrap().1, [preorder(0), preorder(1)]);
+        assert_eq!(candidates.get("y").unwrap().1, [preorder(0)]);
+        assert_eq!(providers_of(&spec, "c"), vec!["q", "p"]);
     }
 
     #[test]
